@@ -1,0 +1,256 @@
+"""Run configuration: one dataclass, four profiles, and the project's default folders.
+
+Every notebook builds a :class:`RunConfig` from its papermill parameters with
+:meth:`RunConfig.from_profile`, so ``incseg suite --profile cpu`` and a Colab session given
+the same parameters train the same thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PROFILES = ("smoke", "cpu", "colab", "paper")
+DATASETS = ("shapes", "voc", "camvid")
+BACKBONES = ("resnet18", "resnet50", "resnet101")
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a training run and its evaluation.
+
+    Attributes:
+        profile: one of ``smoke``, ``cpu``, ``colab``, ``paper`` (see DESIGN.md, "Profiles").
+        dataset: ``shapes`` (embedded, procedurally drawn), ``voc`` or ``camvid``.
+        data_root: dataset folder; ``""`` means :func:`default_data_root` / dataset name.
+        voc_split: VOC training list, ``train`` (1,464 official) or ``train_aug`` (10,582, needs SBD).
+        task: task protocol name, e.g. ``offline``, ``15-5``, ``15-1``; see :mod:`incseg_lib.tasks`.
+        setting: ``disjoint`` or ``overlapped``.
+        backbone: ``resnet18``, ``resnet50`` or ``resnet101`` (BiSeNet context path).
+        pretrained: ``imagenet`` (torchvision weights API), a path to a ResNet state dict, or ``""``.
+        crop_size: square training crop in pixels.
+        eval_crop: if > 0, also evaluate MiB-style on a resize + centre crop of this size.
+        batch_size: images per training batch.
+        epochs: training epochs per step.
+        lr: initial learning rate at step 0 (poly schedule, power 0.9).
+        lr_next: initial learning rate for steps >= 1 (MiB uses 0.001).
+        momentum, weight_decay: SGD hyperparameters.
+        aux_weight: weight of each BiSeNet auxiliary loss (1.0 in the paper).
+        num_workers: DataLoader worker processes.
+        seed: seed for weights, data order and augmentation.
+        device: ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
+        amp: mixed precision (only ever used on CUDA).
+        max_train_images, max_val_images: caps (0 = all) for quick looks.
+        checkpoint_dir: root of the checkpoint tree; ``""`` means :func:`default_checkpoint_root`.
+        run_dir: where results, TensorBoard logs and figures of this run go.
+        grid: profile-sized hyperparameter grid for notebook 01 (backbones, lrs, batch_sizes).
+    """
+
+    profile: str = "smoke"
+    dataset: str = "shapes"
+    data_root: str = ""
+    voc_split: str = "train"
+    task: str = "offline"
+    setting: str = "overlapped"
+    backbone: str = "resnet18"
+    pretrained: str = ""
+    crop_size: int = 64
+    eval_crop: int = 0
+    batch_size: int = 8
+    epochs: int = 4
+    lr: float = 0.01
+    lr_next: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    aux_weight: float = 1.0
+    num_workers: int = 0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    max_train_images: int = 0
+    max_val_images: int = 0
+    checkpoint_dir: str = ""
+    run_dir: str = "runs/default"
+    grid: dict[str, list] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_profile(cls, profile: str = "smoke", **overrides: Any) -> "RunConfig":
+        """Build the configuration of ``profile`` and apply ``overrides``.
+
+        Overrides whose value is ``None`` or ``""`` (papermill's "use the default") are skipped,
+        except ``pretrained`` and paths, where ``""`` is meaningful only as "default".
+
+        Raises:
+            ValueError: unknown profile, unknown option name, or an invalid value.
+        """
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(overrides) - names)
+        if bad:
+            raise ValueError(f"unknown RunConfig option(s) {bad}; valid options: {sorted(names)}")
+        values: dict[str, Any] = dict(_PROFILE_VALUES[profile])
+        values["profile"] = profile
+        dataset = overrides.get("dataset") or values["dataset"]
+        values.update(_DATASET_VALUES.get((profile, dataset), {}))
+        for key, val in overrides.items():
+            if val is None or (isinstance(val, str) and val == "" and key != "pretrained"):
+                continue
+            values[key] = val
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        """A copy with ``changes`` applied (validated)."""
+        cfg = dataclasses.replace(self, **changes)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the option and the valid choices when a value is off."""
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset={self.dataset!r} is not known; choose one of {DATASETS}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone={self.backbone!r} is not known; choose one of {BACKBONES}")
+        if self.setting not in ("disjoint", "overlapped"):
+            raise ValueError(f"setting={self.setting!r}; choose 'disjoint' or 'overlapped'")
+        if self.voc_split not in ("train", "train_aug"):
+            raise ValueError(f"voc_split={self.voc_split!r}; choose 'train' or 'train_aug'")
+        for name in ("crop_size", "batch_size", "epochs"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.lr <= 0 or self.lr_next <= 0:
+            raise ValueError(f"learning rates must be positive, got lr={self.lr}, lr_next={self.lr_next}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device={self.device!r}; choose 'auto', 'cpu' or 'cuda[:N]'")
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def data_path(self) -> Path:
+        """The dataset folder this run reads."""
+        return Path(self.data_root).expanduser() if self.data_root else default_data_root() / self.dataset
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint_dir).expanduser() if self.checkpoint_dir else default_checkpoint_root()
+
+    def torch_device(self):
+        """The ``torch.device`` to use (``auto`` picks CUDA when available)."""
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def training_key(self, *, step: int, method: str) -> dict[str, Any]:
+        """What determines the weights of ``step``: the checkpoint's identity.
+
+        Step 0 does not depend on the incremental method, so its key uses method ``step0``
+        and every method of a task and setting shares the same step-0 model.
+        """
+        return {
+            "dataset": self.dataset,
+            "data": str(self.data_path.resolve()),
+            "voc_split": self.voc_split if self.dataset == "voc" else "",
+            "task": self.task,
+            "setting": self.setting if self.task != "offline" else "",
+            "method": method if step > 0 else "step0",
+            "step": step,
+            "backbone": self.backbone,
+            "pretrained": self.pretrained,
+            "crop_size": self.crop_size,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "lr": self.lr if step == 0 else self.lr_next,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "aux_weight": self.aux_weight,
+            "max_train_images": self.max_train_images,
+            "seed": self.seed,
+        }
+
+
+def key_digest(key: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-able dict (used in checkpoint folder names)."""
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+
+
+_PROFILE_VALUES: dict[str, dict[str, Any]] = {
+    "smoke": dict(dataset="shapes", crop_size=64, batch_size=8, epochs=4, lr=0.05, lr_next=0.005,
+                  num_workers=0, pretrained="",
+                  grid={"backbones": ["resnet18"], "lrs": [0.05, 0.01], "batch_sizes": [8]}),
+    "cpu": dict(dataset="voc", crop_size=160, batch_size=8, epochs=30, lr=0.025, lr_next=0.0025,
+                num_workers=2, pretrained="imagenet",
+                grid={"backbones": ["resnet18"], "lrs": [0.025, 0.01], "batch_sizes": [8]}),
+    "colab": dict(dataset="voc", crop_size=512, batch_size=16, epochs=30, lr=0.01, lr_next=0.001,
+                  num_workers=2, pretrained="imagenet",
+                  grid={"backbones": ["resnet18", "resnet50"], "lrs": [0.01, 0.025], "batch_sizes": [8, 16]}),
+    "paper": dict(dataset="voc", voc_split="train_aug", crop_size=512, batch_size=24, epochs=30, lr=0.01,
+                  lr_next=0.001, num_workers=4, pretrained="imagenet", eval_crop=512, backbone="resnet101",
+                  grid={"backbones": ["resnet50", "resnet101"], "lrs": [0.01], "batch_sizes": [24]}),
+}
+
+# Dataset-specific values per profile (CamVid frames are 480x360, street scenes).
+_DATASET_VALUES: dict[tuple[str, str], dict[str, Any]] = {
+    ("cpu", "camvid"): dict(crop_size=240, batch_size=8, epochs=40, lr=0.025),
+    ("colab", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025),
+    ("paper", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025, eval_crop=0),
+    ("smoke", "voc"): dict(crop_size=96, max_train_images=64, max_val_images=32),
+    ("smoke", "camvid"): dict(crop_size=96, max_train_images=64, max_val_images=32),
+    ("cpu", "shapes"): dict(crop_size=64, epochs=10),
+}
+
+
+def default_home() -> Path:
+    """Root for data and checkpoints.
+
+    ``$INCSEG_HOME`` if set; else the repository itself when the library runs from a checkout
+    (``data/`` and ``checkpoints/`` beside ``pyproject.toml``, as DESIGN.md lays out); else
+    ``~/.cache/incseg`` (a pip install, e.g. on Colab).
+    """
+    env = os.environ.get("INCSEG_HOME")
+    if env:
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").is_file() and (repo / "notebooks").is_dir():
+        return repo
+    return Path.home() / ".cache" / "incseg"
+
+
+def default_data_root() -> Path:
+    """Folder holding one subfolder per dataset (``shapes``, ``voc``, ``camvid``)."""
+    return default_home() / "data"
+
+
+def default_checkpoint_root() -> Path:
+    """Folder of the checkpoint tree shared by all runs (reuse across notebooks)."""
+    return default_home() / "checkpoints"
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) for a reproducible run."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def parse_list(text: str | list, cast=str) -> list:
+    """Parse a papermill-friendly comma list (``"0.01,0.025"``) into a typed list."""
+    if isinstance(text, (list, tuple)):
+        return [cast(t) for t in text]
+    return [cast(t.strip()) for t in str(text).split(",") if t.strip()]
