@@ -152,12 +152,12 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     def read_image(self, i: int) -> torch.Tensor:
         """Image ``i`` as ``(3, H, W)`` uint8 RGB."""
-        from torchvision.io import ImageReadMode, decode_image, read_file
-
         path = self.image_paths[i]
         if not path.is_file():
             raise DatasetError(f"image file {path} does not exist (dataset {self.info.name}, id {self.ids[i]})")
-        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        return torch.from_numpy(rgb.copy()).permute(2, 0, 1)
 
     def image_size(self, i: int) -> tuple[int, int]:
         """``(H, W)`` of image ``i`` from its header (no decoding)."""

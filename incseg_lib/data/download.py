@@ -7,6 +7,7 @@ server; nothing in the test suite touches the network.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
@@ -65,7 +66,7 @@ def download(url: str, dest: Path, *, md5: str | None = None, sha256: str | None
                 have = 0
             total = resp.headers.get("Content-Length")
             total = int(total) + have if total is not None else None
-            mode = "ab" if have else "wb"
+            mode, got = ("ab" if have else "wb"), 0
             with open(part, mode) as out, tqdm(total=total, initial=have, unit="B", unit_scale=True,
                                                desc=dest.name, disable=not progress) as bar:
                 while True:
@@ -74,13 +75,17 @@ def download(url: str, dest: Path, *, md5: str | None = None, sha256: str | None
                         break
                     out.write(chunk)
                     bar.update(len(chunk))
+                    got += len(chunk)
+        if total is not None and have + got < total:
+            raise DownloadError(f"downloading {url} stopped after {have + got} of {total} bytes; re-run the "
+                                f"same command to resume from {part}")
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # range not satisfiable: the part file is already complete
             pass
         else:
             raise DownloadError(f"downloading {url} failed: HTTP {e.code}; re-run to resume "
                                 f"({part} keeps {have} bytes)") from e
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         raise DownloadError(f"downloading {url} failed: {e}; re-run the same command to resume "
                             f"from {part}") from e
     if not _verify(part, md5, sha256):

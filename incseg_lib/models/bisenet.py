@@ -223,7 +223,10 @@ def build_resnet(name: str, pretrained: str = "") -> nn.Module:
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith("fc.")}
-        missing, unexpected = net.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = net.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shape mismatches
+            raise RuntimeError(f"{path} does not fit torchvision {name}: {str(e).splitlines()[1].strip()}") from None
         missing = [k for k in missing if not k.startswith("fc.")]
         if missing or unexpected:
             raise RuntimeError(f"{path} does not fit torchvision {name}: missing {missing[:5]}, "

@@ -1,0 +1,61 @@
+"""The notebooks: clean, in sync with their jupytext sources, and the smoke suite end to end."""
+
+import json
+
+import pytest
+
+from incseg_lib import results
+from incseg_lib.notebooks import render
+from incseg_lib.suite import SuiteError, find_notebooks, notebooks_dir, run_suite
+
+NOTEBOOKS = find_notebooks()
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_clean_and_in_sync(nb):
+    data = json.loads(nb.read_text())
+    code = [c for c in data["cells"] if c["cell_type"] == "code"]
+    assert not any(c.get("outputs") or c.get("execution_count") for c in code), "commit notebooks without outputs"
+    assert sum("parameters" in c.get("metadata", {}).get("tags", []) for c in data["cells"]) == 1
+    src = nb.with_suffix(".py")
+    assert src.is_file(), f"{nb.name} has no jupytext source"
+    assert nb.read_text() == render(src), f"{nb.name} is out of sync with {src.name}: run `make notebooks`"
+
+
+def test_unknown_parameter_is_refused_before_running(tmp_path):
+    with pytest.raises(SuiteError, match="no parameter\\(s\\) \\['epoch'\\].*declares"):
+        run_suite("smoke", out=tmp_path / "run", extra={"epoch": 3}, print_fn=lambda *a: None)
+    assert not (tmp_path / "run" / "notebooks").exists()
+
+
+@pytest.mark.notebooks
+def test_smoke_suite_end_to_end(tmp_path):
+    run = run_suite("smoke", out=tmp_path / "run", print_fn=print)
+    for nb in NOTEBOOKS:
+        assert (run / "notebooks" / nb.name).is_file()
+        assert (run / "report" / f"{nb.stem}.html").is_file()
+    recs = results.load(run)
+    assert recs, "the suite recorded no result"
+    offline = [r for r in recs if r["notebook"] == "01_offline_bisenet_tuning"]
+    assert len(offline) == 2  # the smoke grid: two learning rates
+    for r in offline:
+        assert set(r["iou"]) >= {"background", "disc"} and 0 <= r["miou_all"] <= 1
+        assert r["train_seconds"] > 0 and r["images_per_second"] > 0
+    assert "Results" in (run / "report" / "index.html").read_text()
+    assert not list(notebooks_dir().glob("*.ipynb.tmp"))
+
+
+def test_failing_notebook_names_the_cell(tmp_path):
+    import nbformat
+
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_code_cell("raise ValueError('boom')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / "01_broken.ipynb")
+    with pytest.raises(SuiteError, match="01_broken.ipynb failed in cell .*ValueError: boom"):
+        run_suite("smoke", out=tmp_path / "run", notebooks=folder, print_fn=lambda *a: None)
+    assert (tmp_path / "run" / "notebooks" / "01_broken.ipynb").is_file()

@@ -1,0 +1,150 @@
+"""Datasets: layouts, bad input messages, the shapes generator, transforms, downloads, resizing."""
+
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from incseg_lib.data import DatasetError, camvid_dataset, ensure_shapes, load_dataset, resize_voc, voc_dataset
+from incseg_lib.data.download import DownloadError, download
+from incseg_lib.data.transforms import centre_crop_transforms, train_transforms
+from tests.conftest import write_voc
+
+
+def test_missing_folder_names_path_and_command(tmp_path):
+    with pytest.raises(DatasetError, match=f"{tmp_path}.*incseg data voc --root"):
+        voc_dataset(tmp_path / "nothing", "train")
+    with pytest.raises(DatasetError, match="incseg data camvid --root"):
+        camvid_dataset(tmp_path, "train")
+
+
+def test_bad_mask_value_names_file_and_value(tmp_path):
+    write_voc(tmp_path, {"ok": np.zeros((8, 8)), "bad": np.full((8, 8), 42)})
+    ds = voc_dataset(tmp_path, "train")
+    ds[0]
+    with pytest.raises(DatasetError, match=r"bad\.png holds value\(s\) \[42\].*0..20 and 255"):
+        ds[1]
+
+
+def test_size_mismatch_names_file(tmp_path):
+    voc = write_voc(tmp_path, {"a": np.zeros((8, 8))})
+    Image.fromarray(np.zeros((9, 8, 3), np.uint8)).save(voc / "JPEGImages" / "a.jpg")
+    with pytest.raises(DatasetError, match=r"a\.jpg is \(9, 8\).*a\.png is \(8, 8\)"):
+        voc_dataset(tmp_path, "train")[0]
+
+
+def test_shapes_is_deterministic_and_voc_shaped(tmp_path):
+    a = ensure_shapes(tmp_path / "a", n_train=6, n_val=2, size=48)
+    b = ensure_shapes(tmp_path / "b", n_train=6, n_val=2, size=48)
+    for name in ("train_00000", "train_00005"):
+        ma = np.asarray(Image.open(a / "VOCdevkit/VOC2012/SegmentationClass" / f"{name}.png"))
+        mb = np.asarray(Image.open(b / "VOCdevkit/VOC2012/SegmentationClass" / f"{name}.png"))
+        assert np.array_equal(ma, mb)
+        assert set(np.unique(ma)) <= set(range(21)) | {255}
+    ds = voc_dataset(a, "train")
+    assert len(ds) == 6 and len(voc_dataset(a, "val")) == 2
+
+
+def test_shapes_has_cooccurring_classes(shapes_root):
+    ds = load_dataset("shapes", "train", root=shapes_root)
+    P = ds.class_presence()
+    assert P[:, 1:].any(0).all()  # every class appears
+    assert (P[:, 1:].sum(1) >= 2).mean() > 0.3  # many images hold several classes: background shift is real
+
+
+def test_camvid_ids(tmp_path):
+    cam = tmp_path / "CamVid"
+    for d in ("train", "trainannot"):
+        (cam / d).mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(cam / "train" / "f1.png")
+    Image.fromarray(np.array([[0, 10, 11, 3]] * 4, np.uint8)).save(cam / "trainannot" / "f1.png")
+    (cam / "train.txt").write_text("/SegNet/CamVid/train/f1.png /SegNet/CamVid/trainannot/f1.png\n")
+    assert camvid_dataset(tmp_path, "train")[0][1][0].tolist() == [0, 10, 255, 3]
+    assert camvid_dataset(tmp_path, "train", background=True)[0][1][0].tolist() == [1, 11, 255, 4]
+    Image.fromarray(np.full((4, 4), 12, np.uint8)).save(cam / "trainannot" / "f1.png")
+    with pytest.raises(DatasetError, match=r"f1\.png holds value\(s\) \[12\]"):
+        camvid_dataset(tmp_path, "train")[0]
+
+
+def test_train_transform_shapes_and_ignore_padding(shapes_root):
+    torch.manual_seed(0)
+    ds = load_dataset("shapes", "train", root=shapes_root, transforms=train_transforms(120, (1.0, 1.0)))
+    x, y = ds[0]  # 80 px image in a 120 crop: the mask padding must be 255, never background
+    assert x.shape == (3, 120, 120) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert (y == 255).sum() >= 120 * 120 - 80 * 80
+    x, y = load_dataset("shapes", "val", root=shapes_root, transforms=centre_crop_transforms(64))[0]
+    assert x.shape == (3, 64, 64) and y.shape == (64, 64)
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves one payload with Range support; can cut the first response short."""
+
+    payload = b""
+    cut_first = False
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        data, start = self.payload, 0
+        rng = self.headers.get("Range")
+        if rng:
+            start = int(rng.split("=")[1].split("-")[0])
+            self.send_response(206)
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if type(self).cut_first:
+            type(self).cut_first = False
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+
+
+def test_download_resumes_and_verifies(server, tmp_path):
+    payload = bytes(range(256)) * 4000
+    _RangeHandler.payload, _RangeHandler.cut_first = payload, True
+    url = f"http://127.0.0.1:{server.server_address[1]}/data.bin"
+    dest = tmp_path / "data.bin"
+    md5 = hashlib.md5(payload).hexdigest()
+    with pytest.raises(DownloadError, match="re-run"):
+        download(url, dest, md5=md5, progress=False)
+    part = dest.with_name("data.bin.part")
+    assert 0 < part.stat().st_size < len(payload)
+    download(url, dest, md5=md5, progress=False)  # resumes with a Range request
+    assert dest.read_bytes() == payload and not part.exists()
+    with pytest.raises(DownloadError, match="checksum"):
+        download(url, tmp_path / "other.bin", md5="0" * 32, progress=False)
+    assert not (tmp_path / "other.bin").exists() and not (tmp_path / "other.bin.part").exists()
+
+
+def test_resize_voc_keeps_ignore_and_layout(tmp_path):
+    m = np.zeros((40, 60), np.uint8)
+    m[10:30, 10:30] = 8
+    m[9, 10:30] = 255
+    write_voc(tmp_path / "src", {"x": m}, size=(40, 60))
+    out = resize_voc(tmp_path / "src", tmp_path / "dst", 20, progress=False)
+    img = Image.open(out / "JPEGImages" / "x.jpg")
+    mask = np.asarray(Image.open(out / "SegmentationClass" / "x.png"))
+    assert img.size == (30, 20) and mask.shape == (20, 30)
+    assert set(np.unique(mask)) <= {0, 8, 255} and 255 in mask and 8 in mask
+    assert (out / "ImageSets" / "Segmentation" / "train.txt").read_text() == "x\n"
+    assert len(voc_dataset(tmp_path / "dst", "train")) == 1

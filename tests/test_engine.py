@@ -1,0 +1,71 @@
+"""Training loop: poly LR, checkpoint resume equals an uninterrupted run, mismatch errors."""
+
+import pytest
+import torch
+
+from incseg_lib.data import load_dataset
+from incseg_lib.data.transforms import eval_transforms, train_transforms
+from incseg_lib.engine import CheckpointMismatch, evaluate, fit, load_checkpoint, poly_lr
+from incseg_lib.models import BiSeNet
+
+
+def test_poly_lr():
+    assert poly_lr(0.01, 0, 100) == 0.01
+    assert poly_lr(0.01, 50, 100) == pytest.approx(0.01 * 0.5 ** 0.9)
+    assert poly_lr(0.01, 100, 100) == 0.0
+
+
+@pytest.fixture(scope="module")
+def tiny_train(shapes_root):
+    ds = load_dataset("shapes", "train", root=shapes_root, transforms=train_transforms(32))
+    return ds.subset(range(12))
+
+
+def _fit(model, ds, ckpt, **kw):
+    return fit(model, ds, epochs=3, batch_size=4, lr=0.01, seed=3, checkpoint=ckpt, key={"k": 1}, progress=False,
+               print_fn=lambda *a: None, **kw)
+
+
+def test_resume_reproduces_uninterrupted_run(tiny_train, tmp_path):
+    torch.manual_seed(0)
+    a = BiSeNet([21], "resnet18")
+    b = BiSeNet([21], "resnet18")
+    b.load_state_dict(a.state_dict())
+    full = _fit(a, tiny_train, tmp_path / "a.pt")
+    part = _fit(b, tiny_train, tmp_path / "b.pt", stop_after_epoch=1)  # "killed" after epoch 1
+    assert part["epochs_done"] == 1
+    c = BiSeNet([21], "resnet18")  # a fresh process would start from a fresh model
+    resumed = _fit(c, tiny_train, tmp_path / "b.pt")
+    assert resumed["resumed_from"] == 1 and resumed["epochs_done"] == 3
+    for (name, pa), pc in zip(a.state_dict().items(), c.state_dict().values()):
+        assert torch.equal(pa, pc), name
+    assert resumed["loss"] == pytest.approx(full["loss"])
+    # a finished checkpoint is reused, not retrained
+    again = _fit(BiSeNet([21], "resnet18"), tiny_train, tmp_path / "a.pt")
+    assert again["resumed_from"] == 3 and again["loss"] == full["loss"]
+
+
+def test_checkpoint_mismatch_is_named(tiny_train, tmp_path):
+    _fit(BiSeNet([21], "resnet18"), tiny_train, tmp_path / "c.pt", stop_after_epoch=1)
+    with pytest.raises(CheckpointMismatch, match="classes per step \\[21\\].*\\[16, 5\\]"):
+        load_checkpoint(tmp_path / "c.pt", BiSeNet([16, 5], "resnet18"))
+    with pytest.raises(CheckpointMismatch, match="resnet18.*resnet50"):
+        load_checkpoint(tmp_path / "c.pt", BiSeNet([21], "resnet50"))
+    with pytest.raises(CheckpointMismatch, match="differs in \\['k'\\]"):
+        load_checkpoint(tmp_path / "c.pt", BiSeNet([21], "resnet18"), key={"k": 2})
+
+
+def test_training_lowers_the_loss_and_evaluates(shapes_root):
+    torch.manual_seed(0)
+    train = load_dataset("shapes", "train", root=shapes_root, transforms=train_transforms(48)).subset(range(96))
+    model = BiSeNet([21], "resnet18")
+    h = fit(model, train, epochs=3, batch_size=8, lr=0.05, progress=False, print_fn=lambda *a: None)
+    assert h["loss"][-1] < h["loss"][0]
+    val = load_dataset("shapes", "val", root=shapes_root, transforms=eval_transforms()).subset(range(10))
+    ev = evaluate(model, val, 21, progress=False)
+    assert ev["images"] == 10 and ev["confusion"].mat.sum() > 0
+
+
+def test_too_few_images(tiny_train):
+    with pytest.raises(ValueError, match="at least 2"):
+        fit(BiSeNet([21]), tiny_train.subset([0]), epochs=1, batch_size=4, lr=0.01, progress=False)

@@ -1,0 +1,65 @@
+"""BiSeNet shapes, incremental heads, and weight loading."""
+
+import pytest
+import torch
+
+from incseg_lib.models import BiSeNet, IncrementalClassifier, build_resnet
+
+
+@pytest.mark.parametrize("backbone,c32", [("resnet18", 512), ("resnet50", 2048), ("resnet101", 2048)])
+def test_output_shapes(backbone, c32):
+    torch.manual_seed(0)
+    model = BiSeNet([16, 5], backbone)
+    x = torch.randn(2, 3, 96, 128)
+    out = model.train()(x)
+    assert out["out"].shape == (2, 21, 96, 128)
+    assert [a.shape for a in out["aux"]] == [(2, 21, 96, 128)] * 2
+    assert out["features"].shape == (2, c32, 3, 4)
+    model.eval()
+    with torch.no_grad():
+        ev = model(torch.randn(1, 3, 75, 101))  # sizes not divisible by 32 work too
+    assert ev["out"].shape == (1, 21, 75, 101) and "aux" not in ev
+
+
+def test_incremental_heads_grow_per_step():
+    model = BiSeNet([16], "resnet18")
+    model.add_step(1)
+    model.add_step(1)
+    assert model.classes_per_step == [16, 1, 1] and model.num_classes == 18
+    for clf in model.classifiers():
+        assert [h.out_channels for h in clf.heads] == [16, 1, 1]
+    out = model.train()(torch.randn(2, 3, 64, 64))
+    assert out["out"].shape[1] == 18 and all(a.shape[1] == 18 for a in out["aux"])
+
+
+def test_classifier_concatenates_heads_in_step_order():
+    clf = IncrementalClassifier(4, [2, 3])
+    x = torch.randn(1, 4, 5, 5)
+    y = clf(x)
+    assert torch.allclose(y[:, :2], clf.heads[0](x)) and torch.allclose(y[:, 2:], clf.heads[1](x))
+    with pytest.raises(ValueError):
+        IncrementalClassifier(4, [0])
+
+
+def test_local_state_dict_is_loaded(tmp_path):
+    import torchvision
+
+    ref = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "r18.pth"
+    torch.save(ref.state_dict(), path)
+    net = build_resnet("resnet18", str(path))
+    assert torch.equal(net.conv1.weight, ref.conv1.weight)
+    assert torch.equal(net.layer4[1].bn2.running_var, ref.layer4[1].bn2.running_var)
+
+
+def test_bad_weights_and_backbone_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        build_resnet("resnet18", str(tmp_path / "nope.pth"))
+    import torchvision
+
+    path = tmp_path / "r50.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), path)
+    with pytest.raises(RuntimeError, match="does not fit torchvision resnet18"):
+        build_resnet("resnet18", str(path))
+    with pytest.raises(ValueError, match="resnet34"):
+        BiSeNet([21], "resnet34")

@@ -1,0 +1,52 @@
+"""Results registry: required fields, never overwritten, read back in order; config profiles."""
+
+import json
+
+import pytest
+
+from incseg_lib import results
+from incseg_lib.config import RunConfig
+
+BASE = dict(notebook="01", dataset="shapes", task="offline", setting="offline", method="offline", step=0,
+            backbone="resnet18", iou={"background": 0.9, "disc": 0.5}, miou_all=0.7, miou_old=0.7, miou_new=None,
+            pixel_acc=0.95)
+
+
+def test_records_are_appended_never_overwritten(tmp_path):
+    a = results.record(tmp_path, **BASE)
+    b = results.record(tmp_path, **{**BASE, "miou_all": 0.1})
+    assert a != b and a.exists() and b.exists()
+    recs = results.load(tmp_path)
+    assert [r["miou_all"] for r in recs] == [0.7, 0.1]
+    rec = json.loads(a.read_text())
+    assert rec["version"] and rec["device"] and rec["iou"]["disc"] == 0.5
+    assert not list((tmp_path / "results").glob(".*tmp"))
+    df = results.table(recs)
+    assert df["miou_all"].tolist() == [70.0, 10.0]
+
+
+def test_missing_fields_are_refused(tmp_path):
+    bad = dict(BASE)
+    del bad["miou_old"]
+    with pytest.raises(ValueError, match="miou_old"):
+        results.record(tmp_path, **bad)
+
+
+def test_profiles_and_overrides():
+    smoke = RunConfig.from_profile("smoke")
+    cpu = RunConfig.from_profile("cpu", dataset="camvid", epochs=3)
+    assert smoke.dataset == "shapes" and cpu.dataset == "camvid" and cpu.epochs == 3
+    assert RunConfig.from_profile("paper").voc_split == "train_aug"
+    assert RunConfig.from_profile("cpu", dataset="").dataset == "voc"  # "" keeps the profile's value
+    with pytest.raises(ValueError, match="unknown profile 'gpu'"):
+        RunConfig.from_profile("gpu")
+    with pytest.raises(ValueError, match="unknown RunConfig option.*'epoch'"):
+        RunConfig.from_profile("smoke", epoch=3)
+    with pytest.raises(ValueError, match="backbone='vgg'"):
+        RunConfig.from_profile("smoke", backbone="vgg")
+
+
+def test_step0_key_is_shared_by_methods():
+    cfg = RunConfig.from_profile("smoke", task="15-5")
+    assert cfg.training_key(step=0, method="mib") == cfg.training_key(step=0, method="ft")
+    assert cfg.training_key(step=1, method="mib") != cfg.training_key(step=1, method="ft")
