@@ -249,6 +249,15 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def show_progress(requested: bool = True) -> bool:
+    """Whether to draw progress bars: ``requested`` unless ``$INCSEG_PROGRESS`` is ``0``.
+
+    The suite runner sets ``INCSEG_PROGRESS=0`` for headless papermill runs, where a
+    ``tqdm.auto`` bar would only store an empty widget; the one-line summaries still print.
+    """
+    return bool(requested) and os.environ.get("INCSEG_PROGRESS", "1") != "0"
+
+
 def parse_list(text: str | list, cast=str) -> list:
     """Parse a papermill-friendly comma list (``"0.01,0.025"``) into a typed list."""
     if isinstance(text, (list, tuple)):

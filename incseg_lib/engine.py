@@ -20,6 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from .config import show_progress
+
 from .losses import bisenet_loss
 from .metrics import ConfusionMatrix
 
@@ -165,7 +167,7 @@ def fit(
                             num_workers=num_workers, pin_memory=cuda, persistent_workers=False)
         model.train()
         t0, n_img, sums = time.perf_counter(), 0, defaultdict(float)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not show_progress(progress))
         for it, (x, y) in enumerate(bar):
             global_it = epoch * iters_per_epoch + it
             cur_lr = poly_lr(lr, global_it, total_iters)
@@ -287,7 +289,7 @@ def evaluate(model: nn.Module, dataset, num_classes: int, *, device="cpu", batch
                         pin_memory=cuda)
     cm = ConfusionMatrix(num_classes)
     t0, n = time.perf_counter(), 0
-    for x, y in tqdm(loader, desc=desc, leave=False, disable=not progress):
+    for x, y in tqdm(loader, desc=desc, leave=False, disable=not show_progress(progress)):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if cuda:
             x = x.contiguous(memory_format=torch.channels_last)

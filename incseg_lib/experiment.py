@@ -105,8 +105,8 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     ckpt = checkpoint_file(cfg, step, method)
     key = cfg.training_key(step=step, method=method)
     run_dir = Path(cfg.run_dir)
-    label = f"{cfg.dataset} {cfg.task} {split.setting if not split.is_offline else ''} step {step} {method}"
-    print_fn(f"[{label.strip()}] {cfg.backbone}, {len(train_set)} training images, lr "
+    label = " ".join([cfg.dataset, cfg.task] + ([] if split.is_offline else [split.setting]) + [f"step {step}", method])
+    print_fn(f"[{label}] {cfg.backbone}, {len(train_set)} training images, lr "
              f"{cfg.lr if step == 0 else cfg.lr_next}, batch {cfg.batch_size}, {cfg.epochs} epochs")
     history = fit(model, train_set, epochs=cfg.epochs, batch_size=cfg.batch_size,
                   lr=cfg.lr if step == 0 else cfg.lr_next, momentum=cfg.momentum, weight_decay=cfg.weight_decay,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -30,8 +31,6 @@ class SuiteError(RuntimeError):
 
 def notebooks_dir() -> Path:
     """The folder of numbered notebooks: the repository's ``notebooks/`` (or ``$INCSEG_NOTEBOOKS``)."""
-    import os
-
     env = os.environ.get("INCSEG_NOTEBOOKS")
     if env:
         return Path(env)
@@ -126,19 +125,27 @@ def run_suite(profile: str = "smoke", *, dataset: str = "", data_root: str = "",
     (run_dir / "notebooks").mkdir(exist_ok=True)
     (run_dir / "suite.json").write_text(json.dumps({"profile": profile, "parameters": params_all,
                                                     "notebooks": [p.name for p in nbs]}, indent=1))
-    for nb in nbs:
-        target = run_dir / "notebooks" / nb.name
-        t0 = time.perf_counter()
-        print_fn(f"running {nb.name} ({profile}) ...")
-        try:
-            pm.execute_notebook(str(nb), str(target), parameters=params_all, progress_bar=False,
-                                cwd=str(run_dir), kernel_name="python3", log_output=False)
-        except pm.PapermillExecutionError as e:
-            if report:
-                write_report(run_dir)
-            raise SuiteError(f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
-                             f"{e.ename}: {e.evalue}\n  executed notebook kept at {target}") from None
-        print_fn(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
+    previous = os.environ.get("INCSEG_PROGRESS")
+    os.environ["INCSEG_PROGRESS"] = "0"  # headless: one-line summaries instead of empty tqdm widgets
+    try:
+        for nb in nbs:
+            target = run_dir / "notebooks" / nb.name
+            t0 = time.perf_counter()
+            print_fn(f"running {nb.name} ({profile}) ...")
+            try:
+                pm.execute_notebook(str(nb), str(target), parameters=params_all, progress_bar=False,
+                                    cwd=str(run_dir), kernel_name="python3", log_output=False)
+            except pm.PapermillExecutionError as e:
+                if report:
+                    write_report(run_dir)
+                raise SuiteError(f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
+                                 f"{e.ename}: {e.evalue}\n  executed notebook kept at {target}") from None
+            print_fn(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
+    finally:
+        if previous is None:
+            os.environ.pop("INCSEG_PROGRESS", None)
+        else:
+            os.environ["INCSEG_PROGRESS"] = previous
     if report:
         index = write_report(run_dir)
         print_fn(f"report: {index}")

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..config import show_progress
+
 IGNORE_INDEX = 255
 
 
@@ -208,8 +210,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
                     return arr
         from tqdm.auto import tqdm
 
+
         out = np.zeros((len(self), self.info.num_classes), dtype=bool)
-        for i in tqdm(range(len(self)), desc=f"indexing {self.info.name} masks", disable=not progress):
+        for i in tqdm(range(len(self)), desc=f"indexing {self.info.name} masks", disable=not show_progress(progress)):
             counts = np.bincount(self.read_mask(i).ravel(), minlength=256)
             out[i] = counts[: self.info.num_classes] > 0
         if cache is not None:

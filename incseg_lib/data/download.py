@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..config import show_progress
+
 CHUNK = 1 << 20
 _TAR_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
@@ -68,7 +70,7 @@ def download(url: str, dest: Path, *, md5: str | None = None, sha256: str | None
             total = int(total) + have if total is not None else None
             mode, got = ("ab" if have else "wb"), 0
             with open(part, mode) as out, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                               desc=dest.name, disable=not progress) as bar:
+                                               desc=dest.name, disable=not show_progress(progress)) as bar:
                 while True:
                     chunk = resp.read(CHUNK)
                     if not chunk:
@@ -121,13 +123,13 @@ def extract(archive: Path, dest: Path, *, members_prefix: str = "", progress: bo
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             names = [n for n in zf.namelist() if n.startswith(members_prefix) and safe(n)]
-            for n in tqdm(names, desc=f"extracting {Path(archive).name}", disable=not progress):
+            for n in tqdm(names, desc=f"extracting {Path(archive).name}", disable=not show_progress(progress)):
                 zf.extract(n, dest)
     elif tarfile.is_tarfile(archive):
         with tarfile.open(archive) as tf:
             members = [m for m in tf.getmembers()
                        if m.name.startswith(members_prefix) and safe(m.name) and (m.isfile() or m.isdir())]
-            for m in tqdm(members, desc=f"extracting {Path(archive).name}", disable=not progress):
+            for m in tqdm(members, desc=f"extracting {Path(archive).name}", disable=not show_progress(progress)):
                 tf.extract(m, dest, **_TAR_FILTER)
     else:
         raise DownloadError(f"{archive} is neither a zip nor a tar archive")

@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..config import show_progress
+
 from .common import (DatasetError, DatasetInfo, SegmentationDataset, atomic_write_text, make_lut,
                      read_id_list)
 from .download import download, extract, move_tree
@@ -182,8 +184,8 @@ def resize_voc(src_root: Path, dst_root: Path, short_side: int, *, workers: int 
     if workers > 1 and len(jobs) > 50:
         with ProcessPoolExecutor(workers) as ex:
             list(tqdm(ex.map(_resize_pair, jobs, chunksize=32), total=len(jobs), desc="resizing VOC",
-                      disable=not progress))
+                      disable=not show_progress(progress)))
     else:
-        for j in tqdm(jobs, desc="resizing VOC", disable=not progress):
+        for j in tqdm(jobs, desc="resizing VOC", disable=not show_progress(progress)):
             _resize_pair(j)
     return dst
