@@ -46,8 +46,17 @@ def record(run_dir: str | Path, **fields) -> Path:
     tmp = folder / f".{name}.tmp"
     tmp.write_text(json.dumps(rec, indent=1, sort_keys=True, default=str))
     final = folder / name
-    os.link(tmp, final)  # fails if ``final`` exists: never overwrite
-    tmp.unlink()
+    try:
+        os.link(tmp, final)  # fails if ``final`` exists: never overwrite
+        tmp.unlink()
+    except FileExistsError:
+        tmp.unlink()
+        raise
+    except OSError:  # no hard links (e.g. a Google Drive mount): the uuid keeps the name unique
+        if final.exists():
+            tmp.unlink()
+            raise FileExistsError(f"result record {final} already exists") from None
+        os.replace(tmp, final)
     return final
 
 
