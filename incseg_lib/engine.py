@@ -8,6 +8,7 @@ uninterrupted one (on CPU; cuDNN kernels may differ in the last bits on GPU).
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import time
@@ -198,6 +199,8 @@ def fit(
         if cuda:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
+        del bar, loader
+        _collect_loader_garbage(num_workers)
         n_it = max(iters_per_epoch, 1)
         history["loss"].append(sums["loss"] / n_it)
         for k in sums:
@@ -223,6 +226,17 @@ def fit(
     if writer is not None:
         writer.close()
     return _finish_history(history, resumed_from)
+
+
+def _collect_loader_garbage(num_workers: int) -> None:
+    """Free a finished DataLoader iterator in this process before the next one forks workers.
+
+    Otherwise cyclic garbage holding the old iterator can be inherited by the new (forked)
+    workers and collected there, where its ``__del__`` fails with "can only test a child
+    process" and floods the notebook's output.
+    """
+    if num_workers > 0:
+        gc.collect()
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -300,6 +314,8 @@ def evaluate(model: nn.Module, dataset, num_classes: int, *, device="cpu", batch
                                                      align_corners=False)
         cm.update(logits.argmax(1), y)
         n += x.shape[0]
+    del loader
+    _collect_loader_garbage(num_workers)
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
