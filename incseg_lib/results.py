@@ -38,6 +38,7 @@ def record(run_dir: str | Path, **fields) -> Path:
     rec.setdefault("device", _device_name())
     rec["version"] = __version__
     rec["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    rec["created_ns"] = time.time_ns()  # orders records written within one second
     rec["platform"] = f"{platform.system()} {platform.machine()} python {platform.python_version()}"
     folder = Path(run_dir) / "results"
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,7 @@ def load(run_dirs: str | Path | Iterable[str | Path]) -> list[dict]:
             rec = json.loads(p.read_text())
             rec["_file"], rec["_run"] = str(p), Path(rd).name
             out.append(rec)
-    return sorted(out, key=lambda r: (r.get("created", ""), r["_file"]))
+    return sorted(out, key=lambda r: (r.get("created_ns", 0), r.get("created", ""), r["_file"]))
 
 
 def table(records: list[dict], columns: Iterable[str] = ("notebook", "dataset", "task", "setting", "method", "step",
