@@ -78,17 +78,17 @@ def load(run_dirs: str | Path | Iterable[str | Path]) -> list[dict]:
 
 
 def table(records: list[dict], columns: Iterable[str] = ("notebook", "dataset", "task", "setting", "method", "step",
-                                                         "backbone", "miou_old", "miou_new", "miou_all",
-                                                         "pixel_acc", "train_seconds")):
-    """A pandas DataFrame of ``records`` with mIoU and accuracy as percentages (1 decimal)."""
+                                                         "backbone", "lr", "batch_size", "miou_old", "miou_new",
+                                                         "miou_all", "pixel_acc", "train_seconds")):
+    """A pandas DataFrame of ``records`` with mIoU and accuracy as percentages (1 decimal, NaN if absent)."""
     import pandas as pd
 
     rows = []
     for r in records:
         row = {c: r.get(c) for c in columns}
         for c in ("miou_old", "miou_new", "miou_all", "pixel_acc"):
-            if c in row and row[c] is not None:
-                row[c] = round(100 * row[c], 1)
+            if c in row:
+                row[c] = float("nan") if row[c] is None else round(100 * row[c], 1)
         if row.get("train_seconds") is not None:
             row["train_seconds"] = round(row["train_seconds"], 1)
         rows.append(row)
