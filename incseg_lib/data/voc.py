@@ -8,6 +8,7 @@ ImageSets/Segmentation/{train,val}.txt}``; the optional SBD-augmented masks live
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -133,17 +134,27 @@ def write_train_aug_list(voc: Path) -> Path:
 
 
 # ---------------------------------------------------------------------- resized copies
-def _resize_pair(args):
-    img_src, img_dst, mask_src, mask_dst, short = args
+def _resize_one(args):
+    """Resize one image and its masks (one job per id, so no two workers write the same file)."""
+    img_src, img_dst, masks, short = args
     with Image.open(img_src) as im:
         w, h = im.size
         s = short / min(w, h)
         size = (max(1, round(w * s)), max(1, round(h * s)))
-        im.convert("RGB").resize(size, Image.BILINEAR, reducing_gap=None).save(img_dst, quality=90)
-    if mask_src is not None and Path(mask_src).is_file():
+        if not Path(img_dst).is_file():
+            _save_atomic(im.convert("RGB").resize(size, Image.BILINEAR, reducing_gap=None), img_dst, "JPEG",
+                         quality=90)
+    for mask_src, mask_dst in masks:
         with Image.open(mask_src) as m:
-            out = m.resize(size, Image.NEAREST)  # keeps the palette and 255
-            out.save(mask_dst)
+            _save_atomic(m.resize(size, Image.NEAREST), mask_dst, "PNG")  # keeps the palette and 255
+
+
+def _save_atomic(image: Image.Image, path: Path, fmt: str, **kw) -> None:
+    """Save to a temporary name, then rename: an interrupted copy never leaves a truncated file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    image.save(tmp, format=fmt, **kw)
+    os.replace(tmp, path)
 
 
 def resize_voc(src_root: Path, dst_root: Path, short_side: int, *, workers: int = 2,
@@ -166,26 +177,22 @@ def resize_voc(src_root: Path, dst_root: Path, short_side: int, *, workers: int 
     (dst / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
     for lst in lists_src.glob("*.txt"):
         atomic_write_text(dst / "ImageSets" / "Segmentation" / lst.name, lst.read_text())
-    jobs = []
-    for mask_dir in ("SegmentationClass", "SegmentationClassAug"):
-        if (src / mask_dir).is_dir():
-            (dst / mask_dir).mkdir(parents=True, exist_ok=True)
-    (dst / "JPEGImages").mkdir(parents=True, exist_ok=True)
+    mask_dirs = [d for d in ("SegmentationClass", "SegmentationClassAug") if (src / d).is_dir()]
+    for d in mask_dirs + ["JPEGImages"]:
+        (dst / d).mkdir(parents=True, exist_ok=True)
     ids = sorted({i for lst in lists_src.glob("*.txt") for i in read_id_list(lst, FETCH_HINT)})
+    jobs = []
     for i in ids:
         img_dst = dst / "JPEGImages" / f"{i}.jpg"
-        for mask_dir in ("SegmentationClass", "SegmentationClassAug"):
-            m_src = src / mask_dir / f"{i}.png"
-            m_dst = dst / mask_dir / f"{i}.png"
-            if m_src.is_file() and not m_dst.is_file():
-                jobs.append((src / "JPEGImages" / f"{i}.jpg", img_dst, m_src, m_dst, short_side))
-        if not img_dst.is_file() and not any(j[1] == img_dst for j in jobs[-2:]):
-            jobs.append((src / "JPEGImages" / f"{i}.jpg", img_dst, None, None, short_side))
+        masks = [(src / d / f"{i}.png", dst / d / f"{i}.png") for d in mask_dirs
+                 if (src / d / f"{i}.png").is_file() and not (dst / d / f"{i}.png").is_file()]
+        if masks or not img_dst.is_file():
+            jobs.append((src / "JPEGImages" / f"{i}.jpg", img_dst, masks, short_side))
     if workers > 1 and len(jobs) > 50:
         with ProcessPoolExecutor(workers) as ex:
-            list(tqdm(ex.map(_resize_pair, jobs, chunksize=32), total=len(jobs), desc="resizing VOC",
+            list(tqdm(ex.map(_resize_one, jobs, chunksize=32), total=len(jobs), desc="resizing VOC",
                       disable=not show_progress(progress)))
     else:
         for j in tqdm(jobs, desc="resizing VOC", disable=not show_progress(progress)):
-            _resize_pair(j)
+            _resize_one(j)
     return dst
