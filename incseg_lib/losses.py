@@ -41,3 +41,117 @@ def bisenet_loss(outputs: dict, target: torch.Tensor, criterion=cross_entropy, a
     principal = criterion(outputs["out"], target)
     aux = sum((criterion(a, target) for a in outputs.get("aux", [])), torch.zeros((), device=target.device))
     return {"loss": principal + aux_weight * aux, "principal": principal, "aux": aux}
+
+
+# ---------------------------------------------------------------------- incremental-learning losses
+def _labelled(target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    return (target != ignore_index).float()
+
+
+def unbiased_cross_entropy(logits: torch.Tensor, target: torch.Tensor, num_old: int,
+                           ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """MiB's unbiased cross-entropy (Cermelli et al., CVPR 2020, Sec. 3.2, Eq. 4-5).
+
+    At step t the background label also covers every old class, so the probability of
+    "background" is the sum of the probabilities of background and the old classes:
+    ``q~(i, b) = sum_{k in Y^{t-1}} q(i, k)``, ``q~(i, c) = q(i, c)`` for new classes ``c``;
+    loss ``= -1/|P| sum_{i in P} log q~(i, y_i)`` over labelled pixels P.
+
+    Args:
+        logits: ``(B, C, H, W)``; output indices ``0..num_old-1`` are background and old classes.
+        target: ``(B, H, W)`` int64 with 0 (background), new-class indices ``>= num_old``, or 255.
+        num_old: number of outputs of the previous steps (background included).
+
+    Raises:
+        ValueError: ``target`` holds an old-class index (they must be background at step t).
+    """
+    if not 1 <= num_old <= logits.shape[1]:
+        raise ValueError(f"num_old={num_old} must be in 1..{logits.shape[1]}")
+    lab = target[target != ignore_index]
+    if ((lab > 0) & (lab < num_old)).any():
+        raise ValueError("unbiased_cross_entropy: old-class labels found; at step t they must be background (0)")
+    x = logits.float()
+    den = torch.logsumexp(x, dim=1)
+    log_bg = torch.logsumexp(x[:, :num_old], dim=1) - den
+    log_p = x - den[:, None]
+    t = target.clone()
+    t[target == ignore_index] = 0
+    nll = -torch.where(t == 0, log_bg, log_p.gather(1, t[:, None])[:, 0])
+    mask = _labelled(target, ignore_index)
+    return (nll * mask).sum() / mask.sum().clamp(min=1)
+
+
+def knowledge_distillation(logits: torch.Tensor, old_logits: torch.Tensor, temperature: float = 1.0,
+                           mask: torch.Tensor | None = None) -> torch.Tensor:
+    """LwF's distillation (Li & Hoiem, TPAMI 2017, Eq. 2) on segmentation outputs, as in MiB's code.
+
+    ``-1/|P| sum_i 1/|Y^{t-1}| sum_{c in Y^{t-1}} softmax(old/T)_c log softmax(new_old/T)_c`` where
+    ``new_old`` are the new model's logits of the old classes only (softmax restricted to them).
+    Averaged over old classes (as MiB's implementation, which its loss weights assume) and pixels.
+
+    Args:
+        logits: ``(B, C, H, W)`` new model; old_logits: ``(B, C_old, H, W)`` frozen old model.
+        mask: optional ``(B, H, W)`` bool/float of pixels to use (default all).
+    """
+    n_old = old_logits.shape[1]
+    log_q = torch.log_softmax(logits[:, :n_old].float() / temperature, dim=1)
+    p_old = torch.softmax(old_logits.float() / temperature, dim=1)
+    per_pixel = -(p_old * log_q).sum(1) / n_old
+    return _masked_mean(per_pixel, mask)
+
+
+def unbiased_distillation(logits: torch.Tensor, old_logits: torch.Tensor, mask: torch.Tensor | None = None
+                          ) -> torch.Tensor:
+    """MiB's unbiased knowledge distillation (Cermelli et al., CVPR 2020, Sec. 3.3, Eq. 6-7).
+
+    The old model's background may hide the new classes, so the new model's background
+    probability is the sum over background and the new classes:
+    ``q^(i, b) = sum_{k in C^t} q(i, k)`` (``C^t`` = classes added at step t, plus background),
+    ``q^(i, c) = q(i, c)`` for old classes; loss
+    ``= -1/|P| sum_i 1/|Y^{t-1}| sum_{c in Y^{t-1}} q^{t-1}(i, c) log q^(i, c)``, averaged over old
+    classes as in MiB's implementation. Softmax over **all** current outputs.
+
+    Args:
+        logits: ``(B, C, H, W)`` new model; old_logits: ``(B, C_old, H, W)``; index 0 is background.
+    """
+    n_old = old_logits.shape[1]
+    x = logits.float()
+    den = torch.logsumexp(x, dim=1, keepdim=True)
+    log_bg = torch.logsumexp(torch.cat([x[:, :1], x[:, n_old:]], dim=1), dim=1, keepdim=True) - den
+    log_q = torch.cat([log_bg, x[:, 1:n_old] - den], dim=1)
+    p_old = torch.softmax(old_logits.float(), dim=1)
+    per_pixel = -(p_old * log_q).sum(1) / n_old
+    return _masked_mean(per_pixel, mask)
+
+
+def lwf_mc_loss(logits: torch.Tensor, target: torch.Tensor, old_logits: torch.Tensor,
+                ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """LwF-MC / iCaRL's loss (Rebuffi et al., CVPR 2017, Alg. 3) per pixel, as MiB's baseline.
+
+    Binary cross-entropy on every output with targets: one-hot of the current label for the
+    classes of this step, and the old model's sigmoid outputs for the old classes (background
+    included). Averaged over classes and labelled pixels.
+
+    Args:
+        logits: ``(B, C, H, W)``; target: ``(B, H, W)`` current labels; old_logits: ``(B, C_old, H, W)``.
+    """
+    n_old, C = old_logits.shape[1], logits.shape[1]
+    t = target.clone()
+    t[target == ignore_index] = 0
+    onehot = torch.nn.functional.one_hot(t, C).permute(0, 3, 1, 2).float()
+    onehot[:, :n_old] = torch.sigmoid(old_logits.float())
+    bce = F.binary_cross_entropy_with_logits(logits.float(), onehot, reduction="none").mean(1)
+    return _masked_mean(bce, _labelled(target, ignore_index))
+
+
+def feature_distillation(features: torch.Tensor, old_features: torch.Tensor) -> torch.Tensor:
+    """ILT's feature-space distillation (Michieli & Zanuttigh, ICCVW 2019, Eq. 3): mean squared
+    error between the new and the frozen old encoder outputs, ``(B, C, h, w)`` each."""
+    return F.mse_loss(features.float(), old_features.float())
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return values.mean()
+    m = mask.float()
+    return (values * m).sum() / m.sum().clamp(min=1)
