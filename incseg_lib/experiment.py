@@ -12,6 +12,7 @@ retrained.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,11 @@ from .config import RunConfig, key_digest
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
 from .engine import evaluate, fit, load_checkpoint
+from .methods import METHOD_NAMES, get_method
 from .models import BiSeNet
 from .tasks import IncrementalSplit
 
-METHODS_NOW = ("offline", "ft")
+METHODS_NOW = ("offline",) + METHOD_NAMES
 
 
 @dataclass
@@ -69,8 +71,8 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     """Train (or reuse) step ``step`` of ``cfg.task`` with ``method`` and record its evaluation.
 
     Args:
-        method: ``offline`` (all classes, the Joint-style upper bound) or, for steps >= 1,
-            ``ft`` (plain fine-tuning with cross-entropy on the step's labels).
+        method: ``offline`` (all classes, the Joint-style upper bound) or, for steps >= 1, one of
+            :data:`incseg_lib.methods.METHOD_NAMES` (``ft``, ``lwf``, ``lwf-mc``, ``ilt``, ``mib``).
         notebook: name stored in the results record (e.g. ``01_offline_bisenet_tuning``).
 
     Returns:
@@ -91,6 +93,7 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
                                     progress=progress)
 
     model = build_model(cfg, split)
+    loss_fn = None
     if step > 0:
         prev = IncrementalSplit(cfg.dataset, cfg.task, step - 1, cfg.setting)
         prev_ckpt = checkpoint_file(cfg, step - 1, method)
@@ -100,7 +103,14 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
                        print_fn=print_fn, record=record)
         model = BiSeNet(prev.classes_per_step, cfg.backbone, "")
         load_checkpoint(prev_ckpt, model)
+        spec = get_method(method, task=cfg.task)
+        old_model = None
+        if spec.uses_old_model:  # a frozen copy of step t-1
+            old_model = copy.deepcopy(model).to(device).eval().requires_grad_(False)
         model.add_step(len(split.new_classes))
+        if spec.init_new_heads is not None:
+            spec.init_new_heads(model, len(split.new_classes))
+        loss_fn = spec.loss_fn(old_model, sum(prev.classes_per_step), cfg.aux_weight)
 
     ckpt = checkpoint_file(cfg, step, method)
     key = cfg.training_key(step=step, method=method)
@@ -111,7 +121,7 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     history = fit(model, train_set, epochs=cfg.epochs, batch_size=cfg.batch_size,
                   lr=cfg.lr if step == 0 else cfg.lr_next, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                   aux_weight=cfg.aux_weight, device=device, amp=cfg.amp, num_workers=cfg.num_workers,
-                  seed=cfg.seed + step, checkpoint=ckpt, key=key,
+                  seed=cfg.seed + step, checkpoint=ckpt, key=key, loss_fn=loss_fn,
                   log_dir=run_dir / "tensorboard" / f"{cfg.dataset}-{cfg.task}-{method}-step{step}-{key_digest(key)}",
                   progress=progress, print_fn=print_fn)
     rec = evaluate_step(cfg, model, split, val_base, method=method, notebook=notebook, history=history,

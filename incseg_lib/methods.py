@@ -1,0 +1,153 @@
+"""Incremental methods as named compositions of losses (and, later, regularizers and replay).
+
+A :class:`Method` says how step t >= 1 is trained from step t-1: the classification loss (on
+the final head and on BiSeNet's auxiliary heads), the distillation terms computed against the
+frozen old model (on the final feature-fusion output only, never on the auxiliary heads), and
+what is done to the new classifier heads before training. Step 0 is plain training for every
+method.
+
+Available: ``ft``, ``lwf``, ``lwf-mc``, ``ilt``, ``mib``. EWC, PI, RW and the notebooks that
+compare them come with the rest of issue 3.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import losses
+from .models.classifier import IncrementalClassifier
+
+
+@dataclass
+class Method:
+    """A named incremental-learning method.
+
+    Attributes:
+        name: registry name.
+        classification: ``(logits, target, num_old) -> loss`` used on the final and auxiliary heads.
+        distillation: ``(out, old_out, target, num_old) -> dict of named terms`` (already weighted);
+            None for methods without an old model.
+        init_new_heads: ``(model, num_new) -> None`` applied after the new heads are added.
+        principal: optional ``(out, old_out, target, num_old) -> loss`` replacing ``classification``
+            on the final head when the method's own loss needs the old model (LwF-MC's BCE).
+        weights: the method's loss weights (documented defaults, overridable).
+    """
+
+    name: str
+    classification: Callable
+    distillation: Callable | None = None
+    init_new_heads: Callable | None = None
+    principal: Callable | None = None
+    weights: dict = field(default_factory=dict)
+
+    @property
+    def uses_old_model(self) -> bool:
+        return self.distillation is not None or self.principal is not None
+
+    def loss_fn(self, old_model: nn.Module | None, num_old: int, aux_weight: float = 1.0) -> Callable:
+        """The ``loss_fn(model, images, target, outputs)`` that :func:`engine.fit` calls."""
+
+        if self.uses_old_model and old_model is None:
+            raise ValueError(f"method {self.name} needs the previous step's model")
+
+        def fn(model, x, y, out):
+            old_out = None
+            if self.uses_old_model:
+                with torch.no_grad():
+                    old_out = old_model(x)
+            terms = {"principal": self.principal(out, old_out, y, num_old) if self.principal is not None
+                     else self.classification(out["out"], y, num_old)}
+            terms["aux"] = sum((self.classification(a, y, num_old) for a in out.get("aux", [])),
+                               torch.zeros((), device=y.device))
+            total = terms["principal"] + aux_weight * terms["aux"]
+            if self.distillation is not None:
+                for k, v in self.distillation(out, old_out, y, num_old).items():
+                    terms[k] = v
+                    total = total + v
+            terms["loss"] = total
+            return terms
+
+        return fn
+
+
+def _ce(logits, target, num_old):
+    return losses.cross_entropy(logits, target)
+
+
+def _unbiased_ce(logits, target, num_old):
+    return losses.unbiased_cross_entropy(logits, target, num_old)
+
+
+def mib_init(model: nn.Module, num_new: int) -> None:
+    """MiB's classifier initialisation (Cermelli et al., CVPR 2020, Sec. 3.4), on every head.
+
+    New-class weights copy the background's; the biases of background and of the new classes
+    become ``b_bg - log(N + 1)`` with N = ``num_new``. The old classes' probabilities are then
+    unchanged and background + new classes together keep the old background probability.
+    """
+    classifiers = model.classifiers() if hasattr(model, "classifiers") else \
+        [m for m in model.modules() if isinstance(m, IncrementalClassifier)]
+    with torch.no_grad():
+        for clf in classifiers:
+            bg, new = clf.heads[0], clf.heads[-1]
+            shift = math.log(num_new + 1)
+            new_bias = bg.bias[0] - shift
+            new.weight.copy_(bg.weight[0:1].expand_as(new.weight))
+            new.bias.fill_(float(new_bias))
+            bg.bias[0] = new_bias
+
+
+def _lwf_terms(weight):
+    def fn(out, old_out, y, num_old):
+        return {"kd": weight * losses.knowledge_distillation(out["out"], old_out["out"])}
+    return fn
+
+
+def _ilt_terms(kd_weight, feat_weight):
+    def fn(out, old_out, y, num_old):
+        return {"kd": kd_weight * losses.knowledge_distillation(out["out"], old_out["out"]),
+                "feature": feat_weight * losses.feature_distillation(out["features"], old_out["features"])}
+    return fn
+
+
+def _mib_terms(weight):
+    def fn(out, old_out, y, num_old):
+        return {"ukd": weight * losses.unbiased_distillation(out["out"], old_out["out"])}
+    return fn
+
+
+def _lwf_mc_principal(out, old_out, y, num_old):
+    return losses.lwf_mc_loss(out["out"], y, old_out["out"])
+
+
+METHOD_NAMES = ("ft", "lwf", "lwf-mc", "ilt", "mib")
+
+
+def get_method(name: str, *, task: str = "", kd_weight: float | None = None) -> Method:
+    """Build a method with its paper/MiB defaults.
+
+    Defaults: LwF KD weight 100; ILT KD 100 and feature 100; MiB unbiased KD 10 (100 for 15-1, as
+    the MiB authors recommend). ``kd_weight`` overrides the distillation weight.
+
+    Raises:
+        ValueError: unknown name (lists the valid ones).
+    """
+    if name == "ft":
+        return Method("ft", _ce)
+    if name == "lwf":
+        w = 100.0 if kd_weight is None else kd_weight
+        return Method("lwf", _ce, _lwf_terms(w), weights={"kd": w})
+    if name == "lwf-mc":
+        return Method("lwf-mc", _ce, principal=_lwf_mc_principal, weights={"bce": 1.0})
+    if name == "ilt":
+        w = 100.0 if kd_weight is None else kd_weight
+        return Method("ilt", _ce, _ilt_terms(w, 100.0), weights={"kd": w, "feature": 100.0})
+    if name == "mib":
+        w = kd_weight if kd_weight is not None else (100.0 if task in ("15-1", "15-5s") else 10.0)
+        return Method("mib", _unbiased_ce, _mib_terms(w), init_new_heads=mib_init, weights={"ukd": w})
+    raise ValueError(f"unknown method {name!r}; choose one of {METHOD_NAMES}")

@@ -1,0 +1,64 @@
+"""Methods: MiB's classifier initialisation, loss composition, and a step-1 run per method."""
+
+import pytest
+import torch
+
+from incseg_lib.config import RunConfig
+from incseg_lib.experiment import train_step
+from incseg_lib.methods import METHOD_NAMES, get_method, mib_init
+from incseg_lib.models import BiSeNet
+
+
+def test_mib_init_keeps_old_probabilities_and_splits_background():
+    torch.manual_seed(0)
+    model = BiSeNet([4], "resnet18").eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        p_old = model(x)["out"].softmax(1)
+        model.add_step(3)
+        mib_init(model, 3)
+        p_new = model(x)["out"].softmax(1)
+    # old classes unchanged; background + new classes together = old background (MiB Sec. 3.4)
+    torch.testing.assert_close(p_new[:, 1:4], p_old[:, 1:4], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(p_new[:, [0, 4, 5, 6]].sum(1), p_old[:, 0], rtol=1e-4, atol=1e-6)
+    head = model.head.classifier
+    assert torch.equal(head.heads[1].weight[2], head.heads[0].weight[0])
+
+
+def test_defaults_and_errors():
+    assert get_method("mib", task="15-5").weights == {"ukd": 10.0}
+    assert get_method("mib", task="15-1").weights == {"ukd": 100.0}
+    assert get_method("lwf").weights == {"kd": 100.0}
+    assert get_method("ilt").weights == {"kd": 100.0, "feature": 100.0}
+    assert not get_method("ft").uses_old_model and get_method("lwf-mc").uses_old_model
+    with pytest.raises(ValueError, match="unknown method 'icarl'"):
+        get_method("icarl")
+    with pytest.raises(ValueError, match="needs the previous step"):
+        get_method("mib").loss_fn(None, 16)
+
+
+def test_loss_terms_compose():
+    """Distillation terms use the final output only; aux heads get the classification loss."""
+    torch.manual_seed(0)
+    old = BiSeNet([3], "resnet18").eval()
+    new = BiSeNet([3], "resnet18")
+    new.load_state_dict(old.state_dict())
+    new.add_step(2)
+    fn = get_method("mib").loss_fn(old, 3)
+    x, y = torch.randn(2, 3, 64, 64), torch.randint(0, 2, (2, 64, 64)) * 3
+    terms = fn(new.train(), x, y, new(x))
+    assert set(terms) == {"principal", "aux", "ukd", "loss"}
+    assert torch.isclose(terms["loss"], terms["principal"] + terms["aux"] + terms["ukd"])
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_step1_trains_and_records(method, tmp_path, shapes_root):
+    cfg = RunConfig.from_profile("smoke", task="15-5", setting="overlapped", epochs=1, crop_size=32,
+                                 max_train_images=40, max_val_images=8, run_dir=str(tmp_path),
+                                 checkpoint_dir=str(tmp_path / "ckpt"), data_root=str(shapes_root))
+    out = train_step(cfg, step=1, method=method, notebook="test", progress=False, print_fn=lambda *a: None)
+    r = out.record
+    assert r["method"] == method and r["step"] == 1 and len(r["iou"]) == 21
+    assert r["miou_new"] is not None and out.model.classes_per_step == [16, 5]
+    # step 0 is shared: exactly one step-0 checkpoint whatever the method
+    assert len(list((tmp_path / "ckpt").rglob("step-0.pt"))) == 1
