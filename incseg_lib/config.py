@@ -35,7 +35,8 @@ class RunConfig:
         task: task protocol name, e.g. ``offline``, ``15-5``, ``15-1``; see :mod:`incseg_lib.tasks`.
         setting: ``disjoint`` or ``overlapped``.
         backbone: ``resnet18``, ``resnet50`` or ``resnet101`` (BiSeNet context path).
-        pretrained: ``imagenet`` (torchvision weights API), a path to a ResNet state dict, or ``""``.
+        pretrained: ``imagenet`` (torchvision weights API), a path to a ResNet state dict, or ``""``
+            (random init; :meth:`from_profile` also accepts ``"none"`` for it).
         crop_size: square training crop in pixels.
         eval_crop: if > 0, also evaluate MiB-style on a resize + centre crop of this size.
         batch_size: images per training batch.
@@ -86,8 +87,8 @@ class RunConfig:
     def from_profile(cls, profile: str = "smoke", **overrides: Any) -> "RunConfig":
         """Build the configuration of ``profile`` and apply ``overrides``.
 
-        Overrides whose value is ``None`` or ``""`` (papermill's "use the default") are skipped,
-        except ``pretrained`` and paths, where ``""`` is meaningful only as "default".
+        Overrides whose value is ``None`` or ``""`` (papermill's "use the default") are skipped;
+        ``pretrained="none"`` asks for random initialisation.
 
         Raises:
             ValueError: unknown profile, unknown option name, or an invalid value.
@@ -103,9 +104,9 @@ class RunConfig:
         dataset = overrides.get("dataset") or values["dataset"]
         values.update(_DATASET_VALUES.get((profile, dataset), {}))
         for key, val in overrides.items():
-            if val is None or (isinstance(val, str) and val == "" and key != "pretrained"):
+            if val is None or (isinstance(val, str) and val == ""):
                 continue
-            values[key] = val
+            values[key] = "" if key == "pretrained" and val == "none" else val
         cfg = cls(**values)
         cfg.validate()
         return cfg

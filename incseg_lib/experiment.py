@@ -92,9 +92,10 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     train_set = split.train_dataset(train_base.with_transforms(train_transforms(cfg.crop_size)), cache,
                                     progress=progress)
 
-    model = build_model(cfg, split)
     loss_fn = None
-    if step > 0:
+    if step == 0:
+        model = build_model(cfg, split)
+    else:
         prev = IncrementalSplit(cfg.dataset, cfg.task, step - 1, cfg.setting)
         prev_ckpt = checkpoint_file(cfg, step - 1, method)
         if not prev_ckpt.is_file():

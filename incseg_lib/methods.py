@@ -60,10 +60,10 @@ class Method:
             if self.uses_old_model:
                 with torch.no_grad():
                     old_out = old_model(x)
-            terms = {"principal": self.principal(out, old_out, y, num_old) if self.principal is not None
-                     else self.classification(out["out"], y, num_old)}
-            terms["aux"] = sum((self.classification(a, y, num_old) for a in out.get("aux", [])),
-                               torch.zeros((), device=y.device))
+            terms = losses.bisenet_loss(out, y, lambda logits, t: self.classification(logits, t, num_old),
+                                        aux_weight)
+            if self.principal is not None:
+                terms["principal"] = self.principal(out, old_out, y, num_old)
             total = terms["principal"] + aux_weight * terms["aux"]
             if self.distillation is not None:
                 for k, v in self.distillation(out, old_out, y, num_old).items():

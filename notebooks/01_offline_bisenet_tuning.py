@@ -59,7 +59,7 @@ from incseg_lib.experiment import grid_configs, grid_table, run_grid
 cfg = RunConfig.from_profile(
     "smoke" if smoke else profile, dataset=dataset, data_root=data_root, task="offline",
     run_dir=run_dir or "runs/01_offline_bisenet_tuning", epochs=epochs or None, seed=seed,
-    pretrained=None if pretrained == "" else ("" if pretrained == "none" else pretrained))
+    pretrained=pretrained)
 set_seed(cfg.seed)
 print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "epochs", cfg.epochs, "device", cfg.torch_device())
 

@@ -148,3 +148,11 @@ def test_resize_voc_keeps_ignore_and_layout(tmp_path):
     assert set(np.unique(mask)) <= {0, 8, 255} and 255 in mask and 8 in mask
     assert (out / "ImageSets" / "Segmentation" / "train.txt").read_text() == "x\n"
     assert len(voc_dataset(tmp_path / "dst", "train")) == 1
+
+
+def test_shapes_never_deletes_a_foreign_folder(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("keep me")
+    with pytest.raises(DatasetError, match="not an incseg shapes dataset"):
+        ensure_shapes(tmp_path / "mine", n_train=2, n_val=1, size=32)
+    assert (tmp_path / "mine" / "thesis.txt").read_text() == "keep me"

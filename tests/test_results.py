@@ -38,6 +38,8 @@ def test_profiles_and_overrides():
     assert smoke.dataset == "shapes" and cpu.dataset == "camvid" and cpu.epochs == 3
     assert RunConfig.from_profile("paper").voc_split == "train_aug"
     assert RunConfig.from_profile("cpu", dataset="").dataset == "voc"  # "" keeps the profile's value
+    assert RunConfig.from_profile("cpu", pretrained="").pretrained == "imagenet"
+    assert RunConfig.from_profile("cpu", pretrained="none").pretrained == ""
     with pytest.raises(ValueError, match="unknown profile 'gpu'"):
         RunConfig.from_profile("gpu")
     with pytest.raises(ValueError, match="unknown RunConfig option.*'epoch'"):

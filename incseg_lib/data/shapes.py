@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .common import DatasetInfo
+from .common import DatasetError, DatasetInfo
 from .voc import VOC_PALETTE
 
 SHAPES_VERSION = 1
@@ -120,6 +120,9 @@ def ensure_shapes(root: Path, *, n_train: int = 400, n_val: int = 100, size: int
     marker = root / "shapes.json"
     if marker.is_file() and json.loads(marker.read_text()) == params:
         return root
+    if root.is_dir() and any(root.iterdir()) and not marker.is_file():
+        raise DatasetError(f"{root} exists and is not an incseg shapes dataset (no shapes.json); "
+                           "choose an empty or new data_root for 'shapes'")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
