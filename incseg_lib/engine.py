@@ -109,6 +109,7 @@ def fit(
     progress: bool = True,
     print_fn: Callable = print,
     stop_after_epoch: int | None = None,
+    tracker=None,
 ) -> dict:
     """Train ``model`` on ``train_set``; resume from ``checkpoint`` when it holds the same ``key``.
 
@@ -125,6 +126,8 @@ def fit(
             :func:`~incseg_lib.losses.bisenet_loss` with cross-entropy.
         log_dir: TensorBoard folder (scalars per iteration and per epoch); None = no logging.
         stop_after_epoch: stop (as if killed) after this epoch; for tests and demonstrations.
+        tracker: an :class:`~incseg_lib.regularizers.ImportanceTracker` updated after every
+            optimiser step and saved after every epoch (resumed with the checkpoint).
 
     Returns:
         History dict: ``loss`` (mean per epoch), ``lr``, ``epoch_seconds``, ``train_seconds``,
@@ -156,6 +159,9 @@ def fit(
         if start_epoch >= epochs:
             return _finish_history(history, resumed_from)
         print_fn(f"resuming {Path(checkpoint).name} after epoch {start_epoch}/{epochs}")
+        if tracker is not None and not tracker.resume(start_epoch):
+            print_fn(f"  no importance state saved after epoch {start_epoch}; EWC/PI/RW importance of this "
+                     "step covers the remaining epochs only")
 
     loss_fn = loss_fn or (lambda m, x, y, out: bisenet_loss(out, y, aux_weight=aux_weight))
     iters_per_epoch = len(train_set) // batch_size
@@ -167,6 +173,8 @@ def fit(
         loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=g,
                             num_workers=num_workers, pin_memory=cuda, persistent_workers=False)
         model.train()
+        if tracker is not None:
+            tracker.start_epoch()
         t0, n_img, sums = time.perf_counter(), 0, defaultdict(float)
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not show_progress(progress))
         for it, (x, y) in enumerate(bar):
@@ -189,6 +197,8 @@ def fit(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if tracker is not None:
+                tracker.after_step()
             n_img += x.shape[0]
             for k, v in losses.items():
                 sums[k] += float(v.detach())
@@ -221,6 +231,8 @@ def fit(
                 "backbone": getattr(model, "backbone_name", None),
                 "classes_per_step": list(getattr(model, "classes_per_step", [])),
             })
+        if tracker is not None:
+            tracker.save(epoch + 1, final=epoch + 1 >= epochs)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
             break
     if writer is not None:

@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import Callable
 
 from . import results
+import torch
+
 from .config import RunConfig, key_digest
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
 from .engine import evaluate, fit, load_checkpoint
 from .methods import METHOD_NAMES, get_method
 from .models import BiSeNet
-from .tasks import IncrementalSplit
+from .regularizers import ImportanceTracker, ParameterPenalty, importance_file, load_importance
+from .tasks import IncrementalSplit, base_signature, get_task
 
 METHODS_NOW = ("offline",) + METHOD_NAMES
 
@@ -45,15 +48,17 @@ class StepOutcome:
 def checkpoint_file(cfg: RunConfig, step: int, method: str) -> Path:
     """Where the step-``step`` checkpoint of ``method`` lives (folder named by the key's hash)."""
     key = cfg.training_key(step=step, method=method)
-    setting = cfg.setting if cfg.task != "offline" else "all"
+    single = len(get_task(cfg.dataset, cfg.task)) == 1
+    setting = cfg.setting if not single else "all"
+    task = cfg.task if step > 0 else base_signature(cfg.dataset, cfg.task)
     folder = "step0" if step == 0 else method
-    return (cfg.checkpoint_path / cfg.dataset / f"{cfg.task}-{setting}" / folder
+    return (cfg.checkpoint_path / cfg.dataset / f"{task}-{setting}" / folder
             / f"{cfg.backbone}-{key_digest(key)}" / f"step-{step}.pt")
 
 
 def base_datasets(cfg: RunConfig, split: IncrementalSplit):
     """The unfiltered train and evaluation datasets of ``cfg`` (class ids, no transforms)."""
-    incremental = not split.is_offline
+    incremental = cfg.task != "offline"  # CamVid's offline task keeps its own 11 ids
     train = load_dataset(cfg.dataset, train_split(cfg.dataset, cfg.voc_split), root=cfg.data_root,
                          incremental=incremental, max_images=cfg.max_train_images)
     val = load_dataset(cfg.dataset, eval_split(cfg.dataset), root=cfg.data_root, incremental=incremental,
@@ -67,13 +72,17 @@ def build_model(cfg: RunConfig, split: IncrementalSplit) -> BiSeNet:
 
 
 def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebook: str = "",
-               progress: bool = True, print_fn: Callable = print, record: bool = True) -> StepOutcome:
+               progress: bool = True, print_fn: Callable = print, record: bool = True,
+               evaluate_now: bool = True) -> StepOutcome:
     """Train (or reuse) step ``step`` of ``cfg.task`` with ``method`` and record its evaluation.
 
     Args:
-        method: ``offline`` (all classes, the Joint-style upper bound) or, for steps >= 1, one of
-            :data:`incseg_lib.methods.METHOD_NAMES` (``ft``, ``lwf``, ``lwf-mc``, ``ilt``, ``mib``).
+        method: ``offline`` (an offline task), ``step0`` (step 0 of an incremental task, shared by
+            every method), or one of :data:`incseg_lib.methods.METHOD_NAMES` (``ft``, ``lwf``,
+            ``lwf-mc``, ``ilt``, ``ewc``, ``pi``, ``rw``, ``mib``); a method at step 0 is the same
+            shared training.
         notebook: name stored in the results record (e.g. ``01_offline_bisenet_tuning``).
+        evaluate_now: evaluate (and record) after training; False leaves ``record`` None.
 
     Returns:
         :class:`StepOutcome` with the trained model (in eval mode), history and the record.
@@ -81,7 +90,7 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     Raises:
         ValueError: unknown method/task/step, or no training image for the step.
     """
-    if method not in METHODS_NOW:
+    if method not in METHODS_NOW and not (step == 0 and method == "step0"):
         raise ValueError(f"method {method!r} is not available; choose one of {METHODS_NOW}")
     split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
     if split.is_offline and method != "offline":
@@ -92,58 +101,75 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     train_set = split.train_dataset(train_base.with_transforms(train_transforms(cfg.crop_size)), cache,
                                     progress=progress)
 
-    loss_fn = None
+    ckpt = checkpoint_file(cfg, step, method)
+    loss_fn, tracker = None, None
     if step == 0:
+        torch.manual_seed(cfg.seed)
         model = build_model(cfg, split)
+        if not split.is_offline:  # importance for EWC/PI/RW, so step 0 stays shared by every method
+            tracker = ImportanceTracker(model, importance_file(ckpt))
     else:
         prev = IncrementalSplit(cfg.dataset, cfg.task, step - 1, cfg.setting)
         prev_ckpt = checkpoint_file(cfg, step - 1, method)
         if not prev_ckpt.is_file():
             print_fn(f"step {step - 1} is not trained yet; training it first")
             train_step(cfg, step=step - 1, method=method, notebook=notebook, progress=progress,
-                       print_fn=print_fn, record=record)
+                       print_fn=print_fn, record=record, evaluate_now=evaluate_now)
         model = BiSeNet(prev.classes_per_step, cfg.backbone, "")
         load_checkpoint(prev_ckpt, model)
         spec = get_method(method, task=cfg.task)
-        old_model = None
+        old_model, penalty = None, None
         if spec.uses_old_model:  # a frozen copy of step t-1
             old_model = copy.deepcopy(model).to(device).eval().requires_grad_(False)
+        if spec.regularizer is not None:
+            importance = load_importance(prev_ckpt)
+            penalty = ParameterPenalty(spec.regularizer, old_model, importance, spec.weights["reg"])
+        torch.manual_seed(cfg.seed + step)  # new heads' init must not depend on what ran before
         model.add_step(len(split.new_classes))
         if spec.init_new_heads is not None:
             spec.init_new_heads(model, len(split.new_classes))
-        loss_fn = spec.loss_fn(old_model, sum(prev.classes_per_step), cfg.aux_weight)
+        if spec.regularizer is not None:  # keep tracking: the next step needs this step's importance
+            tracker = ImportanceTracker(model, importance_file(ckpt), previous=importance)
+        loss_fn = spec.loss_fn(old_model, sum(prev.classes_per_step), cfg.aux_weight, penalty=penalty)
 
-    ckpt = checkpoint_file(cfg, step, method)
     key = cfg.training_key(step=step, method=method)
     run_dir = Path(cfg.run_dir)
+    epochs, lr = cfg.epochs_at(step), cfg.lr_at(step)
     label = " ".join([cfg.dataset, cfg.task] + ([] if split.is_offline else [split.setting]) + [f"step {step}", method])
-    print_fn(f"[{label}] {cfg.backbone}, {len(train_set)} training images, lr "
-             f"{cfg.lr if step == 0 else cfg.lr_next}, batch {cfg.batch_size}, {cfg.epochs} epochs")
-    history = fit(model, train_set, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                  lr=cfg.lr if step == 0 else cfg.lr_next, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                  aux_weight=cfg.aux_weight, device=device, amp=cfg.amp, num_workers=cfg.num_workers,
-                  seed=cfg.seed + step, checkpoint=ckpt, key=key, loss_fn=loss_fn,
+    print_fn(f"[{label}] {cfg.backbone}, {len(train_set)} training images, lr {lr}, batch {cfg.batch_size}, "
+             f"{epochs} epochs")
+    history = fit(model, train_set, epochs=epochs, batch_size=cfg.batch_size, lr=lr, momentum=cfg.momentum,
+                  weight_decay=cfg.weight_decay, aux_weight=cfg.aux_weight, device=device, amp=cfg.amp,
+                  num_workers=cfg.num_workers, seed=cfg.seed + step, checkpoint=ckpt, key=key, loss_fn=loss_fn,
                   log_dir=run_dir / "tensorboard" / f"{cfg.dataset}-{cfg.task}-{method}-step{step}-{key_digest(key)}",
-                  progress=progress, print_fn=print_fn)
-    rec = evaluate_step(cfg, model, split, val_base, method=method, notebook=notebook, history=history,
-                        checkpoint=ckpt, progress=progress, print_fn=print_fn, record=record)
+                  progress=progress, print_fn=print_fn, tracker=tracker)
+    rec = None
+    if evaluate_now:
+        rec = evaluate_step(cfg, model, split, val_base, method=method, notebook=notebook, history=history,
+                            checkpoint=ckpt, progress=progress, print_fn=print_fn, record=record)
     return StepOutcome(model.eval(), split, history, rec, ckpt, cfg)
 
 
 def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_base, *, method: str,
                   notebook: str, history: dict | None = None, checkpoint: Path | None = None,
-                  progress: bool = True, print_fn: Callable = print, record: bool = True) -> dict:
+                  progress: bool = True, print_fn: Callable = print, record: bool = True,
+                  report_as: IncrementalSplit | None = None) -> dict:
     """Evaluate ``model`` on every validation image with the classes seen at ``split.step``.
 
     Records one result (full images) and, if ``cfg.eval_crop``, a second one on MiB's
     resize + centre crop (field ``eval_protocol``). Returns the full-image record.
+
+    Args:
+        report_as: record the result as this step of an incremental task (its task, setting,
+            step and old/new classes); Joint uses it to sit in the incremental tables.
     """
     device = cfg.torch_device()
     order = split.class_order[: split.num_seen]
     names = [val_base.info.class_names[c] for c in order]
     pos = {c: i for i, c in enumerate(order)}
-    old = [pos[c] for c in split.base_classes]
-    new = [pos[c] for c in split.added_classes]
+    rep = report_as or split
+    old = [pos[c] for c in rep.base_classes]
+    new = [pos[c] for c in rep.added_classes]
     protocols = [("full", eval_transforms())]
     if cfg.eval_crop:
         protocols.append((f"centre-crop-{cfg.eval_crop}", centre_crop_transforms(cfg.eval_crop)))
@@ -153,9 +179,9 @@ def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_b
                       batch_size=max(1, cfg.batch_size), num_workers=cfg.num_workers, amp=cfg.amp,
                       progress=progress, desc=f"eval {protocol}")
         summary = ev["confusion"].summary(names, old, new if new else None)
-        rec = dict(notebook=notebook, dataset=cfg.dataset, task=cfg.task,
-                   setting=split.setting if not split.is_offline else "offline", method=method, step=split.step,
-                   backbone=cfg.backbone, lr=cfg.lr if split.step == 0 else cfg.lr_next, batch_size=cfg.batch_size,
+        rec = dict(notebook=notebook, dataset=cfg.dataset, task=rep.task,
+                   setting=rep.setting if not rep.is_offline else "offline", method=method, step=rep.step,
+                   backbone=cfg.backbone, lr=cfg.lr_at(split.step), batch_size=cfg.batch_size,
                    eval_protocol=protocol, eval_split=eval_split(cfg.dataset), config=cfg.to_dict(), **summary,
                    train_seconds=(history or {}).get("train_seconds"),
                    images_per_second=(history or {}).get("images_per_second"),
@@ -168,6 +194,72 @@ def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_b
                  f"{100 * (summary['miou_old'] or 0):.1f}{new_txt}  pixel acc {100 * (summary['pixel_acc'] or 0):.1f}")
         first = first or rec
     return first
+
+
+def joint_config(cfg: RunConfig) -> RunConfig:
+    """The configuration of Joint for ``cfg.task``: one step with every class, on every image.
+
+    Where the dataset's ``offline`` task already has the same classes and ids (VOC, shapes),
+    Joint *is* that task, so it shares notebook 01's checkpoint of the same configuration;
+    CamVid's Joint uses the incremental ids (``joint`` task: background + 11 classes).
+    """
+    classes = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).class_order
+    task = "offline" if get_task(cfg.dataset, "offline") == [classes] else "joint"
+    return cfg.replace(task=task)
+
+
+def joint_step(cfg: RunConfig, *, notebook: str = "", progress: bool = True, print_fn: Callable = print,
+               record: bool = True) -> StepOutcome:
+    """Joint, the upper bound: offline training on all classes of ``cfg.task`` at once.
+
+    The model is trained (or reused) once per dataset and configuration and recorded as method
+    ``joint`` at the last step of ``cfg.task`` / ``cfg.setting``, with that task's old/new classes,
+    so it sits in the same old/new/all tables as the incremental methods.
+    """
+    jcfg = joint_config(cfg)
+    out = train_step(jcfg, step=0, method="offline", notebook=notebook, progress=progress, print_fn=print_fn,
+                     evaluate_now=False)
+    last = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps - 1
+    target = IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
+    _, val_base = base_datasets(jcfg, out.split)
+    print_fn(f"[joint as {cfg.task} {cfg.setting}]")
+    rec = evaluate_step(cfg, out.model, out.split, val_base, method="joint", notebook=notebook,
+                        history=out.history, checkpoint=out.checkpoint, progress=progress, print_fn=print_fn,
+                        record=record, report_as=target)
+    return StepOutcome(out.model, target, out.history, rec, out.checkpoint, jcfg)
+
+
+def run_incremental(cfg: RunConfig, methods: list[str], *, notebook: str = "", joint: bool = True,
+                    progress: bool = True, print_fn: Callable = print) -> list[dict]:
+    """Every step of ``cfg.task`` / ``cfg.setting`` for each method, plus Joint; one record per step.
+
+    Step 0 is trained and evaluated once (recorded as method ``step0``); each method then runs
+    steps 1..T-1 from it. Finished checkpoints are reused, so a second call trains nothing.
+
+    Args:
+        methods: names from :data:`incseg_lib.methods.METHOD_NAMES`.
+        joint: also train/evaluate Joint (:func:`joint_step`) and record it at the last step.
+
+    Returns:
+        The full-image records, in training order.
+
+    Raises:
+        ValueError: an unknown method (before anything trains) or an offline task.
+    """
+    bad = [m for m in methods if m not in METHOD_NAMES]
+    if bad:
+        raise ValueError(f"unknown method(s) {bad}; choose from {METHOD_NAMES} (Joint: joint=True)")
+    num_steps = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps
+    if num_steps < 2:
+        raise ValueError(f"task {cfg.task!r} has one step; run_incremental needs an incremental task")
+    kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
+    records = [train_step(cfg, step=0, method="step0", **kw).record]
+    for m in methods:
+        for step in range(1, num_steps):
+            records.append(train_step(cfg, step=step, method=m, **kw).record)
+    if joint:
+        records.append(joint_step(cfg, **kw).record)
+    return records
 
 
 def grid_configs(cfg: RunConfig, backbones=None, lrs=None, batch_sizes=None) -> list[RunConfig]:

@@ -1,4 +1,4 @@
-"""Incremental methods as named compositions of losses (and, later, regularizers and replay).
+"""Incremental methods as named compositions of losses and parameter regularizers.
 
 A :class:`Method` says how step t >= 1 is trained from step t-1: the classification loss (on
 the final head and on BiSeNet's auxiliary heads), the distillation terms computed against the
@@ -6,8 +6,9 @@ frozen old model (on the final feature-fusion output only, never on the auxiliar
 what is done to the new classifier heads before training. Step 0 is plain training for every
 method.
 
-Available: ``ft``, ``lwf``, ``lwf-mc``, ``ilt``, ``mib``. EWC, PI, RW and the notebooks that
-compare them come with the rest of issue 3.
+Available: ``ft``, ``lwf``, ``lwf-mc``, ``ilt``, ``ewc``, ``pi``, ``rw``, ``mib`` (the methods of
+MiB's official code). Joint, the offline upper bound, is not a step method: see
+:func:`incseg_lib.experiment.joint_step`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Method:
         principal: optional ``(out, old_out, target, num_old) -> loss`` replacing ``classification``
             on the final head when the method's own loss needs the old model (LwF-MC's BCE).
         weights: the method's loss weights (documented defaults, overridable).
+        regularizer: ``ewc``, ``pi`` or ``rw`` (:mod:`incseg_lib.regularizers`) or None; its weight
+            is ``weights["reg"]``.
     """
 
     name: str
@@ -44,20 +47,31 @@ class Method:
     init_new_heads: Callable | None = None
     principal: Callable | None = None
     weights: dict = field(default_factory=dict)
+    regularizer: str | None = None
 
     @property
     def uses_old_model(self) -> bool:
-        return self.distillation is not None or self.principal is not None
+        """Whether the frozen step t-1 model is needed (its outputs or its weights)."""
+        return self.distillation is not None or self.principal is not None or self.regularizer is not None
 
-    def loss_fn(self, old_model: nn.Module | None, num_old: int, aux_weight: float = 1.0) -> Callable:
-        """The ``loss_fn(model, images, target, outputs)`` that :func:`engine.fit` calls."""
+    def loss_fn(self, old_model: nn.Module | None, num_old: int, aux_weight: float = 1.0,
+                penalty: Callable | None = None) -> Callable:
+        """The ``loss_fn(model, images, target, outputs)`` that :func:`engine.fit` calls.
+
+        Args:
+            penalty: ``model -> weighted scalar`` (a :class:`~incseg_lib.regularizers.ParameterPenalty`),
+                required when the method has a regularizer.
+        """
 
         if self.uses_old_model and old_model is None:
             raise ValueError(f"method {self.name} needs the previous step's model")
+        if self.regularizer is not None and penalty is None:
+            raise ValueError(f"method {self.name} needs the {self.regularizer.upper()} penalty of the previous step")
+        forward_old = self.distillation is not None or self.principal is not None
 
         def fn(model, x, y, out):
             old_out = None
-            if self.uses_old_model:
+            if forward_old:
                 with torch.no_grad():
                     old_out = old_model(x)
             terms = losses.bisenet_loss(out, y, lambda logits, t: self.classification(logits, t, num_old),
@@ -69,6 +83,9 @@ class Method:
                 for k, v in self.distillation(out, old_out, y, num_old).items():
                     terms[k] = v
                     total = total + v
+            if self.regularizer is not None:
+                terms[self.regularizer] = penalty(model)
+                total = total + terms[self.regularizer]
             terms["loss"] = total
             return terms
 
@@ -125,14 +142,16 @@ def _lwf_mc_principal(out, old_out, y, num_old):
     return losses.lwf_mc_loss(out["out"], y, old_out["out"])
 
 
-METHOD_NAMES = ("ft", "lwf", "lwf-mc", "ilt", "mib")
+METHOD_NAMES = ("ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib")
+REGULARIZER_WEIGHTS = {"ewc": 500.0, "pi": 500.0, "rw": 100.0}  # MiB's defaults
 
 
 def get_method(name: str, *, task: str = "", kd_weight: float | None = None) -> Method:
     """Build a method with its paper/MiB defaults.
 
-    Defaults: LwF KD weight 100; ILT KD 100 and feature 100; MiB unbiased KD 10 (100 for 15-1, as
-    the MiB authors recommend). ``kd_weight`` overrides the distillation weight.
+    Defaults: LwF KD weight 100; ILT KD 100 and feature 100; EWC 500, PI 500, RW 100 (penalties
+    added to FT's cross-entropy); MiB unbiased KD 10 (100 for 15-1, as the MiB authors
+    recommend). ``kd_weight`` overrides the distillation (or penalty) weight.
 
     Raises:
         ValueError: unknown name (lists the valid ones).
@@ -147,6 +166,9 @@ def get_method(name: str, *, task: str = "", kd_weight: float | None = None) -> 
     if name == "ilt":
         w = 100.0 if kd_weight is None else kd_weight
         return Method("ilt", _ce, _ilt_terms(w, 100.0), weights={"kd": w, "feature": 100.0})
+    if name in REGULARIZER_WEIGHTS:
+        w = REGULARIZER_WEIGHTS[name] if kd_weight is None else kd_weight
+        return Method(name, _ce, regularizer=name, weights={"reg": w})
     if name == "mib":
         w = kd_weight if kd_weight is not None else (100.0 if task in ("15-1", "15-5s") else 10.0)
         return Method("mib", _unbiased_ce, _mib_terms(w), init_new_heads=mib_init, weights={"ukd": w})

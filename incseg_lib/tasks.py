@@ -36,6 +36,7 @@ VOC_TASKS: dict[str, list[list[int]]] = {
     "15-5": [_r(0, 15), _r(16, 20)],
     "15-1": [_r(0, 15)] + [[c] for c in range(16, 21)],
     "10-1": [_r(0, 10)] + [[c] for c in range(11, 21)],
+    "joint": [_r(0, 20)],  # Joint upper bound: every class at once (= offline for VOC)
 }
 # CamVid in incremental form: 0 = background ("not yet learned"), 1..11 = sky ... bicyclist.
 # The static scene first (sky, building, pole, road, pavement, tree, sign, fence), then the
@@ -44,6 +45,7 @@ CAMVID_TASKS: dict[str, list[list[int]]] = {
     "offline": [_r(0, 10)],  # CamVid's own 11 ids, no background (see data.camvid)
     "8-3": [_r(0, 8), _r(9, 11)],
     "8-1": [_r(0, 8), [9], [10], [11]],
+    "joint": [_r(0, 11)],  # Joint upper bound of 8-3 / 8-1: incremental ids, all at once
 }
 TASKS = {"voc": VOC_TASKS, "shapes": VOC_TASKS, "camvid": CAMVID_TASKS}
 ALIASES = {"15-5s": "15-1"}
@@ -54,6 +56,22 @@ def task_names(dataset: str) -> list[str]:
     """Valid task names for ``dataset`` (aliases included)."""
     names = list(TASKS[_dataset_key(dataset)])
     return names + [a for a, t in ALIASES.items() if t in names]
+
+
+def base_signature(dataset: str, task: str) -> str:
+    """What step 0 of ``task`` depends on: its classes and how many classes the task has in all.
+
+    Step 0 trains on the step-0 classes, and its images (overlapped: containing a step-0 class;
+    disjoint: also no later class) do not depend on how the later classes are split into steps,
+    so VOC ``15-5`` and ``15-1`` both give ``"0-15of21"``. Offline tasks keep their name.
+    """
+    steps = get_task(dataset, task)
+    if len(steps) == 1:
+        return ALIASES.get(task, task)
+    first, total = steps[0], sum(len(s) for s in steps)
+    if first == list(range(first[0], first[-1] + 1)):
+        return f"{first[0]}-{first[-1]}of{total}"
+    return ",".join(map(str, first)) + f"of{total}"
 
 
 def _dataset_key(dataset: str) -> str:

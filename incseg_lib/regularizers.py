@@ -1,0 +1,251 @@
+"""Parameter-importance regularizers EWC, PI and RW, with importance tracked online as in MiB.
+
+All three penalise moving the parameters that mattered for the old classes:
+``penalty = lambda * sum_k Omega_k (theta_k - theta*_k)^2`` over the parameters the old model
+has (new classifier heads are free), with ``theta*`` the step t-1 weights and ``Omega`` a
+per-parameter importance, min-max normalised per tensor as MiB's code does.
+
+Importance is estimated *online*, while a step trains, by :class:`ImportanceTracker` (called by
+:func:`incseg_lib.engine.fit` after every optimiser step, with the step's gradient ``g`` in
+``p.grad``):
+
+* **EWC** (Kirkpatrick et al., PNAS 2017; online form of Chaudhry et al., ECCV 2018, Eq. 6): an
+  exponential moving average of the empirical Fisher, ``F <- alpha g^2 + (1 - alpha) F``,
+  ``alpha = 0.9``. ``Omega = F``.
+* **PI**, path integral / synaptic intelligence (Zenke et al., ICML 2017, Eq. 3-5): the
+  contribution of each parameter to the decrease of the loss along the training trajectory,
+  ``omega += -g * delta_theta`` per update, then ``Omega = relu(omega / (Delta^2 + xi))`` with
+  ``Delta`` the parameter's total change over the step, ``xi = 1e-3``; summed over steps.
+* **RW**, Riemannian walk (Chaudhry et al., ECCV 2018, Eq. 7-9): the same path score measured
+  in the Fisher metric, ``s += -g * Delta_k / (0.5 F Delta_k^2 + eps)`` every ``k = 10``
+  updates (``Delta_k`` = change over those updates), ``Omega = norm(F) + norm(relu(s))``;
+  the score is averaged with the previous steps' (``0.5 (s_old + s)``).
+
+Every step-0 run of an incremental task tracks all three (a few element-wise operations per
+update), so step 0 stays shared by every method and EWC, PI and RW can start from it; steps
+>= 1 of EWC/PI/RW keep tracking for the step after. The importance is written beside the
+checkpoint (``step-k.importance.pt``), atomically after every epoch, so resume stays exact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+EPS = 1e-8
+PI_DAMPING = 1e-3  # xi of Zenke et al. 2017
+REGULARIZERS = ("ewc", "pi", "rw")
+
+
+def importance_file(checkpoint: Path) -> Path:
+    """The importance file that sits beside ``checkpoint`` (``step-k.pt`` -> ``step-k.importance.pt``)."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".importance.pt")
+
+
+def minmax(t: torch.Tensor) -> torch.Tensor:
+    """Min-max normalisation of one tensor to ``[0, 1]`` (MiB's ``normalize_fn``)."""
+    return (t - t.min()) / (t.max() - t.min() + EPS)
+
+
+def _params(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+class ImportanceTracker:
+    """Online EWC / PI / RW importance of one training step.
+
+    Args:
+        model: the model being trained (its parameters are read after each optimiser step).
+        path: where :meth:`save` writes (``importance_file(checkpoint)``).
+        previous: the importance of the previous step (:meth:`importance` of its tracker), or None
+            at step 0. Its Fisher seeds the moving average; PI scores add up; RW scores average.
+        alpha: Fisher moving-average factor (0.9 in MiB). rw_every: RW score interval (10 in MiB).
+
+    The tracker holds four parameter-sized float32 buffers (Fisher, PI omega, RW score, the
+    step's starting weights) plus two snapshots; about 6x the model's parameter memory.
+    """
+
+    def __init__(self, model: nn.Module, path: Path | None = None, previous: dict | None = None,
+                 alpha: float = 0.9, rw_every: int = 10):
+        self.model, self.path, self.alpha, self.rw_every = model, path, alpha, rw_every
+        self.previous = previous or {}
+        self.fisher: dict[str, torch.Tensor] = {}
+        self.omega: dict[str, torch.Tensor] = {}
+        self.rw_score: dict[str, torch.Tensor] = {}
+        self.start: dict[str, torch.Tensor] = {}
+        self._prev: dict[str, torch.Tensor] = {}
+        self._snap: dict[str, torch.Tensor] = {}
+        self._count = 0
+
+    def _init_buffers(self) -> None:
+        """Zero scores and the starting weights, on the parameters' device (first epoch only)."""
+        params = _params(self.model)
+        prev_fisher = self.previous.get("fisher", {})
+        self.fisher = {n: (prev_fisher[n].detach().clone().to(p.device) if n in prev_fisher
+                           and prev_fisher[n].shape == p.shape else torch.ones_like(p.detach()))
+                       for n, p in params.items()}
+        self.omega = {n: torch.zeros_like(p.detach()) for n, p in params.items()}
+        self.rw_score = {n: torch.zeros_like(p.detach()) for n, p in params.items()}
+        self.start = {n: p.detach().clone() for n, p in params.items()}
+
+    # ------------------------------------------------------------------ during training
+    def start_epoch(self) -> None:
+        """Take the reference snapshots (called by ``fit`` before every epoch, after the model
+        is on its device); the first call also records the step's starting weights."""
+        if not self.start:
+            self._init_buffers()
+        params = _params(self.model)
+        self._prev = {n: p.detach().clone() for n, p in params.items()}
+        self._snap = {n: p.detach().clone() for n, p in params.items()}
+        self._count = 0
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """Update Fisher, PI omega and (every ``rw_every`` updates) the RW score.
+
+        Call right after ``optimizer.step()``: ``p.grad`` holds the (unscaled) gradient that made
+        the update. Steps whose gradient is not finite (skipped by AMP's scaler) are ignored.
+        """
+        params = _params(self.model)
+        grads = {n: p.grad for n, p in params.items() if p.grad is not None}
+        if not grads or not all(torch.isfinite(g).all() for g in grads.values()):
+            return
+        self._count += 1
+        do_rw = self._count % self.rw_every == 0
+        for n, g in grads.items():
+            p = params[n].detach()
+            g = g.detach().float()
+            self.omega[n].add_(-g * (p - self._prev[n]))
+            self._prev[n].copy_(p)
+            if do_rw:
+                delta = p - self._snap[n]
+                self.rw_score[n].add_(-g * delta / (0.5 * self.fisher[n] * delta.pow(2) + EPS))
+                self._snap[n].copy_(p)
+            self.fisher[n].mul_(1 - self.alpha).add_(self.alpha * g.pow(2))
+
+    # ------------------------------------------------------------------ results
+    @torch.no_grad()
+    def importance(self) -> dict:
+        """The importance after this step: ``{"fisher", "pi", "rw"}``, each ``{param name: tensor}``.
+
+        ``pi``: ``relu(omega / (Delta^2 + xi))`` plus the previous steps' PI; ``rw``: ``relu(s)``
+        averaged with the previous RW score (both as MiB accumulates them).
+        """
+        params = _params(self.model)
+        pi, rw = {}, {}
+        prev_pi, prev_rw = self.previous.get("pi", {}), self.previous.get("rw", {})
+        for n, p in params.items():
+            delta = p.detach() - self.start[n]
+            pi[n] = torch.relu(self.omega[n] / (delta.pow(2) + PI_DAMPING))
+            if n in prev_pi and prev_pi[n].shape == p.shape:
+                pi[n] = pi[n] + prev_pi[n].to(p.device)
+            rw[n] = torch.relu(self.rw_score[n])
+            if n in prev_rw and prev_rw[n].shape == p.shape:
+                rw[n] = 0.5 * (rw[n] + prev_rw[n].to(p.device))
+        return {"fisher": {n: f.clone() for n, f in self.fisher.items()}, "pi": pi, "rw": rw}
+
+    def state_dict(self) -> dict:
+        return {"fisher": self.fisher, "omega": self.omega, "rw_score": self.rw_score, "start": self.start,
+                "previous": self.previous, "alpha": self.alpha, "rw_every": self.rw_every}
+
+    def load_state_dict(self, state: dict) -> None:
+        dev = next(self.model.parameters()).device
+        for name in ("fisher", "omega", "rw_score", "start"):
+            setattr(self, name, {n: t.to(dev) for n, t in state[name].items()})
+        self.previous = state.get("previous") or {}
+        self.alpha, self.rw_every = state["alpha"], state["rw_every"]
+
+    def save(self, epoch: int, final: bool) -> None:
+        """Write the tracker state (``final``: only the finished importance) atomically to ``path``."""
+        from .engine import save_checkpoint
+
+        if self.path is None:
+            return
+        state = {"epoch": epoch, "final": final}
+        state.update({"importance": _to_cpu(self.importance())} if final else {"tracker": _to_cpu(self.state_dict())})
+        save_checkpoint(self.path, state)
+
+    def resume(self, epoch: int) -> bool:
+        """Load the state saved after ``epoch``; False (and a fresh start) if there is none."""
+        if self.path is None or not Path(self.path).is_file():
+            return False
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        if state.get("epoch") != epoch or state.get("final") or "tracker" not in state:
+            return False
+        self.load_state_dict(state["tracker"])
+        return True
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    return obj
+
+
+def load_importance(checkpoint: Path) -> dict:
+    """The finished importance saved beside ``checkpoint``.
+
+    Raises:
+        FileNotFoundError: no importance file, or the step did not finish (names the file and
+            what to do).
+    """
+    path = importance_file(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: {Path(checkpoint).name} was trained without importance tracking "
+            "(EWC/PI/RW need it); delete the checkpoint folder to retrain that step with tracking")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not state.get("final"):
+        raise FileNotFoundError(f"{path} belongs to an unfinished step (epoch {state.get('epoch')}); "
+                                "finish training that step first")
+    return state["importance"]
+
+
+class ParameterPenalty:
+    """``weight * sum_k Omega_k (theta_k - theta*_k)^2`` for EWC, PI or RW (see the module docstring).
+
+    Args:
+        kind: ``ewc``, ``pi`` or ``rw``.
+        old_model: the frozen step t-1 model (``theta*``).
+        importance: the step t-1 importance (:func:`load_importance`).
+        weight: lambda (MiB: EWC 500, PI 500, RW 100).
+        normalize: min-max normalise each importance tensor (MiB's default).
+
+    Parameters the old model does not have (the new heads) are not penalised.
+
+    Raises:
+        ValueError: unknown ``kind``.
+    """
+
+    def __init__(self, kind: str, old_model: nn.Module, importance: dict, weight: float, normalize: bool = True):
+        if kind not in REGULARIZERS:
+            raise ValueError(f"unknown regularizer {kind!r}; choose one of {REGULARIZERS}")
+        self.kind, self.weight = kind, float(weight)
+        norm = minmax if normalize else (lambda t: t)
+        old = {n: p.detach() for n, p in old_model.named_parameters()}
+        self.omega, self.anchor = {}, {}
+        for n, theta in old.items():
+            if kind == "ewc":
+                om = norm(importance["fisher"][n])
+            elif kind == "pi":
+                om = norm(importance["pi"][n])
+            else:
+                om = norm(importance["fisher"][n]) + norm(importance["rw"][n])
+            self.omega[n] = om.to(theta.device)
+            self.anchor[n] = theta.clone()
+
+    def __call__(self, model: nn.Module) -> torch.Tensor:
+        """The weighted penalty (scalar tensor with gradients to ``model``'s parameters)."""
+        total = None
+        for n, p in model.named_parameters():
+            if n in self.omega:
+                term = (self.omega[n] * (p.float() - self.anchor[n]).pow(2)).sum()
+                total = term if total is None else total + term
+        if total is None:
+            return torch.zeros(())
+        return self.weight * total

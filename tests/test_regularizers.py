@@ -1,0 +1,134 @@
+"""EWC / PI / RW: online importance against the papers' update rules, penalties against their formula."""
+
+import pytest
+import torch
+from torch import nn
+
+from incseg_lib.config import RunConfig
+from incseg_lib.experiment import checkpoint_file, train_step
+from incseg_lib.regularizers import (PI_DAMPING, ImportanceTracker, ParameterPenalty, importance_file,
+                                     load_importance, minmax)
+
+
+def _toy_run(steps=12, rw_every=3, previous=None, path=None):
+    """SGD on a 2-parameter-tensor model with a fixed quadratic loss; returns tracker and trajectory."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(8, 3), torch.randn(8, 2)
+    tracker = ImportanceTracker(model, path=path, previous=previous, alpha=0.9, rw_every=rw_every)
+    tracker.start_epoch()
+    traj = [{n: p.detach().clone() for n, p in model.named_parameters()}]
+    grads = []
+    for _ in range(steps):
+        opt.zero_grad()
+        ((model(x) - y) ** 2).mean().backward()
+        opt.step()
+        tracker.after_step()
+        grads.append({n: p.grad.detach().clone() for n, p in model.named_parameters()})
+        traj.append({n: p.detach().clone() for n, p in model.named_parameters()})
+    return model, tracker, traj, grads
+
+
+def test_tracker_matches_update_rules():
+    model, tracker, traj, grads = _toy_run()
+    imp = tracker.importance()
+    for n in ("weight", "bias"):
+        fisher = torch.ones_like(traj[0][n])
+        omega = torch.zeros_like(fisher)
+        rw = torch.zeros_like(fisher)
+        snap = traj[0][n]
+        for k, gs in enumerate(grads, start=1):
+            g = gs[n]
+            omega += -g * (traj[k][n] - traj[k - 1][n])  # Zenke et al. Eq. 3 (discrete path integral)
+            if k % 3 == 0:  # Chaudhry et al. Eq. 8, with the Fisher *before* this update
+                d = traj[k][n] - snap
+                rw += -g * d / (0.5 * fisher * d ** 2 + 1e-8)
+                snap = traj[k][n]
+            fisher = 0.9 * g ** 2 + 0.1 * fisher  # online Fisher, alpha = 0.9
+        delta = traj[-1][n] - traj[0][n]
+        torch.testing.assert_close(imp["fisher"][n], fisher)
+        torch.testing.assert_close(imp["pi"][n], torch.relu(omega / (delta ** 2 + PI_DAMPING)))
+        torch.testing.assert_close(imp["rw"][n], torch.relu(rw))
+    # a loss that decreases along the path gives positive PI importance somewhere
+    assert sum(float(v.sum()) for v in imp["pi"].values()) > 0
+
+
+def test_importance_accumulates_over_steps():
+    _, first, _, _ = _toy_run()
+    prev = first.importance()
+    _, second, _, _ = _toy_run(previous=prev)
+    fresh = _toy_run()[1].importance()
+    both = second.importance()
+    for n in ("weight", "bias"):
+        torch.testing.assert_close(both["pi"][n], fresh["pi"][n] + prev["pi"][n])  # PI: summed
+        own_rw = torch.relu(second.rw_score[n])  # (its path score uses the continued Fisher)
+        torch.testing.assert_close(both["rw"][n], 0.5 * (own_rw + prev["rw"][n]))  # RW: averaged
+    seeded = ImportanceTracker(second.model, previous=prev)
+    seeded.start_epoch()
+    for n in ("weight", "bias"):  # the Fisher average continues from the previous step's
+        assert torch.equal(seeded.fisher[n], prev["fisher"][n])
+
+
+def test_penalty_formula_and_new_parameters_free():
+    torch.manual_seed(1)
+    old = nn.Sequential(nn.Linear(3, 4))
+    new = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))  # "1.*" exists only in the new model
+    new[0].load_state_dict(old[0].state_dict())
+    with torch.no_grad():
+        for p in new.parameters():
+            p.add_(torch.randn_like(p))
+    imp = {k: {n: torch.rand_like(p) for n, p in old.named_parameters()} for k in ("fisher", "pi", "rw")}
+    for kind, weight in (("ewc", 500.0), ("pi", 500.0), ("rw", 100.0)):
+        got = ParameterPenalty(kind, old, imp, weight)(new)
+        want = 0.0
+        for n, p in old.named_parameters():
+            om = {"ewc": minmax(imp["fisher"][n]), "pi": minmax(imp["pi"][n]),
+                  "rw": minmax(imp["fisher"][n]) + minmax(imp["rw"][n])}[kind]
+            want = want + (om * (dict(new.named_parameters())[n] - p) ** 2).sum()
+        torch.testing.assert_close(got, weight * want)
+        got.backward()
+        assert new[1].weight.grad is None  # the new head is not penalised
+        new.zero_grad()
+    with pytest.raises(ValueError, match="unknown regularizer 'si'"):
+        ParameterPenalty("si", old, imp, 1.0)
+
+
+def test_tracker_resume_is_exact(tmp_path):
+    """Saved after an epoch and reloaded, the tracker continues as if never stopped."""
+    _, tracker, _, _ = _toy_run(path=tmp_path / "imp.pt")
+    tracker.save(epoch=1, final=False)
+    other = ImportanceTracker(tracker.model, path=tmp_path / "imp.pt")
+    assert other.resume(1) and not other.resume(2)
+    for n in ("fisher", "pi", "rw"):
+        for k, v in tracker.importance()[n].items():
+            torch.testing.assert_close(other.importance()[n][k], v)
+
+
+def _cfg(tmp_path, shapes_root, **kw):
+    return RunConfig.from_profile("smoke", task="15-5", setting="overlapped", epochs=1, crop_size=32,
+                                  max_train_images=40, max_val_images=4, run_dir=str(tmp_path),
+                                  checkpoint_dir=str(tmp_path / "ckpt"), data_root=str(shapes_root), **kw)
+
+
+def test_step0_saves_importance_and_ewc_with_zero_weight_is_ft(tmp_path, shapes_root, monkeypatch):
+    cfg = _cfg(tmp_path, shapes_root)
+    quiet = dict(progress=False, print_fn=lambda *a: None, record=False)
+    ft = train_step(cfg, step=1, method="ft", **quiet)
+    imp = load_importance(checkpoint_file(cfg, 0, "ft"))
+    assert set(imp) == {"fisher", "pi", "rw"} and len(imp["fisher"]) > 100
+    from incseg_lib import methods
+    monkeypatch.setitem(methods.REGULARIZER_WEIGHTS, "ewc", 0.0)
+    ewc = train_step(cfg, step=1, method="ewc", **quiet)
+    a, b = ft.model.state_dict(), ewc.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same init, same data: the penalty is the only change
+    assert importance_file(checkpoint_file(cfg, 1, "ewc")).is_file()  # tracked for the next step
+    assert not importance_file(checkpoint_file(cfg, 1, "ft")).exists()
+
+
+def test_regularizer_without_importance_names_the_file(tmp_path, shapes_root):
+    cfg = _cfg(tmp_path, shapes_root)
+    train_step(cfg, step=0, method="step0", progress=False, print_fn=lambda *a: None, record=False)
+    importance_file(checkpoint_file(cfg, 0, "pi")).unlink()
+    with pytest.raises(FileNotFoundError, match="importance.pt does not exist.*delete the checkpoint"):
+        train_step(cfg, step=1, method="pi", progress=False, print_fn=lambda *a: None, record=False)
