@@ -55,6 +55,7 @@ class RunConfig:
         checkpoint_dir: root of the checkpoint tree; ``""`` means :func:`default_checkpoint_root`.
         run_dir: where results, TensorBoard logs and figures of this run go.
         grid: profile-sized hyperparameter grid for notebook 01 (backbones, lrs, batch_sizes).
+        incremental: profile-sized plan of notebook 02 (``tasks``, ``settings``, ``methods``).
     """
 
     profile: str = "smoke"
@@ -84,6 +85,7 @@ class RunConfig:
     checkpoint_dir: str = ""
     run_dir: str = "runs/default"
     grid: dict[str, list] = field(default_factory=dict)
+    incremental: dict[str, list] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -208,26 +210,42 @@ def key_digest(key: dict[str, Any]) -> str:
 
 _PROFILE_VALUES: dict[str, dict[str, Any]] = {
     "smoke": dict(dataset="shapes", crop_size=64, batch_size=8, epochs=4, lr=0.05, lr_next=0.005,
-                  num_workers=0, pretrained="",
-                  grid={"backbones": ["resnet18"], "lrs": [0.05, 0.01], "batch_sizes": [8]}),
+                  num_workers=0, pretrained="", max_train_images=200, max_val_images=48,
+                  grid={"backbones": ["resnet18"], "lrs": [0.05, 0.01], "batch_sizes": [8]},
+                  incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped"],
+                               "methods": ["ft", "lwf", "ilt", "ewc", "mib"]}),
     "cpu": dict(dataset="voc", crop_size=160, batch_size=8, epochs=30, epochs_next=10, lr=0.01, lr_next=0.001,
                 num_workers=2, pretrained="imagenet",
-                grid={"backbones": ["resnet18"], "lrs": [0.01, 0.025], "batch_sizes": [8]}),
+                grid={"backbones": ["resnet18"], "lrs": [0.01, 0.025], "batch_sizes": [8]},
+                incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped", "disjoint"],
+                             "methods": ["ft", "lwf", "ilt", "mib"]}),
     "colab": dict(dataset="voc", crop_size=512, batch_size=16, epochs=30, lr=0.01, lr_next=0.001,
                   num_workers=2, pretrained="imagenet",
-                  grid={"backbones": ["resnet18", "resnet50"], "lrs": [0.01, 0.025], "batch_sizes": [8, 16]}),
+                  grid={"backbones": ["resnet18", "resnet50"], "lrs": [0.01, 0.025], "batch_sizes": [8, 16]},
+                  incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped", "disjoint"],
+                               "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]}),
     "paper": dict(dataset="voc", voc_split="train_aug", crop_size=512, batch_size=24, epochs=30, lr=0.01,
                   lr_next=0.001, num_workers=4, pretrained="imagenet", eval_crop=512, backbone="resnet101",
-                  grid={"backbones": ["resnet50", "resnet101"], "lrs": [0.01], "batch_sizes": [24]}),
+                  grid={"backbones": ["resnet50", "resnet101"], "lrs": [0.01], "batch_sizes": [24]},
+                  incremental={"tasks": ["19-1", "15-5", "15-1", "10-1"], "settings": ["disjoint", "overlapped"],
+                               "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]}),
 }
 
 # Dataset-specific values per profile (CamVid frames are 480x360, street scenes).
 _DATASET_VALUES: dict[tuple[str, str], dict[str, Any]] = {
-    ("cpu", "camvid"): dict(crop_size=192, batch_size=8, epochs=25, epochs_next=5),
-    ("colab", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025),
-    ("paper", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025, eval_crop=0),
+    ("cpu", "camvid"): dict(crop_size=192, batch_size=8, epochs=25, epochs_next=5,
+                            incremental={"tasks": ["8-1"], "settings": ["overlapped"],
+                                         "methods": ["ft", "lwf", "ilt", "mib"]}),
+    ("colab", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025,
+                              incremental={"tasks": ["8-3", "8-1"], "settings": ["overlapped", "disjoint"],
+                                           "methods": ["ft", "lwf", "ilt", "ewc", "mib"]}),
+    ("paper", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025, eval_crop=0,
+                              incremental={"tasks": ["8-3", "8-1"], "settings": ["overlapped", "disjoint"],
+                                           "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]}),
     ("smoke", "voc"): dict(crop_size=96, max_train_images=64, max_val_images=32),
-    ("smoke", "camvid"): dict(crop_size=96, max_train_images=64, max_val_images=32),
+    ("smoke", "camvid"): dict(crop_size=96, max_train_images=64, max_val_images=32,
+                              incremental={"tasks": ["8-3", "8-1"], "settings": ["overlapped"],
+                                           "methods": ["ft", "lwf", "ilt", "ewc", "mib"]}),
     ("cpu", "shapes"): dict(crop_size=64, epochs=10),
 }
 

@@ -292,3 +292,159 @@ def grid_table(outcomes: list[StepOutcome]):
                      "train s": round(r["train_seconds"] or 0, 1),
                      "train img/s": round(r["images_per_second"] or 0, 1)})
     return pd.DataFrame(rows).sort_values("mIoU %", ascending=False, ignore_index=True)
+
+
+def load_step_model(cfg: RunConfig, step: int, method: str) -> BiSeNet:
+    """The trained model of ``method`` after ``step`` (``joint``: the Joint model), in eval mode.
+
+    Raises:
+        FileNotFoundError: that step has not been trained with this configuration (names the file).
+    """
+    if method == "joint":
+        jcfg = joint_config(cfg)
+        split = IncrementalSplit(jcfg.dataset, jcfg.task, 0, jcfg.setting)
+        ckpt = checkpoint_file(jcfg, 0, "offline")
+    else:
+        split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
+        ckpt = checkpoint_file(cfg, step, method)
+    model = BiSeNet(split.classes_per_step, cfg.backbone, "")
+    load_checkpoint(ckpt, model)
+    return model.eval()
+
+
+def predictions_over_steps(cfg: RunConfig, methods: list[str], indices: list[int]) -> dict:
+    """Predictions of the same validation images after every step, for each method.
+
+    Returns:
+        ``{"images": [(3, H, W) float], "truth": [(H, W) int64 with every class of the task],
+        "palette", "class_names", "steps": {method: [[(H, W) int64 per image] per step]}}``;
+        predicted ids are dataset class ids (step 0 is the shared model).
+    """
+    split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    last = IncrementalSplit(cfg.dataset, cfg.task, split0.num_steps - 1, cfg.setting)
+    _, val_base = base_datasets(cfg, split0)
+    val = last.eval_dataset(val_base).with_transforms(eval_transforms())
+    order = torch.as_tensor(last.class_order)
+    items = [val[i] for i in indices]
+    images = [x for x, _ in items]
+    truth = [order[torch.where(y == 255, 0, y)].masked_fill(y == 255, 255) for _, y in items]
+    device = cfg.torch_device()
+    steps = {}
+    for m in methods:
+        per_step = []
+        for step in range(split0.num_steps):
+            model = load_step_model(cfg, step, "step0" if step == 0 else m).to(device)
+            with torch.no_grad():
+                per_step.append([order[model(x[None].to(device))["out"].argmax(1)[0].cpu()] for x in images])
+        steps[m] = per_step
+    return {"images": images, "truth": truth, "palette": val_base.info.palette,
+            "class_names": val_base.info.class_names, "steps": steps}
+
+
+def study_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
+    """Notebook 02's plan: tasks x settings x methods, the profile's where an argument is empty.
+
+    Raises:
+        ValueError: an unknown task, setting or method (names it and the valid ones).
+    """
+    from .tasks import SETTINGS, task_names
+
+    plan = cfg.incremental or {}
+    tasks = list(tasks or plan.get("tasks") or ["15-5"])
+    settings = list(settings or plan.get("settings") or ["overlapped"])
+    methods = list(methods or plan.get("methods") or ["ft", "mib"])
+    for t in tasks:
+        if t not in task_names(cfg.dataset) or t in ("offline", "joint"):
+            raise ValueError(f"task {t!r} is not an incremental task of {cfg.dataset}; choose from "
+                             f"{[n for n in task_names(cfg.dataset) if n not in ('offline', 'joint')]}")
+    for s in settings:
+        if s not in SETTINGS:
+            raise ValueError(f"setting {s!r}; choose from {SETTINGS}")
+    bad = [m for m in methods if m not in METHOD_NAMES]
+    if bad:
+        raise ValueError(f"unknown method(s) {bad}; choose from {METHOD_NAMES} (Joint is added by joint=True)")
+    return {"tasks": tasks, "settings": settings, "methods": methods}
+
+
+def run_study(cfg: RunConfig, plan: dict, *, notebook: str = "", joint: bool = True, progress: bool = True,
+              print_fn: Callable = print) -> list[dict]:
+    """:func:`run_incremental` for every task and setting of ``plan`` (:func:`study_plan`)."""
+    records = []
+    for task in plan["tasks"]:
+        for setting in plan["settings"]:
+            records += run_incremental(cfg.replace(task=task, setting=setting), plan["methods"], notebook=notebook,
+                                       joint=joint, progress=progress, print_fn=print_fn)
+    return records
+
+
+def task_overview(cfg: RunConfig):
+    """DataFrame of ``cfg.task``'s steps: new classes and training images per setting."""
+    import pandas as pd
+
+    rows = []
+    split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    train_base, _ = base_datasets(cfg, split0)
+    for step in range(split0.num_steps):
+        row = {"step": step}
+        for setting in ("disjoint", "overlapped"):
+            sp = IncrementalSplit(cfg.dataset, cfg.task, step, setting)
+            row[f"images ({setting})"] = len(sp.train_indices(train_base, cfg.checkpoint_path / "splits"))
+        names = [train_base.info.class_names[c] for c in split0.steps[step]]
+        row["new classes"] = ", ".join(names if len(names) <= 6 else names[:5] + [f"... ({len(names)})"])
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("step")
+
+
+def example_images(cfg: RunConfig, n: int = 2) -> list[int]:
+    """Validation images that show background shift: a step-0 class *and* a later class if possible."""
+    import numpy as np
+
+    split = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    _, val = base_datasets(cfg, split)
+    pres = val.class_presence(cfg.checkpoint_path / "splits")
+    old = [c for c in split.base_classes if c != 0]
+    new = [c for s in split.steps[1:] for c in s]
+    has_new = pres[:, new].any(1)
+    both = np.flatnonzero(pres[:, old].any(1) & has_new).tolist()
+    rest = [i for i in np.flatnonzero(has_new).tolist() if i not in both]
+    picks = (both + rest)[:n]
+    return picks or list(range(min(n, len(val))))
+
+
+def model_and_data(rec: dict, data_root: str = ""):
+    """The model, evaluation images and palette behind a results record (for galleries/viewers).
+
+    Args:
+        data_root: read the images from here instead of the record's ``data_root``.
+
+    Returns:
+        ``(model, dataset, palette)``: the model of ``rec["checkpoint"]`` in eval mode; the
+        evaluation split labelled with the model's output indices (full images, normalised); the
+        palette reordered to those indices.
+
+    Raises:
+        FileNotFoundError: the record has no checkpoint, or its file is gone (names it).
+    """
+    ckpt = rec.get("checkpoint")
+    if not ckpt or not Path(ckpt).is_file():
+        raise FileNotFoundError(f"the checkpoint of this record ({ckpt}) is not on this machine; "
+                                "re-run its notebook (it reuses or retrains the step)")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    model = BiSeNet(state["classes_per_step"], state["backbone"], "")
+    model.load_state_dict(state["model"])
+    cfg = RunConfig(**{k: v for k, v in rec["config"].items() if k in RunConfig.__dataclass_fields__})
+    if data_root:
+        cfg = cfg.replace(data_root=data_root)
+    if rec["method"] == "joint":
+        cfg = joint_config(cfg.replace(task=rec["task"]))
+        split = IncrementalSplit(cfg.dataset, cfg.task, 0, "overlapped")
+    elif rec.get("setting") == "offline":
+        split = IncrementalSplit(cfg.dataset, rec["task"], 0, "overlapped")
+        cfg = cfg.replace(task=rec["task"])
+    else:
+        cfg = cfg.replace(task=rec["task"], setting=rec["setting"])
+        split = IncrementalSplit(cfg.dataset, cfg.task, rec["step"], cfg.setting)
+    _, val_base = base_datasets(cfg, split)
+    data = split.eval_dataset(val_base).with_transforms(eval_transforms())
+    palette = val_base.info.palette[split.class_order[: split.num_seen]]
+    return model.eval(), data, palette

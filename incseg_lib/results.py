@@ -110,3 +110,133 @@ def _device_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+# ---------------------------------------------------------------------- incremental tables
+METHOD_ORDER = ("step0", "ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "smib", "joint")
+DISPLAY_NAMES = {"step0": "step 0", "ft": "FT", "lwf": "LwF", "lwf-mc": "LwF-MC", "ilt": "ILT", "ewc": "EWC",
+                 "pi": "PI", "rw": "RW", "mib": "MiB", "smib": "SMiB", "joint": "Joint", "offline": "offline"}
+
+
+def display_name(method: str) -> str:
+    """The field's name for a method id (``mib`` -> ``MiB``); unknown ids are returned as given."""
+    return DISPLAY_NAMES.get(method, method)
+
+
+def _method_rank(method: str) -> tuple:
+    base = method.split("+")[0]
+    return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER) - 1, method)
+
+
+def latest(records: list[dict], keys=("dataset", "task", "setting", "method", "step", "backbone",
+                                      "eval_protocol", "variant")) -> list[dict]:
+    """Keep the newest record per ``keys`` (a re-run notebook supersedes its earlier records)."""
+    out: dict = {}
+    for r in sorted(records, key=lambda r: (r.get("created_ns", 0), r.get("_file", ""))):
+        out[tuple(str(r.get(k)) for k in keys)] = r
+    return list(out.values())
+
+
+def final_steps(records: list[dict], protocol: str = "full") -> list[dict]:
+    """The newest record of each method at the last step of its task (incremental tasks only)."""
+    from .tasks import get_task
+
+    keep = []
+    for r in latest([r for r in records if r.get("eval_protocol", "full") == protocol]):
+        if r.get("setting") == "offline":
+            continue
+        try:
+            last = len(get_task(r["dataset"], r["task"])) - 1
+        except ValueError:
+            continue
+        if r["step"] == last and r["method"] != "step0":
+            keep.append(r)
+    return keep
+
+
+def incremental_table(records: list[dict], protocol: str = "full", with_time: bool = False):
+    """The old/new/all table of MiB's papers: mIoU (%) at the last step, methods x (task, setting).
+
+    Rows are methods in the field's order (FT ... MiB, SMiB, Joint last; variants such as
+    ``smib+5`` after their method); columns ``(dataset, task, setting, old|new|all)``. With
+    ``with_time`` a ``train s`` column per (dataset, task, setting) adds the training seconds of the
+    last step.
+    """
+    import pandas as pd
+
+    rows: dict = {}
+    for r in final_steps(records, protocol):
+        col = (r["dataset"], r["task"], r["setting"])
+        row = rows.setdefault(r["method"], {})
+        for part in ("old", "new", "all"):
+            v = r.get(f"miou_{part}")
+            row[col + (part,)] = float("nan") if v is None else round(100 * v, 1)
+        if with_time:
+            row[col + ("train s",)] = round(r.get("train_seconds") or 0.0, 1)
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.columns = pd.MultiIndex.from_tuples(df.columns, names=["dataset", "task", "setting", "mIoU"])
+    df = df[sorted(df.columns, key=lambda c: (c[0], c[1], c[2], ["old", "new", "all", "train s"].index(c[3])))]
+    df = df.loc[sorted(df.index, key=_method_rank)]
+    df.index = [display_name(m) for m in df.index]
+    return df
+
+
+def step_curves(records: list[dict], dataset: str, task: str, setting: str, metric: str = "miou_all",
+                protocol: str = "full"):
+    """mIoU (%) after every step, one row per method (step 0 shared, Joint left out): DataFrame."""
+    import pandas as pd
+
+    recs = [r for r in latest(records) if r["dataset"] == dataset and r["task"] == task and r["setting"] == setting
+            and r.get("eval_protocol", "full") == protocol and r["method"] != "joint"]
+    base = [r for r in recs if r["step"] == 0]
+    methods = sorted({r["method"] for r in recs if r["step"] > 0}, key=_method_rank)
+    table = {}
+    for m in methods:
+        row = {0: round(100 * (base[-1][metric] or 0), 1)} if base else {}
+        for r in recs:
+            if r["method"] == m and r["step"] > 0 and r.get(metric) is not None:
+                row[r["step"]] = round(100 * r[metric], 1)
+        table[display_name(m)] = row
+    return pd.DataFrame.from_dict(table, orient="index").sort_index(axis=1)
+
+
+def class_iou(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
+    """Per-class IoU (%) at the last step: one row per method (Joint included), one column per class."""
+    import pandas as pd
+
+    recs = [r for r in final_steps(records, protocol)
+            if r["dataset"] == dataset and r["task"] == task and r["setting"] == setting]
+    recs = sorted(recs, key=lambda r: _method_rank(r["method"]))
+    rows = {display_name(r["method"]): {c: (float("nan") if v is None else round(100 * v, 1))
+                                        for c, v in r["iou"].items()} for r in recs}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def forgetting(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
+    """Forgetting per old class: IoU after step 0 minus IoU at the last step (points), per method.
+
+    Only the step-0 classes (background included) are shown; a positive value is what the
+    method forgot, a negative one what it improved.
+    """
+    import pandas as pd
+
+    recs = [r for r in latest(records) if r["dataset"] == dataset and r["task"] == task
+            and r["setting"] == setting and r.get("eval_protocol", "full") == protocol]
+    base = [r for r in recs if r["step"] == 0]
+    if not base:
+        return pd.DataFrame()
+    b = base[-1]["iou"]
+    final = class_iou(records, dataset, task, setting, protocol)
+    cols = [c for c in b if c in final.columns]
+    out = pd.DataFrame({c: (100 * b[c] if b[c] is not None else float("nan")) - final[c] for c in cols},
+                       index=final.index)
+    return out.round(1)
+
+
+def find_runs(root: str | Path = "runs") -> list[Path]:
+    """Run folders under ``root`` (itself included) that hold a ``results/`` folder, sorted by name."""
+    root = Path(root)
+    found = [p.parent for p in root.glob("**/results") if p.is_dir()]
+    return sorted(set(found))

@@ -74,6 +74,14 @@ def base_signature(dataset: str, task: str) -> str:
     return ",".join(map(str, first)) + f"of{total}"
 
 
+def first_new_class(dataset: str, task: str) -> str:
+    """Name of the first class added after step 0 (where old ends and new begins in a table)."""
+    from .data import dataset_info
+
+    steps = get_task(dataset, task)
+    return dataset_info(dataset, incremental=True).class_names[steps[1][0]] if len(steps) > 1 else ""
+
+
 def _dataset_key(dataset: str) -> str:
     if dataset not in TASKS:
         raise ValueError(f"no task protocols for dataset {dataset!r}; choose one of {sorted(TASKS)}")

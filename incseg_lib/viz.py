@@ -102,3 +102,164 @@ def iou_bars(record: dict, title: str = ""):
     ax.set_title(title or f"{record['dataset']} {record['method']} mIoU {100 * (record['miou_all'] or 0):.1f}")
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------- incremental learning
+def predictions_over_steps(pred: dict, methods: Sequence[str] | None = None, title: str = ""):
+    """One row per (image, method): image | ground truth | prediction after each step.
+
+    Args:
+        pred: the dict of :func:`incseg_lib.experiment.predictions_over_steps`.
+    """
+    import matplotlib.pyplot as plt
+
+    from .results import display_name
+
+    methods = list(methods or pred["steps"])
+    n_steps = len(next(iter(pred["steps"].values())))
+    rows = [(i, m) for i in range(len(pred["images"])) for m in methods]
+    fig, axes = plt.subplots(len(rows), n_steps + 2, figsize=(1.9 * (n_steps + 2), 1.7 * len(rows)), squeeze=False)
+    for r, (i, m) in enumerate(rows):
+        pics = [_to_rgb(pred["images"][i]), colorize(pred["truth"][i], pred["palette"])]
+        pics += [colorize(pred["steps"][m][s][i], pred["palette"]) for s in range(n_steps)]
+        names = ["image", "ground truth"] + [f"step {s}" for s in range(n_steps)]
+        for c, (ax, pic) in enumerate(zip(axes[r], pics)):
+            ax.imshow(pic)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(names[c], fontsize=8)
+        axes[r, 2].set_ylabel(display_name(m), fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def step_curves(frame, title: str = "mIoU after each step"):
+    """Lines of mIoU (%) per step, one per method (rows of :func:`results.step_curves`)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for method, row in frame.iterrows():
+        row = row.dropna()
+        ax.plot(row.index, row.values, marker="o", ms=4, label=method)
+    ax.set_xlabel("step")
+    ax.set_ylabel("mIoU % (all seen classes)")
+    ax.set_xticks(list(frame.columns))
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def iou_heatmap(frame, title: str = "per-class IoU % at the last step", split_at: str | None = None,
+                cmap: str = "viridis", vmin: float = 0, vmax: float = 100, label: str = "IoU %"):
+    """Seaborn heatmap of a methods x classes table in % (:func:`results.class_iou`, :func:`results.forgetting`).
+
+    Args:
+        split_at: a class name; a vertical line is drawn before it (old | new classes).
+        cmap, vmin, vmax, label: colour map, its range and the colour bar's label.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(0.42 * len(frame.columns) + 2, 0.4 * len(frame) + 1.6))
+    sns.heatmap(frame, annot=True, fmt=".0f", cmap=cmap, vmin=vmin, vmax=vmax, cbar_kws={"label": label},
+                annot_kws={"fontsize": 6}, ax=ax)
+    if split_at is not None and split_at in frame.columns:
+        ax.axvline(list(frame.columns).index(split_at), color="white", lw=2)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def comparison_bars(table, title: str = "mIoU % at the last step"):
+    """Grouped bars (old / new / all) per method, one panel per (dataset, task, setting).
+
+    Args:
+        table: :func:`incseg_lib.results.incremental_table`.
+    """
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys(c[:3] for c in table.columns))
+    fig, axes = plt.subplots(1, len(groups), figsize=(max(4.5, 0.6 * len(table)) * len(groups), 3.4), squeeze=False)
+    width = 0.27
+    for ax, g in zip(axes[0], groups):
+        x = np.arange(len(table))
+        for k, part in enumerate(("old", "new", "all")):
+            if g + (part,) in table.columns:
+                ax.bar(x + (k - 1) * width, table[g + (part,)].values, width, label=part)
+        ax.set_xticks(x)
+        ax.set_xticklabels(table.index, rotation=45, ha="right", fontsize=8)
+        ax.set_title(" ".join(g), fontsize=9)
+        ax.set_ylabel("mIoU %")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), device="cpu", data_root: str = ""):
+    """ipywidgets viewer: pick dataset / task / setting / method / step, see its gallery.
+
+    Each choice loads the record's checkpoint (:func:`incseg_lib.experiment.model_and_data`) and
+    draws image | ground truth | prediction for ``images`` of the evaluation split. Returns the
+    widget (already displayed) after rendering the first choice. ``data_root`` overrides where
+    the records' validation images are read from.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .experiment import model_and_data
+    from .results import latest
+
+    recs = [r for r in latest(records) if r.get("checkpoint") and r.get("eval_protocol", "full") == "full"]
+    if not recs:
+        return widgets.HTML("no record with a checkpoint to show")
+    fields = ("dataset", "task", "setting", "method", "step")
+    boxes = {f: widgets.Dropdown(description=f, layout=widgets.Layout(width="220px")) for f in fields}
+    out = widgets.Output()
+    busy = [False]  # set while refresh() changes the boxes, so their observers do not redraw
+
+    def matching(upto: int) -> list[dict]:
+        return [r for r in recs if all(str(r[f]) == str(boxes[f].value) for f in fields[:upto])]
+
+    def refresh(level: int = 0) -> None:
+        if busy[0]:
+            return
+        busy[0] = True
+        try:
+            for k in range(level, len(fields)):
+                opts = sorted({str(r[fields[k]]) for r in matching(k)})
+                box = boxes[fields[k]]
+                box.options = opts
+                if box.value not in opts:
+                    box.value = opts[0] if opts else None
+        finally:
+            busy[0] = False
+        draw()
+
+    def draw(*_):
+        chosen = matching(len(fields))
+        out.clear_output(wait=True)
+        if not chosen:
+            return
+        rec = chosen[-1]
+        with out:
+            model, data, palette = model_and_data(rec, data_root)
+            idx = [i for i in images if i < len(data)]
+            fig = gallery(model, data, idx, palette, device=device,
+                          title=f"{rec['dataset']} {rec['task']} {rec['setting']} {rec['method']} step {rec['step']}: "
+                                f"mIoU {100 * (rec['miou_all'] or 0):.1f}")
+            plt.show(fig)
+
+    for k, f in enumerate(fields):
+        boxes[f].observe(lambda change, k=k: refresh(k + 1), names="value")
+    refresh(0)
+    ui = widgets.VBox([widgets.HBox([boxes[f] for f in fields]), out])
+    display(ui)
+    return ui

@@ -17,7 +17,7 @@ from .voc import VOC_CLASSES, VOC_PALETTE, fetch_voc, resize_voc, voc_dataset
 
 __all__ = [
     "CAMVID_CLASSES", "IGNORE_INDEX", "VOC_CLASSES", "VOC_PALETTE", "DatasetError", "DatasetInfo",
-    "SegmentationDataset", "camvid_dataset", "ensure_shapes", "eval_split", "fetch_camvid", "fetch_voc",
+    "SegmentationDataset", "camvid_dataset", "dataset_info", "ensure_shapes", "eval_split", "fetch_camvid", "fetch_voc",
     "load_dataset", "resize_voc", "train_split", "voc_dataset",
 ]
 
@@ -30,6 +30,18 @@ def train_split(dataset: str, voc_split: str = "train") -> str:
 def eval_split(dataset: str) -> str:
     """The split results are reported on: ``val`` (VOC, shapes), ``test`` (CamVid)."""
     return "test" if dataset == "camvid" else "val"
+
+
+def dataset_info(dataset: str, incremental: bool = True) -> DatasetInfo:
+    """Class names and palette of ``dataset`` without opening its files."""
+    from .camvid import CAMVID_INCREMENTAL_INFO, CAMVID_INFO
+    from .voc import VOC_INFO
+
+    infos = {"shapes": SHAPES_INFO, "voc": VOC_INFO,
+             "camvid": CAMVID_INCREMENTAL_INFO if incremental else CAMVID_INFO}
+    if dataset not in infos:
+        raise ValueError(f"unknown dataset {dataset!r}; choose shapes, voc or camvid")
+    return infos[dataset]
 
 
 def load_dataset(dataset: str, split: str, *, root: str | Path = "", incremental: bool = True,

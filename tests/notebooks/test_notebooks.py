@@ -41,6 +41,12 @@ def test_smoke_suite_end_to_end(tmp_path):
     for r in offline:
         assert set(r["iou"]) >= {"background", "disc"} and 0 <= r["miou_all"] <= 1
         assert r["train_seconds"] > 0 and r["images_per_second"] > 0
+    incremental = results.final_steps([r for r in recs if r["notebook"] == "02_mib_incremental"])
+    table = results.incremental_table(incremental)
+    assert set(table.index) == {"FT", "LwF", "ILT", "EWC", "MiB", "Joint"}  # the smoke plan + Joint
+    assert {c[1] for c in table.columns} == {"15-5", "15-1"}
+    steps = {(r["task"], r["method"]) : r["step"] for r in incremental}
+    assert steps[("15-1", "mib")] == 5 and steps[("15-5", "mib")] == 1
     assert "Results" in (run / "report" / "index.html").read_text()
     assert not list(notebooks_dir().glob("*.ipynb.tmp"))
 

@@ -1,0 +1,182 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Learning classes in steps: MiB against FT, LwF, LwF-MC, ILT, EWC, PI, RW and Joint
+#
+# In **class-incremental semantic segmentation** the model learns the classes in *steps*. In the
+# task **15-5** it first learns background + 15 VOC classes (step 0), then the last 5 (step 1);
+# in **15-1** those 5 come one per step. At every step only the *current* classes are labelled:
+# everything else in the image — the old classes included — is labelled **background**.
+#
+# Two things then go wrong:
+# * **catastrophic forgetting** — trained on the new labels only, the network overwrites what it
+#   knew about the old classes;
+# * **background shift** — worse than in classification: the old classes are not just absent,
+#   they are *labelled background*, so plain cross-entropy actively teaches "a cat is background".
+#
+# MiB (Cermelli et al., CVPR 2020, "Modeling the Background") fixes both by modelling the shift:
+# * **unbiased cross-entropy**: the probability of the background label is the sum of background
+#   *and old classes*, so a pixel labelled background may still be a cat;
+# * **unbiased distillation**: the old model's background is matched by background *plus new
+#   classes* of the new model, so new classes may grow out of the old background;
+# * **classifier initialisation**: the new classes start as copies of background, with the
+#   probability split evenly, so training starts from the old model's predictions.
+#
+# This lab runs the methods of MiB's official code side by side on the same shared step-0 model,
+# shows what each step does to the same validation image, and builds MiB's old/new/all table.
+
+# %% [markdown]
+# **On Colab** the next cell installs the library (pinned to a release); elsewhere it does nothing.
+
+# %%
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # smoke | cpu | colab | paper (see README, Profiles)
+smoke: bool = False  # True forces the smoke profile (CI, a first look)
+dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
+data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
+run_dir: str = ""  # where results go (empty: runs/02_mib_incremental)
+tasks: str = ""  # comma list, e.g. 15-5,15-1 (empty: the plan of the profile)
+settings: str = ""  # comma list of overlapped, disjoint (empty: the plan of the profile)
+methods: str = ""  # comma list of ft, lwf, lwf-mc, ilt, ewc, pi, rw, mib (empty: the plan of the profile)
+joint: bool = True  # also train the Joint upper bound (offline, all classes)
+epochs: int = 0  # epochs of step 0 and Joint (0: as the profile says)
+epochs_next: int = 0  # epochs of each later step (0: as the profile says)
+pretrained: str = ""  # imagenet, none, or a state-dict path (empty: as the profile says)
+seed: int = 0  # weights, data order and augmentation
+examples: int = 2  # validation images shown step by step
+
+# %%
+from incseg_lib import results, viz
+from incseg_lib.config import RunConfig, parse_list, set_seed
+from incseg_lib.experiment import (example_images, predictions_over_steps, run_study, study_plan,
+                                   task_overview)
+from incseg_lib.tasks import first_new_class, get_task
+
+cfg = RunConfig.from_profile(
+    "smoke" if smoke else profile, dataset=dataset, data_root=data_root, run_dir=run_dir or "runs/02_mib_incremental",
+    epochs=epochs or None, epochs_next=epochs_next or None, pretrained=pretrained, seed=seed)
+set_seed(cfg.seed)
+plan = study_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods))
+print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "epochs", cfg.epochs_at(0), "then", cfg.epochs_at(1),
+      "lr", cfg.lr_at(0), "then", cfg.lr_at(1), "device", cfg.torch_device())
+print("plan:", plan)
+
+# %% [markdown]
+# ## The protocol
+#
+# A step's training images are those containing at least one of its new classes. In the
+# **disjoint** setting they must also contain no *future* class (the old classes may appear,
+# labelled background); in the **overlapped** setting future classes may appear too, also as
+# background. Validation always covers every class seen so far. Step 0 does not depend on the
+# method, so it is trained once and shared — by every method and by tasks with the same step-0
+# classes (15-5 and 15-1).
+
+# %%
+for task in plan["tasks"]:
+    print(f"task {task}")
+    display(task_overview(cfg.replace(task=task)))
+
+# %% [markdown]
+# ## The methods
+#
+# | method | what it adds to cross-entropy on the new labels | weight |
+# |---|---|---|
+# | **FT** | nothing: plain fine-tuning, the lower bound | |
+# | **LwF** (Li & Hoiem 2016) | distillation of the old model's softmax over the old classes | 100 |
+# | **LwF-MC** (iCaRL) | binary cross-entropy, old classes' targets = the old model's sigmoids | 1 |
+# | **ILT** (Michieli & Zanuttigh 2019) | LwF's distillation + MSE between old and new encoder features | 100, 100 |
+# | **EWC / PI / RW** | a penalty `Σ Ω (θ − θ_old)²` on the weights, Ω = Fisher / path integral / both | 500, 500, 100 |
+# | **MiB** | unbiased cross-entropy + unbiased distillation + classifier init | 10 (100 for 15-1) |
+# | **Joint** | not incremental: all classes at once, the upper bound | |
+#
+# Distillation is computed on BiSeNet's final (feature-fusion) output; the two auxiliary heads
+# get the method's classification loss. EWC, PI and RW need to know which weights mattered at
+# step 0: that importance is tracked online while step 0 trains and saved beside its checkpoint.
+# Every step starts from the previous step of the same method, with a frozen copy as the old
+# model. Finished checkpoints are reused: re-running this notebook trains nothing new.
+
+# %%
+records = run_study(cfg, plan, notebook="02_mib_incremental", joint=joint)
+
+# %% [markdown]
+# ## Old / new / all
+#
+# MiB's table: mIoU after the last step over the step-0 classes (**old**, background included),
+# the classes added later (**new**), and **all**.
+
+# %%
+table = results.incremental_table(records, with_time=True)
+table
+
+# %%
+for col in [c for c in table.columns if c[3] == "all"]:
+    if "MiB" in table.index and "Joint" in table.index and table.loc["Joint", col] > 0:
+        print(" ".join(col[:3]), f"MiB all / Joint all = {table.loc['MiB', col] / table.loc['Joint', col]:.2f}")
+fig = viz.comparison_bars(table)
+
+# %% [markdown]
+# ## Background shift, step by step
+#
+# The same validation images, predicted after each step. Watch the old classes: FT turns them
+# into background or into the newest class; MiB keeps them while adding the new ones.
+
+# %%
+shown = [m for m in ("ft", "mib") if m in plan["methods"]] or plan["methods"][:2]
+long_task = max(plan["tasks"], key=lambda t: len(get_task(cfg.dataset, t)))  # the most steps
+example_cfg = cfg.replace(task=long_task, setting=plan["settings"][0])
+pred = predictions_over_steps(example_cfg, shown, example_images(example_cfg, examples))
+fig = viz.predictions_over_steps(pred, title=f"{long_task} {example_cfg.setting}: prediction after each step")
+
+# %% [markdown]
+# ## mIoU after each step
+#
+# With one class per step (15-1) forgetting compounds: every step is another chance to overwrite
+# the old classes.
+
+# %%
+for task in plan["tasks"]:
+    for setting in plan["settings"]:
+        curves = results.step_curves(records, cfg.dataset, task, setting)
+        if curves.shape[1] > 2:
+            display(curves)
+            fig = viz.step_curves(curves, title=f"{task} {setting}: mIoU of all seen classes")
+
+# %% [markdown]
+# ## Which classes are kept?
+#
+# Per-class IoU after the last step (the white line separates old and new classes).
+
+# %%
+for task in plan["tasks"]:
+    for setting in plan["settings"]:
+        heat = results.class_iou(records, cfg.dataset, task, setting)
+        fig = viz.iou_heatmap(heat, title=f"{task} {setting}: IoU % after the last step",
+                              split_at=first_new_class(cfg.dataset, task))
+
+# %% [markdown]
+# ## What to take away
+#
+# * FT's old-class mIoU collapses: the old classes are labelled background at every new step.
+# * Distillation (LwF, ILT) and weight penalties (EWC, PI, RW) slow forgetting but still treat
+#   the background label as truth; MiB's unbiased losses remove that contradiction and keep
+#   clearly more of the old classes, at no extra cost per iteration.
+# * Joint, trained on everything at once, is the ceiling; MiB all / Joint all says how close
+#   incremental learning gets.
+# * More steps (15-1) hurt every method more than one big step (15-5).

@@ -1,0 +1,102 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Results comparison
+#
+# Every notebook writes one JSON **record** per evaluation into its run folder's `results/`
+# (method, task, setting, step, per-class IoU, mIoU old/new/all, timings, the checkpoint). This
+# notebook reads those records — never the other notebooks — and puts every method of every
+# notebook that has run side by side. Records of later notebooks (exemplars, DeepInversion,
+# weak supervision) join the same tables without any change here.
+
+# %% [markdown]
+# **On Colab** the next cell installs the library (pinned to a release); elsewhere it does nothing.
+
+# %%
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # smoke | cpu | colab | paper (only used for the device choice)
+smoke: bool = False  # True forces the smoke profile
+dataset: str = ""  # show only this dataset (empty: every dataset found)
+data_root: str = ""  # folder holding the dataset (the viewer reads validation images from it)
+run_dir: str = ""  # one run folder to read (the suite passes its own)
+run_dirs: str = ""  # comma list of run folders (empty: run_dir, else every folder under runs/)
+gallery_images: int = 3  # validation images in the viewer
+
+# %%
+from incseg_lib import results, viz
+from incseg_lib.config import RunConfig, parse_list
+
+cfg = RunConfig.from_profile("smoke" if smoke else profile)
+folders = parse_list(run_dirs) or ([run_dir] if run_dir else results.find_runs("runs"))
+records = [r for r in results.load(folders) if not dataset or r["dataset"] == dataset]
+print(f"{len(records)} records from {len(folders)} run folder(s):", ", ".join(map(str, folders)))
+
+# %% [markdown]
+# ## Everything recorded
+#
+# The newest record of each (dataset, task, setting, method, step); a notebook re-run supersedes
+# its older records.
+
+# %%
+overview = results.table(results.latest(records))
+overview
+
+# %% [markdown]
+# ## Incremental methods: old / new / all after the last step
+#
+# Rows are methods (Joint, the offline upper bound, last); columns are dataset, task, setting and
+# the mIoU of the step-0 classes (**old**), of the classes added later (**new**) and of **all**.
+
+# %%
+table = results.incremental_table(records)
+table
+
+# %%
+if not table.empty:
+    fig = viz.comparison_bars(table)
+
+# %% [markdown]
+# ## Forgetting per class
+#
+# IoU after step 0 minus IoU after the last step, for every old class (points; red = forgotten).
+
+# %%
+groups = sorted({(r["dataset"], r["task"], r["setting"]) for r in results.final_steps(records)})
+for ds, task, setting in groups:
+    forgot = results.forgetting(records, ds, task, setting)
+    if not forgot.empty:
+        fig = viz.iou_heatmap(forgot, title=f"{ds} {task} {setting}: forgetting (IoU points)", cmap="RdBu_r",
+                              vmin=-50, vmax=50, label="IoU step 0 - IoU last step")
+
+# %% [markdown]
+# ## Offline runs (notebook 01)
+
+# %%
+offline = [r for r in results.latest(records) if r.get("setting") == "offline"]
+results.table(offline) if offline else print("no offline record")
+
+# %% [markdown]
+# ## Look at the predictions
+#
+# Pick a dataset, task, setting, method and step: the viewer loads that checkpoint and shows
+# validation images with their ground truth and prediction.
+
+# %%
+viewer = viz.results_viewer(records, images=range(gallery_images), device=cfg.torch_device(), data_root=data_root)

@@ -1,0 +1,104 @@
+"""The incremental study: plan, shared step 0, Joint, and the tables notebooks 02/06 draw from records."""
+
+import math
+
+import pytest
+
+from incseg_lib import results
+from incseg_lib.config import RunConfig
+from incseg_lib.experiment import (checkpoint_file, joint_config, joint_step, run_incremental, study_plan,
+                                   train_step)
+from incseg_lib.tasks import base_signature, first_new_class
+
+
+def _rec(method, step, old, new, all_, task="15-5", setting="overlapped", iou=None, created=0, **kw):
+    return dict(dataset="voc", task=task, setting=setting, method=method, step=step, backbone="resnet18",
+                eval_protocol="full", miou_old=old, miou_new=new, miou_all=all_, created_ns=created,
+                iou=iou or {"background": old, "cat": old, "sheep": new}, train_seconds=10.0, **kw)
+
+
+def test_incremental_table_is_mib_shaped():
+    recs = [_rec("step0", 0, 0.6, None, 0.6), _rec("mib", 1, 0.5, 0.2, 0.4), _rec("ft", 1, 0.1, 0.3, 0.15),
+            _rec("joint", 1, 0.62, 0.5, 0.6), _rec("ft", 1, 0.05, 0.3, 0.1, created=-1),  # older: superseded
+            _rec("mib", 1, 0.3, 0.1, 0.25, setting="disjoint")]
+    t = results.incremental_table(recs)
+    assert list(t.index) == ["FT", "MiB", "Joint"]  # the field's order, step 0 left out, Joint last
+    assert t.loc["FT", ("voc", "15-5", "overlapped", "old")] == 10.0
+    assert t.loc["MiB", ("voc", "15-5", "overlapped", "all")] == 40.0
+    assert t.loc["MiB", ("voc", "15-5", "disjoint", "new")] == 10.0
+    assert math.isnan(t.loc["FT", ("voc", "15-5", "disjoint", "all")])  # not run: NaN, not 0
+
+
+def test_step_curves_and_forgetting():
+    recs = [_rec("step0", 0, 0.6, None, 0.6, task="15-1")]
+    for s in range(1, 6):
+        recs += [_rec("ft", s, 0.6 - 0.1 * s, 0.1, 0.5 - 0.1 * s, task="15-1"),
+                 _rec("mib", s, 0.6 - 0.02 * s, 0.1, 0.55 - 0.02 * s, task="15-1")]
+    curves = results.step_curves(recs, "voc", "15-1", "overlapped")
+    assert list(curves.columns) == [0, 1, 2, 3, 4, 5] and list(curves.index) == ["FT", "MiB"]
+    assert curves.loc["FT", 0] == curves.loc["MiB", 0] == 60.0  # shared step 0
+    assert curves.loc["FT", 5] == pytest.approx(0.0) and curves.loc["MiB", 5] == 45.0
+    forgot = results.forgetting(recs, "voc", "15-1", "overlapped")
+    assert forgot.loc["FT", "cat"] == pytest.approx(50.0)  # 60 after step 0 -> 10 after step 5
+    assert forgot.loc["MiB", "cat"] == pytest.approx(10.0)
+
+
+def test_base_signature_shares_step0_between_tasks(tmp_path):
+    assert base_signature("voc", "15-5") == base_signature("voc", "15-1") == "0-15of21"
+    assert base_signature("voc", "19-1") == "0-19of21" and base_signature("camvid", "8-1") == "0-8of12"
+    cfg = RunConfig.from_profile("smoke", checkpoint_dir=str(tmp_path))
+    a, b = cfg.replace(task="15-5"), cfg.replace(task="15-1")
+    assert checkpoint_file(a, 0, "ft") == checkpoint_file(b, 0, "mib")
+    assert a.training_key(step=0, method="ft") == b.training_key(step=0, method="mib")
+    assert checkpoint_file(a, 1, "ft") != checkpoint_file(b, 1, "ft")
+    assert checkpoint_file(a.replace(setting="disjoint"), 0, "ft") != checkpoint_file(a, 0, "ft")
+    assert first_new_class("voc", "15-5") == "pottedplant" and first_new_class("camvid", "8-1") == "car"
+
+
+def test_epochs_and_lr_per_step():
+    cfg = RunConfig.from_profile("cpu")
+    assert (cfg.lr_at(0), cfg.lr_at(1)) == (0.01, 0.001)  # MiB's learning rates
+    assert (cfg.epochs_at(0), cfg.epochs_at(2)) == (30, 10)
+    assert RunConfig.from_profile("paper").epochs_at(3) == 30  # epochs_next 0 = same as step 0
+    with pytest.raises(ValueError, match="epochs_next must be >= 0"):
+        RunConfig.from_profile("smoke", epochs_next=-1)
+
+
+def test_study_plan_defaults_and_errors():
+    cfg = RunConfig.from_profile("smoke")
+    assert study_plan(cfg)["tasks"] == ["15-5", "15-1"]
+    assert study_plan(cfg, ["19-1"], ["disjoint"], ["pi"]) == {"tasks": ["19-1"], "settings": ["disjoint"],
+                                                               "methods": ["pi"]}
+    with pytest.raises(ValueError, match="task 'offline' is not an incremental task"):
+        study_plan(cfg, ["offline"])
+    with pytest.raises(ValueError, match="unknown method\\(s\\) \\['joint'\\]"):
+        study_plan(cfg, methods=["joint"])
+    with pytest.raises(ValueError, match="setting 'mixed'"):
+        study_plan(cfg, settings=["mixed"])
+
+
+def test_joint_is_offline_for_voc_and_incremental_ids_for_camvid():
+    voc = RunConfig.from_profile("smoke", task="15-1")
+    assert joint_config(voc).task == "offline"  # shares notebook 01's checkpoint
+    assert joint_config(RunConfig.from_profile("smoke", dataset="camvid", task="8-1")).task == "joint"
+
+
+def test_run_incremental_records_every_step_and_retrains_nothing(tmp_path, shapes_root):
+    cfg = RunConfig.from_profile("smoke", task="15-1", crop_size=32, epochs=1, max_train_images=60,
+                                 max_val_images=8, run_dir=str(tmp_path / "run"), data_root=str(shapes_root),
+                                 checkpoint_dir=str(tmp_path / "ckpt"))
+    lines = []
+    recs = run_incremental(cfg, ["ft", "mib"], notebook="t", progress=False, print_fn=lines.append)
+    assert [(r["method"], r["step"]) for r in recs] == (
+        [("step0", 0)] + [("ft", s) for s in range(1, 6)] + [("mib", s) for s in range(1, 6)] + [("joint", 5)])
+    assert all(r["task"] == "15-1" and r["setting"] == "overlapped" for r in recs)
+    assert recs[-1]["miou_new"] is not None and len(recs[-1]["iou"]) == 21
+    assert all(len(r["iou"]) == 16 + r["step"] for r in recs[:-1])  # every seen class, none more
+    trained = sum("epoch 1/1" in str(x) for x in lines)
+    assert trained == 1 + 10 + 1
+    lines.clear()
+    again = run_incremental(cfg, ["ft", "mib"], notebook="t", progress=False, print_fn=lines.append)
+    assert not any("epoch 1/1" in str(x) for x in lines)  # checkpoints reused: nothing retrained
+    assert [r["miou_all"] for r in again] == [r["miou_all"] for r in recs]
+    with pytest.raises(ValueError, match="unknown method"):
+        run_incremental(cfg, ["icarl"])
