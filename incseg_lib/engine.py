@@ -110,6 +110,7 @@ def fit(
     print_fn: Callable = print,
     stop_after_epoch: int | None = None,
     tracker=None,
+    batch_sampler_fn: Callable | None = None,
 ) -> dict:
     """Train ``model`` on ``train_set``; resume from ``checkpoint`` when it holds the same ``key``.
 
@@ -128,6 +129,9 @@ def fit(
         stop_after_epoch: stop (as if killed) after this epoch; for tests and demonstrations.
         tracker: an :class:`~incseg_lib.regularizers.ImportanceTracker` updated after every
             optimiser step and saved after every epoch (resumed with the checkpoint).
+        batch_sampler_fn: ``generator -> batch sampler`` that composes the batches instead of
+            plain shuffling (e.g. :class:`~incseg_lib.exemplars.ReplayBatchSampler`); the
+            generator is seeded per epoch like the default shuffle.
 
     Returns:
         History dict: ``loss`` (mean per epoch), ``lr``, ``epoch_seconds``, ``train_seconds``,
@@ -164,14 +168,19 @@ def fit(
                      "step covers the remaining epochs only")
 
     loss_fn = loss_fn or (lambda m, x, y, out: bisenet_loss(out, y, aux_weight=aux_weight))
-    iters_per_epoch = len(train_set) // batch_size
+    iters_per_epoch = (len(batch_sampler_fn(torch.Generator())) if batch_sampler_fn is not None
+                       else len(train_set) // batch_size)
     total_iters = epochs * iters_per_epoch
     writer = _writer(log_dir)
     for epoch in range(start_epoch, epochs):
         torch.manual_seed(_epoch_seed(seed, epoch))
         g = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
-        loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=g,
-                            num_workers=num_workers, pin_memory=cuda, persistent_workers=False)
+        if batch_sampler_fn is not None:
+            loader = DataLoader(train_set, batch_sampler=batch_sampler_fn(g), num_workers=num_workers,
+                                pin_memory=cuda, persistent_workers=False)
+        else:
+            loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=g,
+                                num_workers=num_workers, pin_memory=cuda, persistent_workers=False)
         model.train()
         if tracker is not None:
             tracker.start_epoch()

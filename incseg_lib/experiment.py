@@ -20,11 +20,13 @@ from typing import Callable
 
 from . import results
 import torch
+from torch.utils.data import ConcatDataset
 
 from .config import RunConfig, key_digest
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
 from .engine import evaluate, fit, load_checkpoint
+from .exemplars import ExemplarMemory, ReplayBatchSampler, ReplayConfig
 from .methods import METHOD_NAMES, get_method
 from .models import BiSeNet
 from .regularizers import ImportanceTracker, ParameterPenalty, importance_file, load_importance
@@ -56,6 +58,36 @@ def checkpoint_file(cfg: RunConfig, step: int, method: str) -> Path:
             / f"{cfg.backbone}-{key_digest(key)}" / f"step-{step}.pt")
 
 
+def replay_method_name(method: str) -> str:
+    """The recorded name of ``method`` with rehearsal: ``mib`` -> ``smib``, else ``<method>+mem``."""
+    return "smib" if method == "mib" else f"{method}+mem"
+
+
+def step_memory(cfg: RunConfig, step: int, run_name: str, replay: ReplayConfig, prev: IncrementalSplit,
+                train_base, prev_model: BiSeNet, progress: bool = True) -> ExemplarMemory:
+    """The exemplar memory used at ``step``: the memory of step-1 plus exemplars of ``prev``'s classes.
+
+    Selected once (with ``prev_model`` for herding) and saved beside step ``step``'s checkpoint
+    as ``memory.json``; later calls read it back, so a resumed or re-run step replays the same
+    images.
+    """
+    path = checkpoint_file(cfg, step, run_name).parent / "memory.json"
+    if path.is_file():
+        return ExemplarMemory.load(path)
+    if step > 1:
+        before = checkpoint_file(cfg, step - 1, run_name).parent / "memory.json"
+        if not before.is_file():
+            raise FileNotFoundError(f"{before} is missing: step {step - 1} of this replay run was trained "
+                                    "without its memory; delete that step's checkpoint folder to retrain it")
+        memory = ExemplarMemory.load(before)
+    else:
+        memory = ExemplarMemory(replay, seed=cfg.seed)
+    memory.update(prev, train_base, model=prev_model, device=cfg.torch_device(),
+                  cache_dir=cfg.checkpoint_path / "splits", progress=progress)
+    memory.save(path)
+    return memory
+
+
 def base_datasets(cfg: RunConfig, split: IncrementalSplit):
     """The unfiltered train and evaluation datasets of ``cfg`` (class ids, no transforms)."""
     incremental = cfg.task != "offline"  # CamVid's offline task keeps its own 11 ids
@@ -73,7 +105,7 @@ def build_model(cfg: RunConfig, split: IncrementalSplit) -> BiSeNet:
 
 def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebook: str = "",
                progress: bool = True, print_fn: Callable = print, record: bool = True,
-               evaluate_now: bool = True) -> StepOutcome:
+               evaluate_now: bool = True, replay: ReplayConfig | None = None) -> StepOutcome:
     """Train (or reuse) step ``step`` of ``cfg.task`` with ``method`` and record its evaluation.
 
     Args:
@@ -83,6 +115,10 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
             shared training.
         notebook: name stored in the results record (e.g. ``01_offline_bisenet_tuning``).
         evaluate_now: evaluate (and record) after training; False leaves ``record`` None.
+        replay: rehearsal with an :class:`~incseg_lib.exemplars.ExemplarMemory` at steps >= 1
+            (``mib`` + replay is recorded as ``smib``, any other method as ``<method>+mem``); the
+            memory after step t-1 is selected at the start of step t and saved beside its
+            checkpoint (``memory.json``).
 
     Returns:
         :class:`StepOutcome` with the trained model (in eval mode), history and the record.
@@ -92,6 +128,10 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     """
     if method not in METHODS_NOW and not (step == 0 and method == "step0"):
         raise ValueError(f"method {method!r} is not available; choose one of {METHODS_NOW}")
+    if replay is not None and step == 0:
+        replay = None  # step 0 has nothing to replay; it stays shared
+    run_name = method if replay is None else f"{method}+mem-{replay.tag}"
+    shown = method if replay is None else replay_method_name(method)
     split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
     if split.is_offline and method != "offline":
         raise ValueError(f"task {cfg.task} is offline; use method='offline'")
@@ -101,8 +141,8 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     train_set = split.train_dataset(train_base.with_transforms(train_transforms(cfg.crop_size)), cache,
                                     progress=progress)
 
-    ckpt = checkpoint_file(cfg, step, method)
-    loss_fn, tracker = None, None
+    ckpt = checkpoint_file(cfg, step, run_name)
+    loss_fn, tracker, sampler_fn, memory_info = None, None, None, None
     if step == 0:
         torch.manual_seed(cfg.seed)
         model = build_model(cfg, split)
@@ -110,13 +150,24 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
             tracker = ImportanceTracker(model, importance_file(ckpt))
     else:
         prev = IncrementalSplit(cfg.dataset, cfg.task, step - 1, cfg.setting)
-        prev_ckpt = checkpoint_file(cfg, step - 1, method)
+        prev_ckpt = checkpoint_file(cfg, step - 1, run_name if step > 1 else "step0")
         if not prev_ckpt.is_file():
             print_fn(f"step {step - 1} is not trained yet; training it first")
             train_step(cfg, step=step - 1, method=method, notebook=notebook, progress=progress,
-                       print_fn=print_fn, record=record, evaluate_now=evaluate_now)
+                       print_fn=print_fn, record=record, evaluate_now=evaluate_now, replay=replay)
         model = BiSeNet(prev.classes_per_step, cfg.backbone, "")
         load_checkpoint(prev_ckpt, model)
+        if replay is not None:
+            memory = step_memory(cfg, step, run_name, replay, prev, train_base, model, progress=progress)
+            memory_info = memory.summary(train_base)
+            if replay.old_labels_on_new:  # the seed code's variant: old classes keep their labels
+                train_set = train_set.with_target_lut(split.eval_lut())
+            mem_set = memory.dataset(split, train_base, train_transforms(cfg.crop_size))
+            n_new, n_mem = len(train_set), len(mem_set)
+            train_set = ConcatDataset([train_set, mem_set])
+            sampler_fn = lambda g: ReplayBatchSampler(n_new, n_mem, cfg.batch_size, replay.share, g)  # noqa: E731
+            print_fn(f"  memory: {memory_info['images']} images, {memory_info['bytes'] / 1e6:.2f} MB, "
+                     f"{replay.share:.0%} of each batch replayed")
         spec = get_method(method, task=cfg.task)
         old_model, penalty = None, None
         if spec.uses_old_model:  # a frozen copy of step t-1
@@ -132,28 +183,29 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
             tracker = ImportanceTracker(model, importance_file(ckpt), previous=importance)
         loss_fn = spec.loss_fn(old_model, sum(prev.classes_per_step), cfg.aux_weight, penalty=penalty)
 
-    key = cfg.training_key(step=step, method=method)
+    key = cfg.training_key(step=step, method=run_name)
     run_dir = Path(cfg.run_dir)
     epochs, lr = cfg.epochs_at(step), cfg.lr_at(step)
-    label = " ".join([cfg.dataset, cfg.task] + ([] if split.is_offline else [split.setting]) + [f"step {step}", method])
+    label = " ".join([cfg.dataset, cfg.task] + ([] if split.is_offline else [split.setting]) + [f"step {step}", run_name])
     print_fn(f"[{label}] {cfg.backbone}, {len(train_set)} training images, lr {lr}, batch {cfg.batch_size}, "
              f"{epochs} epochs")
     history = fit(model, train_set, epochs=epochs, batch_size=cfg.batch_size, lr=lr, momentum=cfg.momentum,
                   weight_decay=cfg.weight_decay, aux_weight=cfg.aux_weight, device=device, amp=cfg.amp,
                   num_workers=cfg.num_workers, seed=cfg.seed + step, checkpoint=ckpt, key=key, loss_fn=loss_fn,
-                  log_dir=run_dir / "tensorboard" / f"{cfg.dataset}-{cfg.task}-{method}-step{step}-{key_digest(key)}",
-                  progress=progress, print_fn=print_fn, tracker=tracker)
+                  log_dir=run_dir / "tensorboard" / f"{cfg.dataset}-{cfg.task}-{shown}-step{step}-{key_digest(key)}",
+                  progress=progress, print_fn=print_fn, tracker=tracker, batch_sampler_fn=sampler_fn)
     rec = None
     if evaluate_now:
-        rec = evaluate_step(cfg, model, split, val_base, method=method, notebook=notebook, history=history,
-                            checkpoint=ckpt, progress=progress, print_fn=print_fn, record=record)
+        extra = {} if replay is None else {"variant": replay.tag, "replay": replay.to_dict(), "memory": memory_info}
+        rec = evaluate_step(cfg, model, split, val_base, method=shown, notebook=notebook, history=history,
+                            checkpoint=ckpt, progress=progress, print_fn=print_fn, record=record, extra=extra)
     return StepOutcome(model.eval(), split, history, rec, ckpt, cfg)
 
 
 def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_base, *, method: str,
                   notebook: str, history: dict | None = None, checkpoint: Path | None = None,
                   progress: bool = True, print_fn: Callable = print, record: bool = True,
-                  report_as: IncrementalSplit | None = None) -> dict:
+                  report_as: IncrementalSplit | None = None, extra: dict | None = None) -> dict:
     """Evaluate ``model`` on every validation image with the classes seen at ``split.step``.
 
     Records one result (full images) and, if ``cfg.eval_crop``, a second one on MiB's
@@ -162,6 +214,7 @@ def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_b
     Args:
         report_as: record the result as this step of an incremental task (its task, setting,
             step and old/new classes); Joint uses it to sit in the incremental tables.
+        extra: further fields for the record (e.g. the replay variant and memory size).
     """
     device = cfg.torch_device()
     order = split.class_order[: split.num_seen]
@@ -186,7 +239,7 @@ def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_b
                    train_seconds=(history or {}).get("train_seconds"),
                    images_per_second=(history or {}).get("images_per_second"),
                    eval_images_per_second=ev["images_per_second"], loss_history=(history or {}).get("loss"),
-                   checkpoint=str(checkpoint) if checkpoint else None)
+                   checkpoint=str(checkpoint) if checkpoint else None, **(extra or {}))
         if record:
             rec["_file"] = str(results.record(cfg.run_dir, **rec))
         new_txt = "" if summary["miou_new"] is None else f"  new {100 * summary['miou_new']:.1f}"

@@ -57,19 +57,19 @@ def unbiased_cross_entropy(logits: torch.Tensor, target: torch.Tensor, num_old: 
     ``q~(i, b) = sum_{k in Y^{t-1}} q(i, k)``, ``q~(i, c) = q(i, c)`` for new classes ``c``;
     loss ``= -1/|P| sum_{i in P} log q~(i, y_i)`` over labelled pixels P.
 
+    With rehearsal (SMiB) exemplar pixels may carry an old-class label ``k``: their label is
+    known, so they use the class's own probability ``q(i, k)`` (plain cross-entropy there).
+
     Args:
         logits: ``(B, C, H, W)``; output indices ``0..num_old-1`` are background and old classes.
-        target: ``(B, H, W)`` int64 with 0 (background), new-class indices ``>= num_old``, or 255.
+        target: ``(B, H, W)`` int64 with 0 (background), class indices, or 255.
         num_old: number of outputs of the previous steps (background included).
 
     Raises:
-        ValueError: ``target`` holds an old-class index (they must be background at step t).
+        ValueError: ``num_old`` outside ``1..C``.
     """
     if not 1 <= num_old <= logits.shape[1]:
         raise ValueError(f"num_old={num_old} must be in 1..{logits.shape[1]}")
-    lab = target[target != ignore_index]
-    if ((lab > 0) & (lab < num_old)).any():
-        raise ValueError("unbiased_cross_entropy: old-class labels found; at step t they must be background (0)")
     x = logits.float()
     den = torch.logsumexp(x, dim=1)
     log_bg = torch.logsumexp(x[:, :num_old], dim=1) - den

@@ -194,6 +194,10 @@ class IncrementalSplit:
         lut[IGNORE_INDEX] = IGNORE_INDEX
         return lut
 
+    def lut_keeping(self, keep: list[int]) -> np.ndarray:
+        """``(256,)`` uint8: dataset class id -> this task's output index for ``keep``, else background."""
+        return self._lut([c for c in keep if c in self.class_order])
+
     def train_lut(self) -> np.ndarray:
         """``(256,)`` uint8: training labels of this step (only the new classes kept; 255 kept).
 

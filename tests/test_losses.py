@@ -37,8 +37,10 @@ def test_unbiased_ce_is_ce_with_logsumexp_background():
     y_merged = torch.where(y == 0, 0, torch.where(y == 255, 255, y - n_old + 1))
     expected = F.cross_entropy(merged, y_merged, ignore_index=255)
     assert losses.unbiased_cross_entropy(x, y, n_old).item() == pytest.approx(expected.item(), rel=1e-5)
-    with pytest.raises(ValueError, match="old-class labels"):
-        losses.unbiased_cross_entropy(x, torch.ones(2, 4, 4, dtype=torch.long), n_old)
+    # exemplar pixels labelled with an old class (SMiB) use that class's own probability
+    ones = torch.ones(2, 4, 4, dtype=torch.long)
+    plain = F.cross_entropy(x, ones)
+    assert losses.unbiased_cross_entropy(x, ones, n_old).item() == pytest.approx(plain.item(), rel=1e-5)
 
 
 def test_unbiased_ce_at_step0_is_plain_ce():
