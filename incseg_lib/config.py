@@ -56,6 +56,8 @@ class RunConfig:
         run_dir: where results, TensorBoard logs and figures of this run go.
         grid: profile-sized hyperparameter grid for notebook 01 (backbones, lrs, batch_sizes).
         incremental: profile-sized plan of notebook 02 (``tasks``, ``settings``, ``methods``).
+        replay: profile-sized plan of notebook 03 (``tasks``, ``settings``, ``sizes`` = exemplars
+            per class, ``methods`` run with memory).
     """
 
     profile: str = "smoke"
@@ -86,6 +88,7 @@ class RunConfig:
     run_dir: str = "runs/default"
     grid: dict[str, list] = field(default_factory=dict)
     incremental: dict[str, list] = field(default_factory=dict)
+    replay: dict[str, list] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -213,39 +216,55 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
                   num_workers=0, pretrained="", max_train_images=200, max_val_images=48,
                   grid={"backbones": ["resnet18"], "lrs": [0.05, 0.01], "batch_sizes": [8]},
                   incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped"],
-                               "methods": ["ft", "lwf", "ilt", "ewc", "mib"]}),
+                               "methods": ["ft", "lwf", "ilt", "ewc", "mib"]},
+                  replay={"tasks": ["15-5"], "settings": ["overlapped"], "sizes": [1, 4],
+                          "methods": ["ft", "mib"]}),
     "cpu": dict(dataset="voc", crop_size=160, batch_size=8, epochs=30, epochs_next=10, lr=0.01, lr_next=0.001,
                 num_workers=2, pretrained="imagenet",
                 grid={"backbones": ["resnet18"], "lrs": [0.01, 0.025], "batch_sizes": [8]},
                 incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped", "disjoint"],
-                             "methods": ["ft", "lwf", "ilt", "mib"]}),
+                             "methods": ["ft", "lwf", "ilt", "mib"]},
+                replay={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "sizes": [1, 5, 15],
+                        "methods": ["ft", "mib"]}),
     "colab": dict(dataset="voc", crop_size=512, batch_size=16, epochs=30, lr=0.01, lr_next=0.001,
                   num_workers=2, pretrained="imagenet",
                   grid={"backbones": ["resnet18", "resnet50"], "lrs": [0.01, 0.025], "batch_sizes": [8, 16]},
                   incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped", "disjoint"],
-                               "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]}),
+                               "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]},
+                  replay={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "sizes": [1, 5, 15, 25, 50],
+                          "methods": ["ft", "mib"]}),
     "paper": dict(dataset="voc", voc_split="train_aug", crop_size=512, batch_size=24, epochs=30, lr=0.01,
                   lr_next=0.001, num_workers=4, pretrained="imagenet", eval_crop=512, backbone="resnet101",
                   grid={"backbones": ["resnet50", "resnet101"], "lrs": [0.01], "batch_sizes": [24]},
                   incremental={"tasks": ["19-1", "15-5", "15-1", "10-1"], "settings": ["disjoint", "overlapped"],
-                               "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]}),
+                               "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]},
+                  replay={"tasks": ["15-5", "15-1"], "settings": ["disjoint", "overlapped"],
+                          "sizes": [1, 5, 15, 25, 50, 100], "methods": ["ft", "mib"]}),
 }
 
 # Dataset-specific values per profile (CamVid frames are 480x360, street scenes).
 _DATASET_VALUES: dict[tuple[str, str], dict[str, Any]] = {
     ("cpu", "camvid"): dict(crop_size=192, batch_size=8, epochs=25, epochs_next=5,
                             incremental={"tasks": ["8-1"], "settings": ["overlapped"],
-                                         "methods": ["ft", "lwf", "ilt", "mib"]}),
+                                         "methods": ["ft", "lwf", "ilt", "mib"]},
+                            replay={"tasks": ["8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15],
+                                    "methods": ["ft", "mib"]}),
     ("colab", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025,
                               incremental={"tasks": ["8-3", "8-1"], "settings": ["overlapped", "disjoint"],
-                                           "methods": ["ft", "lwf", "ilt", "ewc", "mib"]}),
+                                           "methods": ["ft", "lwf", "ilt", "ewc", "mib"]},
+                              replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15, 25],
+                                      "methods": ["ft", "mib"]}),
     ("paper", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025, eval_crop=0,
                               incremental={"tasks": ["8-3", "8-1"], "settings": ["overlapped", "disjoint"],
-                                           "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]}),
+                                           "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]},
+                              replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped", "disjoint"],
+                                      "sizes": [1, 5, 15, 25, 50], "methods": ["ft", "mib"]}),
     ("smoke", "voc"): dict(crop_size=96, max_train_images=64, max_val_images=32),
     ("smoke", "camvid"): dict(crop_size=96, max_train_images=64, max_val_images=32,
                               incremental={"tasks": ["8-3", "8-1"], "settings": ["overlapped"],
-                                           "methods": ["ft", "lwf", "ilt", "ewc", "mib"]}),
+                                           "methods": ["ft", "lwf", "ilt", "ewc", "mib"]},
+                              replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 4],
+                                      "methods": ["ft", "mib"]}),
     ("cpu", "shapes"): dict(crop_size=64, epochs=10),
 }
 

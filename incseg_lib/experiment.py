@@ -501,3 +501,46 @@ def model_and_data(rec: dict, data_root: str = ""):
     data = split.eval_dataset(val_base).with_transforms(eval_transforms())
     palette = val_base.info.palette[split.class_order[: split.num_seen]]
     return model.eval(), data, palette
+
+
+# ---------------------------------------------------------------------- rehearsal study (notebook 03)
+def replay_plan(cfg: RunConfig, tasks=None, settings=None, sizes=None, methods=None) -> dict:
+    """Notebook 03's plan: tasks x settings x memory sizes x methods (the profile's where empty).
+
+    Raises:
+        ValueError: an unknown task/setting/method or a non-positive size.
+    """
+    base = study_plan(cfg.replace(incremental=cfg.replay or cfg.incremental), tasks, settings,
+                      methods or (cfg.replay or {}).get("methods") or ["ft", "mib"])
+    sizes = [int(s) for s in (sizes or (cfg.replay or {}).get("sizes") or [1, 5])]
+    if any(s <= 0 for s in sizes):
+        raise ValueError(f"memory sizes must be positive numbers of exemplars, got {sizes}")
+    return {**base, "sizes": sizes}
+
+
+def run_replay_study(cfg: RunConfig, plan: dict, *, mode: str = "per-class", strategy: str = "class-balanced",
+                     share: float = 0.5, old_labels_on_new: bool = False, notebook: str = "",
+                     progress: bool = True, print_fn: Callable = print) -> tuple[list[dict], dict]:
+    """MiB without memory (the reference) and every method with every memory size of ``plan``.
+
+    Returns:
+        ``(records, memories)``: every full-image record (every step), and the last step's
+        :class:`~incseg_lib.exemplars.ExemplarMemory` per ``(task, setting, method, size)``.
+    """
+    records, memories = [], {}
+    kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
+    for task in plan["tasks"]:
+        for setting in plan["settings"]:
+            tcfg = cfg.replace(task=task, setting=setting)
+            records += run_incremental(tcfg, ["mib"], joint=False, **kw)
+            last = IncrementalSplit(cfg.dataset, task, 0, setting).num_steps - 1
+            for size in plan["sizes"]:
+                replay = ReplayConfig(budget=size, mode=mode, strategy=strategy, share=share,
+                                      old_labels_on_new=old_labels_on_new)
+                for m in plan["methods"]:
+                    for step in range(1, last + 1):
+                        records.append(train_step(tcfg, step=step, method=m, replay=replay, **kw).record)
+                    run_name = f"{m}+mem-{replay.tag}"
+                    memories[(task, setting, m, size)] = ExemplarMemory.load(
+                        checkpoint_file(tcfg, last, run_name).parent / "memory.json")
+    return records, memories

@@ -241,3 +241,69 @@ def find_runs(root: str | Path = "runs") -> list[Path]:
     root = Path(root)
     found = [p.parent for p in root.glob("**/results") if p.is_dir()]
     return sorted(set(found))
+
+
+def memory_table(records: list[dict], protocol: str = "full"):
+    """Rehearsal results after the last step (like the SMiB report's Table III).
+
+    Rows ``(method, exemplars per class or total)``, MiB without memory first; columns
+    ``(dataset, task, setting, old|new|all)`` in %, plus memory images and MB of the last step.
+    """
+    import pandas as pd
+
+    rows: dict = {}
+    for r in final_steps(records, protocol):
+        if r["method"] not in ("mib", "smib") and not r["method"].endswith("+mem"):
+            continue
+        rep = r.get("replay") or {}
+        size = "-" if not rep else (f"{rep['budget']}" if rep["mode"] == "per-class" else f"{rep['budget']} total")
+        if rep.get("strategy") and rep["strategy"] != "class-balanced":
+            size += f" ({rep['strategy']})"
+        key = (display_name(r["method"]), size)
+        row = rows.setdefault(key, {})
+        col = (r["dataset"], r["task"], r["setting"])
+        for part in ("old", "new", "all"):
+            v = r.get(f"miou_{part}")
+            row[col + (part,)] = float("nan") if v is None else round(100 * v, 1)
+        if rep:
+            row[col + ("memory images",)] = (r.get("memory") or {}).get("images")
+            row[col + ("memory MB",)] = round(((r.get("memory") or {}).get("bytes") or 0) / 1e6, 2)
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    order = ["old", "new", "all", "memory images", "memory MB"]
+    df = df[sorted(df.columns, key=lambda c: (c[:3], order.index(c[3])))]
+    df.columns = pd.MultiIndex.from_tuples(df.columns, names=["dataset", "task", "setting", ""])
+
+    def rank(k):
+        size = k[1].split(" ")[0]
+        return (k[0] != "MiB", k[0], int(size) if size.isdigit() else -1, k[1])
+
+    df = df.loc[sorted(df.index, key=rank)]
+    df.index = pd.MultiIndex.from_tuples(df.index, names=["method", "exemplars"])
+    return df
+
+
+def memory_curves(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
+    """Long DataFrame for the mIoU-vs-memory plot: method, exemplars, part (old/new/all), mIoU %.
+
+    The MiB record without memory comes with ``exemplars`` 0 (the reference line).
+    """
+    import pandas as pd
+
+    rows = []
+    for r in final_steps(records, protocol):
+        if (r["dataset"], r["task"], r["setting"]) != (dataset, task, setting):
+            continue
+        rep = r.get("replay") or {}
+        if r["method"] == "mib" and not rep:
+            size = 0
+        elif rep and rep.get("mode") == "per-class":
+            size = rep["budget"]
+        else:
+            continue
+        for part in ("old", "new", "all"):
+            v = r.get(f"miou_{part}")
+            rows.append({"method": display_name(r["method"]), "exemplars": size, "part": part,
+                         "mIoU %": float("nan") if v is None else 100 * v})
+    return pd.DataFrame(rows)

@@ -263,3 +263,66 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
     ui = widgets.VBox([widgets.HBox([boxes[f] for f in fields]), out])
     display(ui)
     return ui
+
+
+def memory_curves(frame, title: str = ""):
+    """mIoU (old / new / all) against exemplars per class: one panel per part, one line per method
+    with memory, MiB without memory as a dashed reference line (:func:`results.memory_curves`)."""
+    import matplotlib.pyplot as plt
+
+    parts = ["old", "new", "all"]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), sharey=False)
+    for ax, part in zip(axes, parts):
+        sub = frame[frame["part"] == part]
+        ref = sub[(sub["method"] == "MiB") & (sub["exemplars"] == 0)]
+        for method, g in sub[sub["exemplars"] > 0].groupby("method"):
+            g = g.sort_values("exemplars")
+            ax.plot(g["exemplars"], g["mIoU %"], marker="o", ms=4, label=method)
+        if len(ref):
+            ax.axhline(float(ref["mIoU %"].iloc[-1]), color="k", ls="--", lw=1, label="MiB (no memory)")
+        ax.set_xscale("log")
+        ax.set_xlabel("exemplars per class")
+        ax.set_title(f"mIoU {part}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mIoU %")
+    axes[-1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def exemplar_gallery(memory, dataset, max_classes: int = 8, per_class: int = 4, title: str = ""):
+    """The stored exemplars, one row per class: image with its stored mask blended in.
+
+    Args:
+        memory: an :class:`~incseg_lib.exemplars.ExemplarMemory`.
+        dataset: the unfiltered training dataset (class ids) the memory indexes.
+    """
+    import matplotlib.pyplot as plt
+
+    per = sorted(memory.per_class().items())[:max_classes]
+    if not per:
+        raise ValueError("the exemplar memory is empty")
+    cols = max(1, min(per_class, max(len(v) for _, v in per)))
+    fig, axes = plt.subplots(len(per), cols, figsize=(1.9 * cols, 1.7 * len(per)), squeeze=False)
+    palette = dataset.info.palette
+    for row, (c, items) in zip(axes, per):
+        for k, ax in enumerate(row):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k >= len(items):
+                ax.axis("off")
+                continue
+            e = items[k]
+            img = dataset.read_image(e.index).permute(1, 2, 0).numpy()
+            mask = dataset.read_mask(e.index)
+            keep = np.isin(mask, e.classes) & (mask != 0)
+            over = colorize(np.where(keep, mask, 0), palette)
+            ax.imshow(np.where(keep[..., None], (0.45 * img + 0.55 * over).astype(np.uint8), img))
+            ax.set_title(e.image_id[:14], fontsize=6)
+        row[0].set_ylabel(dataset.info.class_names[c], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
