@@ -53,6 +53,8 @@ class RunConfig:
         amp: mixed precision (only ever used on CUDA).
         max_train_images, max_val_images: caps (0 = all) for quick looks.
         checkpoint_dir: root of the checkpoint tree; ``""`` means :func:`default_checkpoint_root`.
+        checkpoint_every: epochs between checkpoints (the last epoch is always saved; 0 = only
+            the last). 1 lets a Colab disconnect resume after any epoch; smoke uses 0.
         run_dir: where results, TensorBoard logs and figures of this run go.
         grid: profile-sized hyperparameter grid for notebook 01 (backbones, lrs, batch_sizes).
         incremental: profile-sized plan of notebook 02 (``tasks``, ``settings``, ``methods``).
@@ -85,6 +87,7 @@ class RunConfig:
     max_train_images: int = 0
     max_val_images: int = 0
     checkpoint_dir: str = ""
+    checkpoint_every: int = 1
     run_dir: str = "runs/default"
     grid: dict[str, list] = field(default_factory=dict)
     incremental: dict[str, list] = field(default_factory=dict)
@@ -213,7 +216,7 @@ def key_digest(key: dict[str, Any]) -> str:
 
 _PROFILE_VALUES: dict[str, dict[str, Any]] = {
     "smoke": dict(dataset="shapes", crop_size=64, batch_size=8, epochs=4, lr=0.05, lr_next=0.005,
-                  num_workers=0, pretrained="", max_train_images=200, max_val_images=32,
+                  num_workers=0, pretrained="", max_train_images=200, max_val_images=32, checkpoint_every=0,
                   grid={"backbones": ["resnet18"], "lrs": [0.05, 0.01], "batch_sizes": [8]},
                   incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped"],
                                "methods": ["ft", "lwf", "ewc", "mib"]},
@@ -311,6 +314,11 @@ def show_progress(requested: bool = True) -> bool:
     ``tqdm.auto`` bar would only store an empty widget; the one-line summaries still print.
     """
     return bool(requested) and os.environ.get("INCSEG_PROGRESS", "1") != "0"
+
+
+def headless() -> bool:
+    """True in headless runs (the suite sets ``INCSEG_PROGRESS=0``): no interactive widgets there."""
+    return os.environ.get("INCSEG_PROGRESS", "1") == "0"
 
 
 def parse_list(text: str | list, cast=str) -> list:

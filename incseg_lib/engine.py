@@ -111,6 +111,7 @@ def fit(
     stop_after_epoch: int | None = None,
     tracker=None,
     batch_sampler_fn: Callable | None = None,
+    checkpoint_every: int = 1,
 ) -> dict:
     """Train ``model`` on ``train_set``; resume from ``checkpoint`` when it holds the same ``key``.
 
@@ -127,6 +128,9 @@ def fit(
             :func:`~incseg_lib.losses.bisenet_loss` with cross-entropy.
         log_dir: TensorBoard folder (scalars per iteration and per epoch); None = no logging.
         stop_after_epoch: stop (as if killed) after this epoch; for tests and demonstrations.
+        checkpoint_every: write the checkpoint (and the tracker state) every this many epochs;
+            the last epoch is always written; 0 = only the last (short runs, where a BiSeNet-R18
+            checkpoint of ~100 MB per epoch costs more than the epoch).
         tracker: an :class:`~incseg_lib.regularizers.ImportanceTracker` updated after every
             optimiser step and saved after every epoch (resumed with the checkpoint).
         batch_sampler_fn: ``generator -> batch sampler`` that composes the batches instead of
@@ -233,14 +237,16 @@ def fit(
             writer.flush()
         print_fn(f"epoch {epoch + 1}/{epochs}  loss {history['loss'][-1]:.4f}  lr {cur_lr:.2e}  "
                  f"{seconds:.1f}s  {n_img / max(seconds, 1e-9):.1f} img/s")
-        if checkpoint is not None:
+        last = epoch + 1 >= epochs or (stop_after_epoch is not None and epoch + 1 >= stop_after_epoch)
+        due = last or (checkpoint_every > 0 and (epoch + 1) % checkpoint_every == 0)
+        if checkpoint is not None and due:
             save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                 "epoch": epoch + 1, "epochs": epochs, "history": dict(history), "key": key,
                 "backbone": getattr(model, "backbone_name", None),
                 "classes_per_step": list(getattr(model, "classes_per_step", [])),
             })
-        if tracker is not None:
+        if tracker is not None and due:
             tracker.save(epoch + 1, final=epoch + 1 >= epochs)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
             break

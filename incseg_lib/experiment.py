@@ -193,7 +193,8 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
                   weight_decay=cfg.weight_decay, aux_weight=cfg.aux_weight, device=device, amp=cfg.amp,
                   num_workers=cfg.num_workers, seed=cfg.seed + step, checkpoint=ckpt, key=key, loss_fn=loss_fn,
                   log_dir=run_dir / "tensorboard" / f"{cfg.dataset}-{cfg.task}-{shown}-step{step}-{key_digest(key)}",
-                  progress=progress, print_fn=print_fn, tracker=tracker, batch_sampler_fn=sampler_fn)
+                  progress=progress, print_fn=print_fn, tracker=tracker, batch_sampler_fn=sampler_fn,
+                  checkpoint_every=cfg.checkpoint_every)
     rec = None
     if evaluate_now:
         extra = {} if replay is None else {"variant": replay.tag, "replay": replay.to_dict(), "memory": memory_info}
