@@ -313,7 +313,7 @@ def show_progress(requested: bool = True) -> bool:
     The suite runner sets ``INCSEG_PROGRESS=0`` for headless papermill runs, where a
     ``tqdm.auto`` bar would only store an empty widget; the one-line summaries still print.
     """
-    return bool(requested) and os.environ.get("INCSEG_PROGRESS", "1") != "0"
+    return bool(requested) and not headless()
 
 
 def headless() -> bool:

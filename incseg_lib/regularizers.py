@@ -111,8 +111,8 @@ class ImportanceTracker:
         """
         params = _params(self.model)
         grads = {n: p.grad for n, p in params.items() if p.grad is not None}
-        if not grads or not all(torch.isfinite(g).all() for g in grads.values()):
-            return
+        if not grads or not bool(torch.stack([torch.isfinite(g).all() for g in grads.values()]).all()):
+            return  # one host sync per step, not one per tensor
         self._count += 1
         do_rw = self._count % self.rw_every == 0
         for n, g in grads.items():

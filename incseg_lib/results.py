@@ -307,3 +307,12 @@ def memory_curves(records: list[dict], dataset: str, task: str, setting: str, pr
             rows.append({"method": display_name(r["method"]), "exemplars": size, "part": part,
                          "mIoU %": float("nan") if v is None else 100 * v})
     return pd.DataFrame(rows)
+
+
+def joint_ratio(table, method: str = "MiB") -> dict:
+    """``method`` all / Joint all per (dataset, task, setting) of :func:`incremental_table`."""
+    out = {}
+    for col in [c for c in table.columns if c[3] == "all"]:
+        if method in table.index and "Joint" in table.index and table.loc["Joint", col] > 0:
+            out[" ".join(col[:3])] = round(float(table.loc[method, col] / table.loc["Joint", col]), 2)
+    return out

@@ -207,7 +207,8 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
 
     Each choice loads the record's checkpoint (:func:`incseg_lib.experiment.model_and_data`) and
     draws image | ground truth | prediction for ``images`` of the evaluation split. Returns the
-    widget (already displayed) after rendering the first choice. ``data_root`` overrides where
+    widget (already displayed) after rendering the first choice; in headless runs
+    (:func:`incseg_lib.config.headless`) it returns a static gallery figure of the newest record. ``data_root`` overrides where
     the records' validation images are read from.
     """
     import ipywidgets as widgets
@@ -217,9 +218,16 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
     from .experiment import model_and_data
     from .results import latest
 
+    from .config import headless
+
     recs = [r for r in latest(records) if r.get("checkpoint") and r.get("eval_protocol", "full") == "full"]
     if not recs:
         return widgets.HTML("no record with a checkpoint to show")
+    if headless():  # papermill: a widget kernel round-trip can hang; draw the newest record statically
+        rec = recs[-1]
+        model, data, palette = model_and_data(rec, data_root)
+        return gallery(model, data, [i for i in images if i < len(data)], palette, device=device,
+                       title=f"{rec['dataset']} {rec['task']} {rec['setting']} {rec['method']} step {rec['step']}")
     fields = ("dataset", "task", "setting", "method", "step")
     boxes = {f: widgets.Dropdown(description=f, layout=widgets.Layout(width="220px")) for f in fields}
     out = widgets.Output()

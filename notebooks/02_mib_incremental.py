@@ -126,9 +126,7 @@ table = results.incremental_table(records, with_time=True)
 table
 
 # %%
-for col in [c for c in table.columns if c[3] == "all"]:
-    if "MiB" in table.index and "Joint" in table.index and table.loc["Joint", col] > 0:
-        print(" ".join(col[:3]), f"MiB all / Joint all = {table.loc['MiB', col] / table.loc['Joint', col]:.2f}")
+print("MiB all / Joint all:", results.joint_ratio(table))
 fig = viz.comparison_bars(table)
 
 # %% [markdown]

@@ -41,8 +41,7 @@ gallery_images: int = 3  # validation images in the viewer
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, headless, parse_list
-from incseg_lib.experiment import model_and_data
+from incseg_lib.config import RunConfig, parse_list
 
 cfg = RunConfig.from_profile("smoke" if smoke else profile)
 folders = parse_list(run_dirs) or ([run_dir] if run_dir else results.find_runs("runs"))
@@ -100,12 +99,4 @@ results.table(offline) if offline else print("no offline record")
 # validation images with their ground truth and prediction.
 
 # %%
-if headless():  # papermill / the suite: a static gallery of the newest incremental record instead
-    final = results.final_steps(records)
-    if final:
-        model, data, palette = model_and_data(final[-1], data_root)
-        fig = viz.gallery(model, data, range(min(gallery_images, len(data))), palette,
-                          title=f"{final[-1]['method']} {final[-1]['task']} {final[-1]['setting']}")
-else:
-    viewer = viz.results_viewer(records, images=range(gallery_images), device=cfg.torch_device(),
-                                data_root=data_root)
+viewer = viz.results_viewer(records, images=range(gallery_images), device=cfg.torch_device(), data_root=data_root)

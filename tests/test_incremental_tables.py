@@ -102,3 +102,8 @@ def test_run_incremental_records_every_step_and_retrains_nothing(tmp_path, shape
     assert [r["miou_all"] for r in again] == [r["miou_all"] for r in recs]
     with pytest.raises(ValueError, match="unknown method"):
         run_incremental(cfg, ["icarl"])
+
+
+def test_joint_ratio():
+    recs = [_rec("mib", 1, 0.5, 0.2, 0.4), _rec("joint", 1, 0.62, 0.5, 0.5)]
+    assert results.joint_ratio(results.incremental_table(recs)) == {"voc 15-5 overlapped": 0.8}
