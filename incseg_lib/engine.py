@@ -122,7 +122,8 @@ def fit(
         aux_weight: weight of each auxiliary loss.
         device: where to train; on CUDA, AMP (if ``amp``) and channels_last are used.
         checkpoint: file written atomically after every epoch; if it exists with the same ``key``
-            training resumes after its last epoch (a finished run returns at once).
+            training resumes after its last epoch (a finished run returns at once). The last
+            epoch's file keeps the weights only (no optimizer state: about half the size).
         key: what determines the weights (see ``RunConfig.training_key``).
         loss_fn: ``(model, images, targets, outputs) -> dict`` with a ``loss`` entry; default
             :func:`~incseg_lib.losses.bisenet_loss` with cross-entropy.
@@ -159,13 +160,13 @@ def fit(
     start_epoch, resumed_from = 0, None
     if checkpoint is not None and Path(checkpoint).is_file():
         state = load_checkpoint(checkpoint, model, key=key, map_location=device)
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
         history.update({k: list(v) for k, v in state["history"].items()})
         start_epoch = resumed_from = state["epoch"]
         if start_epoch >= epochs:
             return _finish_history(history, resumed_from)
+        optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         print_fn(f"resuming {Path(checkpoint).name} after epoch {start_epoch}/{epochs}")
         if tracker is not None and not tracker.resume(start_epoch):
             print_fn(f"  no importance state saved after epoch {start_epoch}; EWC/PI/RW importance of this "
@@ -208,10 +209,11 @@ def fit(
                                          f"lower the learning rate (now {lr})")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            scale = scaler.get_scale() if tracker is not None and scaler.is_enabled() else None
             scaler.step(optimizer)
             scaler.update()
-            if tracker is not None:
-                tracker.after_step()
+            if tracker is not None:  # the scaler lowers its scale exactly when it skipped the step
+                tracker.after_step(skipped=scale is not None and scaler.get_scale() < scale)
             n_img += x.shape[0]
             for k, v in losses.items():
                 sums[k] += float(v.detach())
@@ -240,9 +242,10 @@ def fit(
         last = epoch + 1 >= epochs or (stop_after_epoch is not None and epoch + 1 >= stop_after_epoch)
         due = last or (checkpoint_every > 0 and (epoch + 1) % checkpoint_every == 0)
         if checkpoint is not None and due:
+            done = epoch + 1 >= epochs  # a finished step never resumes: no optimizer state (half the file)
             save_checkpoint(checkpoint, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "epoch": epoch + 1, "epochs": epochs, "history": dict(history), "key": key,
+                "model": model.state_dict(), "optimizer": None if done else optimizer.state_dict(),
+                "scaler": None if done else scaler.state_dict(), "epoch": epoch + 1, "epochs": epochs, "history": dict(history), "key": key,
                 "backbone": getattr(model, "backbone_name", None),
                 "classes_per_step": list(getattr(model, "classes_per_step", [])),
             })

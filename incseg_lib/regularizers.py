@@ -103,28 +103,43 @@ class ImportanceTracker:
         self._count = 0
 
     @torch.no_grad()
-    def after_step(self) -> None:
+    def after_step(self, skipped: bool = False) -> None:
         """Update Fisher, PI omega and (every ``rw_every`` updates) the RW score.
 
         Call right after ``optimizer.step()``: ``p.grad`` holds the (unscaled) gradient that made
-        the update. Steps whose gradient is not finite (skipped by AMP's scaler) are ignored.
+        the update. ``skipped``: the optimiser did not step (AMP's scaler found an inf/NaN
+        gradient); the update is ignored. Works in place with multi-tensor (``_foreach``) ops,
+        no parameter-sized temporaries: this runs after every iteration of every step 0.
         """
-        params = _params(self.model)
-        grads = {n: p.grad for n, p in params.items() if p.grad is not None}
-        if not grads or not bool(torch.stack([torch.isfinite(g).all() for g in grads.values()]).all()):
-            return  # one host sync per step, not one per tensor
+        if skipped:
+            return
+        params = [p for p in _params(self.model).items() if p[1].grad is not None]
+        if not params:
+            return
+        names = [n for n, _ in params]
+        ps = [p.detach() for _, p in params]
+        gs = [p.grad.detach().float() for _, p in params]
+        prev = [self._prev[n] for n in names]
+        fisher = [self.fisher[n] for n in names]
         self._count += 1
-        do_rw = self._count % self.rw_every == 0
-        for n, g in grads.items():
-            p = params[n].detach()
-            g = g.detach().float()
-            self.omega[n].add_(-g * (p - self._prev[n]))
-            self._prev[n].copy_(p)
-            if do_rw:
-                delta = p - self._snap[n]
-                self.rw_score[n].add_(-g * delta / (0.5 * self.fisher[n] * delta.pow(2) + EPS))
-                self._snap[n].copy_(p)
-            self.fisher[n].mul_(1 - self.alpha).add_(self.alpha * g.pow(2))
+        # PI: omega += -g * (theta - theta_prev) = g * (theta_prev - theta)
+        torch._foreach_sub_(prev, ps)
+        torch._foreach_addcmul_([self.omega[n] for n in names], gs, prev)
+        torch._foreach_copy_(prev, ps)
+        if self._count % self.rw_every == 0:
+            # RW: s += -g * Delta_k / (0.5 F Delta_k^2 + eps), Delta_k = theta - theta_snap
+            snap = [self._snap[n] for n in names]
+            torch._foreach_sub_(snap, ps)  # snap now holds -Delta_k
+            denom = torch._foreach_mul(snap, snap)
+            torch._foreach_mul_(denom, fisher)
+            torch._foreach_mul_(denom, 0.5)
+            torch._foreach_add_(denom, EPS)
+            torch._foreach_div_(snap, denom)  # -Delta_k / (...)
+            torch._foreach_addcmul_([self.rw_score[n] for n in names], gs, snap)
+            torch._foreach_copy_(snap, ps)
+        # EWC: F <- alpha g^2 + (1 - alpha) F
+        torch._foreach_mul_(fisher, 1 - self.alpha)
+        torch._foreach_addcmul_(fisher, gs, gs, value=self.alpha)
 
     # ------------------------------------------------------------------ results
     @torch.no_grad()

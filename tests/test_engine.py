@@ -34,15 +34,18 @@ def test_resume_reproduces_uninterrupted_run(tiny_train, tmp_path):
     full = _fit(a, tiny_train, tmp_path / "a.pt")
     part = _fit(b, tiny_train, tmp_path / "b.pt", stop_after_epoch=1)  # "killed" after epoch 1
     assert part["epochs_done"] == 1
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["optimizer"] is not None  # needed to resume
     c = BiSeNet([21], "resnet18")  # a fresh process would start from a fresh model
     resumed = _fit(c, tiny_train, tmp_path / "b.pt")
     assert resumed["resumed_from"] == 1 and resumed["epochs_done"] == 3
     for (name, pa), pc in zip(a.state_dict().items(), c.state_dict().values()):
         assert torch.equal(pa, pc), name
     assert resumed["loss"] == pytest.approx(full["loss"])
-    # a finished checkpoint is reused, not retrained
+    # a finished checkpoint is reused, not retrained; it keeps the weights, not the optimizer state
     again = _fit(BiSeNet([21], "resnet18"), tiny_train, tmp_path / "a.pt")
     assert again["resumed_from"] == 3 and again["loss"] == full["loss"]
+    finished = torch.load(tmp_path / "a.pt", weights_only=False)
+    assert finished["optimizer"] is None and finished["epoch"] == 3
 
 
 def test_checkpoint_mismatch_is_named(tiny_train, tmp_path):

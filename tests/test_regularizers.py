@@ -54,6 +54,20 @@ def test_tracker_matches_update_rules():
     assert sum(float(v.sum()) for v in imp["pi"].values()) > 0
 
 
+def test_skipped_step_changes_nothing():
+    """A step AMP's scaler skipped (inf/NaN gradient) must not touch Fisher, omega or the RW count."""
+    model, tracker, _, _ = _toy_run(steps=4)
+    before = {k: {n: t.clone() for n, t in getattr(tracker, k).items()} for k in ("fisher", "omega", "rw_score")}
+    count = tracker._count
+    for p in model.parameters():
+        p.grad = torch.full_like(p, float("inf"))
+    tracker.after_step(skipped=True)
+    assert tracker._count == count
+    for k, tensors in before.items():
+        for n, t in tensors.items():
+            assert torch.equal(getattr(tracker, k)[n], t), (k, n)
+
+
 def test_importance_accumulates_over_steps():
     _, first, _, _ = _toy_run()
     prev = first.importance()
