@@ -227,6 +227,16 @@ def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_b
     protocols = [("full", eval_transforms())]
     if cfg.eval_crop:
         protocols.append((f"centre-crop-{cfg.eval_crop}", centre_crop_transforms(cfg.eval_crop)))
+    if record and checkpoint is not None and Path(checkpoint).is_file():
+        # a re-run reusing a finished checkpoint also reuses its evaluation (same config, same
+        # checkpoint file, recorded after the checkpoint was written): no second record, no waiting
+        found = [results.find_record(cfg.run_dir, newer_than_ns=Path(checkpoint).stat().st_mtime_ns,
+                                     config=cfg.to_dict(), checkpoint=str(checkpoint), method=method,
+                                     task=rep.task, step=rep.step, eval_protocol=protocol, **(extra or {}))
+                 for protocol, _ in protocols]
+        if all(found):
+            print_fn(f"  eval reused from {Path(found[0]['_file']).name}: mIoU {100 * (found[0]['miou_all'] or 0):.1f}")
+            return found[0]
     first = None
     for protocol, tf in protocols:
         ev = evaluate(model, split.eval_dataset(val_base).with_transforms(tf), split.num_seen, device=device,

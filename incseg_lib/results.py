@@ -77,6 +77,23 @@ def load(run_dirs: str | Path | Iterable[str | Path]) -> list[dict]:
     return sorted(out, key=lambda r: (r.get("created_ns", 0), r.get("created", ""), r["_file"]))
 
 
+def find_record(run_dir: str | Path, *, newer_than_ns: int = 0, **match) -> dict | None:
+    """The newest record of ``run_dir`` whose fields equal ``match`` (None if there is none).
+
+    ``match`` values are compared after a JSON round trip (a config dict with tuples matches its
+    stored lists). ``newer_than_ns``: ignore records created before this time (ns since the
+    epoch), e.g. before the checkpoint they evaluated was last written.
+    """
+    want = json.loads(json.dumps(match, sort_keys=True, default=str))
+    folder = Path(run_dir) / "results"
+    if not folder.is_dir():
+        return None
+    for rec in reversed(load(run_dir)):
+        if rec.get("created_ns", 0) >= newer_than_ns and all(rec.get(k) == v for k, v in want.items()):
+            return rec
+    return None
+
+
 def table(records: list[dict], columns: Iterable[str] = ("notebook", "dataset", "task", "setting", "method", "step",
                                                          "backbone", "lr", "batch_size", "miou_old", "miou_new",
                                                          "miou_all", "pixel_acc", "train_seconds")):

@@ -99,7 +99,15 @@ def test_run_incremental_records_every_step_and_retrains_nothing(tmp_path, shape
     lines.clear()
     again = run_incremental(cfg, ["ft", "mib"], notebook="t", progress=False, print_fn=lines.append)
     assert not any("epoch 1/1" in str(x) for x in lines)  # checkpoints reused: nothing retrained
-    assert [r["miou_all"] for r in again] == [r["miou_all"] for r in recs]
+    assert not any("eval (full" in str(x) for x in lines)  # ... and nothing re-evaluated
+    assert [r["_file"] for r in again] == [r["_file"] for r in recs]  # the same records, none added
+    assert len(results.load(cfg.run_dir)) == len(recs)
+    lines.clear()  # another evaluation setting (more validation images) is evaluated anew
+    more = run_incremental(cfg.replace(max_val_images=9), ["ft"], joint=False, notebook="t", progress=False,
+                           print_fn=lines.append)
+    assert sum("eval (full" in str(x) for x in lines) == 6 and len(results.load(cfg.run_dir)) == len(recs) + 6
+    assert not any("epoch 1/1" in str(x) for x in lines)  # training does not depend on validation images
+    assert more[-1]["_file"] != recs[5]["_file"]
     with pytest.raises(ValueError, match="unknown method"):
         run_incremental(cfg, ["icarl"])
 
