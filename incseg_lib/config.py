@@ -184,10 +184,12 @@ class RunConfig:
         and every method of a task and setting shares the same step-0 model. It does not depend
         on how the later classes are split into steps either: tasks with the same step-0 classes
         (VOC 15-5 and 15-1, CamVid 8-3 and 8-1) share it (``task`` = the base signature).
+        A later step starts from step - 1 of the same method, so its key holds that step's key
+        (``previous``, as a digest): changing step 0's epochs changes every later checkpoint too.
         """
         from .tasks import base_signature
 
-        return {
+        key = {
             "dataset": self.dataset,
             "data": str(self.data_path.resolve()),
             "voc_split": self.voc_split if self.dataset == "voc" else "",
@@ -207,6 +209,9 @@ class RunConfig:
             "max_train_images": self.max_train_images,
             "seed": self.seed,
         }
+        if step > 0:
+            key["previous"] = key_digest(self.training_key(step=step - 1, method=method))
+        return key
 
 
 def key_digest(key: dict[str, Any]) -> str:

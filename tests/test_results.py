@@ -52,3 +52,17 @@ def test_step0_key_is_shared_by_methods():
     cfg = RunConfig.from_profile("smoke", task="15-5")
     assert cfg.training_key(step=0, method="mib") == cfg.training_key(step=0, method="ft")
     assert cfg.training_key(step=1, method="mib") != cfg.training_key(step=1, method="ft")
+
+
+def test_later_steps_are_keyed_by_their_lineage():
+    """Step t starts from step t-1: changing step 0's training changes every later checkpoint."""
+    from incseg_lib.experiment import checkpoint_file
+
+    a = RunConfig.from_profile("smoke", task="15-1", epochs=3, epochs_next=2)
+    b = a.replace(epochs=4)  # step 0 differs, steps >= 1 are trained the same way
+    assert a.training_key(step=3, method="mib")["epochs"] == b.training_key(step=3, method="mib")["epochs"]
+    for step in range(6):
+        assert checkpoint_file(a, step, "mib") != checkpoint_file(b, step, "mib"), step
+    c = a.replace(lr_next=0.002)  # only steps >= 1 differ: step 0 is still shared
+    assert checkpoint_file(a, 0, "mib") == checkpoint_file(c, 0, "mib")
+    assert checkpoint_file(a, 2, "mib") != checkpoint_file(c, 2, "mib")
