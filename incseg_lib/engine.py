@@ -245,7 +245,8 @@ def fit(
             done = epoch + 1 >= epochs  # a finished step never resumes: no optimizer state (half the file)
             save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": None if done else optimizer.state_dict(),
-                "scaler": None if done else scaler.state_dict(), "epoch": epoch + 1, "epochs": epochs, "history": dict(history), "key": key,
+                "scaler": None if done else scaler.state_dict(), "epoch": epoch + 1, "epochs": epochs,
+                "history": dict(history), "key": key,
                 "backbone": getattr(model, "backbone_name", None),
                 "classes_per_step": list(getattr(model, "classes_per_step", [])),
             })
