@@ -230,7 +230,8 @@ def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_b
     if record and checkpoint is not None and Path(checkpoint).is_file():
         # a re-run reusing a finished checkpoint also reuses its evaluation (same config, same
         # checkpoint file, recorded after the checkpoint was written): no second record, no waiting
-        found = [results.find_record(cfg.run_dir, newer_than_ns=Path(checkpoint).stat().st_mtime_ns,
+        prior = results.load(cfg.run_dir)  # read once for every protocol
+        found = [results.find_record(prior, newer_than_ns=Path(checkpoint).stat().st_mtime_ns,
                                      config=cfg.to_dict(), checkpoint=str(checkpoint), method=method,
                                      task=rep.task, step=rep.step, eval_protocol=protocol, **(extra or {}))
                  for protocol, _ in protocols]

@@ -77,18 +77,15 @@ def load(run_dirs: str | Path | Iterable[str | Path]) -> list[dict]:
     return sorted(out, key=lambda r: (r.get("created_ns", 0), r.get("created", ""), r["_file"]))
 
 
-def find_record(run_dir: str | Path, *, newer_than_ns: int = 0, **match) -> dict | None:
-    """The newest record of ``run_dir`` whose fields equal ``match`` (None if there is none).
+def find_record(records: list[dict], *, newer_than_ns: int = 0, **match) -> dict | None:
+    """The newest of ``records`` (as :func:`load` returns them) whose fields equal ``match``, or None.
 
     ``match`` values are compared after a JSON round trip (a config dict with tuples matches its
     stored lists). ``newer_than_ns``: ignore records created before this time (ns since the
     epoch), e.g. before the checkpoint they evaluated was last written.
     """
     want = json.loads(json.dumps(match, sort_keys=True, default=str))
-    folder = Path(run_dir) / "results"
-    if not folder.is_dir():
-        return None
-    for rec in reversed(load(run_dir)):
+    for rec in reversed(records):
         if rec.get("created_ns", 0) >= newer_than_ns and all(rec.get(k) == v for k, v in want.items()):
             return rec
     return None

@@ -208,8 +208,8 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
     Each choice loads the record's checkpoint (:func:`incseg_lib.experiment.model_and_data`) and
     draws image | ground truth | prediction for ``images`` of the evaluation split. Returns the
     widget (already displayed) after rendering the first choice; in headless runs
-    (:func:`incseg_lib.config.headless`) it returns a static gallery figure of the newest record. ``data_root`` overrides where
-    the records' validation images are read from.
+    (:func:`incseg_lib.config.headless`) it returns a static gallery figure of the newest
+    record. ``data_root`` overrides where the records' validation images are read from.
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt

@@ -71,13 +71,13 @@ def test_later_steps_are_keyed_by_their_lineage():
 def test_find_record_matches_fields_and_ignores_older_records(tmp_path):
     import time
 
-    assert results.find_record(tmp_path / "none", method="offline") is None  # no results folder yet
+    assert results.find_record(results.load(tmp_path / "none"), method="offline") is None  # no results folder yet
     results.record(tmp_path, **BASE, config={"lrs": (0.1, 0.2)}, checkpoint="a.pt")
     cut = time.time_ns()
     newer = results.record(tmp_path, **{**BASE, "miou_all": 0.1}, config={"lrs": (0.1, 0.2)}, checkpoint="a.pt")
-    found = results.find_record(tmp_path, config={"lrs": (0.1, 0.2)}, checkpoint="a.pt", step=0)
+    found = results.find_record(results.load(tmp_path), config={"lrs": (0.1, 0.2)}, checkpoint="a.pt", step=0)
     assert found["_file"] == str(newer)  # the newest match; tuples match their stored lists
-    assert results.find_record(tmp_path, config={"lrs": (0.1, 0.3)}) is None
-    assert results.find_record(tmp_path, checkpoint="b.pt") is None
-    assert results.find_record(tmp_path, newer_than_ns=time.time_ns(), checkpoint="a.pt") is None
-    assert results.find_record(tmp_path, newer_than_ns=cut, miou_all=0.7) is None  # only the older one has 0.7
+    assert results.find_record(results.load(tmp_path), config={"lrs": (0.1, 0.3)}) is None
+    assert results.find_record(results.load(tmp_path), checkpoint="b.pt") is None
+    assert results.find_record(results.load(tmp_path), newer_than_ns=time.time_ns(), checkpoint="a.pt") is None
+    assert results.find_record(results.load(tmp_path), newer_than_ns=cut, miou_all=0.7) is None  # only the older one has 0.7
