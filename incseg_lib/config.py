@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-PROFILES = ("smoke", "cpu", "colab", "paper")
+PROFILES = ("demo", "smoke", "cpu", "colab", "paper")
 DATASETS = ("shapes", "voc", "camvid")
 BACKBONES = ("resnet18", "resnet50", "resnet101")
 
@@ -189,7 +189,10 @@ class RunConfig:
         """
         from .tasks import base_signature
 
+        from .models.bisenet import ARCHITECTURE_VERSION
+
         key = {
+            "architecture": ARCHITECTURE_VERSION,
             "dataset": self.dataset,
             "data": str(self.data_path.resolve()),
             "voc_split": self.voc_split if self.dataset == "voc" else "",
@@ -220,6 +223,15 @@ def key_digest(key: dict[str, Any]) -> str:
 
 
 _PROFILE_VALUES: dict[str, dict[str, Any]] = {
+    # The default run: the embedded shapes, sized so the models really learn and the whole suite fits
+    # in about 12 minutes on 2 CPU cores (README, "What the demo shows"). Steps >= 1 use a larger
+    # learning rate than MiB's 0.001 because they are a few dozen iterations from scratch.
+    "demo": dict(dataset="shapes", crop_size=64, batch_size=8, epochs=8, epochs_next=4, lr=0.05, lr_next=0.01,
+                 num_workers=0, pretrained="", checkpoint_every=0,
+                 grid={"backbones": ["resnet18"], "lrs": [0.05], "batch_sizes": [8]},
+                 incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped"],
+                              "methods": ["ft", "lwf", "ilt", "mib"]},
+                 replay={"tasks": ["15-5"], "settings": ["overlapped"], "sizes": [1, 5], "methods": ["mib"]}),
     "smoke": dict(dataset="shapes", crop_size=48, batch_size=8, epochs=2, lr=0.05, lr_next=0.005,
                   num_workers=0, pretrained="", max_train_images=64, max_val_images=24, checkpoint_every=0,
                   grid={"backbones": ["resnet18"], "lrs": [0.05, 0.01], "batch_sizes": [8]},

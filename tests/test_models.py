@@ -63,3 +63,32 @@ def test_bad_weights_and_backbone_are_named(tmp_path):
         build_resnet("resnet18", str(path))
     with pytest.raises(ValueError, match="resnet34"):
         BiSeNet([21], "resnet34")
+
+
+def test_non_backbone_layers_get_kaiming_init_and_classifiers_keep_default():
+    """TorchSeg's init: Kaiming normal (fan_in, ReLU gain) outside the ResNet; 1x1 classifiers untouched."""
+    torch.manual_seed(0)
+    model = BiSeNet([21], "resnet18")
+    w = model.ffm.conv[0].weight  # 1x1 conv over 256 channels: std sqrt(2 / 256)
+    assert abs(w.std().item() - (2 / 256) ** 0.5) < 0.05 * (2 / 256) ** 0.5
+    w = model.context_path.refine16[0].weight  # 3x3 over 128: std sqrt(2 / 1152)
+    assert abs(w.std().item() - (2 / 1152) ** 0.5) < 0.05 * (2 / 1152) ** 0.5
+    # PyTorch's default (kaiming_uniform, a=sqrt(5)) for the classifier: bound 1/sqrt(fan_in)
+    clf = model.head.classifier.heads[0].weight
+    assert clf.abs().max().item() <= 1 / 64 ** 0.5 + 1e-6 and clf.std().item() < 0.6 * (2 / 64) ** 0.5
+    # the ResNet keeps torchvision's init (Kaiming fan_out): conv1 std sqrt(2 / (64*7*7)), not sqrt(2 / (3*7*7))
+    w = model.context_path.backbone.conv1.weight
+    assert abs(w.std().item() - (2 / 3136) ** 0.5) < 0.05 * (2 / 3136) ** 0.5
+
+
+def test_auxiliary_heads_read_the_refined_context_maps():
+    """Aux heads on the refined 1/16 and 1/8 context maps (TorchSeg's ``pred_out``), 256 wide; main head 64."""
+    model = BiSeNet([11], "resnet18").train()
+    seen = []
+    hooks = [h.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[2:])) for h in model.aux_heads]
+    model(torch.randn(2, 3, 128, 128))
+    for h in hooks:
+        h.remove()
+    assert seen == [(8, 8), (16, 16)]
+    assert [h.conv[0].out_channels for h in model.aux_heads] == [256, 256]
+    assert model.head.conv[0].out_channels == 64
