@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PROFILE ?= smoke
+PROFILE ?= demo
 SUITE_ARGS ?=
 PYTEST_ARGS ?=
 

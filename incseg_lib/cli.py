@@ -12,14 +12,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("suite", help="run the numbered notebooks headlessly with papermill, then an HTML report")
-    s.add_argument("--profile", default="smoke", choices=["smoke", "cpu", "colab", "paper"])
+    s.add_argument("--profile", default="demo", choices=["demo", "smoke", "cpu", "colab", "paper"])
     s.add_argument("--dataset", default="", choices=["", "shapes", "voc", "camvid"],
                    help="dataset for every notebook (default: the profile's)")
     s.add_argument("--data-root", default="", help="dataset folder (default: data/<dataset>)")
     s.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
     s.add_argument("--out", default="", help="new run folder (default: runs/<date>-<time>-<profile>)")
     s.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="extra notebook parameter (checked against each notebook)")
+                   help="notebook parameter, given to every selected notebook that declares it")
+    s.add_argument("--list-params", action="store_true", help="list every notebook's parameters and exit")
 
     d = sub.add_parser("data", help="download or prepare datasets")
     dsub = d.add_subparsers(dest="dataset", required=True)
@@ -43,8 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "suite":
-            from .suite import coerce, run_suite
+            from .suite import coerce, find_notebooks, list_parameters, run_suite
 
+            if args.list_params:
+                print(list_parameters(find_notebooks(only=[o for o in args.only.split(",") if o] or None)))
+                return 0
             extra = {name: coerce(value) for name, value in args.parameter}
             run_suite(args.profile, dataset=args.dataset, data_root=args.data_root,
                       only=[o for o in args.only.split(",") if o] or None, out=args.out or None, extra=extra)

@@ -91,10 +91,15 @@ def find_record(records: list[dict], *, newer_than_ns: int = 0, **match) -> dict
     return None
 
 
-def table(records: list[dict], columns: Iterable[str] = ("notebook", "dataset", "task", "setting", "method", "step",
-                                                         "backbone", "lr", "batch_size", "miou_old", "miou_new",
-                                                         "miou_all", "pixel_acc", "train_seconds")):
-    """A pandas DataFrame of ``records`` with mIoU and accuracy as percentages (1 decimal, NaN if absent)."""
+def table(records: list[dict], columns: Iterable[str] = ("notebook", "dataset", "task", "setting", "method", "variant",
+                                                         "step", "eval_protocol", "backbone", "lr", "batch_size",
+                                                         "miou_old", "miou_new", "miou_all", "pixel_acc",
+                                                         "train_seconds")):
+    """A pandas DataFrame of ``records`` with mIoU and accuracy as percentages (1 decimal, NaN if absent).
+
+    ``variant`` (e.g. the memory of a replay run, ``5pc-class-balanced``) and ``eval_protocol`` tell
+    apart records that share method and step; absent values are left empty.
+    """
     import pandas as pd
 
     rows = []
@@ -115,7 +120,8 @@ def iou_table(records: list[dict], label_keys=("method", "task", "setting", "ste
 
     rows = {" ".join(str(r.get(k)) for k in label_keys): {c: (None if v is None else round(100 * v, 1))
                                                            for c, v in r["iou"].items()} for r in records}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    return df[class_order(records[0].get("dataset", ""), df.columns)] if records and len(df.columns) else df
 
 
 def _device_name() -> str:
@@ -217,8 +223,22 @@ def step_curves(records: list[dict], dataset: str, task: str, setting: str, metr
     return pd.DataFrame.from_dict(table, orient="index").sort_index(axis=1)
 
 
+def class_order(dataset: str, names) -> list[str]:
+    """``names`` sorted by class id (records store their per-class IoU by name, keys sorted by JSON)."""
+    from .data import dataset_info
+
+    try:
+        ids = {n: i for i, n in enumerate(dataset_info(dataset, incremental=True).class_names)}
+    except ValueError:
+        return list(names)
+    return sorted(names, key=lambda n: (ids.get(n, len(ids)), n))
+
+
 def class_iou(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
-    """Per-class IoU (%) at the last step: one row per method (Joint included), one column per class."""
+    """Per-class IoU (%) at the last step: one row per method (Joint included), one column per class.
+
+    Rows in the field's method order, columns in class-id order (background first).
+    """
     import pandas as pd
 
     recs = [r for r in final_steps(records, protocol)
@@ -226,7 +246,8 @@ def class_iou(records: list[dict], dataset: str, task: str, setting: str, protoc
     recs = sorted(recs, key=lambda r: _method_rank(r["method"]))
     rows = {display_name(r["method"]): {c: (float("nan") if v is None else round(100 * v, 1))
                                         for c, v in r["iou"].items()} for r in recs}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    return df[class_order(dataset, df.columns)] if len(df.columns) else df
 
 
 def forgetting(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
@@ -244,7 +265,7 @@ def forgetting(records: list[dict], dataset: str, task: str, setting: str, proto
         return pd.DataFrame()
     b = base[-1]["iou"]
     final = class_iou(records, dataset, task, setting, protocol)
-    cols = [c for c in b if c in final.columns]
+    cols = class_order(dataset, [c for c in b if c in final.columns])
     out = pd.DataFrame({c: (100 * b[c] if b[c] is not None else float("nan")) - final[c] for c in cols},
                        index=final.index)
     return out.round(1)

@@ -1,6 +1,6 @@
 """The headless suite runner: execute the numbered notebooks with papermill, then an HTML report.
 
-``incseg suite --profile smoke`` runs every ``notebooks/NN_*.ipynb`` present, in order, into a
+``incseg suite`` (profile ``demo``; ``--profile smoke`` in CI) runs every ``notebooks/NN_*.ipynb`` present, in order, into a
 new run folder::
 
     runs/<date>-<time>-<profile>/
@@ -57,16 +57,83 @@ def find_notebooks(folder: Path | None = None, only: list[str] | None = None) ->
     return found
 
 
-def check_parameters(notebook: Path, params: dict[str, Any]) -> None:
-    """Raise :class:`SuiteError` if ``params`` names a parameter the notebook does not declare."""
+def declared_parameters(notebook: Path) -> dict[str, dict]:
+    """The notebook's ``parameters`` cell as papermill reads it: name -> {inferred_type_name, default, help}.
+
+    Raises:
+        SuiteError: the notebook has no cell tagged ``parameters``.
+    """
     import papermill as pm
 
     declared = pm.inspect_notebook(str(notebook))
     if not declared:
         raise SuiteError(f"{notebook.name} has no cell tagged 'parameters'")
+    return declared
+
+
+def check_parameters(notebook: Path, params: dict[str, Any]) -> None:
+    """Raise :class:`SuiteError` if ``params`` names a parameter the notebook does not declare."""
+    declared = declared_parameters(notebook)
     unknown = sorted(set(params) - set(declared))
     if unknown:
         raise SuiteError(f"{notebook.name} has no parameter(s) {unknown}; it declares: {sorted(declared)}")
+
+
+_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
+
+
+def route_parameters(notebooks: list[Path], params: dict[str, Any]) -> dict[Path, dict[str, Any]]:
+    """The parameters each notebook gets: those of ``params`` it declares (suite-wide ``-p``).
+
+    A name no selected notebook declares is an error naming close matches and where they are
+    declared; a value whose type does not fit the declaration (``-p epochs abc``) is an error
+    naming the parameter, the notebook and the expected type.
+
+    Raises:
+        SuiteError: as above.
+    """
+    import difflib
+
+    declared = {nb: declared_parameters(nb) for nb in notebooks}
+    known = sorted({n for d in declared.values() for n in d})
+    for name in params:
+        if not any(name in d for d in declared.values()):
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            where = "; ".join(f"{c!r} in {', '.join(nb.stem[:2] for nb, d in declared.items() if c in d)}"
+                              for c in close)
+            raise SuiteError(f"no selected notebook declares a parameter {name!r}"
+                             + (f"; did you mean {where}?" if close else "")
+                             + f" (`incseg suite --list-params` lists every notebook's parameters)")
+    routed = {}
+    for nb, d in declared.items():
+        mine = {}
+        for k, v in params.items():
+            if k not in d:
+                continue
+            kind = d[k].get("inferred_type_name", "")
+            if kind == "str" and not isinstance(v, str):
+                v = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+            elif kind == "float" and isinstance(v, int) and not isinstance(v, bool):
+                v = float(v)
+            fits = {"int": isinstance(v, int) and not isinstance(v, bool), "float": isinstance(v, float),
+                    "bool": isinstance(v, bool)}.get(kind, True)
+            if not fits:
+                raise SuiteError(f"parameter {k}={v!r} does not fit {nb.name}, which declares {k}: {kind} "
+                                 f"(default {d[k].get('default')}; {d[k].get('help', '')})")
+            mine[k] = v
+        routed[nb] = mine
+    return routed
+
+
+def list_parameters(notebooks: list[Path]) -> str:
+    """Every notebook's parameters (name, type, default, help) as text, for ``--list-params``."""
+    lines = []
+    for nb in notebooks:
+        lines.append(nb.stem)
+        for name, d in declared_parameters(nb).items():
+            lines.append(f"  {name}: {d.get('inferred_type_name', '?')} = {d.get('default', '')}"
+                         f"  # {d.get('help', '')}")
+    return "\n".join(lines)
 
 
 def coerce(value: str) -> Any:
@@ -80,30 +147,49 @@ def coerce(value: str) -> Any:
 
 
 def new_run_dir(out: str | Path | None, profile: str) -> Path:
-    """A fresh run folder (never an existing one: results are never overwritten)."""
+    """A fresh run folder, created exclusively (results are never overwritten, and two suites
+    started in the same second get two folders).
+
+    Raises:
+        SuiteError: ``out`` exists and is not empty, is a file, or cannot be created (names it).
+    """
     if out:
         path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise SuiteError(f"--out {path} is a file; give a new folder")
         if path.exists() and any(path.iterdir()):
             raise SuiteError(f"run folder {path} already exists and is not empty; choose a new --out")
-    else:
-        base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{profile}"
-        path, k = base, 1
-        while path.exists():
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SuiteError(f"cannot create run folder {path}: {e.strerror}; choose a writable --out") from None
+        return path
+    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{profile}"
+    path, k = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True, exist_ok=False)  # exclusive: a concurrent suite takes the next name
+            return path
+        except FileExistsError:
             path, k = Path(f"{base}-{k}"), k + 1
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        except OSError as e:
+            raise SuiteError(f"cannot create run folder {path}: {e.strerror}; pass a writable --out") from None
 
 
-def run_suite(profile: str = "smoke", *, dataset: str = "", data_root: str = "", only: list[str] | None = None,
+def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", only: list[str] | None = None,
               out: str | Path | None = None, extra: dict[str, Any] | None = None,
               notebooks: Path | None = None, report: bool = True, print_fn: Callable = print) -> Path:
     """Run the numbered notebooks headlessly; return the run folder.
 
     Args:
-        profile: smoke, cpu, colab or paper (passed to each notebook's ``profile`` parameter).
+        profile: demo, smoke, cpu, colab or paper (passed to each notebook's ``profile`` parameter).
         dataset, data_root: overrides passed to every notebook ("" = the profile's default).
         only: notebook numbers to run, e.g. ``["01"]``.
-        extra: further ``-p NAME VALUE`` parameters (checked against each notebook).
+        extra: further ``-p NAME VALUE`` parameters: each goes to the notebooks that declare it
+            (a name no selected notebook declares is an error); ``-p dataset``/``-p data_root``
+            act as ``dataset``/``data_root`` (a relative path is resolved against the current
+            folder, not the run folder); ``profile``, ``run_dir`` and ``smoke`` are refused (use the
+            options).
 
     Raises:
         SuiteError: an unknown parameter, or a failing notebook (names the notebook, the cell
@@ -115,13 +201,23 @@ def run_suite(profile: str = "smoke", *, dataset: str = "", data_root: str = "",
 
     if profile not in PROFILES:
         raise SuiteError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    extra = dict(extra or {})
+    for name, option in (("profile", "--profile"), ("run_dir", "--out"), ("smoke", "--profile smoke")):
+        if name in extra:
+            raise SuiteError(f"-p {name} would silently override the suite's {option}; use {option} instead")
+    for name, given in (("dataset", dataset), ("data_root", data_root)):
+        if name in extra:
+            if given:
+                raise SuiteError(f"both --{name.replace('_', '-')} and -p {name} given; keep one")
+            value = extra.pop(name)
+            dataset, data_root = (value, data_root) if name == "dataset" else (dataset, str(value))
     nbs = find_notebooks(notebooks, only)
+    suite_params = {"profile": profile, **({"dataset": dataset} if dataset else {}),
+                    **({"data_root": str(Path(data_root).expanduser().resolve())} if data_root else {})}
+    routed = route_parameters(nbs, {**suite_params, "run_dir": "", **extra})  # checks before any folder exists
     run_dir = new_run_dir(out, profile).resolve()
-    params_all = {"profile": profile, "run_dir": str(run_dir), **({"dataset": dataset} if dataset else {}),
-                  **({"data_root": str(Path(data_root).expanduser().resolve())} if data_root else {}),
-                  **(extra or {})}
-    for nb in nbs:  # check every notebook before running any
-        check_parameters(nb, params_all)
+    per_notebook = {nb: {**p, **({"run_dir": str(run_dir)} if "run_dir" in p else {})} for nb, p in routed.items()}
+    params_all = {**suite_params, "run_dir": str(run_dir), **extra}
     (run_dir / "notebooks").mkdir(exist_ok=True)
     (run_dir / "suite.json").write_text(json.dumps({"profile": profile, "parameters": params_all,
                                                     "notebooks": [p.name for p in nbs]}, indent=1))
@@ -133,7 +229,7 @@ def run_suite(profile: str = "smoke", *, dataset: str = "", data_root: str = "",
             t0 = time.perf_counter()
             print_fn(f"running {nb.name} ({profile}) ...")
             try:
-                pm.execute_notebook(str(nb), str(target), parameters=params_all, progress_bar=False,
+                pm.execute_notebook(str(nb), str(target), parameters=per_notebook[nb], progress_bar=False,
                                     cwd=str(run_dir), kernel_name="python3", log_output=False)
             except pm.PapermillExecutionError as e:
                 if report:
@@ -149,14 +245,32 @@ def run_suite(profile: str = "smoke", *, dataset: str = "", data_root: str = "",
     if report:
         index = write_report(run_dir)
         print_fn(f"report: {index}")
+    print_findings(run_dir, print_fn)
     return run_dir
+
+
+def print_findings(run_dir: Path, print_fn: Callable = print) -> None:
+    """Print every notebook's expected findings (reproduced or not, with their numbers)."""
+    from . import findings
+
+    found = findings.load(run_dir)
+    if not found:
+        return
+    ok = sum(r.status == findings.REPRODUCED for r in found)
+    print_fn(f"expected findings: {ok} of {len(found)} reproduced")
+    notebook = None
+    for r, line in zip(found, findings.format_lines(found)):
+        if r.notebook != notebook:
+            notebook = r.notebook
+            print_fn(f"  {notebook}")
+        print_fn(f"    {line}")
 
 
 def write_report(run_dir: Path) -> Path:
     """Convert the executed notebooks to HTML and write ``report/index.html`` with the result tables."""
     from nbconvert import HTMLExporter
 
-    from . import results
+    from . import findings, results
 
     run_dir = Path(run_dir)
     rep = run_dir / "report"
@@ -170,11 +284,23 @@ def write_report(run_dir: Path) -> Path:
     recs = results.load(run_dir)
     tables = results.table(recs).to_html(index=False, na_rep="") if recs else "<p>No results recorded.</p>"
     suite = json.loads((run_dir / "suite.json").read_text()) if (run_dir / "suite.json").is_file() else {}
+    found = findings.load(run_dir)
+    if found:
+        ok = sum(r.status == findings.REPRODUCED for r in found)
+        colour = {findings.REPRODUCED: "#dfd", findings.NOT_REPRODUCED: "#fdd", findings.NO_DATA: "#eee"}
+        rows = "".join(f'<tr style="background:{colour[r.status]}"><td>{html.escape(r.notebook)}</td>'
+                       f'<td style="text-align:left">{html.escape(r.text)}</td><td>{html.escape(r.status)}</td>'
+                       f'<td style="text-align:left">{html.escape(r.detail)}</td></tr>' for r in found)
+        finding_html = (f"<p>{ok} of {len(found)} reproduced.</p><table><tr><th>notebook</th><th>finding</th>"
+                        f"<th>status</th><th>numbers (mIoU %)</th></tr>{rows}</table>")
+    else:
+        finding_html = "<p>No notebook declared findings in this run.</p>"
     index = rep / "index.html"
     index.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>incseg run {html.escape(run_dir.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}</style></head><body>
 <h1>incseg run {html.escape(run_dir.name)}</h1><p>profile: {html.escape(str(suite.get('profile', '?')))}</p>
+<h2>Expected findings</h2>{finding_html}
 <h2>Notebooks</h2><ul>{''.join(links)}</ul>
 <h2>Results (mIoU and pixel accuracy in %)</h2>{tables}</body></html>""", encoding="utf-8")
     return index

@@ -21,6 +21,29 @@ def colorize(mask, palette: np.ndarray) -> np.ndarray:
     return lut[np.clip(m, 0, 255)]
 
 
+def class_legend(fig, masks, palette: np.ndarray, class_names: Sequence[str] | None, *, ncol: int = 6) -> None:
+    """Add a legend of coloured patches below ``fig`` for every class id found in ``masks``.
+
+    Args:
+        masks: iterable of class-id arrays (ground truths and predictions shown in the figure);
+            255 (void) is listed as ``void`` when present.
+        class_names: names indexed by class id; None draws no legend.
+    """
+    if class_names is None:
+        return
+    from matplotlib.patches import Patch
+
+    present = sorted(set().union(*(np.unique(np.asarray(m)).tolist() for m in masks)))
+    handles = [Patch(facecolor=np.asarray(palette[c]) / 255, edgecolor="k", lw=0.3, label=class_names[c])
+               for c in present if c < len(class_names) and c < len(palette)]
+    if 255 in present:
+        handles.append(Patch(facecolor=np.asarray(IGNORE_COLOUR) / 255, edgecolor="k", lw=0.3, label="void"))
+    if handles:
+        rows = (len(handles) + ncol - 1) // ncol
+        fig.subplots_adjust(bottom=min(0.4, 0.06 + 0.35 * rows / max(fig.get_size_inches()[1], 1)))
+        fig.legend(handles=handles, loc="lower center", ncol=min(ncol, len(handles)), fontsize=7, frameon=False)
+
+
 def _to_rgb(image) -> np.ndarray:
     t = torch.as_tensor(image)
     if t.dtype.is_floating_point:
@@ -38,8 +61,10 @@ def show_samples(dataset, indices: Sequence[int], palette: np.ndarray, class_nam
     fig, axes = plt.subplots(rows, 2 * cols, figsize=(3 * cols, 1.6 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
+    shown = []
     for k, i in enumerate(indices):
         image, mask = dataset[i]
+        shown.append(np.asarray(mask))
         r, c = divmod(k, cols)
         axes[r, 2 * c].imshow(_to_rgb(image))
         axes[r, 2 * c + 1].imshow(colorize(mask, palette))
@@ -47,19 +72,26 @@ def show_samples(dataset, indices: Sequence[int], palette: np.ndarray, class_nam
             present = [class_names[v] for v in np.unique(np.asarray(mask)) if v < len(class_names) and v != 0]
             axes[r, 2 * c + 1].set_title(", ".join(present)[:28], fontsize=7)
     fig.tight_layout()
+    class_legend(fig, shown, palette, class_names)
     return fig
 
 
-def gallery(model, dataset, indices: Sequence[int], palette: np.ndarray, device="cpu", title: str = ""):
-    """image | ground truth | prediction rows for ``indices`` of an evaluation dataset."""
+def gallery(model, dataset, indices: Sequence[int], palette: np.ndarray, device="cpu", title: str = "",
+            class_names: Sequence[str] | None = None):
+    """image | ground truth | prediction rows for ``indices`` of an evaluation dataset, with a class legend.
+
+    ``class_names`` default to ``dataset.info.class_names`` when the dataset has them.
+    """
     import matplotlib.pyplot as plt
 
     from .engine import predict
 
     fig, axes = plt.subplots(len(indices), 3, figsize=(7.5, 2.3 * len(indices)), squeeze=False)
+    shown = []
     for row, i in zip(axes, indices):
         image, mask = dataset[i]
         pred = predict(model, image[None], device)[0]
+        shown += [np.asarray(mask), pred.numpy()]
         for ax, pic, name in zip(row, (_to_rgb(image), colorize(mask, palette), colorize(pred, palette)),
                                  ("image", "ground truth", "prediction")):
             ax.imshow(pic)
@@ -68,6 +100,8 @@ def gallery(model, dataset, indices: Sequence[int], palette: np.ndarray, device=
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    info = getattr(dataset, "info", None)
+    class_legend(fig, shown, palette, class_names or (info.class_names if info is not None else None))
     return fig
 
 
@@ -79,6 +113,9 @@ def loss_curves(histories: dict[str, dict], title: str = "training loss"):
     for label, h in histories.items():
         loss = h.get("loss") or []
         ax.plot(range(1, len(loss) + 1), loss, marker="o", ms=3, label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (principal + auxiliary)")
     ax.set_title(title)
@@ -92,7 +129,9 @@ def iou_bars(record: dict, title: str = ""):
     """Horizontal bars of per-class IoU (%) from a results record."""
     import matplotlib.pyplot as plt
 
-    names = list(record["iou"])
+    from .results import class_order
+
+    names = class_order(record.get("dataset", ""), record["iou"])
     vals = [100 * (record["iou"][n] or 0) for n in names]
     fig, ax = plt.subplots(figsize=(6, 0.22 * len(names) + 1))
     ax.barh(names, vals, color="tab:blue")
@@ -133,6 +172,8 @@ def predictions_over_steps(pred: dict, methods: Sequence[str] | None = None, tit
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    shown = list(pred["truth"]) + [p for m in methods for step in pred["steps"][m] for p in step]
+    class_legend(fig, shown, pred["palette"], pred.get("class_names"))
     return fig
 
 

@@ -37,8 +37,8 @@ if "google.colab" in sys.modules:
                            "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # smoke | cpu | colab | paper (see README, Profiles)
-smoke: bool = False  # True forces the smoke profile (CI, a first look)
+profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profiles)
+smoke: bool = False  # True forces the smoke profile (CI: every cell runs, numbers mean nothing)
 dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
 data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
 run_dir: str = ""  # where results go (empty: runs/01_offline_bisenet_tuning)
@@ -145,6 +145,23 @@ val = load_dataset(cfg.dataset, eval_split(cfg.dataset), root=cfg.data_root, inc
                    transforms=eval_transforms())
 fig = viz.gallery(best.model, val, range(gallery_images), val.info.palette, device=cfg.torch_device(),
                   title=f"{best.config.backbone}, lr {best.config.lr}: image | ground truth | prediction")
+
+# %% [markdown]
+# ## Expected findings
+#
+# What this run should show, checked on its own records (the suite's report lists them too).
+# In the `demo` profile BiSeNet learns the shapes well within a few minutes from scratch.
+
+# %%
+from incseg_lib import findings
+from incseg_lib.findings import Finding, Metric
+
+expected = [Finding("BiSeNet learns from scratch: offline mIoU well above the background-only score",
+                    Metric("offline", "all"), ">=", 3 * 100 / train.info.num_classes)]
+if cfg.profile == "demo":
+    expected.append(Finding("demo: the offline model reaches 70 mIoU on the shapes", Metric("offline", "all"), ">=", 70))
+found = findings.check(expected, [o.record for o in outcomes], notebook="01_offline_bisenet_tuning",
+                       run_dir=cfg.run_dir)
 
 # %% [markdown]
 # ## What to take away

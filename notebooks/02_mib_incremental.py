@@ -47,8 +47,8 @@ if "google.colab" in sys.modules:
                            "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # smoke | cpu | colab | paper (see README, Profiles)
-smoke: bool = False  # True forces the smoke profile (CI, a first look)
+profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profiles)
+smoke: bool = False  # True forces the smoke profile (CI: every cell runs, numbers mean nothing)
 dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
 data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
 run_dir: str = ""  # where results go (empty: runs/02_mib_incremental)
@@ -167,6 +167,33 @@ for task in plan["tasks"]:
         heat = results.class_iou(records, cfg.dataset, task, setting)
         fig = viz.iou_heatmap(heat, title=f"{task} {setting}: IoU % after the last step",
                               split_at=first_new_class(cfg.dataset, task))
+
+# %% [markdown]
+# ## Expected findings
+#
+# The story of this lab as checks on its own records, per task (the suite's report lists them
+# too; a finding that does not hold is shown as *not reproduced*, with its numbers):
+# FT forgets at least half of step 0's old-class mIoU; MiB keeps at least 70% of it and learns the
+# new classes; LwF and ILT sit between FT and MiB; Joint is above MiB.
+
+# %%
+from incseg_lib import findings
+from incseg_lib.findings import Finding, Metric
+
+expected = []
+for task in plan["tasks"]:
+    for setting in plan["settings"]:
+        m = lambda method, part="old": Metric(method, part, task, setting)  # noqa: E731
+        where = f"{task} {setting}"
+        expected += [Finding(f"{where}: FT forgets at least half of step 0's old-class mIoU", m("ft"), "<=", m("step0"), 0.5),
+                     Finding(f"{where}: MiB keeps at least 70% of step 0's old-class mIoU", m("mib"), ">=", m("step0"), 0.7),
+                     Finding(f"{where}: MiB learns the new classes (new mIoU >= 30)", m("mib", "new"), ">=", 30.0),
+                     Finding(f"{where}: Joint is above MiB (all)", m("joint", "all"), ">", m("mib", "all"))]
+        for method in ("lwf", "ilt"):
+            if method in plan["methods"]:
+                expected += [Finding(f"{where}: {method.upper()} keeps more than FT", m(method), ">", m("ft")),
+                             Finding(f"{where}: {method.upper()} keeps less than MiB", m(method), "<", m("mib"))]
+found = findings.check(expected, records, notebook="02_mib_incremental", run_dir=cfg.run_dir)
 
 # %% [markdown]
 # ## What to take away

@@ -45,8 +45,8 @@ if "google.colab" in sys.modules:
                            "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # smoke | cpu | colab | paper (see README, Profiles)
-smoke: bool = False  # True forces the smoke profile (CI, a first look)
+profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profiles)
+smoke: bool = False  # True forces the smoke profile (CI: every cell runs, numbers mean nothing)
 dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
 data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
 run_dir: str = ""  # where results go (empty: runs/03_exemplars_smib)
@@ -122,6 +122,28 @@ for task in plan["tasks"]:
 # %%
 table = results.memory_table(records)
 table
+
+# %% [markdown]
+# ## Expected findings
+#
+# SMiB keeps more of the old classes than MiB, and a larger memory keeps more than a smaller one.
+
+# %%
+from incseg_lib import findings
+from incseg_lib.findings import Finding, Metric
+
+small, large = min(plan["sizes"]), max(plan["sizes"])
+expected = []
+for task in plan["tasks"]:
+    for setting in plan["settings"]:
+        if "mib" in plan["methods"]:
+            smib = lambda k: Metric("smib", "old", task, setting, exemplars=k)  # noqa: E731
+            expected.append(Finding(f"{task} {setting}: SMiB ({small}/class) keeps more old-class mIoU than MiB",
+                                    smib(small), ">", Metric("mib", "old", task, setting)))
+            if large > small:
+                expected.append(Finding(f"{task} {setting}: more memory keeps more ({large} vs {small}/class)",
+                                        smib(large), ">", smib(small)))
+found = findings.check(expected, records, notebook="03_exemplars_smib", run_dir=cfg.run_dir)
 
 # %% [markdown]
 # ## What to take away

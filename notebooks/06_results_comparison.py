@@ -31,7 +31,7 @@ if "google.colab" in sys.modules:
                            "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # smoke | cpu | colab | paper (only used for the device choice)
+profile: str = "demo"  # demo | smoke | cpu | colab | paper (only used for the device choice)
 smoke: bool = False  # True forces the smoke profile
 dataset: str = ""  # show only this dataset (empty: every dataset found)
 data_root: str = ""  # folder holding the dataset (the viewer reads validation images from it)

@@ -81,3 +81,17 @@ def test_find_record_matches_fields_and_ignores_older_records(tmp_path):
     assert results.find_record(results.load(tmp_path), checkpoint="b.pt") is None
     assert results.find_record(results.load(tmp_path), newer_than_ns=time.time_ns(), checkpoint="a.pt") is None
     assert results.find_record(results.load(tmp_path), newer_than_ns=cut, miou_all=0.7) is None  # only the older one has 0.7
+
+
+def test_class_iou_columns_follow_class_ids_not_the_json_key_order():
+    from incseg_lib.results import class_iou, class_order
+
+    # records store iou by name with JSON-sorted keys: alphabetical, not class-id order
+    iou = {"aeroplane": 0.5, "background": 0.9, "bicycle": 0.2, "tvmonitor": 0.1, "person": 0.3}
+    recs = [dict(dataset="voc", task="15-5", setting="overlapped", method=m, step=1, backbone="resnet18",
+                 iou=iou, miou_old=0.5, miou_new=0.1, miou_all=0.4, pixel_acc=0.9, created_ns=i)
+            for i, m in enumerate(["mib", "ft", "joint"])]
+    df = class_iou(recs, "voc", "15-5", "overlapped")
+    assert list(df.columns) == ["background", "aeroplane", "bicycle", "person", "tvmonitor"]
+    assert list(df.index) == ["FT", "MiB", "Joint"]
+    assert class_order("shapes", ["dark-disc", "disc", "background"]) == ["background", "disc", "dark-disc"]

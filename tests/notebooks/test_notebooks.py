@@ -23,9 +23,41 @@ def test_notebook_is_clean_and_in_sync(nb):
 
 
 def test_unknown_parameter_is_refused_before_running(tmp_path):
-    with pytest.raises(SuiteError, match="no parameter\\(s\\) \\['epoch'\\].*declares"):
+    with pytest.raises(SuiteError, match="declares a parameter 'epoch'; did you mean 'epochs' in 01, 02, 03"):
         run_suite("smoke", out=tmp_path / "run", extra={"epoch": 3}, print_fn=lambda *a: None)
-    assert not (tmp_path / "run" / "notebooks").exists()
+    assert not (tmp_path / "run").exists()  # no empty run folder left behind
+
+
+def test_suite_parameters_go_to_the_notebooks_that_declare_them():
+    from incseg_lib.suite import route_parameters
+
+    routed = route_parameters(NOTEBOOKS, {"profile": "smoke", "tasks": "15-5", "pretrained": "none", "epochs": 2})
+    by = {nb.stem[:2]: p for nb, p in routed.items()}
+    assert by["02"]["tasks"] == "15-5" and by["03"]["tasks"] == "15-5" and "tasks" not in by["06"]
+    assert by["01"]["pretrained"] == "none" and "pretrained" not in by["06"]
+    assert all(p["profile"] == "smoke" for p in by.values())
+    with pytest.raises(SuiteError, match="epochs='abc' does not fit 01_offline_bisenet_tuning.ipynb.*int"):
+        route_parameters(NOTEBOOKS, {"epochs": "abc"})
+    # a number given to a text parameter is passed as text (-p methods 1 is the string "1")
+    assert route_parameters(NOTEBOOKS[1:2], {"tasks": 15})[NOTEBOOKS[1]]["tasks"] == "15"
+
+
+def test_conflicting_suite_options_are_refused(tmp_path):
+    with pytest.raises(SuiteError, match="-p profile would silently override the suite's --profile"):
+        run_suite("smoke", out=tmp_path / "a", extra={"profile": "cpu"}, print_fn=lambda *a: None)
+    with pytest.raises(SuiteError, match="both --data-root and -p data_root"):
+        run_suite("smoke", data_root="x", out=tmp_path / "b", extra={"data_root": "y"}, print_fn=lambda *a: None)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SuiteError, match="is a file"):
+        run_suite("smoke", out=tmp_path / "file", only=["06"], print_fn=lambda *a: None)
+
+
+def test_run_folders_are_created_exclusively(tmp_path, monkeypatch):
+    from incseg_lib.suite import new_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    a, b = new_run_dir(None, "demo"), new_run_dir(None, "demo")  # same second: two folders
+    assert a != b and a.is_dir() and b.is_dir()
 
 
 @pytest.mark.notebooks

@@ -1,0 +1,71 @@
+"""Expected findings: checks on hand-made records, reported with the numbers that decide them."""
+
+import json
+
+from incseg_lib import findings
+from incseg_lib.findings import NO_DATA, NOT_REPRODUCED, REPRODUCED, Finding, Metric
+
+
+def rec(method, step, old, new=None, task="15-1", setting="overlapped", ns=0, **extra):
+    return {"dataset": "shapes", "task": task, "setting": setting, "method": method, "step": step,
+            "backbone": "resnet18", "miou_old": old, "miou_new": new, "miou_all": old, "pixel_acc": 0.9,
+            "created_ns": ns, "_file": f"{method}{step}{ns}", **extra}
+
+
+RECORDS = [rec("step0", 0, 0.60, ns=1), rec("ft", 5, 0.20, 0.40, ns=2), rec("mib", 5, 0.50, 0.35, ns=3),
+           rec("joint", 5, 0.70, 0.60, ns=4)]
+
+
+def test_metric_takes_the_last_step_of_the_task_and_step0():
+    assert Metric("step0", "old").value(RECORDS) == 60.0
+    assert Metric("ft", "old").value(RECORDS) == 20.0
+    assert Metric("mib", "new", task="15-1").value(RECORDS) == 35.0
+    # an intermediate step is not the last step: no value
+    assert Metric("ft", "old").value([rec("ft", 3, 0.3)]) is None
+    # the newest of two records wins (a re-run supersedes)
+    assert Metric("ft", "old").value(RECORDS + [rec("ft", 5, 0.1, ns=9)]) == 10.0
+
+
+def test_a_finding_that_holds_is_reproduced_with_its_numbers():
+    f = Finding("FT forgets", Metric("ft", "old"), "<=", Metric("step0", "old"), factor=0.5)
+    r = f.check(RECORDS)
+    assert r.status == REPRODUCED and (r.left, r.right) == (20.0, 60.0)
+    assert "20.0 <= 0.5 x 60.0 = 30.0" in r.detail
+
+
+def test_a_finding_that_fails_is_reported_not_reproduced():
+    f = Finding("MiB keeps 90%", Metric("mib", "old"), ">=", Metric("step0", "old"), factor=0.9)
+    r = f.check(RECORDS)
+    assert r.status == NOT_REPRODUCED
+    assert "50.0 >= 0.9 x 60.0 = 54.0" in r.detail
+    f = Finding("MiB learns new", Metric("mib", "new"), ">=", 40.0)
+    assert f.check(RECORDS).status == NOT_REPRODUCED
+
+
+def test_missing_records_are_no_data_naming_the_metric():
+    r = Finding("LwF between", Metric("lwf", "old"), ">", Metric("ft", "old")).check(RECORDS)
+    assert r.status == NO_DATA and "LwF old" in r.detail
+
+
+def test_replay_records_are_told_apart_by_memory_size():
+    recs = RECORDS + [rec("smib", 5, 0.52, replay={"budget": 1}, variant="mem1", ns=5),
+                      rec("smib", 5, 0.56, replay={"budget": 5}, variant="mem5", ns=6)]
+    f = Finding("more memory keeps more", Metric("smib", "old", exemplars=5), ">", Metric("smib", "old", exemplars=1))
+    r = f.check(recs)
+    assert r.status == REPRODUCED and (r.left, r.right) == (56.0, 52.0)
+
+
+def test_check_saves_and_load_reads_back_and_skips_a_corrupt_file(tmp_path, recwarn):
+    fs = [Finding("FT forgets", Metric("ft", "old"), "<=", Metric("step0", "old"), factor=0.5),
+          Finding("MiB above FT", Metric("mib", "old"), ">", Metric("ft", "old"))]
+    lines = []
+    out = findings.check(fs, RECORDS, notebook="02_mib_incremental", run_dir=tmp_path, print_fn=lines.append)
+    assert [r.status for r in out] == [REPRODUCED, REPRODUCED] and len(lines) == 2
+    saved = json.loads((tmp_path / "findings" / "02_mib_incremental.json").read_text())
+    assert saved[1]["text"] == "MiB above FT" and saved[1]["notebook"] == "02_mib_incremental"
+    (tmp_path / "findings" / "03_exemplars_smib.json").write_text("{truncated")
+    back = findings.load(tmp_path)
+    assert [r.text for r in back] == ["FT forgets", "MiB above FT"]
+    assert any("03_exemplars_smib.json" in str(w.message) for w in recwarn)
+    df = findings.table(back)
+    assert list(df["status"]) == [REPRODUCED, REPRODUCED]
