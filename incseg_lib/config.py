@@ -177,6 +177,19 @@ class RunConfig:
         """Initial learning rate of ``step`` (``lr`` at step 0, ``lr_next`` after)."""
         return float(self.lr) if step == 0 else float(self.lr_next)
 
+    def data_fingerprint(self) -> str:
+        """Content fingerprint of the training list this run reads (not its path; see
+        :meth:`~incseg_lib.data.common.SegmentationDataset.content_fingerprint`), cached per process."""
+        from .data import load_dataset, train_split
+
+        split = train_split(self.dataset, self.voc_split)
+        root = self.data_path.resolve()
+        cache_key = (self.dataset, str(root), split, self.task != "offline")
+        if cache_key not in _FINGERPRINTS:
+            ds = load_dataset(self.dataset, split, root=root, incremental=self.task != "offline")
+            _FINGERPRINTS[cache_key] = ds.content_fingerprint()
+        return _FINGERPRINTS[cache_key]
+
     def training_key(self, *, step: int, method: str) -> dict[str, Any]:
         """What determines the weights of ``step``: the checkpoint's identity.
 
@@ -186,6 +199,8 @@ class RunConfig:
         (VOC 15-5 and 15-1, CamVid 8-3 and 8-1) share it (``task`` = the base signature).
         A later step starts from step - 1 of the same method, so its key holds that step's key
         (``previous``, as a digest): changing step 0's epochs changes every later checkpoint too.
+        The data enters by content (:meth:`data_fingerprint`), not by path: the same data at
+        another path, a moved checkout or checkpoints handed to students are reused.
         """
         from .tasks import base_signature
 
@@ -194,7 +209,7 @@ class RunConfig:
         key = {
             "architecture": ARCHITECTURE_VERSION,
             "dataset": self.dataset,
-            "data": str(self.data_path.resolve()),
+            "data": self.data_fingerprint(),
             "voc_split": self.voc_split if self.dataset == "voc" else "",
             "task": self.task if step > 0 else base_signature(self.dataset, self.task),
             "setting": self.setting if self.task != "offline" else "",
@@ -215,6 +230,9 @@ class RunConfig:
         if step > 0:
             key["previous"] = key_digest(self.training_key(step=step - 1, method=method))
         return key
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
 
 
 def key_digest(key: dict[str, Any]) -> str:

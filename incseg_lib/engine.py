@@ -31,6 +31,21 @@ class CheckpointMismatch(ValueError):
     """A checkpoint does not fit the model or the configuration asking for it."""
 
 
+class CorruptCheckpoint(RuntimeError):
+    """A checkpoint file cannot be read (truncated copy, full disk, killed writer); names the file."""
+
+
+def quarantine(path: Path) -> Path:
+    """Move a corrupt file aside (``<name>.corrupt-<date>-<time>``) so it is kept but never read again."""
+    path = Path(path)
+    dest = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    k = 1
+    while dest.exists():
+        dest, k = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{k}"), k + 1
+    os.replace(path, dest)
+    return dest
+
+
 # ---------------------------------------------------------------------- optimisation
 def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
     """Poly schedule ``base_lr * (1 - iteration/total) ** power`` (DeepLab, used by BiSeNet and MiB)."""
@@ -63,13 +78,20 @@ def load_checkpoint(path: Path, model: nn.Module | None = None, *, key: dict | N
 
     Raises:
         FileNotFoundError: no file at ``path``.
+        CorruptCheckpoint: the file is not a readable checkpoint (truncated, empty, not a torch file).
         CheckpointMismatch: the backbone or class count differs from ``model``, or the training
             key differs from ``key`` (the message names the differing fields).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    state = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # zip archive corrupted, EOF, unpickling errors ...
+        raise CorruptCheckpoint(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); "
+                                "it was probably truncated (a copy or a write that did not finish)") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CorruptCheckpoint(f"checkpoint {path} is not an incseg checkpoint (no 'model' entry)")
     if model is not None:
         want = (getattr(model, "backbone_name", None), list(getattr(model, "classes_per_step", [])))
         have = (state.get("backbone"), list(state.get("classes_per_step", [])))
@@ -158,8 +180,14 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp)
     history: dict = defaultdict(list)
     start_epoch, resumed_from = 0, None
+    state = None
     if checkpoint is not None and Path(checkpoint).is_file():
-        state = load_checkpoint(checkpoint, model, key=key, map_location=device)
+        try:
+            state = load_checkpoint(checkpoint, model, key=key, map_location=device)
+        except CorruptCheckpoint as e:
+            moved = quarantine(checkpoint)
+            print_fn(f"{e}\n  moved aside to {moved.name}; training this step from the start")
+    if state is not None:
         history.update({k: list(v) for k, v in state["history"].items()})
         start_epoch = resumed_from = state["epoch"]
         if start_epoch >= epochs:

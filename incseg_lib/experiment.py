@@ -25,7 +25,7 @@ from torch.utils.data import ConcatDataset
 from .config import RunConfig, key_digest
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
-from .engine import evaluate, fit, load_checkpoint
+from .engine import CorruptCheckpoint, evaluate, fit, load_checkpoint, quarantine
 from .exemplars import ExemplarMemory, ReplayBatchSampler, ReplayConfig
 from .methods import METHOD_NAMES, get_method
 from .models import BiSeNet
@@ -151,12 +151,19 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     else:
         prev = IncrementalSplit(cfg.dataset, cfg.task, step - 1, cfg.setting)
         prev_ckpt = checkpoint_file(cfg, step - 1, run_name if step > 1 else "step0")
-        if not prev_ckpt.is_file():
-            print_fn(f"step {step - 1} is not trained yet; training it first")
-            train_step(cfg, step=step - 1, method=method, notebook=notebook, progress=progress,
-                       print_fn=print_fn, record=record, evaluate_now=evaluate_now, replay=replay)
         model = BiSeNet(prev.classes_per_step, cfg.backbone, "")
-        load_checkpoint(prev_ckpt, model)
+        for attempt in range(2):
+            if not prev_ckpt.is_file():
+                print_fn(f"step {step - 1} is not trained yet; training it first")
+                train_step(cfg, step=step - 1, method=method, notebook=notebook, progress=progress,
+                           print_fn=print_fn, record=record, evaluate_now=evaluate_now, replay=replay)
+            try:
+                load_checkpoint(prev_ckpt, model)
+                break
+            except CorruptCheckpoint as e:  # moved aside, then step - 1 is retrained once
+                if attempt:
+                    raise
+                print_fn(f"{e}\n  moved aside to {quarantine(prev_ckpt).name}")
         if replay is not None:
             memory = step_memory(cfg, step, run_name, replay, prev, train_base, model, progress=progress)
             memory_info = memory.summary(train_base)

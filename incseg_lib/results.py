@@ -64,14 +64,25 @@ def record(run_dir: str | Path, **fields) -> Path:
 def load(run_dirs: str | Path | Iterable[str | Path]) -> list[dict]:
     """Every record under ``run_dir/results`` (one folder or several), oldest first.
 
-    Each record gets ``_file`` (its path) and ``_run`` (its run folder's name).
+    Each record gets ``_file`` (its path) and ``_run`` (its run folder's name). A file that is not
+    a readable record (truncated, edited by hand) is skipped with a warning naming it, so one bad
+    file never stops notebook 06 or the report.
     """
+    import warnings
+
     if isinstance(run_dirs, (str, Path)):
         run_dirs = [run_dirs]
     out = []
     for rd in run_dirs:
         for p in sorted((Path(rd) / "results").glob("*.json")):
-            rec = json.loads(p.read_text())
+            try:
+                rec = json.loads(p.read_text())
+                missing = [k for k in REQUIRED if k not in rec]
+                if missing:
+                    raise ValueError(f"missing {missing}")
+            except (ValueError, OSError, UnicodeDecodeError) as e:
+                warnings.warn(f"results record {p} is unreadable ({str(e)[:100]}); skipped", stacklevel=2)
+                continue
             rec["_file"], rec["_run"] = str(p), Path(rd).name
             out.append(rec)
     return sorted(out, key=lambda r: (r.get("created_ns", 0), r.get("created", ""), r["_file"]))

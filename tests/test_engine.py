@@ -72,3 +72,23 @@ def test_training_lowers_the_loss_and_evaluates(shapes_root):
 def test_too_few_images(tiny_train):
     with pytest.raises(ValueError, match="at least 2"):
         fit(BiSeNet([21]), tiny_train.subset([0]), epochs=1, batch_size=4, lr=0.01, progress=False)
+
+
+def test_a_truncated_checkpoint_is_named_moved_aside_and_retrained(tmp_path):
+    from incseg_lib.engine import CorruptCheckpoint, fit, load_checkpoint
+
+    torch.manual_seed(0)
+    data = [(torch.randn(3, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(4)]
+    model = BiSeNet([3], "resnet18")
+    ckpt = tmp_path / "step-0.pt"
+    fit(model, data, epochs=1, batch_size=2, lr=0.01, checkpoint=ckpt, key={"k": 1}, progress=False,
+        print_fn=lambda *a: None)
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # a copy that did not finish
+    with pytest.raises(CorruptCheckpoint, match="step-0.pt is unreadable"):
+        load_checkpoint(ckpt, model)
+    said = []
+    hist = fit(BiSeNet([3], "resnet18"), data, epochs=1, batch_size=2, lr=0.01, checkpoint=ckpt, key={"k": 1},
+               progress=False, print_fn=said.append)
+    assert hist["epochs_done"] == 1 and hist["resumed_from"] is None  # trained again from the start
+    assert any("step-0.pt is unreadable" in s and "moved aside to step-0.pt.corrupt-" in s for s in said)
+    assert len(list(tmp_path.glob("step-0.pt.corrupt-*"))) == 1 and load_checkpoint(ckpt)["epoch"] == 1

@@ -95,3 +95,34 @@ def test_class_iou_columns_follow_class_ids_not_the_json_key_order():
     assert list(df.columns) == ["background", "aeroplane", "bicycle", "person", "tvmonitor"]
     assert list(df.index) == ["FT", "MiB", "Joint"]
     assert class_order("shapes", ["dark-disc", "disc", "background"]) == ["background", "disc", "dark-disc"]
+
+
+def test_checkpoint_key_follows_the_data_content_not_its_path(tmp_path):
+    import shutil
+
+    from incseg_lib.config import _FINGERPRINTS
+    from incseg_lib.data import ensure_shapes
+
+    a = ensure_shapes(tmp_path / "a" / "shapes", n_train=6, n_val=2, size=32)
+    b = tmp_path / "moved" / "copy"
+    shutil.copytree(a, b)
+    ka = RunConfig.from_profile("smoke", data_root=str(a)).training_key(step=0, method="offline")
+    kb = RunConfig.from_profile("smoke", data_root=str(b)).training_key(step=0, method="offline")
+    assert ka == kb  # same files elsewhere: same checkpoint
+    mask = next((b / "VOCdevkit" / "VOC2012" / "SegmentationClass").glob("train_*.png"))
+    mask.write_bytes(mask.read_bytes() + b"\0")  # different content
+    _FINGERPRINTS.clear()
+    assert RunConfig.from_profile("smoke", data_root=str(b)).training_key(step=0, method="offline") != ka
+
+
+def test_a_corrupt_record_is_skipped_with_a_warning_naming_it(tmp_path):
+    from incseg_lib import results
+
+    good = dict(notebook="02", dataset="shapes", task="15-5", setting="overlapped", method="mib", step=1,
+                backbone="resnet18", iou={"background": 0.9}, miou_all=0.5, miou_old=0.5, miou_new=0.1,
+                pixel_acc=0.9)
+    results.record(tmp_path, **good)
+    (tmp_path / "results" / "zz_truncated.json").write_text('{"notebook": "02", "miou')
+    with pytest.warns(UserWarning, match="zz_truncated.json is unreadable"):
+        recs = results.load(tmp_path)
+    assert len(recs) == 1 and recs[0]["method"] == "mib"

@@ -195,6 +195,22 @@ class SegmentationDataset(torch.utils.data.Dataset):
             h.update(f"{p}|{st.st_size}|{int(st.st_mtime)}".encode())
         return h.hexdigest()[:16]
 
+    def content_fingerprint(self) -> str:
+        """Hash of what the files are, not where: ids, byte sizes of images and masks, label mapping.
+
+        The same data at another path, in a moved checkout or on a student's machine gives the
+        same value (checkpoint keys use it); editing, adding or removing a file changes it. Only
+        ``stat`` calls, no decoding (about 0.1 s for VOC's 10,582 training images). Files that
+        are missing count as size -1 (the data check names them).
+        """
+        h = hashlib.sha1()
+        h.update(self.info.name.encode())
+        h.update(self.raw_lut.tobytes())
+        for i, im, m in zip(self.ids, self.image_paths, self.mask_paths):
+            sizes = [p.stat().st_size if p.exists() else -1 for p in (im, m)]
+            h.update(f"{i}|{im.suffix}|{sizes[0]}|{sizes[1]}\n".encode())
+        return h.hexdigest()[:16]
+
     def class_presence(self, cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
         """Which classes each mask contains: ``(N, num_classes)`` bool, 255 not counted.
 
