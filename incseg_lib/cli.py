@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="notebook parameter, given to every selected notebook that declares it")
     s.add_argument("--list-params", action="store_true", help="list every notebook's parameters and exit")
+    s.add_argument("--threads", type=int, default=0,
+                   help="PyTorch threads per notebook kernel (default: $OMP_NUM_THREADS, else all cores); "
+                        "on a shared machine give each suite cores / suites")
 
     d = sub.add_parser("data", help="download or prepare datasets")
     dsub = d.add_subparsers(dest="dataset", required=True)
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             extra = {name: coerce(value) for name, value in args.parameter}
             run_suite(args.profile, dataset=args.dataset, data_root=args.data_root,
-                      only=[o for o in args.only.split(",") if o] or None, out=args.out or None, extra=extra)
+                      only=[o for o in args.only.split(",") if o] or None, out=args.out or None, extra=extra,
+                      threads=args.threads)
         elif args.command == "data":
             _data(args)
         elif args.command == "sync-notebooks":

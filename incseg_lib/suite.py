@@ -178,13 +178,18 @@ def new_run_dir(out: str | Path | None, profile: str) -> Path:
 
 def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", only: list[str] | None = None,
               out: str | Path | None = None, extra: dict[str, Any] | None = None,
-              notebooks: Path | None = None, report: bool = True, print_fn: Callable = print) -> Path:
+              notebooks: Path | None = None, report: bool = True, threads: int = 0,
+              print_fn: Callable = print) -> Path:
     """Run the numbered notebooks headlessly; return the run folder.
 
     Args:
         profile: demo, smoke, cpu, colab or paper (passed to each notebook's ``profile`` parameter).
         dataset, data_root: overrides passed to every notebook ("" = the profile's default).
         only: notebook numbers to run, e.g. ``["01"]``.
+        threads: PyTorch (OpenMP) threads of each notebook kernel; 0 = ``$OMP_NUM_THREADS`` if set,
+            else one per CPU core. On a machine shared by several suites (a lab server), give
+            each suite ``cores / suites`` threads: two suites with all cores each run many times
+            slower than with half each (README, "Shared machines").
         extra: further ``-p NAME VALUE`` parameters: each goes to the notebooks that declare it
             (a name no selected notebook declares is an error); ``-p dataset``/``-p data_root``
             act as ``dataset``/``data_root`` (a relative path is resolved against the current
@@ -219,29 +224,53 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
     per_notebook = {nb: {**p, **({"run_dir": str(run_dir)} if "run_dir" in p else {})} for nb, p in routed.items()}
     params_all = {**suite_params, "run_dir": str(run_dir), **extra}
     (run_dir / "notebooks").mkdir(exist_ok=True)
-    (run_dir / "suite.json").write_text(json.dumps({"profile": profile, "parameters": params_all,
-                                                    "notebooks": [p.name for p in nbs]}, indent=1))
-    previous = os.environ.get("INCSEG_PROGRESS")
+    suite_info = {"profile": profile, "parameters": params_all, "notebooks": [p.name for p in nbs], "status": {}}
+
+    def set_status(name: str, status: str) -> None:
+        suite_info["status"][name] = status
+        tmp = run_dir / ".suite.json.tmp"
+        tmp.write_text(json.dumps(suite_info, indent=1))
+        os.replace(tmp, run_dir / "suite.json")
+
+    set_status(nbs[0].name, "pending")
+    previous = {k: os.environ.get(k) for k in ("INCSEG_PROGRESS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     os.environ["INCSEG_PROGRESS"] = "0"  # headless: one-line summaries instead of empty tqdm widgets
+    n_threads = int(threads) if threads else int(os.environ.get("OMP_NUM_THREADS") or 0) or (os.cpu_count() or 1)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n_threads)  # the kernels inherit it
+    print_fn(f"{len(nbs)} notebook(s), profile {profile}, {n_threads} PyTorch thread(s) per kernel "
+             f"({os.cpu_count()} CPU cores; --threads or OMP_NUM_THREADS to change)")
     try:
         for nb in nbs:
             target = run_dir / "notebooks" / nb.name
             t0 = time.perf_counter()
             print_fn(f"running {nb.name} ({profile}) ...")
+            set_status(nb.name, "running")
             try:
                 pm.execute_notebook(str(nb), str(target), parameters=per_notebook[nb], progress_bar=False,
                                     cwd=str(run_dir), kernel_name="python3", log_output=False)
             except pm.PapermillExecutionError as e:
+                set_status(nb.name, f"failed in cell {e.cell_index}: {e.ename}: {e.evalue}")
                 if report:
                     write_report(run_dir)
                 raise SuiteError(f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
                                  f"{e.ename}: {e.evalue}\n  executed notebook kept at {target}") from None
+            except Exception as e:  # the kernel died (nbclient's DeadKernelError), timed out, ...
+                dead = type(e).__name__ == "DeadKernelError"
+                why = ("its kernel died, most likely killed for lack of memory (lower batch_size or crop_size, "
+                       "or close other programs)" if dead else f"{type(e).__name__}: {e}")
+                set_status(nb.name, f"{'died' if dead else 'failed'}: {why}")
+                if report:
+                    write_report(run_dir)
+                raise SuiteError(f"{nb.name} did not finish: {why}\n  results of the notebooks that finished "
+                                 f"are in {run_dir / 'report' / 'index.html'}") from None
+            set_status(nb.name, f"done in {time.perf_counter() - t0:.0f}s")
             print_fn(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
     finally:
-        if previous is None:
-            os.environ.pop("INCSEG_PROGRESS", None)
-        else:
-            os.environ["INCSEG_PROGRESS"] = previous
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     if report:
         index = write_report(run_dir)
         print_fn(f"report: {index}")
@@ -280,7 +309,10 @@ def write_report(run_dir: Path) -> Path:
     for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
         body, _ = exporter.from_filename(str(nb))
         (rep / f"{nb.stem}.html").write_text(body, encoding="utf-8")
-        links.append(f'<li><a href="{html.escape(nb.stem)}.html">{html.escape(nb.stem)}</a></li>')
+        state = (json.loads((run_dir / "suite.json").read_text()).get("status", {}).get(nb.name, "")
+                 if (run_dir / "suite.json").is_file() else "")
+        mark = "" if not state or state.startswith("done") else f' <b style="color:#b00">{html.escape(state)}</b>'
+        links.append(f'<li><a href="{html.escape(nb.stem)}.html">{html.escape(nb.stem)}</a>{mark}</li>')
     recs = results.load(run_dir)
     tables = results.table(recs).to_html(index=False, na_rep="") if recs else "<p>No results recorded.</p>"
     suite = json.loads((run_dir / "suite.json").read_text()) if (run_dir / "suite.json").is_file() else {}

@@ -100,3 +100,40 @@ def test_failing_notebook_names_the_cell(tmp_path):
     with pytest.raises(SuiteError, match="01_broken.ipynb failed in cell .*ValueError: boom"):
         run_suite("smoke", out=tmp_path / "run", notebooks=folder, print_fn=lambda *a: None)
     assert (tmp_path / "run" / "notebooks" / "01_broken.ipynb").is_file()
+
+
+def test_thread_setting_reaches_the_notebook_kernels(tmp_path):
+    import nbformat
+
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import pathlib, torch\n"
+                                          "pathlib.Path(run_dir, 'threads.txt').write_text(str(torch.get_num_threads()))")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / "01_threads.ipynb")
+    said = []
+    run = run_suite("smoke", out=tmp_path / "run", notebooks=folder, threads=1, report=False, print_fn=said.append)
+    assert (run / "threads.txt").read_text() == "1"
+    assert any("1 PyTorch thread(s) per kernel" in s for s in said)
+
+
+def test_a_killed_kernel_is_named_and_the_report_still_written(tmp_path):
+    import nbformat
+
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    for name, body in (("01_fine", "x = 1"), ("02_killed", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
+                    nbformat.v4.new_code_cell(body)]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    with pytest.raises(SuiteError, match="02_killed.ipynb did not finish: its kernel died, most likely killed "
+                                         "for lack of memory"):
+        run_suite("smoke", out=tmp_path / "run", notebooks=folder, print_fn=lambda *a: None)
+    index = (tmp_path / "run" / "report" / "index.html").read_text()
+    assert "01_fine" in index and "died" in index
+    status = json.loads((tmp_path / "run" / "suite.json").read_text())["status"]
+    assert status["01_fine.ipynb"].startswith("done") and status["02_killed.ipynb"].startswith("died")
