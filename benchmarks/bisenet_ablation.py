@@ -122,9 +122,10 @@ class V0BiSeNet(nn.Module):
 
     def __init__(self, num_classes: int, switch: str = ""):
         super().__init__()
-        if switch and switch not in SWITCHES:
-            raise ValueError(f"unknown switch {switch!r}; choose one of {SWITCHES}")
-        self.switch = switch
+        self.switches = set(s for s in switch.split("+") if s)
+        if self.switches - set(SWITCHES):
+            raise ValueError(f"unknown switch(es) {sorted(self.switches - set(SWITCHES))}; choose from {SWITCHES}")
+        switch = _On(self.switches)
         self.backbone = build_resnet("resnet18", "")
         sp_ch = 256 if switch == "sp256" else 128
         self.spatial_path = seed_spatial_path() if switch == "sp256" else SpatialPath(128)
@@ -149,7 +150,8 @@ class V0BiSeNet(nn.Module):
                 if name not in ("backbone", "head", "aux"):
                     kaiming_init(part)
             for seq in [self.head, *self.aux]:
-                kaiming_init(seq[0])
+                if isinstance(seq, nn.Sequential):  # its 3x3 conv; plain 1x1 classifiers keep their init
+                    kaiming_init(seq[0])
 
     def forward(self, x):
         size = x.shape[2:]
@@ -158,26 +160,37 @@ class V0BiSeNet(nn.Module):
         c16 = b.layer3(b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x)))))))
         c32 = b.layer4(c16)
         size8 = sp.shape[2:]
-        if self.switch == "raw-arm":
+        switch = _On(self.switches)
+        if switch == "raw-arm":
             f16 = F.interpolate(self.arm16(c16), size=size8, mode="bilinear", align_corners=False)
             f32 = F.interpolate(self.arm32(c32) * c32.mean((2, 3), keepdim=True), size=size8, mode="bilinear",
                                 align_corners=False)
             cp, aux_in = torch.cat([f16, f32], 1), (f16, f32)
         else:
-            mode = dict(mode="bilinear", align_corners=False) if self.switch == "bilinear" else dict(mode="nearest")
+            mode = dict(mode="bilinear", align_corners=False) if switch == "bilinear" else dict(mode="nearest")
             g = self.global_context(c32)
             a32 = self.arm32(c32)
-            f32 = a32 * g if self.switch == "gc-mul" else a32 + g
+            f32 = a32 * g if switch == "gc-mul" else a32 + g
             f32 = self.refine32(F.interpolate(f32, size=c16.shape[2:], **mode))
             f16 = self.arm16(c16) + f32
             cp = self.refine16(F.interpolate(f16, size=size8, **mode))
-            aux_in = (c16, c32) if self.switch == "aux-raw" else (f16, f32)
+            aux_in = (c16, c32) if switch == "aux-raw" else (f16, f32)
         fused = self.ffm(sp, cp)
         up = lambda t: F.interpolate(t, size=size, mode="bilinear", align_corners=False)  # noqa: E731
         out = {"out": up(self.head(fused)), "features": c32}
         if self.training:
             out["aux"] = [up(h(f)) for h, f in zip(self.aux, aux_in)]
         return out
+
+
+class _On:
+    """``switch == name`` is True when ``name`` is one of the switches (several may be combined with +)."""
+
+    def __init__(self, names):
+        self.names = set(names)
+
+    def __eq__(self, name):
+        return name in self.names
 
 
 class _V0FFM(nn.Module):
@@ -200,7 +213,7 @@ def build(variant: str, num_classes: int) -> nn.Module:
         return BiSeNet([num_classes], "resnet18", "")
     if variant == "incseg-v0":
         return V0BiSeNet(num_classes)
-    if variant.startswith("incseg-v0+"):
+    if variant.startswith("incseg-v0+"):  # one switch, or several joined by "+"
         return V0BiSeNet(num_classes, variant.split("+", 1)[1])
     raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
 
@@ -339,7 +352,7 @@ def main() -> None:
         for row in speed(a.variants.split(","), a.crop, a.batch, a.iters, a.rounds):
             print(json.dumps(row), flush=True)
         return
-    if a.variant not in VARIANTS:
+    if a.variant not in VARIANTS and not a.variant.startswith("incseg-v0+"):
         ap.error(f"unknown variant {a.variant!r}; choose one of {', '.join(VARIANTS)}")
     print(json.dumps(train_and_test(a.variant, a.seed, a.epochs, a.crop, a.batch, a.lr, a.data_root,
                                     a.track_epochs, a.precise_bn, a.bn_momentum)), flush=True)

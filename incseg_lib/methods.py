@@ -150,8 +150,10 @@ def get_method(name: str, *, task: str = "", kd_weight: float | None = None) -> 
     """Build a method with its paper/MiB defaults.
 
     Defaults: LwF KD weight 100; ILT KD 100 and feature 100; EWC 500, PI 500, RW 100 (penalties
-    added to FT's cross-entropy); MiB unbiased KD 10 (100 for 15-1, as the MiB authors
-    recommend). ``kd_weight`` overrides the distillation (or penalty) weight.
+    added to FT's cross-entropy); MiB unbiased KD 10 for every task, as MiB's code sets it
+    (fcdl94/MiB ``argparser.py``, ``modify_command_options``: ``opts.loss_kd = 10`` for
+    ``--method MiB``; no source was found for a larger 15-1 weight, so none is applied).
+    ``kd_weight`` overrides the distillation (or penalty) weight, e.g. 100 for a 15-1 ablation.
 
     Raises:
         ValueError: unknown name (lists the valid ones).
@@ -170,6 +172,6 @@ def get_method(name: str, *, task: str = "", kd_weight: float | None = None) -> 
         w = REGULARIZER_WEIGHTS[name] if kd_weight is None else kd_weight
         return Method(name, _ce, regularizer=name, weights={"reg": w})
     if name == "mib":
-        w = kd_weight if kd_weight is not None else (100.0 if task in ("15-1", "15-5s") else 10.0)
+        w = 10.0 if kd_weight is None else kd_weight
         return Method("mib", _unbiased_ce, _mib_terms(w), init_new_heads=mib_init, weights={"ukd": w})
     raise ValueError(f"unknown method {name!r}; choose one of {METHOD_NAMES}")

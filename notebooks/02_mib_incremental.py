@@ -103,7 +103,7 @@ for task in plan["tasks"]:
 # | **LwF-MC** (iCaRL) | binary cross-entropy, old classes' targets = the old model's sigmoids | 1 |
 # | **ILT** (Michieli & Zanuttigh 2019) | LwF's distillation + MSE between old and new encoder features | 100, 100 |
 # | **EWC / PI / RW** | a penalty `Σ Ω (θ − θ_old)²` on the weights, Ω = Fisher / path integral / both | 500, 500, 100 |
-# | **MiB** | unbiased cross-entropy + unbiased distillation + classifier init | 10 (100 for 15-1) |
+# | **MiB** | unbiased cross-entropy + unbiased distillation + classifier init | 10 (MiB's code, every task) |
 # | **Joint** | not incremental: all classes at once, the upper bound | |
 #
 # Distillation is computed on BiSeNet's final (feature-fusion) output; the two auxiliary heads

@@ -27,7 +27,8 @@ def test_mib_init_keeps_old_probabilities_and_splits_background():
 
 def test_defaults_and_errors():
     assert get_method("mib", task="15-5").weights == {"ukd": 10.0}
-    assert get_method("mib", task="15-1").weights == {"ukd": 100.0}
+    assert get_method("mib", task="15-1").weights == {"ukd": 10.0}  # MiB's code: 10 for every task
+    assert get_method("mib", task="15-1", kd_weight=100).weights == {"ukd": 100.0}
     assert get_method("lwf").weights == {"kd": 100.0}
     assert get_method("ilt").weights == {"kd": 100.0, "feature": 100.0}
     assert not get_method("ft").uses_old_model and get_method("lwf-mc").uses_old_model

@@ -138,8 +138,12 @@ class SegmentationDataset(torch.utils.data.Dataset):
         path = self.mask_paths[i]
         if not path.is_file():
             raise DatasetError(f"mask file {path} does not exist (dataset {self.info.name}, id {self.ids[i]})")
-        with Image.open(path) as im:
-            raw = np.asarray(im)
+        try:
+            with Image.open(path) as im:
+                raw = np.asarray(im)
+        except OSError as e:
+            raise DatasetError(f"mask file {path} cannot be decoded ({e}); dataset {self.info.name}, "
+                               f"id {self.ids[i]}: replace or remove it") from None
         if raw.ndim != 2:
             raise DatasetError(f"mask {path} has shape {raw.shape}; expected a single-channel (H, W) image")
         mapped = self.raw_lut[raw]
@@ -157,8 +161,12 @@ class SegmentationDataset(torch.utils.data.Dataset):
         path = self.image_paths[i]
         if not path.is_file():
             raise DatasetError(f"image file {path} does not exist (dataset {self.info.name}, id {self.ids[i]})")
-        with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+        try:
+            with Image.open(path) as im:
+                rgb = np.asarray(im.convert("RGB"))
+        except OSError as e:  # truncated or not an image: name the file
+            raise DatasetError(f"image file {path} cannot be decoded ({e}); dataset {self.info.name}, "
+                               f"id {self.ids[i]}: replace or remove it (`incseg data check` lists every such file)") from None
         return torch.from_numpy(rgb.copy()).permute(2, 0, 1)
 
     def image_size(self, i: int) -> tuple[int, int]:
@@ -210,6 +218,46 @@ class SegmentationDataset(torch.utils.data.Dataset):
             sizes = [p.stat().st_size if p.exists() else -1 for p in (im, m)]
             h.update(f"{i}|{im.suffix}|{sizes[0]}|{sizes[1]}\n".encode())
         return h.hexdigest()[:16]
+
+    def check(self, cache_dir: Path | None = None, progress: bool = True, max_listed: int = 10) -> int:
+        """Check every file once: it exists, decodes, the mask's values are valid and its size is the image's.
+
+        A passing check is remembered under ``cache_dir`` (keyed by :meth:`content_fingerprint`), so
+        the second call is a look-up. Returns the number of images checked (0 when cached).
+
+        Raises:
+            DatasetError: listing up to ``max_listed`` bad files with what is wrong with each, and how
+                many there are in all.
+        """
+        stamp = None
+        if cache_dir is not None:
+            stamp = Path(cache_dir) / f"checked-{self.info.name}-{self.content_fingerprint()}"
+            if stamp.is_file():
+                return 0
+        from tqdm.auto import tqdm
+
+        problems = []
+        for i in tqdm(range(len(self)), desc=f"checking {self.info.name} files", disable=not show_progress(progress)):
+            try:
+                if not self.image_paths[i].is_file():
+                    raise DatasetError(f"image file {self.image_paths[i]} does not exist (id {self.ids[i]})")
+                mask = self.read_mask(i)
+                with Image.open(self.image_paths[i]) as im:
+                    im.load()
+                    size = (im.height, im.width)
+                if size != mask.shape:
+                    raise DatasetError(f"image {self.image_paths[i]} is {size} (H, W) but its mask is {mask.shape}")
+            except DatasetError as e:
+                problems.append(str(e))
+            except OSError as e:
+                problems.append(f"image file {self.image_paths[i]} cannot be decoded ({e})")
+        if problems:
+            listed = "\n  ".join(problems[:max_listed])
+            more = f"\n  ... and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
+            raise DatasetError(f"{len(problems)} of {len(self)} {self.info.name} images are unusable:\n  {listed}{more}")
+        if stamp is not None:
+            atomic_write_text(stamp, f"{len(self)} images checked\n")
+        return len(self)
 
     def class_presence(self, cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
         """Which classes each mask contains: ``(N, num_classes)`` bool, 255 not counted.
