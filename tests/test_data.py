@@ -156,3 +156,23 @@ def test_shapes_never_deletes_a_foreign_folder(tmp_path):
     with pytest.raises(DatasetError, match="not an incseg shapes dataset"):
         ensure_shapes(tmp_path / "mine", n_train=2, n_val=1, size=32)
     assert (tmp_path / "mine" / "thesis.txt").read_text() == "keep me"
+
+
+def test_data_check_names_a_truncated_jpeg_and_a_missing_file_up_front(tmp_path):
+    import numpy as np
+
+    from incseg_lib.data import DatasetError, voc_dataset
+    from tests.conftest import write_voc
+
+    voc = write_voc(tmp_path / "v", {"a": np.zeros((8, 8)), "b": np.ones((8, 8)), "c": np.zeros((8, 8))})
+    ds = voc_dataset(tmp_path / "v", "train")
+    assert ds.check(tmp_path / "cache", progress=False) == 3
+    assert ds.check(tmp_path / "cache", progress=False) == 0  # cached: a look-up the second time
+    jpg = voc / "JPEGImages" / "b.jpg"
+    jpg.write_bytes(jpg.read_bytes()[:40])  # truncated
+    (voc / "SegmentationClass" / "c.png").unlink()
+    ds = voc_dataset(tmp_path / "v", "train")
+    with pytest.raises(DatasetError, match=r"2 of 3 voc images are unusable:\n  .*b\.jpg cannot be decoded.*\n  .*c\.png does not exist"):
+        ds.check(tmp_path / "cache", progress=False)
+    with pytest.raises(DatasetError, match="b.jpg cannot be decoded"):
+        ds.read_image(1)
