@@ -28,7 +28,7 @@ class RunConfig:
     """Everything that determines a training run and its evaluation.
 
     Attributes:
-        profile: one of ``smoke``, ``cpu``, ``colab``, ``paper`` (see DESIGN.md, "Profiles").
+        profile: one of ``smoke``, ``cpu``, ``colab``, ``paper`` (see docs/DESIGN.md, "Profiles"; demo is the default run).
         dataset: ``shapes`` (embedded, procedurally drawn), ``voc`` or ``camvid``.
         data_root: dataset folder; ``""`` means :func:`default_data_root` / dataset name.
         voc_split: VOC training list, ``train`` (1,464 official) or ``train_aug`` (10,582, needs SBD).
@@ -310,7 +310,7 @@ def default_home() -> Path:
     """Root for data and checkpoints.
 
     ``$INCSEG_HOME`` if set; else the repository itself when the library runs from a checkout
-    (``data/`` and ``checkpoints/`` beside ``pyproject.toml``, as DESIGN.md lays out); else
+    (``data/`` and ``checkpoints/`` beside ``pyproject.toml``, as docs/DESIGN.md lays out); else
     ``~/.cache/incseg`` (a pip install, e.g. on Colab).
     """
     env = os.environ.get("INCSEG_HOME")

@@ -1,6 +1,6 @@
 """One training step, end to end: data split -> model -> fit -> evaluate -> results record.
 
-This is DESIGN.md's data flow in one call, shared by every notebook::
+This is docs/DESIGN.md's data flow in one call, shared by every notebook::
 
     RunConfig -> dataset -> IncrementalSplit(task, step, setting) -> BiSeNet -> engine.fit
       -> checkpoints/.../step-k.pt -> engine.evaluate -> metrics -> results.record

@@ -259,7 +259,7 @@ def build_resnet(name: str, pretrained: str = "") -> nn.Module:
             net = ctor(weights=weights)
         except Exception as e:  # offline, proxy, corrupt cache ...
             raise RuntimeError(f"could not get torchvision's ImageNet weights for {name} ({e}); use "
-                               "pretrained='' (none) to train from scratch, or a local state-dict path") from e
+                               "pretrained='none' (the -p pretrained none parameter) to train from scratch, or a local state-dict path") from e
         net.fc = nn.Identity()
         return net
     net = ctor(weights=None)
