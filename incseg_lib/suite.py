@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 SUITE_PARAMETERS = ("profile", "dataset", "data_root", "run_dir", "smoke")
+# The kernel logs only errors: its "running over TCP without encryption" warning (the kernel listens
+# on 127.0.0.1 only) would otherwise clutter every run log.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 class SuiteError(RuntimeError):
@@ -247,7 +250,8 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
             set_status(nb.name, "running")
             try:
                 pm.execute_notebook(str(nb), str(target), parameters=per_notebook[nb], progress_bar=False,
-                                    cwd=str(run_dir), kernel_name="python3", log_output=False)
+                                    cwd=str(run_dir), kernel_name="python3", log_output=False,
+                                    extra_arguments=KERNEL_ARGUMENTS)
             except pm.PapermillExecutionError as e:
                 set_status(nb.name, f"failed in cell {e.cell_index}: {e.ename}: {e.evalue}")
                 if report:
