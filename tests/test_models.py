@@ -75,20 +75,20 @@ def test_non_backbone_layers_get_kaiming_init_and_classifiers_keep_default():
     assert abs(w.std().item() - (2 / 1152) ** 0.5) < 0.05 * (2 / 1152) ** 0.5
     # PyTorch's default (kaiming_uniform, a=sqrt(5)) for the classifier: bound 1/sqrt(fan_in)
     clf = model.head.classifier.heads[0].weight
-    assert clf.abs().max().item() <= 1 / 64 ** 0.5 + 1e-6 and clf.std().item() < 0.6 * (2 / 64) ** 0.5
+    assert clf.abs().max().item() <= 1 / 256 ** 0.5 + 1e-6 and clf.std().item() < 0.6 * (2 / 256) ** 0.5
     # the ResNet keeps torchvision's init (Kaiming fan_out): conv1 std sqrt(2 / (64*7*7)), not sqrt(2 / (3*7*7))
     w = model.context_path.backbone.conv1.weight
     assert abs(w.std().item() - (2 / 3136) ** 0.5) < 0.05 * (2 / 3136) ** 0.5
 
 
-def test_auxiliary_heads_read_the_refined_context_maps():
-    """Aux heads on the refined 1/16 and 1/8 context maps (TorchSeg's ``pred_out``), 256 wide; main head 64."""
+def test_auxiliary_heads_read_the_two_1_16_context_maps():
+    """Aux heads (3x3 conv to 64, then the classifier) on the two 1/16 context maps; main head 256 wide."""
     model = BiSeNet([11], "resnet18").train()
     seen = []
-    hooks = [h.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[2:])) for h in model.aux_heads]
+    hooks = [h.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[1:]))) for h in model.aux_heads]
     model(torch.randn(2, 3, 128, 128))
     for h in hooks:
         h.remove()
-    assert seen == [(8, 8), (16, 16)]
-    assert [h.conv[0].out_channels for h in model.aux_heads] == [256, 256]
-    assert model.head.conv[0].out_channels == 64
+    assert seen == [(128, 8, 8), (128, 8, 8)]
+    assert [h.conv[0].out_channels for h in model.aux_heads] == [64, 64]
+    assert model.head.conv[0].out_channels == 256

@@ -6,22 +6,22 @@ Two paths meet in a feature fusion module:
 * **Context path** (Sec. 3.2): a ResNet (torchvision) down to 1/32, a global average pool for
   the largest receptive field, and **attention refinement modules** (ARM) on the 1/16 and 1/32
   features; the ARM-refined 1/32 map plus the global context is upsampled and refined, added to
-  the ARM-refined 1/16 map, and upsampled and refined again to 1/8.
+  the ARM-refined 1/16 map, and upsampled and refined again to 1/8 (TorchSeg's U-shaped path).
 * **Feature fusion module** (FFM, Sec. 3.3): concatenation, conv-BN-ReLU, and a squeeze-and-
   excitation-style channel attention ``x + x * att``.
 
 Two auxiliary heads supervise the context path during training only (Sec. 3.4, Eq. 2-3:
 loss = principal + alpha * sum(auxiliary), alpha = 1).
 
-Where the paper leaves a detail open, this module follows the paper's first author's reference
-implementation, TorchSeg (yu-changqian/TorchSeg, ``model/bisenet/cityscapes.bisenet.R18/
-network.py`` and ``train.py``): channel widths (128 in the context path, 256 after fusion), bilinear
-upsampling in the context path, the FFM's attention without channel reduction, the heads (main:
-3x3 conv to 64 channels; auxiliary: 3x3 conv to 256, on the refined 1/16 and 1/8 context maps),
-and Kaiming-normal initialisation (fan_in, ReLU gain) of every layer outside the ResNet (PyTorch's
-default conv init is about 2.45x smaller in standard deviation; with BatchNorm after every conv a
-smaller weight norm means a larger effective learning rate). The ablation that led here, against
-the seed course project's BiSeNet, is ``benchmarks/bisenet_ablation.py`` (README, "BiSeNet design").
+Widths follow the paper's first author's reference implementation, TorchSeg
+(yu-changqian/TorchSeg, ``model/bisenet/cityscapes.bisenet.R18/network.py``): 128 channels in the
+spatial and context paths, 256 after fusion. Every layer outside the ResNet but the 1x1
+classifiers gets Kaiming-normal initialisation (fan_in, ReLU gain), as TorchSeg's ``train.py``
+(``init_weight(model.business_layer, nn.init.kaiming_normal_, ...)``) and the seed course project
+do: PyTorch's default conv init is about 2.45x smaller in standard deviation, and with BatchNorm
+after every conv a smaller weight norm means a larger effective learning rate. The measurements
+that chose this design, against the seed course project's BiSeNet, are in
+``benchmarks/bisenet_ablation.py`` (README, "BiSeNet design").
 
 All three classification heads are :class:`IncrementalClassifier` s, growing one 1x1 conv per step.
 """
@@ -39,7 +39,7 @@ from .classifier import IncrementalClassifier
 _RESNET_CHANNELS = {"resnet18": (256, 512), "resnet50": (1024, 2048), "resnet101": (1024, 2048)}
 
 #: Version of the architecture below; part of every checkpoint key, so a checkpoint trained with an
-#: earlier design is retrained instead of failing to load (2: issue 9, TorchSeg heads and init).
+#: earlier design is retrained instead of failing to load (2: Kaiming init, issue 9).
 ARCHITECTURE_VERSION = 2
 
 
@@ -107,11 +107,11 @@ class ContextPath(nn.Module):
         pretrained: ``"imagenet"`` (torchvision weights API, downloads once), a path to a ResNet
             state dict (``.pth``, torchvision key names; ``fc.*`` ignored), or ``""`` for random init.
 
-    Returns from ``forward(x)`` with ``x`` ``(B,3,H,W)``: ``(feat8, feat16, enc32)`` where ``feat8``
-    ``(B,128,H/8,W/8)`` is the context output (refined 1/16 + 1/32 context, upsampled),
-    ``feat16`` ``(B,128,H/16,W/16)`` the refined 1/32 context upsampled to 1/16 (both feed the
-    auxiliary heads, as TorchSeg's ``pred_out``), and ``enc32`` the raw ResNet output
-    ``(B,C32,H/32,W/32)`` (512 channels for ResNet-18, 2048 for 50/101).
+    Returns from ``forward(x)`` with ``x`` ``(B,3,H,W)``: ``(feat8, feat16, feat32, enc16, enc32)``:
+    ``feat8`` ``(B,128,H/8,W/8)`` the context output; ``feat16`` ``(B,128,H/16,W/16)`` the ARM-refined
+    1/16 map plus the upsampled 1/32 context; ``feat32`` ``(B,128,H/16,W/16)`` the refined 1/32
+    context upsampled to 1/16; ``enc16``/``enc32`` the raw ResNet stage outputs ``(B,C16,H/16,W/16)``,
+    ``(B,C32,H/32,W/32)`` (256/512 channels for ResNet-18, 1024/2048 for 50/101).
 
     Raises:
         ValueError: unknown backbone. FileNotFoundError / RuntimeError: a state-dict path that
@@ -141,19 +141,20 @@ class ContextPath(nn.Module):
         c16, c32 = self.encode(x)
         size8 = (c16.shape[2] * 2, c16.shape[3] * 2)
         f32 = self.arm32(c32) + self.global_context(c32)  # (B,C,1,1) context broadcast over the map
-        f16 = self.refine32(_upsample(f32, c16.shape[2:]))
-        f8 = self.refine16(_upsample(self.arm16(c16) + f16, size8))
-        return f8, f16, c32
+        f32 = self.refine32(F.interpolate(f32, size=c16.shape[2:], mode="nearest"))
+        f16 = self.arm16(c16) + f32
+        f8 = self.refine16(F.interpolate(f16, size=size8, mode="nearest"))
+        return f8, f16, f32, c16, c32
 
 
 class FeatureFusionModule(nn.Module):
     """FFM (Sec. 3.3, Fig. 2c): ``x = convBNReLU1x1(cat(sp, cp))``; ``x + x * att(x)``.
 
     ``att`` = sigmoid(conv1x1(ReLU(conv1x1(avgpool(x))))) with ``cout // reduction`` hidden
-    channels; reduction 1 as TorchSeg's BiSeNet (``FeatureFusion(256, 256, 1)``).
+    channels (4 here; TorchSeg's BiSeNet uses 1, the seed project 1).
     """
 
-    def __init__(self, cin: int, cout: int, reduction: int = 1):
+    def __init__(self, cin: int, cout: int, reduction: int = 4):
         super().__init__()
         self.conv = conv_bn_relu(cin, cout, 1)
         mid = cout // reduction
@@ -189,8 +190,7 @@ class BiSeNet(nn.Module):
     ``forward(x)`` with ``x`` ``(B, 3, H, W)`` float (ImageNet-normalised) returns a dict:
 
     * ``out``: ``(B, C, H, W)`` logits, C = ``sum(classes_per_step)``;
-    * ``aux``: list of two ``(B, C, H, W)`` auxiliary logits (from the refined 1/16 and 1/8
-      context maps), training mode only;
+    * ``aux``: list of two ``(B, C, H, W)`` auxiliary logits, training mode only (see ``AUX_HEADS``);
     * ``features``: ``(B, C32, H/32, W/32)`` the ResNet encoder output (for feature distillation).
 
     Every layer outside the ResNet gets :func:`kaiming_init` except the 1x1 classifiers (PyTorch's
@@ -205,8 +205,8 @@ class BiSeNet(nn.Module):
         self.spatial_path = SpatialPath(128)
         self.context_path = ContextPath(backbone, pretrained, 128)
         self.ffm = FeatureFusionModule(256, 256)
-        self.head = SegHead(256, 64, classes_per_step)
-        self.aux_heads = nn.ModuleList([SegHead(128, 256, classes_per_step), SegHead(128, 256, classes_per_step)])
+        self.head = SegHead(256, 256, classes_per_step)
+        self.aux_heads = nn.ModuleList([SegHead(128, 64, classes_per_step), SegHead(128, 64, classes_per_step)])
         for part in (self.spatial_path, self.context_path.arm16, self.context_path.arm32,
                      self.context_path.global_context, self.context_path.refine32, self.context_path.refine16,
                      self.ffm, self.head, self.aux_heads):
@@ -232,13 +232,13 @@ class BiSeNet(nn.Module):
     def forward(self, x: torch.Tensor) -> dict:
         size = x.shape[2:]
         sp = self.spatial_path(x)
-        cp8, f16, c32 = self.context_path(x)
+        cp8, f16, f32, c16, c32 = self.context_path(x)
         if cp8.shape[2:] != sp.shape[2:]:
             cp8 = _upsample(cp8, sp.shape[2:])
         fused = self.ffm(sp, cp8)
         out = {"out": _upsample(self.head(fused), size), "features": c32}
         if self.training:
-            out["aux"] = [_upsample(h(f), size) for h, f in zip(self.aux_heads, (f16, cp8))]
+            out["aux"] = [_upsample(h(f), size) for h, f in zip(self.aux_heads, (f16, f32))]
         return out
 
 
