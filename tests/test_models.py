@@ -81,14 +81,15 @@ def test_non_backbone_layers_get_kaiming_init_and_classifiers_keep_default():
     assert abs(w.std().item() - (2 / 3136) ** 0.5) < 0.05 * (2 / 3136) ** 0.5
 
 
-def test_auxiliary_heads_read_the_two_1_16_context_maps():
-    """Aux heads (3x3 conv to 64, then the classifier) on the two 1/16 context maps; main head 256 wide."""
+def test_auxiliary_heads_are_1x1_classifiers_on_the_resnet_stages():
+    """Aux heads read the raw ResNet 1/16 and 1/32 outputs (the seed project's supervision heads)."""
     model = BiSeNet([11], "resnet18").train()
     seen = []
     hooks = [h.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[1:]))) for h in model.aux_heads]
     model(torch.randn(2, 3, 128, 128))
     for h in hooks:
         h.remove()
-    assert seen == [(128, 8, 8), (128, 8, 8)]
-    assert [h.conv[0].out_channels for h in model.aux_heads] == [64, 64]
+    assert seen == [(256, 8, 8), (512, 4, 4)]
+    assert [h.classifier.in_channels for h in model.aux_heads] == [256, 512]
     assert model.head.conv[0].out_channels == 256
+    assert [h.classifier.in_channels for h in BiSeNet([21], "resnet50").aux_heads] == [1024, 2048]

@@ -137,3 +137,16 @@ def test_a_killed_kernel_is_named_and_the_report_still_written(tmp_path):
     assert "01_fine" in index and "died" in index
     status = json.loads((tmp_path / "run" / "suite.json").read_text())["status"]
     assert status["01_fine.ipynb"].startswith("done") and status["02_killed.ipynb"].startswith("died")
+
+
+@pytest.mark.notebooks
+@pytest.mark.demo
+def test_demo_notebook_02_tells_its_story(tmp_path):
+    """The default run teaches: notebook 02 in the demo profile on 15-5 reproduces every expected finding."""
+    from incseg_lib import findings
+
+    run = run_suite("demo", only=["02"], out=tmp_path / "run", extra={"tasks": "15-5"}, print_fn=print)
+    found = findings.load(run)
+    assert len(found) == 8  # FT, MiB (old, new), Joint, LwF and ILT against FT and MiB
+    failed = [line for r, line in zip(found, findings.format_lines(found)) if r.status != findings.REPRODUCED]
+    assert not failed, "\n".join(failed)
