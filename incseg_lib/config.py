@@ -249,7 +249,7 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
                  grid={"backbones": ["resnet18"], "lrs": [0.05], "batch_sizes": [8]},
                  incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped"],
                               "methods": ["ft", "lwf", "ilt", "mib"]},
-                 replay={"tasks": ["15-5"], "settings": ["overlapped"], "sizes": [1, 5], "methods": ["mib"]}),
+                 replay={"tasks": ["15-1"], "settings": ["overlapped"], "sizes": [1, 5], "methods": ["mib"]}),
     "smoke": dict(dataset="shapes", crop_size=48, batch_size=8, epochs=2, lr=0.05, lr_next=0.005,
                   num_workers=0, pretrained="", max_train_images=64, max_val_images=24, checkpoint_every=0,
                   grid={"backbones": ["resnet18"], "lrs": [0.05, 0.01], "batch_sizes": [8]},
