@@ -75,6 +75,12 @@ class SeedFFM(nn.Module):
         return f + f * self.att(f)
 
 
+def _encode(b: nn.Module, x: torch.Tensor):
+    """A torchvision ResNet's 1/16 (layer3) and 1/32 (layer4) outputs."""
+    c16 = b.layer3(b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x)))))))
+    return c16, b.layer4(c16)
+
+
 def seed_spatial_path() -> nn.Sequential:
     return nn.Sequential(conv_bn_relu(3, 64, 3, 2), conv_bn_relu(64, 128, 3, 2), conv_bn_relu(128, 256, 3, 2))
 
@@ -99,9 +105,7 @@ class SeedBiSeNet(nn.Module):
     def forward(self, x):
         size = x.shape[2:]
         sp = self.spatial_path(x)
-        b = self.backbone
-        c16 = b.layer3(b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x)))))))
-        c32 = b.layer4(c16)
+        c16, c32 = _encode(self.backbone, x)
         cx1 = self.arm16(c16)
         cx2 = self.arm32(c32) * c32.mean((2, 3), keepdim=True)
         cx1 = F.interpolate(cx1, size=sp.shape[2:], mode="bilinear", align_corners=False)
@@ -156,9 +160,7 @@ class V0BiSeNet(nn.Module):
     def forward(self, x):
         size = x.shape[2:]
         sp = self.spatial_path(x)
-        b = self.backbone
-        c16 = b.layer3(b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x)))))))
-        c32 = b.layer4(c16)
+        c16, c32 = _encode(self.backbone, x)
         size8 = sp.shape[2:]
         switch = _On(self.switches)
         if switch == "raw-arm":
