@@ -74,17 +74,6 @@ def declared_parameters(notebook: Path) -> dict[str, dict]:
     return declared
 
 
-def check_parameters(notebook: Path, params: dict[str, Any]) -> None:
-    """Raise :class:`SuiteError` if ``params`` names a parameter the notebook does not declare."""
-    declared = declared_parameters(notebook)
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        raise SuiteError(f"{notebook.name} has no parameter(s) {unknown}; it declares: {sorted(declared)}")
-
-
-_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
-
-
 def route_parameters(notebooks: list[Path], params: dict[str, Any]) -> dict[Path, dict[str, Any]]:
     """The parameters each notebook gets: those of ``params`` it declares (suite-wide ``-p``).
 

@@ -6,7 +6,8 @@ Two paths meet in a feature fusion module:
 * **Context path** (Sec. 3.2): a ResNet (torchvision) down to 1/32, a global average pool for
   the largest receptive field, and **attention refinement modules** (ARM) on the 1/16 and 1/32
   features; the ARM-refined 1/32 map plus the global context is upsampled and refined, added to
-  the ARM-refined 1/16 map, and upsampled and refined again to 1/8 (TorchSeg's U-shaped path).
+  the ARM-refined 1/16 map, and upsampled and refined again to 1/8 (TorchSeg's U-shaped path,
+  here with nearest upsampling).
 * **Feature fusion module** (FFM, Sec. 3.3): concatenation, conv-BN-ReLU, and a squeeze-and-
   excitation-style channel attention ``x + x * att``.
 
@@ -113,11 +114,10 @@ class ContextPath(nn.Module):
         pretrained: ``"imagenet"`` (torchvision weights API, downloads once), a path to a ResNet
             state dict (``.pth``, torchvision key names; ``fc.*`` ignored), or ``""`` for random init.
 
-    Returns from ``forward(x)`` with ``x`` ``(B,3,H,W)``: ``(feat8, feat16, feat32, enc16, enc32)``:
-    ``feat8`` ``(B,128,H/8,W/8)`` the context output; ``feat16`` ``(B,128,H/16,W/16)`` the ARM-refined
-    1/16 map plus the upsampled 1/32 context; ``feat32`` ``(B,128,H/16,W/16)`` the refined 1/32
-    context upsampled to 1/16; ``enc16``/``enc32`` the raw ResNet stage outputs ``(B,C16,H/16,W/16)``,
-    ``(B,C32,H/32,W/32)`` (256/512 channels for ResNet-18, 1024/2048 for 50/101).
+    Returns from ``forward(x)`` with ``x`` ``(B,3,H,W)``: ``(feat8, enc16, enc32)``: ``feat8``
+    ``(B,128,H/8,W/8)`` the context output, and the raw ResNet stage outputs ``enc16``
+    ``(B,C16,H/16,W/16)`` and ``enc32`` ``(B,C32,H/32,W/32)`` (256/512 channels for ResNet-18,
+    1024/2048 for 50/101) that feed the auxiliary heads and feature distillation.
 
     Raises:
         ValueError: unknown backbone. FileNotFoundError / RuntimeError: a state-dict path that
@@ -150,7 +150,7 @@ class ContextPath(nn.Module):
         f32 = self.refine32(F.interpolate(f32, size=c16.shape[2:], mode="nearest"))
         f16 = self.arm16(c16) + f32
         f8 = self.refine16(F.interpolate(f16, size=size8, mode="nearest"))
-        return f8, f16, f32, c16, c32
+        return f8, c16, c32
 
 
 class FeatureFusionModule(nn.Module):
@@ -226,10 +226,7 @@ class BiSeNet(nn.Module):
         self.head = SegHead(256, 256, classes_per_step)
         c16, c32 = _RESNET_CHANNELS[backbone]
         self.aux_heads = nn.ModuleList([AuxHead(c16, classes_per_step), AuxHead(c32, classes_per_step)])
-        for part in (self.spatial_path, self.context_path.arm16, self.context_path.arm32,
-                     self.context_path.global_context, self.context_path.refine32, self.context_path.refine16,
-                     self.ffm, self.head, self.aux_heads):
-            kaiming_init(part, skip=(IncrementalClassifier,))
+        kaiming_init(self, skip=(IncrementalClassifier, type(self.context_path.backbone)))
 
     @property
     def classes_per_step(self) -> list[int]:
@@ -251,7 +248,7 @@ class BiSeNet(nn.Module):
     def forward(self, x: torch.Tensor) -> dict:
         size = x.shape[2:]
         sp = self.spatial_path(x)
-        cp8, f16, f32, c16, c32 = self.context_path(x)
+        cp8, c16, c32 = self.context_path(x)
         if cp8.shape[2:] != sp.shape[2:]:
             cp8 = _upsample(cp8, sp.shape[2:])
         fused = self.ffm(sp, cp8)
