@@ -21,6 +21,9 @@ import numpy as np
 PROFILES = ("demo", "smoke", "cpu", "colab", "paper")
 DATASETS = ("shapes", "voc", "camvid")
 BACKBONES = ("resnet18", "resnet50", "resnet101")
+CHOICES = {"optimizer": ("sgd", "sgd-mib"), "aux_next": ("ce", "off", "distill"),
+           "distill_pixels": ("labelled", "all"), "pi_estimator": ("mib", "zenke"),
+           "void_label": ("ignore", "background"), "eval_unseen": ("background", "ignore")}
 
 
 @dataclass
@@ -46,6 +49,20 @@ class RunConfig:
         lr: initial learning rate at step 0 (poly schedule, power 0.9).
         lr_next: initial learning rate for steps >= 1 (MiB uses 0.001).
         momentum, weight_decay: SGD hyperparameters.
+        optimizer: ``sgd`` (momentum, no weight decay on BatchNorm parameters and biases) or
+            ``sgd-mib`` (MiB's ``run.py``: Nesterov momentum, weight decay on every parameter; the
+            ``paper`` profile's choice).
+        aux_next: what BiSeNet's auxiliary heads learn at steps >= 1: ``ce`` (the method's
+            classification loss), ``off`` or ``distill`` (see :meth:`incseg_lib.methods.Method.loss_fn`).
+        distill_pixels: ``labelled`` (distillation skips crop padding and void) or ``all`` (MiB's code).
+        pi_estimator: PI's importance: ``mib`` (fcdl94/MiB ``utils/regularizer.py``: each gradient
+            with the previous update, damping 1e-20) or ``zenke`` (Zenke et al. 2017: the
+            gradient with the update it made, damping 1e-3).
+        void_label: training label of void (255) pixels: ``ignore`` or ``background`` (MiB's
+            dataset code maps 255 to 0 in training; padding of crops stays ignored).
+        eval_unseen: evaluation at steps before the last: ``background`` (every validation image,
+            unseen classes are background) or ``ignore`` (MiB's test protocol: only images with a
+            seen class, unseen classes ignored). The last step is the same under both.
         aux_weight: weight of each BiSeNet auxiliary loss (1.0 in the paper).
         num_workers: DataLoader worker processes.
         seed: seed for weights, data order and augmentation.
@@ -79,7 +96,13 @@ class RunConfig:
     lr_next: float = 0.001
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    optimizer: str = "sgd"
     aux_weight: float = 1.0
+    aux_next: str = "ce"
+    distill_pixels: str = "labelled"
+    pi_estimator: str = "mib"
+    void_label: str = "ignore"
+    eval_unseen: str = "background"
     num_workers: int = 0
     seed: int = 0
     device: str = "auto"
@@ -145,6 +168,9 @@ class RunConfig:
             raise ValueError(f"epochs_next must be >= 0 (0 = same as epochs), got {self.epochs_next!r}")
         if self.lr <= 0 or self.lr_next <= 0:
             raise ValueError(f"learning rates must be positive, got lr={self.lr}, lr_next={self.lr_next}")
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {choices}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device={self.device!r}; choose 'auto', 'cpu' or 'cuda[:N]'")
 
@@ -213,7 +239,7 @@ class RunConfig:
             "voc_split": self.voc_split if self.dataset == "voc" else "",
             "task": self.task if step > 0 else base_signature(self.dataset, self.task),
             "setting": self.setting if self.task != "offline" else "",
-            "method": method if step > 0 else "step0",
+            "method": method if step > 0 else step0_name(method),
             "step": step,
             "backbone": self.backbone,
             "pretrained": self.pretrained,
@@ -223,12 +249,17 @@ class RunConfig:
             "lr": self.lr_at(step),
             "momentum": self.momentum,
             "weight_decay": self.weight_decay,
+            "optimizer": self.optimizer,
             "aux_weight": self.aux_weight,
+            "void_label": self.void_label,
             "max_train_images": self.max_train_images,
             "seed": self.seed,
         }
         if step > 0:
             key["previous"] = key_digest(self.training_key(step=step - 1, method=method))
+            key.update(aux_next=self.aux_next, distill_pixels=self.distill_pixels)
+            if method.startswith("pi"):
+                key["pi_estimator"] = self.pi_estimator
         return key
 
 
@@ -270,7 +301,10 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
                                "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]},
                   replay={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "sizes": [1, 5, 15, 25, 50],
                           "methods": ["ft", "mib"]}),
+    # MiB-faithful: Nesterov SGD with weight decay on all parameters, void trained as background,
+    # intermediate steps scored on MiB's test protocol (fcdl94/MiB run.py, dataset/voc.py).
     "paper": dict(dataset="voc", voc_split="train_aug", crop_size=512, batch_size=24, epochs=30, lr=0.01,
+                  optimizer="sgd-mib", void_label="background", eval_unseen="ignore",
                   lr_next=0.001, num_workers=4, pretrained="imagenet", eval_crop=512, backbone="resnet101",
                   grid={"backbones": ["resnet50", "resnet101"], "lrs": [0.01], "batch_sizes": [24]},
                   incremental={"tasks": ["19-1", "15-5", "15-1", "10-1"], "settings": ["disjoint", "overlapped"],
@@ -320,6 +354,17 @@ def default_home() -> Path:
     if (repo / "pyproject.toml").is_file() and (repo / "notebooks").is_dir():
         return repo
     return Path.home() / ".cache" / "incseg"
+
+
+def step0_name(method: str) -> str:
+    """The step-0 run ``method`` starts from: ``step0`` (softmax), ``step0-bce`` (LwF-MC's BCE);
+    ``offline`` and ``step0*`` names map to themselves' family (``offline`` -> ``step0``)."""
+    if method.startswith("step0"):
+        return method
+    from .methods import METHOD_NAMES, get_method
+
+    base = method.split("+")[0]  # replay runs: "<method>+mem-<tag>"
+    return get_method(base).step0 if base in METHOD_NAMES else "step0"
 
 
 def default_data_root() -> Path:

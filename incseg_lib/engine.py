@@ -52,12 +52,27 @@ def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> f
     return base_lr * (1 - min(iteration, total) / max(total, 1)) ** power
 
 
-def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 1e-4):
-    """SGD with momentum; no weight decay on BatchNorm parameters and biases."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
+OPTIMIZERS = ("sgd", "sgd-mib")
+
+
+def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 1e-4,
+                   kind: str = "sgd"):
+    """The training optimiser.
+
+    ``sgd``: SGD with momentum; no weight decay on BatchNorm parameters and biases (the usual
+    practice for BiSeNet-style training). ``sgd-mib``: MiB's (fcdl94/MiB ``run.py``): SGD with
+    Nesterov momentum and weight decay on every parameter.
+
+    Raises:
+        ValueError: unknown ``kind``.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if kind == "sgd-mib":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
+    if kind != "sgd":
+        raise ValueError(f"optimizer {kind!r}; choose one of {OPTIMIZERS}")
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
     return torch.optim.SGD([{"params": decay, "weight_decay": weight_decay},
                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, momentum=momentum)
 
@@ -134,6 +149,7 @@ def fit(
     tracker=None,
     batch_sampler_fn: Callable | None = None,
     checkpoint_every: int = 1,
+    optimizer: str = "sgd",
 ) -> dict:
     """Train ``model`` on ``train_set``; resume from ``checkpoint`` when it holds the same ``key``.
 
@@ -141,6 +157,7 @@ def fit(
         model: a :class:`~incseg_lib.models.BiSeNet` (or any module returning ``{"out", "aux"}``).
         train_set: dataset yielding ``(image (3,H,W) float, mask (H,W) int64)`` crops of equal size.
         epochs, batch_size, lr, momentum, weight_decay: SGD with poly LR (power 0.9), per iteration.
+        optimizer: ``sgd`` or ``sgd-mib`` (see :func:`make_optimizer`).
         aux_weight: weight of each auxiliary loss.
         device: where to train; on CUDA, AMP (if ``amp``) and channels_last are used.
         checkpoint: file written atomically after every epoch; if it exists with the same ``key``
@@ -155,7 +172,10 @@ def fit(
             the last epoch is always written; 0 = only the last (short runs, where a BiSeNet-R18
             checkpoint of ~100 MB per epoch costs more than the epoch).
         tracker: an :class:`~incseg_lib.regularizers.ImportanceTracker` updated after every
-            optimiser step and saved after every epoch (resumed with the checkpoint).
+            optimiser step and saved after every epoch (resumed with the checkpoint). When the loss
+            dict holds a ``penalty`` (EWC/PI/RW at steps >= 1), the tracker sees the gradient of
+            ``task`` (the loss without the penalty), as MiB's ``train.py`` updates its regularizer
+            between the task loss's backward and the penalty's.
         batch_sampler_fn: ``generator -> batch sampler`` that composes the batches instead of
             plain shuffling (e.g. :class:`~incseg_lib.exemplars.ReplayBatchSampler`); the
             generator is seeded per epoch like the default shuffle.
@@ -176,7 +196,7 @@ def fit(
     model.to(device)
     if cuda:
         model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, lr, momentum, weight_decay)
+    optimizer = make_optimizer(model, lr, momentum, weight_decay, optimizer)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp)
     history: dict = defaultdict(list)
     start_epoch, resumed_from = 0, None
@@ -236,7 +256,14 @@ def fit(
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it}; "
                                          f"lower the learning rate (now {lr})")
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            if tracker is not None and "penalty" in losses:
+                # MiB's order: backward of the task loss, importance update, backward of the penalty
+                scaler.scale(losses["task"]).backward()
+                scaler.unscale_(optimizer)
+                tracker.capture_gradients()
+                losses["penalty"].backward()  # gradients are unscaled now; the penalty is float32
+            else:
+                scaler.scale(loss).backward()
             scale = scaler.get_scale() if tracker is not None and scaler.is_enabled() else None
             scaler.step(optimizer)
             scaler.update()

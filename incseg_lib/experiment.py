@@ -22,7 +22,7 @@ from . import results
 import torch
 from torch.utils.data import ConcatDataset
 
-from .config import RunConfig, key_digest, show_progress
+from .config import RunConfig, key_digest, show_progress, step0_name
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
 from .engine import CorruptCheckpoint, evaluate, fit, load_checkpoint, quarantine
@@ -33,6 +33,7 @@ from .regularizers import ImportanceTracker, ParameterPenalty, importance_file, 
 from .tasks import IncrementalSplit, base_signature, get_task
 
 METHODS_NOW = ("offline",) + METHOD_NAMES
+STEP0_NAMES = ("step0", "step0-bce")
 
 
 @dataclass
@@ -53,7 +54,7 @@ def checkpoint_file(cfg: RunConfig, step: int, method: str) -> Path:
     single = len(get_task(cfg.dataset, cfg.task)) == 1
     setting = cfg.setting if not single else "all"
     task = cfg.task if step > 0 else base_signature(cfg.dataset, cfg.task)
-    folder = "step0" if step == 0 else method
+    folder = step0_name(method) if step == 0 else method
     return (cfg.checkpoint_path / cfg.dataset / f"{task}-{setting}" / folder
             / f"{cfg.backbone}-{key_digest(key)}" / f"step-{step}.pt")
 
@@ -112,9 +113,10 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
 
     Args:
         method: ``offline`` (an offline task), ``step0`` (step 0 of an incremental task, shared by
-            every method), or one of :data:`incseg_lib.methods.METHOD_NAMES` (``ft``, ``lwf``,
-            ``lwf-mc``, ``ilt``, ``ewc``, ``pi``, ``rw``, ``mib``); a method at step 0 is the same
-            shared training.
+            every softmax method), ``step0-bce`` (LwF-MC's BCE step 0), or one of
+            :data:`incseg_lib.methods.METHOD_NAMES` (``ft``, ``lwf``,
+            ``lwf-mc``, ``ilt``, ``ewc``, ``pi``, ``rw``, ``mib``); a method at step 0 is its shared
+            step-0 training (:func:`~incseg_lib.config.step0_name`).
         notebook: name stored in the results record (e.g. ``01_offline_bisenet_tuning``).
         evaluate_now: evaluate (and record) after training; False leaves ``record`` None.
         replay: rehearsal with an :class:`~incseg_lib.exemplars.ExemplarMemory` at steps >= 1
@@ -128,8 +130,10 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     Raises:
         ValueError: unknown method/task/step, or no training image for the step.
     """
-    if method not in METHODS_NOW and not (step == 0 and method == "step0"):
+    if method not in METHODS_NOW and not (step == 0 and method in STEP0_NAMES):
         raise ValueError(f"method {method!r} is not available; choose one of {METHODS_NOW}")
+    if step == 0 and method in METHOD_NAMES:
+        method = step0_name(method)
     if replay is not None and step == 0:
         replay = None  # step 0 has nothing to replay; it stays shared
     run_name = method if replay is None else f"{method}+mem-{replay.tag}"
@@ -141,18 +145,21 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     train_base, val_base = base_datasets(cfg, split)
     cache = cfg.checkpoint_path / "splits"
     train_set = split.train_dataset(train_base.with_transforms(train_transforms(cfg.crop_size)), cache,
-                                    progress=progress)
+                                    progress=progress, void_label=cfg.void_label)
 
     ckpt = checkpoint_file(cfg, step, run_name)
     loss_fn, tracker, sampler_fn, memory_info = None, None, None, None
     if step == 0:
         torch.manual_seed(cfg.seed)
         model = build_model(cfg, split)
-        if not split.is_offline:  # importance for EWC/PI/RW, so step 0 stays shared by every method
+        if method == "step0":  # importance for EWC/PI/RW, so step 0 stays shared by every method
             tracker = ImportanceTracker(model, importance_file(ckpt))
+        elif method == "step0-bce":  # LwF-MC's sigmoid classifier (MiB: BCE from step 0 on)
+            loss_fn = get_method("lwf-mc").step0_loss_fn(cfg.aux_weight)
     else:
         prev = IncrementalSplit(cfg.dataset, cfg.task, step - 1, cfg.setting)
-        prev_ckpt = checkpoint_file(cfg, step - 1, run_name if step > 1 else "step0")
+        spec = get_method(method, task=cfg.task)
+        prev_ckpt = checkpoint_file(cfg, step - 1, run_name if step > 1 else spec.step0)
         model = BiSeNet(prev.classes_per_step, cfg.backbone, "")
         for attempt in range(2):
             if not prev_ckpt.is_file():
@@ -177,20 +184,21 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
             sampler_fn = lambda g: ReplayBatchSampler(n_new, n_mem, cfg.batch_size, replay.share, g)  # noqa: E731
             print_fn(f"  memory: {memory_info['images']} images, {memory_info['bytes'] / 1e6:.2f} MB, "
                      f"{replay.share:.0%} of each batch replayed")
-        spec = get_method(method, task=cfg.task)
         old_model, penalty = None, None
         if spec.uses_old_model:  # a frozen copy of step t-1
             old_model = copy.deepcopy(model).to(device).eval().requires_grad_(False)
         if spec.regularizer is not None:
             importance = load_importance(prev_ckpt)
-            penalty = ParameterPenalty(spec.regularizer, old_model, importance, spec.weights["reg"])
+            penalty = ParameterPenalty(spec.regularizer, old_model, importance, spec.weights["reg"],
+                                       pi_estimator=cfg.pi_estimator)
         torch.manual_seed(cfg.seed + step)  # new heads' init must not depend on what ran before
         model.add_step(len(split.new_classes))
         if spec.init_new_heads is not None:
             spec.init_new_heads(model, len(split.new_classes))
         if spec.regularizer is not None:  # keep tracking: the next step needs this step's importance
             tracker = ImportanceTracker(model, importance_file(ckpt), previous=importance)
-        loss_fn = spec.loss_fn(old_model, sum(prev.classes_per_step), cfg.aux_weight, penalty=penalty)
+        loss_fn = spec.loss_fn(old_model, sum(prev.classes_per_step), cfg.aux_weight, penalty=penalty,
+                               aux=cfg.aux_next, distill_pixels=cfg.distill_pixels)
 
     key = cfg.training_key(step=step, method=run_name)
     run_dir = Path(cfg.run_dir)
@@ -203,7 +211,7 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
                   num_workers=cfg.num_workers, seed=cfg.seed + step, checkpoint=ckpt, key=key, loss_fn=loss_fn,
                   log_dir=run_dir / "tensorboard" / f"{cfg.dataset}-{cfg.task}-{shown}-step{step}-{key_digest(key)}",
                   progress=progress, print_fn=print_fn, tracker=tracker, batch_sampler_fn=sampler_fn,
-                  checkpoint_every=cfg.checkpoint_every)
+                  checkpoint_every=cfg.checkpoint_every, optimizer=cfg.optimizer)
     rec = None
     if evaluate_now:
         extra = {} if replay is None else {"variant": replay.tag, "replay": replay.to_dict(), "memory": memory_info}
@@ -216,7 +224,11 @@ def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_b
                   notebook: str, history: dict | None = None, checkpoint: Path | None = None,
                   progress: bool = True, print_fn: Callable = print, record: bool = True,
                   report_as: IncrementalSplit | None = None, extra: dict | None = None) -> dict:
-    """Evaluate ``model`` on every validation image with the classes seen at ``split.step``.
+    """Evaluate ``model`` on the validation images with the classes seen at ``split.step``.
+
+    ``cfg.eval_unseen``: ``background`` scores every validation image, unseen classes counted as
+    background; ``ignore`` is MiB's test protocol (fcdl94/MiB ``dataset/voc.py``, test split:
+    only images holding a seen class, unseen classes ignored), recorded as ``eval_unseen``.
 
     Records one result (full images) and, if ``cfg.eval_crop``, a second one on MiB's
     resize + centre crop (field ``eval_protocol``). Returns the full-image record.
@@ -249,14 +261,16 @@ def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_b
             return found[0]
     first = None
     for protocol, tf in protocols:
-        ev = evaluate(model, split.eval_dataset(val_base).with_transforms(tf), split.num_seen, device=device,
+        ev = evaluate(model, split.eval_dataset(val_base, unseen=cfg.eval_unseen, cache_dir=cfg.checkpoint_path / "splits")
+                      .with_transforms(tf), split.num_seen, device=device,
                       batch_size=max(1, cfg.batch_size), num_workers=cfg.num_workers, amp=cfg.amp,
                       progress=progress, desc=f"eval {protocol}")
         summary = ev["confusion"].summary(names, old, new if new else None)
         rec = dict(notebook=notebook, dataset=cfg.dataset, task=rep.task,
                    setting=rep.setting if not rep.is_offline else "offline", method=method, step=rep.step,
                    backbone=cfg.backbone, lr=cfg.lr_at(split.step), batch_size=cfg.batch_size,
-                   eval_protocol=protocol, eval_split=eval_split(cfg.dataset), config=cfg.to_dict(), **summary,
+                   eval_protocol=protocol, eval_split=eval_split(cfg.dataset), eval_unseen=cfg.eval_unseen,
+                   config=cfg.to_dict(), **summary,
                    train_seconds=(history or {}).get("train_seconds"),
                    images_per_second=(history or {}).get("images_per_second"),
                    eval_images_per_second=ev["images_per_second"], loss_history=(history or {}).get("loss"),
@@ -307,8 +321,9 @@ def run_incremental(cfg: RunConfig, methods: list[str], *, notebook: str = "", j
                     progress: bool = True, print_fn: Callable = print) -> list[dict]:
     """Every step of ``cfg.task`` / ``cfg.setting`` for each method, plus Joint; one record per step.
 
-    Step 0 is trained and evaluated once (recorded as method ``step0``); each method then runs
-    steps 1..T-1 from it. Finished checkpoints are reused, so a second call trains nothing.
+    Step 0 is trained and evaluated once per step-0 family (recorded as method ``step0``, and
+    ``step0-bce`` when LwF-MC is among the methods); each method then runs steps 1..T-1 from its
+    own. Finished checkpoints are reused, so a second call trains nothing.
 
     Args:
         methods: names from :data:`incseg_lib.methods.METHOD_NAMES`.
@@ -327,7 +342,8 @@ def run_incremental(cfg: RunConfig, methods: list[str], *, notebook: str = "", j
     if num_steps < 2:
         raise ValueError(f"task {cfg.task!r} has one step; run_incremental needs an incremental task")
     kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
-    records = [train_step(cfg, step=0, method="step0", **kw).record]
+    families = list(dict.fromkeys(step0_name(m) for m in methods)) or ["step0"]
+    records = [train_step(cfg, step=0, method=f, **kw).record for f in families]
     for m in methods:
         for step in range(1, num_steps):
             records.append(train_step(cfg, step=step, method=m, **kw).record)
@@ -407,7 +423,7 @@ def predictions_over_steps(cfg: RunConfig, methods: list[str], indices: list[int
     for m in methods:
         per_step = []
         for step in range(split0.num_steps):
-            model = load_step_model(cfg, step, "step0" if step == 0 else m).to(device)
+            model = load_step_model(cfg, step, step0_name(m) if step == 0 else m).to(device)
             with torch.no_grad():
                 per_step.append([order[model(x[None].to(device))["out"].argmax(1)[0].cpu()] for x in images])
         steps[m] = per_step

@@ -1,7 +1,15 @@
 """Segmentation losses.
 
-Every loss is averaged over the non-ignored pixels (label != 255) of the batch, so its scale
-does not depend on how much void a crop holds.
+Classification losses (cross-entropy, unbiased cross-entropy, LwF-MC's BCE) are averaged over
+the labelled pixels (label != 255) of the batch, so their scale does not depend on how much void
+or padding a crop holds. (MiB's code computes them with ``reduction='none'`` and then averages
+over *every* pixel, ignored ones counting 0: the same gradient direction, scaled by the labelled
+fraction of the batch.)
+
+Distillation losses (KD, unbiased KD, LwF-MC's distillation, ILT's feature MSE) take an optional
+``mask`` of the pixels to distil. MiB's code distils every pixel, the 255-padded border of a crop
+included; :mod:`incseg_lib.methods` passes the labelled pixels by default
+(``RunConfig.distill_pixels = "labelled"``) and no mask for MiB's behaviour (``"all"``).
 """
 
 from __future__ import annotations
@@ -124,30 +132,84 @@ def unbiased_distillation(logits: torch.Tensor, old_logits: torch.Tensor, mask: 
     return _masked_mean(per_pixel, mask)
 
 
-def lwf_mc_loss(logits: torch.Tensor, target: torch.Tensor, old_logits: torch.Tensor,
-                ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
-    """LwF-MC / iCaRL's loss (Rebuffi et al., CVPR 2017, Alg. 3) per pixel, as MiB's baseline.
+def bce_one_hot(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Binary cross-entropy against one-hot labels, summed over classes (LwF-MC / iCaRL's classifier).
 
-    Binary cross-entropy on every output with targets: one-hot of the current label for the
-    classes of this step, and the old model's sigmoid outputs for the old classes (background
-    included). Averaged over classes and labelled pixels.
+    ``1/|P| sum_{i in P} sum_c BCE(sigmoid(logits_ic), [y_i = c])`` over labelled pixels P: every
+    output is an independent sigmoid (iCaRL, Rebuffi et al., CVPR 2017, Alg. 3), summed over the
+    ``C`` classes as MiB's ``BCEWithLogitsLossWithIgnoreIndex`` (fcdl94/MiB ``utils/loss.py``), which
+    its ``--method LWF-MC`` trains with at every step, step 0 included (``train.py``,
+    ``self.bce = opts.bce or opts.icarl``).
+
+    Args:
+        logits: ``(B, C, H, W)``; target: ``(B, H, W)`` int64 in ``0..C-1`` or ``ignore_index``.
+
+    Returns:
+        Scalar tensor (0 with a gradient path if no pixel is labelled).
+    """
+    C = logits.shape[1]
+    t = target.clone()
+    labelled = target != ignore_index
+    t[~labelled] = 0
+    onehot = F.one_hot(t, C).permute(0, 3, 1, 2).float()
+    bce = F.binary_cross_entropy_with_logits(logits.float(), onehot, reduction="none").sum(1)
+    return _masked_mean(bce, labelled)
+
+
+def lwf_mc_distillation(logits: torch.Tensor, old_logits: torch.Tensor, mask: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+    """LwF-MC's distillation: BCE of the old outputs against the old model's sigmoids, summed over classes.
+
+    ``1/|P| sum_i sum_{c in Y^{t-1}} BCE(sigmoid(logits_ic), sigmoid(old_ic))`` (iCaRL's distillation,
+    Rebuffi et al., CVPR 2017, Alg. 3). MiB's code (``train.py``, ``icarl_combined``) computes
+    ``n_old * BCEWithLogitsLoss(mean)`` over the old outputs, i.e. the sum over old classes, and
+    weights it 10 (``argparser.py``: ``icarl_importance = 10`` for ``--method LWF-MC``).
+
+    Args:
+        logits: ``(B, C, H, W)`` new model; old_logits: ``(B, C_old, H, W)`` frozen old model.
+        mask: optional ``(B, H, W)`` pixels to distil (default every pixel, as MiB's code).
+    """
+    n_old = old_logits.shape[1]
+    bce = F.binary_cross_entropy_with_logits(logits[:, :n_old].float(), torch.sigmoid(old_logits.float()),
+                                             reduction="none").sum(1)
+    return _masked_mean(bce, mask)
+
+
+def lwf_mc_loss(logits: torch.Tensor, target: torch.Tensor, old_logits: torch.Tensor, weight: float = 10.0,
+                mask: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """MiB's LwF-MC objective at steps >= 1: ``bce_one_hot + weight * lwf_mc_distillation``.
+
+    The one-hot BCE covers every output (old classes have target 0 on the step's labels, where
+    they are background); the distillation pulls the old outputs to the old model's sigmoids.
+    Source: fcdl94/MiB ``train.py`` (``icarl_combined``), ``utils/loss.py``, ``argparser.py``.
 
     Args:
         logits: ``(B, C, H, W)``; target: ``(B, H, W)`` current labels; old_logits: ``(B, C_old, H, W)``.
+        weight: distillation weight (MiB: 10). mask: pixels to distil (see :func:`lwf_mc_distillation`).
     """
-    n_old, C = old_logits.shape[1], logits.shape[1]
-    t = target.clone()
-    t[target == ignore_index] = 0
-    onehot = torch.nn.functional.one_hot(t, C).permute(0, 3, 1, 2).float()
-    onehot[:, :n_old] = torch.sigmoid(old_logits.float())
-    bce = F.binary_cross_entropy_with_logits(logits.float(), onehot, reduction="none").mean(1)
-    return _masked_mean(bce, _labelled(target, ignore_index))
+    return bce_one_hot(logits, target, ignore_index) + weight * lwf_mc_distillation(logits, old_logits, mask)
 
 
-def feature_distillation(features: torch.Tensor, old_features: torch.Tensor) -> torch.Tensor:
+def feature_distillation(features: torch.Tensor, old_features: torch.Tensor, mask: torch.Tensor | None = None
+                         ) -> torch.Tensor:
     """ILT's feature-space distillation (Michieli & Zanuttigh, ICCVW 2019, Eq. 3): mean squared
-    error between the new and the frozen old encoder outputs, ``(B, C, h, w)`` each."""
-    return F.mse_loss(features.float(), old_features.float())
+    error between the new and the frozen old encoder outputs, ``(B, C, h, w)`` each.
+
+    Args:
+        mask: optional ``(B, H, W)`` pixels to distil at *image* resolution; each feature cell is
+            weighted by the fraction of its pixels in the mask (area interpolation), so cells that
+            lie in the padding count 0. None = every cell (MiB's ``nn.MSELoss()``).
+    """
+    err = (features.float() - old_features.float()).pow(2).mean(1)  # (B, h, w)
+    if mask is None:
+        return err.mean()
+    w = F.interpolate(mask.float()[:, None], size=err.shape[-2:], mode="area")[:, 0]
+    return (err * w).sum() / w.sum().clamp(min=1e-12)
+
+
+def labelled_mask(target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """``(B, H, W)`` bool: pixels with a label (not ``ignore_index``: crop padding and void)."""
+    return target != ignore_index
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

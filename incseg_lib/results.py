@@ -144,8 +144,9 @@ def _device_name() -> str:
 
 
 # ---------------------------------------------------------------------- incremental tables
-METHOD_ORDER = ("step0", "ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "smib", "joint")
-DISPLAY_NAMES = {"step0": "step 0", "ft": "FT", "lwf": "LwF", "lwf-mc": "LwF-MC", "ilt": "ILT", "ewc": "EWC",
+METHOD_ORDER = ("step0", "step0-bce", "ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "smib", "joint")
+DISPLAY_NAMES = {"step0": "step 0", "step0-bce": "step 0 (BCE)", "ft": "FT", "lwf": "LwF", "lwf-mc": "LwF-MC",
+                 "ilt": "ILT", "ewc": "EWC",
                  "pi": "PI", "rw": "RW", "mib": "MiB", "smib": "SMiB", "joint": "Joint", "offline": "offline",
                  "ft+mem": "FT + memory"}
 

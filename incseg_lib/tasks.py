@@ -10,9 +10,10 @@ then ``B`` classes per step. Two settings (MiB, Sec. 4.1):
   in it and are labelled background.
 
 Labels at step t (docs/DESIGN.md): pixels of classes not learned *at* step t -- old and future --
-are background 0 (the *background shift*); 255 stays ignored (MiB's code maps it to 0, we
-do not). Validation at step t covers every class seen so far (unseen classes are background),
-on all validation images.
+are background 0 (the *background shift*); 255 stays ignored (MiB's code maps it to 0 in
+training: ``void_label="background"``). Validation at step t covers every class seen so far
+(unseen classes are background), on all validation images; MiB's test protocol (images with a
+seen class, unseen classes ignored) is ``eval_dataset(..., unseen="ignore")``.
 
 Per-image class presence is read once per dataset split and cached; split membership is then
 a vectorised look-up, itself cached as JSON per (dataset, task, setting, step).
@@ -198,12 +199,23 @@ class IncrementalSplit:
         """``(256,)`` uint8: dataset class id -> this task's output index for ``keep``, else background."""
         return self._lut([c for c in keep if c in self.class_order])
 
-    def train_lut(self) -> np.ndarray:
-        """``(256,)`` uint8: training labels of this step (only the new classes kept; 255 kept).
+    def train_lut(self, void_label: str = "ignore") -> np.ndarray:
+        """``(256,)`` uint8: training labels of this step (only the new classes kept).
 
-        In an offline task every class is kept.
+        In an offline task every class is kept. ``void_label``: ``ignore`` keeps void (255)
+        ignored; ``background`` maps it to 0 as MiB's dataset code does in training
+        (fcdl94/MiB ``dataset/voc.py``: ``inverted_order[255] = masking_value = 0``). Crop padding
+        is added after this look-up, so it stays ignored either way.
+
+        Raises:
+            ValueError: unknown ``void_label``.
         """
-        return self._lut(self.new_classes if not self.is_offline else self.class_order)
+        if void_label not in ("ignore", "background"):
+            raise ValueError(f"void_label {void_label!r}; choose 'ignore' or 'background'")
+        lut = self._lut(self.new_classes if not self.is_offline else self.class_order)
+        if void_label == "background":
+            lut[IGNORE_INDEX] = 0
+        return lut
 
     def eval_lut(self) -> np.ndarray:
         """``(256,)`` uint8: validation labels at this step (every seen class kept; 255 kept)."""
@@ -245,8 +257,8 @@ class IncrementalSplit:
         return idx
 
     def train_dataset(self, dataset: SegmentationDataset, cache_dir: Path | None = None,
-                      progress: bool = False) -> SegmentationDataset:
-        """The step's training images with the step's labels.
+                      progress: bool = False, void_label: str = "ignore") -> SegmentationDataset:
+        """The step's training images with the step's labels (``void_label``: see :meth:`train_lut`).
 
         Raises:
             ValueError: no image of the dataset qualifies (names task, setting, step, classes).
@@ -257,8 +269,27 @@ class IncrementalSplit:
             raise ValueError(f"no training image for {dataset.info.name} task {self.task} ({self.setting}) step "
                              f"{self.step}: none contains {names}" + (" without future classes; try the "
                              "overlapped setting" if self.setting == "disjoint" else ""))
-        return dataset.subset(idx).with_target_lut(self.train_lut())
+        return dataset.subset(idx).with_target_lut(self.train_lut(void_label))
 
-    def eval_dataset(self, dataset: SegmentationDataset) -> SegmentationDataset:
-        """All validation images, labelled with the classes seen so far."""
-        return dataset.with_target_lut(self.eval_lut())
+    def eval_dataset(self, dataset: SegmentationDataset, unseen: str = "background",
+                     cache_dir: Path | None = None) -> SegmentationDataset:
+        """The validation images of this step, labelled with the classes seen so far.
+
+        ``unseen``: ``background`` -- every image, classes not seen yet are background (this
+        suite's default); ``ignore`` -- MiB's test protocol (fcdl94/MiB ``dataset/voc.py`` with
+        ``train=False``: images holding at least one seen non-background class, unseen classes
+        mapped to 255 and ignored). ``cache_dir`` caches the per-image class presence.
+
+        Raises:
+            ValueError: unknown ``unseen``.
+        """
+        if unseen == "background":
+            return dataset.with_target_lut(self.eval_lut())
+        if unseen != "ignore":
+            raise ValueError(f"unseen={unseen!r}; choose 'background' or 'ignore'")
+        lut = self.eval_lut()
+        for c in self.future_classes:
+            lut[c] = IGNORE_INDEX
+        seen = [c for c in self.seen_classes if c != 0]
+        keep = np.flatnonzero(dataset.class_presence(cache_dir)[:, seen].any(axis=1))
+        return dataset.subset(keep).with_target_lut(lut)

@@ -61,6 +61,9 @@ epochs_next: int = 0  # epochs of each later step (0: as the profile says)
 pretrained: str = ""  # imagenet, none, or a state-dict path (empty: as the profile says)
 seed: int = 0  # weights, data order and augmentation
 examples: int = 2  # validation images shown step by step
+aux_next: str = ""  # auxiliary heads at steps >= 1: ce | off | distill (empty: ce)
+lr_next: float = 0.0  # learning rate of steps >= 1 (0: as the profile says)
+eval_unseen: str = ""  # background | ignore (MiB's test protocol at intermediate steps; empty: profile's)
 
 # %%
 from incseg_lib import results, viz
@@ -71,7 +74,8 @@ from incseg_lib.tasks import first_new_class, get_task
 
 cfg = RunConfig.from_profile(
     "smoke" if smoke else profile, dataset=dataset, data_root=data_root, run_dir=run_dir or "runs/02_mib_incremental",
-    epochs=epochs or None, epochs_next=epochs_next or None, pretrained=pretrained, seed=seed)
+    epochs=epochs or None, epochs_next=epochs_next or None, pretrained=pretrained, seed=seed,
+    aux_next=aux_next, lr_next=lr_next or None, eval_unseen=eval_unseen)
 set_seed(cfg.seed)
 plan = study_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods))
 print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "epochs", cfg.epochs_at(0), "then", cfg.epochs_at(1),
@@ -96,19 +100,26 @@ for task in plan["tasks"]:
 # %% [markdown]
 # ## The methods
 #
-# | method | what it adds to cross-entropy on the new labels | weight |
+# Each loss is MiB's as its official code runs it (fcdl94/MiB `train.py`, `utils/loss.py`,
+# `utils/regularizer.py`; weights from `argparser.py`):
+#
+# | method | loss at step t ≥ 1 (labels: only the new classes, the rest is background) | weights |
 # |---|---|---|
-# | **FT** | nothing: plain fine-tuning, the lower bound | |
-# | **LwF** (Li & Hoiem 2016) | distillation of the old model's softmax over the old classes | 100 |
-# | **LwF-MC** (iCaRL) | binary cross-entropy, old classes' targets = the old model's sigmoids | 1 |
-# | **ILT** (Michieli & Zanuttigh 2019) | LwF's distillation + MSE between old and new encoder features | 100, 100 |
-# | **EWC / PI / RW** | a penalty `Σ Ω (θ − θ_old)²` on the weights, Ω = Fisher / path integral / both | 500, 500, 100 |
-# | **MiB** | unbiased cross-entropy + unbiased distillation + classifier init | 10 (MiB's code, every task) |
+# | **FT** | cross-entropy: plain fine-tuning, the lower bound | |
+# | **LwF** (Li & Hoiem 2016) | CE + distillation: old model's softmax over the old classes vs the new model's, averaged over old classes | KD 100 |
+# | **LwF-MC** (iCaRL) | sigmoid outputs: one-hot BCE summed over all classes + BCE of the old outputs against the old model's sigmoids, summed over old classes; its own **BCE-trained step 0** | distillation 10 |
+# | **ILT** (Michieli & Zanuttigh 2019) | LwF's loss + MSE between the old and new encoder (ResNet) outputs | KD 100, features 100 |
+# | **EWC / PI / RW** | CE + penalty `Σ Ω (θ − θ_old)²`, Ω min-max normalised: Fisher (moving average, α 0.9) / path integral (MiB's estimator) / Fisher + RW path score every 10 iterations | 500 / 500 / 100 |
+# | **MiB** | unbiased CE + unbiased distillation + classifier init from the background | UKD 10 (every task) |
 # | **Joint** | not incremental: all classes at once, the upper bound | |
 #
-# Distillation is computed on BiSeNet's final (feature-fusion) output; the two auxiliary heads
-# get the method's classification loss. EWC, PI and RW need to know which weights mattered at
-# step 0: that importance is tracked online while step 0 trains and saved beside its checkpoint.
+# Distillation is computed on BiSeNet's final (feature-fusion) output over the labelled pixels
+# (MiB's code also distils the padded border: `distill_pixels="all"`). BiSeNet's two auxiliary
+# heads — which MiB's DeepLab does not have — get the method's classification loss
+# (`aux_next="ce"`); `"off"` drops them after step 0 and `"distill"` also distils them against the
+# old model's auxiliary outputs (the README compares the three). EWC, PI and RW need to know
+# which weights mattered at step 0: that importance is tracked online, from the task loss's
+# gradient, while step 0 trains and is saved beside its checkpoint.
 # Every step starts from the previous step of the same method, with a frozen copy as the old
 # model. Finished checkpoints are reused: re-running this notebook trains nothing new.
 

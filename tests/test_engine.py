@@ -92,3 +92,19 @@ def test_a_truncated_checkpoint_is_named_moved_aside_and_retrained(tmp_path):
     assert hist["epochs_done"] == 1 and hist["resumed_from"] is None  # trained again from the start
     assert any("step-0.pt is unreadable" in s and "moved aside to step-0.pt.corrupt-" in s for s in said)
     assert len(list(tmp_path.glob("step-0.pt.corrupt-*"))) == 1 and load_checkpoint(ckpt)["epoch"] == 1
+
+
+def test_mib_optimizer_is_nesterov_with_weight_decay_everywhere():
+    """fcdl94/MiB run.py: SGD(nesterov=True), weight_decay on every parameter group."""
+    from torch import nn
+
+    from incseg_lib.engine import make_optimizer
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    ours = make_optimizer(model, 0.01, 0.9, 1e-4)
+    mib = make_optimizer(model, 0.01, 0.9, 1e-4, kind="sgd-mib")
+    assert [g["weight_decay"] for g in ours.param_groups] == [1e-4, 0.0]  # none on BN and biases
+    assert all(g["nesterov"] is False for g in ours.param_groups)
+    assert [(g["weight_decay"], g["nesterov"], len(g["params"])) for g in mib.param_groups] == [(1e-4, True, 4)]
+    with pytest.raises(ValueError, match="optimizer 'adam'"):
+        make_optimizer(model, 0.01, kind="adam")

@@ -76,13 +76,58 @@ def test_kd_restricts_softmax_to_old_classes():
     assert same.item() == pytest.approx((-(p * p.log()).sum(1) / 3).mean().item(), rel=1e-5)
 
 
-def test_lwf_mc_targets():
-    x, xo = rnd(1, 4, 1, 2), rnd(1, 2, 1, 2)
-    y = torch.tensor([[[3, 255]]])
-    t = torch.tensor([torch.sigmoid(xo[0, 0, 0, 0]), torch.sigmoid(xo[0, 1, 0, 0]), 0.0, 1.0])
-    s = torch.sigmoid(x[0, :, 0, 0])
-    expected = -(t * s.log() + (1 - t) * (1 - s).log()).mean()
-    assert losses.lwf_mc_loss(x, y, xo).item() == pytest.approx(expected.item(), rel=1e-5)
+def _bce(x, t):
+    return -(t * torch.sigmoid(x).log() + (1 - t) * (1 - torch.sigmoid(x)).log())
+
+
+def test_bce_one_hot_is_mibs_summed_bce_over_labelled_pixels():
+    """MiB's BCEWithLogitsLossWithIgnoreIndex: one-hot targets, BCE summed over classes."""
+    x = rnd(1, 4, 1, 3)
+    y = torch.tensor([[[3, 0, 255]]])
+    per_pixel = []
+    for j, label in enumerate([3, 0]):
+        t = F.one_hot(torch.tensor(label), 4).float()
+        per_pixel.append(_bce(x[0, :, 0, j], t).sum())  # summed over classes, not averaged
+    expected = torch.stack(per_pixel).mean()  # the ignored pixel does not count
+    assert losses.bce_one_hot(x, y).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_lwf_mc_is_mibs_objective():
+    """MiB's --method LWF-MC at step >= 1: BCE on one-hot labels + 10 * n_old * mean BCE(old, sigmoid(old'))."""
+    x, xo = rnd(2, 5, 3, 3), rnd(2, 3, 3, 3)
+    y = torch.randint(0, 5, (2, 3, 3), generator=g)
+    y[y < 3] = 0  # step labels: old classes are background
+    onehot = F.one_hot(y, 5).permute(0, 3, 1, 2).float()
+    cls = _bce(x, onehot).sum(1).mean()
+    dist = 3 * F.binary_cross_entropy_with_logits(x[:, :3], torch.sigmoid(xo))  # n_cl_old * mean
+    assert losses.lwf_mc_loss(x, y, xo).item() == pytest.approx((cls + 10 * dist).item(), rel=1e-5)
+    assert losses.lwf_mc_distillation(x, xo).item() == pytest.approx(dist.item(), rel=1e-5)
+
+
+def test_distillation_skips_masked_pixels():
+    """A padded pixel (mask False) changes nothing however different the two models are there."""
+    x, xo = rnd(1, 5, 2, 2), rnd(1, 3, 2, 2)
+    mask = torch.tensor([[[True, True], [True, False]]])
+    x2 = x.clone()
+    x2[..., 1, 1] += 50 * rnd(5)
+    for fn in (losses.knowledge_distillation, losses.unbiased_distillation, losses.lwf_mc_distillation):
+        a, b = fn(x, xo, mask=mask), fn(x2, xo, mask=mask)
+        assert a.item() == pytest.approx(b.item(), rel=1e-6), fn.__name__
+        assert fn(x, xo).item() != pytest.approx(fn(x2, xo).item(), rel=1e-3), fn.__name__
+        # the masked mean is the mean over the three kept pixels
+        per = [fn(x[..., i:i + 1, j:j + 1], xo[..., i:i + 1, j:j + 1]) for i, j in ((0, 0), (0, 1), (1, 0))]
+        assert a.item() == pytest.approx(torch.stack(per).mean().item(), rel=1e-5), fn.__name__
+
+
+def test_feature_distillation_weights_cells_by_their_labelled_share():
+    f, fo = rnd(1, 4, 2, 2), rnd(1, 4, 2, 2)
+    mask = torch.ones(1, 8, 8, dtype=torch.bool)
+    mask[:, 4:, 4:] = False  # the bottom-right feature cell is all padding
+    mask[:, :4, 4:6] = False  # the top-right cell is half padding
+    err = ((f - fo) ** 2).mean(1)[0]
+    w = torch.tensor([[1.0, 0.5], [1.0, 0.0]])
+    want = (err * w).sum() / w.sum()
+    assert losses.feature_distillation(f, fo, mask).item() == pytest.approx(want.item(), rel=1e-5)
 
 
 def test_feature_distillation_is_mse():

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from incseg_lib import losses
 from incseg_lib.config import RunConfig
 from incseg_lib.experiment import train_step
 from incseg_lib.methods import METHOD_NAMES, get_method, mib_init
@@ -31,6 +32,8 @@ def test_defaults_and_errors():
     assert get_method("mib", task="15-1", kd_weight=100).weights == {"ukd": 100.0}
     assert get_method("lwf").weights == {"kd": 100.0}
     assert get_method("ilt").weights == {"kd": 100.0, "feature": 100.0}
+    assert get_method("lwf-mc").weights == {"bce_kd": 10.0} and get_method("lwf-mc").step0 == "step0-bce"
+    assert get_method("mib").step0 == "step0"
     assert not get_method("ft").uses_old_model and get_method("lwf-mc").uses_old_model
     with pytest.raises(ValueError, match="unknown method 'icarl'"):
         get_method("icarl")
@@ -50,6 +53,43 @@ def test_loss_terms_compose():
     terms = fn(new.train(), x, y, new(x))
     assert set(terms) == {"principal", "aux", "ukd", "loss"}
     assert torch.isclose(terms["loss"], terms["principal"] + terms["aux"] + terms["ukd"])
+    # auxiliary heads: off, or distilled against the old model's auxiliary outputs
+    off = get_method("mib").loss_fn(old, 3, aux="off")(new, x, y, new(x))
+    assert off["aux"].item() == 0 and torch.isclose(off["loss"], off["principal"] + off["ukd"])
+    dist = get_method("mib").loss_fn(old, 3, aux="distill")(new, x, y, new(x))
+    assert dist["aux_ukd"].item() > 0
+    assert torch.isclose(dist["loss"], dist["principal"] + dist["aux"] + dist["ukd"] + dist["aux_ukd"])
+    with pytest.raises(ValueError, match="auxiliary-head mode 'both'"):
+        get_method("mib").loss_fn(old, 3, aux="both")
+
+
+def test_distillation_ignores_padding_by_default():
+    """Padding (255) pixels are distilled only with distill_pixels='all' (MiB's code)."""
+    torch.manual_seed(0)
+    old = BiSeNet([3], "resnet18").eval()
+    new = BiSeNet([3], "resnet18")
+    new.load_state_dict(old.state_dict())
+    new.add_step(2)
+    x, y = torch.randn(2, 3, 64, 64), torch.zeros(2, 64, 64, dtype=torch.long)
+    y[:, 32:] = 255
+    out = new.eval()(x)
+    masked = get_method("lwf").loss_fn(old, 3)(new, x, y, out)["kd"]
+    every = get_method("lwf").loss_fn(old, 3, distill_pixels="all")(new, x, y, out)["kd"]
+    want = 100 * losses.knowledge_distillation(out["out"][:, :, :32], old(x)["out"][:, :, :32])
+    assert torch.isclose(masked, want, rtol=1e-5) and not torch.isclose(masked, every, rtol=1e-3)
+
+
+def test_lwf_mc_trains_its_own_bce_step0(tmp_path, shapes_root):
+    """MiB trains LwF-MC's step 0 with BCE (train.py: self.bce = opts.bce or opts.icarl)."""
+    cfg = RunConfig.from_profile("smoke", task="15-5", epochs=1, crop_size=32, max_train_images=24,
+                                 max_val_images=4, run_dir=str(tmp_path), checkpoint_dir=str(tmp_path / "ckpt"),
+                                 data_root=str(shapes_root))
+    quiet = dict(progress=False, print_fn=lambda *a: None, record=False)
+    bce = train_step(cfg, step=0, method="step0-bce", **quiet)
+    ce = train_step(cfg, step=0, method="step0", **quiet)
+    assert bce.checkpoint != ce.checkpoint and bce.checkpoint.parent.parent.name == "step0-bce"
+    assert bce.history["loss"][0] != pytest.approx(ce.history["loss"][0], rel=1e-3)
+    assert cfg.training_key(step=1, method="lwf-mc")["previous"] != cfg.training_key(step=1, method="lwf")["previous"]
 
 
 @pytest.mark.parametrize("method", METHOD_NAMES)
@@ -61,5 +101,6 @@ def test_step1_trains_and_records(method, tmp_path, shapes_root):
     r = out.record
     assert r["method"] == method and r["step"] == 1 and len(r["iou"]) == 21
     assert r["miou_new"] is not None and out.model.classes_per_step == [16, 5]
-    # step 0 is shared: exactly one step-0 checkpoint whatever the method
-    assert len(list((tmp_path / "ckpt").rglob("step-0.pt"))) == 1
+    # step 0 is shared: exactly one step-0 checkpoint whatever the method; LwF-MC's is its BCE step 0
+    (step0,) = list((tmp_path / "ckpt").rglob("step-0.pt"))
+    assert step0.parent.parent.name == ("step0-bce" if method == "lwf-mc" else "step0")

@@ -10,8 +10,11 @@ from incseg_lib.regularizers import (PI_DAMPING, ImportanceTracker, ParameterPen
                                      load_importance, minmax)
 
 
-def _toy_run(steps=12, rw_every=3, previous=None, path=None):
-    """SGD on a 2-parameter-tensor model with a fixed quadratic loss; returns tracker and trajectory."""
+def _toy_run(steps=12, rw_every=3, previous=None, path=None, epoch_every=0):
+    """SGD on a 2-parameter-tensor model with a fixed quadratic loss; returns tracker and trajectory.
+
+    ``epoch_every``: call ``start_epoch`` again every this many iterations (epoch boundaries).
+    """
     torch.manual_seed(0)
     model = nn.Linear(3, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -20,7 +23,9 @@ def _toy_run(steps=12, rw_every=3, previous=None, path=None):
     tracker.start_epoch()
     traj = [{n: p.detach().clone() for n, p in model.named_parameters()}]
     grads = []
-    for _ in range(steps):
+    for k in range(steps):
+        if epoch_every and k and k % epoch_every == 0:
+            tracker.start_epoch()
         opt.zero_grad()
         ((model(x) - y) ** 2).mean().backward()
         opt.step()
@@ -30,28 +35,70 @@ def _toy_run(steps=12, rw_every=3, previous=None, path=None):
     return model, tracker, traj, grads
 
 
-def test_tracker_matches_update_rules():
+def _mib_reference(traj, grads, n, rw_every=3):
+    """MiB's regularizers (fcdl94/MiB utils/regularizer.py), written from their update rules:
+    ``update()`` runs once per iteration with g_k = the gradient at theta_k, before the step."""
+    fisher = torch.ones_like(traj[0][n])
+    pi_mib, pi_zenke, rw = (torch.zeros_like(fisher) for _ in range(3))
+    temp_rw = None
+    for k, gs in enumerate(grads):
+        g, theta = gs[n], traj[k][n]
+        if k > 0:  # PI.update: delta += grad * (model_temp - p), model_temp = theta_{k-1}
+            pi_mib += g * (traj[k - 1][n] - theta)
+        pi_zenke += -g * (traj[k + 1][n] - theta)  # Zenke et al. Eq. 3: the update g produced
+        if k % rw_every == 0:  # RW.update: score with the Fisher before this iteration's update
+            if temp_rw is not None:
+                rw += g * (temp_rw - theta) / (0.5 * fisher * (theta - temp_rw) ** 2 + 1e-8)
+            temp_rw = theta
+        fisher = 0.9 * g ** 2 + 0.1 * fisher  # EWC.update / RW.update, alpha = 0.9
+    d2 = (traj[-1][n] - traj[0][n]) ** 2
+    return {"fisher": fisher, "pi": torch.relu(pi_mib / (d2 + 1e-20)),
+            "pi_zenke": torch.relu(pi_zenke / (d2 + PI_DAMPING)), "rw": torch.relu(rw)}
+
+
+def test_tracker_matches_mib_update_rules():
     model, tracker, traj, grads = _toy_run()
     imp = tracker.importance()
     for n in ("weight", "bias"):
-        fisher = torch.ones_like(traj[0][n])
-        omega = torch.zeros_like(fisher)
-        rw = torch.zeros_like(fisher)
-        snap = traj[0][n]
-        for k, gs in enumerate(grads, start=1):
-            g = gs[n]
-            omega += -g * (traj[k][n] - traj[k - 1][n])  # Zenke et al. Eq. 3 (discrete path integral)
-            if k % 3 == 0:  # Chaudhry et al. Eq. 8, with the Fisher *before* this update
-                d = traj[k][n] - snap
-                rw += -g * d / (0.5 * fisher * d ** 2 + 1e-8)
-                snap = traj[k][n]
-            fisher = 0.9 * g ** 2 + 0.1 * fisher  # online Fisher, alpha = 0.9
-        delta = traj[-1][n] - traj[0][n]
-        torch.testing.assert_close(imp["fisher"][n], fisher)
-        torch.testing.assert_close(imp["pi"][n], torch.relu(omega / (delta ** 2 + PI_DAMPING)))
-        torch.testing.assert_close(imp["rw"][n], torch.relu(rw))
+        ref = _mib_reference(traj, grads, n)
+        for kind in ("fisher", "pi", "pi_zenke", "rw"):
+            torch.testing.assert_close(imp[kind][n], ref[kind], msg=f"{kind} {n}")
     # a loss that decreases along the path gives positive PI importance somewhere
     assert sum(float(v.sum()) for v in imp["pi"].values()) > 0
+    # the two PI estimators differ (MiB's pairs each gradient with the previous update)
+    assert not torch.allclose(imp["pi"]["weight"], imp["pi_zenke"]["weight"])
+
+
+def test_rw_window_and_pi_pairing_run_across_epochs():
+    """MiB keeps one regularizer per step: epoch boundaries must not restart the RW window
+    (with 4-iteration epochs and a 3-iteration window, a restart would drop iterations)."""
+    _, plain, _, _ = _toy_run(steps=12, rw_every=3)
+    _, epochs, _, _ = _toy_run(steps=12, rw_every=3, epoch_every=4)
+    a, b = plain.importance(), epochs.importance()
+    for kind in a:
+        for n in a[kind]:
+            torch.testing.assert_close(b[kind][n], a[kind][n])
+
+
+def test_fisher_sees_the_task_gradient_only():
+    """With a penalty (steps >= 1 of EWC/PI/RW) the importance uses the task loss's gradient, as
+    MiB's train.py updates the regularizer before the penalty's backward."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+    x, y = torch.randn(8, 3), torch.randn(8, 2)
+    tracker = ImportanceTracker(model, alpha=1.0)  # Fisher = the last squared gradient
+    tracker.start_epoch()
+    opt.zero_grad()
+    task = ((model(x) - y) ** 2).mean()
+    task.backward()
+    g_task = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+    tracker.capture_gradients()
+    (1e3 * sum((p ** 2).sum() for p in model.parameters())).backward()  # a large penalty gradient
+    opt.step()
+    tracker.after_step()
+    for n, g in g_task.items():
+        torch.testing.assert_close(tracker.fisher[n], g ** 2)
 
 
 def test_skipped_step_changes_nothing():
@@ -76,6 +123,7 @@ def test_importance_accumulates_over_steps():
     both = second.importance()
     for n in ("weight", "bias"):
         torch.testing.assert_close(both["pi"][n], fresh["pi"][n] + prev["pi"][n])  # PI: summed
+        torch.testing.assert_close(both["pi_zenke"][n], fresh["pi_zenke"][n] + prev["pi_zenke"][n])
         own_rw = torch.relu(second.rw_score[n])  # (its path score uses the continued Fisher)
         torch.testing.assert_close(both["rw"][n], 0.5 * (own_rw + prev["rw"][n]))  # RW: averaged
     seeded = ImportanceTracker(second.model, previous=prev)
@@ -92,12 +140,12 @@ def test_penalty_formula_and_new_parameters_free():
     with torch.no_grad():
         for p in new.parameters():
             p.add_(torch.randn_like(p))
-    imp = {k: {n: torch.rand_like(p) for n, p in old.named_parameters()} for k in ("fisher", "pi", "rw")}
-    for kind, weight in (("ewc", 500.0), ("pi", 500.0), ("rw", 100.0)):
-        got = ParameterPenalty(kind, old, imp, weight)(new)
+    imp = {k: {n: torch.rand_like(p) for n, p in old.named_parameters()} for k in ("fisher", "pi", "pi_zenke", "rw")}
+    for kind, weight, est in (("ewc", 500.0, "mib"), ("pi", 500.0, "mib"), ("pi", 500.0, "zenke"), ("rw", 100.0, "mib")):
+        got = ParameterPenalty(kind, old, imp, weight, pi_estimator=est)(new)
         want = 0.0
         for n, p in old.named_parameters():
-            om = {"ewc": minmax(imp["fisher"][n]), "pi": minmax(imp["pi"][n]),
+            om = {"ewc": minmax(imp["fisher"][n]), "pi": minmax(imp["pi" if est == "mib" else "pi_zenke"][n]),
                   "rw": minmax(imp["fisher"][n]) + minmax(imp["rw"][n])}[kind]
             want = want + (om * (dict(new.named_parameters())[n] - p) ** 2).sum()
         torch.testing.assert_close(got, weight * want)
@@ -114,7 +162,7 @@ def test_tracker_resume_is_exact(tmp_path):
     tracker.save(epoch=1, final=False)
     other = ImportanceTracker(tracker.model, path=tmp_path / "imp.pt")
     assert other.resume(1) and not other.resume(2)
-    for n in ("fisher", "pi", "rw"):
+    for n in ("fisher", "pi", "pi_zenke", "rw"):
         for k, v in tracker.importance()[n].items():
             torch.testing.assert_close(other.importance()[n][k], v)
 
@@ -130,7 +178,7 @@ def test_step0_saves_importance_and_ewc_with_zero_weight_is_ft(tmp_path, shapes_
     quiet = dict(progress=False, print_fn=lambda *a: None, record=False)
     ft = train_step(cfg, step=1, method="ft", **quiet)
     imp = load_importance(checkpoint_file(cfg, 0, "ft"))
-    assert set(imp) == {"fisher", "pi", "rw"} and len(imp["fisher"]) > 100
+    assert set(imp) == {"fisher", "pi", "pi_zenke", "rw"} and len(imp["fisher"]) > 100
     from incseg_lib import methods
     monkeypatch.setitem(methods.REGULARIZER_WEIGHTS, "ewc", 0.0)
     ewc = train_step(cfg, step=1, method="ewc", **quiet)

@@ -118,3 +118,35 @@ def test_no_training_image_is_a_clear_error(tmp_path):
     ds = voc_dataset(tmp_path / "voc", "train")
     with pytest.raises(ValueError, match="no training image .* 15-5 .*step 1"):
         IncrementalSplit("voc", "15-5", 1, "disjoint").train_dataset(ds)
+
+
+def test_void_as_background_is_mibs_training_label():
+    """MiB's dataset maps 255 to 0 in training (dataset/voc.py: inverted_order[255] = masking_value = 0)."""
+    s = IncrementalSplit("voc", "15-5", 1, "overlapped")
+    mask = np.array([0, 3, 16, 255], np.uint8)
+    assert s.train_lut("background")[mask].tolist() == [0, 0, 16, 0]
+    assert s.train_lut()[mask].tolist() == [0, 0, 16, 255]
+    with pytest.raises(ValueError, match="void_label 'zero'"):
+        s.train_lut("zero")
+
+
+def test_mib_test_protocol_keeps_images_with_a_seen_class_and_ignores_unseen(tmp_path):
+    """MiB's test split at step t: images holding a seen class; unseen classes -> 255."""
+    from incseg_lib.data import voc_dataset
+    from tests.conftest import write_voc
+
+    z = np.zeros((8, 8), np.uint8)
+    masks = {"a": z + 3, "b": np.where(np.eye(8) > 0, 18, 0), "c": np.where(np.eye(8) > 0, 18, 16), "d": z}
+    write_voc(tmp_path / "voc", {k: np.asarray(v, np.uint8) for k, v in masks.items()})
+    ds = voc_dataset(tmp_path / "voc", "train")
+    s = IncrementalSplit("voc", "15-1", 1, "overlapped")  # seen 0..16
+    full = s.eval_dataset(ds)
+    assert full.ids == ["a", "b", "c", "d"]
+    assert set(np.unique(np.asarray(full[2][1])).tolist()) == {0, 16}  # future 18 -> background
+    mib = s.eval_dataset(ds, unseen="ignore", cache_dir=tmp_path / "cache")
+    assert mib.ids == ["a", "c"]  # "b" holds only an unseen class, "d" only background
+    assert set(np.unique(np.asarray(mib[1][1])).tolist()) == {16, 255}  # future 18 ignored
+    last = IncrementalSplit("voc", "15-1", 5, "overlapped")
+    assert last.eval_dataset(ds, unseen="ignore").ids == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="unseen='drop'"):
+        s.eval_dataset(ds, unseen="drop")

@@ -208,7 +208,8 @@ class BiSeNet(nn.Module):
 
     * ``out``: ``(B, C, H, W)`` logits, C = ``sum(classes_per_step)``;
     * ``aux``: list of two ``(B, C, H, W)`` auxiliary logits, from 1x1 classifiers on the ResNet's
-      1/16 and 1/32 outputs (training mode only);
+      1/16 and 1/32 outputs (in training mode, or when ``forward(x, aux=True)``: the frozen old
+      model gives them for auxiliary-head distillation);
     * ``features``: ``(B, C32, H/32, W/32)`` the ResNet encoder output (for feature distillation).
 
     Every layer outside the ResNet gets :func:`kaiming_init` except the 1x1 classifiers (PyTorch's
@@ -245,7 +246,7 @@ class BiSeNet(nn.Module):
         for clf in self.classifiers():
             clf.add_step(num_new)
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, aux: bool | None = None) -> dict:
         size = x.shape[2:]
         sp = self.spatial_path(x)
         cp8, c16, c32 = self.context_path(x)
@@ -253,7 +254,7 @@ class BiSeNet(nn.Module):
             cp8 = _upsample(cp8, sp.shape[2:])
         fused = self.ffm(sp, cp8)
         out = {"out": _upsample(self.head(fused), size), "features": c32}
-        if self.training:
+        if self.training if aux is None else aux:
             out["aux"] = [_upsample(h(f), size) for h, f in zip(self.aux_heads, (c16, c32))]
         return out
 
