@@ -220,15 +220,20 @@ class ExemplarMemory:
     def dataset(self, split, base: SegmentationDataset, transforms: Callable | None = None) -> SegmentationDataset | ConcatDataset:
         """The stored images labelled for training at ``split.step``.
 
-        Each exemplar keeps the ground truth of the classes seen when it was stored; classes
-        learned after that are background; labels are the model's output indices of ``split``.
+        Each exemplar keeps the ground truth of the classes seen when it was stored; labels are
+        the model's output indices of ``split``. Its background (every pixel of no kept class,
+        classes learned after storage included) carries the code
+        :func:`~incseg_lib.losses.known_background` of the outputs it was annotated for, so MiB's
+        unbiased cross-entropy merges it only with the classes learned since (other losses read
+        it as background 0).
         """
         by_classes: dict[tuple, list[int]] = {}
         for e in self.items:
             by_classes.setdefault(tuple(e.classes), []).append(e.index)
         parts = []
         for classes, idx in by_classes.items():
-            parts.append(base.subset(idx).with_target_lut(split.lut_keeping(list(classes))).with_transforms(transforms))
+            lut = annotated_lut(split.lut_keeping(list(classes)), len(classes))
+            parts.append(base.subset(idx).with_target_lut(lut).with_transforms(transforms))
         if not parts:
             raise ValueError("the exemplar memory is empty; nothing to replay")
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
@@ -308,6 +313,16 @@ def herding_order(features: torch.Tensor, k: int) -> list[int]:
         picked.append(i)
         acc += features[i]
     return picked
+
+
+def annotated_lut(lut: np.ndarray, n_known: int) -> np.ndarray:
+    """``lut`` with its background (0) outputs replaced by the annotated-background code for an
+    image annotated for outputs ``0..n_known-1`` (:func:`~incseg_lib.losses.known_background`)."""
+    from .losses import known_background
+
+    out = lut.copy()
+    out[(lut == 0) & (np.arange(256) != 255)] = known_background(n_known)
+    return out
 
 
 # ---------------------------------------------------------------------- replay sampling

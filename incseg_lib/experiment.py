@@ -26,7 +26,7 @@ from .config import RunConfig, key_digest, show_progress, step0_name
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
 from .engine import CorruptCheckpoint, evaluate, fit, load_checkpoint, quarantine
-from .exemplars import ExemplarMemory, ReplayBatchSampler, ReplayConfig
+from .exemplars import ExemplarMemory, ReplayBatchSampler, ReplayConfig, annotated_lut
 from .methods import METHOD_NAMES, get_method
 from .models import BiSeNet
 from .regularizers import ImportanceTracker, ParameterPenalty, importance_file, load_importance
@@ -177,7 +177,7 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
             memory = step_memory(cfg, step, run_name, replay, prev, train_base, model, progress=progress)
             memory_info = memory.summary(train_base)
             if replay.old_labels_on_new:  # the seed code's variant: old classes keep their labels
-                train_set = train_set.with_target_lut(split.eval_lut())
+                train_set = train_set.with_target_lut(annotated_lut(split.eval_lut(), split.num_seen))
             mem_set = memory.dataset(split, train_base, train_transforms(cfg.crop_size))
             n_new, n_mem = len(train_set), len(mem_set)
             train_set = ConcatDataset([train_set, mem_set])

@@ -135,3 +135,21 @@ def test_feature_distillation_is_mse():
     assert losses.feature_distillation(a, b).item() == pytest.approx(((a - b) ** 2).mean().item(), rel=1e-6)
     assert losses.feature_distillation(a, a).item() == 0.0
     assert math.isfinite(losses.unbiased_distillation(rnd(1, 3, 1, 1) * 100, rnd(1, 2, 1, 1) * 100).item())
+
+
+def test_unbiased_ce_on_exemplar_background_merges_only_classes_learned_since():
+    """An exemplar annotated for outputs 0..n-1: its background is q0 + sum_{n<=k<num_old} qk."""
+    x = rnd(1, 6, 1, 4)  # outputs: 0 bg, 1-2 step 0, 3 step 1, 4-5 new at step 2; num_old = 4
+    y = torch.tensor([[[0, losses.known_background(3), losses.known_background(4), 2]]])
+    p = x.softmax(1)[0, :, 0]
+    want = -torch.stack([p[:4, 0].sum().log(),  # new image's background: bg + every old class
+                         (p[0, 1] + p[3, 1]).log(),  # stored at step 0: bg + the class of step 1
+                         p[0, 2].log(),  # stored at step 1: annotated for every old class
+                         p[2, 3].log()]).mean()
+    assert losses.unbiased_cross_entropy(x, y, num_old=4).item() == pytest.approx(want.item(), rel=1e-5)
+    # every other loss reads the code as background 0
+    plain = torch.tensor([[[0, 0, 0, 2]]])
+    assert losses.cross_entropy(x, y).item() == pytest.approx(losses.cross_entropy(x, plain).item(), rel=1e-6)
+    assert losses.bce_one_hot(x, y).item() == pytest.approx(losses.bce_one_hot(x, plain).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="n_known=60"):
+        losses.known_background(60)
