@@ -61,8 +61,8 @@ epochs_next: int = 0  # epochs of each later step (0: as the profile says)
 pretrained: str = ""  # imagenet, none, or a state-dict path (empty: as the profile says)
 seed: int = 0  # weights, data order and augmentation
 examples: int = 2  # validation images shown step by step
-aux_next: str = ""  # auxiliary heads at steps >= 1: ce | off | distill (empty: ce)
-lr_next: float = 0.0  # learning rate of steps >= 1 (0: as the profile says)
+aux_next: str = ""  # auxiliary heads after step 0: ce | off | distill (empty: ce)
+lr_next: float = 0.0  # learning rate after step 0 (0: as the profile says)
 eval_unseen: str = ""  # background | ignore (MiB's test protocol at intermediate steps; empty: profile's)
 
 # %%

@@ -22,6 +22,17 @@ def test_notebook_is_clean_and_in_sync(nb):
     assert nb.read_text() == render(src), f"{nb.name} is out of sync with {src.name}: run `make notebooks`"
 
 
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_parameter_line_is_read_by_papermill(nb):
+    """papermill drops a parameter whose comment holds '=' (e.g. '>= 1') with only a warning."""
+    from papermill.translators import PythonTranslator
+
+    cell = next(c for c in json.loads(nb.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+    lines = [ln for ln in "".join(cell["source"]).splitlines() if ln.strip() and not ln.startswith("#")]
+    parsed = PythonTranslator.inspect({"source": "".join(cell["source"])})
+    assert [p.name for p in parsed] == [ln.split(":")[0] for ln in lines]
+
+
 def test_unknown_parameter_is_refused_before_running(tmp_path):
     with pytest.raises(SuiteError, match="declares a parameter 'epoch'; did you mean 'epochs' in 01, 02, 03"):
         run_suite("smoke", out=tmp_path / "run", extra={"epoch": 3}, print_fn=lambda *a: None)
