@@ -260,9 +260,9 @@ def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_b
             print_fn(f"  eval reused from {Path(found[0]['_file']).name}: mIoU {100 * (found[0]['miou_all'] or 0):.1f}")
             return found[0]
     first = None
+    data = split.eval_dataset(val_base, unseen=cfg.eval_unseen, cache_dir=cfg.checkpoint_path / "splits")
     for protocol, tf in protocols:
-        ev = evaluate(model, split.eval_dataset(val_base, unseen=cfg.eval_unseen, cache_dir=cfg.checkpoint_path / "splits")
-                      .with_transforms(tf), split.num_seen, device=device,
+        ev = evaluate(model, data.with_transforms(tf), split.num_seen, device=device,
                       batch_size=max(1, cfg.batch_size), num_workers=cfg.num_workers, amp=cfg.amp,
                       progress=progress, desc=f"eval {protocol}")
         summary = ev["confusion"].summary(names, old, new if new else None)

@@ -66,7 +66,7 @@ class Method:
     @property
     def uses_old_model(self) -> bool:
         """Whether the frozen step t-1 model is needed (its outputs or its weights)."""
-        return self.distillation is not None or self.feature_distillation is not None or self.regularizer is not None
+        return any(f is not None for f in (self.distillation, self.feature_distillation, self.regularizer))
 
     @property
     def step0(self) -> str:
