@@ -223,11 +223,12 @@ def step_curves(records: list[dict], dataset: str, task: str, setting: str, metr
 
     recs = [r for r in latest(records) if r["dataset"] == dataset and r["task"] == task and r["setting"] == setting
             and r.get("eval_protocol", "full") == protocol and r["method"] != "joint"]
-    base = [r for r in recs if r["step"] == 0]
+    base = _step0_records(recs)
     methods = sorted({r["method"] for r in recs if r["step"] > 0}, key=_method_rank)
     table = {}
     for m in methods:
-        row = {0: round(100 * (base[-1][metric] or 0), 1)} if base else {}
+        b = _step0_of(m, base)
+        row = {0: round(100 * (b[metric] or 0), 1)} if b else {}
         for r in recs:
             if r["method"] == m and r["step"] > 0 and r.get(metric) is not None:
                 row[r["step"]] = round(100 * r[metric], 1)
@@ -262,6 +263,18 @@ def class_iou(records: list[dict], dataset: str, task: str, setting: str, protoc
     return df[class_order(dataset, df.columns)] if len(df.columns) else df
 
 
+def _step0_records(recs: list[dict]) -> dict[str, dict]:
+    """The step-0 record of each step-0 family (``step0``, ``step0-bce``) among ``recs``."""
+    return {r["method"]: r for r in recs if r["step"] == 0}
+
+
+def _step0_of(method: str, base: dict[str, dict]) -> dict | None:
+    """The step-0 record ``method`` started from (LwF-MC: its BCE step 0), else any step 0."""
+    from .config import step0_name
+
+    return base.get(step0_name(method)) or base.get("step0") or next(iter(base.values()), None)
+
+
 def forgetting(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
     """Forgetting per old class: IoU after step 0 minus IoU at the last step (points), per method.
 
@@ -272,15 +285,18 @@ def forgetting(records: list[dict], dataset: str, task: str, setting: str, proto
 
     recs = [r for r in latest(records) if r["dataset"] == dataset and r["task"] == task
             and r["setting"] == setting and r.get("eval_protocol", "full") == protocol]
-    base = [r for r in recs if r["step"] == 0]
+    base = _step0_records(recs)
     if not base:
         return pd.DataFrame()
-    b = base[-1]["iou"]
     final = class_iou(records, dataset, task, setting, protocol)
-    cols = class_order(dataset, [c for c in b if c in final.columns])
-    out = pd.DataFrame({c: (100 * b[c] if b[c] is not None else float("nan")) - final[c] for c in cols},
-                       index=final.index)
-    return out.round(1)
+    ids = {display_name(r["method"]): r["method"] for r in recs}
+    rows = {}
+    for name in final.index:
+        b = (_step0_of(ids.get(name, name), base) or {}).get("iou", {})
+        rows[name] = {c: (100 * b[c] if b.get(c) is not None else float("nan")) - final.loc[name, c]
+                      for c in b if c in final.columns}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    return out[class_order(dataset, out.columns)].round(1) if len(out.columns) else out
 
 
 def find_runs(root: str | Path = "runs") -> list[Path]:

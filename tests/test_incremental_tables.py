@@ -41,6 +41,13 @@ def test_step_curves_and_forgetting():
     forgot = results.forgetting(recs, "voc", "15-1", "overlapped")
     assert forgot.loc["FT", "cat"] == pytest.approx(50.0)  # 60 after step 0 -> 10 after step 5
     assert forgot.loc["MiB", "cat"] == pytest.approx(10.0)
+    # LwF-MC starts from its own BCE step 0: its curve and forgetting are measured from that one
+    recs += [_rec("step0-bce", 0, 0.4, None, 0.4, task="15-1")]
+    recs += [_rec("lwf-mc", s, 0.4 - 0.05 * s, 0.1, 0.3, task="15-1") for s in range(1, 6)]
+    curves = results.step_curves(recs, "voc", "15-1", "overlapped")
+    assert curves.loc["LwF-MC", 0] == 40.0 and curves.loc["MiB", 0] == 60.0
+    forgot = results.forgetting(recs, "voc", "15-1", "overlapped")
+    assert forgot.loc["LwF-MC", "cat"] == pytest.approx(25.0) and forgot.loc["FT", "cat"] == pytest.approx(50.0)
 
 
 def test_base_signature_shares_step0_between_tasks(tmp_path):
