@@ -117,7 +117,7 @@ for task in plan["tasks"]:
 # (MiB's code also distils the padded border: `distill_pixels="all"`). BiSeNet's two auxiliary
 # heads — which MiB's DeepLab does not have — get the method's classification loss
 # (`aux_next="ce"`); `"off"` drops them after step 0 and `"distill"` also distils them against the
-# old model's auxiliary outputs (the README compares the three). EWC, PI and RW need to know
+# old model's auxiliary outputs (try them with the `aux_next` parameter). EWC, PI and RW need to know
 # which weights mattered at step 0: that importance is tracked online, from the task loss's
 # gradient, while step 0 trains and is saved beside its checkpoint.
 # Every step starts from the previous step of the same method, with a frozen copy as the old
