@@ -41,13 +41,19 @@ def test_defaults_and_errors():
         get_method("mib").loss_fn(None, 16)
 
 
-def test_loss_terms_compose():
-    """Distillation terms use the final output only; aux heads get the classification loss."""
+def _old_and_new():
+    """A frozen step-0 BiSeNet with 3 outputs and its step-1 copy with 2 more."""
     torch.manual_seed(0)
     old = BiSeNet([3], "resnet18").eval()
     new = BiSeNet([3], "resnet18")
     new.load_state_dict(old.state_dict())
     new.add_step(2)
+    return old, new
+
+
+def test_loss_terms_compose():
+    """Distillation terms use the final output only; aux heads get the classification loss."""
+    old, new = _old_and_new()
     fn = get_method("mib").loss_fn(old, 3)
     x, y = torch.randn(2, 3, 64, 64), torch.randint(0, 2, (2, 64, 64)) * 3
     terms = fn(new.train(), x, y, new(x))
@@ -65,11 +71,7 @@ def test_loss_terms_compose():
 
 def test_distillation_ignores_padding_by_default():
     """Padding (255) pixels are distilled only with distill_pixels='all' (MiB's code)."""
-    torch.manual_seed(0)
-    old = BiSeNet([3], "resnet18").eval()
-    new = BiSeNet([3], "resnet18")
-    new.load_state_dict(old.state_dict())
-    new.add_step(2)
+    old, new = _old_and_new()
     x, y = torch.randn(2, 3, 64, 64), torch.zeros(2, 64, 64, dtype=torch.long)
     y[:, 32:] = 255
     out = new.eval()(x)
