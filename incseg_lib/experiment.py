@@ -27,6 +27,7 @@ from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
 from .engine import CorruptCheckpoint, evaluate, fit, load_checkpoint, quarantine
 from .exemplars import ExemplarMemory, ReplayBatchSampler, ReplayConfig, annotated_lut
+from .inversion import InversionConfig, SyntheticMemory
 from .methods import METHOD_NAMES, get_method
 from .models import BiSeNet
 from .regularizers import ImportanceTracker, ParameterPenalty, importance_file, load_importance
@@ -64,6 +65,33 @@ def replay_method_name(method: str) -> str:
     return "smib" if method == "mib" else f"{method}+mem"
 
 
+def synthetic_memory(cfg: RunConfig, step: int, prev_run: str, prev: IncrementalSplit, old_model: BiSeNet,
+                     inversion: InversionConfig, *, student: BiSeNet | None = None, student_run: str = "",
+                     progress: bool = True, print_fn: Callable = print) -> SyntheticMemory:
+    """The synthetic memory replayed at ``step``: DeepInversion of the step ``step - 1`` model.
+
+    Every old foreground class of ``prev`` (the split of step ``step - 1``) gets
+    ``inversion.images_per_class`` images. The memory lives beside the old checkpoint
+    (``<old checkpoint folder>/synthetic/<digest>/``), keyed by the old checkpoint's training key
+    and the synthesis settings (the replay share and labels excluded: they do not change the images; the
+    student's run included when ADI uses it), so FT+DI and MiB+DI share the images of one step 0,
+    and a re-run or a resumed run reuses finished batches.
+    """
+    memory = find_synthetic_memory(cfg, step, prev_run, inversion, student_run=student_run)
+    if not memory.complete:
+        classes = [c for c in prev.seen_classes if c != 0]
+        out_index = {c: i for i, c in enumerate(prev.class_order[: prev.num_seen])}
+        n = len(classes) * inversion.images_per_class
+        print_fn(f"  DeepInversion of step {step - 1}: {n} images of {len(classes)} old classes at "
+                 f"{inversion.resolution} px, {inversion.iterations_low}+{inversion.iterations_full} iterations")
+        memory.build(old_model, classes, out_index, prev.class_order[: prev.num_seen], inversion, student=student,
+                     device=cfg.torch_device(), progress=progress, print_fn=print_fn)
+        info = memory.summary()
+        print_fn(f"  synthesised in {info['seconds']:.0f} s ({info['seconds_per_image']:.2f} s/image, "
+                 f"{info['image_iterations_per_second']:.1f} image-iterations/s)")
+    return memory
+
+
 def step_memory(cfg: RunConfig, step: int, run_name: str, replay: ReplayConfig, prev: IncrementalSplit,
                 train_base, prev_model: BiSeNet, progress: bool = True) -> ExemplarMemory:
     """The exemplar memory used at ``step``: the memory of step-1 plus exemplars of ``prev``'s classes.
@@ -89,6 +117,16 @@ def step_memory(cfg: RunConfig, step: int, run_name: str, replay: ReplayConfig, 
     return memory
 
 
+def find_synthetic_memory(cfg: RunConfig, step: int, prev_run: str, inversion: InversionConfig, *,
+                          student_run: str = "") -> SyntheticMemory:
+    """The :class:`~incseg_lib.inversion.SyntheticMemory` replayed at ``step`` (built or not)."""
+    prev_ckpt = checkpoint_file(cfg, step - 1, prev_run)
+    settings = {k: v for k, v in inversion.to_dict().items() if k not in ("share", "replay_labels")}
+    key = {"old": key_digest(cfg.training_key(step=step - 1, method=prev_run)), "inversion": settings,
+           "student": student_run if inversion.adi > 0 else ""}
+    return SyntheticMemory(prev_ckpt.parent / "synthetic" / key_digest(key), key)
+
+
 def base_datasets(cfg: RunConfig, split: IncrementalSplit):
     """The unfiltered train and evaluation datasets of ``cfg`` (class ids, no transforms)."""
     incremental = cfg.task != "offline"  # CamVid's offline task keeps its own 11 ids
@@ -108,7 +146,8 @@ def build_model(cfg: RunConfig, split: IncrementalSplit) -> BiSeNet:
 
 def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebook: str = "",
                progress: bool = True, print_fn: Callable = print, record: bool = True,
-               evaluate_now: bool = True, replay: ReplayConfig | None = None) -> StepOutcome:
+               evaluate_now: bool = True, replay: ReplayConfig | None = None,
+               synthetic: InversionConfig | None = None) -> StepOutcome:
     """Train (or reuse) step ``step`` of ``cfg.task`` with ``method`` and record its evaluation.
 
     Args:
@@ -123,6 +162,9 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
             (``mib`` + replay is recorded as ``smib``, any other method as ``<method>+mem``); the
             memory after step t-1 is selected at the start of step t and saved beside its
             checkpoint (``memory.json``).
+        synthetic: replay a DeepInversion memory of the step t-1 model at each step t >= 1
+            (:func:`synthetic_memory`), through the same fixed share of every batch as exemplars;
+            recorded as ``<method>+di`` (``mib+di``, ``ft+di``).
 
     Returns:
         :class:`StepOutcome` with the trained model (in eval mode), history and the record.
@@ -134,10 +176,15 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
         raise ValueError(f"method {method!r} is not available; choose one of {METHODS_NOW}")
     if step == 0 and method in METHOD_NAMES:
         method = step0_name(method)
-    if replay is not None and step == 0:
-        replay = None  # step 0 has nothing to replay; it stays shared
-    run_name = method if replay is None else f"{method}+mem-{replay.tag}"
-    shown = method if replay is None else replay_method_name(method)
+    if replay is not None and synthetic is not None:
+        raise ValueError("pass replay= (stored exemplars) or synthetic= (DeepInversion), not both")
+    if step == 0:
+        replay = synthetic = None  # step 0 has nothing to replay; it stays shared
+    run_name, shown = method, method
+    if replay is not None:
+        run_name, shown = f"{method}+mem-{replay.tag}", replay_method_name(method)
+    elif synthetic is not None:
+        run_name, shown = f"{method}+di-{key_digest(synthetic.to_dict())}", f"{method}+di"
     split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
     if split.is_offline and method != "offline":
         raise ValueError(f"task {cfg.task} is offline; use method='offline'")
@@ -165,7 +212,8 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
             if not prev_ckpt.is_file():
                 print_fn(f"step {step - 1} is not trained yet; training it first")
                 train_step(cfg, step=step - 1, method=method, notebook=notebook, progress=progress,
-                           print_fn=print_fn, record=record, evaluate_now=evaluate_now, replay=replay)
+                           print_fn=print_fn, record=record, evaluate_now=evaluate_now, replay=replay,
+                           synthetic=synthetic)
             try:
                 load_checkpoint(prev_ckpt, model)
                 break
@@ -185,7 +233,7 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
             print_fn(f"  memory: {memory_info['images']} images, {memory_info['bytes'] / 1e6:.2f} MB, "
                      f"{replay.share:.0%} of each batch replayed")
         old_model, penalty = None, None
-        if spec.uses_old_model:  # a frozen copy of step t-1
+        if spec.uses_old_model or synthetic is not None:  # a frozen copy of step t-1
             old_model = copy.deepcopy(model).to(device).eval().requires_grad_(False)
         if spec.regularizer is not None:
             importance = load_importance(prev_ckpt)
@@ -197,8 +245,18 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
             spec.init_new_heads(model, len(split.new_classes))
         if spec.regularizer is not None:  # keep tracking: the next step needs this step's importance
             tracker = ImportanceTracker(model, importance_file(ckpt), previous=importance)
-        loss_fn = spec.loss_fn(old_model, sum(prev.classes_per_step), cfg.aux_weight, penalty=penalty,
-                               aux=cfg.aux_next, distill_pixels=cfg.distill_pixels)
+        if synthetic is not None:  # synthesised from the step t-1 model, before this step trains
+            smem = synthetic_memory(cfg, step, run_name if step > 1 else spec.step0, prev, old_model, synthetic,
+                                    student=model.to(device), student_run=run_name, progress=progress,
+                                    print_fn=print_fn)
+            memory_info = {**smem.summary(), "settings": synthetic.to_dict()}
+            mem_set = smem.dataset(split, train_base.info, train_transforms(cfg.crop_size), labels=synthetic.replay_labels)
+            n_new, n_mem = len(train_set), len(mem_set)
+            train_set = ConcatDataset([train_set, mem_set])
+            sampler_fn = lambda g: ReplayBatchSampler(n_new, n_mem, cfg.batch_size, synthetic.share, g)  # noqa: E731
+            print_fn(f"  synthetic memory: {n_mem} images, {synthetic.share:.0%} of each batch replayed")
+        loss_fn = spec.loss_fn(old_model if spec.uses_old_model else None, sum(prev.classes_per_step),
+                               cfg.aux_weight, penalty=penalty, aux=cfg.aux_next, distill_pixels=cfg.distill_pixels)
 
     key = cfg.training_key(step=step, method=run_name)
     run_dir = Path(cfg.run_dir)
@@ -214,7 +272,11 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
                   checkpoint_every=cfg.checkpoint_every, optimizer=cfg.optimizer)
     rec = None
     if evaluate_now:
-        extra = {} if replay is None else {"variant": replay.tag, "replay": replay.to_dict(), "memory": memory_info}
+        extra = {}
+        if replay is not None:
+            extra = {"variant": replay.tag, "replay": replay.to_dict(), "memory": memory_info}
+        elif synthetic is not None:
+            extra = {"variant": synthetic.tag, "synthetic": memory_info}
         rec = evaluate_step(cfg, model, split, val_base, method=shown, notebook=notebook, history=history,
                             checkpoint=ckpt, progress=progress, print_fn=print_fn, record=record, extra=extra)
     return StepOutcome(model.eval(), split, history, rec, ckpt, cfg)
@@ -580,4 +642,51 @@ def run_replay_study(cfg: RunConfig, plan: dict, *, mode: str = "per-class", str
                     run_name = f"{m}+mem-{replay.tag}"
                     memories[(task, setting, m, size)] = ExemplarMemory.load(
                         checkpoint_file(tcfg, last, run_name).parent / "memory.json")
+    return records, memories
+
+
+# ---------------------------------------------------------------------- DeepInversion study (notebook 04)
+def inversion_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
+    """Notebook 04's plan: tasks x settings x methods replayed with synthetic images.
+
+    Defaults: one task per dataset (VOC and shapes ``15-5``, CamVid ``8-3``: one synthesis from the
+    step-0 model), overlapped, methods ``mib`` and ``ft`` (recorded ``mib+di``, ``ft+di``).
+
+    Raises:
+        ValueError: an unknown task, setting or method.
+    """
+    default = {"tasks": ["8-3" if cfg.dataset == "camvid" else "15-5"], "settings": ["overlapped"],
+               "methods": ["mib", "ft"]}
+    return study_plan(cfg.replace(incremental=default), tasks, settings, methods)
+
+
+def run_inversion_study(cfg: RunConfig, plan: dict, inversion: InversionConfig, *, smib: bool = True,
+                        notebook: str = "", progress: bool = True,
+                        print_fn: Callable = print) -> tuple[list[dict], dict]:
+    """Each method of ``plan`` and MiB without memory (the references), each method with DeepInversion
+    replay, and SMiB with as many real exemplars per class as synthetic images per class (same
+    share of each batch).
+
+    Returns:
+        ``(records, memories)``: every full-image record, and the step-1 synthetic memory per
+        ``(task, setting)`` (the images made from the step-0 model).
+    """
+    records, memories = [], {}
+    kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
+    for task in plan["tasks"]:
+        for setting in plan["settings"]:
+            tcfg = cfg.replace(task=task, setting=setting)
+            references = ["mib"] + [m for m in plan["methods"] if m != "mib"]  # each method without memory
+            records += run_incremental(tcfg, references, joint=False, **kw)
+            last = IncrementalSplit(cfg.dataset, task, 0, setting).num_steps - 1
+            for m in plan["methods"]:
+                for step in range(1, last + 1):
+                    records.append(train_step(tcfg, step=step, method=m, synthetic=inversion, **kw).record)
+            if smib:
+                replay = ReplayConfig(budget=inversion.images_per_class, share=inversion.share)
+                for step in range(1, last + 1):
+                    records.append(train_step(tcfg, step=step, method="mib", replay=replay, **kw).record)
+            first = plan["methods"][0]
+            memories[(task, setting)] = find_synthetic_memory(
+                tcfg, 1, step0_name(first), inversion, student_run=f"{first}+di-{key_digest(inversion.to_dict())}")
     return records, memories

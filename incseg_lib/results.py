@@ -148,16 +148,19 @@ METHOD_ORDER = ("step0", "step0-bce", "ft", "lwf", "lwf-mc", "ilt", "ewc", "pi",
 DISPLAY_NAMES = {"step0": "step 0", "step0-bce": "step 0 (BCE)", "ft": "FT", "lwf": "LwF", "lwf-mc": "LwF-MC",
                  "ilt": "ILT", "ewc": "EWC",
                  "pi": "PI", "rw": "RW", "mib": "MiB", "smib": "SMiB", "joint": "Joint", "offline": "offline",
-                 "ft+mem": "FT + memory"}
+                 "ft+mem": "FT + memory", "mib+di": "MiB+DI", "ft+di": "FT+DI"}
 
 
 def display_name(method: str) -> str:
-    """The field's name for a method id (``mib`` -> ``MiB``); unknown ids are returned as given."""
-    return DISPLAY_NAMES.get(method, method)
+    """The field's name for a method id (``mib`` -> ``MiB``; ``smib|5pc-class-balanced`` ->
+    ``SMiB (5pc-class-balanced)``); unknown ids are returned as given."""
+    base, _, variant = method.partition("|")
+    name = DISPLAY_NAMES.get(base, base)
+    return f"{name} ({variant})" if variant else name
 
 
 def _method_rank(method: str) -> tuple:
-    base = method.split("+")[0]
+    base = method.split("|")[0].split("+")[0]
     return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER) - 1, method)
 
 
@@ -200,7 +203,7 @@ def incremental_table(records: list[dict], protocol: str = "full", with_time: bo
     rows: dict = {}
     for r in final_steps(records, protocol):
         col = (r["dataset"], r["task"], r["setting"])
-        row = rows.setdefault(r["method"], {})
+        row = rows.setdefault(_row_name(r), {})
         for part in ("old", "new", "all"):
             v = r.get(f"miou_{part}")
             row[col + (part,)] = float("nan") if v is None else round(100 * v, 1)
@@ -214,6 +217,12 @@ def incremental_table(records: list[dict], protocol: str = "full", with_time: bo
     df = df.loc[sorted(df.index, key=_method_rank)]
     df.index = [display_name(m) for m in df.index]
     return df
+
+
+def _row_name(r: dict) -> str:
+    """A table row per method, and per memory for replay runs: ``smib`` with 1 and 5 exemplars per
+    class are two rows (``smib|1pc-class-balanced``), shown as ``SMiB (1pc-class-balanced)``."""
+    return r["method"] + (f"|{r['variant']}" if r.get("variant") and (r.get("replay") or r.get("synthetic")) else "")
 
 
 def step_curves(records: list[dict], dataset: str, task: str, setting: str, metric: str = "miou_all",

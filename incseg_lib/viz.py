@@ -375,3 +375,109 @@ def exemplar_gallery(memory, dataset, max_classes: int = 8, per_class: int = 4, 
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def synthetic_gallery(memory, real, max_classes: int = 8, per_class: int = 3, real_per_class: int = 2,
+                      cache_dir=None, title: str = ""):
+    """Synthetic images of each old class beside real training images of that class.
+
+    One row per class: ``real_per_class`` real images first (grey titles), then up to
+    ``per_class`` synthetic images asked to show the class, with the old model's pseudo-labels
+    outlined in colour on the right half of each synthetic image.
+
+    Args:
+        memory: a :class:`~incseg_lib.inversion.SyntheticMemory`.
+        real: the unfiltered training dataset (class ids), for the real images.
+        cache_dir: where the dataset's class-presence index is cached.
+    """
+    import matplotlib.pyplot as plt
+
+    syn = memory.as_dataset(real.info)
+    by_class: dict[int, list[int]] = {}
+    for i, t in enumerate(memory.targets):
+        by_class.setdefault(t[0], []).append(i)
+    classes = sorted(by_class)[:max_classes]
+    if not classes:
+        raise ValueError("the synthetic memory is empty")
+    presence = real.class_presence(cache_dir)
+    cols = real_per_class + per_class
+    fig, axes = plt.subplots(len(classes), cols, figsize=(1.7 * cols, 1.7 * len(classes)), squeeze=False)
+    palette = real.info.palette
+    for row, c in zip(axes, classes):
+        reals = np.flatnonzero(presence[:, c])[:real_per_class].tolist()
+        for k, ax in enumerate(row):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k < real_per_class:
+                if k >= len(reals):
+                    ax.axis("off")
+                    continue
+                ax.imshow(real.read_image(reals[k]).permute(1, 2, 0).numpy())
+                ax.set_title("real", fontsize=6, color="grey")
+                continue
+            j = k - real_per_class
+            if j >= len(by_class[c]):
+                ax.axis("off")
+                continue
+            i = by_class[c][j]
+            img = syn.read_image(i).permute(1, 2, 0).numpy()
+            mask = syn.read_mask(i)
+            over = colorize(np.where(mask == 255, 0, mask), palette)
+            half = img.copy()
+            w = img.shape[1] // 2
+            fg = (mask != 0) & (mask != 255)
+            half[:, w:] = np.where(fg[:, w:, None], (0.4 * img[:, w:] + 0.6 * over[:, w:]).astype(np.uint8),
+                                   img[:, w:])
+            ax.imshow(half)
+            ax.set_title("synthetic", fontsize=6)
+        row[0].set_ylabel(real.info.class_names[c], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def inversion_emergence(memory, title: str = "one batch emerging from noise"):
+    """The first synthetic batch at the iterations :meth:`SyntheticMemory.build` kept, one row each."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    shots = memory.manifest.get("snapshots") or []
+    if not shots:
+        raise ValueError(f"no snapshots in {memory.folder}: the first batch was made before snapshots were kept")
+    fig, axes = plt.subplots(len(shots), 1, figsize=(10, 1.5 * len(shots)), squeeze=False)
+    for ax, s in zip(axes[:, 0], shots):
+        with Image.open(memory.folder / s["file"]) as im:
+            ax.imshow(np.asarray(im))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(f"it {s['iteration']}", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def inversion_losses(memory, title: str = "DeepInversion loss terms"):
+    """Each loss term over iterations (every batch; the vertical line ends the low-resolution phase)."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.DataFrame(memory.loss_curves())
+    if df.empty:
+        raise ValueError(f"no loss curves in {memory.folder}")
+    terms = [("class", "class (LSE-pooled)"), ("bn", "BN statistics"), ("tv_l2", "TV (L2)"),
+             ("target_prob", "target probability")]
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.6))
+    low = (memory.manifest.get("config") or {}).get("iterations_low", 0)
+    for ax, (col, name) in zip(axes, terms):
+        for b, part in df.groupby("batch"):
+            ax.plot(part["iteration"], part[col], lw=0.8, alpha=0.7)
+        if low:
+            ax.axvline(low, color="grey", ls=":", lw=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        if col in ("class", "bn"):
+            ax.set_yscale("log")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

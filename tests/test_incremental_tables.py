@@ -29,6 +29,17 @@ def test_incremental_table_is_mib_shaped():
     assert math.isnan(t.loc["FT", ("voc", "15-5", "disjoint", "all")])  # not run: NaN, not 0
 
 
+def test_replay_runs_get_a_row_per_memory():
+    recs = [_rec("mib", 1, 0.5, 0.2, 0.4), _rec("smib", 1, 0.52, 0.2, 0.41, variant="1pc-class-balanced",
+                                                 replay={"budget": 1}),
+            _rec("smib", 1, 0.55, 0.2, 0.43, variant="5pc-class-balanced", replay={"budget": 5}),
+            _rec("mib+di", 1, 0.51, 0.2, 0.42, variant="di-2pc-60+30it-64px", synthetic={"images": 30})]
+    t = results.incremental_table(recs)
+    assert list(t.index) == ["MiB", "MiB+DI (di-2pc-60+30it-64px)", "SMiB (1pc-class-balanced)",
+                             "SMiB (5pc-class-balanced)"]
+    assert t.loc["SMiB (5pc-class-balanced)", ("voc", "15-5", "overlapped", "old")] == 55.0
+
+
 def test_step_curves_and_forgetting():
     recs = [_rec("step0", 0, 0.6, None, 0.6, task="15-1")]
     for s in range(1, 6):
