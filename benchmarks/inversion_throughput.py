@@ -9,6 +9,8 @@ iterations_full) of them, the low-resolution ones cheaper. Runs on CUDA when pre
     python benchmarks/inversion_throughput.py --backbones resnet18 --sizes 160 --batch 10 --threads 2
 
 Estimate of a synthesis: seconds = images x (iterations_low / ips(size / 2) + iterations_full / ips(size)).
+Each line also gives the FLOPs of one image-iteration, from which a GPU's time is estimated as
+FLOPs / (peak x utilisation) where no GPU is at hand (README, "DeepInversion").
 """
 
 from __future__ import annotations
@@ -43,7 +45,21 @@ def measure(backbone: str, size: int, batch: int, iterations: int, device: str, 
     secs = time.perf_counter() - t
     return {"backbone": backbone, "size": size, "batch": batch, "iterations": iterations, "device": device,
             "amp": amp, "threads": torch.get_num_threads(), "seconds": round(secs, 2),
-            "image_iterations_per_second": round(batch * iterations / secs, 2)}
+            "image_iterations_per_second": round(batch * iterations / secs, 2),
+            "gflop_per_image_iteration": round(flops_per_image_iteration(model, size, device) / 1e9, 2)}
+
+
+def flops_per_image_iteration(model, size: int, device: str) -> float:
+    """FLOPs of one image through one synthesis iteration (forward + backward to the pixels),
+    counted by ``torch.utils.flop_counter`` (convolutions and matrix products; what a GPU's
+    throughput figure is about)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(1, 3, size, size, device=device, requires_grad=True)
+    model.requires_grad_(False)
+    with FlopCounterMode(display=False) as counter:
+        model(x)["out"].logsumexp((2, 3)).sum().backward()
+    return float(counter.get_total_flops())
 
 
 def main() -> None:

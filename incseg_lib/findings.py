@@ -181,3 +181,60 @@ def table(results: list[FindingResult]):
 
     return pd.DataFrame([{"notebook": r.notebook, "finding": r.text, "status": r.status, "numbers": r.detail}
                          for r in results], columns=["notebook", "finding", "status", "numbers"])
+
+
+# ---------------------------------------------------------------------- each lab's expected findings
+def incremental_findings(plan: dict) -> list[Finding]:
+    from .results import display_name
+
+    """Notebook 02's story per task and setting of ``plan`` (:func:`~incseg_lib.experiment.study_plan`):
+    FT forgets at least half of step 0's old-class mIoU; MiB keeps at least 70% of it and learns
+    the new classes (new >= 30); Joint is above MiB; LwF and ILT (when run) sit between FT and MiB."""
+    from .results import display_name
+
+    out = []
+    for task in plan["tasks"]:
+        for setting in plan["settings"]:
+            m = lambda method, part="old": Metric(method, part, task, setting)  # noqa: E731
+            where = f"{task} {setting}"
+            out += [Finding(f"{where}: FT forgets at least half of step 0's old-class mIoU", m("ft"), "<=", m("step0"), 0.5),
+                    Finding(f"{where}: MiB keeps at least 70% of step 0's old-class mIoU", m("mib"), ">=", m("step0"), 0.7),
+                    Finding(f"{where}: MiB learns the new classes (new mIoU >= 30)", m("mib", "new"), ">=", 30.0),
+                    Finding(f"{where}: Joint is above MiB (all)", m("joint", "all"), ">", m("mib", "all"))]
+            for method in ("lwf", "ilt"):
+                if method in plan["methods"]:
+                    name = display_name(method)
+                    out += [Finding(f"{where}: {name} keeps more than FT", m(method), ">", m("ft")),
+                            Finding(f"{where}: {name} keeps less than MiB", m(method), "<", m("mib"))]
+    return out
+
+
+def replay_findings(plan: dict) -> list[Finding]:
+    """Notebook 03's story: SMiB with the smallest memory keeps more old-class mIoU than MiB, and
+    the largest memory more than the smallest (``plan`` from :func:`~incseg_lib.experiment.replay_plan`)."""
+    small, large = min(plan["sizes"]), max(plan["sizes"])
+    out = []
+    for task in plan["tasks"]:
+        for setting in plan["settings"]:
+            if "mib" not in plan["methods"]:
+                continue
+            smib = lambda k: Metric("smib", "old", task, setting, exemplars=k)  # noqa: E731
+            out.append(Finding(f"{task} {setting}: SMiB ({small}/class) keeps more old-class mIoU than MiB",
+                               smib(small), ">", Metric("mib", "old", task, setting)))
+            if large > small:
+                out.append(Finding(f"{task} {setting}: more memory keeps more ({large} vs {small}/class)",
+                                   smib(large), ">", smib(small)))
+    return out
+
+
+def inversion_findings(plan: dict) -> list[Finding]:
+    """Notebook 04's story: MiB+DI keeps more old-class mIoU than MiB; FT+DI more than FT."""
+    out = []
+    for task in plan["tasks"]:
+        for setting in plan["settings"]:
+            for method, name in (("mib", "MiB"), ("ft", "FT")):
+                if method in plan["methods"]:
+                    out.append(Finding(f"{task} {setting}: {name}+DI keeps more old-class mIoU than {name}",
+                                       Metric(f"{method}+di", "old", task, setting), ">",
+                                       Metric(method, "old", task, setting)))
+    return out

@@ -407,12 +407,12 @@ def synthesize(model: nn.Module, targets: torch.Tensor, fg_outputs: list[int], c
                         l_adi = competition(logits, student(xin)["out"])
                         total = total + config.adi * l_adi
                     total.backward()
+                    value = float(total.detach())
+                    if phase == "full" and value < best_loss:  # the iterate this loss was measured on
+                        best_loss, best = value, x.detach().clone()
                     opt.step()
                     with torch.no_grad():
                         x.data = torch.max(torch.min(x.data, high), low)
-                    value = float(total.detach())
-                    if phase == "full" and value < best_loss:
-                        best_loss, best = value, x.detach().clone()
                     with torch.no_grad():
                         prob = (F.softmax(pooled.float(), 1) * targets).sum(1) / targets.sum(1)
                     history.append({"iteration": it, "phase": phase, "total": value, "class": l_cls.item(),
@@ -677,7 +677,7 @@ def _atomic_png(path: Path, array: np.ndarray) -> None:
 #: schedule (2000 + 1000 iterations at 224 px) is the paper profile's.
 PROFILE_SETTINGS: dict[str, dict] = {
     "smoke": dict(images_per_class=1, batch_size=4, resolution=48, iterations_low=2, iterations_full=2),
-    "demo": dict(images_per_class=2, batch_size=10, resolution=64, iterations_low=60, iterations_full=30),
+    "demo": dict(images_per_class=1, batch_size=10, resolution=64, iterations_low=60, iterations_full=30),
     "cpu": dict(images_per_class=2, batch_size=10, resolution=160, iterations_low=200, iterations_full=100),
     "colab": dict(images_per_class=8, batch_size=40, resolution=256, iterations_low=400, iterations_full=200),
     "paper": dict(images_per_class=32, batch_size=64, resolution=224, iterations_low=2000, iterations_full=1000),

@@ -189,21 +189,8 @@ for task in plan["tasks"]:
 
 # %%
 from incseg_lib import findings
-from incseg_lib.findings import Finding, Metric
 
-expected = []
-for task in plan["tasks"]:
-    for setting in plan["settings"]:
-        m = lambda method, part="old": Metric(method, part, task, setting)  # noqa: E731
-        where = f"{task} {setting}"
-        expected += [Finding(f"{where}: FT forgets at least half of step 0's old-class mIoU", m("ft"), "<=", m("step0"), 0.5),
-                     Finding(f"{where}: MiB keeps at least 70% of step 0's old-class mIoU", m("mib"), ">=", m("step0"), 0.7),
-                     Finding(f"{where}: MiB learns the new classes (new mIoU >= 30)", m("mib", "new"), ">=", 30.0),
-                     Finding(f"{where}: Joint is above MiB (all)", m("joint", "all"), ">", m("mib", "all"))]
-        for method in ("lwf", "ilt"):
-            if method in plan["methods"]:
-                expected += [Finding(f"{where}: {method.upper()} keeps more than FT", m(method), ">", m("ft")),
-                             Finding(f"{where}: {method.upper()} keeps less than MiB", m(method), "<", m("mib"))]
+expected = findings.incremental_findings(plan)
 found = findings.check(expected, records, notebook="02_mib_incremental", run_dir=cfg.run_dir)
 
 # %% [markdown]

@@ -130,19 +130,8 @@ table
 
 # %%
 from incseg_lib import findings
-from incseg_lib.findings import Finding, Metric
 
-small, large = min(plan["sizes"]), max(plan["sizes"])
-expected = []
-for task in plan["tasks"]:
-    for setting in plan["settings"]:
-        if "mib" in plan["methods"]:
-            smib = lambda k: Metric("smib", "old", task, setting, exemplars=k)  # noqa: E731
-            expected.append(Finding(f"{task} {setting}: SMiB ({small}/class) keeps more old-class mIoU than MiB",
-                                    smib(small), ">", Metric("mib", "old", task, setting)))
-            if large > small:
-                expected.append(Finding(f"{task} {setting}: more memory keeps more ({large} vs {small}/class)",
-                                        smib(large), ">", smib(small)))
+expected = findings.replay_findings(plan)
 found = findings.check(expected, records, notebook="03_exemplars_smib", run_dir=cfg.run_dir)
 
 # %% [markdown]

@@ -69,3 +69,20 @@ def test_check_saves_and_load_reads_back_and_skips_a_corrupt_file(tmp_path, recw
     assert any("03_exemplars_smib.json" in str(w.message) for w in recwarn)
     df = findings.table(back)
     assert list(df["status"]) == [REPRODUCED, REPRODUCED]
+
+
+def test_each_labs_findings_follow_its_plan_and_decide_on_records():
+    plan = {"tasks": ["15-1"], "settings": ["overlapped"], "methods": ["ft", "lwf", "mib"]}
+    found = findings.check(findings.incremental_findings(plan), RECORDS, print_fn=lambda *a: None)
+    status = {r.text.split(": ", 1)[1]: r.status for r in found}
+    assert status == {"FT forgets at least half of step 0's old-class mIoU": REPRODUCED,  # 20 <= 30
+                      "MiB keeps at least 70% of step 0's old-class mIoU": REPRODUCED,  # 50 >= 42
+                      "MiB learns the new classes (new mIoU >= 30)": REPRODUCED,  # 35
+                      "Joint is above MiB (all)": REPRODUCED,  # 70 > 50
+                      "LwF keeps more than FT": NO_DATA, "LwF keeps less than MiB": NO_DATA}
+    replay = findings.replay_findings({**plan, "sizes": [1, 5]})
+    assert [f.left.exemplars for f in replay] == [1, 5] and replay[1].right.exemplars == 1
+    assert findings.replay_findings({**plan, "methods": ["ft"], "sizes": [1]}) == []
+    di = findings.inversion_findings({**plan, "methods": ["mib", "ft"]})
+    recs = RECORDS + [rec("mib+di", 5, 0.45, ns=5), rec("ft+di", 5, 0.30, ns=6)]
+    assert [f.check(recs).status for f in di] == [NOT_REPRODUCED, REPRODUCED]  # 45 < 50; 30 > 20
