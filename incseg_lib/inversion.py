@@ -673,13 +673,17 @@ def _atomic_png(path: Path, array: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------- profile sizes
-#: Synthesis sized per profile (README, "DeepInversion": how each was derived). NVlabs' own
-#: schedule (2000 + 1000 iterations at 224 px) is the paper profile's.
+#: Synthesis sized per profile (README, "DeepInversion": how each was derived). smoke: every code
+#: path in seconds; demo: about a minute on 2 CPU cores, one image per class so that notebook 04's
+#: SMiB reuses notebook 03's one-exemplar run; cpu: the VOC subset's 15-5 memory (30 images at
+#: 160 px) within 15 minutes on 2 CPU cores; colab: VOC 15-5 (240 images at 256 px) within 30
+#: minutes on a T4 at 5% of its float16 peak (FLOPs from benchmarks/inversion_throughput.py);
+#: paper: NVlabs' own schedule (2000 + 1000 iterations at 224 px).
 PROFILE_SETTINGS: dict[str, dict] = {
     "smoke": dict(images_per_class=1, batch_size=4, resolution=48, iterations_low=2, iterations_full=2),
     "demo": dict(images_per_class=1, batch_size=10, resolution=64, iterations_low=60, iterations_full=30),
     "cpu": dict(images_per_class=2, batch_size=10, resolution=160, iterations_low=200, iterations_full=100),
-    "colab": dict(images_per_class=8, batch_size=40, resolution=256, iterations_low=400, iterations_full=200),
+    "colab": dict(images_per_class=16, batch_size=48, resolution=256, iterations_low=1000, iterations_full=500),
     "paper": dict(images_per_class=32, batch_size=64, resolution=224, iterations_low=2000, iterations_full=1000),
 }
 

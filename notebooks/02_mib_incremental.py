@@ -64,6 +64,7 @@ examples: int = 2  # validation images shown step by step
 aux_next: str = ""  # auxiliary heads after step 0: ce | off | distill (empty: ce)
 lr_next: float = 0.0  # learning rate after step 0 (0: as the profile says)
 eval_unseen: str = ""  # background | ignore (MiB's test protocol at intermediate steps; empty: profile's)
+pi_estimator: str = ""  # PI's importance: mib (MiB's code) or zenke (Zenke et al.); empty: mib
 
 # %%
 from incseg_lib import results, viz
@@ -75,7 +76,7 @@ from incseg_lib.tasks import first_new_class, get_task
 cfg = RunConfig.from_profile(
     "smoke" if smoke else profile, dataset=dataset, data_root=data_root, run_dir=run_dir or "runs/02_mib_incremental",
     epochs=epochs or None, epochs_next=epochs_next or None, pretrained=pretrained, seed=seed,
-    aux_next=aux_next, lr_next=lr_next or None, eval_unseen=eval_unseen)
+    aux_next=aux_next, lr_next=lr_next or None, eval_unseen=eval_unseen, pi_estimator=pi_estimator)
 set_seed(cfg.seed)
 plan = study_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods))
 print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "epochs", cfg.epochs_at(0), "then", cfg.epochs_at(1),
