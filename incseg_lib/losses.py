@@ -32,8 +32,8 @@ def known_background(n_known: int) -> int:
     for every class seen when it was stored: its background hides only the classes learned
     since. Exemplar masks carry this code on their background pixels (see
     :meth:`incseg_lib.exemplars.ExemplarMemory.dataset`); :func:`unbiased_cross_entropy` then
-    merges background with the old outputs ``n_known..num_old-1`` only, and every other loss
-    reads the code as plain background 0.
+    merges background with the outputs ``n_known..C-1`` only (later old steps and the current new
+    classes), and every other loss reads the code as plain background 0.
 
     Raises:
         ValueError: ``n_known`` outside ``1..54``.
@@ -97,11 +97,14 @@ def unbiased_cross_entropy(logits: torch.Tensor, target: torch.Tensor, num_old: 
     With rehearsal (SMiB) exemplar pixels may carry an old-class label ``k``: their label is
     known, so they use the class's own probability ``q(i, k)`` (plain cross-entropy there). Their
     background pixels carry :func:`known_background` codes: an exemplar annotated for outputs
-    ``0..n-1`` when it was stored has ``q~(i, b) = q(i, 0) + sum_{n <= k < num_old} q(i, k)`` --
-    only the classes learned since may hide there (``n = num_old``: plain ``q(i, 0)``). Merging
-    every old class into an exemplar's background too would never push the old classes down on
-    their own annotated background while the exemplars' old-class pixels push them up: measured
-    on the demo (15-1, step 1), memory then *lowered* old-class mIoU (72.0 -> 61.7 with 5 per class).
+    ``0..n-1`` when it was stored has ``q~(i, b) = q(i, 0) + sum_{k >= n} q(i, k)`` -- only the
+    classes learned since storage may hide there: those of later old steps *and the current new
+    classes*, which an exemplar never annotates (a stored CamVid street frame is full of the cars
+    learned at step 1; read as plain background they taught "car = background" in half of every
+    batch: new-class mIoU 13.6 -> 0 on CamVid 8-3 with 2 exemplars per class). Merging every old
+    class into an exemplar's background too would never push the old classes down on their own
+    annotated background while the exemplars' old-class pixels push them up: measured on the demo
+    (15-1, step 1), memory then *lowered* old-class mIoU (72.0 -> 61.7 with 5 per class).
 
     Args:
         logits: ``(B, C, H, W)``; output indices ``0..num_old-1`` are background and old classes.
@@ -122,10 +125,10 @@ def unbiased_cross_entropy(logits: torch.Tensor, target: torch.Tensor, num_old: 
     t[target == ignore_index] = 0
     nll = -torch.where(t == 0, log_bg, log_p.gather(1, t[:, None])[:, 0])
     codes = (target >= KNOWN_BG_BASE) & (target != ignore_index)
-    if codes.any():  # exemplar background: merged only with the old outputs learned after storage
+    if codes.any():  # exemplar background: merged with every output learned after storage
         for code in torch.unique(target[codes]).tolist():
-            n = min(code - KNOWN_BG_BASE, num_old)
-            merged = torch.logsumexp(torch.cat([x[:, :1], x[:, n:num_old]], dim=1), dim=1) - den
+            n = min(code - KNOWN_BG_BASE, x.shape[1])
+            merged = torch.logsumexp(torch.cat([x[:, :1], x[:, n:]], dim=1), dim=1) - den
             nll = torch.where(target == code, -merged, nll)
     mask = _labelled(target, ignore_index)
     return (nll * mask).sum() / mask.sum().clamp(min=1)

@@ -404,7 +404,8 @@ def synthetic_gallery(memory, real, max_classes: int = 8, per_class: int = 3, re
     fig, axes = plt.subplots(len(classes), cols, figsize=(1.7 * cols, 1.7 * len(classes)), squeeze=False)
     palette = real.info.palette
     for row, c in zip(axes, classes):
-        reals = np.flatnonzero(presence[:, c])[:real_per_class].tolist()
+        have = np.flatnonzero(presence[:, c])  # spread over the list (video datasets: other scenes)
+        reals = have[np.linspace(0, len(have) - 1, real_per_class).round().astype(int)].tolist() if len(have) else []
         for k, ax in enumerate(row):
             ax.set_xticks([])
             ax.set_yticks([])

@@ -138,13 +138,14 @@ def test_feature_distillation_is_mse():
 
 
 def test_unbiased_ce_on_exemplar_background_merges_only_classes_learned_since():
-    """An exemplar annotated for outputs 0..n-1: its background is q0 + sum_{n<=k<num_old} qk."""
+    """An exemplar annotated for outputs 0..n-1: its background is q0 + sum_{k>=n} qk (later old
+    steps and the current new classes, which no exemplar annotates)."""
     x = rnd(1, 6, 1, 4)  # outputs: 0 bg, 1-2 step 0, 3 step 1, 4-5 new at step 2; num_old = 4
     y = torch.tensor([[[0, losses.known_background(3), losses.known_background(4), 2]]])
     p = x.softmax(1)[0, :, 0]
     want = -torch.stack([p[:4, 0].sum().log(),  # new image's background: bg + every old class
-                         (p[0, 1] + p[3, 1]).log(),  # stored at step 0: bg + the class of step 1
-                         p[0, 2].log(),  # stored at step 1: annotated for every old class
+                         (p[0, 1] + p[3:, 1].sum()).log(),  # stored at step 0: bg + step 1 + new
+                         (p[0, 2] + p[4:, 2].sum()).log(),  # stored at step 1: bg + the new classes
                          p[2, 3].log()]).mean()
     assert losses.unbiased_cross_entropy(x, y, num_old=4).item() == pytest.approx(want.item(), rel=1e-5)
     # every other loss reads the code as background 0
