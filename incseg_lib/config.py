@@ -260,6 +260,8 @@ class RunConfig:
             key.update(aux_next=self.aux_next, distill_pixels=self.distill_pixels)
             if method.startswith("pi"):
                 key["pi_estimator"] = self.pi_estimator
+            if "+mem-" in method or "+di-" in method:  # replayed images: how their background is read
+                key["memory_background"] = "merged-with-classes-since-storage-and-new"
         return key
 
 
