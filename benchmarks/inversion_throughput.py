@@ -16,6 +16,7 @@ FLOPs / (peak x utilisation) where no GPU is at hand (README, "DeepInversion").
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -34,7 +35,7 @@ def measure(backbone: str, size: int, batch: int, iterations: int, device: str, 
     dtype = torch.float16 if device.startswith("cuda") else torch.bfloat16
     ctx = torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=amp)
     with ctx:
-        synthesize(model, targets, list(range(1, 16)), cfg.__class__(**{**cfg.to_dict(), "iterations_full": 2}),
+        synthesize(model, targets, list(range(1, 16)), dataclasses.replace(cfg, iterations_full=2),
                    device=device)  # warm-up
         if device.startswith("cuda"):
             torch.cuda.synchronize()

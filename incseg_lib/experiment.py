@@ -65,6 +65,11 @@ def replay_method_name(method: str) -> str:
     return "smib" if method == "mib" else f"{method}+mem"
 
 
+def synthetic_run_name(method: str, inversion: InversionConfig) -> str:
+    """The checkpoint run name of ``method`` replaying a synthetic memory: ``mib+di-<digest>``."""
+    return f"{method}+di-{key_digest(inversion.to_dict())}"
+
+
 def synthetic_memory(cfg: RunConfig, step: int, prev_run: str, prev: IncrementalSplit, old_model: BiSeNet,
                      inversion: InversionConfig, *, student: BiSeNet | None = None, student_run: str = "",
                      progress: bool = True, print_fn: Callable = print) -> SyntheticMemory:
@@ -184,7 +189,7 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     if replay is not None:
         run_name, shown = f"{method}+mem-{replay.tag}", replay_method_name(method)
     elif synthetic is not None:
-        run_name, shown = f"{method}+di-{key_digest(synthetic.to_dict())}", f"{method}+di"
+        run_name, shown = synthetic_run_name(method, synthetic), f"{method}+di"
     split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
     if split.is_offline and method != "offline":
         raise ValueError(f"task {cfg.task} is offline; use method='offline'")
@@ -195,7 +200,7 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
                                     progress=progress, void_label=cfg.void_label)
 
     ckpt = checkpoint_file(cfg, step, run_name)
-    loss_fn, tracker, sampler_fn, memory_info = None, None, None, None
+    loss_fn, tracker, sampler_fn, memory_info, mem_set = None, None, None, None, None
     if step == 0:
         torch.manual_seed(cfg.seed)
         model = build_model(cfg, split)
@@ -226,10 +231,7 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
             memory_info = memory.summary(train_base)
             if replay.old_labels_on_new:  # the seed code's variant: old classes keep their labels
                 train_set = train_set.with_target_lut(annotated_lut(split.eval_lut(), split.num_seen))
-            mem_set = memory.dataset(split, train_base, train_transforms(cfg.crop_size))
-            n_new, n_mem = len(train_set), len(mem_set)
-            train_set = ConcatDataset([train_set, mem_set])
-            sampler_fn = lambda g: ReplayBatchSampler(n_new, n_mem, cfg.batch_size, replay.share, g)  # noqa: E731
+            mem_set, share = memory.dataset(split, train_base, train_transforms(cfg.crop_size)), replay.share
             print_fn(f"  memory: {memory_info['images']} images, {memory_info['bytes'] / 1e6:.2f} MB, "
                      f"{replay.share:.0%} of each batch replayed")
         old_model, penalty = None, None
@@ -251,10 +253,12 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
                                     print_fn=print_fn)
             memory_info = {**smem.summary(), "settings": synthetic.to_dict()}
             mem_set = smem.dataset(split, train_base.info, train_transforms(cfg.crop_size), labels=synthetic.replay_labels)
+            share = synthetic.share
+            print_fn(f"  synthetic memory: {len(mem_set)} images, {share:.0%} of each batch replayed")
+        if mem_set is not None:  # exemplars or synthetic images: a fixed share of every batch
             n_new, n_mem = len(train_set), len(mem_set)
             train_set = ConcatDataset([train_set, mem_set])
-            sampler_fn = lambda g: ReplayBatchSampler(n_new, n_mem, cfg.batch_size, synthetic.share, g)  # noqa: E731
-            print_fn(f"  synthetic memory: {n_mem} images, {synthetic.share:.0%} of each batch replayed")
+            sampler_fn = lambda g: ReplayBatchSampler(n_new, n_mem, cfg.batch_size, share, g)  # noqa: E731
         loss_fn = spec.loss_fn(old_model if spec.uses_old_model else None, sum(prev.classes_per_step),
                                cfg.aux_weight, penalty=penalty, aux=cfg.aux_next, distill_pixels=cfg.distill_pixels)
 
@@ -688,5 +692,5 @@ def run_inversion_study(cfg: RunConfig, plan: dict, inversion: InversionConfig, 
                     records.append(train_step(tcfg, step=step, method="mib", replay=replay, **kw).record)
             first = plan["methods"][0]
             memories[(task, setting)] = find_synthetic_memory(
-                tcfg, 1, step0_name(first), inversion, student_run=f"{first}+di-{key_digest(inversion.to_dict())}")
+                tcfg, 1, step0_name(first), inversion, student_run=synthetic_run_name(first, inversion))
     return records, memories

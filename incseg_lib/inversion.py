@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,7 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data.common import IGNORE_INDEX, DatasetInfo, SegmentationDataset, atomic_write_text, make_lut
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize
 
 
 @dataclass(frozen=True)
@@ -420,7 +421,7 @@ def synthesize(model: nn.Module, targets: torch.Tensor, fg_outputs: list[int], c
                                     "target_prob": prob.mean().item()})
                     if it in snapshot_at:
                         shot = x.detach() if x.shape[-1] == r else F.interpolate(x.detach(), size=(r, r), mode="nearest")
-                        snapshots[it] = denormalize_batch(shot).cpu()
+                        snapshots[it] = denormalize(shot).cpu()
                     if progress is not None:
                         progress(1)
     finally:
@@ -432,13 +433,6 @@ def synthesize(model: nn.Module, targets: torch.Tensor, fg_outputs: list[int], c
                 p.requires_grad_(req)
             student.train(student_state[0])
     return SynthesisResult(best, history, snapshots, time.perf_counter() - start)
-
-
-def denormalize_batch(x: torch.Tensor) -> torch.Tensor:
-    """``(B, 3, H, W)`` normalised -> values in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return (x * std + mean).clamp(0, 1)
 
 
 @torch.no_grad()
@@ -553,6 +547,8 @@ class SyntheticMemory:
         self.manifest.update(config=config.to_dict(), classes=fg_ids, num_images=len(targets))
         if todo and done:
             print_fn(f"  synthesis resumed: {len(done)} of {len(batches)} batches already made")
+        to_class_id = torch.full((256,), IGNORE_INDEX, dtype=torch.uint8)  # output index -> class id
+        to_class_id[: len(class_order)] = torch.as_tensor(class_order, dtype=torch.uint8)
         bar = tqdm(total=len(todo) * per_batch, desc="DeepInversion", unit="it",
                    disable=not show_progress(progress))
         try:
@@ -578,15 +574,13 @@ class SyntheticMemory:
                         files.append({"iteration": i, "file": f"snapshots/{f.name}"})
                     self.manifest["snapshots"] = files
                 labels, _ = pseudo_labels(model, res.images, config.confidence)
-                order = torch.as_tensor(class_order + [0] * (256 - len(class_order)))
-                ids = torch.where(labels == IGNORE_INDEX, torch.full_like(labels, IGNORE_INDEX),
-                                  order[labels.clamp(max=255).cpu()].to(labels.device))
-                rgb = (denormalize_batch(res.images) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+                ids = to_class_id[labels.cpu()]
+                rgb = (denormalize(res.images) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
                 names = []
                 for row in range(len(batch)):
                     name = f"{k * config.batch_size + row:05d}"
                     _atomic_png(self.folder / "images" / f"{name}.png", rgb[row])
-                    _atomic_png(self.folder / "masks" / f"{name}.png", ids[row].cpu().numpy().astype(np.uint8))
+                    _atomic_png(self.folder / "masks" / f"{name}.png", ids[row].numpy())
                     names.append(name)
                 hist = res.history
                 self.manifest["batches"].append({
@@ -664,8 +658,6 @@ class SyntheticMemory:
 
 def _atomic_png(path: Path, array: np.ndarray) -> None:
     from PIL import Image
-
-    import os
 
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     Image.fromarray(array).save(tmp)

@@ -471,7 +471,7 @@ def inversion_losses(memory, title: str = "DeepInversion loss terms"):
     fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.6))
     low = (memory.manifest.get("config") or {}).get("iterations_low", 0)
     for ax, (col, name) in zip(axes, terms):
-        for b, part in df.groupby("batch"):
+        for _, part in df.groupby("batch"):
             ax.plot(part["iteration"], part[col], lw=0.8, alpha=0.7)
         if low:
             ax.axvline(low, color="grey", ls=":", lw=0.8)
