@@ -60,12 +60,16 @@ def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_de
     """The training optimiser.
 
     ``sgd``: SGD with momentum; no weight decay on BatchNorm parameters and biases (the usual
-    practice for BiSeNet-style training). ``sgd-mib``: MiB's (fcdl94/MiB ``run.py``): SGD with
+    practice for BiSeNet-style training). A model with a ``parameter_groups(weight_decay)`` method
+    (:class:`~incseg_lib.seam.SeamNet`) gets its own groups, each with an ``lr_mult`` that
+    :func:`fit` applies to the poly learning rate. ``sgd-mib``: MiB's (fcdl94/MiB ``run.py``): SGD with
     Nesterov momentum and weight decay on every parameter.
 
     Raises:
         ValueError: unknown ``kind``.
     """
+    if kind in OPTIMIZERS and hasattr(model, "parameter_groups"):  # e.g. SEAM's per-group multipliers
+        return torch.optim.SGD(model.parameter_groups(weight_decay), lr=lr, momentum=momentum)
     params = [p for p in model.parameters() if p.requires_grad]
     if kind == "sgd-mib":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
@@ -243,7 +247,7 @@ def fit(
             global_it = epoch * iters_per_epoch + it
             cur_lr = poly_lr(lr, global_it, total_iters)
             for group in optimizer.param_groups:
-                group["lr"] = cur_lr
+                group["lr"] = cur_lr * group.get("lr_mult", 1.0)
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
             if cuda:

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import results
+import numpy as np
 import torch
 from torch.utils.data import ConcatDataset
 
+from . import results
 from .config import RunConfig, key_digest, show_progress, step0_name
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
@@ -30,6 +32,7 @@ from .exemplars import ExemplarMemory, ReplayBatchSampler, ReplayConfig, annotat
 from .inversion import InversionConfig, SyntheticMemory
 from .methods import METHOD_NAMES, get_method
 from .models import BiSeNet
+from .seam import ImageLabelDataset, PseudoLabels, SeamConfig, SeamNet, image_labels, seam_loss
 from .regularizers import ImportanceTracker, ParameterPenalty, importance_file, load_importance
 from .tasks import IncrementalSplit, base_signature, get_task
 
@@ -132,6 +135,96 @@ def find_synthetic_memory(cfg: RunConfig, step: int, prev_run: str, inversion: I
     return SyntheticMemory(prev_ckpt.parent / "synthetic" / key_digest(key), key)
 
 
+def weak_run_name(method: str, seam: SeamConfig) -> str:
+    """The checkpoint run name of ``method`` trained on SEAM pseudo-labels: ``mib+seam-<digest>``."""
+    return f"{method}+seam-{key_digest(seam.to_dict())}"
+
+
+def seam_checkpoint(cfg: RunConfig, step: int, seam: SeamConfig, prev_run: str) -> tuple[Path, dict]:
+    """``(path, key)`` of the SEAM weights of ``step``: ``<checkpoints>/<dataset>/<task>-<setting>/seam/
+    <backbone>-<digest>/seam-step-<step>.pt``, keyed by the data, the step, the SEAM training settings
+    and (``init="step0"``) the step t-1 checkpoint of ``prev_run`` whose ResNet starts it."""
+    init_from = (key_digest(cfg.training_key(step=step - 1, method=prev_run)) if seam.init == "step0" else seam.init)
+    key = {"seam": seam.training_part(), "dataset": cfg.dataset, "data": cfg.data_fingerprint(),
+           "voc_split": cfg.voc_split if cfg.dataset == "voc" else "", "task": cfg.task, "setting": cfg.setting,
+           "step": step, "max_train_images": cfg.max_train_images, "init_from": init_from}
+    folder = cfg.checkpoint_path / cfg.dataset / f"{cfg.task}-{cfg.setting}" / "seam" / f"{seam.backbone}-{key_digest(key)}"
+    return folder / f"seam-step-{step}.pt", key
+
+
+def pseudo_label_store(cfg: RunConfig, step: int, seam: SeamConfig, prev_run: str, fuse: bool) -> PseudoLabels:
+    """The :class:`~incseg_lib.seam.PseudoLabels` of ``step`` (made or not): beside the SEAM weights
+    (``pseudo/<digest>/``), keyed by those weights, the inference settings and, with ``fuse``, the
+    old checkpoint whose predictions fill in the old classes."""
+    ckpt, _ = seam_checkpoint(cfg, step, seam, prev_run)
+    inference = {k: seam.to_dict()[k] for k in ("scales", "flip", "bg_threshold", "cam_source")}
+    key = {"seam": ckpt.parent.name, "inference": inference,
+           "old": key_digest(cfg.training_key(step=step - 1, method=prev_run)) if fuse else ""}
+    return PseudoLabels(ckpt.parent / "pseudo" / key_digest(key), key)
+
+
+def train_seam(cfg: RunConfig, step: int, seam: SeamConfig, split: IncrementalSplit, train_base, prev_model: BiSeNet,
+               prev_run: str, *, progress: bool = True, print_fn: Callable = print) -> tuple[SeamNet, dict, Path]:
+    """Train (or reuse) SEAM on step ``step``'s training images with their image-level labels of the new classes.
+
+    The weights live at :func:`seam_checkpoint`; ``init="step0"`` copies ``prev_model``'s ResNet.
+
+    Returns:
+        ``(model, history, checkpoint)``.
+
+    Raises:
+        ValueError: ``init="step0"`` with a SEAM backbone other than the BiSeNet's.
+    """
+    cache = cfg.checkpoint_path / "splits"
+    new = [c for c in split.new_classes if c != 0]
+    idx = split.train_indices(train_base, cache, progress=progress)
+    labels = image_labels(train_base.class_presence(cache)[idx], new)
+    ckpt, key = seam_checkpoint(cfg, step, seam, prev_run)
+    torch.manual_seed(seam.seed)
+    model = SeamNet(len(new), seam.backbone, seam.output_stride, "imagenet" if seam.init == "imagenet" else "")
+    if seam.init == "step0":
+        if prev_model.backbone_name != seam.backbone:
+            raise ValueError(f"SEAM init 'step0' copies the step-{step - 1} BiSeNet's {prev_model.backbone_name}; "
+                             f"the SEAM backbone is {seam.backbone}: use the same backbone or init 'imagenet'/'none'")
+        model.backbone.load_state_dict(prev_model.context_path.backbone.state_dict())
+    data = ImageLabelDataset(train_base.subset(idx).with_transforms(train_transforms(seam.crop_size)), labels)
+    print_fn(f"[SEAM step {step}] {seam.backbone} OS{seam.output_stride} from {seam.init}, {len(data)} images with "
+             f"image-level labels of {len(new)} classes, lr {seam.lr}, {seam.epochs} epochs")
+    history = fit(model, data, epochs=seam.epochs, batch_size=seam.batch_size, lr=seam.lr, momentum=0.9,
+                  weight_decay=seam.weight_decay, device=cfg.torch_device(), amp=cfg.amp, num_workers=cfg.num_workers,
+                  seed=seam.seed, checkpoint=ckpt, key=key, loss_fn=lambda m, x, y, out: seam_loss(m, x, y, out, seam),
+                  log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-seam-step{step}-{key_digest(key)}",
+                  progress=progress, print_fn=print_fn, checkpoint_every=cfg.checkpoint_every)
+    return model.eval(), history, ckpt
+
+
+def step_pseudo_labels(cfg: RunConfig, step: int, seam: SeamConfig, split: IncrementalSplit, prev: IncrementalSplit,
+                       train_base, prev_model: BiSeNet, prev_run: str, *, fuse: bool, progress: bool = True,
+                       print_fn: Callable = print) -> PseudoLabels:
+    """The SEAM pseudo-labels of step ``step``'s training images (SEAM trained first if needed).
+
+    Stored by :func:`pseudo_label_store`; SEAM is trained (or its weights reused) only when they are missing.
+    """
+    labels = pseudo_label_store(cfg, step, seam, prev_run, fuse)
+    if not labels.complete:
+        model, _, _ = train_seam(cfg, step, seam, split, train_base, prev_model, prev_run, progress=progress,
+                                 print_fn=print_fn)
+        cache = cfg.checkpoint_path / "splits"
+        new = [c for c in split.new_classes if c != 0]
+        idx = split.train_indices(train_base, cache)
+        labels.build(model, train_base.subset(idx), image_labels(train_base.class_presence(cache)[idx], new), new,
+                     seam, old_model=prev_model if fuse else None, old_class_order=prev.class_order[: prev.num_seen],
+                     old_classes=prev.seen_classes, device=cfg.torch_device(), progress=progress)
+    q = labels.quality()
+    shown = "  ".join(f"{v} {q[v]['miou']:.1f}" for v in q)
+    print_fn(f"  pseudo-labels of {labels.manifest['images']} images, mIoU against the masks they replace: {shown}")
+    return labels
+
+
+def _fraction(percent):
+    return None if percent is None else round(percent / 100, 6)
+
+
 def base_datasets(cfg: RunConfig, split: IncrementalSplit):
     """The unfiltered train and evaluation datasets of ``cfg`` (class ids, no transforms)."""
     incremental = cfg.task != "offline"  # CamVid's offline task keeps its own 11 ids
@@ -152,7 +245,7 @@ def build_model(cfg: RunConfig, split: IncrementalSplit) -> BiSeNet:
 def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebook: str = "",
                progress: bool = True, print_fn: Callable = print, record: bool = True,
                evaluate_now: bool = True, replay: ReplayConfig | None = None,
-               synthetic: InversionConfig | None = None) -> StepOutcome:
+               synthetic: InversionConfig | None = None, weak: SeamConfig | None = None) -> StepOutcome:
     """Train (or reuse) step ``step`` of ``cfg.task`` with ``method`` and record its evaluation.
 
     Args:
@@ -170,6 +263,9 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
         synthetic: replay a DeepInversion memory of the step t-1 model at each step t >= 1
             (:func:`synthetic_memory`), through the same fixed share of every batch as exemplars;
             recorded as ``<method>+di`` (``mib+di``, ``ft+di``).
+        weak: train steps >= 1 on SEAM pseudo-labels made from image-level labels instead of masks
+            (:func:`step_pseudo_labels`; old-model fusion only for methods that keep an old model);
+            recorded as ``<method>-s`` (``mib-s``, ``ft-s``).
 
     Returns:
         :class:`StepOutcome` with the trained model (in eval mode), history and the record.
@@ -181,15 +277,17 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
         raise ValueError(f"method {method!r} is not available; choose one of {METHODS_NOW}")
     if step == 0 and method in METHOD_NAMES:
         method = step0_name(method)
-    if replay is not None and synthetic is not None:
-        raise ValueError("pass replay= (stored exemplars) or synthetic= (DeepInversion), not both")
+    if sum(x is not None for x in (replay, synthetic, weak)) > 1:
+        raise ValueError("pass at most one of replay= (stored exemplars), synthetic= (DeepInversion) and weak= (SEAM)")
     if step == 0:
-        replay = synthetic = None  # step 0 has nothing to replay; it stays shared
+        replay = synthetic = weak = None  # step 0 has nothing to replay and full masks; it stays shared
     run_name, shown = method, method
     if replay is not None:
         run_name, shown = f"{method}+mem-{replay.tag}", replay_method_name(method)
     elif synthetic is not None:
         run_name, shown = synthetic_run_name(method, synthetic), f"{method}+di"
+    elif weak is not None:
+        run_name, shown = weak_run_name(method, weak), f"{method}-s"
     split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
     if split.is_offline and method != "offline":
         raise ValueError(f"task {cfg.task} is offline; use method='offline'")
@@ -218,7 +316,7 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
                 print_fn(f"step {step - 1} is not trained yet; training it first")
                 train_step(cfg, step=step - 1, method=method, notebook=notebook, progress=progress,
                            print_fn=print_fn, record=record, evaluate_now=evaluate_now, replay=replay,
-                           synthetic=synthetic)
+                           synthetic=synthetic, weak=weak)
             try:
                 load_checkpoint(prev_ckpt, model)
                 break
@@ -234,6 +332,16 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
             mem_set, share = memory.dataset(split, train_base, train_transforms(cfg.crop_size)), replay.share
             print_fn(f"  memory: {memory_info['images']} images, {memory_info['bytes'] / 1e6:.2f} MB, "
                      f"{replay.share:.0%} of each batch replayed")
+        if weak is not None:  # image-level labels only: SEAM pseudo-labels replace the masks
+            pseudo = step_pseudo_labels(cfg, step, weak, split, prev, train_base, model,
+                                        run_name if step > 1 else spec.step0,
+                                        fuse=weak.fuse_old and spec.uses_old_model, progress=progress,
+                                        print_fn=print_fn)
+            train_set = pseudo.dataset(train_set, split.eval_lut())
+            memory_info = {**pseudo.summary(), "seam": weak.to_dict()}
+            quality = pseudo.quality()
+            weak_fields = {"pseudo_new": _fraction(quality[memory_info["used"]]["miou_new"]),
+                           "pseudo_chance_new": _fraction(quality["chance"]["miou_new"])}
         old_model, penalty = None, None
         if spec.uses_old_model or synthetic is not None:  # a frozen copy of step t-1
             old_model = copy.deepcopy(model).to(device).eval().requires_grad_(False)
@@ -281,6 +389,8 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
             extra = {"variant": replay.tag, "replay": replay.to_dict(), "memory": memory_info}
         elif synthetic is not None:
             extra = {"variant": synthetic.tag, "synthetic": memory_info}
+        elif weak is not None:
+            extra = {"variant": weak.tag, "weak": memory_info, **weak_fields}
         rec = evaluate_step(cfg, model, split, val_base, method=shown, notebook=notebook, history=history,
                             checkpoint=ckpt, progress=progress, print_fn=print_fn, record=record, extra=extra)
     return StepOutcome(model.eval(), split, history, rec, ckpt, cfg)
@@ -694,3 +804,100 @@ def run_inversion_study(cfg: RunConfig, plan: dict, inversion: InversionConfig, 
             memories[(task, setting)] = find_synthetic_memory(
                 tcfg, 1, step0_name(first), inversion, student_run=synthetic_run_name(first, inversion))
     return records, memories
+
+
+# ---------------------------------------------------------------------- weak supervision (notebook 05)
+def weak_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
+    """Notebook 05's plan: tasks x settings x methods trained on SEAM pseudo-labels.
+
+    Defaults: VOC and shapes ``15-5``, CamVid ``8-3`` (one SEAM per step), overlapped, ``ft`` and
+    ``mib`` (recorded ``ft-s``, ``mib-s``).
+
+    Raises:
+        ValueError: an unknown task, setting or method.
+    """
+    default = {"tasks": ["8-3" if cfg.dataset == "camvid" else "15-5"], "settings": ["overlapped"],
+               "methods": ["ft", "mib"]}
+    return study_plan(cfg.replace(incremental=default), tasks, settings, methods)
+
+
+def weak_config(cfg: RunConfig, **overrides) -> SeamConfig:
+    """The :class:`~incseg_lib.seam.SeamConfig` of ``cfg``'s profile; ``init`` defaults to ``imagenet``
+    where the BiSeNet starts from ImageNet weights, else ``step0`` (no ImageNet weights to be had)."""
+    from .seam import seam_config
+
+    if not overrides.get("init"):
+        overrides["init"] = "imagenet" if cfg.pretrained == "imagenet" else "step0"
+    return seam_config(cfg.profile, seed=cfg.seed, **{k: v for k, v in overrides.items() if k != "seed"})
+
+
+def run_weak_study(cfg: RunConfig, plan: dict, seam: SeamConfig, *, notebook: str = "", progress: bool = True,
+                   print_fn: Callable = print) -> tuple[list[dict], dict]:
+    """Each method of ``plan`` with masks (the references, and Joint) and on SEAM pseudo-labels.
+
+    Returns:
+        ``(records, pseudo)``: every full-image record, and the step-1 :class:`~incseg_lib.seam.PseudoLabels`
+        the first method trained on, per ``(task, setting)``.
+    """
+    records, pseudo = [], {}
+    kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
+    for task in plan["tasks"]:
+        for setting in plan["settings"]:
+            tcfg = cfg.replace(task=task, setting=setting)
+            records += run_incremental(tcfg, plan["methods"], joint=True, **kw)
+            last = IncrementalSplit(cfg.dataset, task, 0, setting).num_steps - 1
+            for m in plan["methods"]:
+                for step in range(1, last + 1):
+                    records.append(train_step(tcfg, step=step, method=m, weak=seam, **kw).record)
+            first = next((m for m in plan["methods"] if get_method(m).uses_old_model), plan["methods"][0])
+            pseudo[(task, setting)] = find_pseudo_labels(tcfg, 1, first, seam)
+    return records, pseudo
+
+
+def find_pseudo_labels(cfg: RunConfig, step: int, method: str, seam: SeamConfig) -> PseudoLabels:
+    """The stored pseudo-labels ``method`` trained on at ``step`` (made by :func:`train_step` with ``weak=``).
+
+    Raises:
+        FileNotFoundError: that step has not been trained on pseudo-labels yet.
+    """
+    spec = get_method(method)
+    prev_run = weak_run_name(method, seam) if step > 1 else spec.step0
+    labels = pseudo_label_store(cfg, step, seam, prev_run, seam.fuse_old and spec.uses_old_model)
+    if not labels.complete:
+        raise FileNotFoundError(f"no pseudo-labels of {cfg.task} {cfg.setting} step {step} for {method} with "
+                                f"{seam.tag} in {labels.folder}; run the step with weak= first")
+    return labels
+
+
+def seam_examples(cfg: RunConfig, pseudo: PseudoLabels, seam: SeamConfig, n: int = 4, step: int = 1) -> list[dict]:
+    """A few training images of ``step`` with what SEAM made of them, for :func:`~incseg_lib.viz.seam_gallery`.
+
+    Returns:
+        Dicts with ``image`` ``(3,H,W)`` uint8, ``mask`` (ground truth, dataset ids), ``cam`` and
+        ``pcm`` ``(H,W)`` (the maximum over the labelled classes of the normalised maps), ``pseudo``
+        (dataset ids, as trained on) and ``classes`` (the image-level label, names).
+    """
+    from .seam import cam_scores
+
+    split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
+    train_base, _ = base_datasets(cfg, split)
+    cache = cfg.checkpoint_path / "splits"
+    idx = split.train_indices(train_base, cache)
+    new = [c for c in split.new_classes if c != 0]
+    labels = image_labels(train_base.class_presence(cache)[idx], new)
+    ckpt = pseudo.folder.parent.parent / f"seam-step-{step}.pt"
+    model = SeamNet(len(new), seam.backbone, seam.output_stride, "")
+    load_checkpoint(ckpt, model)
+    device = cfg.torch_device()
+    model.to(device).eval()
+    picks = np.linspace(0, len(idx) - 1, min(n, len(idx))).round().astype(int).tolist()
+    masks = pseudo.as_dataset(train_base.subset(idx))
+    out = []
+    for j in picks:
+        image, mask = train_base.subset(idx)[j]
+        x, _ = eval_transforms()(image, mask)
+        scores = cam_scores(model, x.to(device), torch.as_tensor(labels[j]), seam)
+        out.append({"image": torch.as_tensor(image), "mask": np.asarray(mask), "cam": scores["cam"].max(0).values.cpu().numpy(),
+                    "pcm": scores["pcm"].max(0).values.cpu().numpy(), "pseudo": masks.read_mask(j),
+                    "classes": [train_base.info.class_names[c] for c, y in zip(new, labels[j]) if y]})
+    return out

@@ -31,7 +31,8 @@ class Metric:
     Attributes:
         method: recorded method id (``step0``, ``ft``, ``lwf``, ``ilt``, ``mib``, ``smib``, ``joint``,
             ``offline`` ...).
-        part: ``old``, ``new``, ``all`` (mIoU) or ``pixel_acc``.
+        part: ``old``, ``new``, ``all`` (mIoU), ``pixel_acc``, or for SEAM runs ``pseudo_new`` /
+            ``pseudo_chance_new`` (new-class IoU of the pseudo-labels trained on / of chance labels).
         task, setting: restrict to one task / setting (``""``: any; the newest record wins).
         step: the step; ``None`` = the last step of the task (step 0 for ``step0`` and ``offline``).
         exemplars: for replay records, the memory size (exemplars per class); ``None`` = no filter.
@@ -59,7 +60,7 @@ class Metric:
         from .results import latest
         from .tasks import get_task
 
-        key = "pixel_acc" if self.part == "pixel_acc" else f"miou_{self.part}"
+        key = self.part if self.part == "pixel_acc" or self.part.startswith("pseudo") else f"miou_{self.part}"
         best = None
         for r in latest([r for r in records if r.get("eval_protocol", "full") == "full"]):
             if r.get("method") != self.method:
@@ -237,4 +238,22 @@ def inversion_findings(plan: dict) -> list[Finding]:
                     out.append(Finding(f"{task} {setting}: {name}+DI keeps more old-class mIoU than {name}",
                                        Metric(f"{method}+di", "old", task, setting), ">",
                                        Metric(method, "old", task, setting)))
+    return out
+
+
+def weak_findings(plan: dict) -> list[Finding]:
+    """Notebook 05's story: SEAM's pseudo-labels localise the new classes far better than chance
+    (new-class IoU at least twice that of labels drawn at random among background and the image's
+    classes), and MiB-S sits between FT-S and MiB with masks (all)."""
+    out = []
+    for task in plan["tasks"]:
+        for setting in plan["settings"]:
+            m = lambda method, part="all": Metric(method, part, task, setting)  # noqa: E731
+            where = f"{task} {setting}"
+            if "mib" in plan["methods"]:
+                out += [Finding(f"{where}: MiB-S's pseudo-labels find the new classes (IoU at least twice chance)",
+                                m("mib-s", "pseudo_new"), ">=", m("mib-s", "pseudo_chance_new"), 2.0),
+                        Finding(f"{where}: MiB-S is below MiB with masks (all)", m("mib-s"), "<", m("mib"))]
+                if "ft" in plan["methods"]:
+                    out.append(Finding(f"{where}: MiB-S is above FT-S (all)", m("mib-s"), ">", m("ft-s")))
     return out

@@ -148,7 +148,8 @@ METHOD_ORDER = ("step0", "step0-bce", "ft", "lwf", "lwf-mc", "ilt", "ewc", "pi",
 DISPLAY_NAMES = {"step0": "step 0", "step0-bce": "step 0 (BCE)", "ft": "FT", "lwf": "LwF", "lwf-mc": "LwF-MC",
                  "ilt": "ILT", "ewc": "EWC",
                  "pi": "PI", "rw": "RW", "mib": "MiB", "smib": "SMiB", "joint": "Joint", "offline": "offline",
-                 "ft+mem": "FT + memory", "mib+di": "MiB+DI", "ft+di": "FT+DI"}
+                 "ft+mem": "FT + memory", "mib+di": "MiB+DI", "ft+di": "FT+DI",
+                 "mib-s": "MiB-S", "ft-s": "FT-S", "joint-s": "Joint-S"}
 
 
 def display_name(method: str) -> str:
@@ -161,6 +162,8 @@ def display_name(method: str) -> str:
 
 def _method_rank(method: str) -> tuple:
     base = method.split("|")[0].split("+")[0]
+    if base.endswith("-s") and base[:-2] in METHOD_ORDER:  # SEAM runs (mib-s) right after their method
+        base = base[:-2]
     return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER) - 1, method)
 
 
@@ -222,7 +225,8 @@ def incremental_table(records: list[dict], protocol: str = "full", with_time: bo
 def _row_name(r: dict) -> str:
     """A table row per method, and per memory for replay runs: ``smib`` with 1 and 5 exemplars per
     class are two rows (``smib|1pc-class-balanced``), shown as ``SMiB (1pc-class-balanced)``."""
-    return r["method"] + (f"|{r['variant']}" if r.get("variant") and (r.get("replay") or r.get("synthetic")) else "")
+    return r["method"] + (f"|{r['variant']}" if r.get("variant") and (r.get("replay") or r.get("synthetic") or r.get("weak"))
+                           else "")
 
 
 def step_curves(records: list[dict], dataset: str, task: str, setting: str, metric: str = "miou_all",
@@ -388,3 +392,24 @@ def joint_ratio(table, method: str = "MiB") -> dict:
         if method in table.index and "Joint" in table.index and table.loc["Joint", col] > 0:
             out[" ".join(col[:3])] = round(float(table.loc[method, col] / table.loc["Joint", col]), 2)
     return out
+
+
+def pseudo_label_table(records: list[dict]):
+    """Pseudo-label quality of every SEAM run (records with ``weak``): mIoU (%) of each variant against
+    the masks it replaces (``cam``, ``pcm``, ``pcm+fuse``, ``chance``), new-class and background IoU.
+
+    Rows ``(task, setting, method, variant)``, columns ``(variant, miou|miou_new|background)``.
+    """
+    import pandas as pd
+
+    rows = {}
+    for r in latest([r for r in records if r.get("weak") and r.get("eval_protocol", "full") == "full"]):
+        key = (r["task"], r["setting"], display_name(r["method"]), r["step"])
+        for variant, q in r["weak"]["quality"].items():
+            for k in ("miou", "miou_new", "background"):
+                rows.setdefault(key, {})[(variant, k)] = q.get(k)
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.names = ["task", "setting", "method", "step"]
+    return df

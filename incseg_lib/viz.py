@@ -482,3 +482,66 @@ def inversion_losses(memory, title: str = "DeepInversion loss terms"):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def seam_gallery(examples: Sequence[dict], palette: np.ndarray, class_names: Sequence[str] | None = None,
+                 title: str = ""):
+    """image | ground truth | CAM | PCM-refined CAM | pseudo-label, one row per example.
+
+    Args:
+        examples: from :func:`~incseg_lib.experiment.seam_examples` (``image``, ``mask``, ``cam``,
+            ``pcm``, ``pseudo``, ``classes``); the heat maps are the maximum over the image's
+            labelled classes of the normalised maps, in [0, 1].
+        palette: colours of the dataset ids.
+    """
+    import matplotlib.pyplot as plt
+
+    if not examples:
+        raise ValueError("no example to draw")
+    heads = ["image", "ground truth", "CAM", "CAM + PCM", "pseudo-label"]
+    fig, axes = plt.subplots(len(examples), 5, figsize=(9, 1.9 * len(examples) + 0.6), squeeze=False)
+    for row, ex in zip(axes, examples):
+        rgb = _to_rgb(ex["image"])
+        cells = [rgb, colorize(ex["mask"], palette), ex["cam"], ex["pcm"], colorize(ex["pseudo"], palette)]
+        for k, (ax, cell) in enumerate(zip(row, cells)):
+            if k in (2, 3):
+                ax.imshow(rgb)
+                ax.imshow(cell, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            else:
+                ax.imshow(cell)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(", ".join(ex["classes"]), fontsize=7)
+    for ax, h in zip(axes[0], heads):
+        ax.set_title(h, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    class_legend(fig, [m for ex in examples for m in (ex["mask"], ex["pseudo"])], palette, class_names)
+    return fig
+
+
+def threshold_sweep(sweep: Sequence[dict], chosen: float | None = None, title: str = "background score sweep"):
+    """Pseudo-label mIoU (%) against the background score, before and after PCM (a line each).
+
+    Args:
+        sweep: rows ``{"source", "threshold", "miou"}`` (:meth:`~incseg_lib.seam.PseudoLabels.sweep`).
+        chosen: the threshold used for training, drawn as a dotted line.
+    """
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.DataFrame(list(sweep))
+    if df.empty:
+        raise ValueError("the threshold sweep is empty")
+    fig, ax = plt.subplots(figsize=(4.6, 3))
+    for source, part in df.groupby("source"):
+        ax.plot(part["threshold"], part["miou"], marker="o", ms=3, label="CAM + PCM" if source == "pcm" else "CAM")
+    if chosen is not None:
+        ax.axvline(chosen, color="grey", ls=":", lw=1, label=f"used: {chosen:g}")
+    ax.set_xlabel("background score")
+    ax.set_ylabel("pseudo-label mIoU % (bg + new)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,161 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Weak supervision: SEAM pseudo-labels for the incremental step
+#
+# Every step so far was trained on **masks**: a label for every pixel of every new image. Drawing
+# a VOC mask takes minutes per image; saying *which classes are in it* takes seconds. What if the new
+# step's images carry only such **image-level labels**?
+#
+# A classifier trained on image-level labels already knows *where* it looks: applied at every
+# position of its last feature map, its classifier gives a **class activation map** (CAM, Zhou et
+# al. 2016). CAMs have a known weakness: they light up only the most *discriminative* part of an
+# object (a cat's face, a wheel), because that is enough to classify the image.
+#
+# **SEAM** (Wang et al., CVPR 2020) adds self-supervision to spread them:
+#
+# | part | what it does | why it helps |
+# |---|---|---|
+# | two views | the image and a copy rescaled to 0.3 | a segmentation should rescale with the image; a CAM need not |
+# | ER (equivariant regularisation) | the rescaled CAM of the image ≈ the CAM of the rescaled image | CAMs become consistent across scales |
+# | PCM (pixel correlation module) | each pixel's score becomes a weighted sum over pixels with similar low-level features | activation flows from the discriminative part to the rest of the object |
+# | ECR (equivariant cross regularisation) | each view's PCM output ≈ the other view's CAM | PCM and CAM teach each other |
+#
+# The **pseudo-label** of a new image: CAMs (after PCM) at several scales and flips, each class
+# normalised to [0, 1], a constant **background score** (SEAM: 0.26), argmax. Where the pseudo-label
+# says background but the old model sees an old class, the old class is kept (**fusion**, after
+# WILSON): MiB-S is then not taught that the old objects in the new images are background. Then the step trains exactly as before —
+# MiB-S is MiB on pseudo-labels, FT-S is FT on them.
+
+# %% [markdown]
+# **On Colab** the next cell installs the library (pinned to a release); elsewhere it does nothing.
+
+# %%
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
+
+# %% tags=["parameters"]
+profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profiles)
+smoke: bool = False  # True forces the smoke profile (CI: every cell runs, numbers mean nothing)
+dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
+data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
+run_dir: str = ""  # where results go (empty: runs/05_seam_weak_supervision)
+tasks: str = ""  # comma list, e.g. 15-5 (empty: 15-5, or 8-3 on CamVid)
+settings: str = ""  # comma list of overlapped, disjoint (empty: overlapped)
+methods: str = ""  # methods trained on pseudo-labels, e.g. ft,mib (empty: ft,mib)
+seam_init: str = ""  # step0 | imagenet | none (empty: imagenet with ImageNet weights, else step0)
+seam_epochs: int = 0  # SEAM training epochs (0: the profile's; SEAM: 8)
+seam_backbone: str = ""  # resnet18 | resnet50 | resnet101 (empty: the profile's)
+output_stride: int = 8  # 8 (SEAM) or 16
+bg_threshold: float = 0.26  # background score of the pseudo-labels (SEAM: 0.26)
+cam_source: str = "pcm"  # pcm (SEAM's inference) or cam (before PCM)
+fuse_old: bool = True  # old classes from the old model's prediction (only for methods with an old model)
+epochs: int = 0  # epochs of step 0 (0: as the profile says)
+epochs_next: int = 0  # epochs of each later step (0: as the profile says)
+pretrained: str = ""  # imagenet, none, or a state-dict path (empty: as the profile says)
+seed: int = 0  # weights, data order and augmentation
+
+# %%
+from incseg_lib import results, viz
+from incseg_lib.config import RunConfig, parse_list, set_seed
+from incseg_lib.data import load_dataset, train_split
+from incseg_lib.experiment import run_weak_study, seam_examples, weak_config, weak_plan
+
+cfg = RunConfig.from_profile(
+    "smoke" if smoke else profile, dataset=dataset, data_root=data_root,
+    run_dir=run_dir or "runs/05_seam_weak_supervision", epochs=epochs or None, epochs_next=epochs_next or None,
+    pretrained=pretrained, seed=seed)
+set_seed(cfg.seed)
+seam = weak_config(cfg, init=seam_init, epochs=seam_epochs or None, backbone=seam_backbone or None,
+                   output_stride=output_stride, bg_threshold=bg_threshold, cam_source=cam_source, fuse_old=fuse_old)
+plan = weak_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods))
+print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "device", cfg.torch_device())
+print("plan:", plan)
+print("SEAM:", seam)
+
+# %% [markdown]
+# ## Training
+#
+# Step 0 (masks, as always) is the shared model of notebooks 02-04, and so are FT, MiB and Joint
+# with masks (reused when they exist). For the weak runs, SEAM is trained once per step on the
+# step's images with their image-level labels of the new classes (starting from the step-0 model's
+# ResNet where no ImageNet weights are available), its pseudo-labels are stored, and each method
+# trains its step on them.
+
+# %%
+records, pseudo = run_weak_study(cfg, plan, seam, notebook="05_seam_weak_supervision")
+labels = pseudo[(plan["tasks"][0], plan["settings"][0])]
+labels.summary()
+
+# %% [markdown]
+# ## What SEAM sees
+#
+# Training images of the new classes: the ground truth (never used for training here), the CAM,
+# the CAM after PCM (both the maximum over the image's labelled classes), and the pseudo-label the
+# step trains on (old classes filled in by the old model when fused).
+
+# %%
+first = cfg.replace(task=plan["tasks"][0], setting=plan["settings"][0])
+examples = seam_examples(first, labels, seam, n=4)
+info = load_dataset(cfg.dataset, train_split(cfg.dataset, cfg.voc_split), root=cfg.data_root, incremental=True,
+                    max_images=cfg.max_train_images).info
+fig = viz.seam_gallery(examples, info.palette, info.class_names, title=f"SEAM on {plan['tasks'][0]} step 1")
+
+# %% [markdown]
+# ## How good are the pseudo-labels?
+#
+# Each pseudo-label against the mask it replaces (the standard CAM evaluation): mIoU over
+# background and the new classes, before (`cam`) and after (`pcm`) PCM; with fusion, over the old
+# classes too (`pcm+fuse`); `chance` draws every pixel at random among background and the image's
+# classes. The curve sweeps the background score — *for teaching only*: choosing it with the
+# masks would be cheating, the step trains with SEAM's 0.26.
+
+# %%
+results.pseudo_label_table(records)
+
+# %%
+fig = viz.threshold_sweep(labels.sweep(), chosen=seam.bg_threshold)
+print("best background score (with masks, teaching only): %.2f -> mIoU %.1f" % labels.best_threshold(seam.cam_source))
+
+# %% [markdown]
+# ## The table
+#
+# mIoU (%) after the last step, as in the seed course project's table: FT-S and MiB-S (pseudo-labels)
+# against FT, MiB and Joint (masks). Notebook 06 collects these records with the others.
+
+# %%
+results.incremental_table(records)
+
+# %% [markdown]
+# ## Expected findings
+#
+# The pseudo-labels should find the new classes far better than chance; MiB-S should lose some
+# accuracy against MiB with masks (its labels are worse) but stay far above FT-S.
+
+# %%
+from incseg_lib import findings
+
+expected = findings.weak_findings(plan)
+found = findings.check(expected, records, notebook="05_seam_weak_supervision", run_dir=cfg.run_dir)
+
+# %% [markdown]
+# ## What to take away
+#
+# * Image-level labels are enough to localise new classes roughly: CAMs find the discriminative
+#   parts, PCM spreads them over the object, and the constant background score decides the extent.
+# * The old model supplies what the image-level labels cannot: where the old classes are (fusion).
+# * The step's method still matters as much as with masks: MiB-S keeps the old classes, FT-S does not.
