@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from incseg_lib.seam import (PseudoLabels, SeamConfig, SeamNet, adaptive_min_pooling_loss, best_threshold,
                              classification_loss, equivariant_cross_regularization, equivariant_regularization,
