@@ -21,8 +21,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="notebook parameter, given to every selected notebook that declares it")
     s.add_argument("--list-params", action="store_true", help="list every notebook's parameters and exit")
+    s.add_argument("--jobs", type=int, default=0,
+                   help="notebooks run at the same time (default: 2 for the demo and smoke profiles on 2+ "
+                        "cores, else 1); a checkpoint two notebooks need is trained once")
     s.add_argument("--threads", type=int, default=0,
-                   help="PyTorch threads per notebook kernel (default: $OMP_NUM_THREADS, else all cores); "
+                   help="PyTorch threads per notebook kernel (default: $OMP_NUM_THREADS, else cores / jobs); "
                         "on a shared machine give each suite cores / suites")
 
     d = sub.add_parser("data", help="download or prepare datasets")
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = {name: coerce(value) for name, value in args.parameter}
             run_suite(args.profile, dataset=args.dataset, data_root=args.data_root,
                       only=[o for o in args.only.split(",") if o] or None, out=args.out or None, extra=extra,
-                      threads=args.threads)
+                      threads=args.threads, jobs=args.jobs)
         elif args.command == "data":
             _data(args)
         elif args.command == "sync-notebooks":

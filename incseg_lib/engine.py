@@ -13,6 +13,7 @@ import math
 import os
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -82,6 +83,37 @@ def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_de
 
 
 # ---------------------------------------------------------------------- checkpoints
+@contextmanager
+def checkpoint_lock(path: Path | None, print_fn: Callable = print):
+    """Hold an exclusive lock on ``<path>.lock`` while ``path`` is made (POSIX ``flock``).
+
+    Two processes that need the same checkpoint (two notebooks of a parallel suite, two students
+    sharing a checkpoint folder) do not train it twice: the second waits, then finds it finished
+    and reuses it. The lock is released when the holder exits, also when it is killed. ``None``
+    (no checkpoint) or a platform without ``fcntl`` locks nothing.
+    """
+    if path is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        yield
+        return
+    lock = Path(path).with_name(Path(path).name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print_fn(f"waiting for another process making {Path(path).name} ({lock.parent})")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
@@ -165,7 +197,8 @@ def fit(
         aux_weight: weight of each auxiliary loss.
         device: where to train; on CUDA, AMP (if ``amp``) and channels_last are used.
         checkpoint: file written atomically after every epoch; if it exists with the same ``key``
-            training resumes after its last epoch (a finished run returns at once). The last
+            training resumes after its last epoch (a finished run returns at once); training holds
+            :func:`checkpoint_lock` on it, so a second process waits and then reuses it. The last
             epoch's file keeps the weights only (no optimizer state: about half the size).
         key: what determines the weights (see ``RunConfig.training_key``).
         loss_fn: ``(model, images, targets, outputs) -> dict`` with a ``loss`` entry; default
@@ -192,130 +225,131 @@ def fit(
         ValueError: fewer than 2 training images (BatchNorm needs 2). CheckpointMismatch: see
             :func:`load_checkpoint`.
     """
-    device = torch.device(device)
-    cuda = device.type == "cuda"
-    if len(train_set) < 2:
-        raise ValueError(f"the training set holds {len(train_set)} image(s); BatchNorm training needs at least 2")
-    batch_size = min(batch_size, len(train_set))
-    model.to(device)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, lr, momentum, weight_decay, optimizer)
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp)
-    history: dict = defaultdict(list)
-    start_epoch, resumed_from = 0, None
-    state = None
-    if checkpoint is not None and Path(checkpoint).is_file():
-        try:
-            state = load_checkpoint(checkpoint, model, key=key, map_location=device)
-        except CorruptCheckpoint as e:
-            moved = quarantine(checkpoint)
-            print_fn(f"{e}\n  moved aside to {moved.name}; training this step from the start")
-    if state is not None:
-        history.update({k: list(v) for k, v in state["history"].items()})
-        start_epoch = resumed_from = state["epoch"]
-        if start_epoch >= epochs:
-            return _finish_history(history, resumed_from)
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        print_fn(f"resuming {Path(checkpoint).name} after epoch {start_epoch}/{epochs}")
-        if tracker is not None and not tracker.resume(start_epoch):
-            print_fn(f"  no importance state saved after epoch {start_epoch}; EWC/PI/RW importance of this "
-                     "step covers the remaining epochs only")
-
-    loss_fn = loss_fn or (lambda m, x, y, out: bisenet_loss(out, y, aux_weight=aux_weight))
-    iters_per_epoch = (len(batch_sampler_fn(torch.Generator())) if batch_sampler_fn is not None
-                       else len(train_set) // batch_size)
-    total_iters = epochs * iters_per_epoch
-    writer = _writer(log_dir)
-    for epoch in range(start_epoch, epochs):
-        torch.manual_seed(_epoch_seed(seed, epoch))
-        g = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
-        if batch_sampler_fn is not None:
-            loader = DataLoader(train_set, batch_sampler=batch_sampler_fn(g), num_workers=num_workers,
-                                pin_memory=cuda, persistent_workers=False)
-        else:
-            loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=g,
-                                num_workers=num_workers, pin_memory=cuda, persistent_workers=False)
-        model.train()
-        if tracker is not None:
-            tracker.start_epoch()
-        t0, n_img, sums = time.perf_counter(), 0, defaultdict(float)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not show_progress(progress))
-        for it, (x, y) in enumerate(bar):
-            global_it = epoch * iters_per_epoch + it
-            cur_lr = poly_lr(lr, global_it, total_iters)
-            for group in optimizer.param_groups:
-                group["lr"] = cur_lr * group.get("lr_mult", 1.0)
-            x = x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True)
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=cuda and amp):
-                out = model(x)
-                losses = loss_fn(model, x, y, out)
-            loss = losses["loss"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it}; "
-                                         f"lower the learning rate (now {lr})")
-            optimizer.zero_grad(set_to_none=True)
-            if tracker is not None and "penalty" in losses:
-                # MiB's order: backward of the task loss, importance update, backward of the penalty
-                scaler.scale(losses["task"]).backward()
-                scaler.unscale_(optimizer)
-                tracker.capture_gradients()
-                losses["penalty"].backward()  # gradients are unscaled now; the penalty is float32
-            else:
-                scaler.scale(loss).backward()
-            scale = scaler.get_scale() if tracker is not None and scaler.is_enabled() else None
-            scaler.step(optimizer)
-            scaler.update()
-            if tracker is not None:  # the scaler lowers its scale exactly when it skipped the step
-                tracker.after_step(skipped=scale is not None and scaler.get_scale() < scale)
-            n_img += x.shape[0]
-            for k, v in losses.items():
-                sums[k] += float(v.detach())
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{cur_lr:.2e}")
-            if writer is not None:
-                writer.add_scalar("train/loss_iter", loss.item(), global_it)
-                writer.add_scalar("train/lr", cur_lr, global_it)
+    with checkpoint_lock(checkpoint, print_fn):  # one process trains a checkpoint; others wait, then reuse it
+        device = torch.device(device)
+        cuda = device.type == "cuda"
+        if len(train_set) < 2:
+            raise ValueError(f"the training set holds {len(train_set)} image(s); BatchNorm training needs at least 2")
+        batch_size = min(batch_size, len(train_set))
+        model.to(device)
         if cuda:
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        del bar, loader
-        _collect_loader_garbage(num_workers)
-        n_it = max(iters_per_epoch, 1)
-        history["loss"].append(sums["loss"] / n_it)
-        for k in sums:
-            if k != "loss":
-                history[f"loss_{k}"].append(sums[k] / n_it)
-        history["lr"].append(cur_lr)
-        history["epoch_seconds"].append(seconds)
-        history["images"].append(n_img)
+            model.to(memory_format=torch.channels_last)
+        optimizer = make_optimizer(model, lr, momentum, weight_decay, optimizer)
+        scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp)
+        history: dict = defaultdict(list)
+        start_epoch, resumed_from = 0, None
+        state = None
+        if checkpoint is not None and Path(checkpoint).is_file():
+            try:
+                state = load_checkpoint(checkpoint, model, key=key, map_location=device)
+            except CorruptCheckpoint as e:
+                moved = quarantine(checkpoint)
+                print_fn(f"{e}\n  moved aside to {moved.name}; training this step from the start")
+        if state is not None:
+            history.update({k: list(v) for k, v in state["history"].items()})
+            start_epoch = resumed_from = state["epoch"]
+            if start_epoch >= epochs:
+                return _finish_history(history, resumed_from)
+            optimizer.load_state_dict(state["optimizer"])
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            print_fn(f"resuming {Path(checkpoint).name} after epoch {start_epoch}/{epochs}")
+            if tracker is not None and not tracker.resume(start_epoch):
+                print_fn(f"  no importance state saved after epoch {start_epoch}; EWC/PI/RW importance of this "
+                         "step covers the remaining epochs only")
+
+        loss_fn = loss_fn or (lambda m, x, y, out: bisenet_loss(out, y, aux_weight=aux_weight))
+        iters_per_epoch = (len(batch_sampler_fn(torch.Generator())) if batch_sampler_fn is not None
+                           else len(train_set) // batch_size)
+        total_iters = epochs * iters_per_epoch
+        writer = _writer(log_dir)
+        for epoch in range(start_epoch, epochs):
+            torch.manual_seed(_epoch_seed(seed, epoch))
+            g = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+            if batch_sampler_fn is not None:
+                loader = DataLoader(train_set, batch_sampler=batch_sampler_fn(g), num_workers=num_workers,
+                                    pin_memory=cuda, persistent_workers=False)
+            else:
+                loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=g,
+                                    num_workers=num_workers, pin_memory=cuda, persistent_workers=False)
+            model.train()
+            if tracker is not None:
+                tracker.start_epoch()
+            t0, n_img, sums = time.perf_counter(), 0, defaultdict(float)
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not show_progress(progress))
+            for it, (x, y) in enumerate(bar):
+                global_it = epoch * iters_per_epoch + it
+                cur_lr = poly_lr(lr, global_it, total_iters)
+                for group in optimizer.param_groups:
+                    group["lr"] = cur_lr * group.get("lr_mult", 1.0)
+                x = x.to(device, non_blocking=True)
+                y = y.to(device, non_blocking=True)
+                if cuda:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=cuda and amp):
+                    out = model(x)
+                    losses = loss_fn(model, x, y, out)
+                loss = losses["loss"]
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it}; "
+                                             f"lower the learning rate (now {lr})")
+                optimizer.zero_grad(set_to_none=True)
+                if tracker is not None and "penalty" in losses:
+                    # MiB's order: backward of the task loss, importance update, backward of the penalty
+                    scaler.scale(losses["task"]).backward()
+                    scaler.unscale_(optimizer)
+                    tracker.capture_gradients()
+                    losses["penalty"].backward()  # gradients are unscaled now; the penalty is float32
+                else:
+                    scaler.scale(loss).backward()
+                scale = scaler.get_scale() if tracker is not None and scaler.is_enabled() else None
+                scaler.step(optimizer)
+                scaler.update()
+                if tracker is not None:  # the scaler lowers its scale exactly when it skipped the step
+                    tracker.after_step(skipped=scale is not None and scaler.get_scale() < scale)
+                n_img += x.shape[0]
+                for k, v in losses.items():
+                    sums[k] += float(v.detach())
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{cur_lr:.2e}")
+                if writer is not None:
+                    writer.add_scalar("train/loss_iter", loss.item(), global_it)
+                    writer.add_scalar("train/lr", cur_lr, global_it)
+            if cuda:
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+            del bar, loader
+            _collect_loader_garbage(num_workers)
+            n_it = max(iters_per_epoch, 1)
+            history["loss"].append(sums["loss"] / n_it)
+            for k in sums:
+                if k != "loss":
+                    history[f"loss_{k}"].append(sums[k] / n_it)
+            history["lr"].append(cur_lr)
+            history["epoch_seconds"].append(seconds)
+            history["images"].append(n_img)
+            if writer is not None:
+                writer.add_scalar("train/loss_epoch", history["loss"][-1], epoch + 1)
+                writer.flush()
+            print_fn(f"epoch {epoch + 1}/{epochs}  loss {history['loss'][-1]:.4f}  lr {cur_lr:.2e}  "
+                     f"{seconds:.1f}s  {n_img / max(seconds, 1e-9):.1f} img/s")
+            last = epoch + 1 >= epochs or (stop_after_epoch is not None and epoch + 1 >= stop_after_epoch)
+            due = last or (checkpoint_every > 0 and (epoch + 1) % checkpoint_every == 0)
+            if checkpoint is not None and due:
+                done = epoch + 1 >= epochs  # a finished step never resumes: no optimizer state (half the file)
+                save_checkpoint(checkpoint, {
+                    "model": model.state_dict(), "optimizer": None if done else optimizer.state_dict(),
+                    "scaler": None if done else scaler.state_dict(), "epoch": epoch + 1, "epochs": epochs,
+                    "history": dict(history), "key": key,
+                    "backbone": getattr(model, "backbone_name", None),
+                    "classes_per_step": list(getattr(model, "classes_per_step", [])),
+                })
+            if tracker is not None and due:
+                tracker.save(epoch + 1, final=epoch + 1 >= epochs)
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
+                break
         if writer is not None:
-            writer.add_scalar("train/loss_epoch", history["loss"][-1], epoch + 1)
-            writer.flush()
-        print_fn(f"epoch {epoch + 1}/{epochs}  loss {history['loss'][-1]:.4f}  lr {cur_lr:.2e}  "
-                 f"{seconds:.1f}s  {n_img / max(seconds, 1e-9):.1f} img/s")
-        last = epoch + 1 >= epochs or (stop_after_epoch is not None and epoch + 1 >= stop_after_epoch)
-        due = last or (checkpoint_every > 0 and (epoch + 1) % checkpoint_every == 0)
-        if checkpoint is not None and due:
-            done = epoch + 1 >= epochs  # a finished step never resumes: no optimizer state (half the file)
-            save_checkpoint(checkpoint, {
-                "model": model.state_dict(), "optimizer": None if done else optimizer.state_dict(),
-                "scaler": None if done else scaler.state_dict(), "epoch": epoch + 1, "epochs": epochs,
-                "history": dict(history), "key": key,
-                "backbone": getattr(model, "backbone_name", None),
-                "classes_per_step": list(getattr(model, "classes_per_step", [])),
-            })
-        if tracker is not None and due:
-            tracker.save(epoch + 1, final=epoch + 1 >= epochs)
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
-            break
-    if writer is not None:
-        writer.close()
-    return _finish_history(history, resumed_from)
+            writer.close()
+        return _finish_history(history, resumed_from)
 
 
 def _collect_loader_garbage(num_workers: int) -> None:

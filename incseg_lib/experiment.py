@@ -27,7 +27,7 @@ from . import results
 from .config import RunConfig, key_digest, show_progress, step0_name
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
-from .engine import CorruptCheckpoint, evaluate, fit, load_checkpoint, quarantine
+from .engine import CorruptCheckpoint, checkpoint_lock, evaluate, fit, load_checkpoint, quarantine
 from .exemplars import ExemplarMemory, ReplayBatchSampler, ReplayConfig, annotated_lut
 from .inversion import InversionConfig, SyntheticMemory
 from .methods import METHOD_NAMES, get_method
@@ -86,7 +86,12 @@ def synthetic_memory(cfg: RunConfig, step: int, prev_run: str, prev: Incremental
     and a re-run or a resumed run reuses finished batches.
     """
     memory = find_synthetic_memory(cfg, step, prev_run, inversion, student_run=student_run)
-    if not memory.complete:
+    if memory.complete:
+        return memory
+    with checkpoint_lock(memory.manifest_path, print_fn):  # another notebook may be making it
+        memory = find_synthetic_memory(cfg, step, prev_run, inversion, student_run=student_run)
+        if memory.complete:
+            return memory
         classes = [c for c in prev.seen_classes if c != 0]
         out_index = {c: i for i, c in enumerate(prev.class_order[: prev.num_seen])}
         n = len(classes) * inversion.images_per_class
@@ -109,6 +114,11 @@ def step_memory(cfg: RunConfig, step: int, run_name: str, replay: ReplayConfig, 
     images.
     """
     path = checkpoint_file(cfg, step, run_name).parent / "memory.json"
+    with checkpoint_lock(path):  # selected once, also when two notebooks need it at the same time
+        return _step_memory(cfg, step, run_name, replay, prev, train_base, prev_model, path, progress)
+
+
+def _step_memory(cfg, step, run_name, replay, prev, train_base, prev_model, path, progress) -> ExemplarMemory:
     if path.is_file():
         return ExemplarMemory.load(path)
     if step > 1:
@@ -207,14 +217,18 @@ def step_pseudo_labels(cfg: RunConfig, step: int, seam: SeamConfig, split: Incre
     """
     labels = pseudo_label_store(cfg, step, seam, prev_run, fuse)
     if not labels.complete:
-        model, _, _ = train_seam(cfg, step, seam, split, train_base, prev_model, prev_run, progress=progress,
-                                 print_fn=print_fn)
-        cache = cfg.checkpoint_path / "splits"
-        new = [c for c in split.new_classes if c != 0]
-        idx = split.train_indices(train_base, cache)
-        labels.build(model, train_base.subset(idx), image_labels(train_base.class_presence(cache)[idx], new), new,
-                     seam, old_model=prev_model if fuse else None, old_class_order=prev.class_order[: prev.num_seen],
-                     old_classes=prev.seen_classes, device=cfg.torch_device(), progress=progress)
+        with checkpoint_lock(labels.manifest_path, print_fn):  # another notebook may be making them
+            labels = pseudo_label_store(cfg, step, seam, prev_run, fuse)
+            if not labels.complete:
+                model, _, _ = train_seam(cfg, step, seam, split, train_base, prev_model, prev_run, progress=progress,
+                                         print_fn=print_fn)
+                cache = cfg.checkpoint_path / "splits"
+                new = [c for c in split.new_classes if c != 0]
+                idx = split.train_indices(train_base, cache)
+                labels.build(model, train_base.subset(idx), image_labels(train_base.class_presence(cache)[idx], new),
+                             new, seam, old_model=prev_model if fuse else None,
+                             old_class_order=prev.class_order[: prev.num_seen], old_classes=prev.seen_classes,
+                             device=cfg.torch_device(), progress=progress)
     q = labels.quality()
     shown = "  ".join(f"{v} {q[v]['miou']:.1f}" for v in q)
     print_fn(f"  pseudo-labels of {labels.manifest['images']} images, mIoU against the masks they replace: {shown}")

@@ -1,7 +1,7 @@
 """The headless suite runner: execute the numbered notebooks with papermill, then an HTML report.
 
-``incseg suite`` (profile ``demo``; ``--profile smoke`` in CI) runs every ``notebooks/NN_*.ipynb`` present, in order, into a
-new run folder::
+``incseg suite`` (profile ``demo``; ``--profile smoke`` in CI) runs every ``notebooks/NN_*.ipynb`` present into a
+new run folder, in order, two at a time for the small profiles (``--jobs``; notebook 06 last)::
 
     runs/<date>-<time>-<profile>/
       notebooks/NN_name.ipynb     executed copies (the sources in notebooks/ are never written)
@@ -18,7 +18,9 @@ from __future__ import annotations
 import html
 import json
 import os
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +28,10 @@ SUITE_PARAMETERS = ("profile", "dataset", "data_root", "run_dir", "smoke")
 # The kernel logs only errors: its "running over TCP without encryption" warning (the kernel listens
 # on 127.0.0.1 only) would otherwise clutter every run log.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# Notebooks that read every other notebook's records: they run after the others.
+COLLECTORS = ("06",)
+# Profiles whose notebooks run two at a time by default (small models: one core each is nearly as fast as two).
+PARALLEL_PROFILES = ("demo", "smoke")
 
 
 class SuiteError(RuntimeError):
@@ -170,7 +176,7 @@ def new_run_dir(out: str | Path | None, profile: str) -> Path:
 
 def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", only: list[str] | None = None,
               out: str | Path | None = None, extra: dict[str, Any] | None = None,
-              notebooks: Path | None = None, report: bool = True, threads: int = 0,
+              notebooks: Path | None = None, report: bool = True, threads: int = 0, jobs: int = 0,
               print_fn: Callable = print) -> Path:
     """Run the numbered notebooks headlessly; return the run folder.
 
@@ -178,8 +184,14 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
         profile: demo, smoke, cpu, colab or paper (passed to each notebook's ``profile`` parameter).
         dataset, data_root: overrides passed to every notebook ("" = the profile's default).
         only: notebook numbers to run, e.g. ``["01"]``.
+        jobs: notebooks run at the same time, each in its own kernel; 0 = two for the ``demo`` and
+            ``smoke`` profiles on a machine with two cores or more (their small models use one core
+            almost as well as two, so two notebooks at once take about half the time), else one.
+            Notebooks needing the same checkpoint never train it twice: the first trains it under a
+            lock (:func:`~incseg_lib.engine.checkpoint_lock`), the other waits and reuses it.
+            Notebook 06 (it collects every record) runs after the others.
         threads: PyTorch (OpenMP) threads of each notebook kernel; 0 = ``$OMP_NUM_THREADS`` if set,
-            else one per CPU core. On a machine shared by several suites (a lab server), give
+            else the CPU cores divided by ``jobs``. On a machine shared by several suites (a lab server), give
             each suite ``cores / suites`` threads: two suites with all cores each run many times
             slower than with half each (README, "Shared machines").
         extra: further ``-p NAME VALUE`` parameters: each goes to the notebooks that declare it
@@ -218,46 +230,79 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
     (run_dir / "notebooks").mkdir(exist_ok=True)
     suite_info = {"profile": profile, "parameters": params_all, "notebooks": [p.name for p in nbs], "status": {}}
 
+    status_lock = threading.Lock()
+
     def set_status(name: str, status: str) -> None:
-        suite_info["status"][name] = status
-        tmp = run_dir / ".suite.json.tmp"
-        tmp.write_text(json.dumps(suite_info, indent=1))
-        os.replace(tmp, run_dir / "suite.json")
+        with status_lock:  # notebooks of parallel lanes report from their threads
+            suite_info["status"][name] = status
+            tmp = run_dir / ".suite.json.tmp"
+            tmp.write_text(json.dumps(suite_info, indent=1))
+            os.replace(tmp, run_dir / "suite.json")
 
     set_status(nbs[0].name, "pending")
     previous = {k: os.environ.get(k) for k in ("INCSEG_PROGRESS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     os.environ["INCSEG_PROGRESS"] = "0"  # headless: one-line summaries instead of empty tqdm widgets
-    n_threads = int(threads) if threads else int(os.environ.get("OMP_NUM_THREADS") or 0) or (os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    n_jobs = int(jobs) if jobs else (min(2, cores) if profile in PARALLEL_PROFILES else 1)
+    n_jobs = max(1, min(n_jobs, len([nb for nb in nbs if nb.name[:2] not in COLLECTORS]) or 1))
+    n_threads = (int(threads) if threads else int(os.environ.get("OMP_NUM_THREADS") or 0)
+                 or max(1, cores // n_jobs))
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n_threads)  # the kernels inherit it
-    print_fn(f"{len(nbs)} notebook(s), profile {profile}, {n_threads} PyTorch thread(s) per kernel "
-             f"({os.cpu_count()} CPU cores; --threads or OMP_NUM_THREADS to change)")
+    print_fn(f"{len(nbs)} notebook(s), profile {profile}, {n_jobs} at a time, {n_threads} PyTorch thread(s) "
+             f"per kernel ({cores} CPU cores; --jobs, --threads or OMP_NUM_THREADS to change)")
+    failures: list[SuiteError] = []
+
+    def run_one(nb: Path) -> None:
+        target = run_dir / "notebooks" / nb.name
+        t0 = time.perf_counter()
+        print_fn(f"running {nb.name} ({profile}) ...")
+        set_status(nb.name, "running")
+        try:
+            pm.execute_notebook(str(nb), str(target), parameters=per_notebook[nb], progress_bar=False,
+                                cwd=str(run_dir), kernel_name="python3", log_output=False,
+                                extra_arguments=KERNEL_ARGUMENTS)
+        except pm.PapermillExecutionError as e:
+            set_status(nb.name, f"failed in cell {e.cell_index}: {e.ename}: {e.evalue}")
+            raise SuiteError(f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
+                             f"{e.ename}: {e.evalue}\n  executed notebook kept at {target}") from None
+        except Exception as e:  # the kernel died (nbclient's DeadKernelError), timed out, ...
+            dead = type(e).__name__ == "DeadKernelError"
+            why = ("its kernel died, most likely killed for lack of memory (lower batch_size or crop_size, "
+                   "or close other programs)" if dead else f"{type(e).__name__}: {e}")
+            set_status(nb.name, f"{'died' if dead else 'failed'}: {why}")
+            raise SuiteError(f"{nb.name} did not finish: {why}\n  results of the notebooks that finished "
+                             f"are in {run_dir / 'report' / 'index.html'}") from None
+        set_status(nb.name, f"done in {time.perf_counter() - t0:.0f}s")
+        print_fn(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
+
     try:
-        for nb in nbs:
-            target = run_dir / "notebooks" / nb.name
-            t0 = time.perf_counter()
-            print_fn(f"running {nb.name} ({profile}) ...")
-            set_status(nb.name, "running")
-            try:
-                pm.execute_notebook(str(nb), str(target), parameters=per_notebook[nb], progress_bar=False,
-                                    cwd=str(run_dir), kernel_name="python3", log_output=False,
-                                    extra_arguments=KERNEL_ARGUMENTS)
-            except pm.PapermillExecutionError as e:
-                set_status(nb.name, f"failed in cell {e.cell_index}: {e.ename}: {e.evalue}")
-                if report:
-                    write_report(run_dir)
-                raise SuiteError(f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
-                                 f"{e.ename}: {e.evalue}\n  executed notebook kept at {target}") from None
-            except Exception as e:  # the kernel died (nbclient's DeadKernelError), timed out, ...
-                dead = type(e).__name__ == "DeadKernelError"
-                why = ("its kernel died, most likely killed for lack of memory (lower batch_size or crop_size, "
-                       "or close other programs)" if dead else f"{type(e).__name__}: {e}")
-                set_status(nb.name, f"{'died' if dead else 'failed'}: {why}")
-                if report:
-                    write_report(run_dir)
-                raise SuiteError(f"{nb.name} did not finish: {why}\n  results of the notebooks that finished "
-                                 f"are in {run_dir / 'report' / 'index.html'}") from None
-            set_status(nb.name, f"done in {time.perf_counter() - t0:.0f}s")
-            print_fn(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
+        t_suite = time.perf_counter()
+        parallel = [nb for nb in nbs if nb.name[:2] not in COLLECTORS]
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            pending = {}
+            queue = list(parallel)
+            while queue or pending:
+                while queue and len(pending) < n_jobs and not failures:
+                    nb = queue.pop(0)
+                    pending[pool.submit(run_one, nb)] = nb
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    pending.pop(fut)
+                    if fut.exception() is not None:
+                        failures.append(fut.exception())
+        for nb in nbs:  # notebooks that collect every record run after the others
+            if nb not in parallel and not failures:
+                try:
+                    run_one(nb)
+                except SuiteError as e:
+                    failures.append(e)
+        if failures:
+            if report:
+                write_report(run_dir)
+            raise failures[0]
+        print_fn(f"suite done in {time.perf_counter() - t_suite:.0f}s")
     finally:
         for k, v in previous.items():
             if v is None:

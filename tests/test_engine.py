@@ -108,3 +108,26 @@ def test_mib_optimizer_is_nesterov_with_weight_decay_everywhere():
     assert [(g["weight_decay"], g["nesterov"], len(g["params"])) for g in mib.param_groups] == [(1e-4, True, 4)]
     with pytest.raises(ValueError, match="optimizer 'adam'"):
         make_optimizer(model, 0.01, kind="adam")
+
+
+def test_checkpoint_lock_makes_a_second_process_wait(tmp_path):
+    """Two notebooks needing one checkpoint: the second waits for the first instead of training it too."""
+    import subprocess
+    import sys
+    import time
+
+    from incseg_lib.engine import checkpoint_lock
+
+    ck = tmp_path / "step-0.pt"
+    code = ("import pathlib, time\nfrom incseg_lib.engine import checkpoint_lock\n"
+            f"with checkpoint_lock(pathlib.Path({str(ck)!r})):\n    print('held', flush=True)\n    time.sleep(1.5)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    said, t0 = [], time.perf_counter()
+    with checkpoint_lock(ck, said.append):
+        waited = time.perf_counter() - t0
+    holder.wait()
+    assert waited > 0.5 and said and "waiting for another process making step-0.pt" in said[0]
+    with checkpoint_lock(ck, said.append):  # free now: no wait, nothing said
+        pass
+    assert len(said) == 1
