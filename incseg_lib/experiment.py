@@ -197,7 +197,8 @@ def train_seam(cfg: RunConfig, step: int, seam: SeamConfig, split: IncrementalSp
             raise ValueError(f"SEAM init 'step0' copies the step-{step - 1} BiSeNet's {prev_model.backbone_name}; "
                              f"the SEAM backbone is {seam.backbone}: use the same backbone or init 'imagenet'/'none'")
         model.backbone.load_state_dict(prev_model.context_path.backbone.state_dict())
-    data = ImageLabelDataset(train_base.subset(idx).with_transforms(train_transforms(seam.crop_size)), labels)
+    data = ImageLabelDataset(train_base.subset(idx).with_transforms(train_transforms(seam.crop_size, seam.scale_range)),
+                             labels)
     print_fn(f"[SEAM step {step}] {seam.backbone} OS{seam.output_stride} from {seam.init}, {len(data)} images with "
              f"image-level labels of {len(new)} classes, lr {seam.lr}, {seam.epochs} epochs")
     history = fit(model, data, epochs=seam.epochs, batch_size=seam.batch_size, lr=seam.lr, momentum=0.9,
@@ -837,11 +838,14 @@ def weak_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
 
 def weak_config(cfg: RunConfig, **overrides) -> SeamConfig:
     """The :class:`~incseg_lib.seam.SeamConfig` of ``cfg``'s profile; ``init`` defaults to ``imagenet``
-    where the BiSeNet starts from ImageNet weights, else ``step0`` (no ImageNet weights to be had)."""
+    where the BiSeNet starts from ImageNet weights, else ``step0`` (no ImageNet weights to be had),
+    which also takes the BiSeNet's backbone unless one is given."""
     from .seam import seam_config
 
     if not overrides.get("init"):
         overrides["init"] = "imagenet" if cfg.pretrained == "imagenet" else "step0"
+    if overrides["init"] == "step0" and not overrides.get("backbone"):
+        overrides["backbone"] = cfg.backbone  # it copies the BiSeNet's ResNet
     return seam_config(cfg.profile, seed=cfg.seed, **{k: v for k, v in overrides.items() if k != "seed"})
 
 

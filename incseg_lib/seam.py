@@ -62,7 +62,10 @@ class SeamConfig:
         epochs, batch_size, lr, weight_decay: SGD, poly decay (power 0.9); SEAM: 8, 8, 0.01,
             5e-4. New layers (classifier, PCM) learn 10x faster, their biases 20x, the backbone's
             biases 2x (``get_parameter_groups`` + ``PolyOptimizer``).
-        crop_size: training crop (SEAM: random long side 448-768, crop 448).
+        crop_size, scale_range: training crop after a random rescale of the image (SEAM:
+            ``RandomResizeLong(448, 768)`` on VOC's ~500 px images, i.e. x0.9-1.5, then a 448 crop:
+            the crop keeps most of the image, so the image-level label stays true of it; the
+            segmentation steps' x0.5-2 with a small crop would often cut the labelled object out).
         view_scale: scale of the second view (SEAM: 0.3).
         ecr_topk: share of the largest ECR errors averaged (SEAM: 0.2).
         rv_min: add SEAM's adaptive min-pooling loss on the PCM output (``train_SEAM.py``, "does
@@ -85,6 +88,7 @@ class SeamConfig:
     lr: float = 0.01
     weight_decay: float = 5e-4
     crop_size: int = 448
+    scale_range: tuple[float, float] = (0.9, 1.5)
     view_scale: float = 0.3
     ecr_topk: float = 0.2
     rv_min: bool = True
@@ -97,6 +101,7 @@ class SeamConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
+        object.__setattr__(self, "scale_range", tuple(float(s) for s in self.scale_range))
         checks = [
             ("backbone", self.backbone in ("resnet18", "resnet50", "resnet101"), "resnet18, resnet50 or resnet101"),
             ("output_stride", self.output_stride in (8, 16), "8 or 16"),
@@ -105,6 +110,8 @@ class SeamConfig:
             ("batch_size", self.batch_size >= 2, "at least 2 (BatchNorm)"),
             ("lr", self.lr > 0, "positive"),
             ("crop_size", self.crop_size >= 32, "at least 32 pixels"),
+            ("scale_range", len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
+             "two positive numbers, low <= high"),
             ("view_scale", 0.1 <= self.view_scale < 1, "in [0.1, 1)"),
             ("ecr_topk", 0 < self.ecr_topk <= 1, "in (0, 1]"),
             ("scales", len(self.scales) > 0 and all(s > 0 for s in self.scales), "positive numbers"),
@@ -124,22 +131,23 @@ class SeamConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["scales"] = list(self.scales)
+        d["scales"], d["scale_range"] = list(self.scales), list(self.scale_range)
         return d
 
     def training_part(self) -> dict:
         """The settings that determine the SEAM weights (inference settings excluded)."""
         keys = ("backbone", "output_stride", "init", "epochs", "batch_size", "lr", "weight_decay", "crop_size",
-                "view_scale", "ecr_topk", "rv_min", "seed")
-        return {k: getattr(self, k) for k in keys}
+                "scale_range", "view_scale", "ecr_topk", "rv_min", "seed")
+        return {k: self.to_dict()[k] for k in keys}
 
 
-#: SEAM sized per profile: smoke runs every code path in seconds; demo trains on the shapes' 64 px
-#: crops; cpu the VOC subset's crop; colab/paper SEAM's own crop with a ResNet-50.
+#: SEAM sized per profile: smoke runs every code path in seconds; demo and cpu crop about the whole
+#: image (shapes: 80 px; the VOC subset's short side: 192), as SEAM's 448 crop does on VOC; colab
+#: and paper SEAM's own crop with a ResNet-50 / ResNet-101.
 PROFILE_SETTINGS: dict[str, dict] = {
     "smoke": dict(epochs=1, crop_size=48, scales=(1.0,), flip=False),
-    "demo": dict(epochs=8, crop_size=64, scales=(1.0, 1.5), flip=True),
-    "cpu": dict(epochs=8, crop_size=160),
+    "demo": dict(epochs=8, crop_size=80, scales=(1.0, 1.5), flip=True),
+    "cpu": dict(epochs=8, crop_size=192),
     "colab": dict(backbone="resnet50", epochs=8, crop_size=448, init="imagenet"),
     "paper": dict(backbone="resnet101", epochs=8, crop_size=448, init="imagenet"),
 }
