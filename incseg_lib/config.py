@@ -274,8 +274,8 @@ def key_digest(key: dict[str, Any]) -> str:
 
 
 _PROFILE_VALUES: dict[str, dict[str, Any]] = {
-    # The default run: the embedded shapes, sized so the models really learn; the suite took 11 min on
-    # 2 CPU cores before notebook 04 joined, about 15 now (README, "What the demo shows"). Steps >= 1 use a larger
+    # The default run: the embedded shapes, sized so the models really learn; the six notebooks take
+    # 16 min on 2 CPU cores, two at a time (README, "What the demo shows"). Steps >= 1 use a larger
     # learning rate than MiB's 0.001 (0.03: at 0.01 the new classes of 15-5 reached only 23 mIoU).
     # Notebook 03 replays on 15-5: its step is long enough for MiB to forget (71.7 -> 68.4 old),
     # while a 15-1 step (~40 images, 20 iterations) barely moves MiB, leaving memory nothing to add.
