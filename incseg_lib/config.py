@@ -371,6 +371,24 @@ def step0_name(method: str) -> str:
     return get_method(base).step0 if base in METHOD_NAMES else "step0"
 
 
+def profile_options(cls, table: dict[str, dict], profile: str, overrides: dict, what: str):
+    """``cls`` (an options dataclass) sized for ``profile`` from ``table``, with ``overrides`` on top
+    (``None`` values skipped): what :func:`~incseg_lib.inversion.inversion_config` and
+    :func:`~incseg_lib.seam.seam_config` build.
+
+    Raises:
+        ValueError: unknown profile or option (naming ``what`` and the valid choices), or an
+            invalid value (from ``cls``).
+    """
+    if profile not in table:
+        raise ValueError(f"unknown profile {profile!r} for {what}; choose one of {sorted(table)}")
+    names = set(cls.__dataclass_fields__)
+    bad = sorted(set(overrides) - names)
+    if bad:
+        raise ValueError(f"unknown {what} option(s) {bad}; valid options: {sorted(names)}")
+    return cls(**{**table[profile], **{k: v for k, v in overrides.items() if v is not None}})
+
+
 def default_data_root() -> Path:
     """Folder holding one subfolder per dataset (``shapes``, ``voc``, ``camvid``)."""
     return default_home() / "data"

@@ -173,6 +173,15 @@ def pseudo_label_store(cfg: RunConfig, step: int, seam: SeamConfig, prev_run: st
     return PseudoLabels(ckpt.parent / "pseudo" / key_digest(key), key)
 
 
+def step_image_labels(cfg: RunConfig, split: IncrementalSplit, train_base, progress: bool = False):
+    """The step's training images and what an annotator would say of them: ``(indices into train_base,
+    new foreground classes (dataset ids), (N, K) bool image-level labels)``."""
+    cache = cfg.checkpoint_path / "splits"
+    new = [c for c in split.new_classes if c != 0]
+    idx = split.train_indices(train_base, cache, progress=progress)
+    return idx, new, image_labels(train_base.class_presence(cache)[idx], new)
+
+
 def train_seam(cfg: RunConfig, step: int, seam: SeamConfig, split: IncrementalSplit, train_base, prev_model: BiSeNet,
                prev_run: str, *, progress: bool = True, print_fn: Callable = print) -> tuple[SeamNet, dict, Path]:
     """Train (or reuse) SEAM on step ``step``'s training images with their image-level labels of the new classes.
@@ -185,10 +194,7 @@ def train_seam(cfg: RunConfig, step: int, seam: SeamConfig, split: IncrementalSp
     Raises:
         ValueError: ``init="step0"`` with a SEAM backbone other than the BiSeNet's.
     """
-    cache = cfg.checkpoint_path / "splits"
-    new = [c for c in split.new_classes if c != 0]
-    idx = split.train_indices(train_base, cache, progress=progress)
-    labels = image_labels(train_base.class_presence(cache)[idx], new)
+    idx, new, labels = step_image_labels(cfg, split, train_base, progress)
     ckpt, key = seam_checkpoint(cfg, step, seam, prev_run)
     torch.manual_seed(seam.seed)
     model = SeamNet(len(new), seam.backbone, seam.output_stride, "imagenet" if seam.init == "imagenet" else "")
@@ -223,11 +229,8 @@ def step_pseudo_labels(cfg: RunConfig, step: int, seam: SeamConfig, split: Incre
             if not labels.complete:
                 model, _, _ = train_seam(cfg, step, seam, split, train_base, prev_model, prev_run, progress=progress,
                                          print_fn=print_fn)
-                cache = cfg.checkpoint_path / "splits"
-                new = [c for c in split.new_classes if c != 0]
-                idx = split.train_indices(train_base, cache)
-                labels.build(model, train_base.subset(idx), image_labels(train_base.class_presence(cache)[idx], new),
-                             new, seam, old_model=prev_model if fuse else None,
+                idx, new, tags = step_image_labels(cfg, split, train_base)
+                labels.build(model, train_base.subset(idx), tags, new, seam, old_model=prev_model if fuse else None,
                              old_class_order=prev.class_order[: prev.num_seen], old_classes=prev.seen_classes,
                              device=cfg.torch_device(), progress=progress)
     q = labels.quality()
@@ -899,20 +902,18 @@ def seam_examples(cfg: RunConfig, pseudo: PseudoLabels, seam: SeamConfig, n: int
 
     split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
     train_base, _ = base_datasets(cfg, split)
-    cache = cfg.checkpoint_path / "splits"
-    idx = split.train_indices(train_base, cache)
-    new = [c for c in split.new_classes if c != 0]
-    labels = image_labels(train_base.class_presence(cache)[idx], new)
+    idx, new, labels = step_image_labels(cfg, split, train_base)
+    images = train_base.subset(idx)
     ckpt = pseudo.folder.parent.parent / f"seam-step-{step}.pt"
     model = SeamNet(len(new), seam.backbone, seam.output_stride, "")
     load_checkpoint(ckpt, model)
     device = cfg.torch_device()
     model.to(device).eval()
     picks = np.linspace(0, len(idx) - 1, min(n, len(idx))).round().astype(int).tolist()
-    masks = pseudo.as_dataset(train_base.subset(idx))
+    masks = pseudo.as_dataset(images)
     out = []
     for j in picks:
-        image, mask = train_base.subset(idx)[j]
+        image, mask = images[j]
         x, _ = eval_transforms()(image, mask)
         scores = cam_scores(model, x.to(device), torch.as_tensor(labels[j]), seam)
         out.append({"image": torch.as_tensor(image), "mask": np.asarray(mask), "cam": scores["cam"].max(0).values.cpu().numpy(),

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,7 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.common import IGNORE_INDEX, DatasetInfo, SegmentationDataset, atomic_write_text, make_lut
+from .data.common import (IGNORE_INDEX, DatasetInfo, SegmentationDataset, atomic_write_png, atomic_write_text,
+                          class_id_lut)
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize
 
 
@@ -570,7 +570,7 @@ class SyntheticMemory:
                     for i, imgs in sorted(res.snapshots.items()):
                         grid = make_grid(imgs, nrow=len(imgs), padding=2, pad_value=1.0)
                         f = self.folder / "snapshots" / f"it-{i:05d}.png"
-                        _atomic_png(f, (grid * 255).round().byte().permute(1, 2, 0).numpy())
+                        atomic_write_png(f, (grid * 255).round().byte().permute(1, 2, 0).numpy())
                         files.append({"iteration": i, "file": f"snapshots/{f.name}"})
                     self.manifest["snapshots"] = files
                 labels, _ = pseudo_labels(model, res.images, config.confidence)
@@ -579,8 +579,8 @@ class SyntheticMemory:
                 names = []
                 for row in range(len(batch)):
                     name = f"{k * config.batch_size + row:05d}"
-                    _atomic_png(self.folder / "images" / f"{name}.png", rgb[row])
-                    _atomic_png(self.folder / "masks" / f"{name}.png", ids[row].numpy())
+                    atomic_write_png(self.folder / "images" / f"{name}.png", rgb[row])
+                    atomic_write_png(self.folder / "masks" / f"{name}.png", ids[row].numpy())
                     names.append(name)
                 hist = res.history
                 self.manifest["batches"].append({
@@ -615,10 +615,9 @@ class SyntheticMemory:
         names = self.names
         if not names:
             raise ValueError(f"the synthetic memory in {self.folder} is empty; build it first")
-        lut = make_lut({**{c: c for c in range(info.num_classes)}, IGNORE_INDEX: IGNORE_INDEX})
         return SegmentationDataset(info, [f"synthetic-{n}" for n in names],
                                    [self.folder / "images" / f"{n}.png" for n in names],
-                                   [self.folder / "masks" / f"{n}.png" for n in names], lut)
+                                   [self.folder / "masks" / f"{n}.png" for n in names], class_id_lut(info))
 
     def dataset(self, split, info: DatasetInfo, transforms: Callable | None = None,
                 labels: str = "pseudo") -> SegmentationDataset:
@@ -656,14 +655,6 @@ class SyntheticMemory:
         return [{**h, "batch": b["index"]} for b in self.manifest["batches"] for h in b["curve"]]
 
 
-def _atomic_png(path: Path, array: np.ndarray) -> None:
-    from PIL import Image
-
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    Image.fromarray(array).save(tmp)
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------------- profile sizes
 #: Synthesis sized per profile (README, "DeepInversion": how each was derived). smoke: every code
 #: path in seconds; demo: about a minute on 2 CPU cores, one image per class so that notebook 04's
@@ -686,11 +677,6 @@ def inversion_config(profile: str, **overrides) -> InversionConfig:
     Raises:
         ValueError: unknown profile or option, or an invalid value (names it).
     """
-    if profile not in PROFILE_SETTINGS:
-        raise ValueError(f"unknown profile {profile!r} for DeepInversion; choose one of {sorted(PROFILE_SETTINGS)}")
-    names = set(InversionConfig.__dataclass_fields__)
-    bad = sorted(set(overrides) - names)
-    if bad:
-        raise ValueError(f"unknown DeepInversion option(s) {bad}; valid options: {sorted(names)}")
-    values = {**PROFILE_SETTINGS[profile], **{k: v for k, v in overrides.items() if v is not None}}
-    return InversionConfig(**values)
+    from .config import profile_options
+
+    return profile_options(InversionConfig, PROFILE_SETTINGS, profile, overrides, "DeepInversion")

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.common import IGNORE_INDEX, SegmentationDataset, atomic_write_text, make_lut
+from .data.common import IGNORE_INDEX, SegmentationDataset, atomic_write_png, atomic_write_text, class_id_lut
 from .metrics import ConfusionMatrix
 
 INITS = ("step0", "imagenet", "none")
@@ -159,13 +159,9 @@ def seam_config(profile: str, **overrides) -> SeamConfig:
     Raises:
         ValueError: unknown profile or option, or an invalid value (names it).
     """
-    if profile not in PROFILE_SETTINGS:
-        raise ValueError(f"unknown profile {profile!r} for SEAM; choose one of {sorted(PROFILE_SETTINGS)}")
-    names = set(SeamConfig.__dataclass_fields__)
-    bad = sorted(set(overrides) - names)
-    if bad:
-        raise ValueError(f"unknown SEAM option(s) {bad}; valid options: {sorted(names)}")
-    return SeamConfig(**{**PROFILE_SETTINGS[profile], **{k: v for k, v in overrides.items() if v is not None}})
+    from .config import profile_options
+
+    return profile_options(SeamConfig, PROFILE_SETTINGS, profile, overrides, "SEAM")
 
 
 # ---------------------------------------------------------------------- network
@@ -571,7 +567,6 @@ class PseudoLabels:
         """
         from .data.transforms import eval_transforms
         from .engine import predict
-        from .inversion import _atomic_png
         from tqdm.auto import tqdm
 
         from .config import show_progress
@@ -613,7 +608,7 @@ class PseudoLabels:
                 for k, t in enumerate(thresholds):
                     sweep[s][k].update(scores_to_labels(scores[s], lab, class_ids, t), gt_train)
             name = images.ids[i]
-            _atomic_png(self.folder / "masks" / f"{name}.png", label.to(torch.uint8).cpu().numpy())
+            atomic_write_png(self.folder / "masks" / f"{name}.png", label.to(torch.uint8).cpu().numpy())
             ids.append(name)
         names = images.info.class_names
         fg = sorted(class_ids)
@@ -641,22 +636,23 @@ class PseudoLabels:
         by ``lut`` (dataset id -> output index, e.g. the step's ``eval_lut`` that keeps fused old classes).
 
         Raises:
-            ValueError: the pseudo-labels were made for other images.
+            ValueError: see :meth:`as_dataset`.
         """
-        if not self.complete:
-            raise ValueError(f"the pseudo-labels in {self.folder} are not made yet; build them first")
-        if list(train_set.ids) != list(self.manifest["ids"]):
-            raise ValueError(f"the pseudo-labels in {self.folder} were made for other images than this step's "
-                             f"{len(train_set)}; delete the folder to make them again")
         return self.as_dataset(train_set).with_target_lut(lut)
 
     def as_dataset(self, images: SegmentationDataset) -> SegmentationDataset:
-        """``images`` (the step's images) with the pseudo-labels as masks, in dataset ids (no remapping)."""
-        if not self.complete or list(images.ids) != list(self.manifest["ids"]):
-            raise ValueError(f"the pseudo-labels in {self.folder} are missing or were made for other images")
-        ident = make_lut({**{c: c for c in range(images.info.num_classes)}, IGNORE_INDEX: IGNORE_INDEX})
+        """``images`` (the step's images) with the pseudo-labels as masks, in dataset ids (no remapping).
+
+        Raises:
+            ValueError: the pseudo-labels are not made yet, or were made for other images.
+        """
+        if not self.complete:
+            raise ValueError(f"the pseudo-labels in {self.folder} are not made yet; build them first")
+        if list(images.ids) != list(self.manifest["ids"]):
+            raise ValueError(f"the pseudo-labels in {self.folder} were made for other images than these "
+                             f"{len(images)}; delete the folder to make them again")
         paths = [self.folder / "masks" / f"{n}.png" for n in self.manifest["ids"]]
-        return images._view(mask_paths=paths, raw_lut=ident, target_lut=None)
+        return images._view(mask_paths=paths, raw_lut=class_id_lut(images.info), target_lut=None)
 
     def quality(self) -> dict:
         return self.manifest["quality"]

@@ -220,7 +220,7 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
                 raise SuiteError(f"both --{name.replace('_', '-')} and -p {name} given; keep one")
             value = extra.pop(name)
             dataset, data_root = (value, data_root) if name == "dataset" else (dataset, str(value))
-    nbs = find_notebooks(notebooks, only)
+    nbs = [nb.resolve() for nb in find_notebooks(notebooks, only)]
     suite_params = {"profile": profile, **({"dataset": dataset} if dataset else {}),
                     **({"data_root": str(Path(data_root).expanduser().resolve())} if data_root else {})}
     routed = route_parameters(nbs, {**suite_params, "run_dir": "", **extra})  # checks before any folder exists
@@ -240,11 +240,13 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
             os.replace(tmp, run_dir / "suite.json")
 
     set_status(nbs[0].name, "pending")
+    home = os.getcwd()
     previous = {k: os.environ.get(k) for k in ("INCSEG_PROGRESS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     os.environ["INCSEG_PROGRESS"] = "0"  # headless: one-line summaries instead of empty tqdm widgets
     cores = os.cpu_count() or 1
     n_jobs = int(jobs) if jobs else (min(2, cores) if profile in PARALLEL_PROFILES else 1)
-    n_jobs = max(1, min(n_jobs, len([nb for nb in nbs if nb.name[:2] not in COLLECTORS]) or 1))
+    parallel = [nb for nb in nbs if nb.name[:2] not in COLLECTORS]  # 06 waits for the others
+    n_jobs = max(1, min(n_jobs, len(parallel) or 1))
     n_threads = (int(threads) if threads else int(os.environ.get("OMP_NUM_THREADS") or 0)
                  or max(1, cores // n_jobs))
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n_threads)  # the kernels inherit it
@@ -259,7 +261,7 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
         set_status(nb.name, "running")
         try:
             pm.execute_notebook(str(nb), str(target), parameters=per_notebook[nb], progress_bar=False,
-                                cwd=str(run_dir), kernel_name="python3", log_output=False,
+                                kernel_name="python3", log_output=False,
                                 extra_arguments=KERNEL_ARGUMENTS)
         except pm.PapermillExecutionError as e:
             set_status(nb.name, f"failed in cell {e.cell_index}: {e.ename}: {e.evalue}")
@@ -277,7 +279,10 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
 
     try:
         t_suite = time.perf_counter()
-        parallel = [nb for nb in nbs if nb.name[:2] not in COLLECTORS]
+        # Every kernel starts in the run folder. The process changes folder once here, not in each
+        # papermill call: papermill's cwd= is a process-wide chdir that two threads would undo in the
+        # wrong order, leaving the caller in a run folder (and, once that is deleted, nowhere).
+        os.chdir(run_dir)
         with ThreadPoolExecutor(max_workers=n_jobs) as pool:
             pending = {}
             queue = list(parallel)
@@ -304,6 +309,7 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
             raise failures[0]
         print_fn(f"suite done in {time.perf_counter() - t_suite:.0f}s")
     finally:
+        os.chdir(home)
         for k, v in previous.items():
             if v is None:
                 os.environ.pop(k, None)

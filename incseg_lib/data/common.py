@@ -292,6 +292,19 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def atomic_write_png(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` (``(H, W)`` uint8 ids or ``(H, W, 3)`` uint8 RGB) as a PNG, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    Image.fromarray(array).save(tmp)
+    os.replace(tmp, path)
+
+
+def class_id_lut(info: DatasetInfo) -> np.ndarray:
+    """The LUT of masks already stored in ``info``'s class ids (each id to itself, 255 kept)."""
+    return make_lut({**{c: c for c in range(info.num_classes)}, IGNORE_INDEX: IGNORE_INDEX})
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -73,7 +73,11 @@ def test_run_folders_are_created_exclusively(tmp_path, monkeypatch):
 
 @pytest.mark.notebooks
 def test_smoke_suite_end_to_end(tmp_path):
+    import os
+
+    here = os.getcwd()
     run = run_suite("smoke", out=tmp_path / "run", print_fn=print)
+    assert os.getcwd() == here  # two notebooks at a time leave the caller where it was
     for nb in NOTEBOOKS:
         assert (run / "notebooks" / nb.name).is_file()
         assert (run / "report" / f"{nb.stem}.html").is_file()
