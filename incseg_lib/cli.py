@@ -17,7 +17,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="dataset for every notebook (default: the profile's)")
     s.add_argument("--data-root", default="", help="dataset folder (default: data/<dataset>)")
     s.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
-    s.add_argument("--out", default="", help="new run folder (default: runs/<date>-<time>-<profile>)")
+    s.add_argument("--out", default="", help="new run folder (default: $INCSEG_HOME/runs/<date>-<time>-<profile>; INCSEG_HOME defaults to the checkout)")
     s.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="notebook parameter, given to every selected notebook that declares it")
     s.add_argument("--list-params", action="store_true", help="list every notebook's parameters and exit")

@@ -394,6 +394,49 @@ def default_data_root() -> Path:
     return default_home() / "data"
 
 
+def runs_root() -> Path:
+    """The one folder every run writes under: ``default_home() / "runs"``.
+
+    Notebooks run by hand (Jupyter, Colab), by papermill and by ``incseg suite`` all resolve their
+    results here rather than against their working directory, so notebook 06 finds them all. On
+    Colab with ``INCSEG_HOME`` on Google Drive the results survive a disconnect.
+    """
+    return default_home() / "runs"
+
+
+def notebook_run_dir(notebook: str, run_dir: str | Path = "") -> str:
+    """``run_dir`` if given, else ``runs_root() / notebook`` (a notebook's default results folder)."""
+    return str(run_dir) if run_dir else str(runs_root() / notebook)
+
+
+def on_colab() -> bool:
+    """True inside Google Colab (its ``google.colab`` module can be imported)."""
+    import importlib.util
+    import sys
+
+    if "google.colab" in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec("google.colab") is not None
+    except (ImportError, ValueError):  # no ``google`` package at all
+        return False
+
+
+def auto_fetch() -> bool:
+    """Whether a missing VOC or CamVid is downloaded when a notebook opens it.
+
+    ``$INCSEG_FETCH`` decides when set (``1`` yes, ``0`` no); otherwise yes on Colab (a fresh
+    runtime has no data, and the notebook is the only interface) and no elsewhere (a 2 GB download
+    should not start behind a typo in ``data_root``; ``incseg data voc`` fetches it explicitly).
+    """
+    env = os.environ.get("INCSEG_FETCH", "").strip()
+    if env in ("0", "1"):
+        return env == "1"
+    if env:
+        raise ValueError(f"INCSEG_FETCH={env!r} is not understood; set it to 1 (fetch missing data) or 0 (never)")
+    return on_colab()
+
+
 def default_checkpoint_root() -> Path:
     """Folder of the checkpoint tree shared by all runs (reuse across notebooks)."""
     return default_home() / "checkpoints"

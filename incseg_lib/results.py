@@ -312,9 +312,12 @@ def forgetting(records: list[dict], dataset: str, task: str, setting: str, proto
     return out[class_order(dataset, out.columns)].round(1) if len(out.columns) else out
 
 
-def find_runs(root: str | Path = "runs") -> list[Path]:
-    """Run folders under ``root`` (itself included) that hold a ``results/`` folder, sorted by name."""
-    root = Path(root)
+def find_runs(root: str | Path = "") -> list[Path]:
+    """Run folders under ``root`` (itself included; default :func:`~incseg_lib.config.runs_root`)
+    that hold a ``results/`` folder, sorted by name."""
+    from .config import runs_root
+
+    root = Path(root) if root else runs_root()
     found = [p.parent for p in root.glob("**/results") if p.is_dir()]
     return sorted(set(found))
 

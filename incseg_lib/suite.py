@@ -3,7 +3,7 @@
 ``incseg suite`` (profile ``demo``; ``--profile smoke`` in CI) runs every ``notebooks/NN_*.ipynb`` present into a
 new run folder, in order, two at a time for the small profiles (``--jobs``; notebook 06 last)::
 
-    runs/<date>-<time>-<profile>/
+    $INCSEG_HOME/runs/<date>-<time>-<profile>/     (INCSEG_HOME: the checkout by default)
       notebooks/NN_name.ipynb     executed copies (the sources in notebooks/ are never written)
       results/*.json              one record per evaluation (incseg_lib.results)
       report/index.html           result tables + links to each executed notebook as HTML
@@ -23,6 +23,8 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
+
+from .config import runs_root
 
 SUITE_PARAMETERS = ("profile", "dataset", "data_root", "run_dir", "smoke")
 # The kernel logs only errors: its "running over TCP without encryption" warning (the kernel listens
@@ -162,7 +164,7 @@ def new_run_dir(out: str | Path | None, profile: str) -> Path:
         except OSError as e:
             raise SuiteError(f"cannot create run folder {path}: {e.strerror}; choose a writable --out") from None
         return path
-    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{profile}"
+    base = runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{profile}"
     path, k = base, 1
     while True:
         try:

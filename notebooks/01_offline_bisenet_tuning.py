@@ -41,7 +41,7 @@ profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profile
 smoke: bool = False  # True forces the smoke profile (CI: every cell runs, numbers mean nothing)
 dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
 data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
-run_dir: str = ""  # where results go (empty: runs/01_offline_bisenet_tuning)
+run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/01_offline_bisenet_tuning, see README)
 backbones: str = ""  # comma list of resnet18, resnet50, resnet101 (empty: the grid of the profile)
 lrs: str = ""  # comma list of learning rates (empty: the grid of the profile)
 batch_sizes: str = ""  # comma list of batch sizes (empty: the grid of the profile)
@@ -52,13 +52,13 @@ gallery_images: int = 4  # validation images shown with predictions
 
 # %%
 from incseg_lib import viz
-from incseg_lib.config import RunConfig, parse_list, set_seed
+from incseg_lib.config import RunConfig, notebook_run_dir, parse_list, set_seed
 from incseg_lib.data import load_dataset, train_split
 from incseg_lib.experiment import grid_configs, grid_table, run_grid
 
 cfg = RunConfig.from_profile(
     "smoke" if smoke else profile, dataset=dataset, data_root=data_root, task="offline",
-    run_dir=run_dir or "runs/01_offline_bisenet_tuning", epochs=epochs or None, seed=seed,
+    run_dir=notebook_run_dir("01_offline_bisenet_tuning", run_dir), epochs=epochs or None, seed=seed,
     pretrained=pretrained)
 set_seed(cfg.seed)
 print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "epochs", cfg.epochs, "device", cfg.torch_device())

@@ -51,7 +51,7 @@ profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profile
 smoke: bool = False  # True forces the smoke profile (CI: every cell runs, numbers mean nothing)
 dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
 data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
-run_dir: str = ""  # where results go (empty: runs/02_mib_incremental)
+run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/02_mib_incremental, see README)
 tasks: str = ""  # comma list, e.g. 15-5,15-1 (empty: the plan of the profile)
 settings: str = ""  # comma list of overlapped, disjoint (empty: the plan of the profile)
 methods: str = ""  # comma list of ft, lwf, lwf-mc, ilt, ewc, pi, rw, mib (empty: the plan of the profile)
@@ -68,13 +68,13 @@ pi_estimator: str = ""  # PI's importance: mib (MiB's code) or zenke (Zenke et a
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, parse_list, set_seed
+from incseg_lib.config import RunConfig, notebook_run_dir, parse_list, set_seed
 from incseg_lib.experiment import (example_images, predictions_over_steps, run_study, study_plan,
                                    task_overview)
 from incseg_lib.tasks import first_new_class, get_task
 
 cfg = RunConfig.from_profile(
-    "smoke" if smoke else profile, dataset=dataset, data_root=data_root, run_dir=run_dir or "runs/02_mib_incremental",
+    "smoke" if smoke else profile, dataset=dataset, data_root=data_root, run_dir=notebook_run_dir("02_mib_incremental", run_dir),
     epochs=epochs or None, epochs_next=epochs_next or None, pretrained=pretrained, seed=seed,
     aux_next=aux_next, lr_next=lr_next or None, eval_unseen=eval_unseen, pi_estimator=pi_estimator)
 set_seed(cfg.seed)

@@ -49,7 +49,7 @@ profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profile
 smoke: bool = False  # True forces the smoke profile (CI: every cell runs, numbers mean nothing)
 dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
 data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
-run_dir: str = ""  # where results go (empty: runs/03_exemplars_smib)
+run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/03_exemplars_smib, see README)
 tasks: str = ""  # comma list, e.g. 15-5,15-1 (empty: the plan of the profile)
 settings: str = ""  # comma list of overlapped, disjoint (empty: the plan of the profile)
 sizes: str = ""  # comma list of exemplars per class, e.g. 1,5,15 (empty: the plan of the profile)
@@ -65,12 +65,12 @@ seed: int = 0  # weights, data order, augmentation and random selection
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, parse_list, set_seed
+from incseg_lib.config import RunConfig, notebook_run_dir, parse_list, set_seed
 from incseg_lib.data import load_dataset, train_split
 from incseg_lib.experiment import replay_plan, run_replay_study
 
 cfg = RunConfig.from_profile(
-    "smoke" if smoke else profile, dataset=dataset, data_root=data_root, run_dir=run_dir or "runs/03_exemplars_smib",
+    "smoke" if smoke else profile, dataset=dataset, data_root=data_root, run_dir=notebook_run_dir("03_exemplars_smib", run_dir),
     epochs=epochs or None, epochs_next=epochs_next or None, pretrained=pretrained, seed=seed)
 set_seed(cfg.seed)
 plan = replay_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(sizes, int), parse_list(methods))

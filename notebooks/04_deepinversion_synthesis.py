@@ -63,7 +63,7 @@ profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profile
 smoke: bool = False  # True forces the smoke profile (CI: every cell runs, numbers mean nothing)
 dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
 data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
-run_dir: str = ""  # where results go (empty: runs/04_deepinversion_synthesis)
+run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/04_deepinversion_synthesis, see README)
 tasks: str = ""  # comma list, e.g. 15-5 (empty: 15-5, or 8-3 on CamVid)
 settings: str = ""  # comma list of overlapped, disjoint (empty: overlapped)
 methods: str = ""  # methods replayed with synthetic images, e.g. mib,ft (empty: mib,ft)
@@ -86,14 +86,14 @@ seed: int = 0  # weights, data order, augmentation and synthesis noise
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, parse_list, set_seed
+from incseg_lib.config import RunConfig, notebook_run_dir, parse_list, set_seed
 from incseg_lib.data import load_dataset, train_split
 from incseg_lib.experiment import inversion_plan, run_inversion_study
 from incseg_lib.inversion import inversion_config
 
 cfg = RunConfig.from_profile(
     "smoke" if smoke else profile, dataset=dataset, data_root=data_root,
-    run_dir=run_dir or "runs/04_deepinversion_synthesis", epochs=epochs or None, epochs_next=epochs_next or None,
+    run_dir=notebook_run_dir("04_deepinversion_synthesis", run_dir), epochs=epochs or None, epochs_next=epochs_next or None,
     pretrained=pretrained, seed=seed)
 set_seed(cfg.seed)
 chosen = dict(images_per_class=images_per_class or None, iterations_low=None if iterations_low < 0 else iterations_low,

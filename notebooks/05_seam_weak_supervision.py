@@ -53,7 +53,7 @@ profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profile
 smoke: bool = False  # True forces the smoke profile (CI: every cell runs, numbers mean nothing)
 dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
 data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
-run_dir: str = ""  # where results go (empty: runs/05_seam_weak_supervision)
+run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/05_seam_weak_supervision, see README)
 tasks: str = ""  # comma list, e.g. 15-5 (empty: 15-5, or 8-3 on CamVid)
 settings: str = ""  # comma list of overlapped, disjoint (empty: overlapped)
 methods: str = ""  # methods trained on pseudo-labels, e.g. ft,mib (empty: ft,mib)
@@ -71,13 +71,13 @@ seed: int = 0  # weights, data order and augmentation
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, parse_list, set_seed
+from incseg_lib.config import RunConfig, notebook_run_dir, parse_list, set_seed
 from incseg_lib.data import load_dataset, train_split
 from incseg_lib.experiment import run_weak_study, seam_examples, weak_config, weak_plan
 
 cfg = RunConfig.from_profile(
     "smoke" if smoke else profile, dataset=dataset, data_root=data_root,
-    run_dir=run_dir or "runs/05_seam_weak_supervision", epochs=epochs or None, epochs_next=epochs_next or None,
+    run_dir=notebook_run_dir("05_seam_weak_supervision", run_dir), epochs=epochs or None, epochs_next=epochs_next or None,
     pretrained=pretrained, seed=seed)
 set_seed(cfg.seed)
 seam = weak_config(cfg, init=seam_init, epochs=seam_epochs or None, backbone=seam_backbone or None,

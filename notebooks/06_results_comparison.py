@@ -36,15 +36,15 @@ smoke: bool = False  # True forces the smoke profile
 dataset: str = ""  # show only this dataset (empty: every dataset found)
 data_root: str = ""  # folder holding the dataset (the viewer reads validation images from it)
 run_dir: str = ""  # one run folder to read (the suite passes its own)
-run_dirs: str = ""  # comma list of run folders (empty: run_dir, else every folder under runs/)
+run_dirs: str = ""  # comma list of run folders (empty: run_dir, else every run under $INCSEG_HOME/runs)
 gallery_images: int = 3  # validation images in the viewer
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, parse_list
+from incseg_lib.config import RunConfig, parse_list, runs_root
 
 cfg = RunConfig.from_profile("smoke" if smoke else profile)
-folders = parse_list(run_dirs) or ([run_dir] if run_dir else results.find_runs("runs"))
+folders = parse_list(run_dirs) or ([run_dir] if run_dir else results.find_runs(runs_root()))
 records = [r for r in results.load(folders) if not dataset or r["dataset"] == dataset]
 print(f"{len(records)} records from {len(folders)} run folder(s):", ", ".join(map(str, folders)))
 

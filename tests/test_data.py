@@ -176,3 +176,59 @@ def test_data_check_names_a_truncated_jpeg_and_a_missing_file_up_front(tmp_path)
         ds.check(tmp_path / "cache", progress=False)
     with pytest.raises(DatasetError, match="b.jpg cannot be decoded"):
         ds.read_image(1)
+
+
+def test_missing_voc_is_fetched_only_when_asked(tmp_path, monkeypatch):
+    """On Colab (or with INCSEG_FETCH=1) a missing VOC is downloaded from its official archive,
+    md5-checked; elsewhere the error names the fetch command. A local file:// archive stands in
+    for the network."""
+    import tarfile
+
+    from incseg_lib.config import auto_fetch
+    from incseg_lib.data import voc
+
+    src = tmp_path / "src"
+    write_voc(src, {"2007_000032": np.ones((8, 8), np.uint8)}, split="val")
+    tar_path = tmp_path / "VOCtrainval_11-May-2012.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(src / "VOCdevkit", arcname="VOCdevkit")
+    monkeypatch.setattr(voc, "VOC_URL", tar_path.as_uri())
+    monkeypatch.setattr(voc, "VOC_MD5", hashlib.md5(tar_path.read_bytes()).hexdigest())
+    root = tmp_path / "home" / "voc"
+
+    monkeypatch.setenv("INCSEG_FETCH", "0")
+    assert not auto_fetch()
+    with pytest.raises(DatasetError, match="incseg data voc"):
+        load_dataset("voc", "val", root=root)
+    assert not root.exists()
+
+    monkeypatch.setenv("INCSEG_FETCH", "maybe")
+    with pytest.raises(ValueError, match="INCSEG_FETCH"):
+        load_dataset("voc", "val", root=root)
+
+    monkeypatch.setenv("INCSEG_FETCH", "1")
+    ds = load_dataset("voc", "val", root=root)
+    assert len(ds) == 1 and int(ds[0][1].max()) == 1
+    assert (root / "archives" / "VOCtrainval_11-May-2012.tar").is_file()
+
+    monkeypatch.setattr(voc, "VOC_MD5", "0" * 32)  # a corrupted archive is refused, naming the URL
+    with pytest.raises(DownloadError, match="checksum"):
+        load_dataset("voc", "val", root=tmp_path / "other")
+
+
+def test_colab_is_detected_by_its_module(tmp_path, monkeypatch):
+    import sys
+
+    from incseg_lib.config import auto_fetch, on_colab
+
+    monkeypatch.delenv("INCSEG_FETCH", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert not on_colab() and not auto_fetch()
+    stand_in = tmp_path / "colab_stub" / "google" / "colab"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "colab_stub"))
+    import importlib
+
+    importlib.invalidate_caches()
+    assert on_colab() and auto_fetch()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import default_data_root
+from ..config import auto_fetch, default_data_root
 from .camvid import CAMVID_CLASSES, camvid_dataset, fetch_camvid
 from .common import IGNORE_INDEX, DatasetError, DatasetInfo, SegmentationDataset
 from .shapes import SHAPES_INFO, ensure_shapes
@@ -56,18 +56,38 @@ def load_dataset(dataset: str, split: str, *, root: str | Path = "", incremental
 
     Raises:
         DatasetError: the folder or a list is missing (names the path and the fetch command).
+        DownloadError: the dataset was missing, fetching was on (Colab, or ``INCSEG_FETCH=1``;
+            see :func:`~incseg_lib.config.auto_fetch`) and the download failed.
         ValueError: unknown dataset or split.
+
+    A missing VOC or CamVid is downloaded into ``root`` first when
+    :func:`~incseg_lib.config.auto_fetch` says so: the official archives, checksum-verified and
+    resumable, with a progress bar (:func:`fetch_voc`, :func:`fetch_camvid`).
     """
     root = Path(root).expanduser() if root else default_data_root() / dataset
     if dataset == "shapes":
         ds = voc_dataset(ensure_shapes(root), split, transforms)
         ds.info = SHAPES_INFO
     elif dataset == "voc":
-        ds = voc_dataset(root, split, transforms)
+        ds = _opened(lambda: voc_dataset(root, split, transforms),
+                     lambda: fetch_voc(root, aug=split == "train_aug"), "voc", root)
     elif dataset == "camvid":
-        ds = camvid_dataset(root, split, background=incremental, transforms=transforms)
+        ds = _opened(lambda: camvid_dataset(root, split, background=incremental, transforms=transforms),
+                     lambda: fetch_camvid(root), "camvid", root)
     else:
         raise ValueError(f"unknown dataset {dataset!r}; choose shapes, voc or camvid")
     if max_images and max_images < len(ds):
         ds = ds.subset(range(max_images))
     return ds
+
+
+def _opened(open_fn, fetch_fn, name: str, root: Path):
+    """``open_fn()``; if the dataset is missing and :func:`auto_fetch` holds, ``fetch_fn()`` then retry."""
+    try:
+        return open_fn()
+    except DatasetError:
+        if not auto_fetch():
+            raise
+    print(f"{name} is not at {root}: fetching it there (set INCSEG_FETCH=0 to stop this)")
+    fetch_fn()
+    return open_fn()

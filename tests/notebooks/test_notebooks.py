@@ -66,9 +66,33 @@ def test_conflicting_suite_options_are_refused(tmp_path):
 def test_run_folders_are_created_exclusively(tmp_path, monkeypatch):
     from incseg_lib.suite import new_run_dir
 
+    monkeypatch.setenv("INCSEG_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     a, b = new_run_dir(None, "demo"), new_run_dir(None, "demo")  # same second: two folders
     assert a != b and a.is_dir() and b.is_dir()
+    assert a.parent == tmp_path / "home" / "runs"  # under the runs root, not the working directory
+
+
+def test_every_notebook_writes_under_the_runs_root(tmp_path, monkeypatch):
+    """Run by hand from notebooks/ (Jupyter), a notebook's default results folder is the runs root's,
+    which is where notebook 06 and the suite look."""
+    from incseg_lib import results
+    from incseg_lib.config import notebook_run_dir, runs_root
+
+    monkeypatch.setenv("INCSEG_HOME", str(tmp_path))
+    monkeypatch.chdir(notebooks_dir())
+    assert runs_root() == tmp_path / "runs"
+    assert notebook_run_dir("02_mib_incremental") == str(tmp_path / "runs" / "02_mib_incremental")
+    assert notebook_run_dir("02_mib_incremental", "elsewhere") == "elsewhere"
+    for nb in NOTEBOOKS:
+        src = nb.with_suffix(".py").read_text()
+        if "run_dir: str" in src and nb.stem[:2] != "06":
+            assert f'notebook_run_dir("{nb.stem}", run_dir)' in src, nb.name
+    rec = results.record(str(tmp_path / "runs" / "02_mib_incremental"), dataset="shapes", task="15-5",
+                         setting="overlapped", method="ft", step=1, notebook="02_mib_incremental",
+                         backbone="resnet18", iou={}, miou_all=0.1, miou_old=0.1, miou_new=0.0,
+                         pixel_acc=0.5)
+    assert results.find_runs() == [rec.parents[1]]
 
 
 @pytest.mark.notebooks
