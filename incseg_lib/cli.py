@@ -1,4 +1,5 @@
-"""Command line: ``incseg suite``, ``incseg data {voc,camvid,shapes}``, ``incseg sync-notebooks``."""
+"""Command line: ``incseg suite``, ``incseg data {voc,camvid,shapes}``, ``incseg sync-notebooks``,
+``incseg student``."""
 
 from __future__ import annotations
 
@@ -46,7 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     sh = dsub.add_parser("shapes", help="generate the embedded shapes dataset")
     sh.add_argument("--root", default="")
 
-    sub.add_parser("sync-notebooks", help="regenerate notebooks/*.ipynb from their jupytext .py sources")
+    sn = sub.add_parser("sync-notebooks", help="sync notebooks/*.py and *.ipynb both ways: the side edited since the "
+                        "last sync wins; refused when both were edited")
+    sn.add_argument("--prefer", choices=["py", "ipynb"], default="",
+                    help="when both sides changed, keep this one (the other is overwritten)")
+    st = sub.add_parser("student", help="write student copies of the notebooks: exercise solutions removed, checks kept")
+    st.add_argument("--out", required=True, help="folder for the student copies")
+    st.add_argument("--force", action="store_true", help="overwrite copies already in --out")
     return p
 
 
@@ -68,8 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "sync-notebooks":
             from .notebooks import sync_all
 
-            for path in sync_all():
+            for path in sync_all(prefer=args.prefer):
                 print(f"wrote {path}")
+        elif args.command == "student":
+            from .notebooks import write_student_copies
+
+            paths = write_student_copies(Path(args.out), force=args.force)
+            print(f"wrote {len(paths)} student notebooks to {args.out} (solutions removed; each check cell raises "
+                  "ExerciseNotDone until its exercise is written)")
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # one clear line for the user; the traceback adds nothing for known errors
@@ -77,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         from .data.download import DownloadError
         from .suite import SuiteError
 
-        if isinstance(e, (SuiteError, DatasetError, DownloadError, ValueError, FileNotFoundError)):
+        from .notebooks import SyncConflict
+
+        if isinstance(e, (SuiteError, DatasetError, DownloadError, ValueError, FileNotFoundError, FileExistsError,
+                          SyncConflict)):
             print(f"incseg: error: {e}", file=sys.stderr)
             return 2
         raise

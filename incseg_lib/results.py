@@ -288,6 +288,20 @@ def _step0_of(method: str, base: dict[str, dict]) -> dict | None:
     return base.get(step0_name(method)) or base.get("step0") or next(iter(base.values()), None)
 
 
+def class_forgetting(before: dict, after: dict) -> dict:
+    """Forgetting of each class in ``before``: ``100 * (IoU before - IoU after)`` in points.
+
+    ``before``/``after`` map class names to IoU in [0, 1] (``None`` or NaN: not measured); a class
+    missing from ``after`` or unmeasured on either side gives NaN. Positive = forgotten.
+    """
+    out = {}
+    for c, b in before.items():
+        a = after.get(c)
+        ok = b is not None and a is not None and b == b and a == a
+        out[c] = 100 * (b - a) if ok else float("nan")
+    return out
+
+
 def forgetting(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
     """Forgetting per old class: IoU after step 0 minus IoU at the last step (points), per method.
 
@@ -306,8 +320,8 @@ def forgetting(records: list[dict], dataset: str, task: str, setting: str, proto
     rows = {}
     for name in final.index:
         b = (_step0_of(ids.get(name, name), base) or {}).get("iou", {})
-        rows[name] = {c: (100 * b[c] if b.get(c) is not None else float("nan")) - final.loc[name, c]
-                      for c in b if c in final.columns}
+        after = {c: final.loc[name, c] / 100 for c in b if c in final.columns}
+        rows[name] = class_forgetting({c: b[c] for c in after}, after)
     out = pd.DataFrame.from_dict(rows, orient="index")
     return out[class_order(dataset, out.columns)].round(1) if len(out.columns) else out
 

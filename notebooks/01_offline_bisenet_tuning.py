@@ -26,15 +26,27 @@
 # Everything heavy lives in `incseg_lib`; the cells here only call it.
 
 # %% [markdown]
-# **On Colab** the next cell installs the library (pinned to a release); elsewhere it does nothing.
+# **On Colab** the next cell installs the library this notebook belongs to (the release in
+# `pyproject.toml`, or `INCSEG_SOURCE`; README, "Google Colab") and, with `USE_DRIVE = True`, keeps
+# data, checkpoints and results on Google Drive. Elsewhere it does nothing.
 
-# %%
-import subprocess
-import sys
+# %% tags=["setup"]
+USE_DRIVE = False  # Colab: True keeps data, checkpoints and results on Google Drive (INCSEG_HOME)
+SOURCE = "git+https://github.com/incseg/incseg@v0.1.0"  # from pyproject.toml (`make notebooks`)
+import os, subprocess, sys  # noqa: E401,E402
 
-if "google.colab" in sys.modules:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
+try:
+    import google.colab  # noqa: F401  (exists on Colab only; elsewhere this cell does nothing)
+except ImportError:
+    pass
+else:
+    SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
+        raise RuntimeError(f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
+                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+    from incseg_lib.colab import setup
+
+    setup(SOURCE, drive=USE_DRIVE)
 
 # %% tags=["parameters"]
 profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profiles)
@@ -145,6 +157,54 @@ val = load_dataset(cfg.dataset, eval_split(cfg.dataset), root=cfg.data_root, inc
                    transforms=eval_transforms())
 fig = viz.gallery(best.model, val, range(gallery_images), val.info.palette, device=cfg.torch_device(),
                   title=f"{best.config.backbone}, lr {best.config.lr}: image | ground truth | prediction")
+
+# %% [markdown]
+# ## Exercises
+#
+# Two functions this lab's numbers rest on; write each body between the `BEGIN`/`END SOLUTION`
+# markers, then run the check cell below it (it compares your function with the library's on small
+# random tensors).
+#
+# **1 · IoU from a confusion matrix.** With `mat[t, p]` the pixels of true class `t` predicted as `p`,
+# the IoU of class `c` is $\mathrm{TP}_c / (\mathrm{TP}_c + \mathrm{FP}_c + \mathrm{FN}_c)$: the
+# diagonal over (row sum + column sum - diagonal). A class in neither the labels nor the prediction
+# has no IoU: return NaN there (mIoU then leaves it out).
+
+# %% tags=["exercise"]
+import torch
+
+
+def iou_from_confusion(mat: torch.Tensor) -> torch.Tensor:
+    """mat: (C, C) int64 counts, rows = truth, columns = prediction. Returns (C,) float IoU, NaN where undefined."""
+    # BEGIN SOLUTION
+    m = mat.double()
+    tp = m.diag()
+    union = m.sum(0) + m.sum(1) - tp
+    return torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("iou_from_confusion", iou_from_confusion)
+
+# %% [markdown]
+# **2 · The poly learning rate.** BiSeNet (like DeepLab and MiB) lowers the learning rate at every
+# iteration: $\mathrm{lr}_i = \mathrm{lr}_0\,(1 - i / N)^{0.9}$ for iteration $i$ of $N$.
+
+# %% tags=["exercise"]
+def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
+    """The learning rate of `iteration` (0-based) out of `total` iterations."""
+    # BEGIN SOLUTION
+    return base_lr * (1 - iteration / total) ** power
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("poly_lr", poly_lr)
 
 # %% [markdown]
 # ## Expected findings

@@ -36,15 +36,27 @@
 # shows what each step does to the same validation image, and builds MiB's old/new/all table.
 
 # %% [markdown]
-# **On Colab** the next cell installs the library (pinned to a release); elsewhere it does nothing.
+# **On Colab** the next cell installs the library this notebook belongs to (the release in
+# `pyproject.toml`, or `INCSEG_SOURCE`; README, "Google Colab") and, with `USE_DRIVE = True`, keeps
+# data, checkpoints and results on Google Drive. Elsewhere it does nothing.
 
-# %%
-import subprocess
-import sys
+# %% tags=["setup"]
+USE_DRIVE = False  # Colab: True keeps data, checkpoints and results on Google Drive (INCSEG_HOME)
+SOURCE = "git+https://github.com/incseg/incseg@v0.1.0"  # from pyproject.toml (`make notebooks`)
+import os, subprocess, sys  # noqa: E401,E402
 
-if "google.colab" in sys.modules:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
+try:
+    import google.colab  # noqa: F401  (exists on Colab only; elsewhere this cell does nothing)
+except ImportError:
+    pass
+else:
+    SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
+        raise RuntimeError(f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
+                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+    from incseg_lib.colab import setup
+
+    setup(SOURCE, drive=USE_DRIVE)
 
 # %% tags=["parameters"]
 profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profiles)
@@ -179,6 +191,97 @@ for task in plan["tasks"]:
         heat = results.class_iou(records, cfg.dataset, task, setting)
         fig = viz.iou_heatmap(heat, title=f"{task} {setting}: IoU % after the last step",
                               split_at=first_new_class(cfg.dataset, task))
+
+# %% [markdown]
+# ## Exercises
+#
+# MiB's three ingredients, written from the paper's equations; each check cell compares your
+# function with the library's (the one that trained the MiB rows above) on small random tensors.
+#
+# **1 · Unbiased cross-entropy (Eq. 4-5).** At step $t$ a pixel labelled background may be any old
+# class, so its probability is the sum over background and the old classes:
+# $\tilde q(i, b) = \sum_{k < n_{old}} q(i, k)$, and $\tilde q(i, c) = q(i, c)$ for a new class $c$;
+# the loss is $-\frac{1}{|P|}\sum_{i \in P} \log \tilde q(i, y_i)$ over the labelled pixels
+# (label 255 is ignored). Hint: `torch.logsumexp`.
+
+# %% tags=["exercise"]
+import torch
+
+
+def unbiased_ce(logits: torch.Tensor, target: torch.Tensor, num_old: int) -> torch.Tensor:
+    """logits (B, C, H, W); target (B, H, W) with 0 = background, new-class ids >= num_old, 255 = ignore."""
+    # BEGIN SOLUTION
+    den = torch.logsumexp(logits, dim=1)
+    log_bg = torch.logsumexp(logits[:, :num_old], dim=1) - den
+    t = torch.where(target == 255, torch.zeros_like(target), target)
+    log_p = logits.gather(1, t[:, None])[:, 0] - den
+    nll = -torch.where(t == 0, log_bg, log_p)
+    keep = target != 255
+    return nll[keep].mean()
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("unbiased_ce", unbiased_ce)
+
+# %% [markdown]
+# **2 · Unbiased distillation (Eq. 6-7).** The old model's background may hide the new classes, so the
+# new model's background probability is the sum over background and the new classes:
+# $\hat q(i, b) = q(i, 0) + \sum_{c \ge n_{old}} q(i, c)$ (softmax over all current outputs); the loss
+# is $-\frac{1}{|P|}\sum_i \frac{1}{n_{old}} \sum_{c < n_{old}} q^{t-1}(i, c)\log \hat q(i, c)$, with
+# $q^{t-1}$ the old model's softmax and $\hat q(i, c) = q(i, c)$ for old classes $c \ge 1$.
+
+# %% tags=["exercise"]
+import torch
+
+
+def unbiased_kd(logits: torch.Tensor, old_logits: torch.Tensor) -> torch.Tensor:
+    """logits (B, C, H, W) of the new model; old_logits (B, n_old, H, W) of the old one."""
+    # BEGIN SOLUTION
+    n_old = old_logits.shape[1]
+    den = torch.logsumexp(logits, dim=1, keepdim=True)
+    log_bg = torch.logsumexp(torch.cat([logits[:, :1], logits[:, n_old:]], dim=1), dim=1, keepdim=True) - den
+    log_q = torch.cat([log_bg, logits[:, 1:n_old] - den], dim=1)
+    p_old = torch.softmax(old_logits, dim=1)
+    return (-(p_old * log_q).sum(1) / n_old).mean()
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("unbiased_kd", unbiased_kd)
+
+# %% [markdown]
+# **3 · Classifier initialisation (Sec. 3.4).** The $N$ new classes start as copies of background:
+# their weights equal background's, and background and every new class get the bias
+# $b_{bg} - \log(N + 1)$. Then background + new classes together keep exactly the old background
+# probability, and training starts from the old model's predictions.
+
+# %% tags=["exercise"]
+import torch
+
+
+def mib_init(weight: torch.Tensor, bias: torch.Tensor, num_new: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """weight (C, D), bias (C,) of the 1x1 classifier; row 0 = background, the last num_new rows = new classes."""
+    # BEGIN SOLUTION
+    import math
+
+    weight, bias = weight.clone(), bias.clone()
+    b = bias[0] - math.log(num_new + 1)
+    weight[-num_new:] = weight[0]
+    bias[-num_new:] = b
+    bias[0] = b
+    return weight, bias
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("mib_init", mib_init)
 
 # %% [markdown]
 # ## Expected findings

@@ -34,15 +34,27 @@
 # the named variant `old_labels_on_new` for comparison, off by default.
 
 # %% [markdown]
-# **On Colab** the next cell installs the library (pinned to a release); elsewhere it does nothing.
+# **On Colab** the next cell installs the library this notebook belongs to (the release in
+# `pyproject.toml`, or `INCSEG_SOURCE`; README, "Google Colab") and, with `USE_DRIVE = True`, keeps
+# data, checkpoints and results on Google Drive. Elsewhere it does nothing.
 
-# %%
-import subprocess
-import sys
+# %% tags=["setup"]
+USE_DRIVE = False  # Colab: True keeps data, checkpoints and results on Google Drive (INCSEG_HOME)
+SOURCE = "git+https://github.com/incseg/incseg@v0.1.0"  # from pyproject.toml (`make notebooks`)
+import os, subprocess, sys  # noqa: E401,E402
 
-if "google.colab" in sys.modules:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
+try:
+    import google.colab  # noqa: F401  (exists on Colab only; elsewhere this cell does nothing)
+except ImportError:
+    pass
+else:
+    SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
+        raise RuntimeError(f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
+                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+    from incseg_lib.colab import setup
+
+    setup(SOURCE, drive=USE_DRIVE)
 
 # %% tags=["parameters"]
 profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profiles)
@@ -122,6 +134,60 @@ for task in plan["tasks"]:
 # %%
 table = results.memory_table(records)
 table
+
+# %% [markdown]
+# ## Exercises
+#
+# **1 · Herding (iCaRL, Rebuffi et al. 2017, Alg. 4).** To pick $k$ exemplars of a class from the
+# feature vectors $f_1..f_N$ of its images, step $j = 1..k$ takes the not-yet-picked row $i$ that
+# brings the mean of the picked rows closest to the class mean $\mu$:
+# $\arg\min_i \lVert \mu - (S + f_i) / j \rVert$, with $S$ the sum of the rows picked so far.
+# (`strategy="herding"` in `ReplayConfig` uses it; the default is class-balanced random.)
+
+# %% tags=["exercise"]
+import torch
+
+
+def herding(features: torch.Tensor, k: int) -> list[int]:
+    """features (N, D); returns the k picked row indices, in the order picked."""
+    # BEGIN SOLUTION
+    mu = features.mean(0)
+    picked, acc = [], torch.zeros_like(mu)
+    for j in range(1, min(k, len(features)) + 1):
+        dist = ((mu - (acc + features) / j) ** 2).sum(1)
+        dist[picked] = float("inf")
+        i = int(dist.argmin())
+        picked.append(i)
+        acc += features[i]
+    return picked
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("herding", herding)
+
+# %% [markdown]
+# **2 · The memory budget.** A memory is sized either per class (`per-class`: `budget` images for
+# every old class) or in total (`total`: `budget` images shared by the classes; `budget // n` each,
+# the remainder one extra image each to the earliest classes).
+
+# %% tags=["exercise"]
+def quota(classes: list[int], budget: int, mode: str) -> dict[int, int]:
+    """Images allowed per class id of `classes`, for mode 'per-class' or 'total'."""
+    # BEGIN SOLUTION
+    if mode == "per-class":
+        return {c: budget for c in classes}
+    base, extra = divmod(budget, len(classes))
+    return {c: base + (1 if i < extra else 0) for i, c in enumerate(classes)}
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("quota", quota)
 
 # %% [markdown]
 # ## Expected findings

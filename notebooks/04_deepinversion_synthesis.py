@@ -48,15 +48,27 @@
 # | ~10 hours per class on a T4 (20k iterations) | NVlabs' multi-resolution schedule (half resolution first), scaled per profile |
 
 # %% [markdown]
-# **On Colab** the next cell installs the library (pinned to a release); elsewhere it does nothing.
+# **On Colab** the next cell installs the library this notebook belongs to (the release in
+# `pyproject.toml`, or `INCSEG_SOURCE`; README, "Google Colab") and, with `USE_DRIVE = True`, keeps
+# data, checkpoints and results on Google Drive. Elsewhere it does nothing.
 
-# %%
-import subprocess
-import sys
+# %% tags=["setup"]
+USE_DRIVE = False  # Colab: True keeps data, checkpoints and results on Google Drive (INCSEG_HOME)
+SOURCE = "git+https://github.com/incseg/incseg@v0.1.0"  # from pyproject.toml (`make notebooks`)
+import os, subprocess, sys  # noqa: E401,E402
 
-if "google.colab" in sys.modules:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
+try:
+    import google.colab  # noqa: F401  (exists on Colab only; elsewhere this cell does nothing)
+except ImportError:
+    pass
+else:
+    SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
+        raise RuntimeError(f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
+                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+    from incseg_lib.colab import setup
+
+    setup(SOURCE, drive=USE_DRIVE)
 
 # %% tags=["parameters"]
 profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profiles)
@@ -153,6 +165,56 @@ fig = viz.inversion_losses(memory)
 # %%
 table = results.incremental_table(records)
 table
+
+# %% [markdown]
+# ## Exercises
+#
+# **1 · The feature-statistics term (Yin et al., Eq. 4).** A synthetic batch should reproduce what
+# every BatchNorm layer of the old model saw in training: for a layer with input $x$ of shape
+# (B, C, H, W), $R = \lVert \mu(x) - \mu_{BN} \rVert_2 + \lVert \sigma^2(x) - \sigma^2_{BN} \rVert_2$, with
+# $\mu, \sigma^2$ the per-channel mean and (biased) variance over batch and pixels, and $\mu_{BN}$,
+# $\sigma^2_{BN}$ the layer's running statistics. DeepInversion sums it over all BN layers.
+
+# %% tags=["exercise"]
+import torch
+
+
+def bn_feature_loss(x: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) the input of one BatchNorm layer; running_mean, running_var (C,). Returns a scalar."""
+    # BEGIN SOLUTION
+    mean = x.mean((0, 2, 3))
+    var = x.transpose(0, 1).reshape(x.shape[1], -1).var(1, unbiased=False)
+    return torch.linalg.vector_norm(mean - running_mean) + torch.linalg.vector_norm(var - running_var)
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("bn_feature_loss", bn_feature_loss)
+
+# %% [markdown]
+# **2 · The image priors.** Total variation keeps synthetic images smooth: take the differences of
+# neighbouring pixels along x, y and both diagonals; $TV_1$ is the sum of the four differences' mean
+# absolute values, $TV_2$ the sum of their L2 norms (NVlabs `get_image_prior_losses`).
+
+# %% tags=["exercise"]
+import torch
+
+
+def total_variation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (B, C, H, W). Returns (TV_1, TV_2)."""
+    # BEGIN SOLUTION
+    d = [x[:, :, :, :-1] - x[:, :, :, 1:], x[:, :, :-1, :] - x[:, :, 1:, :],
+         x[:, :, 1:, :-1] - x[:, :, :-1, 1:], x[:, :, :-1, :-1] - x[:, :, 1:, 1:]]
+    return sum(di.abs().mean() for di in d), sum(torch.linalg.vector_norm(di) for di in d)
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("total_variation", total_variation)
 
 # %% [markdown]
 # ## Expected findings

@@ -38,15 +38,27 @@
 # MiB-S is MiB on pseudo-labels, FT-S is FT on them.
 
 # %% [markdown]
-# **On Colab** the next cell installs the library (pinned to a release); elsewhere it does nothing.
+# **On Colab** the next cell installs the library this notebook belongs to (the release in
+# `pyproject.toml`, or `INCSEG_SOURCE`; README, "Google Colab") and, with `USE_DRIVE = True`, keeps
+# data, checkpoints and results on Google Drive. Elsewhere it does nothing.
 
-# %%
-import subprocess
-import sys
+# %% tags=["setup"]
+USE_DRIVE = False  # Colab: True keeps data, checkpoints and results on Google Drive (INCSEG_HOME)
+SOURCE = "git+https://github.com/incseg/incseg@v0.1.0"  # from pyproject.toml (`make notebooks`)
+import os, subprocess, sys  # noqa: E401,E402
 
-if "google.colab" in sys.modules:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
+try:
+    import google.colab  # noqa: F401  (exists on Colab only; elsewhere this cell does nothing)
+except ImportError:
+    pass
+else:
+    SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
+        raise RuntimeError(f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
+                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+    from incseg_lib.colab import setup
+
+    setup(SOURCE, drive=USE_DRIVE)
 
 # %% tags=["parameters"]
 profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profiles)
@@ -139,6 +151,57 @@ print("best background score (with masks, teaching only): %.2f -> mIoU %.1f" % l
 
 # %%
 results.incremental_table(records)
+
+# %% [markdown]
+# ## Exercises
+#
+# **1 · Normalising a CAM.** SEAM turns each class activation map into a score in [0, 1) before
+# comparing it with the background threshold: per image and class, take $\mathrm{relu}(p)$, subtract
+# its minimum (plus $\epsilon = 10^{-5}$), clamp at 0 and divide by (max - min + $\epsilon$)
+# (SEAM's `max_norm`).
+
+# %% tags=["exercise"]
+import torch
+
+
+def max_norm(cam: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """cam (B, C, H, W). Returns the same shape, each map scaled to [0, 1)."""
+    # BEGIN SOLUTION
+    p = torch.relu(cam)
+    lo = p.amin(dim=(2, 3), keepdim=True)
+    hi = p.amax(dim=(2, 3), keepdim=True)
+    return torch.relu(p - lo - eps) / (hi - lo + eps)
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("max_norm", max_norm)
+
+# %% [markdown]
+# **2 · Fusing with the old model (WILSON's rule).** The pseudo-label knows only the new classes;
+# where it says background, the old model may see an old class. The fused label keeps every
+# new-class pixel of the pseudo-label and, where the pseudo-label says background (0), takes the old
+# model's prediction if that is an old *foreground* class.
+
+# %% tags=["exercise"]
+import torch
+
+
+def fuse_old(pseudo: torch.Tensor, old_prediction: torch.Tensor, old_classes: list[int]) -> torch.Tensor:
+    """pseudo, old_prediction: (H, W) class ids; old_classes: the old class ids (0 = background among them)."""
+    # BEGIN SOLUTION
+    fg = torch.tensor([c for c in old_classes if c != 0])
+    take_old = torch.isin(old_prediction, fg) & (pseudo == 0)
+    return torch.where(take_old, old_prediction, pseudo)
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("fuse_old", fuse_old)
 
 # %% [markdown]
 # ## Expected findings

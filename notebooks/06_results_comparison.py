@@ -20,15 +20,27 @@
 # weak supervision) join the same tables without any change here.
 
 # %% [markdown]
-# **On Colab** the next cell installs the library (pinned to a release); elsewhere it does nothing.
+# **On Colab** the next cell installs the library this notebook belongs to (the release in
+# `pyproject.toml`, or `INCSEG_SOURCE`; README, "Google Colab") and, with `USE_DRIVE = True`, keeps
+# data, checkpoints and results on Google Drive. Elsewhere it does nothing.
 
-# %%
-import subprocess
-import sys
+# %% tags=["setup"]
+USE_DRIVE = False  # Colab: True keeps data, checkpoints and results on Google Drive (INCSEG_HOME)
+SOURCE = "git+https://github.com/incseg/incseg@v0.1.0"  # from pyproject.toml (`make notebooks`)
+import os, subprocess, sys  # noqa: E401,E402
 
-if "google.colab" in sys.modules:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "incseg @ git+https://github.com/incseg/incseg@v0.1.0"])
+try:
+    import google.colab  # noqa: F401  (exists on Colab only; elsewhere this cell does nothing)
+except ImportError:
+    pass
+else:
+    SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
+        raise RuntimeError(f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
+                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+    from incseg_lib.colab import setup
+
+    setup(SOURCE, drive=USE_DRIVE)
 
 # %% tags=["parameters"]
 profile: str = "demo"  # demo | smoke | cpu | colab | paper (only used for the device choice)
@@ -100,3 +112,57 @@ results.table(offline) if offline else print("no offline record")
 
 # %%
 viewer = viz.results_viewer(records, images=range(gallery_images), device=cfg.torch_device(), data_root=data_root)
+
+# %% [markdown]
+# ## Exercises
+#
+# **1 · Old, new and all.** Every table of the suite reports three means of the per-class IoU after
+# the last step: over the old classes (background included), the new ones, and all. A class with no
+# IoU (NaN: absent from labels and prediction) is left out of each mean.
+
+# %% tags=["exercise"]
+import numpy as np
+
+
+def old_new_all(iou: np.ndarray, old: list[int], new: list[int]) -> tuple[float, float, float]:
+    """iou (C,) in [0, 1] with NaN; old, new: class indices. Returns (mIoU old, mIoU new, mIoU all)."""
+    # BEGIN SOLUTION
+    def mean(ids):
+        v = iou[ids]
+        v = v[~np.isnan(v)]
+        return float(v.mean()) if v.size else float("nan")
+
+    return mean(list(old)), mean(list(new)), mean(list(range(len(iou))))
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("old_new_all", old_new_all)
+
+# %% [markdown]
+# **2 · Forgetting.** The heatmap above shows, for each class learned at step 0, its IoU after step 0
+# minus its IoU after the last step, in points (100 x); NaN where either IoU is missing (`None` or
+# NaN). Positive is forgotten, negative improved.
+
+# %% tags=["exercise"]
+import numpy as np
+
+
+def forgetting(before: dict, after: dict) -> dict:
+    """before, after: class name -> IoU in [0, 1] (or None / NaN). Returns class name -> points, for every class of `before`."""
+    # BEGIN SOLUTION
+    out = {}
+    for c, b in before.items():
+        a = after.get(c)
+        ok = b is not None and a is not None and not np.isnan(b) and not np.isnan(a)
+        out[c] = 100 * (b - a) if ok else float("nan")
+    return out
+    # END SOLUTION
+
+
+# %% tags=["check"]
+from incseg_lib.exercises import check
+
+check("forgetting", forgetting)
