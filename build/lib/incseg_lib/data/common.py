@@ -1,0 +1,344 @@
+"""What every segmentation dataset here shares: file lists, mask checks, label look-up tables.
+
+A :class:`SegmentationDataset` is a list of (image file, mask file) pairs plus a 256-entry
+look-up table (LUT) that maps the raw mask values of the files to the class ids used for
+training (``0..C-1`` and 255 = ignore). Task protocols compose a second LUT on top
+(:meth:`SegmentationDataset.with_target_lut`), so remapping a mask for a step costs one
+indexing operation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..config import show_progress
+
+IGNORE_INDEX = 255
+
+
+class DatasetError(ValueError):
+    """A dataset file or folder is missing or malformed (the message names it)."""
+
+
+def identity_lut() -> np.ndarray:
+    """A ``(256,)`` uint8 LUT that keeps every value."""
+    return np.arange(256, dtype=np.uint8)
+
+
+def make_lut(mapping: dict[int, int], *, default: int | None = None) -> np.ndarray:
+    """A ``(256,)`` int16 LUT from ``{raw value: class id}``.
+
+    Values not in ``mapping`` map to ``default``; with ``default=None`` they map to -1, which
+    :meth:`SegmentationDataset.read_mask` reports as an invalid mask value.
+    """
+    lut = np.full(256, -1 if default is None else default, dtype=np.int16)
+    for raw, cls in mapping.items():
+        lut[raw] = cls
+    return lut
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a dataset's class space (after its own LUT).
+
+    Attributes:
+        name: ``voc``, ``camvid`` or ``shapes``.
+        class_names: names of class ids ``0..len-1``.
+        palette: ``(len, 3)`` uint8 RGB colours for those ids.
+        has_background: True if id 0 is "background / not yet learned".
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    palette: np.ndarray
+    has_background: bool
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """Image/mask pairs on disk, read as ``tv_tensors`` for ``transforms.v2``.
+
+    Args:
+        info: the class space (names, palette).
+        ids: image ids, in list order.
+        image_paths, mask_paths: one file per id.
+        raw_lut: ``(256,)`` int16, raw mask value -> class id, 255 ignore, -1 invalid.
+        transforms: callable ``(image, mask) -> (image, mask)``; see :mod:`incseg_lib.data.transforms`.
+        target_lut: optional ``(256,)`` uint8 LUT applied after ``raw_lut`` (task remapping).
+
+    ``__getitem__`` returns ``(image, mask)``: without transforms, a ``tv_tensors.Image``
+    ``(3, H, W)`` uint8 and a ``tv_tensors.Mask`` ``(H, W)`` uint8; the transforms decide the rest.
+
+    Raises (when reading an item):
+        DatasetError: a file is missing, a mask holds a value outside the dataset's ids and 255,
+            or image and mask sizes differ. The message names the file.
+    """
+
+    def __init__(
+        self,
+        info: DatasetInfo,
+        ids: Sequence[str],
+        image_paths: Sequence[Path],
+        mask_paths: Sequence[Path],
+        raw_lut: np.ndarray,
+        transforms: Callable | None = None,
+        target_lut: np.ndarray | None = None,
+    ):
+        if not (len(ids) == len(image_paths) == len(mask_paths)):
+            raise ValueError("ids, image_paths and mask_paths must have the same length")
+        self.info = info
+        self.ids = list(ids)
+        self.image_paths = [Path(p) for p in image_paths]
+        self.mask_paths = [Path(p) for p in mask_paths]
+        self.raw_lut = raw_lut
+        self.transforms = transforms
+        self.target_lut = target_lut
+
+    # ------------------------------------------------------------------ views
+    def _view(self, **changes) -> "SegmentationDataset":
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
+
+    def subset(self, indices: Sequence[int]) -> "SegmentationDataset":
+        """A view holding only ``indices`` (in that order)."""
+        idx = [int(i) for i in indices]
+        return self._view(
+            ids=[self.ids[i] for i in idx],
+            image_paths=[self.image_paths[i] for i in idx],
+            mask_paths=[self.mask_paths[i] for i in idx],
+        )
+
+    def with_transforms(self, transforms: Callable | None) -> "SegmentationDataset":
+        return self._view(transforms=transforms)
+
+    def with_target_lut(self, lut: np.ndarray | None) -> "SegmentationDataset":
+        """A view whose masks are further remapped by ``lut`` (``(256,)`` uint8), e.g. a task step."""
+        return self._view(target_lut=lut)
+
+    # ------------------------------------------------------------------ reading
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def read_mask(self, i: int) -> np.ndarray:
+        """Mask ``i`` as class ids, ``(H, W)`` uint8 (after ``raw_lut``, before ``target_lut``)."""
+        path = self.mask_paths[i]
+        if not path.is_file():
+            raise DatasetError(f"mask file {path} does not exist (dataset {self.info.name}, id {self.ids[i]})")
+        try:
+            with Image.open(path) as im:
+                raw = np.asarray(im)
+        except OSError as e:
+            raise DatasetError(f"mask file {path} cannot be decoded ({e}); dataset {self.info.name}, "
+                               f"id {self.ids[i]}: replace or remove it") from None
+        if raw.ndim != 2:
+            raise DatasetError(f"mask {path} has shape {raw.shape}; expected a single-channel (H, W) image")
+        mapped = self.raw_lut[raw]
+        if mapped.min() < 0:
+            bad = sorted(set(np.unique(raw[mapped < 0]).tolist()))
+            valid = [v for v in range(256) if self.raw_lut[v] >= 0]
+            raise DatasetError(
+                f"mask {path} holds value(s) {bad}, outside the {self.info.name} class ids "
+                f"{_ranges(valid)}; fix or remove this file"
+            )
+        return mapped.astype(np.uint8)
+
+    def read_image(self, i: int) -> torch.Tensor:
+        """Image ``i`` as ``(3, H, W)`` uint8 RGB."""
+        path = self.image_paths[i]
+        if not path.is_file():
+            raise DatasetError(f"image file {path} does not exist (dataset {self.info.name}, id {self.ids[i]})")
+        try:
+            with Image.open(path) as im:
+                rgb = np.asarray(im.convert("RGB"))
+        except OSError as e:  # truncated or not an image: name the file
+            raise DatasetError(f"image file {path} cannot be decoded ({e}); dataset {self.info.name}, "
+                               f"id {self.ids[i]}: replace or remove it (`incseg data check` lists every such file)") from None
+        return torch.from_numpy(rgb.copy()).permute(2, 0, 1)
+
+    def image_size(self, i: int) -> tuple[int, int]:
+        """``(H, W)`` of image ``i`` from its header (no decoding)."""
+        with Image.open(self.image_paths[i]) as im:
+            return im.height, im.width
+
+    def __getitem__(self, i: int):
+        from torchvision import tv_tensors
+
+        image = self.read_image(i)
+        mask = self.read_mask(i)
+        if tuple(image.shape[-2:]) != mask.shape:
+            raise DatasetError(
+                f"image {self.image_paths[i]} is {tuple(image.shape[-2:])} (H, W) but its mask "
+                f"{self.mask_paths[i]} is {mask.shape}; they must match"
+            )
+        if self.target_lut is not None:
+            mask = self.target_lut[mask]
+        image = tv_tensors.Image(image)
+        mask = tv_tensors.Mask(torch.from_numpy(mask))
+        if self.transforms is not None:
+            return self.transforms(image, mask)
+        return image, mask
+
+    # ------------------------------------------------------------------ class presence
+    def fingerprint(self) -> str:
+        """Hash of the file list and sizes/mtimes: the key of on-disk caches."""
+        h = hashlib.sha1()
+        h.update(self.info.name.encode())
+        h.update(self.raw_lut.tobytes())
+        for p in self.mask_paths:
+            st = p.stat()
+            h.update(f"{p}|{st.st_size}|{int(st.st_mtime)}".encode())
+        return h.hexdigest()[:16]
+
+    def content_fingerprint(self) -> str:
+        """Hash of what the files are, not where: ids, byte sizes of images and masks, label mapping.
+
+        The same data at another path, in a moved checkout or on a student's machine gives the
+        same value (checkpoint keys use it); editing, adding or removing a file changes it. Only
+        ``stat`` calls, no decoding (about 0.1 s for VOC's 10,582 training images). Files that
+        are missing count as size -1 (the data check names them).
+        """
+        h = hashlib.sha1()
+        h.update(self.info.name.encode())
+        h.update(self.raw_lut.tobytes())
+        for i, im, m in zip(self.ids, self.image_paths, self.mask_paths):
+            sizes = [p.stat().st_size if p.exists() else -1 for p in (im, m)]
+            h.update(f"{i}|{im.suffix}|{sizes[0]}|{sizes[1]}\n".encode())
+        return h.hexdigest()[:16]
+
+    def check(self, cache_dir: Path | None = None, progress: bool = True, max_listed: int = 10) -> int:
+        """Check every file once: it exists, decodes, the mask's values are valid and its size is the image's.
+
+        A passing check is remembered under ``cache_dir`` (keyed by :meth:`content_fingerprint`), so
+        the second call is a look-up. Returns the number of images checked (0 when cached).
+
+        Raises:
+            DatasetError: listing up to ``max_listed`` bad files with what is wrong with each, and how
+                many there are in all.
+        """
+        stamp = None
+        if cache_dir is not None:
+            stamp = Path(cache_dir) / f"checked-{self.info.name}-{self.content_fingerprint()}"
+            if stamp.is_file():
+                return 0
+        from tqdm.auto import tqdm
+
+        problems = []
+        for i in tqdm(range(len(self)), desc=f"checking {self.info.name} files", disable=not show_progress(progress)):
+            try:
+                if not self.image_paths[i].is_file():
+                    raise DatasetError(f"image file {self.image_paths[i]} does not exist (id {self.ids[i]})")
+                mask = self.read_mask(i)
+                with Image.open(self.image_paths[i]) as im:
+                    im.load()
+                    size = (im.height, im.width)
+                if size != mask.shape:
+                    raise DatasetError(f"image {self.image_paths[i]} is {size} (H, W) but its mask is {mask.shape}")
+            except DatasetError as e:
+                problems.append(str(e))
+            except OSError as e:
+                problems.append(f"image file {self.image_paths[i]} cannot be decoded ({e})")
+        if problems:
+            listed = "\n  ".join(problems[:max_listed])
+            more = f"\n  ... and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
+            raise DatasetError(f"{len(problems)} of {len(self)} {self.info.name} images are unusable:\n  {listed}{more}")
+        if stamp is not None:
+            atomic_write_text(stamp, f"{len(self)} images checked\n")
+        return len(self)
+
+    def class_presence(self, cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
+        """Which classes each mask contains: ``(N, num_classes)`` bool, 255 not counted.
+
+        Every mask is read (and checked) once; the result is cached as ``.npy`` under
+        ``cache_dir`` keyed by :meth:`fingerprint`, so task splits are look-ups afterwards.
+        """
+        cache = None
+        if cache_dir is not None:
+            cache = Path(cache_dir) / f"presence-{self.info.name}-{self.fingerprint()}.npy"
+            if cache.is_file():
+                arr = np.load(cache)
+                if arr.shape == (len(self), self.info.num_classes):
+                    return arr
+        from tqdm.auto import tqdm
+
+
+        out = np.zeros((len(self), self.info.num_classes), dtype=bool)
+        for i in tqdm(range(len(self)), desc=f"indexing {self.info.name} masks", disable=not show_progress(progress)):
+            counts = np.bincount(self.read_mask(i).ravel(), minlength=256)
+            out[i] = counts[: self.info.num_classes] > 0
+        if cache is not None:
+            atomic_save_npy(cache, out)
+        return out
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def atomic_write_png(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` (``(H, W)`` uint8 ids or ``(H, W, 3)`` uint8 RGB) as a PNG, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    Image.fromarray(array).save(tmp)
+    os.replace(tmp, path)
+
+
+def class_id_lut(info: DatasetInfo) -> np.ndarray:
+    """The LUT of masks already stored in ``info``'s class ids (each id to itself, 255 kept)."""
+    return make_lut({**{c: c for c in range(info.num_classes)}, IGNORE_INDEX: IGNORE_INDEX})
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_id_list(path: Path, fetch_hint: str) -> list[str]:
+    """Read an id list (one per line; SegNet's ``/a/b/NAME.png /a/b/NAMEannot.png`` lines too)."""
+    if not path.is_file():
+        raise DatasetError(f"list file {path} does not exist; {fetch_hint}")
+    ids = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            ids.append(Path(line.split()[0]).stem)
+    return ids
+
+
+def _ranges(values: list[int]) -> str:
+    """``[0,1,2,3,255]`` -> ``'0..3 and 255'``."""
+    parts, start, prev = [], None, None
+    for v in values:
+        if start is None:
+            start = prev = v
+        elif v == prev + 1:
+            prev = v
+        else:
+            parts.append(f"{start}..{prev}" if prev > start else str(start))
+            start = prev = v
+    if start is not None:
+        parts.append(f"{start}..{prev}" if prev > start else str(start))
+    return " and ".join(parts)
+
+
+def json_dumps(obj) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True, default=str)

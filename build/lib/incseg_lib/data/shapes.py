@@ -1,0 +1,157 @@
+"""The embedded default dataset: procedurally drawn, VOC-shaped scenes (background + 20 classes).
+
+A teaching stand-in, **not a benchmark**: it lets every notebook run end to end in minutes on a
+laptop CPU (and in CI) with no download. Each of the 20 object classes has its own shape,
+colour and stripe texture; every image holds one to three objects on a textured background,
+objects may overlap, and each object has a 1-pixel void (255) border like VOC's. Because
+several classes share an image, old classes do appear in later steps' images, so background
+shift is real here too.
+
+The files are written once, in the VOC layout (``VOCdevkit/VOC2012/{JPEGImages,
+SegmentationClass, ImageSets/Segmentation}``), deterministically from a seed; the same
+parameters always give the same bytes of mask and (up to JPEG) image.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .common import DatasetError, DatasetInfo
+from .voc import VOC_PALETTE
+
+SHAPES_VERSION = 1
+SHAPES_CLASSES = (
+    "background", "disc", "square", "triangle", "diamond", "cross", "ring", "star", "hexagon", "ellipse",
+    "crescent", "dark-disc", "dark-square", "dark-triangle", "dark-diamond", "dark-cross", "dark-ring",
+    "dark-star", "dark-hexagon", "dark-ellipse", "dark-crescent",
+)
+SHAPES_INFO = DatasetInfo("shapes", SHAPES_CLASSES, VOC_PALETTE, has_background=True)
+
+
+def _class_colour(k: int) -> np.ndarray:
+    """Distinct RGB colour (float 0..1) of class ``k`` in 1..20."""
+    hue = ((k - 1) * 0.381966) % 1.0  # golden-angle hues
+    val = 0.95 if k <= 10 else 0.55
+    return np.array(colorsys.hsv_to_rgb(hue, 0.85, val))
+
+
+def _shape_mask(kind: int, u: np.ndarray, v: np.ndarray, r: float) -> np.ndarray:
+    """Boolean mask of shape ``kind`` (0..9) in rotated coordinates ``u, v`` with radius ``r``."""
+    d = np.hypot(u, v)
+    if kind == 0:
+        return d < r
+    if kind == 1:
+        return np.maximum(abs(u), abs(v)) < 0.8 * r
+    if kind == 2:
+        return (v < 0.7 * r) & (v > -r) & (abs(u) < (v + r) * 0.6)
+    if kind == 3:
+        return abs(u) + abs(v) < r
+    if kind == 4:
+        return ((abs(u) < 0.3 * r) & (abs(v) < r)) | ((abs(v) < 0.3 * r) & (abs(u) < r))
+    if kind == 5:
+        return (d < r) & (d > 0.55 * r)
+    if kind == 6:
+        return d < r * (0.6 + 0.4 * np.cos(5 * np.arctan2(v, u)))
+    if kind == 7:
+        return np.maximum(abs(u) * 0.866 + abs(v) * 0.5, abs(v)) < 0.85 * r
+    if kind == 8:
+        return (u / r) ** 2 + (v / (0.5 * r)) ** 2 < 1
+    return (d < r) & (np.hypot(u - 0.45 * r, v) > 0.75 * r)
+
+
+def draw_scene(rng: np.random.Generator, size: int, max_objects: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one scene.
+
+    Returns:
+        image ``(size, size, 3)`` uint8 RGB and mask ``(size, size)`` uint8 with ids 0..20 and 255.
+    """
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    # Background: low-frequency colour gradient plus fine noise.
+    c0, c1 = rng.uniform(0.2, 0.8, 3), rng.uniform(0.2, 0.8, 3)
+    t = (np.sin(xx / size * rng.uniform(1, 4) + rng.uniform(0, 6)) + np.cos(yy / size * rng.uniform(1, 4))) / 4 + 0.5
+    img = c0 * t[..., None] + c1 * (1 - t[..., None])
+    img += rng.normal(0, 0.06, img.shape)
+    mask = np.zeros((size, size), np.uint8)
+    void = np.zeros((size, size), bool)
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        k = int(rng.integers(1, 21))
+        r = rng.uniform(0.14, 0.3) * size
+        cy, cx = rng.uniform(r * 0.6, size - r * 0.6, 2)
+        a = rng.uniform(0, 2 * np.pi)
+        u = (xx - cx) * np.cos(a) + (yy - cy) * np.sin(a)
+        v = -(xx - cx) * np.sin(a) + (yy - cy) * np.cos(a)
+        obj = _shape_mask((k - 1) % 10, u, v, r)
+        if obj.sum() < 12:
+            continue
+        stripes = 1 + 0.25 * np.sin((u * np.cos(k) + v * np.sin(k)) * (0.6 + 0.05 * k))
+        colour = _class_colour(k)[None, None, :] * stripes[..., None]
+        img = np.where(obj[..., None], colour + rng.normal(0, 0.03, img.shape), img)
+        mask[obj] = k
+        void &= ~obj
+        void |= obj & ~_erode(obj)
+    mask[void] = 255
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8), mask
+
+
+def _erode(m: np.ndarray) -> np.ndarray:
+    out = m.copy()
+    out[1:, :] &= m[:-1, :]
+    out[:-1, :] &= m[1:, :]
+    out[:, 1:] &= m[:, :-1]
+    out[:, :-1] &= m[:, 1:]
+    return out
+
+
+def ensure_shapes(root: Path, *, n_train: int = 400, n_val: int = 100, size: int = 80, seed: int = 0) -> Path:
+    """Generate the dataset under ``root`` if it is not there yet (seconds); return ``root``.
+
+    The folder is written to a temporary name and renamed when complete, so an interrupted
+    run or two notebooks starting together never leave a half-written dataset.
+    """
+    root = Path(root).expanduser()
+    params = {"version": SHAPES_VERSION, "n_train": n_train, "n_val": n_val, "size": size, "seed": seed}
+    marker = root / "shapes.json"
+    if marker.is_file() and json.loads(marker.read_text()) == params:
+        return root
+    if root.is_dir() and any(root.iterdir()) and not marker.is_file():
+        raise DatasetError(f"{root} exists and is not an incseg shapes dataset (no shapes.json); "
+                           "choose an empty or new data_root for 'shapes'")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    voc = tmp / "VOCdevkit" / "VOC2012"
+    for d in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / d).mkdir(parents=True)
+    palette = np.zeros((256, 3), np.uint8)
+    palette[: len(VOC_PALETTE)] = VOC_PALETTE
+    palette[255] = (224, 224, 192)
+    for split, n, offset in (("train", n_train, 0), ("val", n_val, 1_000_000)):
+        ids = []
+        for i in range(n):
+            rng = np.random.default_rng([seed, offset + i])
+            img, mask = draw_scene(rng, size)
+            name = f"{split}_{i:05d}"
+            Image.fromarray(img).save(voc / "JPEGImages" / f"{name}.jpg", quality=95)
+            m = Image.fromarray(mask)  # mode L; putpalette makes it P
+            m.putpalette(palette.ravel().tolist())
+            m.save(voc / "SegmentationClass" / f"{name}.png")
+            ids.append(name)
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    (tmp / "shapes.json").write_text(json.dumps(params))
+    (tmp / "README.txt").write_text(
+        "incseg embedded 'shapes' dataset: procedurally drawn, VOC layout, a teaching stand-in, "
+        "not a benchmark. Delete this folder to regenerate it.\n")
+    if root.exists():
+        shutil.rmtree(root)
+    try:
+        os.replace(tmp, root)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root

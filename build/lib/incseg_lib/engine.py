@@ -1,0 +1,454 @@
+"""Training and evaluation loops: SGD + poly LR, AMP, progress bars, TensorBoard, atomic
+checkpoints every epoch and exact resume.
+
+Determinism: the data order and augmentation of epoch ``e`` depend only on ``(seed, e)``, so a
+run stopped after any epoch and resumed from its checkpoint reaches the same weights as an
+uninterrupted one (on CPU; cuDNN kernels may differ in the last bits on GPU).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from .config import show_progress
+
+from .losses import bisenet_loss
+from .metrics import ConfusionMatrix
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint does not fit the model or the configuration asking for it."""
+
+
+class CorruptCheckpoint(RuntimeError):
+    """A checkpoint file cannot be read (truncated copy, full disk, killed writer); names the file."""
+
+
+def quarantine(path: Path) -> Path:
+    """Move a corrupt file aside (``<name>.corrupt-<date>-<time>``) so it is kept but never read again."""
+    path = Path(path)
+    dest = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    k = 1
+    while dest.exists():
+        dest, k = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{k}"), k + 1
+    os.replace(path, dest)
+    return dest
+
+
+# ---------------------------------------------------------------------- optimisation
+def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
+    """Poly schedule ``base_lr * (1 - iteration/total) ** power`` (DeepLab, used by BiSeNet and MiB)."""
+    return base_lr * (1 - min(iteration, total) / max(total, 1)) ** power
+
+
+OPTIMIZERS = ("sgd", "sgd-mib")
+
+
+def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 1e-4,
+                   kind: str = "sgd"):
+    """The training optimiser.
+
+    ``sgd``: SGD with momentum; no weight decay on BatchNorm parameters and biases (the usual
+    practice for BiSeNet-style training). A model with a ``parameter_groups(weight_decay)`` method
+    (:class:`~incseg_lib.seam.SeamNet`) gets its own groups, each with an ``lr_mult`` that
+    :func:`fit` applies to the poly learning rate. ``sgd-mib``: MiB's (fcdl94/MiB ``run.py``): SGD with
+    Nesterov momentum and weight decay on every parameter.
+
+    Raises:
+        ValueError: unknown ``kind``.
+    """
+    if kind in OPTIMIZERS and hasattr(model, "parameter_groups"):  # e.g. SEAM's per-group multipliers
+        return torch.optim.SGD(model.parameter_groups(weight_decay), lr=lr, momentum=momentum)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if kind == "sgd-mib":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
+    if kind != "sgd":
+        raise ValueError(f"optimizer {kind!r}; choose one of {OPTIMIZERS}")
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return torch.optim.SGD([{"params": decay, "weight_decay": weight_decay},
+                            {"params": no_decay, "weight_decay": 0.0}], lr=lr, momentum=momentum)
+
+
+# ---------------------------------------------------------------------- checkpoints
+@contextmanager
+def checkpoint_lock(path: Path | None, print_fn: Callable = print):
+    """Hold an exclusive lock on ``<path>.lock`` while ``path`` is made (POSIX ``flock``).
+
+    Two processes that need the same checkpoint (two notebooks of a parallel suite, two students
+    sharing a checkpoint folder) do not train it twice: the second waits, then finds it finished
+    and reuses it. The lock is released when the holder exits, also when it is killed. ``None``
+    (no checkpoint) or a platform without ``fcntl`` locks nothing.
+    """
+    if path is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        yield
+        return
+    lock = Path(path).with_name(Path(path).name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print_fn(f"waiting for another process making {Path(path).name} ({lock.parent})")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model: nn.Module | None = None, *, key: dict | None = None,
+                    map_location="cpu") -> dict:
+    """Read a checkpoint, check it against ``model`` and ``key``, load the weights into ``model``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CorruptCheckpoint: the file is not a readable checkpoint (truncated, empty, not a torch file).
+        CheckpointMismatch: the backbone or class count differs from ``model``, or the training
+            key differs from ``key`` (the message names the differing fields).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # zip archive corrupted, EOF, unpickling errors ...
+        raise CorruptCheckpoint(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); "
+                                "it was probably truncated (a copy or a write that did not finish)") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CorruptCheckpoint(f"checkpoint {path} is not an incseg checkpoint (no 'model' entry)")
+    if model is not None:
+        want = (getattr(model, "backbone_name", None), list(getattr(model, "classes_per_step", [])))
+        have = (state.get("backbone"), list(state.get("classes_per_step", [])))
+        if want != have:
+            raise CheckpointMismatch(
+                f"checkpoint {path} holds a {have[0]} BiSeNet with classes per step {have[1]} "
+                f"({sum(have[1])} classes), but the model is {want[0]} with {want[1]} ({sum(want[1])} classes); "
+                "use the matching backbone/task, or delete the checkpoint to retrain")
+    if key is not None and state.get("key") is not None and state["key"] != key:
+        diff = sorted(k for k in set(key) | set(state["key"]) if key.get(k) != state["key"].get(k))
+        raise CheckpointMismatch(f"checkpoint {path} was trained with a different configuration "
+                                 f"(differs in {diff}); delete it or change checkpoint_dir")
+    if model is not None:
+        model.load_state_dict(state["model"])
+    return state
+
+
+# ---------------------------------------------------------------------- training
+def fit(
+    model: nn.Module,
+    train_set,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    aux_weight: float = 1.0,
+    device: torch.device | str = "cpu",
+    amp: bool = True,
+    num_workers: int = 0,
+    seed: int = 0,
+    checkpoint: Path | None = None,
+    key: dict | None = None,
+    loss_fn: Callable | None = None,
+    log_dir: Path | None = None,
+    progress: bool = True,
+    print_fn: Callable = print,
+    stop_after_epoch: int | None = None,
+    tracker=None,
+    batch_sampler_fn: Callable | None = None,
+    checkpoint_every: int = 1,
+    optimizer: str = "sgd",
+) -> dict:
+    """Train ``model`` on ``train_set``; resume from ``checkpoint`` when it holds the same ``key``.
+
+    Args:
+        model: a :class:`~incseg_lib.models.BiSeNet` (or any module returning ``{"out", "aux"}``).
+        train_set: dataset yielding ``(image (3,H,W) float, mask (H,W) int64)`` crops of equal size.
+        epochs, batch_size, lr, momentum, weight_decay: SGD with poly LR (power 0.9), per iteration.
+        optimizer: ``sgd`` or ``sgd-mib`` (see :func:`make_optimizer`).
+        aux_weight: weight of each auxiliary loss.
+        device: where to train; on CUDA, AMP (if ``amp``) and channels_last are used.
+        checkpoint: file written atomically after every epoch; if it exists with the same ``key``
+            training resumes after its last epoch (a finished run returns at once); training holds
+            :func:`checkpoint_lock` on it, so a second process waits and then reuses it. The last
+            epoch's file keeps the weights only (no optimizer state: about half the size).
+        key: what determines the weights (see ``RunConfig.training_key``).
+        loss_fn: ``(model, images, targets, outputs) -> dict`` with a ``loss`` entry; default
+            :func:`~incseg_lib.losses.bisenet_loss` with cross-entropy.
+        log_dir: TensorBoard folder (scalars per iteration and per epoch); None = no logging.
+        stop_after_epoch: stop (as if killed) after this epoch; for tests and demonstrations.
+        checkpoint_every: write the checkpoint (and the tracker state) every this many epochs;
+            the last epoch is always written; 0 = only the last (short runs, where a BiSeNet-R18
+            checkpoint of ~100 MB per epoch costs more than the epoch).
+        tracker: an :class:`~incseg_lib.regularizers.ImportanceTracker` updated after every
+            optimiser step and saved after every epoch (resumed with the checkpoint). When the loss
+            dict holds a ``penalty`` (EWC/PI/RW at steps >= 1), the tracker sees the gradient of
+            ``task`` (the loss without the penalty), as MiB's ``train.py`` updates its regularizer
+            between the task loss's backward and the penalty's.
+        batch_sampler_fn: ``generator -> batch sampler`` that composes the batches instead of
+            plain shuffling (e.g. :class:`~incseg_lib.exemplars.ReplayBatchSampler`); the
+            generator is seeded per epoch like the default shuffle.
+
+    Returns:
+        History dict: ``loss`` (mean per epoch), ``lr``, ``epoch_seconds``, ``train_seconds``,
+        ``images_per_second``, ``epochs_done``, ``resumed_from`` (epoch or None).
+
+    Raises:
+        ValueError: fewer than 2 training images (BatchNorm needs 2). CheckpointMismatch: see
+            :func:`load_checkpoint`.
+    """
+    with checkpoint_lock(checkpoint, print_fn):  # one process trains a checkpoint; others wait, then reuse it
+        device = torch.device(device)
+        cuda = device.type == "cuda"
+        if len(train_set) < 2:
+            raise ValueError(f"the training set holds {len(train_set)} image(s); BatchNorm training needs at least 2")
+        batch_size = min(batch_size, len(train_set))
+        model.to(device)
+        if cuda:
+            model.to(memory_format=torch.channels_last)
+        optimizer = make_optimizer(model, lr, momentum, weight_decay, optimizer)
+        scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp)
+        history: dict = defaultdict(list)
+        start_epoch, resumed_from = 0, None
+        state = None
+        if checkpoint is not None and Path(checkpoint).is_file():
+            try:
+                state = load_checkpoint(checkpoint, model, key=key, map_location=device)
+            except CorruptCheckpoint as e:
+                moved = quarantine(checkpoint)
+                print_fn(f"{e}\n  moved aside to {moved.name}; training this step from the start")
+        if state is not None:
+            history.update({k: list(v) for k, v in state["history"].items()})
+            start_epoch = resumed_from = state["epoch"]
+            if start_epoch >= epochs:
+                return _finish_history(history, resumed_from)
+            optimizer.load_state_dict(state["optimizer"])
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            print_fn(f"resuming {Path(checkpoint).name} after epoch {start_epoch}/{epochs}")
+            if tracker is not None and not tracker.resume(start_epoch):
+                print_fn(f"  no importance state saved after epoch {start_epoch}; EWC/PI/RW importance of this "
+                         "step covers the remaining epochs only")
+
+        loss_fn = loss_fn or (lambda m, x, y, out: bisenet_loss(out, y, aux_weight=aux_weight))
+        iters_per_epoch = (len(batch_sampler_fn(torch.Generator())) if batch_sampler_fn is not None
+                           else len(train_set) // batch_size)
+        total_iters = epochs * iters_per_epoch
+        writer = _writer(log_dir)
+        for epoch in range(start_epoch, epochs):
+            torch.manual_seed(_epoch_seed(seed, epoch))
+            g = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+            if batch_sampler_fn is not None:
+                loader = DataLoader(train_set, batch_sampler=batch_sampler_fn(g), num_workers=num_workers,
+                                    pin_memory=cuda, persistent_workers=False)
+            else:
+                loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=g,
+                                    num_workers=num_workers, pin_memory=cuda, persistent_workers=False)
+            model.train()
+            if tracker is not None:
+                tracker.start_epoch()
+            t0, n_img, sums = time.perf_counter(), 0, defaultdict(float)
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not show_progress(progress))
+            for it, (x, y) in enumerate(bar):
+                global_it = epoch * iters_per_epoch + it
+                cur_lr = poly_lr(lr, global_it, total_iters)
+                for group in optimizer.param_groups:
+                    group["lr"] = cur_lr * group.get("lr_mult", 1.0)
+                x = x.to(device, non_blocking=True)
+                y = y.to(device, non_blocking=True)
+                if cuda:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=cuda and amp):
+                    out = model(x)
+                    losses = loss_fn(model, x, y, out)
+                loss = losses["loss"]
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it}; "
+                                             f"lower the learning rate (now {lr})")
+                optimizer.zero_grad(set_to_none=True)
+                if tracker is not None and "penalty" in losses:
+                    # MiB's order: backward of the task loss, importance update, backward of the penalty
+                    scaler.scale(losses["task"]).backward()
+                    scaler.unscale_(optimizer)
+                    tracker.capture_gradients()
+                    losses["penalty"].backward()  # gradients are unscaled now; the penalty is float32
+                else:
+                    scaler.scale(loss).backward()
+                scale = scaler.get_scale() if tracker is not None and scaler.is_enabled() else None
+                scaler.step(optimizer)
+                scaler.update()
+                if tracker is not None:  # the scaler lowers its scale exactly when it skipped the step
+                    tracker.after_step(skipped=scale is not None and scaler.get_scale() < scale)
+                n_img += x.shape[0]
+                for k, v in losses.items():
+                    sums[k] += float(v.detach())
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{cur_lr:.2e}")
+                if writer is not None:
+                    writer.add_scalar("train/loss_iter", loss.item(), global_it)
+                    writer.add_scalar("train/lr", cur_lr, global_it)
+            if cuda:
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+            del bar, loader
+            _collect_loader_garbage(num_workers)
+            n_it = max(iters_per_epoch, 1)
+            history["loss"].append(sums["loss"] / n_it)
+            for k in sums:
+                if k != "loss":
+                    history[f"loss_{k}"].append(sums[k] / n_it)
+            history["lr"].append(cur_lr)
+            history["epoch_seconds"].append(seconds)
+            history["images"].append(n_img)
+            if writer is not None:
+                writer.add_scalar("train/loss_epoch", history["loss"][-1], epoch + 1)
+                writer.flush()
+            print_fn(f"epoch {epoch + 1}/{epochs}  loss {history['loss'][-1]:.4f}  lr {cur_lr:.2e}  "
+                     f"{seconds:.1f}s  {n_img / max(seconds, 1e-9):.1f} img/s")
+            last = epoch + 1 >= epochs or (stop_after_epoch is not None and epoch + 1 >= stop_after_epoch)
+            due = last or (checkpoint_every > 0 and (epoch + 1) % checkpoint_every == 0)
+            if checkpoint is not None and due:
+                done = epoch + 1 >= epochs  # a finished step never resumes: no optimizer state (half the file)
+                save_checkpoint(checkpoint, {
+                    "model": model.state_dict(), "optimizer": None if done else optimizer.state_dict(),
+                    "scaler": None if done else scaler.state_dict(), "epoch": epoch + 1, "epochs": epochs,
+                    "history": dict(history), "key": key,
+                    "backbone": getattr(model, "backbone_name", None),
+                    "classes_per_step": list(getattr(model, "classes_per_step", [])),
+                })
+            if tracker is not None and due:
+                tracker.save(epoch + 1, final=epoch + 1 >= epochs)
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
+                break
+        if writer is not None:
+            writer.close()
+        return _finish_history(history, resumed_from)
+
+
+def _collect_loader_garbage(num_workers: int) -> None:
+    """Free a finished DataLoader iterator in this process before the next one forks workers.
+
+    Otherwise cyclic garbage holding the old iterator can be inherited by the new (forked)
+    workers and collected there, where its ``__del__`` fails with "can only test a child
+    process" and floods the notebook's output.
+    """
+    if num_workers > 0:
+        gc.collect()
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919) % (2**63)
+
+
+def _finish_history(history: dict, resumed_from) -> dict:
+    out = {k: list(v) for k, v in history.items()}
+    out["epochs_done"] = len(out.get("loss", []))
+    out["train_seconds"] = float(sum(out.get("epoch_seconds", [])))
+    out["images_per_second"] = (sum(out.get("images", [])) / out["train_seconds"]) if out["train_seconds"] else None
+    out["resumed_from"] = resumed_from
+    return out
+
+
+def _writer(log_dir):
+    if log_dir is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(log_dir))
+
+
+# ---------------------------------------------------------------------- evaluation
+class SizeGroupedBatchSampler(Sampler):
+    """Batches of indices whose images share one size, so full images batch without padding.
+
+    Args:
+        sizes: ``(H, W)`` per index. The order is deterministic (by size, then index).
+    """
+
+    def __init__(self, sizes: list[tuple[int, int]], batch_size: int):
+        groups: dict = defaultdict(list)
+        for i, s in enumerate(sizes):
+            groups[tuple(s)].append(i)
+        self.batches = [idx[j:j + batch_size] for s in sorted(groups) for idx in [groups[s]]
+                        for j in range(0, len(idx), batch_size)]
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset, num_classes: int, *, device="cpu", batch_size: int = 8,
+             num_workers: int = 0, amp: bool = True, progress: bool = True, desc: str = "eval") -> dict:
+    """Evaluate on full images (no resizing, no padding); return the confusion matrix and timing.
+
+    Args:
+        dataset: yields ``(image (3,H,W) float, mask (H,W) int64)`` with labels in ``0..C-1``/255.
+        num_classes: C, the model's output classes.
+
+    Returns:
+        ``{"confusion": ConfusionMatrix, "seconds": float, "images_per_second": float, "images": int}``.
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    model.to(device).eval()
+    sizes = [dataset.image_size(i) for i in range(len(dataset))] if hasattr(dataset, "image_size") \
+        else [(0, 0)] * len(dataset)
+    loader = DataLoader(dataset, batch_sampler=SizeGroupedBatchSampler(sizes, batch_size), num_workers=num_workers,
+                        pin_memory=cuda)
+    cm = ConfusionMatrix(num_classes)
+    t0, n = time.perf_counter(), 0
+    for x, y in tqdm(loader, desc=desc, leave=False, disable=not show_progress(progress)):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=cuda and amp):
+            logits = model(x)["out"]
+        if logits.shape[-2:] != y.shape[-2:]:
+            logits = torch.nn.functional.interpolate(logits.float(), size=y.shape[-2:], mode="bilinear",
+                                                     align_corners=False)
+        cm.update(logits.argmax(1), y)
+        n += x.shape[0]
+    del loader
+    _collect_loader_garbage(num_workers)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    return {"confusion": cm, "seconds": seconds, "images": n,
+            "images_per_second": n / seconds if seconds > 0 else math.nan}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, device="cpu") -> torch.Tensor:
+    """Class-id predictions ``(B, H, W)`` int64 for normalised images ``(B, 3, H, W)``."""
+    model.to(device).eval()
+    return model(images.to(device))["out"].argmax(1).cpu()

@@ -1,0 +1,682 @@
+"""DeepInversion for segmentation: synthesise images of the old classes from the old model.
+
+When no old image may be stored, the old model itself can be *inverted*: starting from noise, a
+batch of images is optimised until the frozen model recognises chosen old classes in it, while
+the statistics of its features match what the model saw in training (Yin et al., "Dreaming to
+Distill: Data-free Knowledge Transfer via DeepInversion", CVPR 2020). For a segmentation model
+the class target is image-level, on pooled segmentation logits (the idea of inverting a
+segmenter with image-level targets, as in Half-Real Half-Fake distillation / SegInversion).
+
+Objective for a batch ``x`` (``(B, 3, H, W)`` in the model's ImageNet-normalised input space,
+Yin et al. Eq. 3-5 and NVlabs/DeepInversion ``deepinversion.py``, ``DeepInversionClass.get_images``)::
+
+    L(x) = main * L_cls(x) + r_feature * sum_l w_l R_l(x) + tv_l2 * TV_2(x) + tv_l1 * TV_1(x)
+           + l2 * mean_b ||x_b||_2 + adi * (1 - JS(old || student))
+
+* ``L_cls``: classification of the log-sum-exp pooled logits of the old *foreground* outputs
+  (:func:`lse_pool`; cross-entropy with one class per image, multi-label BCE with several);
+  background is never a target, so the images show objects, not empty scenes.
+* ``R_l``: :class:`BNStatistics` on every BatchNorm layer, ``||mu_l(x) - mu_l||_2 +
+  ||var_l(x) - var_l||_2`` against the running statistics; the first layer weighted
+  ``first_bn_multiplier`` (NVlabs: 10), the others 1. The running statistics summarise the
+  training images' appearance layer by layer, so matching them is what makes the images look like
+  data rather than adversarial noise.
+* ``TV_2`` / ``TV_1``: :func:`image_priors` (NVlabs ``get_image_prior_losses``).
+* ADI (Adaptive DeepInversion, Yin et al. Sec. 3.3; off by default): the Jensen-Shannon divergence
+  between the old and the current (student) model's outputs, maximised, so the images fall where
+  the student disagrees (:func:`competition`).
+
+Each iteration applies a random jitter (roll) and a random horizontal flip; the image is clamped to
+the valid normalised range after each Adam step (NVlabs ``utils.clip``). Schedule: NVlabs'
+``setting_id=0`` (multi-resolution: 2k iterations on a 2x average-pooled image, then 1k at full
+resolution, Adam betas (0.5, 0.9), learning rate 0.2 with cosine decay after a linear warm-up),
+scaled down by :class:`InversionConfig`; by default the half-resolution phase optimises a
+half-size image that is upsampled to start the full phase (:attr:`InversionConfig.multires`).
+The best iterate of the full-resolution phase is kept (NVlabs meant to keep the best, but its
+``best_cost`` is never updated, so it keeps the last).
+
+The seed course project's attempt made replay worse than plain MiB; its flaws and where this module
+avoids them: synthetic images not normalised like inputs (here the optimised tensor *is* a
+normalised input, clamped to its range, and stored de-normalised); a pooling temperature redrawn
+every iteration (here fixed, :attr:`InversionConfig.lse_r`); background drawn as a target (here
+only old foreground classes); distillation fed integer labels (here replay uses MiB's unbiased
+distillation on the old model's logits, as for exemplars); BN hooks never removed
+(:class:`BNStatistics` is a context manager that removes them, also on error); 20k iterations per
+class (here a few hundred per *batch* of classes, multi-resolution).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data.common import (IGNORE_INDEX, DatasetInfo, SegmentationDataset, atomic_write_png, atomic_write_text,
+                          class_id_lut)
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize
+
+
+@dataclass(frozen=True)
+class InversionConfig:
+    """How the synthetic memory is made (part of its identity: a change makes a new memory).
+
+    Defaults follow NVlabs/DeepInversion ``imagenet_inversion.py`` (its argparse defaults) unless
+    said otherwise.
+
+    Attributes:
+        images_per_class: synthetic images per old foreground class (> 0).
+        classes_per_image: classes each image is asked to show (1: cross-entropy; more: multi-label
+            BCE, the extra classes drawn at random among the other old classes).
+        batch_size: images optimised together (BN statistics are batch statistics: >= 2).
+        resolution: side of the square images in pixels.
+        iterations_low: iterations on the 2x average-pooled image (NVlabs setting 0: 2000).
+        iterations_full: iterations at full resolution (NVlabs setting 0: 1000).
+        lr: Adam learning rate (NVlabs ``--lr`` 0.2), cosine decay after a warm-up of
+            ``warmup`` x the phase's iterations (NVlabs: 100 of 2000 = 0.05).
+        r_feature: weight of the BN feature-statistics term (NVlabs ``--r_feature`` 0.05).
+        first_bn_multiplier: extra weight of the first BN layer (NVlabs 10).
+        tv_l2, tv_l1: total-variation weights (NVlabs 1e-4 and 0).
+        l2: weight of the images' L2 norm (NVlabs 1e-5).
+        main: weight of the classification term (NVlabs ``main_loss_multiplier`` 1).
+        adi: weight of Adaptive DeepInversion's competition term (0 = off; NVlabs uses 0.2 with ADI).
+        jitter: random shift each iteration, as a fraction of the side (NVlabs: 30 px at 224).
+        flip: random horizontal flips each iteration (NVlabs ``--do_flip``).
+        multires: how the half-resolution phase feeds the full one. ``nvlabs``: one full-resolution
+            tensor, average-pooled 2x in the first phase (NVlabs ``get_images``); the pooling never
+            sees the tensor's within-block detail, so the full phase starts from the initial noise
+            there (the BN term jumps ~4x at the switch). ``upsample`` (default, our change): the
+            first phase optimises a half-resolution tensor, bilinearly upsampled to start the
+            second, which then starts from a smooth image.
+        lse_r: temperature ``r`` of log-sum-exp pooling (Pinheiro & Collobert, CVPR 2015, Eq. 2;
+            r -> 0 is average pooling, r -> inf max pooling). Fixed: the seed project redrew it at
+            every iteration. 5: an object must cover part of the image, not one pixel; our choice.
+        confidence: pseudo-labels keep a pixel only if the old model's probability of its argmax
+            exceeds this (else 255); 0.5 = the class outweighs all others together; our choice.
+        share: fraction of every training batch drawn from the synthetic memory (as exemplars:
+            SSUL-M's 0.5).
+        replay_labels: what the classification loss sees on replayed synthetic images: ``pseudo``
+            (the old model's pseudo-labels, as exemplars' ground truth) or ``none`` (every pixel
+            ignored: the images only feed the method's distillation; FT then learns nothing
+            from them).
+        seed: seed of the noise, jitter, flips and extra classes (each batch seeded on its own, so
+            a resumed run makes the same images).
+    """
+
+    images_per_class: int = 4
+    classes_per_image: int = 1
+    batch_size: int = 8
+    resolution: int = 160
+    iterations_low: int = 200
+    iterations_full: int = 100
+    lr: float = 0.2
+    warmup: float = 0.05
+    r_feature: float = 0.05
+    first_bn_multiplier: float = 10.0
+    tv_l2: float = 1e-4
+    tv_l1: float = 0.0
+    l2: float = 1e-5
+    main: float = 1.0
+    adi: float = 0.0
+    jitter: float = 30 / 224
+    multires: str = "upsample"
+    flip: bool = True
+    lse_r: float = 5.0
+    confidence: float = 0.5
+    share: float = 0.5
+    replay_labels: str = "pseudo"
+    seed: int = 0
+
+    def __post_init__(self):
+        checks = [("images_per_class", self.images_per_class >= 1, "a positive number of images"),
+                  ("classes_per_image", self.classes_per_image >= 1, "at least 1"),
+                  ("batch_size", self.batch_size >= 2, "at least 2 (BN statistics are batch statistics)"),
+                  ("resolution", self.resolution >= 32, "at least 32 pixels (the model's stride is 32)"),
+                  ("iterations_low", self.iterations_low >= 0, ">= 0"),
+                  ("iterations_full", self.iterations_full >= 1, ">= 1"),
+                  ("lr", self.lr > 0, "> 0"), ("warmup", 0 <= self.warmup < 1, "in [0, 1)"),
+                  ("jitter", 0 <= self.jitter < 0.5, "a fraction of the side in [0, 0.5)"),
+                  ("lse_r", self.lse_r > 0, "> 0"), ("confidence", 0 <= self.confidence < 1, "in [0, 1)"),
+                  ("share", 0 < self.share < 1, "in (0, 1) (a fraction of each batch)"),
+                  ("multires", self.multires in ("upsample", "nvlabs"), "'upsample' or 'nvlabs'"),
+                  ("replay_labels", self.replay_labels in ("pseudo", "none"), "'pseudo' or 'none'")]
+        for name, ok, what in checks:
+            if not ok:
+                raise ValueError(f"InversionConfig.{name}={getattr(self, name)!r}; it must be {what}")
+        for name in ("r_feature", "first_bn_multiplier", "tv_l2", "tv_l1", "l2", "main", "adi"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"InversionConfig.{name}={getattr(self, name)!r}; loss weights must be >= 0")
+
+    @property
+    def tag(self) -> str:
+        """Short name for tables, e.g. ``di-4pc-200+100it-160px``."""
+        t = f"di-{self.images_per_class}pc-{self.iterations_low}+{self.iterations_full}it-{self.resolution}px"
+        default = InversionConfig()
+        for name in ("r_feature", "tv_l2", "l2", "adi", "share"):
+            if getattr(self, name) != getattr(default, name):
+                t += f"-{name.replace('_', '')}{getattr(self, name):g}"
+        return t + ("-nolabels" if self.replay_labels == "none" else "")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------- loss terms
+class BNStatistics:
+    """Forward hooks on every ``BatchNorm2d`` of a model that measure DeepInversion's feature term.
+
+    After a forward pass, :attr:`losses` holds for each layer ``l`` (model order)
+    ``R_l = ||mu_l - running_mean_l||_2 + ||var_l - running_var_l||_2`` with ``mu_l``, ``var_l``
+    the per-channel mean and biased variance of the layer's input over batch and pixels
+    (NVlabs ``DeepInversionFeatureHook``; Yin et al. Eq. 4). Layers whose input has fewer than 2
+    values per channel (a 1x1 map with batch 1) have no variance and are skipped.
+
+    Use as a context manager; the hooks are removed on exit, also when an exception leaves the block::
+
+        with BNStatistics(model) as bn:
+            model(x)
+            loss = bn.loss(first_multiplier=10)
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        self.handles: list = []
+        self.losses: list[torch.Tensor | None] = [None] * len(self.layers)
+
+    def __enter__(self) -> "BNStatistics":
+        for k, layer in enumerate(self.layers):
+            self.handles.append(layer.register_forward_hook(self._hook(k)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+    def _hook(self, k: int):
+        def hook(module, inputs, output):
+            x = inputs[0].float()
+            if x.shape[0] * x.shape[2] * x.shape[3] < 2:
+                self.losses[k] = None
+                return
+            mean = x.mean((0, 2, 3))
+            var = x.transpose(0, 1).reshape(x.shape[1], -1).var(1, unbiased=False)
+            self.losses[k] = (torch.linalg.vector_norm(module.running_var - var)
+                              + torch.linalg.vector_norm(module.running_mean - mean))
+        return hook
+
+    def loss(self, first_multiplier: float = 10.0) -> torch.Tensor:
+        """``sum_l w_l R_l`` of the last forward pass (``w_0 = first_multiplier``, else 1).
+
+        Raises:
+            RuntimeError: no forward pass ran inside the block.
+        """
+        terms = [(first_multiplier if k == 0 else 1.0) * v for k, v in enumerate(self.losses) if v is not None]
+        if not terms:
+            raise RuntimeError("no BatchNorm statistics recorded: run the model inside the BNStatistics block")
+        return torch.stack(terms).sum()
+
+
+def image_priors(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Total variation of ``x`` ``(B, C, H, W)``: ``(TV_1, TV_2)`` (NVlabs ``get_image_prior_losses``).
+
+    Differences along x, y and both diagonals; ``TV_2`` = sum of the four differences' Frobenius
+    norms, ``TV_1`` = sum of their mean absolute values. Both are 0 for a constant image.
+    """
+    d = [x[:, :, :, :-1] - x[:, :, :, 1:], x[:, :, :-1, :] - x[:, :, 1:, :],
+         x[:, :, 1:, :-1] - x[:, :, :-1, 1:], x[:, :, :-1, :-1] - x[:, :, 1:, 1:]]
+    tv1 = sum(di.abs().mean() for di in d)
+    tv2 = sum(torch.linalg.vector_norm(di) for di in d)
+    return tv1, tv2
+
+
+def lse_pool(logits: torch.Tensor, r: float) -> torch.Tensor:
+    """Log-sum-exp pooling (Pinheiro & Collobert, CVPR 2015, Eq. 2): ``(B, C, H, W)`` -> ``(B, C)``.
+
+    ``s_c = 1/r * log(1/HW * sum_hw exp(r * z_chw))``, computed stably (``logsumexp``). Lies between
+    the mean (r -> 0) and the max (r -> inf) of the class's logits.
+    """
+    flat = logits.flatten(2)
+    flat = flat.float() if flat.dtype in (torch.float16, torch.bfloat16) else flat
+    return (torch.logsumexp(r * flat, dim=2) - math.log(flat.shape[2])) / r
+
+
+def class_loss(pooled: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Image-level loss on pooled foreground logits.
+
+    Args:
+        pooled: ``(B, K)`` pooled logits of the K old foreground outputs (background excluded).
+        targets: ``(B, K)`` {0, 1}: the classes each image must show.
+
+    Returns:
+        Cross-entropy of the softmax over the K classes when every image has exactly one target
+        (NVlabs' ``nn.CrossEntropyLoss`` on class logits), else multi-label BCE with logits
+        averaged over images and classes.
+    """
+    t = targets.float()
+    if bool((t.sum(1) == 1).all()):
+        return F.cross_entropy(pooled, t.argmax(1))
+    return F.binary_cross_entropy_with_logits(pooled, t)
+
+
+def competition(old_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float = 3.0) -> torch.Tensor:
+    """Adaptive DeepInversion's competition term ``1 - JS(P_student || P_old)`` per pixel.
+
+    NVlabs ``get_images``: softmax at temperature 3 of both outputs, probabilities clamped to
+    [0.01, 0.99], ``JS = (KL(M||P) + KL(M||Q)) / 2`` (``KLDivLoss(batchmean)``, here over pixels),
+    the term ``1 - clamp(JS, 0, 1)``: minimising it makes the two models *disagree*.
+
+    Args:
+        old_logits: ``(B, C, H, W)`` logits of the old model (its C outputs).
+        student_logits: ``(B, C', H, W)``, C' >= C; only its first C outputs are compared.
+    """
+    c = old_logits.shape[1]
+    p = F.softmax(student_logits[:, :c].float() / temperature, 1).permute(0, 2, 3, 1).reshape(-1, c)
+    q = F.softmax(old_logits.float() / temperature, 1).permute(0, 2, 3, 1).reshape(-1, c)
+    m = (0.5 * (p + q)).clamp(0.01, 0.99)
+    p, q = p.clamp(0.01, 0.99), q.clamp(0.01, 0.99)
+    kl = lambda a: F.kl_div(a.log(), m, reduction="batchmean")  # noqa: E731  KL(m || a)
+    return 1.0 - torch.clamp(0.5 * kl(p) + 0.5 * kl(q), 0.0, 1.0)
+
+
+def input_range(device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(low, high)`` ``(1, 3, 1, 1)``: the normalised values of pixel 0 and 1 (NVlabs ``clip``)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    return -mean / std, (1 - mean) / std
+
+
+def cosine_lr(base: float, it: int, total: int, warmup: int) -> float:
+    """NVlabs ``lr_cosine_policy``: linear warm-up over ``warmup`` iterations, then cosine to 0."""
+    if it < warmup:
+        return base * (it + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (it - warmup) / max(total - warmup, 1))) * base
+
+
+# ---------------------------------------------------------------------- synthesis
+@dataclass
+class SynthesisResult:
+    """What :func:`synthesize` returns.
+
+    Attributes:
+        images: ``(B, 3, R, R)`` float, normalised inputs (the best full-resolution iterate).
+        history: one dict per iteration: ``iteration``, ``phase`` (``low``/``full``), ``total``,
+            ``class``, ``bn``, ``tv_l2``, ``l2``, ``adi``, ``target_prob`` (mean softmax probability of
+            the target classes over the pooled foreground logits).
+        snapshots: ``{iteration: (B, 3, R, R) float in [0, 1]}`` de-normalised images at the requested
+            iterations (full resolution; for pictures of an image emerging from noise).
+        seconds: wall time.
+    """
+
+    images: torch.Tensor
+    history: list[dict]
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def synthesize(model: nn.Module, targets: torch.Tensor, fg_outputs: list[int], config: InversionConfig, *,
+               student: nn.Module | None = None, generator: torch.Generator | None = None,
+               snapshot_at: tuple[int, ...] = (), device=None,
+               progress: Callable[[int], None] | None = None) -> SynthesisResult:
+    """Optimise a batch of images from noise so that ``model`` sees ``targets`` in them.
+
+    Args:
+        model: the frozen old model (put in eval mode here and restored after; its weights get no
+            gradient). Its forward returns a dict with ``out`` ``(B, C, H, W)``.
+        targets: ``(B, K)`` {0, 1}: classes (columns = ``fg_outputs``) each image must show.
+        fg_outputs: the model's output indices of the K old foreground classes.
+        config: :class:`InversionConfig`.
+        student: the current model, for the ADI term (needed when ``config.adi > 0``).
+        generator: seeds the noise, jitter and flips (CPU generator).
+        snapshot_at: iterations (1-based, counted over both phases) whose images to keep.
+        progress: called with 1 after each iteration (e.g. a tqdm bar's ``update``).
+
+    Returns:
+        :class:`SynthesisResult`.
+
+    Raises:
+        ValueError: ``targets`` of the wrong shape, or ADI asked without a student.
+    """
+    if targets.ndim != 2 or targets.shape[1] != len(fg_outputs):
+        raise ValueError(f"targets must be (B, {len(fg_outputs)}) over the old foreground outputs, got {tuple(targets.shape)}")
+    if config.adi > 0 and student is None:
+        raise ValueError("InversionConfig.adi > 0 needs the current model: pass student=")
+    device = torch.device(device or next(model.parameters()).device)
+    g = generator or torch.Generator().manual_seed(config.seed)
+    was_training = model.training
+    model.eval()
+    grads = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    if student is not None:  # compared, never trained here: eval-mode BN, no parameter gradients
+        student_state = (student.training, [p.requires_grad for p in student.parameters()])
+        student.eval().requires_grad_(False)
+    targets = targets.to(device)
+    low, high = input_range(device)
+    b, r = targets.shape[0], config.resolution
+    upsample = config.multires == "upsample" and config.iterations_low > 0
+    side = r // 2 if upsample else r
+    x = torch.randn(b, 3, side, side, generator=g).to(device).requires_grad_(True)
+    fg = torch.as_tensor(fg_outputs, device=device)
+    history, snapshots = [], {}
+    best, best_loss = None, float("inf")
+    start = time.perf_counter()
+    it = 0
+    try:
+        with BNStatistics(model) as bn:
+            for phase, factor, n_iter in (("low", 2, config.iterations_low), ("full", 1, config.iterations_full)):
+                if n_iter == 0:
+                    continue
+                if upsample and phase == "full":
+                    x = F.interpolate(x.detach(), size=(r, r), mode="bilinear", align_corners=False)
+                    x = torch.max(torch.min(x, high), low).requires_grad_(True)
+                pool = factor if (phase == "low" and not upsample) else 1
+                opt = torch.optim.Adam([x], lr=config.lr, betas=(0.5, 0.9), eps=1e-8)
+                lim = int(config.jitter * r) // factor
+                warm = int(round(config.warmup * n_iter))
+                for k in range(n_iter):
+                    it += 1
+                    for group in opt.param_groups:
+                        group["lr"] = cosine_lr(config.lr, k, n_iter, warm)
+                    xin = F.avg_pool2d(x, pool) if pool > 1 else x
+                    if lim:
+                        dx, dy = torch.randint(-lim, lim + 1, (2,), generator=g).tolist()
+                        xin = torch.roll(xin, shifts=(dx, dy), dims=(2, 3))
+                    if config.flip and bool(torch.rand(1, generator=g) < 0.5):
+                        xin = torch.flip(xin, dims=(3,))
+                    opt.zero_grad(set_to_none=True)
+                    logits = model(xin)["out"]
+                    pooled = lse_pool(logits[:, fg], config.lse_r)
+                    l_cls = class_loss(pooled, targets)
+                    l_bn = bn.loss(config.first_bn_multiplier)
+                    tv1, tv2 = image_priors(xin)
+                    l_l2 = torch.linalg.vector_norm(xin.flatten(1), dim=1).mean()
+                    total = (config.main * l_cls + config.r_feature * l_bn + config.tv_l2 * tv2
+                             + config.tv_l1 * tv1 + config.l2 * l_l2)
+                    l_adi = torch.zeros((), device=device)
+                    if config.adi > 0:
+                        l_adi = competition(logits, student(xin)["out"])
+                        total = total + config.adi * l_adi
+                    total.backward()
+                    value = float(total.detach())
+                    if phase == "full" and value < best_loss:  # the iterate this loss was measured on
+                        best_loss, best = value, x.detach().clone()
+                    opt.step()
+                    with torch.no_grad():
+                        x.data = torch.max(torch.min(x.data, high), low)
+                    with torch.no_grad():
+                        prob = (F.softmax(pooled.float(), 1) * targets).sum(1) / targets.sum(1)
+                    history.append({"iteration": it, "phase": phase, "total": value, "class": l_cls.item(),
+                                    "bn": l_bn.item(), "tv_l2": tv2.item(), "l2": l_l2.item(), "adi": l_adi.item(),
+                                    "target_prob": prob.mean().item()})
+                    if it in snapshot_at:
+                        shot = x.detach() if x.shape[-1] == r else F.interpolate(x.detach(), size=(r, r), mode="nearest")
+                        snapshots[it] = denormalize(shot).cpu()
+                    if progress is not None:
+                        progress(1)
+    finally:
+        for p, req in zip(model.parameters(), grads):
+            p.requires_grad_(req)
+        model.train(was_training)
+        if student is not None:
+            for p, req in zip(student.parameters(), student_state[1]):
+                p.requires_grad_(req)
+            student.train(student_state[0])
+    return SynthesisResult(best, history, snapshots, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def pseudo_labels(model: nn.Module, images: torch.Tensor, confidence: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The old model's labels of ``images``: argmax over its (old) outputs, unsure pixels 255.
+
+    Args:
+        images: ``(B, 3, H, W)`` normalised.
+        confidence: a pixel keeps its argmax only if the softmax probability exceeds this.
+
+    Returns:
+        ``(labels, prob)``: ``(B, H, W)`` int64 output indices of the old model or 255, and the
+        ``(B, H, W)`` float max probability.
+    """
+    was = model.training
+    model.eval()
+    prob, labels = F.softmax(model(images)["out"].float(), 1).max(1)
+    model.train(was)
+    return labels.masked_fill(prob <= confidence, IGNORE_INDEX), prob
+
+
+def snapshot_iterations(config: InversionConfig) -> tuple[int, ...]:
+    """Iterations whose images :meth:`SyntheticMemory.build` keeps for its first batch: the first,
+    a quarter and the end of the low-resolution phase, the middle and the end of the full one."""
+    lo, total = config.iterations_low, config.iterations_low + config.iterations_full
+    marks = [1, lo // 4, lo, lo + config.iterations_full // 2, total]
+    return tuple(sorted({m for m in marks if 1 <= m <= total}))
+
+
+def image_targets(classes: list[int], config: InversionConfig) -> list[list[int]]:
+    """The classes each synthetic image is asked to show (dataset class ids).
+
+    ``images_per_class`` images per class, class after class; with ``classes_per_image`` > 1 each
+    image adds ``classes_per_image - 1`` other classes drawn (seeded) among ``classes``.
+    """
+    rng = np.random.default_rng(config.seed)
+    out = []
+    for c in classes:
+        for _ in range(config.images_per_class):
+            others = [o for o in classes if o != c]
+            extra = rng.choice(others, size=min(config.classes_per_image - 1, len(others)), replace=False).tolist() \
+                if config.classes_per_image > 1 and others else []
+            out.append([int(c)] + [int(e) for e in extra])
+    return out
+
+
+# ---------------------------------------------------------------------- the synthetic memory
+class SyntheticMemory:
+    """Synthetic images of the old classes with pseudo-labels, stored as PNGs plus a manifest.
+
+    Folder layout: ``images/NNNNN.png`` (RGB, de-normalised), ``masks/NNNNN.png`` (dataset class ids
+    of the old model's pseudo-labels, 255 unsure), ``manifest.json``: the identity ``key``, the
+    :class:`InversionConfig`, the finished batches (targets, seconds, loss curves) and totals. A
+    batch is written (images, masks, then the manifest, each atomically) before the next begins, so
+    a killed synthesis resumes at the first unfinished batch; a finished memory is reused.
+
+    Args:
+        folder: where the memory lives.
+        key: what determines it (old checkpoint key + settings); a folder holding another key is an
+            error, never silently overwritten.
+    """
+
+    def __init__(self, folder: Path, key: dict):
+        self.folder = Path(folder)
+        self.key = key
+        self.manifest_path = self.folder / "manifest.json"
+        self.manifest = self._load()
+
+    def _load(self) -> dict:
+        if not self.manifest_path.is_file():
+            return {"key": self.key, "batches": [], "complete": False}
+        manifest = json.loads(self.manifest_path.read_text())
+        if manifest.get("key") != self.key:
+            raise FileExistsError(f"{self.manifest_path} belongs to another synthesis (its key differs); "
+                                  "move that folder away or delete it to synthesise again")
+        return manifest
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
+
+    def _save(self) -> None:
+        atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=1))
+
+    def build(self, model: nn.Module, class_ids: list[int], out_index: dict[int, int], class_order: list[int],
+              config: InversionConfig, *, student: nn.Module | None = None, device=None,
+              progress: bool = True, print_fn: Callable = print) -> "SyntheticMemory":
+        """Synthesise every image not made yet (batch by batch) and write it.
+
+        Args:
+            model: the old model (eval mode is set during synthesis).
+            class_ids: old foreground classes (dataset ids) to synthesise.
+            out_index: dataset class id -> the old model's output index, for every old class.
+            class_order: the old model's output index -> dataset class id (pseudo-labels are stored
+                as dataset ids).
+            config: :class:`InversionConfig`.
+            student: the current model, for ADI.
+        """
+        from tqdm.auto import tqdm
+
+        from .config import show_progress
+
+        targets = image_targets(class_ids, config)
+        fg_ids = list(class_ids)
+        fg_outputs = [out_index[c] for c in fg_ids]
+        batches = [targets[i:i + config.batch_size] for i in range(0, len(targets), config.batch_size)]
+        done = {b["index"] for b in self.manifest["batches"]}
+        todo = [k for k in range(len(batches)) if k not in done]
+        per_batch = config.iterations_low + config.iterations_full
+        (self.folder / "images").mkdir(parents=True, exist_ok=True)
+        (self.folder / "masks").mkdir(parents=True, exist_ok=True)
+        self.manifest.update(config=config.to_dict(), classes=fg_ids, num_images=len(targets))
+        if todo and done:
+            print_fn(f"  synthesis resumed: {len(done)} of {len(batches)} batches already made")
+        to_class_id = torch.full((256,), IGNORE_INDEX, dtype=torch.uint8)  # output index -> class id
+        to_class_id[: len(class_order)] = torch.as_tensor(class_order, dtype=torch.uint8)
+        bar = tqdm(total=len(todo) * per_batch, desc="DeepInversion", unit="it",
+                   disable=not show_progress(progress))
+        try:
+            for k in todo:
+                batch = batches[k]
+                t = torch.zeros(len(batch), len(fg_ids))
+                for row, classes in enumerate(batch):
+                    for c in classes:
+                        t[row, fg_ids.index(c)] = 1
+                g = torch.Generator().manual_seed(config.seed * 100_003 + k)
+                shots = snapshot_iterations(config) if k == 0 else ()
+                res = synthesize(model, t, fg_outputs, config, student=student, generator=g, device=device,
+                                 snapshot_at=shots, progress=bar.update)
+                if res.snapshots:  # the first batch at several iterations: how an image emerges
+                    from torchvision.utils import make_grid
+
+                    (self.folder / "snapshots").mkdir(exist_ok=True)
+                    files = []
+                    for i, imgs in sorted(res.snapshots.items()):
+                        grid = make_grid(imgs, nrow=len(imgs), padding=2, pad_value=1.0)
+                        f = self.folder / "snapshots" / f"it-{i:05d}.png"
+                        atomic_write_png(f, (grid * 255).round().byte().permute(1, 2, 0).numpy())
+                        files.append({"iteration": i, "file": f"snapshots/{f.name}"})
+                    self.manifest["snapshots"] = files
+                labels, _ = pseudo_labels(model, res.images, config.confidence)
+                ids = to_class_id[labels.cpu()]
+                rgb = (denormalize(res.images) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+                names = []
+                for row in range(len(batch)):
+                    name = f"{k * config.batch_size + row:05d}"
+                    atomic_write_png(self.folder / "images" / f"{name}.png", rgb[row])
+                    atomic_write_png(self.folder / "masks" / f"{name}.png", ids[row].numpy())
+                    names.append(name)
+                hist = res.history
+                self.manifest["batches"].append({
+                    "index": k, "names": names, "targets": batch, "seconds": round(res.seconds, 3),
+                    "final": hist[-1] if hist else {},
+                    "curve": [h for h in hist if h["iteration"] % max(1, per_batch // 50) == 0 or h is hist[-1]]})
+                self.manifest["batches"].sort(key=lambda b: b["index"])
+                self._save()
+        finally:
+            bar.close()
+        secs = sum(b["seconds"] for b in self.manifest["batches"])
+        n = self.manifest["num_images"]
+        self.manifest.update(complete=True, seconds=round(secs, 2), seconds_per_image=round(secs / max(n, 1), 3),
+                             image_iterations_per_second=round(n * per_batch / max(secs, 1e-9), 2))
+        self._save()
+        return self
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def names(self) -> list[str]:
+        return [n for b in self.manifest["batches"] for n in b["names"]]
+
+    @property
+    def targets(self) -> list[list[int]]:
+        return [t for b in self.manifest["batches"] for t in b["targets"]]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def as_dataset(self, info: DatasetInfo) -> SegmentationDataset:
+        """The memory as a :class:`SegmentationDataset` of dataset class ids (no task remapping)."""
+        names = self.names
+        if not names:
+            raise ValueError(f"the synthetic memory in {self.folder} is empty; build it first")
+        return SegmentationDataset(info, [f"synthetic-{n}" for n in names],
+                                   [self.folder / "images" / f"{n}.png" for n in names],
+                                   [self.folder / "masks" / f"{n}.png" for n in names], class_id_lut(info))
+
+    def dataset(self, split, info: DatasetInfo, transforms: Callable | None = None,
+                labels: str = "pseudo") -> SegmentationDataset:
+        """The memory labelled for training at ``split.step``, like an exemplar memory.
+
+        Pseudo-labels keep the old classes they name; their background carries the
+        annotated-background code of the old outputs
+        (:func:`~incseg_lib.losses.known_background`), so MiB's unbiased cross-entropy merges it
+        only with the classes learned since. ``labels="none"``: every pixel 255 (distillation only).
+        """
+        from .exemplars import annotated_lut
+
+        old = split.old_classes
+        if labels not in ("pseudo", "none"):
+            raise ValueError(f"labels={labels!r}; choose 'pseudo' or 'none'")
+        if labels == "none":
+            lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+        else:
+            lut = annotated_lut(split.lut_keeping(old), len(old))
+        return self.as_dataset(info).with_target_lut(lut).with_transforms(transforms)
+
+    def size_bytes(self) -> int:
+        return int(sum((self.folder / d / f"{n}.png").stat().st_size for n in self.names for d in ("images", "masks")))
+
+    def summary(self) -> dict:
+        """Images, bytes, synthesis seconds, seconds per image and image-iterations per second."""
+        m = self.manifest
+        return {"images": len(self), "bytes": self.size_bytes(), "seconds": m.get("seconds"),
+                "seconds_per_image": m.get("seconds_per_image"),
+                "image_iterations_per_second": m.get("image_iterations_per_second"),
+                "folder": str(self.folder)}
+
+    def loss_curves(self) -> list[dict]:
+        """Every stored loss-curve point of every batch, with its ``batch`` index (for plots)."""
+        return [{**h, "batch": b["index"]} for b in self.manifest["batches"] for h in b["curve"]]
+
+
+# ---------------------------------------------------------------------- profile sizes
+#: Synthesis sized per profile (README, "DeepInversion": how each was derived). smoke: every code
+#: path in seconds; demo: about a minute on 2 CPU cores, one image per class so that notebook 04's
+#: SMiB reuses notebook 03's one-exemplar run; cpu: the VOC subset's 15-5 memory (30 images at
+#: 160 px) within 15 minutes on 2 CPU cores; colab: VOC 15-5 (240 images at 256 px) within 30
+#: minutes on a T4 at 5% of its float16 peak (FLOPs from benchmarks/inversion_throughput.py);
+#: paper: NVlabs' own schedule (2000 + 1000 iterations at 224 px).
+PROFILE_SETTINGS: dict[str, dict] = {
+    "smoke": dict(images_per_class=1, batch_size=4, resolution=48, iterations_low=2, iterations_full=2),
+    "demo": dict(images_per_class=1, batch_size=10, resolution=64, iterations_low=60, iterations_full=30),
+    "cpu": dict(images_per_class=2, batch_size=10, resolution=160, iterations_low=200, iterations_full=100),
+    "colab": dict(images_per_class=16, batch_size=48, resolution=256, iterations_low=1000, iterations_full=500),
+    "paper": dict(images_per_class=32, batch_size=64, resolution=224, iterations_low=2000, iterations_full=1000),
+}
+
+
+def inversion_config(profile: str, **overrides) -> InversionConfig:
+    """The :class:`InversionConfig` of ``profile`` with ``overrides`` (``None`` values skipped).
+
+    Raises:
+        ValueError: unknown profile or option, or an invalid value (names it).
+    """
+    from .config import profile_options
+
+    return profile_options(InversionConfig, PROFILE_SETTINGS, profile, overrides, "DeepInversion")

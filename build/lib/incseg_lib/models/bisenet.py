@@ -1,0 +1,305 @@
+"""BiSeNet: Bilateral Segmentation Network (Yu et al., ECCV 2018, arXiv 1808.00897).
+
+Two paths meet in a feature fusion module:
+
+* **Spatial path** (Sec. 3.1): three stride-2 conv-BN-ReLU layers keep a rich 1/8-resolution map.
+* **Context path** (Sec. 3.2): a ResNet (torchvision) down to 1/32, a global average pool for
+  the largest receptive field, and **attention refinement modules** (ARM) on the 1/16 and 1/32
+  features; the ARM-refined 1/32 map plus the global context is upsampled and refined, added to
+  the ARM-refined 1/16 map, and upsampled and refined again to 1/8 (TorchSeg's U-shaped path,
+  here with nearest upsampling).
+* **Feature fusion module** (FFM, Sec. 3.3): concatenation, conv-BN-ReLU, and a squeeze-and-
+  excitation-style channel attention ``x + x * att``.
+
+Two auxiliary heads supervise the context path during training only (Sec. 3.4, Eq. 2-3:
+loss = principal + alpha * sum(auxiliary), alpha = 1). They are 1x1 classifiers directly on the
+ResNet's 1/16 and 1/32 stage outputs, as in the seed course project's BiSeNet
+(francescodisalvo05/incremental-learning-semantic-segmentation ``modules/build_BiSeNet.py``, after
+ooooverflow's ``supervision1``/``supervision2``): the backbone gets a short, direct gradient. On
+CamVid from scratch this was the largest single gain of issue 9's ablation (8 epochs: 27.6 mIoU
+against 22.6 with the auxiliary heads on the refined 1/16 maps).
+
+Widths follow the paper's first author's reference implementation, TorchSeg
+(yu-changqian/TorchSeg, ``model/bisenet/cityscapes.bisenet.R18/network.py``): 128 channels in the
+spatial and context paths, 256 after fusion. Every layer outside the ResNet but the 1x1
+classifiers gets Kaiming-normal initialisation (fan_in, ReLU gain), as TorchSeg's ``train.py``
+(``init_weight(model.business_layer, nn.init.kaiming_normal_, ...)``) and the seed course project
+do: PyTorch's default conv init is about 2.45x smaller in standard deviation, and with BatchNorm
+after every conv a smaller weight norm means a larger effective learning rate. The measurements
+that chose this design, against the seed course project's BiSeNet, are in
+``benchmarks/bisenet_ablation.py`` (README, "BiSeNet design").
+
+All three classification heads are :class:`IncrementalClassifier` s, growing one 1x1 conv per step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .classifier import IncrementalClassifier
+
+_RESNET_CHANNELS = {"resnet18": (256, 512), "resnet50": (1024, 2048), "resnet101": (1024, 2048)}
+
+#: Version of the architecture below; part of every checkpoint key, so a checkpoint trained with an
+#: earlier design is retrained instead of failing to load (2: Kaiming init and auxiliary heads on the
+#: ResNet stages, issue 9).
+ARCHITECTURE_VERSION = 2
+
+
+def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+def _upsample(x: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def kaiming_init(module: nn.Module, *, skip: tuple[type, ...] = ()) -> None:
+    """Kaiming-normal init (fan_in, ReLU gain) of every conv in ``module``; BN weight 1, bias 0.
+
+    TorchSeg's ``init_weight(model.business_layer, nn.init.kaiming_normal_, ..., mode='fan_in',
+    nonlinearity='relu')`` for BiSeNet's non-backbone layers (He et al., ICCV 2015, Eq. 10).
+    Convs inside a module of a type in ``skip`` keep their init. Conv biases are zeroed.
+    """
+    skipped = {id(p) for m in module.modules() if isinstance(m, skip) for p in m.parameters()}
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d) and id(m.weight) not in skipped:
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class SpatialPath(nn.Module):
+    """Three stride-2 conv-BN-ReLU (7x7, 3x3, 3x3) and a 1x1 projection: ``(B,3,H,W) -> (B,C,H/8,W/8)``.
+
+    As TorchSeg's ``SpatialPath`` (64 inner channels, ``out_channels`` = 128).
+    """
+
+    def __init__(self, out_channels: int = 128):
+        super().__init__()
+        self.layers = nn.Sequential(conv_bn_relu(3, 64, 7, 2), conv_bn_relu(64, 64, 3, 2),
+                                    conv_bn_relu(64, 64, 3, 2), conv_bn_relu(64, out_channels, 1))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class AttentionRefinementModule(nn.Module):
+    """ARM (Sec. 3.2, Fig. 2b): conv-BN-ReLU, then ``y * sigmoid(BN(conv1x1(avgpool(y))))``."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = conv_bn_relu(cin, cout, 3)
+        self.attention = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, cout, 1, bias=False),
+                                       nn.BatchNorm2d(cout), nn.Sigmoid())
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y * self.attention(y)
+
+
+class ContextPath(nn.Module):
+    """ResNet context path with global context and two ARMs.
+
+    Args:
+        backbone: ``resnet18``, ``resnet50`` or ``resnet101`` (torchvision).
+        pretrained: ``"imagenet"`` (torchvision weights API, downloads once), a path to a ResNet
+            state dict (``.pth``, torchvision key names; ``fc.*`` ignored), or ``""`` for random init.
+
+    Returns from ``forward(x)`` with ``x`` ``(B,3,H,W)``: ``(feat8, enc16, enc32)``: ``feat8``
+    ``(B,128,H/8,W/8)`` the context output, and the raw ResNet stage outputs ``enc16``
+    ``(B,C16,H/16,W/16)`` and ``enc32`` ``(B,C32,H/32,W/32)`` (256/512 channels for ResNet-18,
+    1024/2048 for 50/101) that feed the auxiliary heads and feature distillation.
+
+    Raises:
+        ValueError: unknown backbone. FileNotFoundError / RuntimeError: a state-dict path that
+            does not exist or does not fit the backbone (the message names the file).
+    """
+
+    def __init__(self, backbone: str = "resnet18", pretrained: str = "", channels: int = 128):
+        super().__init__()
+        self.backbone = build_resnet(backbone, pretrained)
+        c16, c32 = _RESNET_CHANNELS[backbone]
+        self.arm16 = AttentionRefinementModule(c16, channels)
+        self.arm32 = AttentionRefinementModule(c32, channels)
+        self.global_context = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv_bn_relu(c32, channels, 1))
+        self.refine32 = conv_bn_relu(channels, channels, 3)
+        self.refine16 = conv_bn_relu(channels, channels, 3)
+
+    def encode(self, x):
+        """ResNet features at 1/16 and 1/32 (the encoder output used for feature distillation)."""
+        b = self.backbone
+        x = b.maxpool(b.relu(b.bn1(b.conv1(x))))
+        x = b.layer2(b.layer1(x))
+        c16 = b.layer3(x)
+        c32 = b.layer4(c16)
+        return c16, c32
+
+    def forward(self, x):
+        c16, c32 = self.encode(x)
+        size8 = (c16.shape[2] * 2, c16.shape[3] * 2)
+        f32 = self.arm32(c32) + self.global_context(c32)  # (B,C,1,1) context broadcast over the map
+        f32 = self.refine32(F.interpolate(f32, size=c16.shape[2:], mode="nearest"))
+        f16 = self.arm16(c16) + f32
+        f8 = self.refine16(F.interpolate(f16, size=size8, mode="nearest"))
+        return f8, c16, c32
+
+
+class FeatureFusionModule(nn.Module):
+    """FFM (Sec. 3.3, Fig. 2c): ``x = convBNReLU1x1(cat(sp, cp))``; ``x + x * att(x)``.
+
+    ``att`` = sigmoid(conv1x1(ReLU(conv1x1(avgpool(x))))) with ``cout // reduction`` hidden
+    channels (4 here; TorchSeg's BiSeNet uses 1, the seed project 1).
+    """
+
+    def __init__(self, cin: int, cout: int, reduction: int = 4):
+        super().__init__()
+        self.conv = conv_bn_relu(cin, cout, 1)
+        mid = cout // reduction
+        self.attention = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, mid, 1), nn.ReLU(inplace=True),
+                                       nn.Conv2d(mid, cout, 1), nn.Sigmoid())
+
+    def forward(self, sp, cp):
+        x = self.conv(torch.cat([sp, cp], dim=1))
+        return x + x * self.attention(x)
+
+
+class SegHead(nn.Module):
+    """3x3 conv-BN-ReLU to ``mid`` channels, then an incremental 1x1 classifier (TorchSeg's ``BiSeNetHead``)."""
+
+    def __init__(self, cin: int, mid: int, classes_per_step: list[int]):
+        super().__init__()
+        self.conv = conv_bn_relu(cin, mid, 3)
+        self.classifier = IncrementalClassifier(mid, classes_per_step)
+
+    def forward(self, x):
+        return self.classifier(self.conv(x))
+
+
+class AuxHead(nn.Module):
+    """An auxiliary head: an incremental 1x1 classifier on a raw ResNet stage output."""
+
+    def __init__(self, cin: int, classes_per_step: list[int]):
+        super().__init__()
+        self.classifier = IncrementalClassifier(cin, classes_per_step)
+
+    def forward(self, x):
+        return self.classifier(x)
+
+
+class BiSeNet(nn.Module):
+    """BiSeNet with a ResNet context path and incremental heads.
+
+    Args:
+        classes_per_step: output classes added at each step so far (e.g. ``[21]`` offline VOC,
+            ``[16, 5]`` for 15-5 at step 1).
+        backbone: ``resnet18``/``resnet50``/``resnet101``.
+        pretrained: see :class:`ContextPath`.
+
+    ``forward(x)`` with ``x`` ``(B, 3, H, W)`` float (ImageNet-normalised) returns a dict:
+
+    * ``out``: ``(B, C, H, W)`` logits, C = ``sum(classes_per_step)``;
+    * ``aux``: list of two ``(B, C, H, W)`` auxiliary logits, from 1x1 classifiers on the ResNet's
+      1/16 and 1/32 outputs (in training mode, or when ``forward(x, aux=True)``: the frozen old
+      model gives them for auxiliary-head distillation);
+    * ``features``: ``(B, C32, H/32, W/32)`` the ResNet encoder output (for feature distillation).
+
+    Every layer outside the ResNet gets :func:`kaiming_init` except the 1x1 classifiers (PyTorch's
+    default, as the classifiers of later steps, which MiB initialises from the background's).
+    """
+
+    def __init__(self, classes_per_step: list[int], backbone: str = "resnet18", pretrained: str = ""):
+        super().__init__()
+        if backbone not in _RESNET_CHANNELS:
+            raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(_RESNET_CHANNELS)}")
+        self.backbone_name = backbone
+        self.spatial_path = SpatialPath(128)
+        self.context_path = ContextPath(backbone, pretrained, 128)
+        self.ffm = FeatureFusionModule(256, 256)
+        self.head = SegHead(256, 256, classes_per_step)
+        c16, c32 = _RESNET_CHANNELS[backbone]
+        self.aux_heads = nn.ModuleList([AuxHead(c16, classes_per_step), AuxHead(c32, classes_per_step)])
+        kaiming_init(self, skip=(IncrementalClassifier, type(self.context_path.backbone)))
+
+    @property
+    def classes_per_step(self) -> list[int]:
+        return self.head.classifier.classes_per_step
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.classifier.num_classes
+
+    def classifiers(self) -> list[IncrementalClassifier]:
+        """The three incremental classifiers: final head first, then the two auxiliary heads."""
+        return [self.head.classifier] + [h.classifier for h in self.aux_heads]
+
+    def add_step(self, num_new: int) -> None:
+        """Grow every classification head by ``num_new`` classes (a new 1x1 conv each)."""
+        for clf in self.classifiers():
+            clf.add_step(num_new)
+
+    def forward(self, x: torch.Tensor, aux: bool | None = None) -> dict:
+        size = x.shape[2:]
+        sp = self.spatial_path(x)
+        cp8, c16, c32 = self.context_path(x)
+        if cp8.shape[2:] != sp.shape[2:]:
+            cp8 = _upsample(cp8, sp.shape[2:])
+        fused = self.ffm(sp, cp8)
+        out = {"out": _upsample(self.head(fused), size), "features": c32}
+        if self.training if aux is None else aux:
+            out["aux"] = [_upsample(h(f), size) for h, f in zip(self.aux_heads, (c16, c32))]
+        return out
+
+
+def build_resnet(name: str, pretrained: str = "") -> nn.Module:
+    """A torchvision ResNet (its ``fc`` replaced by identity), optionally with weights.
+
+    ``pretrained``: ``"imagenet"`` uses torchvision's weights API (``ResNet18_Weights.DEFAULT``
+    etc.); a file path loads that state dict; ``""`` leaves torchvision's random init.
+    """
+    import torchvision
+
+    if name not in _RESNET_CHANNELS:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(_RESNET_CHANNELS)}")
+    ctor = getattr(torchvision.models, name)
+    if pretrained == "imagenet":
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        try:
+            net = ctor(weights=weights)
+        except Exception as e:  # offline, proxy, corrupt cache ...
+            raise RuntimeError(f"could not get torchvision's ImageNet weights for {name} ({e}); use "
+                               "pretrained='none' (the -p pretrained none parameter) to train from scratch, or a local state-dict path") from e
+        net.fc = nn.Identity()
+        return net
+    net = ctor(weights=None)
+    if pretrained:
+        path = Path(pretrained).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"pretrained weights file {path} does not exist; pass a torchvision "
+                                    f"{name} state dict, 'imagenet', or '' for random init")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith("fc.")}
+        try:
+            missing, unexpected = net.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shape mismatches
+            raise RuntimeError(f"{path} does not fit torchvision {name}: {str(e).splitlines()[1].strip()}") from None
+        missing = [k for k in missing if not k.startswith("fc.")]
+        if missing or unexpected:
+            raise RuntimeError(f"{path} does not fit torchvision {name}: missing {missing[:5]}, "
+                               f"unexpected {unexpected[:5]}")
+    net.fc = nn.Identity()
+    return net
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
