@@ -67,7 +67,8 @@ class RunConfig:
         num_workers: DataLoader worker processes.
         seed: seed for weights, data order and augmentation.
         device: ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
-        amp: mixed precision (only ever used on CUDA).
+        amp: mixed precision: True = float16 AMP on CUDA only; "bf16"/"fp16" = that autocast on any
+            device, CPU included (engine.accel).
         max_train_images, max_val_images: caps (0 = all) for quick looks.
         checkpoint_dir: root of the checkpoint tree; ``""`` means :func:`default_checkpoint_root`.
         checkpoint_every: epochs between checkpoints (the last epoch is always saved; 0 = only
@@ -106,7 +107,7 @@ class RunConfig:
     num_workers: int = 0
     seed: int = 0
     device: str = "auto"
-    amp: bool = True
+    amp: bool | str = True
     max_train_images: int = 0
     max_val_images: int = 0
     checkpoint_dir: str = ""

@@ -14,6 +14,7 @@ import os
 import time
 from collections import defaultdict
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -51,6 +52,52 @@ def quarantine(path: Path) -> Path:
 def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
     """Poly schedule ``base_lr * (1 - iteration/total) ** power`` (DeepLab, used by BiSeNet and MiB)."""
     return base_lr * (1 - min(iteration, total) / max(total, 1)) ** power
+
+
+AMP_MODES = (True, False, "auto", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class Accel:
+    """The device-dependent choices of :func:`fit` and :func:`evaluate`, made in one place so that every
+    branch a GPU takes also runs on a CPU when asked (tests exercise them there).
+
+    Attributes:
+        autocast_dtype: ``torch.float16``/``torch.bfloat16`` for mixed precision, None for float32.
+        grad_scaler: scale the loss (float16 only; bfloat16 has float32's exponent range).
+        channels_last: model weights and inputs in NHWC memory format (faster convolutions on
+            tensor cores).
+        pin_memory: page-locked host batches, so ``.to(device, non_blocking=True)`` overlaps the copy.
+    """
+
+    autocast_dtype: torch.dtype | None
+    grad_scaler: bool
+    channels_last: bool
+    pin_memory: bool
+
+
+def accel(device, amp: bool | str = "auto", channels_last: bool | None = None,
+          pin_memory: bool | None = None) -> Accel:
+    """How to drive ``device``.
+
+    Args:
+        amp: ``True``/``"auto"``: float16 autocast with a grad scaler on CUDA (the ``colab``/``paper``
+            profiles' GPU path), float32 elsewhere; ``"fp16"``/``"bf16"``: that autocast on any device
+            (``"fp16"`` with the grad scaler), e.g. CPU bfloat16 autocast; ``False``: float32.
+        channels_last, pin_memory: None = on CUDA only; True/False force it.
+
+    Raises:
+        ValueError: an unknown ``amp``.
+    """
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp={amp!r}; choose one of {AMP_MODES}")
+    cuda = torch.device(device).type == "cuda"
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp) if isinstance(amp, str) else None
+    if amp is True or amp == "auto":
+        dtype = torch.float16 if cuda else None
+    return Accel(autocast_dtype=dtype, grad_scaler=dtype == torch.float16,
+                 channels_last=cuda if channels_last is None else bool(channels_last),
+                 pin_memory=cuda if pin_memory is None else bool(pin_memory))
 
 
 OPTIMIZERS = ("sgd", "sgd-mib")
@@ -172,7 +219,7 @@ def fit(
     weight_decay: float = 1e-4,
     aux_weight: float = 1.0,
     device: torch.device | str = "cpu",
-    amp: bool = True,
+    amp: bool | str = True,
     num_workers: int = 0,
     seed: int = 0,
     checkpoint: Path | None = None,
@@ -186,6 +233,8 @@ def fit(
     batch_sampler_fn: Callable | None = None,
     checkpoint_every: int = 1,
     optimizer: str = "sgd",
+    channels_last: bool | None = None,
+    pin_memory: bool | None = None,
 ) -> dict:
     """Train ``model`` on ``train_set``; resume from ``checkpoint`` when it holds the same ``key``.
 
@@ -195,7 +244,9 @@ def fit(
         epochs, batch_size, lr, momentum, weight_decay: SGD with poly LR (power 0.9), per iteration.
         optimizer: ``sgd`` or ``sgd-mib`` (see :func:`make_optimizer`).
         aux_weight: weight of each auxiliary loss.
-        device: where to train; on CUDA, AMP (if ``amp``) and channels_last are used.
+        device: where to train.
+        amp, channels_last, pin_memory: see :func:`accel` (default: float16 AMP, channels_last and
+            pinned batches on CUDA only; each can be forced on a CPU to exercise that path).
         checkpoint: file written atomically after every epoch; if it exists with the same ``key``
             training resumes after its last epoch (a finished run returns at once); training holds
             :func:`checkpoint_lock` on it, so a second process waits and then reuses it. The last
@@ -231,11 +282,12 @@ def fit(
         if len(train_set) < 2:
             raise ValueError(f"the training set holds {len(train_set)} image(s); BatchNorm training needs at least 2")
         batch_size = min(batch_size, len(train_set))
+        acc = accel(device, amp, channels_last, pin_memory)
         model.to(device)
-        if cuda:
+        if acc.channels_last:
             model.to(memory_format=torch.channels_last)
         optimizer = make_optimizer(model, lr, momentum, weight_decay, optimizer)
-        scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp)
+        scaler = torch.amp.GradScaler(device.type, enabled=acc.grad_scaler)
         history: dict = defaultdict(list)
         start_epoch, resumed_from = 0, None
         state = None
@@ -268,10 +320,10 @@ def fit(
             g = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
             if batch_sampler_fn is not None:
                 loader = DataLoader(train_set, batch_sampler=batch_sampler_fn(g), num_workers=num_workers,
-                                    pin_memory=cuda, persistent_workers=False)
+                                    pin_memory=acc.pin_memory, persistent_workers=False)
             else:
                 loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=g,
-                                    num_workers=num_workers, pin_memory=cuda, persistent_workers=False)
+                                    num_workers=num_workers, pin_memory=acc.pin_memory, persistent_workers=False)
             model.train()
             if tracker is not None:
                 tracker.start_epoch()
@@ -284,9 +336,10 @@ def fit(
                     group["lr"] = cur_lr * group.get("lr_mult", 1.0)
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
-                if cuda:
+                if acc.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=cuda and amp):
+                with torch.autocast(device.type, dtype=acc.autocast_dtype or torch.bfloat16,
+                                    enabled=acc.autocast_dtype is not None):
                     out = model(x)
                     losses = loss_fn(model, x, y, out)
                 loss = losses["loss"]
@@ -408,30 +461,36 @@ class SizeGroupedBatchSampler(Sampler):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset, num_classes: int, *, device="cpu", batch_size: int = 8,
-             num_workers: int = 0, amp: bool = True, progress: bool = True, desc: str = "eval") -> dict:
+             num_workers: int = 0, amp: bool | str = True, progress: bool = True, desc: str = "eval",
+             channels_last: bool | None = None, pin_memory: bool | None = None) -> dict:
     """Evaluate on full images (no resizing, no padding); return the confusion matrix and timing.
 
     Args:
         dataset: yields ``(image (3,H,W) float, mask (H,W) int64)`` with labels in ``0..C-1``/255.
         num_classes: C, the model's output classes.
+        amp, channels_last, pin_memory: see :func:`accel` (CUDA-only by default).
 
     Returns:
         ``{"confusion": ConfusionMatrix, "seconds": float, "images_per_second": float, "images": int}``.
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
+    acc = accel(device, amp, channels_last, pin_memory)
     model.to(device).eval()
+    if acc.channels_last:
+        model.to(memory_format=torch.channels_last)
     sizes = [dataset.image_size(i) for i in range(len(dataset))] if hasattr(dataset, "image_size") \
         else [(0, 0)] * len(dataset)
     loader = DataLoader(dataset, batch_sampler=SizeGroupedBatchSampler(sizes, batch_size), num_workers=num_workers,
-                        pin_memory=cuda)
+                        pin_memory=acc.pin_memory)
     cm = ConfusionMatrix(num_classes)
     t0, n = time.perf_counter(), 0
     for x, y in tqdm(loader, desc=desc, leave=False, disable=not show_progress(progress)):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if cuda:
+        if acc.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=cuda and amp):
+        with torch.autocast(device.type, dtype=acc.autocast_dtype or torch.bfloat16,
+                            enabled=acc.autocast_dtype is not None):
             logits = model(x)["out"]
         if logits.shape[-2:] != y.shape[-2:]:
             logits = torch.nn.functional.interpolate(logits.float(), size=y.shape[-2:], mode="bilinear",

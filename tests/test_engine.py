@@ -131,3 +131,42 @@ def test_checkpoint_lock_makes_a_second_process_wait(tmp_path):
     with checkpoint_lock(ck, said.append):  # free now: no wait, nothing said
         pass
     assert len(said) == 1
+
+
+def test_accel_policy():
+    from incseg_lib.engine import accel
+
+    gpu, cpu = accel("cuda"), accel("cpu")
+    assert gpu.autocast_dtype == torch.float16 and gpu.grad_scaler and gpu.channels_last and gpu.pin_memory
+    assert cpu.autocast_dtype is None and not (cpu.grad_scaler or cpu.channels_last or cpu.pin_memory)
+    assert accel("cpu", "bf16").autocast_dtype == torch.bfloat16 and not accel("cpu", "bf16").grad_scaler
+    assert accel("cuda", False).autocast_dtype is None
+    with pytest.raises(ValueError, match="amp='half'"):
+        accel("cpu", "half")
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_gpu_code_path_runs_on_cpu(amp, monkeypatch):
+    """The branches a GPU takes (autocast, grad scaler, channels_last) forced on CPU: the forward runs
+    in the low-precision dtype, weights and inputs are NHWC, and training and evaluation still work."""
+    from incseg_lib.engine import accel
+
+    torch.manual_seed(0)
+    data = [(torch.randn(3, 64, 64), torch.randint(0, 3, (64, 64))) for _ in range(4)]
+    model = BiSeNet([3], "resnet18")
+    seen = []
+    model.register_forward_hook(lambda m, i, o: seen.append((o["out"].dtype, i[0].is_contiguous(
+        memory_format=torch.channels_last))))
+    scaled = []
+    real_scale = torch.amp.GradScaler.scale
+    monkeypatch.setattr(torch.amp.GradScaler, "scale",
+                        lambda self, x: scaled.append(self.is_enabled()) or real_scale(self, x))
+    hist = fit(model, data, epochs=2, batch_size=2, lr=0.01, amp=amp, channels_last=True, progress=False,
+               print_fn=lambda *a: None)
+    want = accel("cpu", amp).autocast_dtype
+    assert seen and all(dt == want and nhwc for dt, nhwc in seen)
+    assert all(scaled) == (amp == "fp16") and scaled
+    assert all(torch.isfinite(torch.tensor(hist["loss"])))
+    assert model.context_path.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    res = evaluate(model, data, 3, amp=amp, channels_last=True, progress=False)
+    assert res["confusion"].mat.sum() == 4 * 64 * 64
