@@ -853,8 +853,10 @@ def weak_config(cfg: RunConfig, **overrides) -> SeamConfig:
 
 
 def run_weak_study(cfg: RunConfig, plan: dict, seam: SeamConfig, *, notebook: str = "", progress: bool = True,
-                   print_fn: Callable = print) -> tuple[list[dict], dict]:
-    """Each method of ``plan`` with masks (the references, and Joint) and on SEAM pseudo-labels.
+                   print_fn: Callable = print, joint_weak: bool = True) -> tuple[list[dict], dict]:
+    """Each method of ``plan`` with masks (the references, and Joint) and on SEAM pseudo-labels, and
+    Joint-S (:func:`weak_joint_step`, on the pseudo-labels of MiB-S where MiB is in the plan) unless
+    ``joint_weak`` is off.
 
     Returns:
         ``(records, pseudo)``: every full-image record, and the step-1 :class:`~incseg_lib.seam.PseudoLabels`
@@ -872,7 +874,67 @@ def run_weak_study(cfg: RunConfig, plan: dict, seam: SeamConfig, *, notebook: st
                     records.append(train_step(tcfg, step=step, method=m, weak=seam, **kw).record)
             first = next((m for m in plan["methods"] if get_method(m).uses_old_model), plan["methods"][0])
             pseudo[(task, setting)] = find_pseudo_labels(tcfg, 1, first, seam)
+            if joint_weak:
+                records.append(weak_joint_step(tcfg, seam, source=first, **kw).record)
     return records, pseudo
+
+
+def weak_joint_step(cfg: RunConfig, seam: SeamConfig, *, source: str = "mib", notebook: str = "",
+                    progress: bool = True, print_fn: Callable = print, record: bool = True) -> StepOutcome:
+    """Joint-S, the weakly supervised upper bound of the seed project's table: Joint (offline on every
+    class of ``cfg.task`` at once) where the images of the steps >= 1 carry pseudo-labels instead of
+    masks, and every other image its mask.
+
+    The pseudo-labels are those ``source``'s weak run trained on (:func:`find_pseudo_labels`; for
+    ``mib``, SEAM's new classes fused with the old model's old classes), so Joint-S differs from
+    MiB-S only in learning every class at once; an image of a new step keeps its pseudo-label even
+    where it also belongs to an earlier step (its new-class pixels have no mask). Recorded as
+    ``joint-s`` at the last step of ``cfg.task`` (like Joint), trained as long as Joint; the
+    checkpoint is keyed by Joint's training key plus the pseudo-labels' keys.
+
+    Raises:
+        FileNotFoundError: ``source`` has not been trained on pseudo-labels yet (run its weak steps first).
+    """
+    from torch.utils.data import ConcatDataset as _Concat
+
+    from .data.common import class_id_lut
+
+    jcfg = joint_config(cfg)
+    last = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps - 1
+    labels = {step: find_pseudo_labels(cfg, step, source, seam) for step in range(1, last + 1)}
+    masks = {n: pl.folder / "masks" / f"{n}.png" for pl in labels.values() for n in pl.manifest["ids"]}
+    split = IncrementalSplit(jcfg.dataset, jcfg.task, 0, jcfg.setting)
+    train_base, val_base = base_datasets(jcfg, split)
+    full = split.train_dataset(train_base, jcfg.checkpoint_path / "splits", progress=progress,
+                               void_label=jcfg.void_label)
+    keep = [i for i, n in enumerate(full.ids) if n not in masks]
+    weak_idx = [i for i, n in enumerate(train_base.ids) if n in masks]
+    weak_view = train_base.subset(weak_idx)._view(mask_paths=[masks[train_base.ids[i]] for i in weak_idx],
+                                                  raw_lut=class_id_lut(train_base.info),
+                                                  target_lut=split.train_lut(jcfg.void_label))
+    transforms = train_transforms(jcfg.crop_size)
+    train_set = _Concat([full.subset(keep).with_transforms(transforms), weak_view.with_transforms(transforms)])
+    run_name = f"joint-s+{source}-{key_digest(seam.to_dict())}"
+    key = {**jcfg.training_key(step=0, method="offline"), "weak": {s: pl.key for s, pl in labels.items()}}
+    ckpt = (jcfg.checkpoint_path / jcfg.dataset / f"{jcfg.task}-all" / "joint-s" / f"{jcfg.backbone}-{key_digest(key)}"
+            / "step-0.pt")
+    torch.manual_seed(jcfg.seed)
+    model = build_model(jcfg, split)
+    epochs, lr = jcfg.epochs_at(0), jcfg.lr_at(0)
+    print_fn(f"[{cfg.dataset} joint-s ({cfg.task} {cfg.setting})] {len(keep)} images with masks + {len(weak_idx)} "
+             f"with pseudo-labels, lr {lr}, {epochs} epochs")
+    history = fit(model, train_set, epochs=epochs, batch_size=jcfg.batch_size, lr=lr, momentum=jcfg.momentum,
+                  weight_decay=jcfg.weight_decay, aux_weight=jcfg.aux_weight, device=jcfg.torch_device(), amp=jcfg.amp,
+                  num_workers=jcfg.num_workers, seed=jcfg.seed, checkpoint=ckpt, key=key,
+                  log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-joint-s-{key_digest(key)}",
+                  progress=progress, print_fn=print_fn, checkpoint_every=jcfg.checkpoint_every,
+                  optimizer=jcfg.optimizer)
+    target = IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
+    rec = evaluate_step(cfg, model, split, val_base, method="joint-s", notebook=notebook, history=history,
+                        checkpoint=ckpt, progress=progress, print_fn=print_fn, record=record, report_as=target,
+                        extra={"variant": seam.tag, "joint_weak": {"source": run_name, "masked_images": len(keep),
+                                                                   "pseudo_images": len(weak_idx)}})
+    return StepOutcome(model.eval(), target, history, rec, ckpt, jcfg)
 
 
 def find_pseudo_labels(cfg: RunConfig, step: int, method: str, seam: SeamConfig) -> PseudoLabels:

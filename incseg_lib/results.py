@@ -225,8 +225,8 @@ def incremental_table(records: list[dict], protocol: str = "full", with_time: bo
 def _row_name(r: dict) -> str:
     """A table row per method, and per memory for replay runs: ``smib`` with 1 and 5 exemplars per
     class are two rows (``smib|1pc-class-balanced``), shown as ``SMiB (1pc-class-balanced)``."""
-    return r["method"] + (f"|{r['variant']}" if r.get("variant") and (r.get("replay") or r.get("synthetic") or r.get("weak"))
-                           else "")
+    tagged = r.get("replay") or r.get("synthetic") or r.get("weak") or r.get("joint_weak")
+    return r["method"] + (f"|{r['variant']}" if r.get("variant") and tagged else "")
 
 
 def step_curves(records: list[dict], dataset: str, task: str, setting: str, metric: str = "miou_all",

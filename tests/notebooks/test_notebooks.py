@@ -127,7 +127,9 @@ def test_smoke_suite_end_to_end(tmp_path):
     assert syn["images"] == 15 and syn["seconds"] > 0 and syn["settings"]["resolution"] == 48  # smoke: 1 x 15
     assert "MiB+DI (di-1pc-2+2it-48px)" in results.incremental_table(recs).index
     weak = {r["method"]: r for r in results.final_steps(recs) if r["notebook"] == "05_seam_weak_supervision"}
-    assert {"mib-s", "ft-s"} <= set(weak)  # FT, MiB and Joint with masks are reused from notebook 02
+    assert {"mib-s", "ft-s", "joint-s"} <= set(weak)  # FT, MiB and Joint with masks are reused from notebook 02
+    js = weak["joint-s"]["joint_weak"]
+    assert js["pseudo_images"] > 0 and js["masked_images"] > 0 and js["source"].startswith("joint-s+mib-")
     q = weak["mib-s"]["weak"]
     assert q["used"] == "pcm+fuse" and weak["ft-s"]["weak"]["used"] == "pcm"  # fusion needs an old model
     assert q["images"] > 0 and 0 <= weak["mib-s"]["pseudo_new"] <= 1
