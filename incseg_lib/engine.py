@@ -49,6 +49,20 @@ def quarantine(path: Path) -> Path:
 
 
 # ---------------------------------------------------------------------- optimisation
+def _read_back(pending: list, epoch: int, iters_per_epoch: int, total_iters: int, lr: float, bar, writer) -> None:
+    """One host sync for the losses of several iterations: the first non-finite one stops training
+    (naming its epoch and iteration), the rest go to the progress bar and TensorBoard."""
+    values = torch.stack([v for _, v in pending]).tolist()
+    for (global_it, _), v in zip(pending, values):
+        if not math.isfinite(v):
+            raise FloatingPointError(f"loss became {v} at epoch {epoch + 1}, iteration "
+                                     f"{global_it - epoch * iters_per_epoch}; lower the learning rate (now {lr})")
+        if writer is not None:
+            writer.add_scalar("train/loss_iter", v, global_it)
+            writer.add_scalar("train/lr", poly_lr(lr, global_it, total_iters), global_it)
+    bar.set_postfix(loss=f"{values[-1]:.3f}", lr=f"{poly_lr(lr, pending[-1][0], total_iters):.2e}")
+
+
 def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
     """Poly schedule ``base_lr * (1 - iteration/total) ** power`` (DeepLab, used by BiSeNet and MiB)."""
     return base_lr * (1 - min(iteration, total) / max(total, 1)) ** power
@@ -235,6 +249,7 @@ def fit(
     optimizer: str = "sgd",
     channels_last: bool | None = None,
     pin_memory: bool | None = None,
+    sync_every: int = 20,
 ) -> dict:
     """Train ``model`` on ``train_set``; resume from ``checkpoint`` when it holds the same ``key``.
 
@@ -247,6 +262,10 @@ def fit(
         device: where to train.
         amp, channels_last, pin_memory: see :func:`accel` (default: float16 AMP, channels_last and
             pinned batches on CUDA only; each can be forced on a CPU to exercise that path).
+        sync_every: iterations between reads of the loss back to the host (progress bar, TensorBoard,
+            the non-finite-loss check): loss terms are summed on the device, so a GPU is not stalled
+            by a sync every iteration. A NaN/inf loss still stops training with the iteration it
+            appeared at, at most ``sync_every`` iterations later.
         checkpoint: file written atomically after every epoch; if it exists with the same ``key``
             training resumes after its last epoch (a finished run returns at once); training holds
             :func:`checkpoint_lock` on it, so a second process waits and then reuses it. The last
@@ -327,8 +346,10 @@ def fit(
             model.train()
             if tracker is not None:
                 tracker.start_epoch()
-            t0, n_img, sums = time.perf_counter(), 0, defaultdict(float)
+            t0, n_img, sums = time.perf_counter(), 0, {}
+            pending: list[tuple[int, torch.Tensor]] = []  # (iteration, loss) not yet read back from the device
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not show_progress(progress))
+            n_batches = len(loader)
             for it, (x, y) in enumerate(bar):
                 global_it = epoch * iters_per_epoch + it
                 cur_lr = poly_lr(lr, global_it, total_iters)
@@ -343,9 +364,6 @@ def fit(
                     out = model(x)
                     losses = loss_fn(model, x, y, out)
                 loss = losses["loss"]
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it}; "
-                                             f"lower the learning rate (now {lr})")
                 optimizer.zero_grad(set_to_none=True)
                 if tracker is not None and "penalty" in losses:
                     # MiB's order: backward of the task loss, importance update, backward of the penalty
@@ -361,12 +379,14 @@ def fit(
                 if tracker is not None:  # the scaler lowers its scale exactly when it skipped the step
                     tracker.after_step(skipped=scale is not None and scaler.get_scale() < scale)
                 n_img += x.shape[0]
-                for k, v in losses.items():
-                    sums[k] += float(v.detach())
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{cur_lr:.2e}")
-                if writer is not None:
-                    writer.add_scalar("train/loss_iter", loss.item(), global_it)
-                    writer.add_scalar("train/lr", cur_lr, global_it)
+                for k, v in losses.items():  # summed on the device: no host sync per iteration
+                    v = v.detach().float()
+                    sums[k] = sums[k] + v if k in sums else v
+                pending.append((global_it, loss.detach().float()))
+                if len(pending) >= sync_every or it == n_batches - 1:
+                    _read_back(pending, epoch, iters_per_epoch, total_iters, lr, bar, writer)
+                    pending = []
+            sums = {k: float(v) for k, v in sums.items()}
             if cuda:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0

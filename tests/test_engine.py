@@ -170,3 +170,24 @@ def test_gpu_code_path_runs_on_cpu(amp, monkeypatch):
     assert model.context_path.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     res = evaluate(model, data, 3, amp=amp, channels_last=True, progress=False)
     assert res["confusion"].mat.sum() == 4 * 64 * 64
+
+
+def test_a_non_finite_loss_stops_training_naming_its_iteration():
+    """Losses are read back every ``sync_every`` iterations; a NaN still names the iteration it appeared at."""
+    from incseg_lib.losses import bisenet_loss
+
+    torch.manual_seed(0)
+    data = [(torch.randn(3, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(14)]
+    calls = []
+
+    def loss_fn(model, x, y, out):
+        losses = bisenet_loss(out, y)
+        calls.append(1)
+        if len(calls) == 5:  # iteration 4 of epoch 1
+            losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+    with pytest.raises(FloatingPointError, match="at epoch 1, iteration 4; lower the learning rate"):
+        fit(BiSeNet([3], "resnet18"), data, epochs=1, batch_size=2, lr=0.01, loss_fn=loss_fn, sync_every=3,
+            progress=False, print_fn=lambda *a: None)
+    assert len(calls) == 6  # read back after iterations 0-2 and 3-5: stopped at the second sync
