@@ -5,6 +5,11 @@ Synthetic inputs, so the figure is the model's speed, not the data loader's.
 
     python benchmarks/train_throughput.py                      # resnet18/50/101 at 256 and 512
     python benchmarks/train_throughput.py --backbones resnet18 --sizes 160,512 --batch 8 --iters 5
+    python benchmarks/train_throughput.py --compare-channels-last --backbones resnet18,resnet50 --sizes 64,160,256
+
+``--compare-channels-last`` times NCHW and NHWC in interleaved rounds in one process (so a busy
+machine slows both alike) and prints the ratio per phase: what ``engine.channels_last_helps``
+decides per device and input size.
 """
 
 from __future__ import annotations
@@ -70,6 +75,44 @@ def bench(backbone: str, size: int, batch: int, iters: int, warmup: int, device:
     return rows
 
 
+def compare_channels_last(backbone: str, size: int, batch: int, iters: int, rounds: int) -> list[dict]:
+    """Median ms per batch of a training step and of inference in NCHW and NHWC on CPU, interleaved."""
+    import statistics
+
+    torch.manual_seed(0)
+    model = BiSeNet([21], backbone)
+    opt = make_optimizer(model, 0.01)
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, 21, (batch, size, size))
+    times = {(ph, f): [] for ph in ("train", "eval") for f in ("nchw", "nhwc")}
+    for r in range(rounds + 1):
+        for f in ("nchw", "nhwc"):
+            fmt = torch.channels_last if f == "nhwc" else torch.contiguous_format
+            model.to(memory_format=fmt)
+            xi = x.contiguous(memory_format=fmt)
+            for ph in ("train", "eval"):
+                model.train(ph == "train")
+                t0 = time.perf_counter()
+                for _ in range(iters):
+                    if ph == "train":
+                        loss = bisenet_loss(model(xi), y)["loss"]
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        opt.step()
+                    else:
+                        with torch.no_grad():
+                            model(xi)["out"].argmax(1)
+                if r:  # round 0 warms up
+                    times[(ph, f)].append((time.perf_counter() - t0) / iters)
+    rows = []
+    for ph in ("train", "eval"):
+        a, b = statistics.median(times[(ph, "nchw")]), statistics.median(times[(ph, "nhwc")])
+        rows.append({"benchmark": "channels_last_cpu", "phase": ph, "backbone": backbone, "size": size, "batch": batch,
+                     "nchw_ms": round(1000 * a, 1), "nhwc_ms": round(1000 * b, 1), "speedup": round(a / b, 3),
+                     "threads": torch.get_num_threads(), "torch": torch.__version__})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbones", default="resnet18,resnet50,resnet101")
@@ -79,7 +122,15 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-amp", action="store_true")
+    ap.add_argument("--compare-channels-last", action="store_true", help="CPU: NCHW against NHWC, interleaved")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --compare-channels-last")
     args = ap.parse_args()
+    if args.compare_channels_last:
+        for b in args.backbones.split(","):
+            for s in (int(v) for v in args.sizes.split(",")):
+                for row in compare_channels_last(b, s, args.batch, args.iters or 2, args.rounds):
+                    print(json.dumps(row), flush=True)
+        return
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     iters = args.iters or (30 if device.type == "cuda" else 5)

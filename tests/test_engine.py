@@ -133,11 +133,12 @@ def test_checkpoint_lock_makes_a_second_process_wait(tmp_path):
     assert len(said) == 1
 
 
-def test_accel_policy():
+def test_accel_policy(monkeypatch):
     from incseg_lib.engine import accel
 
+    monkeypatch.setenv("INCSEG_CHANNELS_LAST", "0")
     gpu, cpu = accel("cuda"), accel("cpu")
-    assert gpu.autocast_dtype == torch.float16 and gpu.grad_scaler and gpu.channels_last and gpu.pin_memory
+    assert gpu.autocast_dtype == torch.float16 and gpu.grad_scaler and gpu.pin_memory
     assert cpu.autocast_dtype is None and not (cpu.grad_scaler or cpu.channels_last or cpu.pin_memory)
     assert accel("cpu", "bf16").autocast_dtype == torch.bfloat16 and not accel("cpu", "bf16").grad_scaler
     assert accel("cuda", False).autocast_dtype is None
@@ -191,3 +192,50 @@ def test_a_non_finite_loss_stops_training_naming_its_iteration():
         fit(BiSeNet([3], "resnet18"), data, epochs=1, batch_size=2, lr=0.01, loss_fn=loss_fn, sync_every=3,
             progress=False, print_fn=lambda *a: None)
     assert len(calls) == 6  # read back after iterations 0-2 and 3-5: stopped at the second sync
+
+
+def test_channels_last_is_measured_once_and_cached(tmp_path, monkeypatch):
+    from incseg_lib import engine
+
+    monkeypatch.delenv("INCSEG_CHANNELS_LAST", raising=False)
+    monkeypatch.setattr(engine, "_CHANNELS_LAST", {})
+    calls = []
+    monkeypatch.setattr(engine, "_measure_channels_last", lambda model, shape, train, reps: calls.append(shape)
+                        or {"channels_last": True, "nchw_s": 2.0, "nhwc_s": 1.0})
+    cache = tmp_path / "accel.json"
+    model = BiSeNet([3], "resnet18")
+    work = (model, (8, 3, 160, 160), True)
+    assert not engine.channels_last_helps("cpu", cache=cache) and calls == []  # no workload: NCHW, not measured
+    assert engine.channels_last_helps("cpu", work, cache=cache) and calls == [(8, 3, 160, 160)]
+    monkeypatch.setattr(engine, "_CHANNELS_LAST", {})  # a new process reads the file instead of measuring
+    assert engine.channels_last_helps("cpu", work, cache=cache) and len(calls) == 1
+    assert engine.channels_last_helps("cpu", (model, (8, 3, 64, 64), True), cache=cache) and len(calls) == 2
+    keys = list(__import__("json").loads(cache.read_text()))
+    assert len(keys) == 2 and all("torch" in k and "BiSeNet" in k for k in keys)
+    monkeypatch.setenv("INCSEG_CHANNELS_LAST", "0")
+    assert not engine.channels_last_helps("cpu", work, cache=cache)
+    assert engine.channels_last_helps("cuda") is False  # the variable decides everywhere
+    monkeypatch.delenv("INCSEG_CHANNELS_LAST")
+    assert engine.channels_last_helps("cuda")
+
+
+def test_channels_last_measurement_leaves_the_model_alone_and_keeps_outputs():
+    """The real measurement runs on a copy (BatchNorm statistics and random state untouched);
+    NHWC changes the speed, not the result."""
+    from incseg_lib.engine import _measure_channels_last
+
+    torch.manual_seed(0)
+    model = BiSeNet([4], "resnet18")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state = torch.random.get_rng_state()
+    m = _measure_channels_last(model, (2, 3, 64, 64), True, reps=1)
+    assert set(m) == {"channels_last", "nchw_s", "nhwc_s"} and m["nchw_s"] > 0 and m["nhwc_s"] > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(state, torch.random.get_rng_state())
+    model.eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        a = model(x)["out"]
+        model.to(memory_format=torch.channels_last)
+        b = model(x.contiguous(memory_format=torch.channels_last))["out"]
+    assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
