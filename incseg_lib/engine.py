@@ -141,8 +141,9 @@ def channels_last_helps(device, workload: tuple | None = None, *, reps: int = 3,
     """Whether NHWC (``channels_last``) runs ``workload`` on ``device`` faster than NCHW.
 
     CUDA: yes (tensor cores want NHWC). CPU: measured, not guessed: it depends on the CPU, the
-    PyTorch build and the input size (on this project's 2-core reference machine, BiSeNet-R18 at
-    batch 8: 0.87x for training and 0.78x for inference at 64 px, 1.17x and 1.29x at 160 px). The
+    PyTorch build and the input size (on this project's 2-core reference machine BiSeNet-R18 gains
+    at 160 px and more, and at the demo's 64 px the two formats are within the noise of a busy
+    machine; ``benchmarks/train_throughput.py --compare-channels-last`` prints the ratios). The
     ``workload`` ``(model, input shape, train)`` is timed in both formats on a copy of the model
     (forward, plus backward when ``train``; ``reps`` interleaved repetitions after a warm-up;
     the model, its BatchNorm statistics and the random state are untouched), and NHWC is used when
