@@ -232,3 +232,23 @@ def test_colab_is_detected_by_its_module(tmp_path, monkeypatch):
 
     importlib.invalidate_caches()
     assert on_colab() and auto_fetch()
+
+
+def test_a_checked_dataset_reads_without_per_file_checks_and_views_of_other_files_check_again(tmp_path):
+    """After a passing check() reads skip the per-read checks (decoding and mapping only); a view with
+    other mask files (e.g. pseudo-labels) is checked on read again."""
+    voc = write_voc(tmp_path, {"a": np.ones((8, 8), np.uint8), "b": np.zeros((8, 8), np.uint8)})
+    ds = voc_dataset(voc.parents[1], "train")
+    assert not ds.verified
+    ds.check(tmp_path / "cache", progress=False)
+    assert ds.verified and ds.subset([1]).verified
+    img, mask = ds[0]
+    assert int(mask.max()) == 1 and tuple(img.shape) == (3, 8, 8)
+    bad = tmp_path / "bad.png"
+    Image.fromarray(np.full((8, 8), 77, np.uint8)).save(bad)
+    other = ds._view(mask_paths=[bad, bad])
+    assert not other.verified
+    with pytest.raises(DatasetError, match="bad.png holds value"):
+        other[0]
+    again = voc_dataset(voc.parents[1], "train")
+    assert again.check(tmp_path / "cache", progress=False) == 0 and again.verified  # cached stamp

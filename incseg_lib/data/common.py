@@ -105,11 +105,15 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.raw_lut = raw_lut
         self.transforms = transforms
         self.target_lut = target_lut
+        self.verified = False  # set by a passing check(): reads then skip the per-file checks
 
     # ------------------------------------------------------------------ views
     def _view(self, **changes) -> "SegmentationDataset":
+        """A shallow copy with ``changes``; other files or another label mapping are not verified."""
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
+        if {"image_paths", "mask_paths", "raw_lut"} & set(changes) and "verified" not in changes:
+            changes = {**changes, "verified": False}
         new.__dict__.update(changes)
         return new
 
@@ -120,6 +124,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             ids=[self.ids[i] for i in idx],
             image_paths=[self.image_paths[i] for i in idx],
             mask_paths=[self.mask_paths[i] for i in idx],
+            verified=self.verified,
         )
 
     def with_transforms(self, transforms: Callable | None) -> "SegmentationDataset":
@@ -134,9 +139,13 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return len(self.ids)
 
     def read_mask(self, i: int) -> np.ndarray:
-        """Mask ``i`` as class ids, ``(H, W)`` uint8 (after ``raw_lut``, before ``target_lut``)."""
+        """Mask ``i`` as class ids, ``(H, W)`` uint8 (after ``raw_lut``, before ``target_lut``).
+
+        Checked on every read (exists, single channel, valid values) until :meth:`check` has passed
+        for this dataset (then cached: ``verified``), after which a read only decodes and maps.
+        """
         path = self.mask_paths[i]
-        if not path.is_file():
+        if not self.verified and not path.is_file():
             raise DatasetError(f"mask file {path} does not exist (dataset {self.info.name}, id {self.ids[i]})")
         try:
             with Image.open(path) as im:
@@ -144,6 +153,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         except OSError as e:
             raise DatasetError(f"mask file {path} cannot be decoded ({e}); dataset {self.info.name}, "
                                f"id {self.ids[i]}: replace or remove it") from None
+        if self.verified:
+            return self.raw_lut[raw].astype(np.uint8)
         if raw.ndim != 2:
             raise DatasetError(f"mask {path} has shape {raw.shape}; expected a single-channel (H, W) image")
         mapped = self.raw_lut[raw]
@@ -158,16 +169,18 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     def read_image(self, i: int) -> torch.Tensor:
         """Image ``i`` as ``(3, H, W)`` uint8 RGB."""
+        # PIL, not torchvision.io: torchvision's decoders (about 10% faster here, same pixels) are
+        # deprecated since torchvision 0.29 in favour of TorchCodec.
         path = self.image_paths[i]
-        if not path.is_file():
-            raise DatasetError(f"image file {path} does not exist (dataset {self.info.name}, id {self.ids[i]})")
         try:
             with Image.open(path) as im:
-                rgb = np.asarray(im.convert("RGB"))
+                rgb = np.array(im.convert("RGB"))  # one writable copy
+        except FileNotFoundError:
+            raise DatasetError(f"image file {path} does not exist (dataset {self.info.name}, id {self.ids[i]})") from None
         except OSError as e:  # truncated or not an image: name the file
             raise DatasetError(f"image file {path} cannot be decoded ({e}); dataset {self.info.name}, "
                                f"id {self.ids[i]}: replace or remove it (`incseg data check` lists every such file)") from None
-        return torch.from_numpy(rgb.copy()).permute(2, 0, 1)
+        return torch.from_numpy(rgb).permute(2, 0, 1)
 
     def image_size(self, i: int) -> tuple[int, int]:
         """``(H, W)`` of image ``i`` from its header (no decoding)."""
@@ -179,7 +192,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
         image = self.read_image(i)
         mask = self.read_mask(i)
-        if tuple(image.shape[-2:]) != mask.shape:
+        if not self.verified and tuple(image.shape[-2:]) != mask.shape:
             raise DatasetError(
                 f"image {self.image_paths[i]} is {tuple(image.shape[-2:])} (H, W) but its mask "
                 f"{self.mask_paths[i]} is {mask.shape}; they must match"
@@ -233,6 +246,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if cache_dir is not None:
             stamp = Path(cache_dir) / f"checked-{self.info.name}-{self.content_fingerprint()}"
             if stamp.is_file():
+                self.verified = True
                 return 0
         from tqdm.auto import tqdm
 
@@ -257,6 +271,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{len(problems)} of {len(self)} {self.info.name} images are unusable:\n  {listed}{more}")
         if stamp is not None:
             atomic_write_text(stamp, f"{len(self)} images checked\n")
+        self.verified = True
         return len(self)
 
     def class_presence(self, cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
