@@ -1,5 +1,5 @@
-"""Command line: ``incseg suite``, ``incseg data {voc,camvid,shapes}``, ``incseg sync-notebooks``,
-``incseg student``."""
+"""Command line: ``incseg suite``, ``incseg step`` (also under ``torchrun``), ``incseg data {voc,camvid,shapes}``,
+``incseg sync-notebooks``, ``incseg student``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=0,
                    help="PyTorch threads per notebook kernel (default: $OMP_NUM_THREADS, else cores / jobs); "
                         "on a shared machine give each suite cores / suites")
+
+    t = sub.add_parser("step", help="train incremental steps (one process, or several under torchrun), with the "
+                       "notebooks' configuration and checkpoints")
+    t.add_argument("--profile", default="cpu", choices=["demo", "smoke", "cpu", "colab", "paper"])
+    t.add_argument("--dataset", default="", choices=["", "shapes", "voc", "camvid"])
+    t.add_argument("--data-root", default="")
+    t.add_argument("--task", required=True, help="e.g. 15-5, 15-1, 19-1, 10-1, 8-3; offline for one offline model")
+    t.add_argument("--setting", default="overlapped", choices=["overlapped", "disjoint"])
+    t.add_argument("--method", default="mib", help="ft, lwf, lwf-mc, ilt, ewc, pi, rw or mib")
+    t.add_argument("--step", type=int, default=None, help="one step (earlier missing steps first); default every step")
+    t.add_argument("--out", default="", help="run folder for the records (default: $INCSEG_HOME/runs/incseg-step)")
+    t.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA only)")
+    t.add_argument("-p", "--option", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a RunConfig field, e.g. -p epochs 30 -p lr_next 0.001 -p pretrained none")
 
     d = sub.add_parser("data", help="download or prepare datasets")
     dsub = d.add_subparsers(dest="dataset", required=True)
@@ -70,6 +84,17 @@ def main(argv: list[str] | None = None) -> int:
             run_suite(args.profile, dataset=args.dataset, data_root=args.data_root,
                       only=[o for o in args.only.split(",") if o] or None, out=args.out or None, extra=extra,
                       threads=args.threads, jobs=args.jobs)
+        elif args.command == "step":
+            from .launch import run_steps
+            from .suite import coerce
+
+            opts = {name: coerce(value) for name, value in args.option}
+            opts.update({k: v for k, v in (("dataset", args.dataset), ("data_root", args.data_root),
+                                           ("run_dir", args.out)) if v})
+            if args.sync_bn:
+                opts["sync_bn"] = True
+            run_steps(args.profile, task=args.task, setting=args.setting, method=args.method, step=args.step,
+                      options=opts)
         elif args.command == "data":
             _data(args)
         elif args.command == "sync-notebooks":

@@ -69,6 +69,8 @@ class RunConfig:
         device: ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
         amp: mixed precision: True = float16 AMP on CUDA only; "bf16"/"fp16" = that autocast on any
             device, CPU included (engine.accel).
+        sync_bn: with several processes (``torchrun incseg step``), BatchNorm statistics over the
+            global batch (SyncBatchNorm, CUDA only) instead of each process's share.
         max_train_images, max_val_images: caps (0 = all) for quick looks.
         checkpoint_dir: root of the checkpoint tree; ``""`` means :func:`default_checkpoint_root`.
         checkpoint_every: epochs between checkpoints (the last epoch is always saved; 0 = only
@@ -108,6 +110,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool | str = True
+    sync_bn: bool = False
     max_train_images: int = 0
     max_val_images: int = 0
     checkpoint_dir: str = ""
@@ -256,6 +259,8 @@ class RunConfig:
             "max_train_images": self.max_train_images,
             "seed": self.seed,
         }
+        if self.sync_bn:  # changes the batch statistics only with several processes, but then the weights
+            key["sync_bn"] = True
         if step > 0:
             key["previous"] = key_digest(self.training_key(step=step - 1, method=method))
             key.update(aux_next=self.aux_next, distill_pixels=self.distill_pixels)

@@ -14,14 +14,14 @@ import math
 import os
 import time
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 from tqdm.auto import tqdm
 
 from .config import show_progress
@@ -182,6 +182,52 @@ def channels_last_helps(device, workload: tuple | None = None, *, reps: int = 3,
             pass  # a read-only home: measured again in the next process
     _CHANNELS_LAST[sig] = bool(known[sig]["channels_last"])
     return _CHANNELS_LAST[sig]
+
+
+def distributed() -> tuple[int, int]:
+    """``(rank, world size)`` of the ``torch.distributed`` process group, ``(0, 1)`` without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main() -> bool:
+    """True in the process that writes checkpoints, records and logs (rank 0, or the only one)."""
+    return distributed()[0] == 0
+
+
+class _NonEmpty(Sampler):
+    """The batches of ``batches`` that are not empty (a rank's slice of a small last batch may be)."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return (b for b in self.batches if len(b))
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+
+class RankSlice(Sampler):
+    """One rank's share of every global batch of ``batches``: ``batch[rank::world]``.
+
+    Every rank draws the same global batches (same seed), so a run on N processes sees exactly the
+    batches of a one-process run with the same global batch size, split N ways; this works for any
+    batch sampler (plain shuffling, :class:`~incseg_lib.exemplars.ReplayBatchSampler`).
+    """
+
+    def __init__(self, batches, rank: int, world: int):
+        self.batches, self.rank, self.world = batches, rank, world
+
+    def __iter__(self):
+        for batch in self.batches:
+            yield list(batch)[self.rank::self.world]
+
+    def __len__(self):
+        return len(self.batches)
 
 
 def _probe_needed(device, channels_last: bool | None) -> bool:
@@ -353,6 +399,7 @@ def fit(
     channels_last: bool | None = None,
     pin_memory: bool | None = None,
     sync_every: int = 20,
+    sync_bn: bool = False,
 ) -> dict:
     """Train ``model`` on ``train_set``; resume from ``checkpoint`` when it holds the same ``key``.
 
@@ -369,6 +416,15 @@ def fit(
             the non-finite-loss check): loss terms are summed on the device, so a GPU is not stalled
             by a sync every iteration. A NaN/inf loss still stops training with the iteration it
             appeared at, at most ``sync_every`` iterations later.
+        sync_bn: with several processes (``torchrun``), SyncBatchNorm (CUDA only) instead of
+            per-process batch statistics.
+
+    Several processes: inside a ``torch.distributed`` process group (``incseg step`` under
+    ``torchrun``) the model is wrapped in DistributedDataParallel; every rank draws the same global
+    batches of ``batch_size`` (which the world size must divide) and trains on its slice
+    (:class:`RankSlice`), so the batches are those of one process; only rank 0 takes the checkpoint
+    lock and writes checkpoints, importance and TensorBoard logs; the reported loss and images/s
+    are over all ranks; every rank returns when the last checkpoint is written.
         checkpoint: file written atomically after every epoch; if it exists with the same ``key``
             training resumes after its last epoch (a finished run returns at once); training holds
             :func:`checkpoint_lock` on it, so a second process waits and then reuses it. The last
@@ -398,15 +454,21 @@ def fit(
         ValueError: fewer than 2 training images (BatchNorm needs 2). CheckpointMismatch: see
             :func:`load_checkpoint`.
     """
-    with checkpoint_lock(checkpoint, print_fn):  # one process trains a checkpoint; others wait, then reuse it
+    rank, world = distributed()
+    if world > 1 and batch_size % world:
+        raise ValueError(f"batch_size {batch_size} must be a multiple of the {world} processes (each trains on "
+                         f"batch_size / {world} images per iteration)")
+    lock = checkpoint_lock(checkpoint, print_fn) if rank == 0 else nullcontext()
+    with lock:  # one process trains a checkpoint; others wait, then reuse it (ranks > 0 follow rank 0)
         device = torch.device(device)
         cuda = device.type == "cuda"
         if len(train_set) < 2:
             raise ValueError(f"the training set holds {len(train_set)} image(s); BatchNorm training needs at least 2")
         batch_size = min(batch_size, len(train_set))
+        batch_size -= batch_size % world
         workload = None
         if _probe_needed(device, channels_last):  # measure NHWC on this CPU with this model and crop
-            workload = (model, (batch_size, *tuple(train_set[0][0].shape)), True)
+            workload = (model, (batch_size // world, *tuple(train_set[0][0].shape)), True)
         acc = accel(device, amp, channels_last, pin_memory, workload)
         model.to(device)
         model.to(memory_format=torch.channels_last if acc.channels_last else torch.contiguous_format)
@@ -425,6 +487,7 @@ def fit(
             history.update({k: list(v) for k, v in state["history"].items()})
             start_epoch = resumed_from = state["epoch"]
             if start_epoch >= epochs:
+                _barrier(world)
                 return _finish_history(history, resumed_from)
             optimizer.load_state_dict(state["optimizer"])
             if state.get("scaler"):
@@ -438,16 +501,25 @@ def fit(
         iters_per_epoch = (len(batch_sampler_fn(torch.Generator())) if batch_sampler_fn is not None
                            else len(train_set) // batch_size)
         total_iters = epochs * iters_per_epoch
-        writer = _writer(log_dir)
+        writer = _writer(log_dir) if rank == 0 else None
+        train_model = model
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            if sync_bn:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            ids = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else None
+            train_model = DistributedDataParallel(model, device_ids=ids)
+        params = [p for p in model.parameters() if p.requires_grad]
         for epoch in range(start_epoch, epochs):
             torch.manual_seed(_epoch_seed(seed, epoch))
             g = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
-            if batch_sampler_fn is not None:
-                loader = DataLoader(train_set, batch_sampler=batch_sampler_fn(g), num_workers=num_workers,
-                                    pin_memory=acc.pin_memory, persistent_workers=False)
-            else:
-                loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=g,
-                                    num_workers=num_workers, pin_memory=acc.pin_memory, persistent_workers=False)
+            # the batches of DataLoader(shuffle=True, drop_last=True, generator=g), made explicit so
+            # that several processes can each take their slice of the same global batches
+            batches = (batch_sampler_fn(g) if batch_sampler_fn is not None
+                       else BatchSampler(RandomSampler(train_set, generator=g), batch_size, drop_last=True))
+            loader = DataLoader(train_set, batch_sampler=RankSlice(batches, rank, world) if world > 1 else batches,
+                                num_workers=num_workers, pin_memory=acc.pin_memory, persistent_workers=False)
             model.train()
             if tracker is not None:
                 tracker.start_epoch()
@@ -466,7 +538,7 @@ def fit(
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=acc.autocast_dtype or torch.bfloat16,
                                     enabled=acc.autocast_dtype is not None):
-                    out = model(x)
+                    out = train_model(x)
                     losses = loss_fn(model, x, y, out)
                 loss = losses["loss"]
                 optimizer.zero_grad(set_to_none=True)
@@ -475,7 +547,14 @@ def fit(
                     scaler.scale(losses["task"]).backward()
                     scaler.unscale_(optimizer)
                     tracker.capture_gradients()
-                    losses["penalty"].backward()  # gradients are unscaled now; the penalty is float32
+                    if world > 1:  # a second backward would re-trigger DDP's reduction; the penalty is
+                        # the same on every rank, so its gradient is added locally
+                        grads = torch.autograd.grad(losses["penalty"], params, allow_unused=True)
+                        for p_, g_ in zip(params, grads):
+                            if g_ is not None:
+                                p_.grad = g_ if p_.grad is None else p_.grad + g_
+                    else:
+                        losses["penalty"].backward()  # gradients are unscaled now; the penalty is float32
                 else:
                     scaler.scale(loss).backward()
                 scale = scaler.get_scale() if tracker is not None and scaler.is_enabled() else None
@@ -491,6 +570,14 @@ def fit(
                 if len(pending) >= sync_every or it == n_batches - 1:
                     _read_back(pending, epoch, iters_per_epoch, total_iters, lr, bar, writer)
                     pending = []
+            if world > 1:  # one reduction per epoch: the loss over all ranks, the images of all ranks
+                import torch.distributed as dist
+
+                keys = sorted(sums)
+                red = torch.stack([sums[k] for k in keys] + [torch.tensor(float(n_img), device=device)])
+                dist.all_reduce(red)
+                sums = dict(zip(keys, (red[:-1] / world).unbind()))
+                n_img = int(red[-1])
             sums = {k: float(v) for k, v in sums.items()}
             if cuda:
                 torch.cuda.synchronize()
@@ -512,7 +599,7 @@ def fit(
                      f"{seconds:.1f}s  {n_img / max(seconds, 1e-9):.1f} img/s")
             last = epoch + 1 >= epochs or (stop_after_epoch is not None and epoch + 1 >= stop_after_epoch)
             due = last or (checkpoint_every > 0 and (epoch + 1) % checkpoint_every == 0)
-            if checkpoint is not None and due:
+            if checkpoint is not None and due and rank == 0:
                 done = epoch + 1 >= epochs  # a finished step never resumes: no optimizer state (half the file)
                 save_checkpoint(checkpoint, {
                     "model": model.state_dict(), "optimizer": None if done else optimizer.state_dict(),
@@ -521,13 +608,21 @@ def fit(
                     "backbone": getattr(model, "backbone_name", None),
                     "classes_per_step": list(getattr(model, "classes_per_step", [])),
                 })
-            if tracker is not None and due:
+            if tracker is not None and due and rank == 0:
                 tracker.save(epoch + 1, final=epoch + 1 >= epochs)
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
                 break
         if writer is not None:
             writer.close()
+        _barrier(world)  # every rank returns once rank 0 has written the checkpoint
         return _finish_history(history, resumed_from)
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def _collect_loader_garbage(num_workers: int) -> None:
@@ -596,7 +691,8 @@ def evaluate(model: nn.Module, dataset, num_classes: int, *, device="cpu", batch
         amp, channels_last, pin_memory: see :func:`accel`.
 
     Returns:
-        ``{"confusion": ConfusionMatrix, "seconds": float, "images_per_second": float, "images": int}``.
+        ``{"confusion": ConfusionMatrix, "seconds": float, "images_per_second": float, "images": int}``;
+        in a process group every rank evaluates its slice of each batch and gets the summed matrix.
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
@@ -609,8 +705,11 @@ def evaluate(model: nn.Module, dataset, num_classes: int, *, device="cpu", batch
     model.to(memory_format=torch.channels_last if acc.channels_last else torch.contiguous_format)
     sizes = [dataset.image_size(i) for i in range(len(dataset))] if hasattr(dataset, "image_size") \
         else [(0, 0)] * len(dataset)
-    loader = DataLoader(dataset, batch_sampler=SizeGroupedBatchSampler(sizes, batch_size), num_workers=num_workers,
-                        pin_memory=acc.pin_memory)
+    rank, world = distributed()
+    batches = SizeGroupedBatchSampler(sizes, batch_size)
+    if world > 1:  # each rank evaluates its slice of every batch; the confusion matrices are summed
+        batches = _NonEmpty(RankSlice(batches, rank, world))
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, pin_memory=acc.pin_memory)
     cm = ConfusionMatrix(num_classes)
     t0, n = time.perf_counter(), 0
     for x, y in tqdm(loader, desc=desc, leave=False, disable=not show_progress(progress)):
@@ -627,6 +726,14 @@ def evaluate(model: nn.Module, dataset, num_classes: int, *, device="cpu", batch
         n += x.shape[0]
     del loader
     _collect_loader_garbage(num_workers)
+    if world > 1:
+        import torch.distributed as dist
+
+        red = torch.cat([cm.mat.flatten(), torch.tensor([n])]).to(device)
+        dist.all_reduce(red)
+        red = red.cpu()
+        cm.mat.copy_(red[:-1].reshape(cm.mat.shape))
+        n = int(red[-1])
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0

@@ -27,7 +27,7 @@ from . import results
 from .config import RunConfig, key_digest, show_progress, step0_name
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
-from .engine import CorruptCheckpoint, checkpoint_lock, evaluate, fit, load_checkpoint, quarantine
+from .engine import CorruptCheckpoint, checkpoint_lock, evaluate, fit, is_main, load_checkpoint, quarantine
 from .exemplars import ExemplarMemory, ReplayBatchSampler, ReplayConfig, annotated_lut
 from .inversion import InversionConfig, SyntheticMemory
 from .methods import METHOD_NAMES, get_method
@@ -399,7 +399,7 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
                   num_workers=cfg.num_workers, seed=cfg.seed + step, checkpoint=ckpt, key=key, loss_fn=loss_fn,
                   log_dir=run_dir / "tensorboard" / f"{cfg.dataset}-{cfg.task}-{shown}-step{step}-{key_digest(key)}",
                   progress=progress, print_fn=print_fn, tracker=tracker, batch_sampler_fn=sampler_fn,
-                  checkpoint_every=cfg.checkpoint_every, optimizer=cfg.optimizer)
+                  checkpoint_every=cfg.checkpoint_every, optimizer=cfg.optimizer, sync_bn=cfg.sync_bn)
     rec = None
     if evaluate_now:
         extra = {}
@@ -469,7 +469,7 @@ def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_b
                    images_per_second=(history or {}).get("images_per_second"),
                    eval_images_per_second=ev["images_per_second"], loss_history=(history or {}).get("loss"),
                    checkpoint=str(checkpoint) if checkpoint else None, **(extra or {}))
-        if record:
+        if record and is_main():  # with several processes, rank 0 writes the record
             rec["_file"] = str(results.record(cfg.run_dir, **rec))
         new_txt = "" if summary["miou_new"] is None else f"  new {100 * summary['miou_new']:.1f}"
         print_fn(f"  eval ({protocol}, {ev['images']} images): mIoU {100 * (summary['miou_all'] or 0):.1f}  old "
