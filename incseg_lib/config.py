@@ -315,6 +315,7 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
     # intermediate steps scored on MiB's test protocol (fcdl94/MiB run.py, dataset/voc.py).
     "paper": dict(dataset="voc", voc_split="train_aug", crop_size=512, batch_size=24, epochs=30, lr=0.01,
                   optimizer="sgd-mib", void_label="background", eval_unseen="ignore",
+                  sync_bn=True,  # MiB's argparser.py: --norm_act iabn_sync (BatchNorm synchronised across GPUs)
                   lr_next=0.001, num_workers=4, pretrained="imagenet", eval_crop=512, backbone="resnet101",
                   grid={"backbones": ["resnet50", "resnet101"], "lrs": [0.01], "batch_sizes": [24]},
                   incremental={"tasks": ["19-1", "15-5", "15-1", "10-1"], "settings": ["disjoint", "overlapped"],

@@ -507,6 +507,9 @@ def fit(
             from torch.nn.parallel import DistributedDataParallel
 
             if sync_bn:
+                if not cuda:
+                    raise ValueError("sync_bn (SyncBatchNorm) needs CUDA devices; on CPU processes pass "
+                                     "-p sync_bn False (each process then normalises its share of the batch)")
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             ids = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else None
             train_model = DistributedDataParallel(model, device_ids=ids)
