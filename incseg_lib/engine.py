@@ -137,7 +137,7 @@ def _device_signature(device) -> str:
     return f"{dev.type}|{name}|torch {torch.__version__}|{torch.get_num_threads()} threads"
 
 
-def channels_last_helps(device, workload: tuple | None = None, *, reps: int = 3, cache: Path | None = None) -> bool:
+def channels_last_helps(device, workload: tuple | None = None, *, reps: int = 2, cache: Path | None = None) -> bool:
     """Whether NHWC (``channels_last``) runs ``workload`` on ``device`` faster than NCHW.
 
     CUDA: yes (tensor cores want NHWC). CPU: measured, not guessed: it depends on the CPU, the
@@ -148,8 +148,10 @@ def channels_last_helps(device, workload: tuple | None = None, *, reps: int = 3,
     (forward, plus backward when ``train``; ``reps`` interleaved repetitions after a warm-up;
     the model, its BatchNorm statistics and the random state are untouched), and NHWC is used when
     its median is at least 3% faster. Without a workload: NCHW on CPU. Answers are kept per process
-    and on disk (``$INCSEG_HOME/cache/accel.json``), keyed by CPU model, PyTorch version, threads,
-    model class, parameter count and shape. ``$INCSEG_CHANNELS_LAST`` = ``1``/``0`` decides instead.
+    and on disk for the machine (``~/.cache/incseg/accel.json``, or under ``$XDG_CACHE_HOME``: a
+    property of the machine, shared by every checkout and INCSEG_HOME), keyed by CPU model, PyTorch version, threads,
+    model class and backbone, and input shape: a machine measures each shape once (about a second
+    at the demo's sizes). ``$INCSEG_CHANNELS_LAST`` = ``1``/``0`` decides instead.
     """
     env = os.environ.get("INCSEG_CHANNELS_LAST", "").strip()
     if env in ("0", "1"):
@@ -160,13 +162,11 @@ def channels_last_helps(device, workload: tuple | None = None, *, reps: int = 3,
     if dev.type != "cpu" or workload is None:
         return False
     model, shape, train = workload
-    sig = (f"{_device_signature(dev)}|{type(model).__name__} {sum(p.numel() for p in model.parameters())}|"
-           f"{tuple(shape)}|{'train' if train else 'eval'}")
+    arch = f"{type(model).__name__} {getattr(model, 'backbone_name', '')}".strip()  # not the heads: they cost little
+    sig = f"{_device_signature(dev)}|{arch}|{tuple(shape)}|{'train' if train else 'eval'}"
     if sig in _CHANNELS_LAST:
         return _CHANNELS_LAST[sig]
-    from .config import default_home
-
-    cache = cache or default_home() / "cache" / "accel.json"
+    cache = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "incseg" / "accel.json"
     try:
         known = json.loads(cache.read_text())
     except (OSError, ValueError):
@@ -464,15 +464,12 @@ def fit(
         cuda = device.type == "cuda"
         if len(train_set) < 2:
             raise ValueError(f"the training set holds {len(train_set)} image(s); BatchNorm training needs at least 2")
+        requested_batch = batch_size
         batch_size = min(batch_size, len(train_set))
         batch_size -= batch_size % world
-        workload = None
-        if _probe_needed(device, channels_last):  # measure NHWC on this CPU with this model and crop
-            workload = (model, (batch_size // world, *tuple(train_set[0][0].shape)), True)
-        acc = accel(device, amp, channels_last, pin_memory, workload)
         model.to(device)
-        model.to(memory_format=torch.channels_last if acc.channels_last else torch.contiguous_format)
         optimizer = make_optimizer(model, lr, momentum, weight_decay, optimizer)
+        acc = accel(device, amp, False, pin_memory)  # formats are decided below, once training is certain
         scaler = torch.amp.GradScaler(device.type, enabled=acc.grad_scaler)
         history: dict = defaultdict(list)
         start_epoch, resumed_from = 0, None
@@ -496,6 +493,11 @@ def fit(
             if tracker is not None and not tracker.resume(start_epoch):
                 print_fn(f"  no importance state saved after epoch {start_epoch}; EWC/PI/RW importance of this "
                          "step covers the remaining epochs only")
+        workload = None
+        if _probe_needed(device, channels_last):  # measure NHWC on this CPU with this model and crop
+            workload = (model, (max(requested_batch // world, 1), *tuple(train_set[0][0].shape)), True)
+        acc = accel(device, amp, channels_last, pin_memory, workload)
+        model.to(memory_format=torch.channels_last if acc.channels_last else torch.contiguous_format)
 
         loss_fn = loss_fn or (lambda m, x, y, out: bisenet_loss(out, y, aux_weight=aux_weight))
         iters_per_epoch = (len(batch_sampler_fn(torch.Generator())) if batch_sampler_fn is not None
@@ -617,8 +619,23 @@ def fit(
                 break
         if writer is not None:
             writer.close()
+        trained = sum(history["epoch_seconds"][start_epoch:])
+        if trained and rank == 0:
+            log_timing("train", trained, epochs=len(history["epoch_seconds"]) - start_epoch,
+                       checkpoint=str(checkpoint) if checkpoint else None)
         _barrier(world)  # every rank returns once rank 0 has written the checkpoint
         return _finish_history(history, resumed_from)
+
+
+def log_timing(phase: str, seconds: float, **info) -> None:
+    """Append ``{phase, seconds, time, pid, ...}`` as a JSON line to ``$INCSEG_TIMING_LOG`` if set
+    (``benchmarks/suite_overhead.py`` splits a suite's wall time with it); otherwise nothing."""
+    path = os.environ.get("INCSEG_TIMING_LOG")
+    if not path:
+        return
+    line = json.dumps({"phase": phase, "seconds": round(seconds, 3), "time": time.time(), "pid": os.getpid(), **info})
+    with open(path, "a") as f:  # one short line per write: appends from several processes do not interleave
+        f.write(line + "\n")
 
 
 def _barrier(world: int) -> None:
@@ -702,7 +719,7 @@ def evaluate(model: nn.Module, dataset, num_classes: int, *, device="cpu", batch
     workload = None
     if _probe_needed(device, channels_last) and len(dataset):
         h, w = dataset.image_size(0) if hasattr(dataset, "image_size") else tuple(dataset[0][0].shape[-2:])
-        workload = (model, (min(batch_size, len(dataset)), 3, h, w), False)
+        workload = (model, (batch_size, 3, h, w), False)
     acc = accel(device, amp, channels_last, pin_memory, workload)
     model.to(device).eval()
     model.to(memory_format=torch.channels_last if acc.channels_last else torch.contiguous_format)
@@ -740,6 +757,8 @@ def evaluate(model: nn.Module, dataset, num_classes: int, *, device="cpu", batch
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
+    if is_main():
+        log_timing("eval", seconds, images=n)
     return {"confusion": cm, "seconds": seconds, "images": n,
             "images_per_second": n / seconds if seconds > 0 else math.nan}
 

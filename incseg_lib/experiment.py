@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -27,7 +28,8 @@ from . import results
 from .config import RunConfig, key_digest, show_progress, step0_name
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
-from .engine import CorruptCheckpoint, checkpoint_lock, evaluate, fit, is_main, load_checkpoint, quarantine
+from .engine import (CorruptCheckpoint, checkpoint_lock, evaluate, fit, is_main, load_checkpoint, log_timing,
+                     quarantine)
 from .exemplars import ExemplarMemory, ReplayBatchSampler, ReplayConfig, annotated_lut
 from .inversion import InversionConfig, SyntheticMemory
 from .methods import METHOD_NAMES, get_method
@@ -250,8 +252,10 @@ def base_datasets(cfg: RunConfig, split: IncrementalSplit):
                          incremental=incremental, max_images=cfg.max_train_images)
     val = load_dataset(cfg.dataset, eval_split(cfg.dataset), root=cfg.data_root, incremental=incremental,
                        max_images=cfg.max_val_images)
+    t0 = time.perf_counter()
     for ds in (train, val):  # every file checked once, before any training (cached afterwards)
         ds.check(cfg.checkpoint_path / "splits", progress=show_progress())
+    log_timing("data", time.perf_counter() - t0, what="open and check")
     return train, val
 
 
@@ -312,8 +316,10 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     device = cfg.torch_device()
     train_base, val_base = base_datasets(cfg, split)
     cache = cfg.checkpoint_path / "splits"
+    t0 = time.perf_counter()
     train_set = split.train_dataset(train_base.with_transforms(train_transforms(cfg.crop_size)), cache,
                                     progress=progress, void_label=cfg.void_label)
+    log_timing("data", time.perf_counter() - t0, what="step split")
 
     ckpt = checkpoint_file(cfg, step, run_name)
     loss_fn, tracker, sampler_fn, memory_info, mem_set = None, None, None, None, None
@@ -467,7 +473,8 @@ def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_b
                    config=cfg.to_dict(), **summary,
                    train_seconds=(history or {}).get("train_seconds"),
                    images_per_second=(history or {}).get("images_per_second"),
-                   eval_images_per_second=ev["images_per_second"], loss_history=(history or {}).get("loss"),
+                   eval_images_per_second=ev["images_per_second"], eval_seconds=ev["seconds"],
+                   loss_history=(history or {}).get("loss"),
                    checkpoint=str(checkpoint) if checkpoint else None, **(extra or {}))
         if record and is_main():  # with several processes, rank 0 writes the record
             rec["_file"] = str(results.record(cfg.run_dir, **rec))
