@@ -460,6 +460,7 @@ def fit(
                          f"batch_size / {world} images per iteration)")
     lock = checkpoint_lock(checkpoint, print_fn) if rank == 0 else nullcontext()
     with lock:  # one process trains a checkpoint; others wait, then reuse it (ranks > 0 follow rank 0)
+        _barrier(world)  # ranks > 0 read the checkpoint only once rank 0 holds the lock
         device = torch.device(device)
         cuda = device.type == "cuda"
         if len(train_set) < 2:
