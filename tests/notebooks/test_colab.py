@@ -4,6 +4,7 @@ pointing at the wheel; data, checkpoints and results land under INCSEG_HOME, not
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -56,8 +57,15 @@ def _fresh_venv(tmp: Path) -> Path:
 @pytest.mark.notebooks
 def test_notebook_installs_the_wheel_and_writes_under_incseg_home(tmp_path):
     dist = tmp_path / "dist"
+    src = tmp_path / "src"  # built from a copy: setuptools writes build/ and *.egg-info into the source folder
+    top = {".venv", ".git", "checkpoints", "data", "runs", "build", "dist", ".pytest_cache", "student"}
+
+    def skip(folder, names):  # the checkout's large or generated folders, at its top level only
+        return [n for n in names if (Path(folder) == REPO and n in top) or n.endswith(".egg-info") or n == "__pycache__"]
+
+    shutil.copytree(REPO, src, ignore=skip)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(dist), str(REPO)], check=True)
+                    str(dist), str(src)], check=True)
     wheel = next(dist.glob("incseg-*.whl"))
     py = _fresh_venv(tmp_path)
     probe = subprocess.run([str(py), "-c", "import incseg_lib"], cwd=tmp_path, capture_output=True, text=True)
