@@ -902,8 +902,6 @@ def weak_joint_step(cfg: RunConfig, seam: SeamConfig, *, source: str = "mib", no
     Raises:
         FileNotFoundError: ``source`` has not been trained on pseudo-labels yet (run its weak steps first).
     """
-    from torch.utils.data import ConcatDataset as _Concat
-
     from .data.common import class_id_lut
 
     jcfg = joint_config(cfg)
@@ -920,7 +918,7 @@ def weak_joint_step(cfg: RunConfig, seam: SeamConfig, *, source: str = "mib", no
                                                   raw_lut=class_id_lut(train_base.info),
                                                   target_lut=split.train_lut(jcfg.void_label))
     transforms = train_transforms(jcfg.crop_size)
-    train_set = _Concat([full.subset(keep).with_transforms(transforms), weak_view.with_transforms(transforms)])
+    train_set = ConcatDataset([full.subset(keep).with_transforms(transforms), weak_view.with_transforms(transforms)])
     run_name = f"joint-s+{source}-{key_digest(seam.to_dict())}"
     key = {**jcfg.training_key(step=0, method="offline"), "weak": {s: pl.key for s, pl in labels.items()}}
     ckpt = (jcfg.checkpoint_path / jcfg.dataset / f"{jcfg.task}-all" / "joint-s" / f"{jcfg.backbone}-{key_digest(key)}"

@@ -76,7 +76,7 @@ def run_steps(profile: str, *, task: str, setting: str, method: str, step: int |
         out(f"{world} processes ({'NCCL, one GPU each' if device.startswith('cuda') else 'gloo on CPU'}), "
             f"global batch {cfg.batch_size} ({cfg.batch_size // world} per process)")
     steps = [step] if step is not None else list(range(n))
-    method_at = (lambda s: "offline" if cfg.task == "offline" else method)
-    records = [train_step(cfg, step=s, method=method_at(s), notebook=notebook, progress=rank == 0,
+    run_method = "offline" if cfg.task == "offline" else method
+    records = [train_step(cfg, step=s, method=run_method, notebook=notebook, progress=rank == 0,
                           print_fn=out).record for s in steps]
     return records
