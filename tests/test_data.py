@@ -50,6 +50,23 @@ def test_shapes_is_deterministic_and_voc_shaped(tmp_path):
     assert len(ds) == 6 and len(voc_dataset(a, "val")) == 2
 
 
+def test_shapes_classes_do_not_share_a_colour():
+    """Version 2: bright (1-10) and dark (11-20) families do not overlap in brightness even with the
+    stripes' +-12%, and hues within a family are 36 degrees apart (version 1 put neighbours 18 apart)."""
+    import colorsys
+
+    from incseg_lib.data.shapes import _class_colour
+
+    hsv = [colorsys.rgb_to_hsv(*_class_colour(k)) for k in range(1, 21)]
+    bright_min = min(v for _, _, v in hsv[:10]) * 0.88
+    dark_max = max(v for _, _, v in hsv[10:]) * 1.12
+    assert dark_max < bright_min - 0.2
+    for family in (hsv[:10], hsv[10:]):
+        hues = sorted(h for h, _, _ in family)
+        gaps = np.diff(hues + [hues[0] + 1])
+        assert np.allclose(gaps, 0.1, atol=1e-6)
+
+
 def test_shapes_has_cooccurring_classes(shapes_root):
     ds = load_dataset("shapes", "train", root=shapes_root)
     P = ds.class_presence()
