@@ -300,10 +300,11 @@ def key_digest(key: dict[str, Any]) -> str:
 
 _PROFILE_VALUES: dict[str, dict[str, Any]] = {
     # The default run: the embedded shapes, sized so the models really learn; the six notebooks take
-    # 16 min on 2 CPU cores, two at a time (README, "What the demo shows"). Steps >= 1 use a larger
-    # learning rate than MiB's 0.001 (0.03: at 0.01 the new classes of 15-5 reached only 23 mIoU).
-    # Notebook 03 replays on 15-5: its step is long enough for MiB to forget (71.7 -> 68.4 old),
-    # while a 15-1 step (~40 images, 20 iterations) barely moves MiB, leaving memory nothing to add.
+    # 20 min on 2 CPU cores, two at a time (README, "What the demo shows"). Steps >= 1 use a larger
+    # learning rate than MiB's 0.001 (0.03: at 0.01 the new classes of 15-5 reached only 23 mIoU on
+    # shapes version 1), and a step adding one class 8 epochs instead of 4 (~40 images: at 4 epochs
+    # 15-1 MiB learned 25.1 mIoU of its new classes, at 8 36.6). Notebook 03 replays on 15-5: its
+    # step is long enough for MiB to forget (81.6 -> 73.1 old), leaving memory something to add.
     "demo": dict(dataset="shapes", crop_size=64, batch_size=8, epochs=8, epochs_next=4, epochs_next_single=8,
                  lr=0.05, lr_next=0.03,
                  num_workers=0, pretrained="", checkpoint_every=0,
