@@ -41,6 +41,16 @@ START_FIRST = ("02", "01", "05")
 PARALLEL_PROFILES = ("demo", "smoke")
 
 
+def launch_order(notebooks: list[Path], jobs: int) -> list[Path]:
+    """The order in which ``notebooks`` are started: as given with one lane; with several, those
+    of :data:`START_FIRST` first (longest and most reused, so no lane idles at the end), the
+    others after them in their given order."""
+    if jobs <= 1:
+        return list(notebooks)
+    rank = {p: i for i, p in enumerate(START_FIRST)}
+    return sorted(notebooks, key=lambda nb: rank.get(nb.name[:2], len(START_FIRST)))
+
+
 class SuiteError(RuntimeError):
     """A notebook failed or a parameter does not exist (the message names notebook and cell)."""
 
@@ -292,10 +302,7 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
         os.chdir(run_dir)
         with ThreadPoolExecutor(max_workers=n_jobs) as pool:
             pending = {}
-            queue = list(parallel)
-            if n_jobs > 1:  # longest and most-reused first, so no lane waits idle at the end
-                queue.sort(key=lambda nb: START_FIRST.index(nb.name[:2]) if nb.name[:2] in START_FIRST
-                           else len(START_FIRST))
+            queue = launch_order(parallel, n_jobs)
             while queue or pending:
                 while queue and len(pending) < n_jobs and not failures:
                     nb = queue.pop(0)

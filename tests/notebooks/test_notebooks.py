@@ -202,3 +202,15 @@ def test_demo_notebook_02_tells_its_story(tmp_path):
     assert len(found) == 8  # FT, MiB (old, new), Joint, LwF and ILT against FT and MiB
     failed = [line for r, line in zip(found, findings.format_lines(found)) if r.status != findings.REPRODUCED]
     assert not failed, "\n".join(failed)
+
+
+def test_launch_order_starts_the_longest_notebooks_first():
+    from pathlib import Path
+
+    from incseg_lib.suite import launch_order
+
+    nbs = [Path(f"{i:02d}_x.ipynb") for i in range(1, 6)]
+    assert [p.name[:2] for p in launch_order(nbs, 2)] == ["02", "01", "05", "03", "04"]
+    assert launch_order(nbs, 1) == nbs  # one lane: numeric order
+    assert [p.name[:2] for p in launch_order(nbs[2:4], 2)] == ["03", "04"]  # --only 03,04
+
