@@ -214,7 +214,7 @@ class RunConfig:
         step adding one class (if set), else ``epochs_next`` (if set), else ``epochs``."""
         if step == 0:
             return int(self.epochs)
-        if self.epochs_next_single and self.task != "offline":
+        if self.epochs_next_single:
             from .tasks import get_task
 
             steps = get_task(self.dataset, self.task)

@@ -55,11 +55,12 @@ def test_shapes_classes_do_not_share_a_colour():
     stripes' +-12%, and hues within a family are 36 degrees apart (version 1 put neighbours 18 apart)."""
     import colorsys
 
-    from incseg_lib.data.shapes import _class_colour
+    from incseg_lib.data.shapes import STRIPE_AMPLITUDE, _class_colour
 
+    assert STRIPE_AMPLITUDE == 0.12
     hsv = [colorsys.rgb_to_hsv(*_class_colour(k)) for k in range(1, 21)]
-    bright_min = min(v for _, _, v in hsv[:10]) * 0.88
-    dark_max = max(v for _, _, v in hsv[10:]) * 1.12
+    bright_min = min(v for _, _, v in hsv[:10]) * (1 - STRIPE_AMPLITUDE)
+    dark_max = max(v for _, _, v in hsv[10:]) * (1 + STRIPE_AMPLITUDE)
     assert dark_max < bright_min - 0.2
     for family in (hsv[:10], hsv[10:]):
         hues = sorted(h for h, _, _ in family)

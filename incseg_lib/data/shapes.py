@@ -33,6 +33,8 @@ SHAPES_CLASSES = (
     "dark-star", "dark-hexagon", "dark-ellipse", "dark-crescent",
 )
 SHAPES_INFO = DatasetInfo("shapes", SHAPES_CLASSES, VOC_PALETTE, has_background=True)
+#: Relative brightness swing of each object's stripe texture (version 1: 0.25).
+STRIPE_AMPLITUDE = 0.12
 
 
 def _class_colour(k: int) -> np.ndarray:
@@ -97,7 +99,7 @@ def draw_scene(rng: np.random.Generator, size: int, max_objects: int = 3) -> tup
         obj = _shape_mask((k - 1) % 10, u, v, r)
         if obj.sum() < 12:
             continue
-        stripes = 1 + 0.12 * np.sin((u * np.cos(k) + v * np.sin(k)) * (0.6 + 0.05 * k))
+        stripes = 1 + STRIPE_AMPLITUDE * np.sin((u * np.cos(k) + v * np.sin(k)) * (0.6 + 0.05 * k))
         colour = _class_colour(k)[None, None, :] * stripes[..., None]
         img = np.where(obj[..., None], colour + rng.normal(0, 0.03, img.shape), img)
         mask[obj] = k

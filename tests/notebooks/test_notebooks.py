@@ -213,4 +213,3 @@ def test_launch_order_starts_the_longest_notebooks_first():
     assert [p.name[:2] for p in launch_order(nbs, 2)] == ["02", "01", "05", "03", "04"]
     assert launch_order(nbs, 1) == nbs  # one lane: numeric order
     assert [p.name[:2] for p in launch_order(nbs[2:4], 2)] == ["03", "04"]  # --only 03,04
-
