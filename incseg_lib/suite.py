@@ -294,6 +294,13 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
         set_status(nb.name, f"done in {time.perf_counter() - t0:.0f}s")
         print_fn(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
 
+    # papermill also keeps a process-wide folder in its local file handler, which every
+    # execute_notebook saves and restores around itself: two lanes restore each other's saved value
+    # out of order and leave a folder behind, which later writes chdir into (once a test's temporary
+    # folder is deleted: FileNotFoundError). Pinned to the run folder for the whole suite, every save
+    # and restore in between sees the same value; the caller's value comes back at the end.
+    handler = pm.iorw.papermill_io.get_handler("local")
+    handler_cwd = handler.cwd(str(run_dir))
     try:
         t_suite = time.perf_counter()
         # Every kernel starts in the run folder. The process changes folder once here, not in each
@@ -327,6 +334,7 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
         print_fn(f"suite done in {time.perf_counter() - t_suite:.0f}s")
     finally:
         os.chdir(home)
+        handler.cwd(handler_cwd)
         for k, v in previous.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -191,6 +191,41 @@ def test_a_killed_kernel_is_named_and_the_report_still_written(tmp_path):
     assert status["01_fine.ipynb"].startswith("done") and status["02_killed.ipynb"].startswith("died")
 
 
+def test_parallel_lanes_leave_papermill_no_stale_folder(tmp_path):
+    """Two lanes must not leave papermill's process-wide file-handler folder pointing at a run folder.
+
+    papermill's execute_notebook saves and restores that folder around itself; two threads restore
+    each other's value out of order. A later suite then chdir'd into a deleted folder of an earlier one
+    (CI: FileNotFoundError naming another test's temporary folder). Here the earlier value is a
+    folder that no longer exists, as pytest leaves it, and the slow notebook keeps writing after the
+    quick one has restored.
+    """
+    import nbformat
+    import papermill.iorw
+
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    # launch_order starts 02 first: the quick notebook saves the deleted folder, then restores it
+    # while the slow one (started second) still writes
+    for name, body in (("02_quick", "x = 1"), ("01_slow", "import time\ntime.sleep(4)")):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
+                    nbformat.v4.new_code_cell(body), nbformat.v4.new_code_cell("z = 3")]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    handler = papermill.iorw.papermill_io.get_handler("local")
+    gone = str(tmp_path / "deleted-run")
+    before = handler.cwd(gone)
+    try:
+        run = run_suite("smoke", out=tmp_path / "run", notebooks=folder, jobs=2, report=False,
+                        print_fn=lambda *a: None)
+        assert handler.cwd(gone) == gone  # the caller's value is back, not a run folder
+    finally:
+        handler.cwd(before)
+    status = json.loads((run / "suite.json").read_text())["status"]
+    assert all(s.startswith("done") for s in status.values()), status
+
+
 @pytest.mark.notebooks
 @pytest.mark.demo
 def test_demo_notebook_02_tells_its_story(tmp_path):
