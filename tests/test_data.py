@@ -38,6 +38,35 @@ def test_size_mismatch_names_file(tmp_path):
         voc_dataset(tmp_path, "train")[0]
 
 
+def test_shapes_made_once_when_processes_start_together(tmp_path):
+    """A second process waits for the one making the dataset and reuses it, never replaces it.
+
+    Before the lock, two torchrun ranks on a fresh INCSEG_HOME each drew the dataset and the later
+    one deleted and replaced the folder the first was already checking ("384 of 400 shapes images
+    are unusable"). Here this test holds the lock, the other process must wait and then find the
+    dataset this test wrote: same folder (inode), not a new one.
+    """
+    import subprocess
+    import sys
+
+    from incseg_lib.data.shapes import SHAPES_VERSION, _write_shapes
+    from incseg_lib.engine import checkpoint_lock
+
+    root = tmp_path / "shapes"
+    sizes = dict(n_train=4, n_val=2, size=32, seed=0)
+    code = f"from incseg_lib.data import ensure_shapes; ensure_shapes({str(root)!r}, n_train=4, n_val=2, size=32)"
+    with checkpoint_lock(root.with_name(".shapes")):
+        other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+        said = other.stdout.readline()  # blocks until the other process reports that it waits
+        assert "waiting for another process" in said, said
+        _write_shapes(root, {"version": SHAPES_VERSION, **sizes})
+        made = root.stat().st_ino
+    assert other.wait(timeout=60) == 0, other.stdout.read()
+    assert root.stat().st_ino == made  # reused, not drawn again and swapped in
+    assert len(voc_dataset(root, "train")) == 4
+
+
 def test_shapes_is_deterministic_and_voc_shaped(tmp_path):
     a = ensure_shapes(tmp_path / "a", n_train=6, n_val=2, size=48)
     b = ensure_shapes(tmp_path / "b", n_train=6, n_val=2, size=48)

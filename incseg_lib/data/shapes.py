@@ -121,18 +121,38 @@ def _erode(m: np.ndarray) -> np.ndarray:
 def ensure_shapes(root: Path, *, n_train: int = 400, n_val: int = 100, size: int = 80, seed: int = 0) -> Path:
     """Generate the dataset under ``root`` if it is not there yet (seconds); return ``root``.
 
-    The folder is written to a temporary name and renamed when complete, so an interrupted
-    run or two notebooks starting together never leave a half-written dataset.
+    Made under a file lock (``.<root name>.lock`` beside it) and written to a temporary name that
+    is renamed when complete: processes that start together (two notebooks of a suite, the ranks
+    of a ``torchrun``) make it once, the others wait and reuse it, and none deletes a dataset
+    another is reading (before the lock, a late rank replaced the folder the first was checking).
+
+    Raises:
+        DatasetError: ``root`` holds files that are not an incseg shapes dataset.
     """
+    from ..engine import checkpoint_lock
+
     root = Path(root).expanduser()
     params = {"version": SHAPES_VERSION, "n_train": n_train, "n_val": n_val, "size": size, "seed": seed}
     marker = root / "shapes.json"
-    if marker.is_file() and json.loads(marker.read_text()) == params:
+
+    def current() -> bool:
+        return marker.is_file() and json.loads(marker.read_text()) == params
+
+    if current():
         return root
     if root.is_dir() and any(root.iterdir()) and not marker.is_file():
         raise DatasetError(f"{root} exists and is not an incseg shapes dataset (no shapes.json); "
                            "choose an empty or new data_root for 'shapes'")
     root.parent.mkdir(parents=True, exist_ok=True)
+    with checkpoint_lock(root.with_name(f".{root.name}")):
+        if current():  # another process made it while this one waited
+            return root
+        _write_shapes(root, params)
+    return root
+
+
+def _write_shapes(root: Path, params: dict) -> None:
+    """Draw every image and mask into a temporary folder, then replace ``root`` with it."""
     tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     voc = tmp / "VOCdevkit" / "VOC2012"
@@ -141,11 +161,11 @@ def ensure_shapes(root: Path, *, n_train: int = 400, n_val: int = 100, size: int
     palette = np.zeros((256, 3), np.uint8)
     palette[: len(VOC_PALETTE)] = VOC_PALETTE
     palette[255] = (224, 224, 192)
-    for split, n, offset in (("train", n_train, 0), ("val", n_val, 1_000_000)):
+    for split, n, offset in (("train", params["n_train"], 0), ("val", params["n_val"], 1_000_000)):
         ids = []
         for i in range(n):
-            rng = np.random.default_rng([seed, offset + i])
-            img, mask = draw_scene(rng, size)
+            rng = np.random.default_rng([params["seed"], offset + i])
+            img, mask = draw_scene(rng, params["size"])
             name = f"{split}_{i:05d}"
             Image.fromarray(img).save(voc / "JPEGImages" / f"{name}.jpg", quality=95)
             m = Image.fromarray(mask)  # mode L; putpalette makes it P
@@ -157,10 +177,6 @@ def ensure_shapes(root: Path, *, n_train: int = 400, n_val: int = 100, size: int
     (tmp / "README.txt").write_text(
         "incseg embedded 'shapes' dataset: procedurally drawn, VOC layout, a teaching stand-in, "
         "not a benchmark. Delete this folder to regenerate it.\n")
-    if root.exists():
+    if root.exists():  # an older version of the dataset (the lock keeps every reader of this one out)
         shutil.rmtree(root)
-    try:
-        os.replace(tmp, root)
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    os.replace(tmp, root)
