@@ -132,11 +132,11 @@ for task in plan["tasks"]:
 # (`aux_next="ce"`); `"off"` drops them after step 0 (then the objective is exactly MiB's code's,
 # losses on the final output only) and `"distill"` also distils them against the old model's
 # auxiliary outputs. Why `ce` is the default: measured for LwF and MiB on the VOC subset (15-5) and
-# CamVid (8-1), the three variants end within -0.5 to +1.0 mIoU of each other ("all" after the last
-# step; `off` ahead in three of the four cases), no more than the same method differs when re-run
-# from a second step-0 model (0.5-0.6). With no variant shown better, the heads keep the loss they
-# were trained with at step 0 (README, "Class-incremental"). Try the others with the `aux_next`
-# parameter. EWC, PI and RW need to know
+# CamVid (8-1), one seed each, the variants end within -0.5 to +1.0 mIoU of `ce` ("all" after the
+# last step; `off` ahead in three of the four cases). The same method re-run from a second step-0
+# model moves by 0.5-0.6, and only LwF on CamVid (`off` +1.0) beats that; no variant wins on both
+# datasets for both methods. So the heads keep the loss they were trained with at step 0 (README,
+# "Class-incremental"); try the others with the `aux_next` parameter. EWC, PI and RW need to know
 # which weights mattered at step 0: that importance is tracked online, from the task loss's
 # gradient, while step 0 trains and is saved beside its checkpoint.
 # Every step starts from the previous step of the same method, with a frozen copy as the old
