@@ -5,11 +5,14 @@ image-level labels of the five new classes; the ResNet copied from the demo's st
 trained first if missing) and prints one JSON line per run: the training loss per epoch, how often
 the image-level label is predicted right from the pooled CAM (``label_acc``; predicting each
 class's frequency scores ``freq_acc``) and how often each present class's CAM maximum falls on a
-pixel of that class (``peak_on_class``), on the same 180 images at full size::
+pixel of that class (``peak_on_class``), on the same 180 images at full size; with ``--pseudo``
+also the pseudo-labels' quality (mIoU % and new-class mIoU % against the masks, CAM / PCM /
+chance, SEAM's inference settings of the demo; made in a temporary folder)::
 
     python benchmarks/seam_classifier.py                        # SEAM's loss, demo settings
-    python benchmarks/seam_classifier.py --loss cls             # L_cls alone (the CAM baseline)
+    python benchmarks/seam_classifier.py --loss cls --pseudo    # L_cls alone (the CAM baseline)
     python benchmarks/seam_classifier.py --warmup 12 --epochs 16  # L_cls for 12 epochs, then SEAM's
+    python benchmarks/seam_classifier.py --train-bn --pseudo    # BatchNorm trained (before the fix)
 
 Nothing is written to the project's checkpoints but the demo's step-0 model (shared with notebook 02).
 """
@@ -38,6 +41,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=0, help="epochs of L_cls alone before SEAM's loss")
     ap.add_argument("--epochs", type=int, default=0, help="SEAM epochs (0: the demo profile's, 8)")
     ap.add_argument("--lr", type=float, default=0.0, help="SEAM learning rate (0: SEAM's 0.01)")
+    ap.add_argument("--train-bn", action="store_true",
+                    help="train the backbone's BatchNorm (before the fix; SEAM's code freezes it)")
+    ap.add_argument("--pseudo", action="store_true", help="also make the pseudo-labels and report their quality")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     if args.threads:
@@ -49,7 +55,7 @@ def main() -> None:
     step0 = train_step(cfg, step=0, method="mib", record=False, evaluate_now=False, progress=False).model
     idx, new, labels = step_image_labels(cfg, split, train_base)
     torch.manual_seed(seam.seed)
-    model = SeamNet(len(new), seam.backbone, seam.output_stride)
+    model = SeamNet(len(new), seam.backbone, seam.output_stride, freeze_bn=seam.freeze_bn and not args.train_bn)
     model.backbone.load_state_dict(step0.context_path.backbone.state_dict())
     data = ImageLabelDataset(train_base.subset(idx).with_transforms(train_transforms(seam.crop_size, seam.scale_range)),
                              labels)
@@ -78,13 +84,24 @@ def main() -> None:
             pooled.append(cam.mean((1, 2)))
             for k in np.flatnonzero(labels[i]):
                 hits.append(int(mask.flatten()[cam[k].flatten().argmax()] == new[k]))
+    quality = None
+    if args.pseudo:
+        import tempfile
+
+        from incseg_lib.seam import PseudoLabels
+
+        with tempfile.TemporaryDirectory() as tmp:
+            q = PseudoLabels(tmp, {}).build(model, train_base.subset(idx), labels, new, seam, progress=False).quality()
+            quality = {k: [v["miou"], v["miou_new"]] for k, v in q.items()}
     y = torch.as_tensor(np.asarray(labels), dtype=torch.float32)
     freq = y.mean(0)
     print(json.dumps({"benchmark": "seam_classifier", "loss": args.loss, "warmup": args.warmup, "epochs": seam.epochs,
                       "lr": seam.lr, "images": len(data), "train_loss": [round(v, 3) for v in hist["loss"]],
                       "label_acc": round(((torch.stack(pooled) > 0).float() == y).float().mean().item(), 3),
                       "freq_acc": round(torch.maximum(freq, 1 - freq).mean().item(), 3),
-                      "peak_on_class": round(float(np.mean(hits)), 3), "train_seconds": round(seconds),
+                      "peak_on_class": round(float(np.mean(hits)), 3), "pseudo_quality": quality,
+                      "freeze_bn": model.freeze_bn,
+                      "train_seconds": round(seconds),
                       "threads": torch.get_num_threads()}))
 
 

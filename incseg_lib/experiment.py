@@ -199,7 +199,8 @@ def train_seam(cfg: RunConfig, step: int, seam: SeamConfig, split: IncrementalSp
     idx, new, labels = step_image_labels(cfg, split, train_base, progress)
     ckpt, key = seam_checkpoint(cfg, step, seam, prev_run)
     torch.manual_seed(seam.seed)
-    model = SeamNet(len(new), seam.backbone, seam.output_stride, "imagenet" if seam.init == "imagenet" else "")
+    model = SeamNet(len(new), seam.backbone, seam.output_stride, "imagenet" if seam.init == "imagenet" else "",
+                    freeze_bn=seam.freeze_bn and seam.init != "none")
     if seam.init == "step0":
         if prev_model.backbone_name != seam.backbone:
             raise ValueError(f"SEAM init 'step0' copies the step-{step - 1} BiSeNet's {prev_model.backbone_name}; "

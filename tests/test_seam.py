@@ -200,3 +200,21 @@ def test_weak_step_records_mib_s_with_fusion(shapes_root, tmp_path):
         assert set(np.unique(masks.read_mask(i)).tolist()) <= seen  # background, old and new classes only
     with pytest.raises(ValueError, match="at most one of"):
         train_step(cfg, step=1, method="mib", weak=seam, synthetic=object(), progress=False)
+
+
+def test_frozen_batchnorm_keeps_its_statistics_and_parameters_as_seams_code():
+    """SEAM network/resnet38d.py Net.train: BatchNorm in eval mode, weight and bias not trained."""
+    torch.manual_seed(0)
+    frozen, free = SeamNet(2, "resnet18", 8, freeze_bn=True).train(), SeamNet(2, "resnet18", 8).train()
+    bn = lambda m: m.backbone.layer1[0].bn1  # noqa: E731
+    before = bn(frozen).running_mean.clone()
+    x = torch.randn(2, 3, 64, 64) * 3 + 1
+    frozen(x), free(x)
+    assert not bn(frozen).training and torch.equal(bn(frozen).running_mean, before)
+    assert bn(free).training and not torch.equal(bn(free).running_mean, before)
+    assert not bn(frozen).weight.requires_grad and not bn(frozen).bias.requires_grad
+    assert frozen.classifier.training  # only the backbone's BatchNorm is held
+    trained = {id(p) for g in frozen.parameter_groups(5e-4) for p in g["params"]}
+    assert id(bn(frozen).weight) not in trained and id(bn(free).weight) in {
+        id(p) for g in free.parameter_groups(5e-4) for p in g["params"]}
+    assert SeamConfig().freeze_bn and "freeze_bn" in SeamConfig().training_part()
