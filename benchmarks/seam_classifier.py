@@ -49,13 +49,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = RunConfig.from_profile("demo").replace(task="15-5", setting="overlapped")
-    seam = weak_config(cfg, epochs=args.epochs or None, lr=args.lr or None)
+    seam = weak_config(cfg, epochs=args.epochs or None, lr=args.lr or None, freeze_bn=False if args.train_bn else None)
     split = IncrementalSplit(cfg.dataset, "15-5", 1, "overlapped")
     train_base, _ = base_datasets(cfg, split)
     step0 = train_step(cfg, step=0, method="mib", record=False, evaluate_now=False, progress=False).model
     idx, new, labels = step_image_labels(cfg, split, train_base)
     torch.manual_seed(seam.seed)
-    model = SeamNet(len(new), seam.backbone, seam.output_stride, freeze_bn=seam.freeze_bn and not args.train_bn)
+    model = SeamNet(len(new), seam.backbone, seam.output_stride, freeze_bn=seam.bn_frozen)
     model.backbone.load_state_dict(step0.context_path.backbone.state_dict())
     data = ImageLabelDataset(train_base.subset(idx).with_transforms(train_transforms(seam.crop_size, seam.scale_range)),
                              labels)

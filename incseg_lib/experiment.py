@@ -200,7 +200,7 @@ def train_seam(cfg: RunConfig, step: int, seam: SeamConfig, split: IncrementalSp
     ckpt, key = seam_checkpoint(cfg, step, seam, prev_run)
     torch.manual_seed(seam.seed)
     model = SeamNet(len(new), seam.backbone, seam.output_stride, "imagenet" if seam.init == "imagenet" else "",
-                    freeze_bn=seam.freeze_bn and seam.init != "none")
+                    freeze_bn=seam.bn_frozen)
     if seam.init == "step0":
         if prev_model.backbone_name != seam.backbone:
             raise ValueError(f"SEAM init 'step0' copies the step-{step - 1} BiSeNet's {prev_model.backbone_name}; "

@@ -142,6 +142,11 @@ class SeamConfig:
         d["scales"], d["scale_range"] = list(self.scales), list(self.scale_range)
         return d
 
+    @property
+    def bn_frozen(self) -> bool:
+        """Whether the SEAM backbone's BatchNorm is frozen: ``freeze_bn``, except with ``init="none"``."""
+        return self.freeze_bn and self.init != "none"
+
     def training_part(self) -> dict:
         """The settings that determine the SEAM weights (inference settings excluded)."""
         keys = ("backbone", "output_stride", "init", "epochs", "batch_size", "lr", "weight_decay", "crop_size",
@@ -245,17 +250,16 @@ class SeamNet(nn.Module):
         nn.init.xavier_uniform_(self.proj_f.weight, gain=4)
         self.new_layers = [self.classifier, self.proj_a, self.proj_b, self.proj_f]
         self.freeze_bn = freeze_bn
-        if freeze_bn:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.requires_grad_(False)
+        for m in self._frozen_batchnorms():
+            m.requires_grad_(False)
+
+    def _frozen_batchnorms(self) -> list[nn.BatchNorm2d]:
+        return [m for m in self.backbone.modules() if isinstance(m, nn.BatchNorm2d)] if self.freeze_bn else []
 
     def train(self, mode: bool = True) -> "SeamNet":
         super().train(mode)
-        if self.freeze_bn:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.eval()
+        for m in self._frozen_batchnorms():
+            m.eval()
         return self
 
     def stages(self, x):

@@ -218,3 +218,4 @@ def test_frozen_batchnorm_keeps_its_statistics_and_parameters_as_seams_code():
     assert id(bn(frozen).weight) not in trained and id(bn(free).weight) in {
         id(p) for g in free.parameter_groups(5e-4) for p in g["params"]}
     assert SeamConfig().freeze_bn and "freeze_bn" in SeamConfig().training_part()
+    assert SeamConfig().bn_frozen and not SeamConfig(init="none").bn_frozen
