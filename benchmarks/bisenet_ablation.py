@@ -26,9 +26,9 @@ Variants (``--variant``):
   raw stage outputs, global-mean multiply, bilinear to 1/8, wide concatenation), ``gc-mul`` (global
   context multiplied, not added), ``aux-raw`` (auxiliary 1x1 classifiers on the raw ResNet stage
   outputs), ``sp256`` (the seed's spatial path), ``bilinear`` (bilinear upsampling in the U path).
-  Switches combine with ``+``: ``incseg-v0+kaiming+aux-raw`` is ``incseg`` (architecture 2), and
-  ``incseg-v0+kaiming+aux-raw+sp256`` is that with the paper's three-layer spatial path.
-* ``incseg``: the library's current :class:`incseg_lib.models.BiSeNet`.
+  Switches combine with ``+``: ``incseg-v0+kaiming+aux-raw`` is architecture 2,
+  ``incseg-v0+kaiming+aux-raw+sp256`` architecture 3 (the library's model since issue 9).
+* ``incseg``: the library's current :class:`incseg_lib.models.BiSeNet` (architecture 3).
 """
 
 from __future__ import annotations
@@ -46,6 +46,16 @@ from torch import nn
 
 from incseg_lib.models.bisenet import (AttentionRefinementModule, BiSeNet, SpatialPath, build_resnet,
                                        conv_bn_relu, kaiming_init)
+
+
+class TorchSegSpatialPath(nn.Sequential):
+    """incseg's spatial path of architectures 1 and 2, after TorchSeg's ``SpatialPath``: 7x7, 3x3, 3x3
+    stride-2 conv-BN-ReLU of 64 channels and a 1x1 conv-BN-ReLU to 128 (``incseg-v0`` and its switches
+    without ``sp256``)."""
+
+    def __init__(self):
+        super().__init__(conv_bn_relu(3, 64, 7, 2), conv_bn_relu(64, 64, 3, 2), conv_bn_relu(64, 64, 3, 2),
+                         conv_bn_relu(64, 128, 1))
 
 SWITCHES = ("kaiming", "ffm3x3", "raw-arm", "gc-mul", "aux-raw", "sp256", "bilinear")
 VARIANTS = ("seed", "incseg-v0", "incseg") + tuple(f"incseg-v0+{s}" for s in SWITCHES)
@@ -83,8 +93,10 @@ def _encode(b: nn.Module, x: torch.Tensor):
     return c16, b.layer4(c16)
 
 
-def seed_spatial_path() -> nn.Sequential:
-    return nn.Sequential(conv_bn_relu(3, 64, 3, 2), conv_bn_relu(64, 128, 3, 2), conv_bn_relu(128, 256, 3, 2))
+def seed_spatial_path() -> nn.Module:
+    """The seed's spatial path: three 3x3 stride-2 conv-BN-ReLU of 64, 128, 256 channels (the library's
+    :class:`SpatialPath` since architecture 3)."""
+    return SpatialPath((64, 128, 256))
 
 
 class SeedBiSeNet(nn.Module):
@@ -134,7 +146,7 @@ class V0BiSeNet(nn.Module):
         switch = _On(self.switches)
         self.backbone = build_resnet("resnet18", "")
         sp_ch = 256 if switch == "sp256" else 128
-        self.spatial_path = seed_spatial_path() if switch == "sp256" else SpatialPath(128)
+        self.spatial_path = seed_spatial_path() if switch == "sp256" else TorchSegSpatialPath()
         if switch == "raw-arm":
             self.arm16, self.arm32 = SeedARM(256), SeedARM(512)
             cp_ch = 768

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from incseg_lib.models import BiSeNet, IncrementalClassifier, build_resnet
+from incseg_lib.models import BiSeNet, IncrementalClassifier, SpatialPath, build_resnet
 
 
 @pytest.mark.parametrize("backbone,c32", [("resnet18", 512), ("resnet50", 2048), ("resnet101", 2048)])
@@ -69,8 +69,8 @@ def test_non_backbone_layers_get_kaiming_init_and_classifiers_keep_default():
     """TorchSeg's init: Kaiming normal (fan_in, ReLU gain) outside the ResNet; 1x1 classifiers untouched."""
     torch.manual_seed(0)
     model = BiSeNet([21], "resnet18")
-    w = model.ffm.conv[0].weight  # 1x1 conv over 256 channels: std sqrt(2 / 256)
-    assert abs(w.std().item() - (2 / 256) ** 0.5) < 0.05 * (2 / 256) ** 0.5
+    w = model.ffm.conv[0].weight  # 1x1 conv over 256 + 128 channels: std sqrt(2 / 384)
+    assert abs(w.std().item() - (2 / 384) ** 0.5) < 0.05 * (2 / 384) ** 0.5
     w = model.context_path.refine16[0].weight  # 3x3 over 128: std sqrt(2 / 1152)
     assert abs(w.std().item() - (2 / 1152) ** 0.5) < 0.05 * (2 / 1152) ** 0.5
     # PyTorch's default (kaiming_uniform, a=sqrt(5)) for the classifier: bound 1/sqrt(fan_in)
@@ -79,6 +79,18 @@ def test_non_backbone_layers_get_kaiming_init_and_classifiers_keep_default():
     # the ResNet keeps torchvision's init (Kaiming fan_out): conv1 std sqrt(2 / (64*7*7)), not sqrt(2 / (3*7*7))
     w = model.context_path.backbone.conv1.weight
     assert abs(w.std().item() - (2 / 3136) ** 0.5) < 0.05 * (2 / 3136) ** 0.5
+
+
+def test_spatial_path_is_the_papers_three_stride_2_layers():
+    """Yu et al. 2018, Sec. 3.1: three conv (stride 2) + BN + ReLU layers; 1/8 resolution, 256 channels."""
+    sp = BiSeNet([21], "resnet18").spatial_path
+    convs = [m for m in sp.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (3, 64, (3, 3), (2, 2)), (64, 128, (3, 3), (2, 2)), (128, 256, (3, 3), (2, 2))]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in sp.modules()) == 3
+    assert sp(torch.randn(1, 3, 96, 64)).shape == (1, 256, 12, 8)
+    with pytest.raises(ValueError, match="three layers"):
+        SpatialPath((64, 128))
 
 
 def test_auxiliary_heads_are_1x1_classifiers_on_the_resnet_stages():
