@@ -746,6 +746,9 @@ def model_and_data(rec: dict, data_root: str = ""):
 def replay_plan(cfg: RunConfig, tasks=None, settings=None, sizes=None, methods=None) -> dict:
     """Notebook 03's plan: tasks x settings x memory sizes x methods (the profile's where empty).
 
+    ``size_effect`` (from the profile's ``replay``, default True) says whether the expected
+    findings claim that a larger memory keeps more (:func:`~incseg_lib.findings.replay_findings`).
+
     Raises:
         ValueError: an unknown task/setting/method or a non-positive size.
     """
@@ -754,7 +757,7 @@ def replay_plan(cfg: RunConfig, tasks=None, settings=None, sizes=None, methods=N
     sizes = [int(s) for s in (sizes or (cfg.replay or {}).get("sizes") or [1, 5])]
     if any(s <= 0 for s in sizes):
         raise ValueError(f"memory sizes must be positive numbers of exemplars, got {sizes}")
-    return {**base, "sizes": sizes}
+    return {**base, "sizes": sizes, "size_effect": bool((cfg.replay or {}).get("size_effect", True))}
 
 
 def run_replay_study(cfg: RunConfig, plan: dict, *, mode: str = "per-class", strategy: str = "class-balanced",

@@ -190,17 +190,28 @@ def incremental_findings(plan: dict) -> list[Finding]:
 
     """Notebook 02's story per task and setting of ``plan`` (:func:`~incseg_lib.experiment.study_plan`):
     FT forgets at least half of step 0's old-class mIoU; MiB keeps at least 70% of it and learns
-    the new classes (new >= 30); Joint is above MiB; LwF and ILT (when run) sit between FT and MiB."""
+    the new classes; Joint is above MiB; LwF and ILT (when run) sit between FT and MiB.
+
+    "Learns the new classes" is new mIoU >= 30 for a task whose steps add several classes (15-5),
+    and, for a task of one-class steps (15-1, 10-1, 19-1) when FT is run, new mIoU above FT's:
+    there a step's few images teach its class, later steps erode it, and the MiB paper's own
+    15-5s row has MiB at 13.5 new against FT's 1.8 (Cermelli et al., CVPR 2020, Table 1,
+    overlapped), so no absolute bar is the paper's; FT keeps only the last step's class.
+    """
     from .results import display_name
 
     out = []
     for task in plan["tasks"]:
+        one_class_steps = task.split("-")[-1] == "1" and "ft" in plan["methods"]
         for setting in plan["settings"]:
             m = lambda method, part="old": Metric(method, part, task, setting)  # noqa: E731
             where = f"{task} {setting}"
+            learns = (Finding(f"{where}: MiB learns more of the new classes than FT (new)", m("mib", "new"), ">",
+                              m("ft", "new")) if one_class_steps else
+                      Finding(f"{where}: MiB learns the new classes (new mIoU >= 30)", m("mib", "new"), ">=", 30.0))
             out += [Finding(f"{where}: FT forgets at least half of step 0's old-class mIoU", m("ft"), "<=", m("step0"), 0.5),
                     Finding(f"{where}: MiB keeps at least 70% of step 0's old-class mIoU", m("mib"), ">=", m("step0"), 0.7),
-                    Finding(f"{where}: MiB learns the new classes (new mIoU >= 30)", m("mib", "new"), ">=", 30.0),
+                    learns,
                     Finding(f"{where}: Joint is above MiB (all)", m("joint", "all"), ">", m("mib", "all"))]
             for method in ("lwf", "ilt"):
                 if method in plan["methods"]:
@@ -212,17 +223,24 @@ def incremental_findings(plan: dict) -> list[Finding]:
 
 def replay_findings(plan: dict) -> list[Finding]:
     """Notebook 03's story: SMiB with the smallest memory keeps more old-class mIoU than MiB, and
-    the largest memory more than the smallest (``plan`` from :func:`~incseg_lib.experiment.replay_plan`)."""
+    the largest memory more than the smallest (``plan`` from :func:`~incseg_lib.experiment.replay_plan`;
+    not claimed where ``plan["size_effect"]`` is False, as on the demo's shapes).
+    On a task of one-class steps (15-1) the memory also holds the classes each step added, so SMiB
+    keeps more of the new classes than MiB too (MiB has only distillation to keep step 1's class
+    through four more steps)."""
     small, large = min(plan["sizes"]), max(plan["sizes"])
     out = []
     for task in plan["tasks"]:
         for setting in plan["settings"]:
             if "mib" not in plan["methods"]:
                 continue
-            smib = lambda k: Metric("smib", "old", task, setting, exemplars=k)  # noqa: E731
+            smib = lambda k, part="old": Metric("smib", part, task, setting, exemplars=k)  # noqa: E731
             out.append(Finding(f"{task} {setting}: SMiB ({small}/class) keeps more old-class mIoU than MiB",
                                smib(small), ">", Metric("mib", "old", task, setting)))
-            if large > small:
+            if task.split("-")[-1] == "1":
+                out.append(Finding(f"{task} {setting}: SMiB ({small}/class) keeps more of the steps' new classes than MiB",
+                                   smib(small, "new"), ">", Metric("mib", "new", task, setting)))
+            if large > small and plan.get("size_effect", True):
                 out.append(Finding(f"{task} {setting}: more memory keeps more ({large} vs {small}/class)",
                                    smib(large), ">", smib(small)))
     return out

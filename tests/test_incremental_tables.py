@@ -88,19 +88,32 @@ def test_demo_trains_one_class_steps_longer():
     """demo: a step adding one class (15-1, 19-1) gets epochs_next_single, a 5-class step epochs_next;
     the checkpoint key follows; an explicit epochs_next holds for every later step."""
     d = RunConfig.from_profile("demo")
-    assert (d.epochs_next, d.epochs_next_single) == (4, 8)
+    assert (d.epochs_next, d.epochs_next_single) == (4, 12)
     one, five = d.replace(task="15-1"), d.replace(task="15-5")
-    assert [one.epochs_at(s) for s in range(6)] == [8, 8, 8, 8, 8, 8] and d.epochs == 8
+    assert [one.epochs_at(s) for s in range(6)] == [8, 12, 12, 12, 12, 12] and d.epochs == 8
     assert [five.epochs_at(s) for s in range(2)] == [8, 4]
-    assert d.replace(task="19-1").epochs_at(1) == 8
-    assert one.replace(epochs=6).epochs_at(3) == 8 and one.replace(epochs=6).epochs_at(0) == 6
-    assert one.training_key(step=2, method="mib")["epochs"] == 8
+    assert d.replace(task="19-1").epochs_at(1) == 12
+    assert one.replace(epochs=6).epochs_at(3) == 12 and one.replace(epochs=6).epochs_at(0) == 6
+    assert one.training_key(step=2, method="mib")["epochs"] == 12
     assert five.training_key(step=1, method="mib")["epochs"] == 4
     mine = RunConfig.from_profile("demo", task="15-1", epochs_next=2)
     assert mine.epochs_next_single == 0 and mine.epochs_at(3) == 2
     both = RunConfig.from_profile("demo", task="15-1", epochs_next=2, epochs_next_single=5)
     assert (both.epochs_at(1), both.replace(task="15-5").epochs_at(1)) == (5, 2)
     assert RunConfig.from_profile("cpu", task="15-1").epochs_at(2) == 10  # other profiles: epochs_next
+
+
+def test_demo_replays_on_15_1_and_claims_no_memory_size_effect():
+    """The demo's notebook 03 replays on 15-1 and does not claim that 5 exemplars per class keep
+    more than 1 (on the shapes one per class restores the old classes); other profiles do."""
+    from incseg_lib.experiment import replay_plan
+    from incseg_lib import findings
+
+    demo = replay_plan(RunConfig.from_profile("demo"))
+    assert (demo["tasks"], demo["sizes"], demo["size_effect"]) == (["15-1"], [1, 5], False)
+    assert not any("more memory" in f.text for f in findings.replay_findings(demo))
+    cpu = replay_plan(RunConfig.from_profile("cpu"), sizes=[1, 15])
+    assert cpu["size_effect"] and any("more memory" in f.text for f in findings.replay_findings(cpu))
 
 
 def test_study_plan_defaults_and_errors():
