@@ -79,7 +79,9 @@ class Metric:
                 continue
             if best is None or r.get("created_ns", 0) >= best.get("created_ns", 0):
                 best = r
-        return None if best is None else round(100 * float(best[key]), 2)
+        # rounded only to absorb float noise (0.6 * 100): rounding to 2 decimals here made the
+        # 1-decimal display round twice (0.80853 -> 80.85 -> "80.8")
+        return None if best is None else round(100 * float(best[key]), 6)
 
 
 @dataclass(frozen=True)
