@@ -20,6 +20,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .tasks import one_class_steps
+
 REPRODUCED, NOT_REPRODUCED, NO_DATA = "reproduced", "not reproduced", "no data"
 _OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
 
@@ -188,8 +190,6 @@ def table(results: list[FindingResult]):
 
 # ---------------------------------------------------------------------- each lab's expected findings
 def incremental_findings(plan: dict) -> list[Finding]:
-    from .results import display_name
-
     """Notebook 02's story per task and setting of ``plan`` (:func:`~incseg_lib.experiment.study_plan`):
     FT forgets at least half of step 0's old-class mIoU; MiB keeps at least 70% of it and learns
     the new classes; Joint is above MiB; LwF and ILT (when run) sit between FT and MiB.
@@ -204,12 +204,12 @@ def incremental_findings(plan: dict) -> list[Finding]:
 
     out = []
     for task in plan["tasks"]:
-        one_class_steps = task.split("-")[-1] == "1" and "ft" in plan["methods"]
+        relative = one_class_steps(task) and "ft" in plan["methods"]
         for setting in plan["settings"]:
             m = lambda method, part="old": Metric(method, part, task, setting)  # noqa: E731
             where = f"{task} {setting}"
             learns = (Finding(f"{where}: MiB learns more of the new classes than FT (new)", m("mib", "new"), ">",
-                              m("ft", "new")) if one_class_steps else
+                              m("ft", "new")) if relative else
                       Finding(f"{where}: MiB learns the new classes (new mIoU >= 30)", m("mib", "new"), ">=", 30.0))
             out += [Finding(f"{where}: FT forgets at least half of step 0's old-class mIoU", m("ft"), "<=", m("step0"), 0.5),
                     Finding(f"{where}: MiB keeps at least 70% of step 0's old-class mIoU", m("mib"), ">=", m("step0"), 0.7),
@@ -239,7 +239,7 @@ def replay_findings(plan: dict) -> list[Finding]:
             smib = lambda k, part="old": Metric("smib", part, task, setting, exemplars=k)  # noqa: E731
             out.append(Finding(f"{task} {setting}: SMiB ({small}/class) keeps more old-class mIoU than MiB",
                                smib(small), ">", Metric("mib", "old", task, setting)))
-            if task.split("-")[-1] == "1":
+            if one_class_steps(task):
                 out.append(Finding(f"{task} {setting}: SMiB ({small}/class) keeps more of the steps' new classes than MiB",
                                    smib(small, "new"), ">", Metric("mib", "new", task, setting)))
             if large > small and plan.get("size_effect", True):

@@ -83,6 +83,17 @@ def first_new_class(dataset: str, task: str) -> str:
     return dataset_info(dataset, incremental=True).class_names[steps[1][0]] if len(steps) > 1 else ""
 
 
+def one_class_steps(task: str) -> bool:
+    """Whether every step after step 0 of ``task`` adds a single class (VOC ``15-1`` alias ``15-5s``,
+    ``10-1``, ``19-1``; CamVid ``8-1``), read from the protocol tables, so without a dataset;
+    False for an offline or unknown task."""
+    name = ALIASES.get(task, task)
+    for table in TASKS.values():
+        if name in table:
+            return len(table[name]) > 1 and all(len(s) == 1 for s in table[name][1:])
+    return False
+
+
 def _dataset_key(dataset: str) -> str:
     if dataset not in TASKS:
         raise ValueError(f"no task protocols for dataset {dataset!r}; choose one of {sorted(TASKS)}")

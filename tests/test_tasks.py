@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from incseg_lib.tasks import IncrementalSplit, get_task, task_names
+from incseg_lib.tasks import IncrementalSplit, get_task, one_class_steps, task_names
 
 
 def presence(rows, C=21):
@@ -26,6 +26,11 @@ def test_task_tables_follow_mib():
     for t in ("offline", "19-1", "15-5", "15-1", "10-1"):
         assert sorted(c for s in get_task("voc", t) for c in s) == list(range(21))
     assert sorted(c for s in get_task("camvid", "8-1") for c in s) == list(range(12))
+
+
+def test_one_class_steps_reads_the_tables_and_aliases():
+    assert [one_class_steps(t) for t in ("15-1", "15-5s", "10-1", "19-1", "8-1")] == [True] * 5
+    assert [one_class_steps(t) for t in ("15-5", "8-3", "offline", "joint", "nope")] == [False] * 5
 
 
 def test_overlapped_keeps_every_image_with_a_new_class():

@@ -23,10 +23,11 @@ against 22.6 with the auxiliary heads on the refined 1/16 maps).
 The context path's widths follow the paper's first author's reference implementation, TorchSeg
 (yu-changqian/TorchSeg, ``model/bisenet/cityscapes.bisenet.R18/network.py``): 128 channels, 256
 after fusion; the spatial path is the paper's (256 channels; TorchSeg projects it to 128). Every
-layer outside the ResNet but the 1x1 classifiers gets Kaiming-normal initialisation (fan_in, ReLU gain), as TorchSeg's ``train.py``
-(``init_weight(model.business_layer, nn.init.kaiming_normal_, ...)``) and the seed course project
-do: PyTorch's default conv init is about 2.45x smaller in standard deviation, and with BatchNorm
-after every conv a smaller weight norm means a larger effective learning rate. The measurements
+layer outside the ResNet but the 1x1 classifiers gets Kaiming-normal initialisation (fan_in, ReLU
+gain), as TorchSeg's ``train.py`` (``init_weight(model.business_layer, nn.init.kaiming_normal_,
+...)``) and the seed course project do: PyTorch's default conv init is about 2.45x smaller in
+standard deviation, and with BatchNorm after every conv a smaller weight norm means a larger
+effective learning rate. The measurements
 that chose this design, against the seed course project's BiSeNet, are in
 ``benchmarks/bisenet_ablation.py`` (README, "BiSeNet design").
 
