@@ -8,8 +8,9 @@ Synthetic inputs, so the figure is the model's speed, not the data loader's.
     python benchmarks/train_throughput.py --compare-channels-last --backbones resnet18,resnet50 --sizes 64,160,256
 
 ``--compare-channels-last`` times NCHW and NHWC in interleaved rounds in one process (so a busy
-machine slows both alike) and prints the ratio per phase: what ``engine.channels_last_helps``
-decides per device and input size.
+machine slows both alike) and prints the ratio per phase: the measurement behind
+``engine.CPU_CHANNELS_LAST_MIN_SIDE`` (the fixed CPU layout rule; re-measure it here when the
+reference machine or PyTorch changes, and update the constant by hand).
 """
 
 from __future__ import annotations

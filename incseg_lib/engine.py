@@ -92,17 +92,16 @@ class Accel:
 
 
 def accel(device, amp: bool | str = "auto", channels_last: bool | None = None,
-          pin_memory: bool | None = None, workload: tuple | None = None) -> Accel:
-    """How to drive ``device``.
+          pin_memory: bool | None = None, shape: tuple | None = None) -> Accel:
+    """How to drive ``device``: a pure function of the device type, the options and the input shape.
 
     Args:
         amp: ``True``/``"auto"``: float16 autocast with a grad scaler on CUDA (the ``colab``/``paper``
             profiles' GPU path), float32 elsewhere; ``"fp16"``/``"bf16"``: that autocast on any device
             (``"fp16"`` with the grad scaler), e.g. CPU bfloat16 autocast; ``False``: float32.
-        channels_last: None = where it is faster (:func:`channels_last_helps`: CUDA, and on a CPU
-            where a measurement of ``workload`` says so); True/False force it.
+        channels_last: None = :func:`channels_last_rule` for ``shape``; True/False force it.
         pin_memory: None = on CUDA only; True/False force it.
-        workload: ``(model, input shape, train)`` for the CPU measurement of ``channels_last``.
+        shape: the input batch shape ``(B, 3, H, W)`` (for the layout rule).
 
     Raises:
         ValueError: an unknown ``amp``.
@@ -114,44 +113,26 @@ def accel(device, amp: bool | str = "auto", channels_last: bool | None = None,
     if amp is True or amp == "auto":
         dtype = torch.float16 if cuda else None
     return Accel(autocast_dtype=dtype, grad_scaler=dtype == torch.float16,
-                 channels_last=(channels_last_helps(device, workload) if channels_last is None
-                                else bool(channels_last)),
+                 channels_last=channels_last_rule(device, shape) if channels_last is None else bool(channels_last),
                  pin_memory=cuda if pin_memory is None else bool(pin_memory))
 
 
-_CHANNELS_LAST: dict[str, bool] = {}
+# The shorter input side from which NHWC trains and evaluates a BiSeNet faster than NCHW on a CPU
+# (benchmarks/train_throughput.py --compare-channels-last, ResNet-18, batch 8, one thread, torch
+# 2.14.1 on the project's 2-core x86_64 reference machine: NHWC/NCHW speed 0.87 train at 64 px, 0.94
+# at 96, 1.02 at 128, 1.07 at 160, 1.06 at 192; evaluation 1.23 at 160, 1.32 at 192, mixed below).
+CPU_CHANNELS_LAST_MIN_SIDE = 160
 
 
-def _device_signature(device) -> str:
-    import platform
+def channels_last_rule(device, shape: tuple | None = None) -> bool:
+    """Whether to run NHWC (``channels_last``) on ``device`` for inputs of ``shape`` ``(B, C, H, W)``.
 
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        name = torch.cuda.get_device_name(dev)
-    else:
-        name = platform.processor() or platform.machine()
-        try:  # the CPU model (Linux), which decides the convolution kernels
-            name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-        except (OSError, StopIteration):
-            pass
-    return f"{dev.type}|{name}|torch {torch.__version__}|{torch.get_num_threads()} threads"
-
-
-def channels_last_helps(device, workload: tuple | None = None, *, reps: int = 2, cache: Path | None = None) -> bool:
-    """Whether NHWC (``channels_last``) runs ``workload`` on ``device`` faster than NCHW.
-
-    CUDA: yes (tensor cores want NHWC). CPU: measured, not guessed: it depends on the CPU, the
-    PyTorch build and the input size (on this project's 2-core reference machine BiSeNet-R18 gains
-    at 160 px and more, and at the demo's 64 px the two formats are within the noise of a busy
-    machine; ``benchmarks/train_throughput.py --compare-channels-last`` prints the ratios). The
-    ``workload`` ``(model, input shape, train)`` is timed in both formats on a copy of the model
-    (forward, plus backward when ``train``; ``reps`` interleaved repetitions after a warm-up;
-    the model, its BatchNorm statistics and the random state are untouched), and NHWC is used when
-    its median is at least 3% faster. Without a workload: NCHW on CPU. Answers are kept per process
-    and on disk for the machine (``~/.cache/incseg/accel.json``, or under ``$XDG_CACHE_HOME``: a
-    property of the machine, shared by every checkout and INCSEG_HOME), keyed by CPU model, PyTorch version, threads,
-    model class and backbone, and input shape: a machine measures each shape once (about a second
-    at the demo's sizes). ``$INCSEG_CHANNELS_LAST`` = ``1``/``0`` decides instead.
+    A fixed rule, never a timing: the memory layout changes the order of floating-point sums, so a
+    layout chosen by measuring the machine at that moment would make the numbers depend on its load.
+    CUDA: always (tensor cores want NHWC). CPU: when the shorter side of ``shape`` is at least
+    :data:`CPU_CHANNELS_LAST_MIN_SIDE` pixels (measured once, see there); without a shape, NCHW.
+    ``$INCSEG_CHANNELS_LAST`` = ``1``/``0`` decides instead, on every device. The decision a run
+    took is recorded with its results (``decisions``).
     """
     env = os.environ.get("INCSEG_CHANNELS_LAST", "").strip()
     if env in ("0", "1"):
@@ -159,29 +140,17 @@ def channels_last_helps(device, workload: tuple | None = None, *, reps: int = 2,
     dev = torch.device(device)
     if dev.type == "cuda":
         return True
-    if dev.type != "cpu" or workload is None:
+    if dev.type != "cpu" or shape is None:
         return False
-    model, shape, train = workload
-    arch = f"{type(model).__name__} {getattr(model, 'backbone_name', '')}".strip()  # not the heads: they cost little
-    sig = f"{_device_signature(dev)}|{arch}|{tuple(shape)}|{'train' if train else 'eval'}"
-    if sig in _CHANNELS_LAST:
-        return _CHANNELS_LAST[sig]
-    cache = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "incseg" / "accel.json"
-    try:
-        known = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if sig not in known:
-        known[sig] = _measure_channels_last(model, shape, train, reps)
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
-            os.replace(tmp, cache)
-        except OSError:
-            pass  # a read-only home: measured again in the next process
-    _CHANNELS_LAST[sig] = bool(known[sig]["channels_last"])
-    return _CHANNELS_LAST[sig]
+    return min(int(shape[-2]), int(shape[-1])) >= CPU_CHANNELS_LAST_MIN_SIDE
+
+
+def decisions(acc: Accel, device) -> dict:
+    """What a computation decided and on how many threads, for its record: ``{"device", "threads",
+    "channels_last", "autocast"}`` (``autocast``: ``"float16"``, ``"bfloat16"`` or ``"float32"``)."""
+    return {"device": str(torch.device(device)), "threads": torch.get_num_threads(),
+            "channels_last": acc.channels_last,
+            "autocast": str(acc.autocast_dtype).replace("torch.", "") if acc.autocast_dtype else "float32"}
 
 
 def distributed() -> tuple[int, int]:
@@ -228,39 +197,6 @@ class RankSlice(Sampler):
 
     def __len__(self):
         return len(self.batches)
-
-
-def _probe_needed(device, channels_last: bool | None) -> bool:
-    """True when :func:`channels_last_helps` would measure (a CPU, no explicit choice, no override)."""
-    return (channels_last is None and torch.device(device).type == "cpu"
-            and os.environ.get("INCSEG_CHANNELS_LAST", "").strip() not in ("0", "1"))
-
-
-def _measure_channels_last(model: nn.Module, shape, train: bool, reps: int) -> dict:
-    """Median seconds of ``model`` (a copy) on a random ``shape`` batch in NCHW and NHWC, on CPU."""
-    import copy
-    import statistics
-
-    rng = torch.random.get_rng_state()
-    probe = copy.deepcopy(model).cpu().train(train)
-    x = torch.randn(*shape)
-    times: dict[bool, list[float]] = {False: [], True: []}
-    for r in range(reps + 1):
-        for nhwc in (False, True):
-            fmt = torch.channels_last if nhwc else torch.contiguous_format
-            probe.to(memory_format=fmt)
-            xi = x.contiguous(memory_format=fmt)
-            t0 = time.perf_counter()
-            with torch.set_grad_enabled(train):
-                out = probe(xi)
-                if train:
-                    sum(v.float().mean() for v in (out.values() if isinstance(out, dict) else [out])
-                        if torch.is_tensor(v)).backward()
-            if r:  # the first round warms up both
-                times[nhwc].append(time.perf_counter() - t0)
-    torch.random.set_rng_state(rng)
-    nchw, nhwc = statistics.median(times[False]), statistics.median(times[True])
-    return {"channels_last": nhwc < 0.97 * nchw, "nchw_s": round(nchw, 5), "nhwc_s": round(nhwc, 5)}
 
 
 OPTIMIZERS = ("sgd", "sgd-mib")
@@ -411,7 +347,7 @@ def fit(
         aux_weight: weight of each auxiliary loss.
         device: where to train.
         amp, channels_last, pin_memory: see :func:`accel` (default: float16 AMP and pinned batches on
-            CUDA only, channels_last where measured faster; each can be forced on a CPU).
+            CUDA only, channels_last by :func:`channels_last_rule`; each can be forced on a CPU).
         sync_every: iterations between reads of the loss back to the host (progress bar, TensorBoard,
             the non-finite-loss check): loss terms are summed on the device, so a GPU is not stalled
             by a sync every iteration. A NaN/inf loss still stops training with the iteration it
@@ -448,7 +384,8 @@ def fit(
 
     Returns:
         History dict: ``loss`` (mean per epoch), ``lr``, ``epoch_seconds``, ``train_seconds``,
-        ``images_per_second``, ``epochs_done``, ``resumed_from`` (epoch or None).
+        ``images_per_second``, ``epochs_done``, ``resumed_from`` (epoch or None), ``decisions``
+        (:func:`decisions` of each training session: one, or more after a resume).
 
     Raises:
         ValueError: fewer than 2 training images (BatchNorm needs 2). CheckpointMismatch: see
@@ -494,10 +431,9 @@ def fit(
             if tracker is not None and not tracker.resume(start_epoch):
                 print_fn(f"  no importance state saved after epoch {start_epoch}; EWC/PI/RW importance of this "
                          "step covers the remaining epochs only")
-        workload = None
-        if _probe_needed(device, channels_last):  # measure NHWC on this CPU with this model and crop
-            workload = (model, (max(requested_batch // world, 1), *tuple(train_set[0][0].shape)), True)
-        acc = accel(device, amp, channels_last, pin_memory, workload)
+        acc = accel(device, amp, channels_last, pin_memory,
+                    shape=(max(requested_batch // world, 1), *tuple(train_set[0][0].shape)))
+        history["decisions"].append(decisions(acc, device))
         model.to(memory_format=torch.channels_last if acc.channels_last else torch.contiguous_format)
 
         loss_fn = loss_fn or (lambda m, x, y, out: bisenet_loss(out, y, aux_weight=aux_weight))
@@ -717,11 +653,11 @@ def evaluate(model: nn.Module, dataset, num_classes: int, *, device="cpu", batch
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
-    workload = None
-    if _probe_needed(device, channels_last) and len(dataset):
+    shape = None
+    if len(dataset):  # the layout of the first image's size: one rule for the whole evaluation
         h, w = dataset.image_size(0) if hasattr(dataset, "image_size") else tuple(dataset[0][0].shape[-2:])
-        workload = (model, (batch_size, 3, h, w), False)
-    acc = accel(device, amp, channels_last, pin_memory, workload)
+        shape = (batch_size, 3, h, w)
+    acc = accel(device, amp, channels_last, pin_memory, shape=shape)
     model.to(device).eval()
     model.to(memory_format=torch.channels_last if acc.channels_last else torch.contiguous_format)
     sizes = [dataset.image_size(i) for i in range(len(dataset))] if hasattr(dataset, "image_size") \
@@ -760,7 +696,7 @@ def evaluate(model: nn.Module, dataset, num_classes: int, *, device="cpu", batch
     seconds = time.perf_counter() - t0
     if is_main():
         log_timing("eval", seconds, images=n)
-    return {"confusion": cm, "seconds": seconds, "images": n,
+    return {"confusion": cm, "seconds": seconds, "images": n, "decisions": decisions(acc, device),
             "images_per_second": n / seconds if seconds > 0 else math.nan}
 
 

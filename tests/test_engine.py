@@ -194,44 +194,42 @@ def test_a_non_finite_loss_stops_training_naming_its_iteration():
     assert len(calls) == 6  # read back after iterations 0-2 and 3-5: stopped at the second sync
 
 
-def test_channels_last_is_measured_once_and_cached(tmp_path, monkeypatch):
+def test_layout_is_a_pure_function_of_device_and_shape_not_of_timing(monkeypatch):
+    """The memory layout changes the order of floating-point sums, so it must not depend on how busy the
+    machine is: the same device and shape give the same decision whatever a timer would say."""
+    import time as time_module
+
     from incseg_lib import engine
 
     monkeypatch.delenv("INCSEG_CHANNELS_LAST", raising=False)
-    monkeypatch.setattr(engine, "_CHANNELS_LAST", {})
-    calls = []
-    monkeypatch.setattr(engine, "_measure_channels_last", lambda model, shape, train, reps: calls.append(shape)
-                        or {"channels_last": True, "nchw_s": 2.0, "nhwc_s": 1.0})
-    cache = tmp_path / "accel.json"
-    model = BiSeNet([3], "resnet18")
-    work = (model, (8, 3, 160, 160), True)
-    assert not engine.channels_last_helps("cpu", cache=cache) and calls == []  # no workload: NCHW, not measured
-    assert engine.channels_last_helps("cpu", work, cache=cache) and calls == [(8, 3, 160, 160)]
-    monkeypatch.setattr(engine, "_CHANNELS_LAST", {})  # a new process reads the file instead of measuring
-    assert engine.channels_last_helps("cpu", work, cache=cache) and len(calls) == 1
-    assert engine.channels_last_helps("cpu", (model, (8, 3, 64, 64), True), cache=cache) and len(calls) == 2
-    keys = list(__import__("json").loads(cache.read_text()))
-    assert len(keys) == 2 and all("torch" in k and "BiSeNet" in k for k in keys)
+    answers = []
+    for fake_speed in (0.001, 10.0):  # a quiet and a loaded machine: every clock reads differently
+        monkeypatch.setattr(time_module, "perf_counter", lambda s=fake_speed: s)
+        answers.append([engine.accel("cpu", shape=(8, 3, side, side)).channels_last for side in (48, 64, 128, 160, 192)]
+                       + [engine.channels_last_rule("cuda", (8, 3, 64, 64)), engine.channels_last_rule("cpu")])
+    assert answers[0] == answers[1] == [False, False, False, True, True, True, False]
+    assert engine.channels_last_rule("cpu", (8, 3, 160, 512)) and not engine.channels_last_rule("cpu", (8, 3, 159, 512))
     monkeypatch.setenv("INCSEG_CHANNELS_LAST", "0")
-    assert not engine.channels_last_helps("cpu", work, cache=cache)
-    assert engine.channels_last_helps("cuda") is False  # the variable decides everywhere
-    monkeypatch.delenv("INCSEG_CHANNELS_LAST")
-    assert engine.channels_last_helps("cuda")
+    assert engine.channels_last_rule("cuda") is False  # the variable decides everywhere
+    monkeypatch.setenv("INCSEG_CHANNELS_LAST", "1")
+    assert engine.channels_last_rule("cpu", (8, 3, 64, 64))
 
 
-def test_channels_last_measurement_leaves_the_model_alone_and_keeps_outputs():
-    """The real measurement runs on a copy (BatchNorm statistics and random state untouched);
-    NHWC changes the speed, not the result."""
-    from incseg_lib.engine import _measure_channels_last
+def test_fit_and_evaluate_record_their_decisions():
+    """What a run decided (layout, precision, threads) comes back with its history and evaluation."""
+    torch.manual_seed(0)
+    data = [(torch.randn(3, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(4)]
+    model = BiSeNet([3], "resnet18")
+    hist = fit(model, data, epochs=1, batch_size=2, lr=0.01, amp="bf16", progress=False, print_fn=lambda *a: None)
+    assert hist["decisions"] == [{"device": "cpu", "threads": torch.get_num_threads(), "channels_last": False,
+                                  "autocast": "bfloat16"}]
+    ev = evaluate(model, data, 3, amp=False, channels_last=True, progress=False)
+    assert ev["decisions"]["channels_last"] is True and ev["decisions"]["autocast"] == "float32"
 
+
+def test_nhwc_changes_the_speed_not_the_result():
     torch.manual_seed(0)
     model = BiSeNet([4], "resnet18")
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    state = torch.random.get_rng_state()
-    m = _measure_channels_last(model, (2, 3, 64, 64), True, reps=1)
-    assert set(m) == {"channels_last", "nchw_s", "nhwc_s"} and m["nchw_s"] > 0 and m["nhwc_s"] > 0
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert torch.equal(state, torch.random.get_rng_state())
     model.eval()
     x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
