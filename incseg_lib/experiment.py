@@ -28,6 +28,7 @@ from . import results
 from .config import RunConfig, key_digest, show_progress, step0_name
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
+from .env import provenance
 from .engine import (CorruptCheckpoint, checkpoint_lock, evaluate, fit, is_main, load_checkpoint, log_timing,
                      quarantine)
 from .exemplars import ExemplarMemory, ReplayBatchSampler, ReplayConfig, annotated_lut
@@ -476,7 +477,9 @@ def evaluate_step(cfg: RunConfig, model: BiSeNet, split: IncrementalSplit, val_b
                    images_per_second=(history or {}).get("images_per_second"),
                    eval_images_per_second=ev["images_per_second"], eval_seconds=ev["seconds"],
                    loss_history=(history or {}).get("loss"),
-                   checkpoint=str(checkpoint) if checkpoint else None, **(extra or {}))
+                   checkpoint=str(checkpoint) if checkpoint else None, provenance=provenance(str(device)),
+                   decisions={"train": ((history or {}).get("decisions") or [None])[-1], "eval": ev["decisions"]},
+                   **(extra or {}))
         if record and is_main():  # with several processes, rank 0 writes the record
             rec["_file"] = str(results.record(cfg.run_dir, **rec))
         new_txt = "" if summary["miou_new"] is None else f"  new {100 * summary['miou_new']:.1f}"

@@ -23,8 +23,10 @@ def record(run_dir: str | Path, **fields) -> Path:
 
     Required fields: notebook, dataset, task, setting, method, step, backbone, iou (per-class IoU
     by class name), miou_all, miou_old, miou_new, pixel_acc. Useful extras: config, train_seconds,
-    images_per_second, eval_images_per_second. Added automatically: device (if not given),
-    library version, timestamp, hostname-free platform string.
+    images_per_second, eval_images_per_second, decisions (memory layout and precision of training
+    and evaluation). Added automatically: device (if not given), ``provenance``
+    (:func:`incseg_lib.env.provenance`: incseg version and commit, Python, torch, torchvision, numpy,
+    device, threads; if not given), library version, timestamp, hostname-free platform string.
 
     Raises:
         ValueError: a required field is missing.
@@ -34,8 +36,11 @@ def record(run_dir: str | Path, **fields) -> Path:
     missing = [k for k in REQUIRED if k not in fields]
     if missing:
         raise ValueError(f"result record is missing {missing}")
+    from .env import provenance
+
     rec = dict(fields)
     rec.setdefault("device", _device_name())
+    rec.setdefault("provenance", provenance())
     rec["version"] = __version__
     rec["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     rec["created_ns"] = time.time_ns()  # orders records written within one second
