@@ -1,4 +1,4 @@
-"""Command line: ``incseg suite``, ``incseg step`` (also under ``torchrun``), ``incseg data {voc,camvid,shapes}``,
+"""Command line: ``incseg suite``, ``incseg calibrate``, ``incseg step`` (also under ``torchrun``), ``incseg data {voc,camvid,shapes}``,
 ``incseg sync-notebooks``, ``incseg student``."""
 
 from __future__ import annotations
@@ -28,6 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=0,
                    help="PyTorch threads per notebook kernel (default: $OMP_NUM_THREADS, else cores / jobs); "
                         "on a shared machine give each suite cores / suites")
+    s.add_argument("--seeds", default="",
+                   help="calibrate the expected findings: run the whole suite once per seed (comma list, e.g. "
+                        "0,1,2) into --out/seed-<k>/ and write the findings' gaps, spread and margins to "
+                        "--out/calibration.json")
+
+    cal = sub.add_parser("calibrate", help="the expected findings' calibration table (gap per run, spread, "
+                         "verdict, margin) from suite run folders of one profile")
+    cal.add_argument("runs", nargs="+", help="suite run folders (e.g. several seeds, or a run under another torch)")
+    cal.add_argument("--write", default="", help="also write the calibration JSON here (the profile's margins: "
+                     "incseg_lib/calibration/<profile>-<dataset>.json)")
 
     t = sub.add_parser("step", help="train incremental steps (one process, or several under torchrun), with the "
                        "notebooks' configuration and checkpoints")
@@ -81,9 +91,30 @@ def main(argv: list[str] | None = None) -> int:
                 print(list_parameters(find_notebooks(only=[o for o in args.only.split(",") if o] or None)))
                 return 0
             extra = {name: coerce(value) for name, value in args.parameter}
+            if args.seeds:
+                from .suite import run_calibration
+
+                try:
+                    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+                except ValueError:
+                    raise ValueError(f"--seeds {args.seeds!r}: give whole numbers separated by commas, e.g. 0,1,2") from None
+                run_calibration(args.profile, seeds, out=args.out or None, extra=extra, dataset=args.dataset,
+                                data_root=args.data_root, only=[o for o in args.only.split(",") if o] or None,
+                                threads=args.threads, jobs=args.jobs)
+                return 0
             run_suite(args.profile, dataset=args.dataset, data_root=args.data_root,
                       only=[o for o in args.only.split(",") if o] or None, out=args.out or None, extra=extra,
                       threads=args.threads, jobs=args.jobs)
+        elif args.command == "calibrate":
+            import json
+
+            from .findings import calibrate, calibration_table
+
+            result = calibrate(args.runs)
+            print(calibration_table(result))
+            if args.write:
+                Path(args.write).write_text(json.dumps(result, indent=1) + "\n")
+                print(f"wrote {args.write}")
         elif args.command == "step":
             from .launch import run_steps
             from .suite import coerce

@@ -1,12 +1,22 @@
-"""Expected findings: what a notebook's run should show, declared as checks on its own records.
+"""Expected findings: what a notebook's run should show, declared as checks on its own records,
+each with a margin calibrated against run-to-run noise.
 
 A notebook declares the story it tells ("MiB keeps more old-class mIoU than FT after the last
 step of 15-1") as :class:`Finding` s: a number taken from the records, compared with another
-number (or a constant), optionally scaled. At its end the notebook evaluates them
-(:func:`check`), shows the list, and writes it to ``<run dir>/findings/<notebook>.json``; the
-suite's HTML report and ``incseg suite`` list every notebook's findings, each **reproduced** or
-**not reproduced** with the numbers that decide it. A finding that fails is reported, never
-hidden; one whose records are missing (a method not in the plan) is listed as **no data**.
+number (or a constant), optionally scaled. The **gap** is by how much the claim holds (points of
+mIoU; negative when it does not). At its end the notebook evaluates them (:func:`check`), shows
+the list, and writes it to ``<run dir>/findings/<notebook>.json``; the suite's HTML report and
+``incseg suite`` list every notebook's findings with the numbers that decide them.
+
+**Margins.** A single run's comparison can flip with the seed or the PyTorch version when the
+effect is small, and would then teach the opposite. So each finding of a profile is calibrated
+(:mod:`incseg_lib.calibration`: the profile's plan run over several seeds, and PyTorch versions
+where two install): a finding that held in every calibration run by more than the spread of its
+gap across them gets the margin ``min(gap) - spread`` (rounded down to half a point) and is
+**reproduced** only when it holds by at least that much; one whose gap stayed inside the noise is
+reported as **varies** with its calibrated range, never as reproduced or not. A profile without a
+calibration (cpu, colab, ...) checks the bare comparison (margin 0) and says it is uncalibrated.
+A finding whose records are missing (a method not in the plan) is **no data**.
 
 >>> from incseg_lib.findings import Finding, Metric
 >>> f = Finding("FT forgets: old-class mIoU at most half of step 0's",
@@ -16,13 +26,14 @@ hidden; one whose records are missing (a method not in the plan) is listed as **
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .tasks import one_class_steps
 
-REPRODUCED, NOT_REPRODUCED, NO_DATA = "reproduced", "not reproduced", "no data"
+REPRODUCED, NOT_REPRODUCED, NO_DATA, VARIES = "reproduced", "not reproduced", "no data", "varies"
 _OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
 
 
@@ -90,6 +101,13 @@ class Metric:
 class Finding:
     """An expected finding: ``left <op> factor * right`` (``right`` a :class:`Metric` or a constant %).
 
+    Attributes:
+        text: the claim, as a student reads it (without its margin: :attr:`FindingResult.claim`
+            adds it).
+        key: a stable name for the calibration table (default: ``text``).
+        margin: points (of mIoU) by which the claim must hold to count as reproduced; ``None``
+            = the calibrated margin of the profile (:func:`calibrate`), 0 without one.
+
     Example: FT forgets at least half of what step 0 knew:
     ``Finding("...", Metric("ft", "old"), "<=", Metric("step0", "old"), factor=0.5)``.
     """
@@ -99,31 +117,59 @@ class Finding:
     op: str
     right: Metric | float
     factor: float = 1.0
+    key: str = ""
+    margin: float | None = None
 
     def __post_init__(self):
         if self.op not in _OPS:
             raise ValueError(f"finding {self.text!r}: op {self.op!r} is not one of {sorted(_OPS)}")
+        if self.margin is not None and self.margin < 0:
+            raise ValueError(f"finding {self.text!r}: margin {self.margin} must be >= 0 (points by which it holds)")
 
-    def check(self, records: list[dict]) -> "FindingResult":
+    @property
+    def name(self) -> str:
+        return self.key or self.text
+
+    def gap(self, a: float, b: float) -> float:
+        """By how many points ``a <op> factor * b`` holds (negative: by how much it fails)."""
+        bound = self.factor * b
+        return a - bound if self.op in (">", ">=") else bound - a
+
+    def check(self, records: list[dict], calibration: dict | None = None) -> "FindingResult":
+        """Evaluate on ``records``; ``calibration`` is this finding's entry of a profile's calibration
+        (``{"margin", "verdict", "gaps", ...}``, see :func:`calibrate`), or None."""
         a = self.left.value(records)
         if isinstance(self.right, Metric):
             b, b_label = self.right.value(records), self.right.label()
         else:
             b, b_label = float(self.right), "constant"
+        margin = self.margin if self.margin is not None else float((calibration or {}).get("margin", 0.0))
+        base = dict(text=self.text, key=self.name, margin=margin, calibration=calibration)
         if a is None or b is None:
             missing = [m.label() for m, v in ((self.left, a), (self.right, b)) if isinstance(m, Metric) and v is None]
-            return FindingResult(self.text, NO_DATA, a, b, f"no record for {', '.join(missing)}")
+            return FindingResult(status=NO_DATA, left=a, right=b, detail=f"no record for {', '.join(missing)}", **base)
         bound = self.factor * b
-        ok = _OPS[self.op](a, bound)
+        gap = round(self.gap(a, b), 6)
+        holds = _OPS[self.op](a, bound) and gap >= margin
         scaled = f"{self.factor:g} x {b:.1f} = {bound:.1f}" if self.factor != 1 else f"{b:.1f}"
         rhs = scaled if isinstance(self.right, Metric) else f"{bound:.1f}"
         detail = f"{self.left.label()} {a:.1f} {self.op} {rhs}" + (f" ({b_label})" if isinstance(self.right, Metric) else "")
-        return FindingResult(self.text, REPRODUCED if ok else NOT_REPRODUCED, a, b, detail)
+        detail += f"; gap {gap:+.1f}" + (f" (margin {margin:g})" if margin else "")
+        status = VARIES if (calibration or {}).get("verdict") == VARIES and self.margin is None else (
+            REPRODUCED if holds else NOT_REPRODUCED)
+        return FindingResult(status=status, left=a, right=b, detail=detail, gap=gap, **base)
 
 
 @dataclass
 class FindingResult:
-    """The outcome of one :class:`Finding`: ``status`` and the numbers (in %) that decide it."""
+    """The outcome of one :class:`Finding`: ``status`` and the numbers (in %) that decide it.
+
+    Attributes:
+        gap: by how many points the claim holds (negative: fails); None without data.
+        margin: the points it had to hold by to count as reproduced.
+        calibration: the profile's calibration of this finding (``gaps`` of every calibration run,
+            ``spread``, ``margin``, ``verdict``, ``runs``) or None (uncalibrated).
+    """
 
     text: str
     status: str
@@ -131,40 +177,92 @@ class FindingResult:
     right: float | None
     detail: str = ""
     notebook: str = field(default="")
+    key: str = ""
+    gap: float | None = None
+    margin: float = 0.0
+    calibration: dict | None = None
+
+    @property
+    def claim(self) -> str:
+        """The finding's text with its margin: ``... (by at least 5 points)``."""
+        return self.text + (f" (by at least {self.margin:g} points)" if self.margin else "")
+
+    def calibrated_range(self) -> str:
+        """``"gap +12.0 to +20.5 over 4 runs"``, ``"uncalibrated"``, or the verdict's words."""
+        cal = self.calibration
+        if not cal or not cal.get("gaps"):
+            return "uncalibrated"
+        gaps = cal["gaps"]
+        return f"gap {min(gaps):+.1f} to {max(gaps):+.1f} over {len(gaps)} runs (spread {cal.get('spread', 0):.1f})"
 
 
 def check(findings: list[Finding], records: list[dict], *, notebook: str = "", run_dir: str | Path | None = None,
-          print_fn=print) -> list[FindingResult]:
+          profile: str = "", dataset: str = "", print_fn=print) -> list[FindingResult]:
     """Evaluate ``findings`` on ``records``; print them, and save them to ``run_dir/findings/<notebook>.json``.
 
+    Args:
+        profile, dataset: whose calibration gives the margins (:func:`load_calibration`); empty =
+            uncalibrated (margin 0 unless a finding sets its own).
+
     Returns the results in declaration order. Never raises for a finding that does not hold: it is
-    reported as ``not reproduced`` (or ``no data``) with its numbers.
+    reported as ``not reproduced``, ``varies`` or ``no data`` with its numbers.
     """
+    calibration = load_calibration(profile, dataset) if profile and dataset else None
+    entries = (calibration or {}).get("findings", {})
     out = []
     for f in findings:
-        res = f.check(records)
+        res = f.check(records, entries.get(calibration_key(notebook, f.name)))
         res.notebook = notebook
         out.append(res)
     for line in format_lines(out):
         print_fn(line)
+    if calibration is None and profile:
+        print_fn(f"(no calibration for profile {profile} on {dataset}: the comparisons are checked without margins)")
     if run_dir is not None and notebook:
-        save(out, Path(run_dir) / "findings" / f"{notebook}.json")
+        save(out, Path(run_dir) / "findings" / f"{notebook}.json",
+             meta={"profile": profile, "dataset": dataset,
+                   "calibration": (calibration or {}).get("source", "") if calibration else ""})
     return out
 
 
 def format_lines(results: list[FindingResult]) -> list[str]:
-    """One line per finding: ``[reproduced] text -- numbers``."""
-    mark = {REPRODUCED: "[reproduced]    ", NOT_REPRODUCED: "[NOT reproduced]", NO_DATA: "[no data]       "}
-    return [f"{mark[r.status]} {r.text} -- {r.detail}" for r in results]
+    """One line per finding: ``[reproduced] text (by at least m points) -- numbers``."""
+    mark = {REPRODUCED: "[reproduced]    ", NOT_REPRODUCED: "[NOT reproduced]", NO_DATA: "[no data]       ",
+            VARIES: "[varies]        "}
+    out = []
+    for r in results:
+        line = f"{mark[r.status]} {r.claim} -- {r.detail}"
+        if r.status == VARIES:
+            line += f"; varies between runs: {r.calibrated_range()}"
+        out.append(line)
+    return out
 
 
-def save(results: list[FindingResult], path: Path) -> Path:
-    """Write ``results`` as JSON atomically (a re-run notebook replaces its own findings file)."""
+def save(results: list[FindingResult], path: Path, meta: dict | None = None) -> Path:
+    """Write ``results`` as JSON atomically (a re-run notebook replaces its own findings file), with
+    the process's :func:`~incseg_lib.env.provenance` and ``meta`` (profile, dataset, calibration)."""
+    from .env import provenance
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    doc = {"provenance": provenance(), **(meta or {}), "findings": [asdict(r) for r in results]}
+    tmp.write_text(json.dumps(doc, indent=1))
     os.replace(tmp, path)
     return path
+
+
+def load_file(path: Path) -> tuple[dict, list[FindingResult]]:
+    """``(provenance and meta, results)`` of one findings file (a bare list: an older file, no provenance).
+
+    Raises:
+        ValueError, TypeError: not a findings file.
+    """
+    doc = json.loads(Path(path).read_text())
+    if isinstance(doc, list):
+        doc = {"findings": doc}
+    known = set(FindingResult.__dataclass_fields__)
+    results = [FindingResult(**{k: v for k, v in d.items() if k in known}) for d in doc["findings"]]
+    return {k: v for k, v in doc.items() if k != "findings"}, results
 
 
 def load(run_dir: str | Path) -> list[FindingResult]:
@@ -172,8 +270,8 @@ def load(run_dir: str | Path) -> list[FindingResult]:
     out = []
     for p in sorted((Path(run_dir) / "findings").glob("*.json")):
         try:
-            out.extend(FindingResult(**d) for d in json.loads(p.read_text()))
-        except (ValueError, TypeError) as e:
+            out.extend(load_file(p)[1])
+        except (ValueError, TypeError, KeyError) as e:
             import warnings
 
             warnings.warn(f"findings file {p} is unreadable ({e}); skipped", stacklevel=2)
@@ -181,11 +279,118 @@ def load(run_dir: str | Path) -> list[FindingResult]:
 
 
 def table(results: list[FindingResult]):
-    """A DataFrame for notebooks and the report: notebook, finding, status, numbers."""
+    """A DataFrame for notebooks and the report: notebook, finding (with its margin), status, the
+    numbers that decide it, and the range calibrated for it."""
     import pandas as pd
 
-    return pd.DataFrame([{"notebook": r.notebook, "finding": r.text, "status": r.status, "numbers": r.detail}
-                         for r in results], columns=["notebook", "finding", "status", "numbers"])
+    cols = ["notebook", "finding", "status", "numbers", "calibrated"]
+    return pd.DataFrame([{"notebook": r.notebook, "finding": r.claim, "status": r.status, "numbers": r.detail,
+                          "calibrated": r.calibrated_range()} for r in results], columns=cols)
+
+
+# ---------------------------------------------------------------------- calibration
+CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
+
+
+def calibration_key(notebook: str, name: str) -> str:
+    return f"{notebook}|{name}"
+
+
+def calibration_file(profile: str, dataset: str) -> Path:
+    """Where the calibration of ``profile`` on ``dataset`` lives: ``$INCSEG_CALIBRATION`` if set (a
+    file), else ``incseg_lib/calibration/<profile>-<dataset>.json`` (shipped with the package)."""
+    env = os.environ.get("INCSEG_CALIBRATION", "").strip()
+    return Path(env) if env else CALIBRATION_DIR / f"{profile}-{dataset}.json"
+
+
+def load_calibration(profile: str, dataset: str) -> dict | None:
+    """The calibration of ``profile`` on ``dataset`` (:func:`calibrate`'s output), or None if there is
+    none for it (or the file is not one: a warning names it)."""
+    path = calibration_file(profile, dataset)
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError as e:
+        import warnings
+
+        warnings.warn(f"calibration file {path} is unreadable ({e}); findings are checked without margins",
+                      stacklevel=2)
+        return None
+    if (doc.get("profile"), doc.get("dataset")) != (profile, dataset):
+        return None  # $INCSEG_CALIBRATION names another profile's calibration
+    return {**doc, "source": path.name}
+
+
+def _margin(gaps: list[float]) -> tuple[str, float, float]:
+    """``(verdict, spread, margin)`` of a finding's gaps over the calibration runs (module docstring)."""
+    spread = max(gaps) - min(gaps)
+    if max(gaps) <= 0:
+        return "fails", spread, 0.0
+    if min(gaps) <= 0 or min(gaps) <= spread:
+        return VARIES, spread, 0.0
+    return "holds", spread, math.floor(2 * (min(gaps) - spread)) / 2
+
+
+def calibrate(run_dirs: list[str | Path]) -> dict:
+    """The calibration of a profile from suite runs of it (seeds, PyTorch versions): per finding, its
+    gap in every run, their spread, the verdict and the margin (module docstring).
+
+    Args:
+        run_dirs: suite run folders (``incseg suite`` output) of one profile and dataset.
+
+    Returns:
+        ``{"profile", "dataset", "runs": [{"run", "seed", "torch", "commit", ...}], "findings":
+        {"<notebook>|<key>": {"notebook", "text", "gaps", "values", "spread", "verdict", "margin"}}}``.
+
+    Raises:
+        ValueError: no findings in ``run_dirs``, or runs of different profiles or datasets.
+    """
+    runs: list[dict] = []
+    table_: dict[str, dict] = {}
+    kinds = set()
+    for rd in run_dirs:
+        rd = Path(rd)
+        suite = json.loads((rd / "suite.json").read_text()) if (rd / "suite.json").is_file() else {}
+        info: dict = {}
+        for p in sorted((rd / "findings").glob("*.json")):
+            meta, results = load_file(p)
+            info = info or meta
+            kinds.add((meta.get("profile") or suite.get("profile"), meta.get("dataset", "")))
+            for r in results:
+                if r.gap is None:
+                    continue
+                entry = table_.setdefault(calibration_key(r.notebook, r.key or r.text),
+                                          {"notebook": r.notebook, "text": r.text, "gaps": [], "values": [], "runs": []})
+                entry["gaps"].append(r.gap)
+                entry["values"].append([r.left, r.right])
+                entry["runs"].append(rd.name)
+        prov = info.get("provenance", {})
+        runs.append({"run": rd.name, "seed": (suite.get("parameters") or {}).get("seed", 0),
+                     **{k: prov.get(k) for k in ("incseg", "commit", "dirty", "torch", "torchvision", "numpy",
+                                                 "python", "device", "threads")}})
+    if not table_:
+        raise ValueError(f"no findings with numbers in {[str(r) for r in run_dirs]}: run `incseg suite` first")
+    if len(kinds) > 1:
+        raise ValueError(f"the runs mix profiles/datasets {sorted(map(str, kinds))}; calibrate one at a time")
+    for entry in table_.values():
+        verdict, spread, margin = _margin(entry["gaps"])
+        entry.update(verdict=verdict, spread=round(spread, 3), margin=margin)
+    profile, dataset = next(iter(kinds))
+    return {"profile": profile, "dataset": dataset, "runs": runs, "findings": table_}
+
+
+def calibration_table(calibration: dict) -> str:
+    """A Markdown table of :func:`calibrate`'s output: every finding x run, its gap, the verdict and margin."""
+    runs = [r["run"] for r in calibration["runs"]]
+    head = "| notebook | finding | " + " | ".join(runs) + " | spread | verdict | margin |"
+    lines = [head, "|" + "---|" * (len(runs) + 5)]
+    for entry in calibration["findings"].values():
+        gaps = dict(zip(entry["runs"], entry["gaps"]))
+        cells = " | ".join(f"{gaps[r]:+.1f}" if r in gaps else "-" for r in runs)
+        lines.append(f"| {entry['notebook'][:2]} | {entry['text']} | {cells} | {entry['spread']:.1f} | "
+                     f"{entry['verdict']} | {entry['margin']:g} |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- each lab's expected findings

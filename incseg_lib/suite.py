@@ -52,7 +52,15 @@ def launch_order(notebooks: list[Path], jobs: int) -> list[Path]:
 
 
 class SuiteError(RuntimeError):
-    """A notebook failed or a parameter does not exist (the message names notebook and cell)."""
+    """A notebook failed or a parameter does not exist (the message names notebook and cell).
+
+    Attributes:
+        notebook: the failing notebook's file name, ``""`` when no notebook ran.
+    """
+
+    def __init__(self, message: str, notebook: str = ""):
+        super().__init__(message)
+        self.notebook = notebook
 
 
 def notebooks_dir() -> Path:
@@ -245,7 +253,8 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
     per_notebook = {nb: {**p, **({"run_dir": str(run_dir)} if "run_dir" in p else {})} for nb, p in routed.items()}
     params_all = {**suite_params, "run_dir": str(run_dir), **extra}
     (run_dir / "notebooks").mkdir(exist_ok=True)
-    suite_info = {"profile": profile, "parameters": params_all, "notebooks": [p.name for p in nbs], "status": {}}
+    suite_info = {"profile": profile, "parameters": params_all, "notebooks": [p.name for p in nbs], "status": {},
+                  "state": "running"}
 
     status_lock = threading.Lock()
 
@@ -269,6 +278,11 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n_threads)  # the kernels inherit it
     print_fn(f"{len(nbs)} notebook(s), profile {profile}, {n_jobs} at a time, {n_threads} PyTorch thread(s) "
              f"per kernel ({cores} CPU cores; --jobs, --threads or OMP_NUM_THREADS to change)")
+    from .env import provenance, software_line
+
+    # the kernels' threads, not this process's: every notebook computes with n_threads
+    suite_info["provenance"] = {**provenance(), "threads": n_threads, "jobs": n_jobs}
+    print_fn(f"software and machine: {software_line(suite_info['provenance'])}")
     failures: list[SuiteError] = []
 
     def run_one(nb: Path) -> None:
@@ -283,14 +297,14 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
         except pm.PapermillExecutionError as e:
             set_status(nb.name, f"failed in cell {e.cell_index}: {e.ename}: {e.evalue}")
             raise SuiteError(f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
-                             f"{e.ename}: {e.evalue}\n  executed notebook kept at {target}") from None
+                             f"{e.ename}: {e.evalue}\n  executed notebook kept at {target}", nb.name) from None
         except Exception as e:  # the kernel died (nbclient's DeadKernelError), timed out, ...
             dead = type(e).__name__ == "DeadKernelError"
             why = ("its kernel died, most likely killed for lack of memory (lower batch_size or crop_size, "
                    "or close other programs)" if dead else f"{type(e).__name__}: {e}")
             set_status(nb.name, f"{'died' if dead else 'failed'}: {why}")
             raise SuiteError(f"{nb.name} did not finish: {why}\n  results of the notebooks that finished "
-                             f"are in {run_dir / 'report' / 'index.html'}") from None
+                             f"are in {run_dir / 'report' / 'index.html'}", nb.name) from None
         set_status(nb.name, f"done in {time.perf_counter() - t0:.0f}s")
         print_fn(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
 
@@ -328,9 +342,14 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
                 except SuiteError as e:
                     failures.append(e)
         if failures:
+            suite_info["state"] = "failed"
+            set_status(failures[0].notebook or nbs[0].name, suite_info["status"].get(failures[0].notebook, "failed"))
             if report:
                 write_report(run_dir)
             raise failures[0]
+        suite_info["state"] = "done"
+        suite_info["seconds"] = round(time.perf_counter() - t_suite, 1)
+        set_status(nbs[-1].name, suite_info["status"].get(nbs[-1].name, "done"))
         print_fn(f"suite done in {time.perf_counter() - t_suite:.0f}s")
     finally:
         os.chdir(home)
@@ -347,15 +366,60 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
     return run_dir
 
 
+def run_calibration(profile: str = "demo", seeds: list[int] = (0, 1, 2), *, out: str | Path | None = None,
+                    extra: dict[str, Any] | None = None, print_fn: Callable = print, **suite_options) -> dict:
+    """The profile's whole plan once per seed (``<out>/seed-<k>/``, each a full suite run), then the
+    findings' calibration over them (:func:`~incseg_lib.findings.calibrate`), written to
+    ``<out>/calibration.json`` and, as a table, ``<out>/calibration.md``.
+
+    Copy ``calibration.json`` to ``incseg_lib/calibration/<profile>-<dataset>.json`` (or pass
+    several folders, e.g. also a run under another PyTorch, to ``incseg calibrate``) to make it the
+    profile's margins.
+
+    Raises:
+        SuiteError: ``-p seed`` given too, a notebook fails, or ``out`` is not a new folder.
+    """
+    from . import findings
+
+    extra = dict(extra or {})
+    if "seed" in extra:
+        raise SuiteError("-p seed and --seeds both given: --seeds runs the suite once per seed; drop -p seed")
+    base = new_run_dir(out, f"{profile}-calibration").resolve()
+    runs = []
+    for seed in seeds:
+        print_fn(f"=== calibration run, seed {seed} ===")
+        runs.append(run_suite(profile, out=base / f"seed-{seed}", extra={**extra, "seed": int(seed)},
+                              print_fn=print_fn, **suite_options))
+    cal = findings.calibrate(runs)
+    (base / "calibration.json").write_text(json.dumps(cal, indent=1))
+    text = findings.calibration_table(cal)
+    (base / "calibration.md").write_text(text + "\n")
+    print_fn(text)
+    print_fn(f"calibration of {len(runs)} runs: {base / 'calibration.json'}")
+    return cal
+
+
+def findings_summary(found: list) -> str:
+    """``"23 of 25 expected findings reproduced (1 not, 1 varies between runs)"``."""
+    from . import findings
+
+    count = {st: sum(r.status == st for r in found) for st in
+             (findings.REPRODUCED, findings.NOT_REPRODUCED, findings.VARIES, findings.NO_DATA)}
+    rest = [f"{count[findings.NOT_REPRODUCED]} not"] if count[findings.NOT_REPRODUCED] else []
+    rest += [f"{count[findings.VARIES]} varies between runs"] if count[findings.VARIES] else []
+    rest += [f"{count[findings.NO_DATA]} without data"] if count[findings.NO_DATA] else []
+    return (f"{count[findings.REPRODUCED]} of {len(found)} expected findings reproduced"
+            + (f" ({', '.join(rest)})" if rest else ""))
+
+
 def print_findings(run_dir: Path, print_fn: Callable = print) -> None:
-    """Print every notebook's expected findings (reproduced or not, with their numbers)."""
+    """Print every notebook's expected findings (reproduced or not, with their numbers and margins)."""
     from . import findings
 
     found = findings.load(run_dir)
     if not found:
         return
-    ok = sum(r.status == findings.REPRODUCED for r in found)
-    print_fn(f"expected findings: {ok} of {len(found)} reproduced")
+    print_fn(findings_summary(found))
     notebook = None
     for r, line in zip(found, findings.format_lines(found)):
         if r.notebook != notebook:
@@ -387,20 +451,29 @@ def write_report(run_dir: Path) -> Path:
     suite = json.loads((run_dir / "suite.json").read_text()) if (run_dir / "suite.json").is_file() else {}
     found = findings.load(run_dir)
     if found:
-        ok = sum(r.status == findings.REPRODUCED for r in found)
-        colour = {findings.REPRODUCED: "#dfd", findings.NOT_REPRODUCED: "#fdd", findings.NO_DATA: "#eee"}
+        colour = {findings.REPRODUCED: "#dfd", findings.NOT_REPRODUCED: "#fdd", findings.NO_DATA: "#eee",
+                  findings.VARIES: "#ffd"}
         rows = "".join(f'<tr style="background:{colour[r.status]}"><td>{html.escape(r.notebook)}</td>'
-                       f'<td style="text-align:left">{html.escape(r.text)}</td><td>{html.escape(r.status)}</td>'
-                       f'<td style="text-align:left">{html.escape(r.detail)}</td></tr>' for r in found)
-        finding_html = (f"<p>{ok} of {len(found)} reproduced.</p><table><tr><th>notebook</th><th>finding</th>"
-                        f"<th>status</th><th>numbers (mIoU %)</th></tr>{rows}</table>")
+                       f'<td style="text-align:left">{html.escape(r.claim)}</td><td>{html.escape(r.status)}</td>'
+                       f'<td style="text-align:left">{html.escape(r.detail)}</td>'
+                       f'<td style="text-align:left">{html.escape(r.calibrated_range())}</td></tr>' for r in found)
+        finding_html = (f"<p>{html.escape(findings_summary(found))}. A finding is reproduced when it holds by its "
+                        "margin, calibrated over several seeds; <i>varies</i> marks a comparison that flipped "
+                        "between calibration runs.</p><table><tr><th>notebook</th><th>finding</th>"
+                        f"<th>status</th><th>numbers (mIoU %)</th><th>calibrated</th></tr>{rows}</table>")
     else:
         finding_html = "<p>No notebook declared findings in this run.</p>"
+    from .env import software_line
+
+    prov = suite.get("provenance")
+    prov_html = (f"<p><b>Software and machine:</b> {html.escape(software_line(prov))}; {prov.get('jobs', 1)} "
+                 f"notebook(s) at a time; {html.escape(prov.get('platform', ''))}</p>" if prov else "")
     index = rep / "index.html"
     index.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>incseg run {html.escape(run_dir.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}</style></head><body>
 <h1>incseg run {html.escape(run_dir.name)}</h1><p>profile: {html.escape(str(suite.get('profile', '?')))}</p>
+{prov_html}
 <h2>Expected findings</h2>{finding_html}
 <h2>Notebooks</h2><ul>{''.join(links)}</ul>
 <h2>Results (mIoU and pixel accuracy in %)</h2>{tables}</body></html>""", encoding="utf-8")

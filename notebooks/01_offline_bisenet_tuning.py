@@ -221,7 +221,7 @@ expected = [Finding("BiSeNet learns from scratch: offline mIoU well above the ba
 if cfg.profile == "demo":
     expected.append(Finding("demo: the offline model reaches 70 mIoU on the shapes", Metric("offline", "all"), ">=", 70))
 found = findings.check(expected, [o.record for o in outcomes], notebook="01_offline_bisenet_tuning",
-                       run_dir=cfg.run_dir)
+                       run_dir=cfg.run_dir, profile=cfg.profile, dataset=cfg.dataset)
 
 # %% [markdown]
 # ## What to take away

@@ -303,7 +303,8 @@ check("mib_init", mib_init)
 from incseg_lib import findings
 
 expected = findings.incremental_findings(plan)
-found = findings.check(expected, records, notebook="02_mib_incremental", run_dir=cfg.run_dir)
+found = findings.check(expected, records, notebook="02_mib_incremental", run_dir=cfg.run_dir,
+                       profile=cfg.profile, dataset=cfg.dataset)
 
 # %% [markdown]
 # ## What to take away

@@ -200,7 +200,8 @@ check("quota", quota)
 from incseg_lib import findings
 
 expected = findings.replay_findings(plan)
-found = findings.check(expected, records, notebook="03_exemplars_smib", run_dir=cfg.run_dir)
+found = findings.check(expected, records, notebook="03_exemplars_smib", run_dir=cfg.run_dir,
+                       profile=cfg.profile, dataset=cfg.dataset)
 
 # %% [markdown]
 # ## What to take away

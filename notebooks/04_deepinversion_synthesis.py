@@ -226,7 +226,8 @@ check("total_variation", total_variation)
 from incseg_lib import findings
 
 expected = findings.inversion_findings(plan)
-found = findings.check(expected, records, notebook="04_deepinversion_synthesis", run_dir=cfg.run_dir)
+found = findings.check(expected, records, notebook="04_deepinversion_synthesis", run_dir=cfg.run_dir,
+                       profile=cfg.profile, dataset=cfg.dataset)
 
 # %% [markdown]
 # ## What to take away

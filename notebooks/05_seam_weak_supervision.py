@@ -217,7 +217,8 @@ check("fuse_old", fuse_old)
 from incseg_lib import findings
 
 expected = findings.weak_findings(plan)
-found = findings.check(expected, records, notebook="05_seam_weak_supervision", run_dir=cfg.run_dir)
+found = findings.check(expected, records, notebook="05_seam_weak_supervision", run_dir=cfg.run_dir,
+                       profile=cfg.profile, dataset=cfg.dataset)
 
 # %% [markdown]
 # ## What to take away

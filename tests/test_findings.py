@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from incseg_lib import findings
 from incseg_lib.findings import NO_DATA, NOT_REPRODUCED, REPRODUCED, Finding, Metric
 
@@ -68,7 +70,8 @@ def test_check_saves_and_load_reads_back_and_skips_a_corrupt_file(tmp_path, recw
     out = findings.check(fs, RECORDS, notebook="02_mib_incremental", run_dir=tmp_path, print_fn=lines.append)
     assert [r.status for r in out] == [REPRODUCED, REPRODUCED] and len(lines) == 2
     saved = json.loads((tmp_path / "findings" / "02_mib_incremental.json").read_text())
-    assert saved[1]["text"] == "MiB above FT" and saved[1]["notebook"] == "02_mib_incremental"
+    assert saved["findings"][1]["text"] == "MiB above FT" and saved["findings"][1]["notebook"] == "02_mib_incremental"
+    assert saved["provenance"]["torch"] and "threads" in saved["provenance"]  # what produced them
     (tmp_path / "findings" / "03_exemplars_smib.json").write_text("{truncated")
     back = findings.load(tmp_path)
     assert [r.text for r in back] == ["FT forgets", "MiB above FT"]
@@ -110,3 +113,58 @@ def test_each_labs_findings_follow_its_plan_and_decide_on_records():
     di = findings.inversion_findings({**plan, "methods": ["mib", "ft"]})
     recs = RECORDS + [rec("mib+di", 5, 0.45, ns=5), rec("ft+di", 5, 0.30, ns=6)]
     assert [f.check(recs).status for f in di] == [NOT_REPRODUCED, REPRODUCED]  # 45 < 50; 30 > 20
+
+
+def test_a_margin_decides_holds_fails_by_less_than_the_margin_and_no_data():
+    """MiB 50 old against FT 20: a gap of 30 points. With a margin of 25 it is reproduced; with 35 it
+    fails although MiB is still above FT (by less than the margin); without FT's record, no data."""
+    mib_over_ft = lambda margin: Finding("MiB above FT", Metric("mib"), ">", Metric("ft"), margin=margin)  # noqa: E731
+    held = mib_over_ft(25).check(RECORDS)
+    assert held.status == REPRODUCED and held.gap == 30.0 and held.claim == "MiB above FT (by at least 25 points)"
+    short = mib_over_ft(35).check(RECORDS)
+    assert short.status == NOT_REPRODUCED and short.gap == 30.0 and "gap +30.0 (margin 35)" in short.detail
+    none = mib_over_ft(25).check([r for r in RECORDS if r["method"] != "ft"])
+    assert none.status == NO_DATA and none.gap is None
+    # "<=" with a factor: FT 20 <= 0.5 x 60 = 30 holds by 10 points
+    forgets = Finding("FT forgets", Metric("ft"), "<=", Metric("step0"), factor=0.5, margin=10).check(RECORDS)
+    assert forgets.status == REPRODUCED and forgets.gap == 10.0
+    with pytest.raises(ValueError, match="margin"):
+        Finding("x", Metric("ft"), ">", 1.0, margin=-1)
+
+
+def _suite_run(folder, seed, gaps_by_text):
+    """A hand-made suite run folder with one findings file: ``{text: (left, right)}``."""
+    folder.mkdir(parents=True)
+    (folder / "suite.json").write_text(json.dumps({"profile": "demo", "parameters": {"seed": seed}}))
+    results = [findings.FindingResult(text, REPRODUCED if a > b else NOT_REPRODUCED, a, b, gap=a - b,
+                                      notebook="02_mib_incremental", key=text) for text, (a, b) in gaps_by_text.items()]
+    findings.save(results, folder / "findings" / "02_mib_incremental.json", meta={"profile": "demo", "dataset": "shapes"})
+    return folder
+
+
+def test_calibration_ships_a_margin_only_above_the_spread_and_marks_the_rest_varies(tmp_path, monkeypatch):
+    runs = [_suite_run(tmp_path / f"seed-{k}", k, {"robust": (50 + d, 20), "noisy": (50 + d, 48), "wrong": (10, 20)})
+            for k, d in enumerate((0.0, 4.0, -3.0))]
+    cal = findings.calibrate(runs)
+    robust, noisy, wrong = (cal["findings"][f"02_mib_incremental|{t}"] for t in ("robust", "noisy", "wrong"))
+    # robust: gaps 30, 34, 27 -> spread 7, smallest gap 27 > 7: margin 27 - 7 = 20
+    assert robust["gaps"] == [30.0, 34.0, 27.0] and robust["verdict"] == "holds" and robust["margin"] == 20.0
+    # noisy: gaps 2, 6, -1 -> once below zero: varies, no margin
+    assert noisy["verdict"] == findings.VARIES and noisy["margin"] == 0.0
+    assert wrong["verdict"] == "fails"
+    assert [r["seed"] for r in cal["runs"]] == [0, 1, 2] and cal["profile"] == "demo" and cal["dataset"] == "shapes"
+    assert "| 02 | robust | +30.0 | +34.0 | +27.0 | 7.0 | holds | 20 |" in findings.calibration_table(cal)
+    # a notebook checking against this calibration: margins applied, the noisy finding reported as varying
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(cal))
+    monkeypatch.setenv("INCSEG_CALIBRATION", str(path))
+    recs = [rec("mib", 5, 0.45), rec("ft", 5, 0.30), rec("step0", 0, 0.6)]
+    fs = [Finding("robust", Metric("mib"), ">", Metric("ft")), Finding("noisy", Metric("mib"), ">", Metric("ft"))]
+    out = findings.check(fs, recs, notebook="02_mib_incremental", profile="demo", dataset="shapes",
+                         print_fn=lambda *a: None)
+    assert [(r.status, r.margin) for r in out] == [(NOT_REPRODUCED, 20.0), (findings.VARIES, 0.0)]  # gap 15 < 20
+    assert out[0].calibrated_range() == "gap +27.0 to +34.0 over 3 runs (spread 7.0)"
+    assert "varies between runs: gap -1.0 to +6.0" in findings.format_lines(out)[1]
+    # another profile's calibration is not applied
+    other = findings.check(fs, recs, notebook="02_mib_incremental", profile="cpu", dataset="voc", print_fn=lambda *a: None)
+    assert [(r.status, r.margin) for r in other] == [(REPRODUCED, 0.0), (REPRODUCED, 0.0)]
