@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    for name in ("threads", "jobs"):
+        if getattr(args, name, 0) < 0:
+            print(f"incseg: error: --{name} {getattr(args, name)}: give a positive number, or 0 for the default",
+                  file=sys.stderr)
+            return 2
     try:
         if args.command == "suite":
             from .suite import coerce, find_notebooks, list_parameters, run_suite
@@ -113,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             result = calibrate(args.runs)
             print(calibration_table(result))
             if args.write:
-                Path(args.write).write_text(json.dumps(result, indent=1) + "\n")
+                from .store import atomic_write_text
+
+                atomic_write_text(args.write, json.dumps(result, indent=1) + "\n")
                 print(f"wrote {args.write}")
         elif args.command == "step":
             from .launch import run_steps
@@ -140,16 +147,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {len(paths)} student notebooks to {args.out} (solutions removed; each check cell raises "
                   "ExerciseNotDone until its exercise is written)")
     except KeyboardInterrupt:
+        print("incseg: interrupted (Ctrl-C); finished checkpoints are kept and reused by the next run", file=sys.stderr)
         return 130
     except Exception as e:  # one clear line for the user; the traceback adds nothing for known errors
         from .data.common import DatasetError
         from .data.download import DownloadError
-        from .suite import SuiteError
-
         from .notebooks import SyncConflict
+        from .store import CorruptCheckpoint, DiskFull
+        from .suite import SuiteError, SuiteInterrupted
 
+        if isinstance(e, SuiteInterrupted):
+            print(f"incseg: {e}", file=sys.stderr)
+            return 130
         if isinstance(e, (SuiteError, DatasetError, DownloadError, ValueError, FileNotFoundError, FileExistsError,
-                          SyncConflict)):
+                          SyncConflict, DiskFull, CorruptCheckpoint)):
             print(f"incseg: error: {e}", file=sys.stderr)
             return 2
         raise
@@ -172,14 +183,22 @@ def _data(args) -> None:
         print(f"CamVid ready at {fetch_camvid(Path(args.root))}")
     elif args.dataset == "check":
         from .config import default_checkpoint_root
+        from .data.common import DatasetError
         from .data import eval_split, load_dataset, train_split
 
         name = args.check_dataset
         splits = [s for s in args.split.split(",") if s] or [train_split(name), eval_split(name)]
-        for split in splits:
-            ds = load_dataset(name, split, root=args.root)
-            n = ds.check(default_checkpoint_root() / "splits")
-            print(f"{name} {split}: {len(ds)} images OK" + ("" if n else " (checked before, cached)"))
+        failed = []
+        for split in splits:  # every split is checked, and every problem of each listed
+            try:
+                ds = load_dataset(name, split, root=args.root)
+                n = ds.check(default_checkpoint_root() / "splits", max_listed=None)
+                print(f"{name} {split}: {len(ds)} images OK" + ("" if n else " (checked before, cached)"))
+            except DatasetError as e:
+                print(f"{name} {split}: {e}", file=sys.stderr)
+                failed.append(split)
+        if failed:
+            raise DatasetError(f"{name} {', '.join(failed)}: problems listed above")
     else:
         from .config import default_data_root
 

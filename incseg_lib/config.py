@@ -8,8 +8,6 @@ the same parameters train the same thing.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import random
 from dataclasses import dataclass, field
@@ -17,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .store import key_digest  # noqa: F401  (re-exported: checkpoint folder names)
 
 PROFILES = ("demo", "smoke", "cpu", "colab", "paper")
 DATASETS = ("shapes", "voc", "camvid")
@@ -130,6 +130,14 @@ class RunConfig:
     incremental: dict[str, list] = field(default_factory=dict)
     replay: dict[str, list] = field(default_factory=dict)
 
+    def __post_init__(self):
+        # Folders are stored absolute: a record or a checkpoint path written from one working folder
+        # must still point at the same files when notebook 06 reads it from another.
+        for name in ("data_root", "checkpoint_dir"):
+            value = getattr(self, name)
+            if isinstance(value, str) and value:
+                setattr(self, name, str(Path(value).expanduser().resolve()))
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_profile(cls, profile: str = "smoke", **overrides: Any) -> "RunConfig":
@@ -154,7 +162,7 @@ class RunConfig:
         for key, val in overrides.items():
             if val is None or (isinstance(val, str) and val == ""):
                 continue
-            values[key] = "" if key == "pretrained" and val == "none" else val
+            values[key] = "" if key == "pretrained" and val == "none" else coerce_option(key, val)
         if overrides.get("epochs_next") and overrides.get("epochs_next_single") in (None, ""):
             values["epochs_next_single"] = 0  # an explicit epochs_next holds for every later step
         cfg = cls(**values)
@@ -296,11 +304,6 @@ class RunConfig:
 _FINGERPRINTS: dict[tuple, str] = {}
 
 
-def key_digest(key: dict[str, Any]) -> str:
-    """A short stable hash of a JSON-able dict (used in checkpoint folder names)."""
-    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
-
-
 _PROFILE_VALUES: dict[str, dict[str, Any]] = {
     # The default run: the embedded shapes, sized so the models really learn; the six notebooks take
     # 20 min on 2 CPU cores, two at a time (README, "What the demo shows"). Steps >= 1 use a larger
@@ -405,6 +408,50 @@ def step0_name(method: str) -> str:
 
     base = method.split("+")[0]  # replay runs: "<method>+mem-<tag>"
     return get_method(base).step0 if base in METHOD_NAMES else "step0"
+
+
+def coerce_option(name: str, value: Any) -> Any:
+    """``value`` as the type of :class:`RunConfig` field ``name``: ``"30"`` -> 30 for an int field,
+    ``"0.01"`` -> 0.01 for a float, ``"true"`` -> True for a bool (what a command line gives).
+
+    Raises:
+        ValueError: the value does not fit, naming the option, the value and the type expected.
+    """
+    import typing
+
+    kind = typing.get_type_hints(RunConfig)[name]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    else:  # amp (bool or a mode name), the plan dicts: validated where they are used
+        return value
+    want = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}[kind]
+    raise ValueError(f"option {name}={value!r} is not {want}")
 
 
 def profile_options(cls, table: dict[str, dict], profile: str, overrides: dict, what: str):

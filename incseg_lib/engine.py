@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,6 +25,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 from tqdm.auto import tqdm
 
 from .config import show_progress
+from .store import CorruptCheckpoint, UnsafeCheckpoint, checkpoint_lock, load_torch, quarantine, save_torch  # noqa: F401
 
 from .losses import bisenet_loss
 from .metrics import ConfusionMatrix
@@ -32,21 +33,6 @@ from .metrics import ConfusionMatrix
 
 class CheckpointMismatch(ValueError):
     """A checkpoint does not fit the model or the configuration asking for it."""
-
-
-class CorruptCheckpoint(RuntimeError):
-    """A checkpoint file cannot be read (truncated copy, full disk, killed writer); names the file."""
-
-
-def quarantine(path: Path) -> Path:
-    """Move a corrupt file aside (``<name>.corrupt-<date>-<time>``) so it is kept but never read again."""
-    path = Path(path)
-    dest = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-    k = 1
-    while dest.exists():
-        dest, k = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{k}"), k + 1
-    os.replace(path, dest)
-    return dest
 
 
 # ---------------------------------------------------------------------- optimisation
@@ -229,44 +215,10 @@ def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_de
 
 
 # ---------------------------------------------------------------------- checkpoints
-@contextmanager
-def checkpoint_lock(path: Path | None, print_fn: Callable = print):
-    """Hold an exclusive lock on ``<path>.lock`` while ``path`` is made (POSIX ``flock``).
-
-    Two processes that need the same checkpoint (two notebooks of a parallel suite, two students
-    sharing a checkpoint folder) do not train it twice: the second waits, then finds it finished
-    and reuses it. The lock is released when the holder exits, also when it is killed. ``None``
-    (no checkpoint) or a platform without ``fcntl`` locks nothing.
-    """
-    if path is None:
-        yield
-        return
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock
-        yield
-        return
-    lock = Path(path).with_name(Path(path).name + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print_fn(f"waiting for another process making {Path(path).name} ({lock.parent})")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write ``state`` to ``path`` atomically (:func:`~incseg_lib.store.save_torch`: a full disk raises
+    :class:`~incseg_lib.store.DiskFull` naming the folder, and leaves no partial file)."""
+    save_torch(path, state)
 
 
 def load_checkpoint(path: Path, model: nn.Module | None = None, *, key: dict | None = None,
@@ -280,15 +232,9 @@ def load_checkpoint(path: Path, model: nn.Module | None = None, *, key: dict | N
             key differs from ``key`` (the message names the differing fields).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # zip archive corrupted, EOF, unpickling errors ...
-        raise CorruptCheckpoint(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); "
-                                "it was probably truncated (a copy or a write that did not finish)") from None
+    state = load_torch(path, map_location)
     if not isinstance(state, dict) or "model" not in state:
-        raise CorruptCheckpoint(f"checkpoint {path} is not an incseg checkpoint (no 'model' entry)")
+        raise CorruptCheckpoint(f"checkpoint {path} is not an incseg checkpoint (no 'model' entry)", path)
     if model is not None:
         want = (getattr(model, "backbone_name", None), list(getattr(model, "classes_per_step", [])))
         have = (state.get("backbone"), list(state.get("classes_per_step", [])))

@@ -29,6 +29,7 @@ from .config import RunConfig, key_digest, show_progress, step0_name
 from .data import eval_split, load_dataset, train_split
 from .data.transforms import centre_crop_transforms, eval_transforms, train_transforms
 from .env import provenance
+from .store import clean_once, load_torch
 from .engine import (CorruptCheckpoint, checkpoint_lock, evaluate, fit, is_main, load_checkpoint, log_timing,
                      quarantine)
 from .exemplars import ExemplarMemory, ReplayBatchSampler, ReplayConfig, annotated_lut
@@ -315,6 +316,7 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
     split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
     if split.is_offline and method != "offline":
         raise ValueError(f"task {cfg.task} is offline; use method='offline'")
+    clean_once(cfg.checkpoint_path, print_fn)  # what killed processes or a full disk left behind
     device = cfg.torch_device()
     train_base, val_base = base_datasets(cfg, split)
     cache = cfg.checkpoint_path / "splits"
@@ -345,11 +347,16 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
                            synthetic=synthetic, weak=weak)
             try:
                 load_checkpoint(prev_ckpt, model)
+                importance = load_importance(prev_ckpt) if spec.regularizer is not None else None
                 break
-            except CorruptCheckpoint as e:  # moved aside, then step - 1 is retrained once
-                if attempt:
+            except CorruptCheckpoint as e:  # moved aside, then step - 1 is retrained once (which also
+                if attempt:  # rebuilds its EWC/PI/RW importance: it is accumulated while that step trains)
                     raise
-                print_fn(f"{e}\n  moved aside to {quarantine(prev_ckpt).name}")
+                for bad in dict.fromkeys([e.path or prev_ckpt, prev_ckpt]):
+                    if bad.is_file():
+                        print_fn(f"{e}\n  moved aside to {quarantine(bad).name}" if bad == (e.path or prev_ckpt)
+                                 else f"  {bad.name} moved aside too ({quarantine(bad).name}): it is retrained "
+                                      "with its importance")
         if replay is not None:
             memory = step_memory(cfg, step, run_name, replay, prev, train_base, model, progress=progress)
             memory_info = memory.summary(train_base)
@@ -372,7 +379,6 @@ def train_step(cfg: RunConfig, *, step: int = 0, method: str = "offline", notebo
         if spec.uses_old_model or synthetic is not None:  # a frozen copy of step t-1
             old_model = copy.deepcopy(model).to(device).eval().requires_grad_(False)
         if spec.regularizer is not None:
-            importance = load_importance(prev_ckpt)
             penalty = ParameterPenalty(spec.regularizer, old_model, importance, spec.weights["reg"],
                                        pi_estimator=cfg.pi_estimator)
         torch.manual_seed(cfg.seed + step)  # new heads' init must not depend on what ran before
@@ -636,6 +642,32 @@ def predictions_over_steps(cfg: RunConfig, methods: list[str], indices: list[int
             "class_names": val_base.info.class_names, "steps": steps}
 
 
+def check_steps(cfg: RunConfig, tasks, settings, progress: bool = False) -> None:
+    """Every step of every task and setting has training images, checked before anything trains.
+
+    Raises:
+        ValueError: naming each empty step (task, setting, step) and the classes no image holds,
+            so a plan does not train steps 0-3 and then stop at step 4.
+    """
+    train = None
+    empty = []
+    for task in tasks:
+        for setting in settings:
+            tcfg = cfg.replace(task=task, setting=setting)
+            n = IncrementalSplit(cfg.dataset, task, 0, setting).num_steps
+            for step in range(n):
+                split = IncrementalSplit(cfg.dataset, task, step, setting)
+                if train is None:
+                    train, _ = base_datasets(tcfg, split)
+                if len(split.train_indices(train, cfg.checkpoint_path / "splits", progress=progress)) == 0:
+                    names = [train.info.class_names[c] for c in split.new_classes if c != 0]
+                    empty.append(f"{task} {setting} step {step} ({', '.join(names)})")
+    if empty:
+        raise ValueError(f"no training image for {'; '.join(empty)} in {cfg.data_path}: no image holds those "
+                         "classes" + (" without later classes (try the overlapped setting)" if "disjoint" in settings
+                                      else "") + "; choose another task, or use a larger copy of the dataset")
+
+
 def study_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
     """Notebook 02's plan: tasks x settings x methods, the profile's where an argument is empty.
 
@@ -664,6 +696,7 @@ def study_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
 def run_study(cfg: RunConfig, plan: dict, *, notebook: str = "", joint: bool = True, progress: bool = True,
               print_fn: Callable = print) -> list[dict]:
     """:func:`run_incremental` for every task and setting of ``plan`` (:func:`study_plan`)."""
+    check_steps(cfg, plan["tasks"], plan["settings"])
     records = []
     for task in plan["tasks"]:
         for setting in plan["settings"]:
@@ -719,12 +752,15 @@ def model_and_data(rec: dict, data_root: str = ""):
 
     Raises:
         FileNotFoundError: the record has no checkpoint, or its file is gone (names it).
+        CorruptCheckpoint: the checkpoint is truncated, not incseg's, or holds code (names it).
     """
     ckpt = rec.get("checkpoint")
     if not ckpt or not Path(ckpt).is_file():
         raise FileNotFoundError(f"the checkpoint of this record ({ckpt}) is not on this machine; "
                                 "re-run its notebook (it reuses or retrains the step)")
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = load_torch(ckpt)  # tensors and plain values only: a planted pickle is refused, not run
+    if not isinstance(state, dict) or not {"model", "classes_per_step", "backbone"} <= set(state):
+        raise CorruptCheckpoint(f"checkpoint {ckpt} is not an incseg checkpoint (no model, classes or backbone)", ckpt)
     model = BiSeNet(state["classes_per_step"], state["backbone"], "")
     model.load_state_dict(state["model"])
     cfg = RunConfig(**{k: v for k, v in rec["config"].items() if k in RunConfig.__dataclass_fields__})
@@ -772,6 +808,7 @@ def run_replay_study(cfg: RunConfig, plan: dict, *, mode: str = "per-class", str
         ``(records, memories)``: every full-image record (every step), and the last step's
         :class:`~incseg_lib.exemplars.ExemplarMemory` per ``(task, setting, method, size)``.
     """
+    check_steps(cfg, plan["tasks"], plan["settings"])
     records, memories = [], {}
     kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
     for task in plan["tasks"]:
@@ -817,6 +854,7 @@ def run_inversion_study(cfg: RunConfig, plan: dict, inversion: InversionConfig, 
         ``(records, memories)``: every full-image record, and the step-1 synthetic memory per
         ``(task, setting)`` (the images made from the step-0 model).
     """
+    check_steps(cfg, plan["tasks"], plan["settings"])
     records, memories = [], {}
     kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
     for task in plan["tasks"]:
@@ -876,6 +914,7 @@ def run_weak_study(cfg: RunConfig, plan: dict, seam: SeamConfig, *, notebook: st
         ``(records, pseudo)``: every full-image record, and the step-1 :class:`~incseg_lib.seam.PseudoLabels`
         the first method trained on, per ``(task, setting)``.
     """
+    check_steps(cfg, plan["tasks"], plan["settings"])
     records, pseudo = [], {}
     kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
     for task in plan["tasks"]:

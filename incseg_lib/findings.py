@@ -63,7 +63,7 @@ class Metric:
 
         name = display_name(self.method)
         if self.exemplars is not None:
-            name += f" ({self.exemplars}/class)"
+            name += f" (memory {self.exemplars})"
         where = " ".join(x for x in (self.task, self.setting) if x)
         step = "" if self.step is None else f" step {self.step}"
         return f"{name} {self.part}{' ' + where if where else ''}{step}"
@@ -242,13 +242,10 @@ def save(results: list[FindingResult], path: Path, meta: dict | None = None) -> 
     """Write ``results`` as JSON atomically (a re-run notebook replaces its own findings file), with
     the process's :func:`~incseg_lib.env.provenance` and ``meta`` (profile, dataset, calibration)."""
     from .env import provenance
+    from .store import atomic_write_json
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     doc = {"provenance": provenance(), **(meta or {}), "findings": [asdict(r) for r in results]}
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_json(path, doc, what="the findings", indent=1)
 
 
 def load_file(path: Path) -> tuple[dict, list[FindingResult]]:
@@ -428,27 +425,29 @@ def incremental_findings(plan: dict) -> list[Finding]:
     return out
 
 
-def replay_findings(plan: dict) -> list[Finding]:
+def replay_findings(plan: dict, mode: str = "per-class") -> list[Finding]:
     """Notebook 03's story: SMiB with the smallest memory keeps more old-class mIoU than MiB, and
     the largest memory more than the smallest (``plan`` from :func:`~incseg_lib.experiment.replay_plan`;
     not claimed where ``plan["size_effect"]`` is False, as on the demo's shapes).
     On a task of one-class steps (15-1) the memory also holds the classes each step added, so SMiB
     keeps more of the new classes than MiB too (MiB has only distillation to keep step 1's class
-    through four more steps)."""
+    through four more steps). ``mode``: the memory budget's unit (``per-class``: exemplars per
+    class; ``total``: images in all), as the findings then say it."""
     small, large = min(plan["sizes"]), max(plan["sizes"])
+    size = (lambda k: f"{k}/class") if mode == "per-class" else (lambda k: f"{k} images in all")  # noqa: E731
     out = []
     for task in plan["tasks"]:
         for setting in plan["settings"]:
             if "mib" not in plan["methods"]:
                 continue
             smib = lambda k, part="old": Metric("smib", part, task, setting, exemplars=k)  # noqa: E731
-            out.append(Finding(f"{task} {setting}: SMiB ({small}/class) keeps more old-class mIoU than MiB",
+            out.append(Finding(f"{task} {setting}: SMiB ({size(small)}) keeps more old-class mIoU than MiB",
                                smib(small), ">", Metric("mib", "old", task, setting)))
             if one_class_steps(task):
-                out.append(Finding(f"{task} {setting}: SMiB ({small}/class) keeps more of the steps' new classes than MiB",
-                                   smib(small, "new"), ">", Metric("mib", "new", task, setting)))
+                out.append(Finding(f"{task} {setting}: SMiB ({size(small)}) keeps more of the steps' new classes "
+                                   "than MiB", smib(small, "new"), ">", Metric("mib", "new", task, setting)))
             if large > small and plan.get("size_effect", True):
-                out.append(Finding(f"{task} {setting}: more memory keeps more ({large} vs {small}/class)",
+                out.append(Finding(f"{task} {setting}: more memory keeps more ({size(large)} vs {size(small)})",
                                    smib(large), ">", smib(small)))
     return out
 

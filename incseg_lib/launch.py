@@ -42,6 +42,26 @@ def init_distributed() -> tuple[int, int, str]:
     return dist.get_rank(), dist.get_world_size(), f"cuda:{local}" if cuda else "cpu"
 
 
+def writable_folder(path, option: str):
+    """``path`` resolved, created if missing, and checked writable.
+
+    Raises:
+        ValueError: it is a file, cannot be created, or cannot be written (naming ``option`` and the folder).
+    """
+    from pathlib import Path
+
+    folder = Path(path).expanduser().resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {folder} is a file; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{option} {folder} cannot be created ({e.strerror}); choose a writable folder") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {folder} is not writable; choose a writable folder")
+    return folder
+
+
 def run_steps(profile: str, *, task: str, setting: str, method: str, step: int | None = None,
               options: dict[str, Any] | None = None, notebook: str = "incseg-step",
               print_fn: Callable = print) -> list[dict]:
@@ -62,8 +82,14 @@ def run_steps(profile: str, *, task: str, setting: str, method: str, step: int |
     from .experiment import train_step
     from .tasks import IncrementalSplit
 
-    rank, world, device = init_distributed()
     opts = dict(options or {})
+    for name, flag in (("profile", "--profile"), ("task", "--task"), ("setting", "--setting"),
+                       ("method", "--method"), ("step", "--step")):
+        if name in opts:
+            raise ValueError(f"-p {name} would conflict with the command's {flag}; use {flag} instead")
+    if opts.get("run_dir"):
+        opts["run_dir"] = str(writable_folder(opts["run_dir"], "--out"))
+    rank, world, device = init_distributed()
     opts.setdefault("run_dir", notebook_run_dir("incseg-step"))
     if device and "device" not in opts:
         opts["device"] = device
@@ -75,6 +101,10 @@ def run_steps(profile: str, *, task: str, setting: str, method: str, step: int |
     if world > 1:
         out(f"{world} processes ({'NCCL, one GPU each' if device.startswith('cuda') else 'gloo on CPU'}), "
             f"global batch {cfg.batch_size} ({cfg.batch_size // world} per process)")
+    if cfg.task != "offline":
+        from .experiment import check_steps
+
+        check_steps(cfg, [cfg.task], [cfg.setting])  # an empty later step is named before step 0 trains
     steps = [step] if step is not None else list(range(n))
     run_method = "offline" if cfg.task == "offline" else method
     records = [train_step(cfg, step=s, method=run_method, notebook=notebook, progress=rank == 0,

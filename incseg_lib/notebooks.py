@@ -229,9 +229,9 @@ def sync_all(folder: Path | None = None, prefer: str = "") -> list[Path]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from .store import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 # ------------------------------------------------------------------------------ student copies
@@ -291,16 +291,18 @@ def write_student_copies(out: Path, folder: Path | None = None, force: bool = Fa
     """Write the student copy of every numbered notebook into ``out``; return the paths.
 
     Raises:
-        FileExistsError: a copy exists already and ``force`` is off (names it).
+        FileExistsError: copies exist already and ``force`` is off (names them; nothing is written).
     """
     folder = Path(folder or notebooks_dir())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for src in sorted(folder.glob("[0-9][0-9]_*.py")):
-        target = out / f"{src.stem}.ipynb"
-        if target.exists() and not force:
-            raise FileExistsError(f"{target} exists; choose a new --out folder or pass --force to overwrite")
-        _atomic_write(target, student_copy(src))
-        written.append(target)
-    return written
+    sources = sorted(folder.glob("[0-9][0-9]_*.py"))
+    targets = [out / f"{src.stem}.ipynb" for src in sources]
+    existing = [t for t in targets if t.exists()]
+    if existing and not force:  # all or nothing: never half a set of copies beside older ones
+        raise FileExistsError(f"{len(existing)} student copies exist already in {out} ({', '.join(t.name for t in existing)}); "
+                              "choose a new --out folder or pass --force to overwrite them")
+    copies = [student_copy(src) for src in sources]  # every copy made before the first is written
+    for target, text in zip(targets, copies):
+        _atomic_write(target, text)
+    return targets

@@ -238,7 +238,13 @@ class ImportanceTracker:
         """Load the state saved after ``epoch``; False (and a fresh start) if there is none."""
         if self.path is None or not Path(self.path).is_file():
             return False
-        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        from .store import CorruptCheckpoint, load_torch
+
+        try:
+            state = load_torch(self.path)
+        except CorruptCheckpoint as e:  # the step resumes without it: importance over the remaining epochs
+            print(f"{e}\n  moved aside to {_quarantine(self.path).name}")
+            return False
         if state.get("epoch") != epoch or state.get("final") or "tracker" not in state:
             return False
         self.load_state_dict(state["tracker"])
@@ -259,17 +265,29 @@ def load_importance(checkpoint: Path) -> dict:
     Raises:
         FileNotFoundError: no importance file, or the step did not finish (names the file and
             what to do).
+        CorruptCheckpoint: the file is unreadable or not an importance file (names it; the caller
+            moves it aside and retrains the step that makes it).
     """
+    from .store import CorruptCheckpoint, load_torch
+
     path = importance_file(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} does not exist: {Path(checkpoint).name} was trained without importance tracking "
             "(EWC/PI/RW need it); delete the checkpoint folder to retrain that step with tracking")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_torch(path)
+    if not isinstance(state, dict) or ("importance" not in state and "tracker" not in state):
+        raise CorruptCheckpoint(f"importance file {path} holds no EWC/PI/RW importance", path)
     if not state.get("final"):
         raise FileNotFoundError(f"{path} belongs to an unfinished step (epoch {state.get('epoch')}); "
                                 "finish training that step first")
     return state["importance"]
+
+
+def _quarantine(path: Path) -> Path:
+    from .store import quarantine
+
+    return quarantine(path)
 
 
 class ParameterPenalty:

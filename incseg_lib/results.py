@@ -37,6 +37,7 @@ def record(run_dir: str | Path, **fields) -> Path:
     if missing:
         raise ValueError(f"result record is missing {missing}")
     from .env import provenance
+    from .store import create_new
 
     rec = dict(fields)
     rec.setdefault("device", _device_name())
@@ -49,20 +50,8 @@ def record(run_dir: str | Path, **fields) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stem = "_".join(str(rec[k]).replace("/", "-") for k in ("notebook", "dataset", "task", "setting", "method"))
     name = f"{time.strftime('%Y%m%d-%H%M%S')}_{stem}_step{rec['step']}_{uuid.uuid4().hex[:8]}.json"
-    tmp = folder / f".{name}.tmp"
-    tmp.write_text(json.dumps(rec, indent=1, sort_keys=True, default=str))
     final = folder / name
-    try:
-        os.link(tmp, final)  # fails if ``final`` exists: never overwrite
-        tmp.unlink()
-    except FileExistsError:
-        tmp.unlink()
-        raise
-    except OSError:  # no hard links (e.g. a Google Drive mount): the uuid keeps the name unique
-        if final.exists():
-            tmp.unlink()
-            raise FileExistsError(f"result record {final} already exists") from None
-        os.replace(tmp, final)
+    create_new(final, json.dumps(rec, indent=1, sort_keys=True, default=str).encode(), what="a results record")
     return final
 
 

@@ -26,11 +26,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import runs_root
+from .store import atomic_write_json, atomic_write_text
 
 SUITE_PARAMETERS = ("profile", "dataset", "data_root", "run_dir", "smoke")
-# The kernel logs only errors: its "running over TCP without encryption" warning (the kernel listens
-# on 127.0.0.1 only) would otherwise clutter every run log.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# The kernel's own log stays quiet: its "running over TCP without encryption" warning (the kernel
+# listens on 127.0.0.1 only) and the "KeyboardInterrupt caught in kernel" line that jupyter_client's
+# shutdown (an interrupt, then the shutdown request) provokes in every run would clutter the output.
+# A notebook's errors are reported by papermill, not by this log.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 # Notebooks that read every other notebook's records: they run after the others.
 COLLECTORS = ("06",)
 # When notebooks run several at a time, these start first, in this order: 02 is the longest and trains
@@ -186,6 +189,8 @@ def new_run_dir(out: str | Path | None, profile: str) -> Path:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise SuiteError(f"cannot create run folder {path}: {e.strerror}; choose a writable --out") from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise SuiteError(f"run folder {path} is not writable; choose a writable --out")
         return path
     base = runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{profile}"
     path, k = base, 1
@@ -197,6 +202,168 @@ def new_run_dir(out: str | Path | None, profile: str) -> Path:
             path, k = Path(f"{base}-{k}"), k + 1
         except OSError as e:
             raise SuiteError(f"cannot create run folder {path}: {e.strerror}; pass a writable --out") from None
+
+
+class SuiteInterrupted(SuiteError):
+    """Ctrl-C stopped the suite; the message says where the run folder is and how to resume."""
+
+
+class _SuiteRun:
+    """One suite run: its folder, its ``suite.json`` (state, provenance, each notebook's status) and
+    the papermill call that executes a notebook into it."""
+
+    def __init__(self, run_dir: Path, info: dict, parameters: dict[Path, dict], print_fn: Callable):
+        self.run_dir, self.info, self.parameters, self.print_fn = run_dir, info, parameters, print_fn
+        self.lock = threading.Lock()
+        self.stop = threading.Event()  # set by Ctrl-C: running notebooks are reported as interrupted
+
+    def set_status(self, name: str | None = None, status: str = "", **fields) -> None:
+        with self.lock:  # notebooks of parallel lanes report from their threads
+            if name is not None:
+                self.info["status"][name] = status
+            self.info.update(fields)
+            atomic_write_json(self.run_dir / "suite.json", self.info, what="the suite's status", indent=1)
+
+    def execute(self, nb: Path) -> None:
+        """Run ``nb`` into the run folder; its status says done, failed, died or interrupted.
+
+        Raises:
+            SuiteError (SuiteInterrupted after Ctrl-C): the notebook did not finish (names it, the cell
+                and the error; the partly executed notebook is kept).
+        """
+        import papermill as pm
+
+        target = self.run_dir / "notebooks" / nb.name
+        t0 = time.perf_counter()
+        self.print_fn(f"running {nb.name} ({self.info['profile']}) ...")
+        self.set_status(nb.name, "running")
+        try:
+            pm.execute_notebook(str(nb), str(target), parameters=self.parameters[nb], progress_bar=False,
+                                kernel_name="python3", log_output=False, extra_arguments=KERNEL_ARGUMENTS)
+        except Exception as e:  # a cell's error, the kernel died (nbclient's DeadKernelError), Ctrl-C ...
+            if self.stop.is_set():
+                self.set_status(nb.name, f"interrupted after {time.perf_counter() - t0:.0f}s")
+                raise SuiteInterrupted(f"{nb.name} interrupted", nb.name) from None
+            if isinstance(e, pm.PapermillExecutionError):
+                self.set_status(nb.name, f"failed in cell {e.cell_index}: {e.ename}: {e.evalue}")
+                raise SuiteError(f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
+                                 f"{e.ename}: {e.evalue}\n  executed notebook kept at {target}", nb.name) from None
+            dead = type(e).__name__ == "DeadKernelError"
+            why = ("its kernel died, most likely killed for lack of memory (lower batch_size or crop_size, "
+                   "or close other programs)" if dead else f"{type(e).__name__}: {e}")
+            self.set_status(nb.name, f"{'died' if dead else 'failed'}: {why}")
+            raise SuiteError(f"{nb.name} did not finish: {why}\n  results of the notebooks that finished "
+                             f"are in {self.run_dir / 'report' / 'index.html'}", nb.name) from None
+        self.set_status(nb.name, f"done in {time.perf_counter() - t0:.0f}s")
+        self.print_fn(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
+
+
+def _kernels() -> list:
+    """The Jupyter kernels this process started (they run in sessions of their own, so a terminal's
+    Ctrl-C does not reach them)."""
+    import psutil
+
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if any("ipykernel" in part for part in child.cmdline()):
+                out.append(child)
+        except psutil.Error:
+            continue
+    return out
+
+
+def _signal_kernels(sig: int) -> int:
+    """Send ``sig`` to every kernel's process group (its DataLoader workers too); the number signalled."""
+    n = 0
+    for k in _kernels():
+        try:
+            os.killpg(os.getpgid(k.pid), sig)
+            n += 1
+        except OSError:  # gone already
+            continue
+    return n
+
+
+def _run_lanes(run: _SuiteRun, order: list[Path], n_jobs: int) -> list[SuiteError]:
+    """Execute ``order``, ``n_jobs`` at a time, stopping at the first failure; the failures.
+
+    Ctrl-C interrupts the running kernels (SIGINT: the cell stops at its next Python line, within
+    seconds) and starts nothing more; a second Ctrl-C kills them. Either way the running notebooks
+    end as ``interrupted`` and :class:`SuiteInterrupted` is among the failures.
+    """
+    import signal
+
+    failures: list[SuiteError] = []
+    queue = list(order)
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        pending: dict = {}
+        while queue or pending:
+            try:
+                while queue and len(pending) < n_jobs and not failures:
+                    nb = queue.pop(0)
+                    pending[pool.submit(run.execute, nb)] = nb
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                run.stop.set()
+                queue.clear()
+                running = ", ".join(nb.name for nb in pending.values())
+                run.print_fn(f"\nCtrl-C: interrupting {running or 'the suite'} (Ctrl-C again to kill at once) ...")
+                _signal_kernels(signal.SIGINT)
+                try:
+                    wait(pending, timeout=60)
+                except KeyboardInterrupt:
+                    pass
+                if not all(f.done() for f in pending):  # a second Ctrl-C, or a kernel deaf to SIGINT
+                    _signal_kernels(signal.SIGKILL)
+                continue
+            for fut in done:
+                pending.pop(fut)
+                if fut.exception() is not None:
+                    failures.append(fut.exception())
+    if run.stop.is_set() and not any(isinstance(f, SuiteInterrupted) for f in failures):
+        failures.append(SuiteInterrupted("suite interrupted"))
+    return failures
+
+
+def _prepare(profile: str, dataset: str, data_root: str, only, out, extra: dict, notebooks) -> tuple:
+    """Check the options and parameters (before any folder exists), then make the run folder.
+
+    Returns:
+        ``(notebooks, run_dir, per-notebook parameters, the suite's parameters)``.
+    """
+    from .config import PROFILES
+
+    if profile not in PROFILES:
+        raise SuiteError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    for name, option in (("profile", "--profile"), ("run_dir", "--out"), ("smoke", "--profile smoke")):
+        if name in extra:
+            raise SuiteError(f"-p {name} would silently override the suite's {option}; use {option} instead")
+    for name, given in (("dataset", dataset), ("data_root", data_root)):
+        if name in extra:
+            if given:
+                raise SuiteError(f"both --{name.replace('_', '-')} and -p {name} given; keep one")
+            value = extra.pop(name)
+            dataset, data_root = (value, data_root) if name == "dataset" else (dataset, str(value))
+    nbs = [nb.resolve() for nb in find_notebooks(notebooks, only)]
+    suite_params = {"profile": profile, **({"dataset": dataset} if dataset else {}),
+                    **({"data_root": str(Path(data_root).expanduser().resolve())} if data_root else {})}
+    routed = route_parameters(nbs, {**suite_params, "run_dir": "", **extra})  # checks before any folder exists
+    run_dir = new_run_dir(out, profile).resolve()
+    per_notebook = {nb: {**p, **({"run_dir": str(run_dir)} if "run_dir" in p else {})} for nb, p in routed.items()}
+    return nbs, run_dir, per_notebook, {**suite_params, "run_dir": str(run_dir), **extra}
+
+
+def _lanes_and_threads(profile: str, jobs: int, threads: int, n_parallel: int) -> tuple[int, int]:
+    """Notebooks at a time and PyTorch threads per kernel (see :func:`run_suite`'s ``jobs``/``threads``)."""
+    cores = os.cpu_count() or 1
+    n_jobs = int(jobs) if jobs else (min(2, cores) if profile in PARALLEL_PROFILES else 1)
+    n_jobs = max(1, min(n_jobs, n_parallel or 1))
+    n_threads = (int(threads) if threads else int(os.environ.get("OMP_NUM_THREADS") or 0)
+                 or max(1, cores // n_jobs))
+    return n_jobs, n_threads
 
 
 def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", only: list[str] | None = None,
@@ -213,12 +380,12 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
             ``smoke`` profiles on a machine with two cores or more (their small models use one core
             almost as well as two, so two notebooks at once take about half the time), else one.
             Notebooks needing the same checkpoint never train it twice: the first trains it under a
-            lock (:func:`~incseg_lib.engine.checkpoint_lock`), the other waits and reuses it.
+            lock (:func:`~incseg_lib.store.checkpoint_lock`), the other waits and reuses it.
             Notebook 06 (it collects every record) runs after the others.
         threads: PyTorch (OpenMP) threads of each notebook kernel; 0 = ``$OMP_NUM_THREADS`` if set,
             else the CPU cores divided by ``jobs``. On a machine shared by several suites (a lab server), give
             each suite ``cores / suites`` threads: two suites with all cores each run many times
-            slower than with half each (README, "Shared machines").
+            slower than with half each (docs/teaching.md, "Shared machines").
         extra: further ``-p NAME VALUE`` parameters: each goes to the notebooks that declare it
             (a name no selected notebook declares is an error); ``-p dataset``/``-p data_root``
             act as ``dataset``/``data_root`` (a relative path is resolved against the current
@@ -228,86 +395,31 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
     Raises:
         SuiteError: an unknown parameter, or a failing notebook (names the notebook, the cell
             and the error; the partly executed notebook is kept in the run folder).
+        SuiteInterrupted: Ctrl-C (the running notebooks are interrupted within seconds, the report
+            marks them, ``suite.json``'s state is ``interrupted``).
     """
     import papermill as pm
 
-    from .config import PROFILES
+    from .env import provenance, software_line
 
-    if profile not in PROFILES:
-        raise SuiteError(f"unknown profile {profile!r}; choose one of {PROFILES}")
-    extra = dict(extra or {})
-    for name, option in (("profile", "--profile"), ("run_dir", "--out"), ("smoke", "--profile smoke")):
-        if name in extra:
-            raise SuiteError(f"-p {name} would silently override the suite's {option}; use {option} instead")
-    for name, given in (("dataset", dataset), ("data_root", data_root)):
-        if name in extra:
-            if given:
-                raise SuiteError(f"both --{name.replace('_', '-')} and -p {name} given; keep one")
-            value = extra.pop(name)
-            dataset, data_root = (value, data_root) if name == "dataset" else (dataset, str(value))
-    nbs = [nb.resolve() for nb in find_notebooks(notebooks, only)]
-    suite_params = {"profile": profile, **({"dataset": dataset} if dataset else {}),
-                    **({"data_root": str(Path(data_root).expanduser().resolve())} if data_root else {})}
-    routed = route_parameters(nbs, {**suite_params, "run_dir": "", **extra})  # checks before any folder exists
-    run_dir = new_run_dir(out, profile).resolve()
-    per_notebook = {nb: {**p, **({"run_dir": str(run_dir)} if "run_dir" in p else {})} for nb, p in routed.items()}
-    params_all = {**suite_params, "run_dir": str(run_dir), **extra}
+    nbs, run_dir, per_notebook, params_all = _prepare(profile, dataset, data_root, only, out, dict(extra or {}),
+                                                      notebooks)
     (run_dir / "notebooks").mkdir(exist_ok=True)
-    suite_info = {"profile": profile, "parameters": params_all, "notebooks": [p.name for p in nbs], "status": {},
-                  "state": "running"}
-
-    status_lock = threading.Lock()
-
-    def set_status(name: str, status: str) -> None:
-        with status_lock:  # notebooks of parallel lanes report from their threads
-            suite_info["status"][name] = status
-            tmp = run_dir / ".suite.json.tmp"
-            tmp.write_text(json.dumps(suite_info, indent=1))
-            os.replace(tmp, run_dir / "suite.json")
-
-    set_status(nbs[0].name, "pending")
+    parallel = [nb for nb in nbs if nb.name[:2] not in COLLECTORS]  # 06 waits for the others
+    n_jobs, n_threads = _lanes_and_threads(profile, jobs, threads, len(parallel))
+    # the kernels' threads, not this process's: every notebook computes with n_threads
+    info = {"profile": profile, "parameters": params_all, "notebooks": [p.name for p in nbs], "state": "running",
+            "status": {nb.name: "pending" for nb in nbs},
+            "provenance": {**provenance(), "threads": n_threads, "jobs": n_jobs}}
+    run = _SuiteRun(run_dir, info, per_notebook, print_fn)
+    run.set_status()
+    print_fn(f"{len(nbs)} notebook(s), profile {profile}, {n_jobs} at a time, {n_threads} PyTorch thread(s) "
+             f"per kernel ({os.cpu_count() or 1} CPU cores; --jobs, --threads or OMP_NUM_THREADS to change)")
+    print_fn(f"software and machine: {software_line(info['provenance'])}")
     home = os.getcwd()
     previous = {k: os.environ.get(k) for k in ("INCSEG_PROGRESS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     os.environ["INCSEG_PROGRESS"] = "0"  # headless: one-line summaries instead of empty tqdm widgets
-    cores = os.cpu_count() or 1
-    n_jobs = int(jobs) if jobs else (min(2, cores) if profile in PARALLEL_PROFILES else 1)
-    parallel = [nb for nb in nbs if nb.name[:2] not in COLLECTORS]  # 06 waits for the others
-    n_jobs = max(1, min(n_jobs, len(parallel) or 1))
-    n_threads = (int(threads) if threads else int(os.environ.get("OMP_NUM_THREADS") or 0)
-                 or max(1, cores // n_jobs))
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n_threads)  # the kernels inherit it
-    print_fn(f"{len(nbs)} notebook(s), profile {profile}, {n_jobs} at a time, {n_threads} PyTorch thread(s) "
-             f"per kernel ({cores} CPU cores; --jobs, --threads or OMP_NUM_THREADS to change)")
-    from .env import provenance, software_line
-
-    # the kernels' threads, not this process's: every notebook computes with n_threads
-    suite_info["provenance"] = {**provenance(), "threads": n_threads, "jobs": n_jobs}
-    print_fn(f"software and machine: {software_line(suite_info['provenance'])}")
-    failures: list[SuiteError] = []
-
-    def run_one(nb: Path) -> None:
-        target = run_dir / "notebooks" / nb.name
-        t0 = time.perf_counter()
-        print_fn(f"running {nb.name} ({profile}) ...")
-        set_status(nb.name, "running")
-        try:
-            pm.execute_notebook(str(nb), str(target), parameters=per_notebook[nb], progress_bar=False,
-                                kernel_name="python3", log_output=False,
-                                extra_arguments=KERNEL_ARGUMENTS)
-        except pm.PapermillExecutionError as e:
-            set_status(nb.name, f"failed in cell {e.cell_index}: {e.ename}: {e.evalue}")
-            raise SuiteError(f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
-                             f"{e.ename}: {e.evalue}\n  executed notebook kept at {target}", nb.name) from None
-        except Exception as e:  # the kernel died (nbclient's DeadKernelError), timed out, ...
-            dead = type(e).__name__ == "DeadKernelError"
-            why = ("its kernel died, most likely killed for lack of memory (lower batch_size or crop_size, "
-                   "or close other programs)" if dead else f"{type(e).__name__}: {e}")
-            set_status(nb.name, f"{'died' if dead else 'failed'}: {why}")
-            raise SuiteError(f"{nb.name} did not finish: {why}\n  results of the notebooks that finished "
-                             f"are in {run_dir / 'report' / 'index.html'}", nb.name) from None
-        set_status(nb.name, f"done in {time.perf_counter() - t0:.0f}s")
-        print_fn(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
-
     # papermill also keeps a process-wide folder in its local file handler, which every
     # execute_notebook saves and restores around itself: two lanes restore each other's saved value
     # out of order and leave a folder behind, which later writes chdir into (once a test's temporary
@@ -315,55 +427,42 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
     # and restore in between sees the same value; the caller's value comes back at the end.
     handler = pm.iorw.papermill_io.get_handler("local")
     handler_cwd = handler.cwd(str(run_dir))
+    t_suite = time.perf_counter()
     try:
-        t_suite = time.perf_counter()
         # Every kernel starts in the run folder. The process changes folder once here, not in each
         # papermill call: papermill's cwd= is a process-wide chdir that two threads would undo in the
         # wrong order, leaving the caller in a run folder (and, once that is deleted, nowhere).
         os.chdir(run_dir)
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            pending = {}
-            queue = launch_order(parallel, n_jobs)
-            while queue or pending:
-                while queue and len(pending) < n_jobs and not failures:
-                    nb = queue.pop(0)
-                    pending[pool.submit(run_one, nb)] = nb
-                if not pending:
-                    break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    pending.pop(fut)
-                    if fut.exception() is not None:
-                        failures.append(fut.exception())
-        for nb in nbs:  # notebooks that collect every record run after the others
-            if nb not in parallel and not failures:
-                try:
-                    run_one(nb)
-                except SuiteError as e:
-                    failures.append(e)
-        if failures:
-            suite_info["state"] = "failed"
-            set_status(failures[0].notebook or nbs[0].name, suite_info["status"].get(failures[0].notebook, "failed"))
-            if report:
-                write_report(run_dir)
-            raise failures[0]
-        suite_info["state"] = "done"
-        suite_info["seconds"] = round(time.perf_counter() - t_suite, 1)
-        set_status(nbs[-1].name, suite_info["status"].get(nbs[-1].name, "done"))
-        print_fn(f"suite done in {time.perf_counter() - t_suite:.0f}s")
+        failures = _run_lanes(run, launch_order(parallel, n_jobs), n_jobs)
+        if not failures:  # notebooks that collect every record run after the others
+            failures = _run_lanes(run, [nb for nb in nbs if nb not in parallel], 1)
     finally:
         os.chdir(home)
         handler.cwd(handler_cwd)
         for k, v in previous.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    if report:
-        index = write_report(run_dir)
-        print_fn(f"report: {index}")
-    print_findings(run_dir, print_fn)
-    return run_dir
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    return _finish(run, failures, time.perf_counter() - t_suite, report)
+
+
+def _finish(run: _SuiteRun, failures: list[SuiteError], seconds: float, report: bool) -> Path:
+    """Write the final state and the report; print the findings, or raise the first failure."""
+    interrupted = any(isinstance(f, SuiteInterrupted) for f in failures)
+    for name, status in list(run.info["status"].items()):
+        if status == "pending" and failures:
+            run.info["status"][name] = "not run (interrupted)" if interrupted else "not run (an earlier notebook failed)"
+    run.set_status(state="interrupted" if interrupted else ("failed" if failures else "done"), seconds=round(seconds, 1))
+    index = write_report(run.run_dir) if report else None
+    if interrupted:
+        raise SuiteInterrupted(f"interrupted after {seconds:.0f}s; what finished is in {run.run_dir}"
+                               + (f" (report: {index})" if index else "") + ". Running the suite again reuses "
+                               "every finished checkpoint, so it continues where this run stopped")
+    if failures:
+        raise failures[0]
+    run.print_fn(f"suite done in {seconds:.0f}s")
+    if index:
+        run.print_fn(f"report: {index}")
+    print_findings(run.run_dir, run.print_fn)
+    return run.run_dir
 
 
 def run_calibration(profile: str = "demo", seeds: list[int] = (0, 1, 2), *, out: str | Path | None = None,
@@ -391,9 +490,9 @@ def run_calibration(profile: str = "demo", seeds: list[int] = (0, 1, 2), *, out:
         runs.append(run_suite(profile, out=base / f"seed-{seed}", extra={**extra, "seed": int(seed)},
                               print_fn=print_fn, **suite_options))
     cal = findings.calibrate(runs)
-    (base / "calibration.json").write_text(json.dumps(cal, indent=1))
+    atomic_write_json(base / "calibration.json", cal, indent=1)
     text = findings.calibration_table(cal)
-    (base / "calibration.md").write_text(text + "\n")
+    atomic_write_text(base / "calibration.md", text + "\n")
     print_fn(text)
     print_fn(f"calibration of {len(runs)} runs: {base / 'calibration.json'}")
     return cal
@@ -441,7 +540,7 @@ def write_report(run_dir: Path) -> Path:
     links = []
     for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
         body, _ = exporter.from_filename(str(nb))
-        (rep / f"{nb.stem}.html").write_text(body, encoding="utf-8")
+        atomic_write_text(rep / f"{nb.stem}.html", body, what="the report")
         state = (json.loads((run_dir / "suite.json").read_text()).get("status", {}).get(nb.name, "")
                  if (run_dir / "suite.json").is_file() else "")
         mark = "" if not state or state.startswith("done") else f' <b style="color:#b00">{html.escape(state)}</b>'
@@ -469,12 +568,12 @@ def write_report(run_dir: Path) -> Path:
     prov_html = (f"<p><b>Software and machine:</b> {html.escape(software_line(prov))}; {prov.get('jobs', 1)} "
                  f"notebook(s) at a time; {html.escape(prov.get('platform', ''))}</p>" if prov else "")
     index = rep / "index.html"
-    index.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>incseg run {html.escape(run_dir.name)}</title>
+    atomic_write_text(index, f"""<!doctype html><html><head><meta charset="utf-8"><title>incseg run {html.escape(run_dir.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}</style></head><body>
 <h1>incseg run {html.escape(run_dir.name)}</h1><p>profile: {html.escape(str(suite.get('profile', '?')))}</p>
 {prov_html}
 <h2>Expected findings</h2>{finding_html}
 <h2>Notebooks</h2><ul>{''.join(links)}</ul>
-<h2>Results (mIoU and pixel accuracy in %)</h2>{tables}</body></html>""", encoding="utf-8")
+<h2>Results (mIoU and pixel accuracy in %)</h2>{tables}</body></html>""", what="the report")
     return index

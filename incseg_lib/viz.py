@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -264,11 +265,24 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
     recs = [r for r in latest(records) if r.get("checkpoint") and r.get("eval_protocol", "full") == "full"]
     if not recs:
         return widgets.HTML("no record with a checkpoint to show")
-    if headless():  # papermill: a widget kernel round-trip can hang; draw the newest record statically
-        rec = recs[-1]
-        model, data, palette = model_and_data(rec, data_root)
-        return gallery(model, data, [i for i in images if i < len(data)], palette, device=device,
-                       title=f"{rec['dataset']} {rec['task']} {rec['setting']} {rec['method']} step {rec['step']}")
+
+    def load(rec):
+        """``(model, data, palette)``, or None after saying which record cannot be shown and why."""
+        try:
+            return model_and_data(rec, data_root)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:  # missing/corrupt checkpoint, data moved ...
+            print(f"cannot show {Path(rec.get('_file', '?')).name} ({rec['method']} step {rec['step']}): {e}")
+            return None
+
+    if headless():  # papermill: a widget kernel round-trip can hang; draw the newest showable record statically
+        for rec in reversed(recs):
+            loaded = load(rec)
+            if loaded is not None:
+                model, data, palette = loaded
+                return gallery(model, data, [i for i in images if i < len(data)], palette, device=device,
+                               title=f"{rec['dataset']} {rec['task']} {rec['setting']} {rec['method']} "
+                                     f"step {rec['step']}")
+        return widgets.HTML("none of the records' checkpoints can be shown (see the lines above)")
     fields = ("dataset", "task", "setting", "method", "step")
     boxes = {f: widgets.Dropdown(description=f, layout=widgets.Layout(width="220px")) for f in fields}
     out = widgets.Output()
@@ -299,7 +313,10 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
             return
         rec = chosen[-1]
         with out:
-            model, data, palette = model_and_data(rec, data_root)
+            loaded = load(rec)
+            if loaded is None:
+                return
+            model, data, palette = loaded
             idx = [i for i in images if i < len(data)]
             fig = gallery(model, data, idx, palette, device=device,
                           title=f"{rec['dataset']} {rec['task']} {rec['setting']} {rec['method']} step {rec['step']}: "

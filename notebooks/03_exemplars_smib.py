@@ -199,7 +199,7 @@ check("quota", quota)
 # %%
 from incseg_lib import findings
 
-expected = findings.replay_findings(plan)
+expected = findings.replay_findings(plan, mode=budget_mode)
 found = findings.check(expected, records, notebook="03_exemplars_smib", run_dir=cfg.run_dir,
                        profile=cfg.profile, dataset=cfg.dataset)
 

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from ..config import show_progress
+from ..store import atomic_save_npy, atomic_write_png, atomic_write_text  # noqa: F401  (re-exported)
 
 IGNORE_INDEX = 255
 
@@ -149,14 +150,17 @@ class SegmentationDataset(torch.utils.data.Dataset):
             raise DatasetError(f"mask file {path} does not exist (dataset {self.info.name}, id {self.ids[i]})")
         try:
             with Image.open(path) as im:
+                mode = im.mode
                 raw = np.asarray(im)
         except OSError as e:
             raise DatasetError(f"mask file {path} cannot be decoded ({e}); dataset {self.info.name}, "
                                f"id {self.ids[i]}: replace or remove it") from None
         if self.verified:
             return self.raw_lut[raw].astype(np.uint8)
+        raw = _mask_values(raw, mode, path)
         if raw.ndim != 2:
-            raise DatasetError(f"mask {path} has shape {raw.shape}; expected a single-channel (H, W) image")
+            raise DatasetError(f"mask {path} has shape {raw.shape}; expected a single-channel (H, W) image of class "
+                               "ids (an 8-bit palette or greyscale PNG), not a colour picture")
         mapped = self.raw_lut[raw]
         if mapped.min() < 0:
             bad = sorted(set(np.unique(raw[mapped < 0]).tolist()))
@@ -232,15 +236,15 @@ class SegmentationDataset(torch.utils.data.Dataset):
             h.update(f"{i}|{im.suffix}|{sizes[0]}|{sizes[1]}\n".encode())
         return h.hexdigest()[:16]
 
-    def check(self, cache_dir: Path | None = None, progress: bool = True, max_listed: int = 10) -> int:
+    def check(self, cache_dir: Path | None = None, progress: bool = True, max_listed: int | None = 10) -> int:
         """Check every file once: it exists, decodes, the mask's values are valid and its size is the image's.
 
         A passing check is remembered under ``cache_dir`` (keyed by :meth:`content_fingerprint`), so
         the second call is a look-up. Returns the number of images checked (0 when cached).
 
         Raises:
-            DatasetError: listing up to ``max_listed`` bad files with what is wrong with each, and how
-                many there are in all.
+            DatasetError: listing up to ``max_listed`` bad files (None: all of them) with what is
+                wrong with each and how to fix it, and how many there are in all.
         """
         stamp = None
         if cache_dir is not None:
@@ -264,10 +268,13 @@ class SegmentationDataset(torch.utils.data.Dataset):
             except DatasetError as e:
                 problems.append(str(e))
             except OSError as e:
-                problems.append(f"image file {self.image_paths[i]} cannot be decoded ({e})")
+                problems.append(f"image file {self.image_paths[i]} cannot be decoded ({e}): replace or remove it")
+            except Exception as e:  # noqa: BLE001  one odd file never hides the others
+                problems.append(f"id {self.ids[i]} ({self.mask_paths[i]}): {type(e).__name__}: {e}")
         if problems:
-            listed = "\n  ".join(problems[:max_listed])
-            more = f"\n  ... and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
+            shown = problems if max_listed is None else problems[:max_listed]
+            listed = "\n  ".join(shown)
+            more = f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
             raise DatasetError(f"{len(problems)} of {len(self)} {self.info.name} images are unusable:\n  {listed}{more}")
         if stamp is not None:
             atomic_write_text(stamp, f"{len(self)} images checked\n")
@@ -299,20 +306,21 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return out
 
 
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+def _mask_values(raw: np.ndarray, mode: str, path: Path) -> np.ndarray:
+    """A decoded mask as uint8 class values, or a :class:`DatasetError` saying what the file is instead.
 
-
-def atomic_write_png(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` (``(H, W)`` uint8 ids or ``(H, W, 3)`` uint8 RGB) as a PNG, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    Image.fromarray(array).save(tmp)
-    os.replace(tmp, path)
+    8-bit palette (``P``) and greyscale (``L``) masks pass as they are; a 16- or 32-bit greyscale mask
+    whose values all fit in 0..255 is read losslessly; a 1-bit (black-and-white) file holds no class ids.
+    """
+    if mode == "1" or raw.dtype == bool:
+        raise DatasetError(f"mask {path} is a 1-bit black-and-white image; a mask holds one class id per pixel: "
+                           "save it as an 8-bit palette or greyscale PNG with the dataset's ids")
+    if raw.dtype != np.uint8 and raw.ndim == 2:
+        if raw.size and (raw.min() < 0 or raw.max() > 255):
+            raise DatasetError(f"mask {path} is a {mode} image with values up to {int(raw.max())}; class ids "
+                               "and 255 (ignore) must fit in 8 bits: save it as an 8-bit palette or greyscale PNG")
+        raw = raw.astype(np.uint8)
+    return raw
 
 
 def class_id_lut(info: DatasetInfo) -> np.ndarray:
@@ -320,22 +328,23 @@ def class_id_lut(info: DatasetInfo) -> np.ndarray:
     return make_lut({**{c: c for c in range(info.num_classes)}, IGNORE_INDEX: IGNORE_INDEX})
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def read_id_list(path: Path, fetch_hint: str) -> list[str]:
     """Read an id list (one per line; SegNet's ``/a/b/NAME.png /a/b/NAMEannot.png`` lines too)."""
     if not path.is_file():
         raise DatasetError(f"list file {path} does not exist; {fetch_hint}")
-    ids = []
-    for line in path.read_text().splitlines():
+    ids, seen, repeated = [], set(), []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
         line = line.strip()
         if line:
-            ids.append(Path(line.split()[0]).stem)
+            name = Path(line.split()[0]).stem
+            if name in seen:
+                repeated.append(f"{name} (line {n})")
+            seen.add(name)
+            ids.append(name)
+    if repeated:  # trained twice, and one image counted twice in every evaluation: never silently
+        shown = ", ".join(repeated[:5]) + (f" and {len(repeated) - 5} more" if len(repeated) > 5 else "")
+        raise DatasetError(f"list file {path} names {len(repeated)} image(s) more than once: {shown}; "
+                           "remove the repeated lines")
     return ids
 
 

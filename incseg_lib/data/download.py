@@ -61,6 +61,7 @@ def download(url: str, dest: Path, *, md5: str | None = None, sha256: str | None
     req = urllib.request.Request(url, headers={"User-Agent": "incseg"})
     if have:
         req.add_header("Range", f"bytes={have}-")
+    total = None
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             status = getattr(resp, "status", 200)
@@ -87,7 +88,19 @@ def download(url: str, dest: Path, *, md5: str | None = None, sha256: str | None
         else:
             raise DownloadError(f"downloading {url} failed: HTTP {e.code}; re-run to resume "
                                 f"({part} keeps {have} bytes)") from e
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+    except OSError as e:
+        from ..store import FULL_ERRNOS, _free_bytes
+
+        if e.errno in FULL_ERRNOS:  # the part file is kept: freeing space and re-running resumes it
+            free = _free_bytes(part.parent)
+            need = f"{total / 1e6:.0f} MB in all" if total else "size unknown"
+            raise DownloadError(f"no space left in {part.parent} for {dest.name} ({need}, "
+                                f"{'?' if free is None else f'{free / 1e6:.0f} MB'} free); {part} keeps "
+                                f"{part.stat().st_size / 1e6:.0f} MB: free space there (or choose another --root) "
+                                "and re-run the same command to resume") from None
+        raise DownloadError(f"downloading {url} failed: {e}; re-run the same command to resume "
+                            f"from {part}") from e
+    except (urllib.error.URLError, http.client.HTTPException) as e:
         raise DownloadError(f"downloading {url} failed: {e}; re-run the same command to resume "
                             f"from {part}") from e
     if not _verify(part, md5, sha256):

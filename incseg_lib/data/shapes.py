@@ -129,7 +129,7 @@ def ensure_shapes(root: Path, *, n_train: int = 400, n_val: int = 100, size: int
     Raises:
         DatasetError: ``root`` holds files that are not an incseg shapes dataset.
     """
-    from ..engine import checkpoint_lock
+    from ..store import checkpoint_lock
 
     root = Path(root).expanduser()
     params = {"version": SHAPES_VERSION, "n_train": n_train, "n_val": n_val, "size": size, "seed": seed}
@@ -152,9 +152,25 @@ def ensure_shapes(root: Path, *, n_train: int = 400, n_val: int = 100, size: int
 
 
 def _write_shapes(root: Path, params: dict) -> None:
-    """Draw every image and mask into a temporary folder, then replace ``root`` with it."""
+    """Draw every image and mask into a temporary folder, then replace ``root`` with it (the temporary
+    folder is removed when anything fails; a full disk names the folder)."""
+    from ..store import FULL_ERRNOS, DiskFull, _free_bytes
+
     tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _draw_into(tmp, params)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in FULL_ERRNOS:
+            raise DiskFull(root.parent, "the shapes dataset", 4_000_000, _free_bytes(root.parent)) from None
+        raise
+    if root.exists():  # an older version of the dataset (the lock keeps every reader of this one out)
+        shutil.rmtree(root)
+    os.replace(tmp, root)
+
+
+def _draw_into(tmp: Path, params: dict) -> None:
     voc = tmp / "VOCdevkit" / "VOC2012"
     for d in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (voc / d).mkdir(parents=True)
@@ -177,6 +193,3 @@ def _write_shapes(root: Path, params: dict) -> None:
     (tmp / "README.txt").write_text(
         "incseg embedded 'shapes' dataset: procedurally drawn, VOC layout, a teaching stand-in, "
         "not a benchmark. Delete this folder to regenerate it.\n")
-    if root.exists():  # an older version of the dataset (the lock keeps every reader of this one out)
-        shutil.rmtree(root)
-    os.replace(tmp, root)

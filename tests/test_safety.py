@@ -1,0 +1,323 @@
+"""The faults a lab meets: planted pickles, Ctrl-C, full disks, odd masks, empty steps, bad options."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from incseg_lib.models import BiSeNet
+from incseg_lib.store import CorruptCheckpoint, DiskFull, UnsafeCheckpoint
+
+from .conftest import REPO, write_voc
+
+
+class Payload:
+    """Unpickling this touches ``marker``: what a checkpoint from a stranger could do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def plant(path: Path, marker: Path, **entries) -> Path:
+    """A torch file at ``path`` that runs code when loaded without ``weights_only``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": {}, "payload": Payload(marker), **entries}, path)
+    return path
+
+
+def test_a_planted_pickle_never_runs_at_any_path_the_library_loads(tmp_path):
+    from incseg_lib.engine import fit, load_checkpoint
+    from incseg_lib.experiment import model_and_data
+    from incseg_lib.regularizers import ImportanceTracker, importance_file, load_importance
+
+    marker = tmp_path / "pwned"
+    ckpt = plant(tmp_path / "ckpt" / "step-0.pt", marker)
+    with pytest.raises(UnsafeCheckpoint, match=f"checkpoint {ckpt} holds Python objects"):
+        load_checkpoint(ckpt)
+    plant(importance_file(ckpt), marker, final=True)
+    with pytest.raises(UnsafeCheckpoint, match="step-0.importance.pt"):
+        load_importance(ckpt)
+    tracker = ImportanceTracker(BiSeNet([3], "resnet18"), importance_file(ckpt))
+    assert tracker.resume(1) is False  # moved aside; the step's importance restarts
+    with pytest.raises(UnsafeCheckpoint, match="step-0.pt"):  # notebook 06's viewer
+        model_and_data({"checkpoint": str(ckpt), "config": {}, "method": "ft", "task": "15-5", "step": 0})
+    # training finds the planted file where its checkpoint should be: moved aside, trained afresh
+    data = [(torch.randn(3, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(4)]
+    said = []
+    fit(BiSeNet([3], "resnet18"), data, epochs=1, batch_size=2, lr=0.01, checkpoint=ckpt, progress=False,
+        print_fn=said.append)
+    assert any("moved aside" in s for s in said) and list(ckpt.parent.glob("step-0.pt.corrupt-*"))
+    assert load_checkpoint(ckpt)["epoch"] == 1
+    assert not marker.exists()  # the payload never ran
+
+
+def test_a_full_disk_names_the_folder_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    from incseg_lib import store
+    from incseg_lib.engine import save_checkpoint
+
+    def half_then_full(fh, data, chunk=1 << 24):
+        fh.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "ckpts" / "step-0.pt"
+    monkeypatch.setattr(store, "_write_chunks", half_then_full)
+    state = {"model": BiSeNet([3], "resnet18").state_dict()}
+    with pytest.raises(DiskFull) as info:
+        save_checkpoint(target, state)
+    msg = str(info.value)
+    assert f"no space left in {target.parent}" in msg and "checkpoint step-0.pt" in msg and "MB needed" in msg
+    assert list(target.parent.iterdir()) == []  # no .step-0.pt.<pid>.tmp left behind
+    # a quota error (EDQUOT) is the same fault
+    monkeypatch.setattr(store, "_write_chunks", lambda fh, d, chunk=0: (_ for _ in ()).throw(OSError(errno.EDQUOT, "quota")))
+    with pytest.raises(DiskFull, match="results.json"):
+        store.atomic_write_text(tmp_path / "r" / "results.json", "{}")
+    # known before writing: less free space than the file needs
+    monkeypatch.undo()
+    monkeypatch.setattr(store, "_free_bytes", lambda folder: 10)
+    with pytest.raises(DiskFull, match="10 bytes|0.0 MB free"):
+        store.atomic_write_bytes(tmp_path / "x.bin", b"x" * 1000)
+
+
+def test_temporary_files_of_dead_processes_are_removed_at_start(tmp_path):
+    from incseg_lib.store import remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    folder = tmp_path / "ckpt" / "15-5-overlapped" / "mib"
+    folder.mkdir(parents=True)
+    stale = [folder / f".step-1.pt.{pid}.tmp", folder / f".step-0.importance.pt.{pid}.tmp", folder / f".m.{pid}.tmp.png"]
+    alive = folder / f".step-2.pt.{os.getpid()}.tmp"
+    for p in stale + [alive, folder / "step-1.pt"]:
+        p.write_bytes(b"x" * 100)
+    removed = remove_stale_temporaries(tmp_path / "ckpt")
+    assert sorted(removed) == sorted(stale)
+    assert alive.exists() and (folder / "step-1.pt").exists()  # a live writer's file and real files stay
+
+
+def test_masks_in_16_or_1_bit_are_read_or_named(tmp_path):
+    from incseg_lib.data import load_dataset
+    from incseg_lib.data.common import DatasetError
+
+    voc = write_voc(tmp_path / "voc", {"a": np.zeros((8, 8)), "b": np.zeros((8, 8)), "c": np.zeros((8, 8)),
+                                       "d": np.zeros((8, 8))})
+    masks = voc / "SegmentationClass"
+    sixteen = np.full((8, 8), 3, np.uint16)
+    Image.fromarray(sixteen).save(masks / "a.png")  # 16-bit, values fit: read as they are
+    Image.fromarray(np.full((8, 8), 300, np.uint16)).save(masks / "b.png")  # 16-bit beyond 8 bits
+    Image.fromarray(np.ones((8, 8), bool)).save(masks / "c.png")  # 1-bit black and white
+    ds = load_dataset("voc", "train", root=tmp_path / "voc")
+    assert Image.open(masks / "a.png").mode.startswith("I") and ds.read_mask(0).tolist() == sixteen.tolist()
+    with pytest.raises(DatasetError, match=r"b.png is a I;16.* values up to 300"):
+        ds.read_mask(1)
+    with pytest.raises(DatasetError, match="c.png is a 1-bit black-and-white image"):
+        ds.read_mask(2)
+    # the data check lists every problem (not the first), naming each file and the fix
+    (voc / "JPEGImages" / "d.jpg").unlink()
+    with pytest.raises(DatasetError) as info:
+        ds.check(max_listed=None, progress=False)
+    msg = str(info.value)
+    assert msg.startswith("3 of 4 voc images are unusable") and "b.png" in msg and "c.png" in msg and "d.jpg" in msg
+
+
+def test_data_check_command_lists_every_problem_of_every_split(tmp_path, capsys):
+    from incseg_lib.cli import main
+
+    voc = write_voc(tmp_path / "voc", {"a": np.zeros((8, 8)), "b": np.zeros((8, 8))})
+    Image.fromarray(np.ones((8, 8), bool)).save(voc / "SegmentationClass" / "a.png")
+    Image.fromarray(np.full((8, 8), 99, np.uint8)).save(voc / "SegmentationClass" / "b.png")
+    write_voc(tmp_path / "voc", {"v": np.zeros((8, 8))}, split="val")
+    assert main(["data", "check", "--dataset", "voc", "--root", str(tmp_path / "voc"), "--split", "train,val"]) == 2
+    err = capsys.readouterr()
+    assert "a.png is a 1-bit" in err.err and "b.png holds value(s) [99]" in err.err and "train" in err.err
+
+
+def test_a_split_list_naming_an_image_twice_is_refused(tmp_path):
+    from incseg_lib.data import load_dataset
+    from incseg_lib.data.common import DatasetError
+
+    voc = write_voc(tmp_path / "voc", {"a": np.zeros((8, 8)), "b": np.zeros((8, 8))})
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("a\nb\na\n")
+    with pytest.raises(DatasetError, match=r"train.txt names 1 image\(s\) more than once: a \(line 3\)"):
+        load_dataset("voc", "train", root=tmp_path / "voc")
+
+
+def test_an_empty_step_is_named_before_the_first_step_trains(tmp_path):
+    from incseg_lib.config import RunConfig
+    from incseg_lib.experiment import check_steps
+
+    # every image holds class 1 (and step 0's 1..15) but none holds 20 (tvmonitor, the last step of 15-1)
+    masks = {f"i{k}": np.pad(np.full((4, 4), 1 + k % 19, np.uint8), 2) for k in range(24)}
+    write_voc(tmp_path / "voc", masks)
+    write_voc(tmp_path / "voc", {"v": np.zeros((8, 8))}, split="val")
+    cfg = RunConfig.from_profile("smoke", dataset="voc", data_root=str(tmp_path / "voc"),
+                                 checkpoint_dir=str(tmp_path / "ckpt"))
+    with pytest.raises(ValueError, match=r"no training image for 15-1 overlapped step 5 \(tvmonitor\)"):
+        check_steps(cfg, ["15-1"], ["overlapped"])
+    assert not list((tmp_path / "ckpt").rglob("*.pt"))  # nothing trained
+
+
+def test_run_config_options_are_typed_and_folders_absolute(tmp_path, monkeypatch):
+    from incseg_lib.config import RunConfig
+
+    with pytest.raises(ValueError, match="option lr='abc' is not a number"):
+        RunConfig.from_profile("cpu", lr="abc")
+    with pytest.raises(ValueError, match="option epochs='abc' is not a whole number"):
+        RunConfig.from_profile("cpu", epochs="abc")
+    assert RunConfig.from_profile("cpu", epochs="3", lr="0.5").epochs == 3
+    monkeypatch.chdir(tmp_path)
+    cfg = RunConfig.from_profile("smoke", data_root="data/shapes", checkpoint_dir="ck")
+    assert cfg.data_root == str(tmp_path / "data" / "shapes") and cfg.checkpoint_dir == str(tmp_path / "ck")
+
+
+def test_incseg_step_names_bad_options_instead_of_a_traceback(tmp_path, capsys):
+    from incseg_lib.cli import main
+
+    base = ["step", "--profile", "smoke", "--task", "15-5"]
+    for opts, want in ((["-p", "lr", "abc"], "option lr='abc' is not a number"),
+                       (["-p", "epochs", "abc"], "option epochs='abc' is not a whole number"),
+                       (["-p", "profile", "cpu"], "-p profile would conflict with the command's --profile")):
+        assert main(base + opts) == 2
+        assert want in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(base + ["--out", str(tmp_path / "afile")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(["suite", "--threads", "-1"]) == 2
+    assert "--threads -1" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folders_are_named(tmp_path, capsys):
+    from incseg_lib.cli import main
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert main(["step", "--profile", "smoke", "--task", "15-5", "--out", str(ro / "x")]) == 2
+        assert "cannot be created" in capsys.readouterr().err
+        assert main(["suite", "--profile", "smoke", "--only", "06", "--out", str(ro)]) == 2
+        assert "is not writable" in capsys.readouterr().err
+    finally:
+        ro.chmod(0o755)
+
+
+def test_student_copies_are_written_all_or_nothing(tmp_path):
+    from incseg_lib.notebooks import write_student_copies
+
+    out = tmp_path / "student"
+    out.mkdir()
+    (out / "03_exemplars_smib.ipynb").write_text("mine")
+    with pytest.raises(FileExistsError, match="1 student copies exist already.*03_exemplars_smib.ipynb"):
+        write_student_copies(out)
+    assert sorted(p.name for p in out.iterdir()) == ["03_exemplars_smib.ipynb"]  # nothing else written
+    assert (out / "03_exemplars_smib.ipynb").read_text() == "mine"
+
+
+def test_a_total_memory_budget_is_not_called_per_class():
+    from incseg_lib.findings import replay_findings
+
+    plan = {"tasks": ["15-1"], "settings": ["overlapped"], "methods": ["mib"], "sizes": [10, 50]}
+    texts = [f.text for f in replay_findings(plan, mode="total")]
+    assert texts[0] == "15-1 overlapped: SMiB (10 images in all) keeps more old-class mIoU than MiB"
+    assert not any("/class" in t for t in texts)
+
+
+def _sleeper(folder: Path) -> None:
+    import nbformat
+
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import pathlib, time\npathlib.Path(run_dir, 'started').touch()\n"
+                                          "for _ in range(3000):\n    time.sleep(0.1)"),
+                nbformat.v4.new_code_cell("pathlib.Path(run_dir, 'finished').touch()")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / "01_long.ipynb")
+    nbformat.write(nb, folder / "02_queued.ipynb")
+
+
+def test_ctrl_c_stops_the_suite_within_seconds_and_says_where_its_results_are(tmp_path):
+    folder, run = tmp_path / "nbs", tmp_path / "run"
+    _sleeper(folder)
+    env = {**os.environ, "INCSEG_NOTEBOOKS": str(folder)}
+    proc = subprocess.Popen([sys.executable, "-m", "incseg_lib.cli", "suite", "--profile", "smoke", "--jobs", "1",
+                             "--out", str(run)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while not (run / "started").exists():
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=90)
+    took = time.time() - t0
+    assert proc.returncode == 130, (out, err)
+    assert took < 30, f"the suite took {took:.0f}s to stop"
+    assert not (run / "finished").exists()  # the cell was interrupted, not run to its end
+    suite = json.loads((run / "suite.json").read_text())
+    assert suite["state"] == "interrupted"
+    status = suite["status"]
+    assert status["01_long.ipynb"].startswith("interrupted") and status["02_queued.ipynb"] == "not run (interrupted)"
+    assert "interrupted" in (run / "report" / "index.html").read_text()
+    assert str(run) in err and "reuses every finished checkpoint" in err
+
+
+def _tiny(tmp_path, shapes_root, **kw):
+    from incseg_lib.config import RunConfig
+
+    return RunConfig.from_profile("smoke", task="15-5", setting="overlapped", epochs=1, crop_size=32,
+                                  max_train_images=40, max_val_images=4, run_dir=str(tmp_path / "run"),
+                                  checkpoint_dir=str(tmp_path / "ckpt"), data_root=str(shapes_root), **kw)
+
+
+def test_a_corrupt_importance_file_is_named_moved_aside_and_rebuilt(tmp_path, shapes_root):
+    from incseg_lib.experiment import checkpoint_file, train_step
+    from incseg_lib.regularizers import importance_file, load_importance
+
+    cfg = _tiny(tmp_path, shapes_root)
+    quiet = dict(progress=False, record=False)
+    train_step(cfg, step=0, method="step0", print_fn=lambda *a: None, **quiet)
+    imp = importance_file(checkpoint_file(cfg, 0, "ewc"))
+    imp.write_bytes(imp.read_bytes()[:1000])  # truncated: a copy or a full disk
+    said = []
+    train_step(cfg, step=1, method="ewc", print_fn=said.append, **quiet)
+    text = "\n".join(said)
+    assert f"checkpoint {imp} is unreadable" in text and "moved aside" in text
+    assert list(imp.parent.glob("step-0.importance.pt.corrupt-*")) and list(imp.parent.glob("step-0.pt.corrupt-*"))
+    assert set(load_importance(checkpoint_file(cfg, 0, "ewc"))) == {"fisher", "pi", "pi_zenke", "rw"}  # rebuilt
+
+
+def test_the_viewer_names_a_record_it_cannot_show_and_shows_the_others(tmp_path, shapes_root, monkeypatch, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from incseg_lib import results, viz
+    from incseg_lib.experiment import train_step
+
+    monkeypatch.setenv("INCSEG_PROGRESS", "0")  # headless: the static gallery
+    cfg = _tiny(tmp_path, shapes_root)
+    good = train_step(cfg, step=0, method="step0", progress=False, print_fn=lambda *a: None).record
+    broken = tmp_path / "broken" / "step-1.pt"
+    broken.parent.mkdir()
+    broken.write_bytes(Path(good["checkpoint"]).read_bytes()[:5000])  # truncated
+    base = {k: v for k, v in good.items() if not k.startswith("_")}
+    later = [{**base, "method": "mib", "step": 1, "checkpoint": str(broken)},
+             {**base, "method": "ft", "step": 1, "checkpoint": str(tmp_path / "gone" / "step-1.pt")}]
+    for r in later:
+        results.record(tmp_path / "run", **r)
+    fig = viz.results_viewer(results.load(tmp_path / "run"), images=[0])
+    out = capsys.readouterr().out
+    assert "cannot show" in out and "step-1.pt is unreadable" in out and "is not on this machine" in out
+    assert "step 0" in fig.axes[0].figure._suptitle.get_text()  # the record that can be shown is shown
