@@ -40,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check incseg_lib tests benchmarks tools notebooks
 	$(BIN)/lint-imports
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Regenerate requirements.lock from pyproject.toml (needs the network); review the diff, commit both.

@@ -44,8 +44,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from incseg_lib.models.bisenet import (AttentionRefinementModule, BiSeNet, SpatialPath, build_resnet,
-                                       conv_bn_relu, kaiming_init)
+from incseg_lib.models.bisenet import (
+    AttentionRefinementModule,
+    BiSeNet,
+    SpatialPath,
+    build_resnet,
+    conv_bn_relu,
+    kaiming_init,
+)
 
 
 class TorchSegSpatialPath(nn.Sequential):
@@ -54,8 +60,10 @@ class TorchSegSpatialPath(nn.Sequential):
     without ``sp256``)."""
 
     def __init__(self):
-        super().__init__(conv_bn_relu(3, 64, 7, 2), conv_bn_relu(64, 64, 3, 2), conv_bn_relu(64, 64, 3, 2),
-                         conv_bn_relu(64, 128, 1))
+        super().__init__(
+            conv_bn_relu(3, 64, 7, 2), conv_bn_relu(64, 64, 3, 2), conv_bn_relu(64, 64, 3, 2), conv_bn_relu(64, 128, 1)
+        )
+
 
 SWITCHES = ("kaiming", "ffm3x3", "raw-arm", "gc-mul", "aux-raw", "sp256", "bilinear")
 VARIANTS = ("seed", "incseg-v0", "incseg") + tuple(f"incseg-v0+{s}" for s in SWITCHES)
@@ -79,8 +87,13 @@ class SeedFFM(nn.Module):
     def __init__(self, cin: int, cout: int = 256, kernel: int = 3):
         super().__init__()
         self.conv = conv_bn_relu(cin, cout, kernel)
-        self.att = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, cout, 1), nn.ReLU(inplace=True),
-                                 nn.Conv2d(cout, cout, 1), nn.Sigmoid())
+        self.att = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(cout, cout, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, a, b):
         f = self.conv(torch.cat([a, b], 1))
@@ -161,8 +174,9 @@ class V0BiSeNet(nn.Module):
             self.aux = nn.ModuleList([nn.Conv2d(256, num_classes, 1), nn.Conv2d(512, num_classes, 1)])
         else:
             aux_in = (256, 512) if switch == "raw-arm" else (128, 128)
-            self.aux = nn.ModuleList([nn.Sequential(conv_bn_relu(c, 64, 3), nn.Conv2d(64, num_classes, 1))
-                                      for c in aux_in])
+            self.aux = nn.ModuleList(
+                [nn.Sequential(conv_bn_relu(c, 64, 3), nn.Conv2d(64, num_classes, 1)) for c in aux_in]
+            )
         if switch == "kaiming":  # every non-backbone layer but the final 1x1 classifiers, as the seed
             for name, part in self.named_children():
                 if name not in ("backbone", "head", "aux"):
@@ -179,8 +193,9 @@ class V0BiSeNet(nn.Module):
         switch = _On(self.switches)
         if switch == "raw-arm":
             f16 = F.interpolate(self.arm16(c16), size=size8, mode="bilinear", align_corners=False)
-            f32 = F.interpolate(self.arm32(c32) * c32.mean((2, 3), keepdim=True), size=size8, mode="bilinear",
-                                align_corners=False)
+            f32 = F.interpolate(
+                self.arm32(c32) * c32.mean((2, 3), keepdim=True), size=size8, mode="bilinear", align_corners=False
+            )
             cp, aux_in = torch.cat([f16, f32], 1), (f16, f32)
         else:
             mode = dict(mode="bilinear", align_corners=False) if switch == "bilinear" else dict(mode="nearest")
@@ -213,8 +228,13 @@ class _V0FFM(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int):
         super().__init__()
         self.conv = conv_bn_relu(cin, cout, kernel)
-        self.att = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, cout // 4, 1), nn.ReLU(inplace=True),
-                                 nn.Conv2d(cout // 4, cout, 1), nn.Sigmoid())
+        self.att = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(cout, cout // 4, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout // 4, cout, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, a, b):
         f = self.conv(torch.cat([a, b], 1))
@@ -235,8 +255,18 @@ def build(variant: str, num_classes: int) -> nn.Module:
 
 
 # ---------------------------------------------------------------------- runs
-def train_and_test(variant: str, seed: int, epochs: int, crop: int, batch: int, lr: float, data_root: str,
-                   track_epochs: bool = False, precise_bn_batches: int = 0, bn_momentum: float | None = None) -> dict:
+def train_and_test(
+    variant: str,
+    seed: int,
+    epochs: int,
+    crop: int,
+    batch: int,
+    lr: float,
+    data_root: str,
+    track_epochs: bool = False,
+    precise_bn_batches: int = 0,
+    bn_momentum: float | None = None,
+) -> dict:
     """Train ``variant`` from scratch and evaluate it on CamVid test (full frames).
 
     ``track_epochs`` also evaluates after every epoch (by stopping and resuming ``fit`` through a
@@ -256,8 +286,7 @@ def train_and_test(variant: str, seed: int, epochs: int, crop: int, batch: int, 
     from incseg_lib.data.transforms import eval_transforms, train_transforms
     from incseg_lib.engine import evaluate, fit
 
-    train = load_dataset("camvid", "trainval", root=data_root, incremental=False,
-                         transforms=train_transforms(crop))
+    train = load_dataset("camvid", "trainval", root=data_root, incremental=False, transforms=train_transforms(crop))
     test = load_dataset("camvid", "test", root=data_root, incremental=False, transforms=eval_transforms())
     torch.manual_seed(seed)
     model = build(variant, 11)
@@ -277,7 +306,7 @@ def train_and_test(variant: str, seed: int, epochs: int, crop: int, batch: int, 
     kw = dict(batch_size=batch, lr=lr, device="cpu", seed=seed, progress=False, print_fn=log)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "run.pt" if track_epochs else None
-        for stop in (range(1, epochs + 1) if track_epochs else [epochs]):
+        for stop in range(1, epochs + 1) if track_epochs else [epochs]:
             hist = fit(model, train, epochs=epochs, checkpoint=ckpt, stop_after_epoch=stop, **kw)
             if not track_epochs:
                 break
@@ -285,22 +314,33 @@ def train_and_test(variant: str, seed: int, epochs: int, crop: int, batch: int, 
             if precise_bn_batches:
                 pb = copy.deepcopy(model)
                 g = torch.Generator().manual_seed(seed + 1000 * stop)
-                idx = torch.randperm(len(train), generator=g)[:precise_bn_batches * batch].tolist()
-                update_bn(DataLoader(torch.utils.data.Subset(train, idx), batch_size=batch),
-                          pb)  # update_bn feeds each batch's first element (the images)
+                idx = torch.randperm(len(train), generator=g)[: precise_bn_batches * batch].tolist()
+                update_bn(
+                    DataLoader(torch.utils.data.Subset(train, idx), batch_size=batch), pb
+                )  # update_bn feeds each batch's first element (the images)
                 row["precise_bn"] = test_scores(pb)
             per_epoch.append(row)
             log(json.dumps(row))
     scores = test_scores(model) if not per_epoch else {k: per_epoch[-1][k] for k in ("miou", "pixel_acc")}
     cm = evaluate(model, test, 11, device="cpu", progress=False)["confusion"] if not track_epochs else None
-    return {"benchmark": "bisenet_ablation", "variant": variant, "seed": seed, "epochs": epochs, "crop": crop,
-            "batch": batch, "lr": lr, "bn_momentum": bn_momentum, "test_miou": scores["miou"],
-            "pixel_acc": scores["pixel_acc"],
-            "iou": [round(100 * v, 1) for v in cm.iou().tolist()] if cm is not None else None,
-            "loss": [round(v, 4) for v in hist["loss"]],
-            "s_per_epoch": round(hist["train_seconds"] / max(hist["epochs_done"], 1), 1),
-            "threads": torch.get_num_threads(), "params": sum(p.numel() for p in model.parameters()),
-            "per_epoch": per_epoch}
+    return {
+        "benchmark": "bisenet_ablation",
+        "variant": variant,
+        "seed": seed,
+        "epochs": epochs,
+        "crop": crop,
+        "batch": batch,
+        "lr": lr,
+        "bn_momentum": bn_momentum,
+        "test_miou": scores["miou"],
+        "pixel_acc": scores["pixel_acc"],
+        "iou": [round(100 * v, 1) for v in cm.iou().tolist()] if cm is not None else None,
+        "loss": [round(v, 4) for v in hist["loss"]],
+        "s_per_epoch": round(hist["train_seconds"] / max(hist["epochs_done"], 1), 1),
+        "threads": torch.get_num_threads(),
+        "params": sum(p.numel() for p in model.parameters()),
+        "per_epoch": per_epoch,
+    }
 
 
 def speed(variants: list[str], crop: int, batch: int, iters: int, rounds: int) -> list[dict]:
@@ -330,11 +370,21 @@ def speed(variants: list[str], crop: int, batch: int, iters: int, rounds: int) -
     for v in variants:
         t = sorted(times[v])
         med = t[len(t) // 2]
-        rows.append({"benchmark": "bisenet_train_speed", "variant": v, "crop": crop, "batch": batch,
-                     "images_per_second": round(batch / med, 2), "ms_per_batch_median": round(1000 * med, 1),
-                     "iterations": len(t), "threads": torch.get_num_threads(),
-                     "params": sum(p.numel() for p in setups[v][0].parameters()),
-                     "torch": torch.__version__, "python": platform.python_version()})
+        rows.append(
+            {
+                "benchmark": "bisenet_train_speed",
+                "variant": v,
+                "crop": crop,
+                "batch": batch,
+                "images_per_second": round(batch / med, 2),
+                "ms_per_batch_median": round(1000 * med, 1),
+                "iterations": len(t),
+                "threads": torch.get_num_threads(),
+                "params": sum(p.numel() for p in setups[v][0].parameters()),
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+            }
+        )
     return rows
 
 
@@ -346,12 +396,18 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=192)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=0.025)
-    ap.add_argument("--data-root", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
-                                                        "camvid"))
+    ap.add_argument(
+        "--data-root", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "camvid")
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = PyTorch's default)")
     ap.add_argument("--track-epochs", action="store_true", help="evaluate on test after every epoch")
-    ap.add_argument("--precise-bn", type=int, default=0, metavar="N",
-                    help="with --track-epochs: also evaluate after re-estimating BN statistics on N batches")
+    ap.add_argument(
+        "--precise-bn",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --track-epochs: also evaluate after re-estimating BN statistics on N batches",
+    )
     ap.add_argument("--bn-momentum", type=float, default=None, help="BatchNorm momentum (default 0.1)")
     ap.add_argument("--list", action="store_true", help="print the variants and exit")
     ap.add_argument("--speed", action="store_true", help="training images/s of --variants, interleaved")
@@ -370,8 +426,23 @@ def main() -> None:
         return
     if a.variant not in VARIANTS and not a.variant.startswith("incseg-v0+"):
         ap.error(f"unknown variant {a.variant!r}; choose one of {', '.join(VARIANTS)}")
-    print(json.dumps(train_and_test(a.variant, a.seed, a.epochs, a.crop, a.batch, a.lr, a.data_root,
-                                    a.track_epochs, a.precise_bn, a.bn_momentum)), flush=True)
+    print(
+        json.dumps(
+            train_and_test(
+                a.variant,
+                a.seed,
+                a.epochs,
+                a.crop,
+                a.batch,
+                a.lr,
+                a.data_root,
+                a.track_epochs,
+                a.precise_bn,
+                a.bn_momentum,
+            )
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

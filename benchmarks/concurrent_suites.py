@@ -41,9 +41,15 @@ def scenario(n: int, threads: int, only: str, profile: str, tmp: Path, tag: str)
         if p.returncode:
             raise SystemExit(f"suite failed: {err[-2000:]}")
         walls.append(time.perf_counter() - t0)
-    return {"benchmark": "concurrent_suites", "notebook": only, "profile": profile, "concurrent": n,
-            "threads_per_kernel": threads or os.cpu_count(), "cores": os.cpu_count(),
-            "wall_seconds_each": [round(w, 1) for w in walls]}
+    return {
+        "benchmark": "concurrent_suites",
+        "notebook": only,
+        "profile": profile,
+        "concurrent": n,
+        "threads_per_kernel": threads or os.cpu_count(),
+        "cores": os.cpu_count(),
+        "wall_seconds_each": [round(w, 1) for w in walls],
+    }
 
 
 def main() -> None:
@@ -54,9 +60,11 @@ def main() -> None:
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        rows = [scenario(1, 0, a.only, a.profile, tmp, "alone"),
-                scenario(2, 0, a.only, a.profile, tmp, "two-all-cores"),
-                scenario(2, max(1, cores // 2), a.only, a.profile, tmp, "two-half-cores")]
+        rows = [
+            scenario(1, 0, a.only, a.profile, tmp, "alone"),
+            scenario(2, 0, a.only, a.profile, tmp, "two-all-cores"),
+            scenario(2, max(1, cores // 2), a.only, a.profile, tmp, "two-half-cores"),
+        ]
     alone = rows[0]["wall_seconds_each"][0]
     for r in rows:
         r["slowdown_vs_alone"] = round(max(r["wall_seconds_each"]) / alone, 2)

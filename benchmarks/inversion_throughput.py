@@ -35,8 +35,9 @@ def measure(backbone: str, size: int, batch: int, iterations: int, device: str, 
     dtype = torch.float16 if device.startswith("cuda") else torch.bfloat16
     ctx = torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=amp)
     with ctx:
-        synthesize(model, targets, list(range(1, 16)), dataclasses.replace(cfg, iterations_full=2),
-                   device=device)  # warm-up
+        synthesize(
+            model, targets, list(range(1, 16)), dataclasses.replace(cfg, iterations_full=2), device=device
+        )  # warm-up
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         t = time.perf_counter()
@@ -44,10 +45,18 @@ def measure(backbone: str, size: int, batch: int, iterations: int, device: str, 
         if device.startswith("cuda"):
             torch.cuda.synchronize()
     secs = time.perf_counter() - t
-    return {"backbone": backbone, "size": size, "batch": batch, "iterations": iterations, "device": device,
-            "amp": amp, "threads": torch.get_num_threads(), "seconds": round(secs, 2),
-            "image_iterations_per_second": round(batch * iterations / secs, 2),
-            "gflop_per_image_iteration": round(flops_per_image_iteration(model, size, device) / 1e9, 2)}
+    return {
+        "backbone": backbone,
+        "size": size,
+        "batch": batch,
+        "iterations": iterations,
+        "device": device,
+        "amp": amp,
+        "threads": torch.get_num_threads(),
+        "seconds": round(secs, 2),
+        "image_iterations_per_second": round(batch * iterations / secs, 2),
+        "gflop_per_image_iteration": round(flops_per_image_iteration(model, size, device) / 1e9, 2),
+    }
 
 
 def flops_per_image_iteration(model, size: int, device: str) -> float:

@@ -36,13 +36,17 @@ def main() -> None:
     from incseg_lib.tasks import IncrementalSplit
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--loss", choices=("seam", "cls"), default="seam",
-                    help="SEAM's L_cls + L_ER + L_ECR, or L_cls alone")
+    ap.add_argument(
+        "--loss", choices=("seam", "cls"), default="seam", help="SEAM's L_cls + L_ER + L_ECR, or L_cls alone"
+    )
     ap.add_argument("--warmup", type=int, default=0, help="epochs of L_cls alone before SEAM's loss")
     ap.add_argument("--epochs", type=int, default=0, help="SEAM epochs (0: the demo profile's, 8)")
     ap.add_argument("--lr", type=float, default=0.0, help="SEAM learning rate (0: SEAM's 0.01)")
-    ap.add_argument("--train-bn", action="store_true",
-                    help="train the backbone's BatchNorm (before the fix; SEAM's code freezes it)")
+    ap.add_argument(
+        "--train-bn",
+        action="store_true",
+        help="train the backbone's BatchNorm (before the fix; SEAM's code freezes it)",
+    )
     ap.add_argument("--pseudo", action="store_true", help="also make the pseudo-labels and report their quality")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
@@ -57,8 +61,9 @@ def main() -> None:
     torch.manual_seed(seam.seed)
     model = SeamNet(len(new), seam.backbone, seam.output_stride, freeze_bn=seam.bn_frozen)
     model.backbone.load_state_dict(step0.context_path.backbone.state_dict())
-    data = ImageLabelDataset(train_base.subset(idx).with_transforms(train_transforms(seam.crop_size, seam.scale_range)),
-                             labels)
+    data = ImageLabelDataset(
+        train_base.subset(idx).with_transforms(train_transforms(seam.crop_size, seam.scale_range)), labels
+    )
     iters_per_epoch = -(-len(data) // seam.batch_size)
     seen = [0]
 
@@ -70,9 +75,20 @@ def main() -> None:
         return d
 
     t0 = time.perf_counter()
-    hist = fit(model, data, epochs=seam.epochs, batch_size=seam.batch_size, lr=seam.lr, momentum=0.9,
-               weight_decay=seam.weight_decay, device="cpu", seed=seam.seed, loss_fn=loss_fn, progress=False,
-               print_fn=lambda *a: None)
+    hist = fit(
+        model,
+        data,
+        epochs=seam.epochs,
+        batch_size=seam.batch_size,
+        lr=seam.lr,
+        momentum=0.9,
+        weight_decay=seam.weight_decay,
+        device="cpu",
+        seed=seam.seed,
+        loss_fn=loss_fn,
+        progress=False,
+        print_fn=lambda *a: None,
+    )
     seconds = time.perf_counter() - t0
     images = train_base.subset(idx).with_transforms(eval_transforms())
     model.eval()
@@ -95,14 +111,26 @@ def main() -> None:
             quality = {k: [v["miou"], v["miou_new"]] for k, v in q.items()}
     y = torch.as_tensor(np.asarray(labels), dtype=torch.float32)
     freq = y.mean(0)
-    print(json.dumps({"benchmark": "seam_classifier", "loss": args.loss, "warmup": args.warmup, "epochs": seam.epochs,
-                      "lr": seam.lr, "images": len(data), "train_loss": [round(v, 3) for v in hist["loss"]],
-                      "label_acc": round(((torch.stack(pooled) > 0).float() == y).float().mean().item(), 3),
-                      "freq_acc": round(torch.maximum(freq, 1 - freq).mean().item(), 3),
-                      "peak_on_class": round(float(np.mean(hits)), 3), "pseudo_quality": quality,
-                      "freeze_bn": model.freeze_bn,
-                      "train_seconds": round(seconds),
-                      "threads": torch.get_num_threads()}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "seam_classifier",
+                "loss": args.loss,
+                "warmup": args.warmup,
+                "epochs": seam.epochs,
+                "lr": seam.lr,
+                "images": len(data),
+                "train_loss": [round(v, 3) for v in hist["loss"]],
+                "label_acc": round(((torch.stack(pooled) > 0).float() == y).float().mean().item(), 3),
+                "freq_acc": round(torch.maximum(freq, 1 - freq).mean().item(), 3),
+                "peak_on_class": round(float(np.mean(hits)), 3),
+                "pseudo_quality": quality,
+                "freeze_bn": model.freeze_bn,
+                "train_seconds": round(seconds),
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

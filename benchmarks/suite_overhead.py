@@ -37,8 +37,14 @@ def main() -> None:
     from incseg_lib.suite import run_suite, write_report
 
     t0 = time.time()
-    run = run_suite(a.profile, out=home / "run", only=[o for o in a.only.split(",") if o] or None, jobs=1,
-                    threads=a.threads, print_fn=lambda *x: print(*x, file=sys.stderr))
+    run = run_suite(
+        a.profile,
+        out=home / "run",
+        only=[o for o in a.only.split(",") if o] or None,
+        jobs=1,
+        threads=a.threads,
+        print_fn=lambda *x: print(*x, file=sys.stderr),
+    )
     wall = time.time() - t0
     t1 = time.perf_counter()
     write_report(run)
@@ -49,29 +55,65 @@ def main() -> None:
         data = json.loads(nb.read_text())
         meta = data["metadata"]["papermill"]
         start, end = _ts(meta["start_time"]), _ts(meta["end_time"])
-        code = [c for c in data["cells"] if c["cell_type"] == "code" and c["metadata"].get("papermill", {}).get("start_time")]
+        code = [
+            c
+            for c in data["cells"]
+            if c["cell_type"] == "code" and c["metadata"].get("papermill", {}).get("start_time")
+        ]
         first = _ts(code[0]["metadata"]["papermill"]["start_time"]) if code else end
         src = ["".join(c["source"]) for c in code]
         dur = [c["metadata"]["papermill"].get("duration") or 0.0 for c in code]
         tags = [c["metadata"].get("tags", []) for c in code]
         # the first cell that imports the library after the setup and parameters cells: torch, torchvision
-        imports = next((d for d, s_, t in zip(dur, src, tags) if "from incseg_lib" in s_
-                        and not {"setup", "parameters", "injected-parameters"} & set(t)), 0.0)
+        imports = next(
+            (
+                d
+                for d, s_, t in zip(dur, src, tags)
+                if "from incseg_lib" in s_ and not {"setup", "parameters", "injected-parameters"} & set(t)
+            ),
+            0.0,
+        )
         slowest = sorted(zip(dur, src), reverse=True)[:3]
         mine = [e for e in events if start <= e["time"] <= end]
-        row = {"benchmark": "suite_overhead", "profile": a.profile, "notebook": nb.stem, "wall_s": round(end - start, 1),
-               "kernel_start_s": round(first - start, 1), "import_cell_s": round(imports, 1)}
+        row = {
+            "benchmark": "suite_overhead",
+            "profile": a.profile,
+            "notebook": nb.stem,
+            "wall_s": round(end - start, 1),
+            "kernel_start_s": round(first - start, 1),
+            "import_cell_s": round(imports, 1),
+        }
         for phase in ("data", "train", "eval"):
             row[f"{phase}_s"] = round(sum(e["seconds"] for e in mine if e["phase"] == phase), 1)
-        row["other_s"] = round(row["wall_s"] - row["kernel_start_s"] - row["import_cell_s"] - row["data_s"]
-                               - row["train_s"] - row["eval_s"], 1)
-        row["slowest_cells"] = [[round(d, 1), s_.strip().splitlines()[0][:60] if s_.strip() else ""] for d, s_ in slowest]
+        row["other_s"] = round(
+            row["wall_s"]
+            - row["kernel_start_s"]
+            - row["import_cell_s"]
+            - row["data_s"]
+            - row["train_s"]
+            - row["eval_s"],
+            1,
+        )
+        row["slowest_cells"] = [
+            [round(d, 1), s_.strip().splitlines()[0][:60] if s_.strip() else ""] for d, s_ in slowest
+        ]
         print(json.dumps(row), flush=True)
         for k, v in row.items():
             if k.endswith("_s") and k != "slowest_cells":
                 totals[k] = round(totals.get(k, 0) + v, 1)
-    print(json.dumps({"benchmark": "suite_overhead", "profile": a.profile, "notebook": "all", **totals,
-                      "report_s": round(report, 1), "suite_wall_s": round(wall, 1)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "benchmark": "suite_overhead",
+                "profile": a.profile,
+                "notebook": "all",
+                **totals,
+                "report_s": round(report, 1),
+                "suite_wall_s": round(wall, 1),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -67,12 +67,22 @@ def bench(backbone: str, size: int, batch: int, iters: int, warmup: int, device:
         if cuda:
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-        rows.append({"benchmark": "bisenet_throughput", "phase": phase, "backbone": backbone, "size": size,
-                     "batch": batch, "images_per_second": round(batch * iters / dt, 2),
-                     "ms_per_batch": round(1000 * dt / iters, 1), "amp": bool(cuda and amp),
-                     "device": torch.cuda.get_device_name(0) if cuda else f"cpu x{torch.get_num_threads()} threads",
-                     "peak_mem_mib": round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None,
-                     "torch": torch.__version__, "python": platform.python_version()})
+        rows.append(
+            {
+                "benchmark": "bisenet_throughput",
+                "phase": phase,
+                "backbone": backbone,
+                "size": size,
+                "batch": batch,
+                "images_per_second": round(batch * iters / dt, 2),
+                "ms_per_batch": round(1000 * dt / iters, 1),
+                "amp": bool(cuda and amp),
+                "device": torch.cuda.get_device_name(0) if cuda else f"cpu x{torch.get_num_threads()} threads",
+                "peak_mem_mib": round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+            }
+        )
     return rows
 
 
@@ -108,9 +118,20 @@ def compare_channels_last(backbone: str, size: int, batch: int, iters: int, roun
     rows = []
     for ph in ("train", "eval"):
         a, b = statistics.median(times[(ph, "nchw")]), statistics.median(times[(ph, "nhwc")])
-        rows.append({"benchmark": "channels_last_cpu", "phase": ph, "backbone": backbone, "size": size, "batch": batch,
-                     "nchw_ms": round(1000 * a, 1), "nhwc_ms": round(1000 * b, 1), "speedup": round(a / b, 3),
-                     "threads": torch.get_num_threads(), "torch": torch.__version__})
+        rows.append(
+            {
+                "benchmark": "channels_last_cpu",
+                "phase": ph,
+                "backbone": backbone,
+                "size": size,
+                "batch": batch,
+                "nchw_ms": round(1000 * a, 1),
+                "nhwc_ms": round(1000 * b, 1),
+                "speedup": round(a / b, 3),
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+            }
+        )
     return rows
 
 
@@ -132,8 +153,11 @@ def main() -> None:
                 for row in compare_channels_last(b, s, args.batch, args.iters or 2, args.rounds):
                     print(json.dumps(row), flush=True)
         return
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     iters = args.iters or (30 if device.type == "cuda" else 5)
     for b in args.backbones.split(","):
         for s in (int(v) for v in args.sizes.split(",")):

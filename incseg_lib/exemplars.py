@@ -27,15 +27,19 @@ the replay sampler:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Sampler
 
-from .data.common import SegmentationDataset, atomic_write_text
+from .data.common import SegmentationDataset
+from .data.transforms import eval_transforms
+from .env import show_progress
+from .losses import known_background
+from .store import atomic_write_text
 
 BUDGET_MODES = ("per-class", "total")
 STRATEGIES = ("random", "class-balanced", "herding")
@@ -125,8 +129,16 @@ class ExemplarMemory:
         return out
 
     # ------------------------------------------------------------------ selection
-    def update(self, split, dataset: SegmentationDataset, *, model=None, device="cpu",
-               cache_dir: Path | None = None, progress: bool = False) -> list[Exemplar]:
+    def update(
+        self,
+        split,
+        dataset: SegmentationDataset,
+        *,
+        model=None,
+        device="cpu",
+        cache_dir: Path | None = None,
+        progress: bool = False,
+    ) -> list[Exemplar]:
         """Store exemplars of the classes learned at ``split.step`` (call after training it).
 
         Args:
@@ -217,7 +229,9 @@ class ExemplarMemory:
         return chosen
 
     # ------------------------------------------------------------------ training data
-    def dataset(self, split, base: SegmentationDataset, transforms: Callable | None = None) -> SegmentationDataset | ConcatDataset:
+    def dataset(
+        self, split, base: SegmentationDataset, transforms: Callable | None = None
+    ) -> SegmentationDataset | ConcatDataset:
         """The stored images labelled for training at ``split.step``.
 
         Each exemplar keeps the ground truth of the classes seen when it was stored; labels are
@@ -244,8 +258,9 @@ class ExemplarMemory:
 
     def size_bytes(self, base: SegmentationDataset) -> int:
         """Bytes the stored images and masks take as files (what a memory on disk costs)."""
-        return int(sum(base.image_paths[e.index].stat().st_size + base.mask_paths[e.index].stat().st_size
-                       for e in self.items))
+        return int(
+            sum(base.image_paths[e.index].stat().st_size + base.mask_paths[e.index].stat().st_size for e in self.items)
+        )
 
     def summary(self, base: SegmentationDataset) -> dict:
         """Images, bytes and images per class name."""
@@ -254,11 +269,15 @@ class ExemplarMemory:
 
     def save(self, path: Path) -> None:
         """Write the memory as JSON, atomically."""
-        atomic_write_text(Path(path), json.dumps({"config": self.config.to_dict(), "seed": self.seed,
-                                                  "items": [asdict(e) for e in self.items]}, indent=1))
+        atomic_write_text(
+            Path(path),
+            json.dumps(
+                {"config": self.config.to_dict(), "seed": self.seed, "items": [asdict(e) for e in self.items]}, indent=1
+            ),
+        )
 
     @classmethod
-    def load(cls, path: Path) -> "ExemplarMemory":
+    def load(cls, path: Path) -> ExemplarMemory:
         state = json.loads(Path(path).read_text())
         mem = cls(ReplayConfig(**state["config"]), state["seed"])
         mem.items = [Exemplar(**e) for e in state["items"]]
@@ -267,8 +286,9 @@ class ExemplarMemory:
 
 # ---------------------------------------------------------------------- herding
 @torch.no_grad()
-def class_features(model, dataset: SegmentationDataset, indices: list[int], cls: int, *, device="cpu",
-                   progress: bool = False) -> torch.Tensor:
+def class_features(
+    model, dataset: SegmentationDataset, indices: list[int], cls: int, *, device="cpu", progress: bool = False
+) -> torch.Tensor:
     """Class-pooled encoder features: for each image, the mean of the model's 1/32 features over
     the pixels of class ``cls`` (soft-weighted by the class's share of each feature cell).
 
@@ -276,9 +296,6 @@ def class_features(model, dataset: SegmentationDataset, indices: list[int], cls:
         ``(len(indices), D)`` float32, L2-normalised rows (iCaRL normalises its features).
     """
     from tqdm.auto import tqdm
-
-    from .config import show_progress
-    from .data.transforms import eval_transforms
 
     tf = eval_transforms()
     model = model.to(device).eval()
@@ -318,7 +335,6 @@ def herding_order(features: torch.Tensor, k: int) -> list[int]:
 def annotated_lut(lut: np.ndarray, n_known: int) -> np.ndarray:
     """``lut`` with its background (0) outputs replaced by the annotated-background code for an
     image annotated for outputs ``0..n_known-1`` (:func:`~incseg_lib.losses.known_background`)."""
-    from .losses import known_background
 
     out = lut.copy()
     out[(lut == 0) & (np.arange(256) != 255)] = known_background(n_known)
@@ -359,8 +375,8 @@ class ReplayBatchSampler(Sampler):
         step = self.batch_size - self.m
         mem: list[int] = []
         for b in range(len(self)):
-            chunk = new[b * step:(b + 1) * step] or new[:step]
+            chunk = new[b * step : (b + 1) * step] or new[:step]
             while len(mem) < self.m:
                 mem += (torch.randperm(self.n_memory, generator=g) + self.n_new).tolist()
             yield chunk + mem[: self.m]
-            mem = mem[self.m:]
+            mem = mem[self.m :]

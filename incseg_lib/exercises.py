@@ -16,10 +16,20 @@ check), on seeded random inputs, to float32 tolerance.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from .engine import poly_lr
+from .exemplars import ExemplarMemory, ReplayConfig, herding_order
+from .inversion import BNStatistics, image_priors
+from .losses import unbiased_cross_entropy, unbiased_distillation
+from .methods import mib_init
+from .metrics import ConfusionMatrix
+from .models.classifier import IncrementalClassifier
+from .results import class_forgetting
+from .seam import fuse_old, max_norm
 
 __all__ = ["EXERCISES", "ExerciseNotDone", "ExerciseWrong", "check"]
 
@@ -39,19 +49,22 @@ def _close(name: str, got, want, what: str, atol: float = 1e-5) -> None:
         raise ExerciseWrong(f"{name}: {what} has shape {tuple(got_t.shape)}, expected {tuple(want_t.shape)}")
     nan_got, nan_want = torch.isnan(got_t), torch.isnan(want_t)
     if not torch.equal(nan_got, nan_want):
-        raise ExerciseWrong(f"{name}: {what} is NaN at {nan_got.nonzero().flatten().tolist()}, expected NaN at "
-                            f"{nan_want.nonzero().flatten().tolist()} (a class absent from both maps has no IoU)")
+        raise ExerciseWrong(
+            f"{name}: {what} is NaN at {nan_got.nonzero().flatten().tolist()}, expected NaN at "
+            f"{nan_want.nonzero().flatten().tolist()} (a class absent from both maps has no IoU)"
+        )
     diff = (got_t - want_t).abs().nan_to_num(0.0)
     if diff.numel() and float(diff.max()) > atol * (1 + float(want_t.abs().nan_to_num(0.0).max())):
-        raise ExerciseWrong(f"{name}: {what} differs from the library by up to {float(diff.max()):.3g} "
-                            f"(got {got_t.flatten()[:4].tolist()}, expected {want_t.flatten()[:4].tolist()})")
+        raise ExerciseWrong(
+            f"{name}: {what} differs from the library by up to {float(diff.max()):.3g} "
+            f"(got {got_t.flatten()[:4].tolist()}, expected {want_t.flatten()[:4].tolist()})"
+        )
 
 
 # ------------------------------------------------------------------------------------ the checks
 def _iou_from_confusion(fn: Callable) -> None:
     """01: per-class IoU = TP / (TP + FP + FN), NaN where a class is in neither map
     (ref. :meth:`incseg_lib.metrics.ConfusionMatrix.iou`)."""
-    from .metrics import ConfusionMatrix
 
     g = torch.Generator().manual_seed(0)
     cm = ConfusionMatrix(5)
@@ -62,7 +75,6 @@ def _iou_from_confusion(fn: Callable) -> None:
 
 def _poly_lr(fn: Callable) -> None:
     """01: poly schedule ``lr = base * (1 - it / total) ** power`` (ref. :func:`incseg_lib.engine.poly_lr`)."""
-    from .engine import poly_lr
 
     for it in (0, 1, 37, 99):
         _close("poly_lr", fn(0.025, it, 100, 0.9), poly_lr(0.025, it, 100, 0.9), f"the learning rate at iteration {it}")
@@ -70,7 +82,6 @@ def _poly_lr(fn: Callable) -> None:
 
 def _unbiased_ce(fn: Callable) -> None:
     """02: MiB's unbiased cross-entropy, Eq. 4-5 (ref. :func:`incseg_lib.losses.unbiased_cross_entropy`)."""
-    from .losses import unbiased_cross_entropy
 
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(2, 6, 5, 4, generator=g)
@@ -82,7 +93,6 @@ def _unbiased_ce(fn: Callable) -> None:
 
 def _unbiased_kd(fn: Callable) -> None:
     """02: MiB's unbiased distillation, Eq. 6-7 (ref. :func:`incseg_lib.losses.unbiased_distillation`)."""
-    from .losses import unbiased_distillation
 
     g = torch.Generator().manual_seed(2)
     logits, old = torch.randn(2, 7, 4, 3, generator=g), torch.randn(2, 5, 4, 3, generator=g)
@@ -91,8 +101,6 @@ def _unbiased_kd(fn: Callable) -> None:
 
 def _mib_init(fn: Callable) -> None:
     """02: MiB's classifier initialisation, Sec. 3.4 (ref. :func:`incseg_lib.methods.mib_init`)."""
-    from .methods import mib_init
-    from .models.classifier import IncrementalClassifier
 
     torch.manual_seed(3)
     clf = IncrementalClassifier(8, [4, 3])
@@ -108,34 +116,34 @@ def _mib_init(fn: Callable) -> None:
 
 def _herding(fn: Callable) -> None:
     """03: iCaRL's herding, Alg. 4 (ref. :func:`incseg_lib.exemplars.herding_order`)."""
-    from .exemplars import herding_order
 
     g = torch.Generator().manual_seed(4)
     feats = torch.randn(12, 5, generator=g)
     got = [int(i) for i in fn(feats, 5)]
     want = herding_order(feats, 5)
     if got != want:
-        raise ExerciseWrong(f"herding: picked rows {got}, expected {want} (step j takes the row that brings "
-                            "the mean of the j picked rows closest to the class mean)")
+        raise ExerciseWrong(
+            f"herding: picked rows {got}, expected {want} (step j takes the row that brings "
+            "the mean of the j picked rows closest to the class mean)"
+        )
 
 
 def _quota(fn: Callable) -> None:
     """03: exemplars allowed per class, fixed per class or a fixed total split over the classes
     (ref. :meth:`incseg_lib.exemplars.ExemplarMemory.quota`)."""
-    from .exemplars import ExemplarMemory, ReplayConfig
 
     for budget, mode, classes in ((5, "per-class", [1, 2, 3]), (10, "total", [1, 2, 3]), (2, "total", [4, 5, 6])):
         want = ExemplarMemory(ReplayConfig(budget=budget, mode=mode)).quota(classes)
         got = fn(classes, budget, mode)
         if dict(got) != want:
-            raise ExerciseWrong(f"quota: budget {budget} ({mode}) over classes {classes} gave {dict(got)}, "
-                                f"expected {want}")
+            raise ExerciseWrong(
+                f"quota: budget {budget} ({mode}) over classes {classes} gave {dict(got)}, expected {want}"
+            )
 
 
 def _bn_feature_loss(fn: Callable) -> None:
     """04: DeepInversion's feature-statistics term of one BatchNorm layer, Yin et al. Eq. 4
     (ref. :class:`incseg_lib.inversion.BNStatistics`)."""
-    from .inversion import BNStatistics
 
     g = torch.Generator().manual_seed(5)
     bn = torch.nn.BatchNorm2d(3)
@@ -151,7 +159,6 @@ def _bn_feature_loss(fn: Callable) -> None:
 
 def _total_variation(fn: Callable) -> None:
     """04: DeepInversion's image priors (TV_1, TV_2) (ref. :func:`incseg_lib.inversion.image_priors`)."""
-    from .inversion import image_priors
 
     x = torch.randn(2, 3, 6, 5, generator=torch.Generator().manual_seed(6))
     got = fn(x)
@@ -164,7 +171,6 @@ def _total_variation(fn: Callable) -> None:
 
 def _max_norm(fn: Callable) -> None:
     """05: SEAM's per-map min-max normalisation of a CAM (ref. :func:`incseg_lib.seam.max_norm`)."""
-    from .seam import max_norm
 
     cam = torch.randn(2, 3, 5, 4, generator=torch.Generator().manual_seed(7))
     _close("max_norm", fn(cam), max_norm(cam), "the normalised CAM")
@@ -173,7 +179,6 @@ def _max_norm(fn: Callable) -> None:
 def _fuse_old(fn: Callable) -> None:
     """05: fusing the pseudo-label with the old model's prediction, WILSON's rule
     (ref. :func:`incseg_lib.seam.fuse_old`)."""
-    from .seam import fuse_old
 
     g = torch.Generator().manual_seed(8)
     pseudo = torch.randint(0, 3, (6, 7), generator=g) * 8  # 0 or the new classes 8, 16
@@ -181,14 +186,15 @@ def _fuse_old(fn: Callable) -> None:
     got, want = fn(pseudo.clone(), old.clone(), list(range(8))), fuse_old(pseudo, old, list(range(8)))
     if not torch.equal(torch.as_tensor(got).long(), want):
         bad = (torch.as_tensor(got).long() != want).nonzero()[:3].tolist()
-        raise ExerciseWrong(f"fuse_old: wrong label at pixels {bad} (new classes of the pseudo-label win; where it "
-                            "says background, an old class of the old model fills in)")
+        raise ExerciseWrong(
+            f"fuse_old: wrong label at pixels {bad} (new classes of the pseudo-label win; where it "
+            "says background, an old class of the old model fills in)"
+        )
 
 
 def _old_new_all(fn: Callable) -> None:
     """06: mIoU of the old, new and all classes from per-class IoU, NaN classes left out
     (ref. :meth:`incseg_lib.metrics.ConfusionMatrix.miou` as the records store it)."""
-    from .metrics import ConfusionMatrix
 
     g = torch.Generator().manual_seed(9)
     cm = ConfusionMatrix(7)
@@ -203,7 +209,6 @@ def _old_new_all(fn: Callable) -> None:
 def _forgetting(fn: Callable) -> None:
     """06: forgetting of each class in points, IoU after step 0 minus IoU after the last step, NaN where
     either is unmeasured (ref. :func:`incseg_lib.results.class_forgetting`, what the heatmap shows)."""
-    from .results import class_forgetting
 
     g = np.random.default_rng(10)
     names = ["background", "cat", "dog", "horse", "sheep"]
@@ -217,12 +222,19 @@ def _forgetting(fn: Callable) -> None:
 
 
 EXERCISES: dict[str, Callable] = {
-    "iou_from_confusion": _iou_from_confusion, "poly_lr": _poly_lr,
-    "unbiased_ce": _unbiased_ce, "unbiased_kd": _unbiased_kd, "mib_init": _mib_init,
-    "herding": _herding, "quota": _quota,
-    "bn_feature_loss": _bn_feature_loss, "total_variation": _total_variation,
-    "max_norm": _max_norm, "fuse_old": _fuse_old,
-    "old_new_all": _old_new_all, "forgetting": _forgetting,
+    "iou_from_confusion": _iou_from_confusion,
+    "poly_lr": _poly_lr,
+    "unbiased_ce": _unbiased_ce,
+    "unbiased_kd": _unbiased_kd,
+    "mib_init": _mib_init,
+    "herding": _herding,
+    "quota": _quota,
+    "bn_feature_loss": _bn_feature_loss,
+    "total_variation": _total_variation,
+    "max_norm": _max_norm,
+    "fuse_old": _fuse_old,
+    "old_new_all": _old_new_all,
+    "forgetting": _forgetting,
 }
 
 
@@ -239,6 +251,8 @@ def check(name: str, fn: Callable) -> None:
     try:
         EXERCISES[name](fn)
     except NotImplementedError as e:
-        raise ExerciseNotDone(f"exercise {name!r} is not done yet: write the body of {getattr(fn, '__name__', fn)} "
-                              f"in the cell above, then run this cell again ({e})") from None
+        raise ExerciseNotDone(
+            f"exercise {name!r} is not done yet: write the body of {getattr(fn, '__name__', fn)} "
+            f"in the cell above, then run this cell again ({e})"
+        ) from None
     print(f"{name}: correct")

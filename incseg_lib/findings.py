@@ -28,10 +28,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .tasks import one_class_steps
+from .env import provenance
+from .results import display_name, latest
+from .store import atomic_write_json
+from .tasks import get_task, one_class_steps
 
 REPRODUCED, NOT_REPRODUCED, NO_DATA, VARIES = "reproduced", "not reproduced", "no data", "varies"
 _OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
@@ -59,7 +62,6 @@ class Metric:
     exemplars: int | None = None
 
     def label(self) -> str:
-        from .results import display_name
 
         name = display_name(self.method)
         if self.exemplars is not None:
@@ -70,8 +72,6 @@ class Metric:
 
     def value(self, records: list[dict]) -> float | None:
         """The metric in % (2 decimals) from the newest matching full-image record, or None if there is none."""
-        from .results import latest
-        from .tasks import get_task
 
         key = self.part if self.part == "pixel_acc" or self.part.startswith("pseudo") else f"miou_{self.part}"
         best = None
@@ -135,7 +135,7 @@ class Finding:
         bound = self.factor * b
         return a - bound if self.op in (">", ">=") else bound - a
 
-    def check(self, records: list[dict], calibration: dict | None = None) -> "FindingResult":
+    def check(self, records: list[dict], calibration: dict | None = None) -> FindingResult:
         """Evaluate on ``records``; ``calibration`` is this finding's entry of a profile's calibration
         (``{"margin", "verdict", "gaps", ...}``, see :func:`calibrate`), or None."""
         a = self.left.value(records)
@@ -153,10 +153,15 @@ class Finding:
         holds = _OPS[self.op](a, bound) and gap >= margin
         scaled = f"{self.factor:g} x {b:.1f} = {bound:.1f}" if self.factor != 1 else f"{b:.1f}"
         rhs = scaled if isinstance(self.right, Metric) else f"{bound:.1f}"
-        detail = f"{self.left.label()} {a:.1f} {self.op} {rhs}" + (f" ({b_label})" if isinstance(self.right, Metric) else "")
+        detail = f"{self.left.label()} {a:.1f} {self.op} {rhs}" + (
+            f" ({b_label})" if isinstance(self.right, Metric) else ""
+        )
         detail += f"; gap {gap:+.1f}" + (f" (margin {margin:g})" if margin else "")
-        status = VARIES if (calibration or {}).get("verdict") == VARIES and self.margin is None else (
-            REPRODUCED if holds else NOT_REPRODUCED)
+        status = (
+            VARIES
+            if (calibration or {}).get("verdict") == VARIES and self.margin is None
+            else (REPRODUCED if holds else NOT_REPRODUCED)
+        )
         return FindingResult(status=status, left=a, right=b, detail=detail, gap=gap, **base)
 
 
@@ -196,8 +201,16 @@ class FindingResult:
         return f"gap {min(gaps):+.1f} to {max(gaps):+.1f} over {len(gaps)} runs (spread {cal.get('spread', 0):.1f})"
 
 
-def check(findings: list[Finding], records: list[dict], *, notebook: str = "", run_dir: str | Path | None = None,
-          profile: str = "", dataset: str = "", print_fn=print) -> list[FindingResult]:
+def check(
+    findings: list[Finding],
+    records: list[dict],
+    *,
+    notebook: str = "",
+    run_dir: str | Path | None = None,
+    profile: str = "",
+    dataset: str = "",
+    print_fn=print,
+) -> list[FindingResult]:
     """Evaluate ``findings`` on ``records``; print them, and save them to ``run_dir/findings/<notebook>.json``.
 
     Args:
@@ -219,16 +232,26 @@ def check(findings: list[Finding], records: list[dict], *, notebook: str = "", r
     if calibration is None and profile:
         print_fn(f"(no calibration for profile {profile} on {dataset}: the comparisons are checked without margins)")
     if run_dir is not None and notebook:
-        save(out, Path(run_dir) / "findings" / f"{notebook}.json",
-             meta={"profile": profile, "dataset": dataset,
-                   "calibration": (calibration or {}).get("source", "") if calibration else ""})
+        save(
+            out,
+            Path(run_dir) / "findings" / f"{notebook}.json",
+            meta={
+                "profile": profile,
+                "dataset": dataset,
+                "calibration": (calibration or {}).get("source", "") if calibration else "",
+            },
+        )
     return out
 
 
 def format_lines(results: list[FindingResult]) -> list[str]:
     """One line per finding: ``[reproduced] text (by at least m points) -- numbers``."""
-    mark = {REPRODUCED: "[reproduced]    ", NOT_REPRODUCED: "[NOT reproduced]", NO_DATA: "[no data]       ",
-            VARIES: "[varies]        "}
+    mark = {
+        REPRODUCED: "[reproduced]    ",
+        NOT_REPRODUCED: "[NOT reproduced]",
+        NO_DATA: "[no data]       ",
+        VARIES: "[varies]        ",
+    }
     out = []
     for r in results:
         line = f"{mark[r.status]} {r.claim} -- {r.detail}"
@@ -241,8 +264,6 @@ def format_lines(results: list[FindingResult]) -> list[str]:
 def save(results: list[FindingResult], path: Path, meta: dict | None = None) -> Path:
     """Write ``results`` as JSON atomically (a re-run notebook replaces its own findings file), with
     the process's :func:`~incseg_lib.env.provenance` and ``meta`` (profile, dataset, calibration)."""
-    from .env import provenance
-    from .store import atomic_write_json
 
     doc = {"provenance": provenance(), **(meta or {}), "findings": [asdict(r) for r in results]}
     return atomic_write_json(path, doc, what="the findings", indent=1)
@@ -275,14 +296,25 @@ def load(run_dir: str | Path) -> list[FindingResult]:
     return out
 
 
-def table(results: list[FindingResult]):
+def findings_table(results: list[FindingResult]):
     """A DataFrame for notebooks and the report: notebook, finding (with its margin), status, the
     numbers that decide it, and the range calibrated for it."""
     import pandas as pd
 
     cols = ["notebook", "finding", "status", "numbers", "calibrated"]
-    return pd.DataFrame([{"notebook": r.notebook, "finding": r.claim, "status": r.status, "numbers": r.detail,
-                          "calibrated": r.calibrated_range()} for r in results], columns=cols)
+    return pd.DataFrame(
+        [
+            {
+                "notebook": r.notebook,
+                "finding": r.claim,
+                "status": r.status,
+                "numbers": r.detail,
+                "calibrated": r.calibrated_range(),
+            }
+            for r in results
+        ],
+        columns=cols,
+    )
 
 
 # ---------------------------------------------------------------------- calibration
@@ -311,8 +343,9 @@ def load_calibration(profile: str, dataset: str) -> dict | None:
     except ValueError as e:
         import warnings
 
-        warnings.warn(f"calibration file {path} is unreadable ({e}); findings are checked without margins",
-                      stacklevel=2)
+        warnings.warn(
+            f"calibration file {path} is unreadable ({e}); findings are checked without margins", stacklevel=2
+        )
         return None
     if (doc.get("profile"), doc.get("dataset")) != (profile, dataset):
         return None  # $INCSEG_CALIBRATION names another profile's calibration
@@ -357,15 +390,34 @@ def calibrate(run_dirs: list[str | Path]) -> dict:
             for r in results:
                 if r.gap is None:
                     continue
-                entry = table_.setdefault(calibration_key(r.notebook, r.key or r.text),
-                                          {"notebook": r.notebook, "text": r.text, "gaps": [], "values": [], "runs": []})
+                entry = table_.setdefault(
+                    calibration_key(r.notebook, r.key or r.text),
+                    {"notebook": r.notebook, "text": r.text, "gaps": [], "values": [], "runs": []},
+                )
                 entry["gaps"].append(r.gap)
                 entry["values"].append([r.left, r.right])
                 entry["runs"].append(rd.name)
         prov = info.get("provenance", {})
-        runs.append({"run": rd.name, "seed": (suite.get("parameters") or {}).get("seed", 0),
-                     **{k: prov.get(k) for k in ("incseg", "commit", "dirty", "torch", "torchvision", "numpy",
-                                                 "python", "device", "threads")}})
+        runs.append(
+            {
+                "run": rd.name,
+                "seed": (suite.get("parameters") or {}).get("seed", 0),
+                **{
+                    k: prov.get(k)
+                    for k in (
+                        "incseg",
+                        "commit",
+                        "dirty",
+                        "torch",
+                        "torchvision",
+                        "numpy",
+                        "python",
+                        "device",
+                        "threads",
+                    )
+                },
+            }
+        )
     if not table_:
         raise ValueError(f"no findings with numbers in {[str(r) for r in run_dirs]}: run `incseg suite` first")
     if len(kinds) > 1:
@@ -385,8 +437,10 @@ def calibration_table(calibration: dict) -> str:
     for entry in calibration["findings"].values():
         gaps = dict(zip(entry["runs"], entry["gaps"]))
         cells = " | ".join(f"{gaps[r]:+.1f}" if r in gaps else "-" for r in runs)
-        lines.append(f"| {entry['notebook'][:2]} | {entry['text']} | {cells} | {entry['spread']:.1f} | "
-                     f"{entry['verdict']} | {entry['margin']:g} |")
+        lines.append(
+            f"| {entry['notebook'][:2]} | {entry['text']} | {cells} | {entry['spread']:.1f} | "
+            f"{entry['verdict']} | {entry['margin']:g} |"
+        )
     return "\n".join(lines)
 
 
@@ -402,26 +456,35 @@ def incremental_findings(plan: dict) -> list[Finding]:
     15-5s row has MiB at 13.5 new against FT's 1.8 (Cermelli et al., CVPR 2020, Table 1,
     overlapped), so no absolute bar is the paper's; FT keeps only the last step's class.
     """
-    from .results import display_name
 
     out = []
     for task in plan["tasks"]:
         relative = one_class_steps(task) and "ft" in plan["methods"]
         for setting in plan["settings"]:
-            m = lambda method, part="old": Metric(method, part, task, setting)  # noqa: E731
+            m = lambda method, part="old", task=task, setting=setting: Metric(method, part, task, setting)  # noqa: E731
             where = f"{task} {setting}"
-            learns = (Finding(f"{where}: MiB learns more of the new classes than FT (new)", m("mib", "new"), ">",
-                              m("ft", "new")) if relative else
-                      Finding(f"{where}: MiB learns the new classes (new mIoU >= 30)", m("mib", "new"), ">=", 30.0))
-            out += [Finding(f"{where}: FT forgets at least half of step 0's old-class mIoU", m("ft"), "<=", m("step0"), 0.5),
-                    Finding(f"{where}: MiB keeps at least 70% of step 0's old-class mIoU", m("mib"), ">=", m("step0"), 0.7),
-                    learns,
-                    Finding(f"{where}: Joint is above MiB (all)", m("joint", "all"), ">", m("mib", "all"))]
+            learns = (
+                Finding(
+                    f"{where}: MiB learns more of the new classes than FT (new)", m("mib", "new"), ">", m("ft", "new")
+                )
+                if relative
+                else Finding(f"{where}: MiB learns the new classes (new mIoU >= 30)", m("mib", "new"), ">=", 30.0)
+            )
+            out += [
+                Finding(
+                    f"{where}: FT forgets at least half of step 0's old-class mIoU", m("ft"), "<=", m("step0"), 0.5
+                ),
+                Finding(f"{where}: MiB keeps at least 70% of step 0's old-class mIoU", m("mib"), ">=", m("step0"), 0.7),
+                learns,
+                Finding(f"{where}: Joint is above MiB (all)", m("joint", "all"), ">", m("mib", "all")),
+            ]
             for method in ("lwf", "ilt"):
                 if method in plan["methods"]:
                     name = display_name(method)
-                    out += [Finding(f"{where}: {name} keeps more than FT", m(method), ">", m("ft")),
-                            Finding(f"{where}: {name} keeps less than MiB", m(method), "<", m("mib"))]
+                    out += [
+                        Finding(f"{where}: {name} keeps more than FT", m(method), ">", m("ft")),
+                        Finding(f"{where}: {name} keeps less than MiB", m(method), "<", m("mib")),
+                    ]
     return out
 
 
@@ -440,15 +503,33 @@ def replay_findings(plan: dict, mode: str = "per-class") -> list[Finding]:
         for setting in plan["settings"]:
             if "mib" not in plan["methods"]:
                 continue
-            smib = lambda k, part="old": Metric("smib", part, task, setting, exemplars=k)  # noqa: E731
-            out.append(Finding(f"{task} {setting}: SMiB ({size(small)}) keeps more old-class mIoU than MiB",
-                               smib(small), ">", Metric("mib", "old", task, setting)))
+            smib = lambda k, part="old", task=task, setting=setting: Metric("smib", part, task, setting, exemplars=k)  # noqa: E731
+            out.append(
+                Finding(
+                    f"{task} {setting}: SMiB ({size(small)}) keeps more old-class mIoU than MiB",
+                    smib(small),
+                    ">",
+                    Metric("mib", "old", task, setting),
+                )
+            )
             if one_class_steps(task):
-                out.append(Finding(f"{task} {setting}: SMiB ({size(small)}) keeps more of the steps' new classes "
-                                   "than MiB", smib(small, "new"), ">", Metric("mib", "new", task, setting)))
+                out.append(
+                    Finding(
+                        f"{task} {setting}: SMiB ({size(small)}) keeps more of the steps' new classes than MiB",
+                        smib(small, "new"),
+                        ">",
+                        Metric("mib", "new", task, setting),
+                    )
+                )
             if large > small and plan.get("size_effect", True):
-                out.append(Finding(f"{task} {setting}: more memory keeps more ({size(large)} vs {size(small)})",
-                                   smib(large), ">", smib(small)))
+                out.append(
+                    Finding(
+                        f"{task} {setting}: more memory keeps more ({size(large)} vs {size(small)})",
+                        smib(large),
+                        ">",
+                        smib(small),
+                    )
+                )
     return out
 
 
@@ -459,9 +540,14 @@ def inversion_findings(plan: dict) -> list[Finding]:
         for setting in plan["settings"]:
             for method, name in (("mib", "MiB"), ("ft", "FT")):
                 if method in plan["methods"]:
-                    out.append(Finding(f"{task} {setting}: {name}+DI keeps more old-class mIoU than {name}",
-                                       Metric(f"{method}+di", "old", task, setting), ">",
-                                       Metric(method, "old", task, setting)))
+                    out.append(
+                        Finding(
+                            f"{task} {setting}: {name}+DI keeps more old-class mIoU than {name}",
+                            Metric(f"{method}+di", "old", task, setting),
+                            ">",
+                            Metric(method, "old", task, setting),
+                        )
+                    )
     return out
 
 
@@ -472,12 +558,19 @@ def weak_findings(plan: dict) -> list[Finding]:
     out = []
     for task in plan["tasks"]:
         for setting in plan["settings"]:
-            m = lambda method, part="all": Metric(method, part, task, setting)  # noqa: E731
+            m = lambda method, part="all", task=task, setting=setting: Metric(method, part, task, setting)  # noqa: E731
             where = f"{task} {setting}"
             if "mib" in plan["methods"]:
-                out += [Finding(f"{where}: MiB-S's pseudo-labels find the new classes (IoU at least twice chance)",
-                                m("mib-s", "pseudo_new"), ">=", m("mib-s", "pseudo_chance_new"), 2.0),
-                        Finding(f"{where}: MiB-S is below MiB with masks (all)", m("mib-s"), "<", m("mib"))]
+                out += [
+                    Finding(
+                        f"{where}: MiB-S's pseudo-labels find the new classes (IoU at least twice chance)",
+                        m("mib-s", "pseudo_new"),
+                        ">=",
+                        m("mib-s", "pseudo_chance_new"),
+                        2.0,
+                    ),
+                    Finding(f"{where}: MiB-S is below MiB with masks (all)", m("mib-s"), "<", m("mib")),
+                ]
                 if "ft" in plan["methods"]:
                     out.append(Finding(f"{where}: MiB-S is above FT-S (all)", m("mib-s"), ">", m("ft-s")))
     return out

@@ -50,18 +50,21 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.common import (IGNORE_INDEX, DatasetInfo, SegmentationDataset, atomic_write_png, atomic_write_text,
-                          class_id_lut)
+from .config import INVERSION_PROFILES, profile_options
+from .data.common import IGNORE_INDEX, DatasetInfo, SegmentationDataset, class_id_lut
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize
+from .env import show_progress
+from .exemplars import annotated_lut
+from .store import atomic_write_png, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -135,18 +138,22 @@ class InversionConfig:
     seed: int = 0
 
     def __post_init__(self):
-        checks = [("images_per_class", self.images_per_class >= 1, "a positive number of images"),
-                  ("classes_per_image", self.classes_per_image >= 1, "at least 1"),
-                  ("batch_size", self.batch_size >= 2, "at least 2 (BN statistics are batch statistics)"),
-                  ("resolution", self.resolution >= 32, "at least 32 pixels (the model's stride is 32)"),
-                  ("iterations_low", self.iterations_low >= 0, ">= 0"),
-                  ("iterations_full", self.iterations_full >= 1, ">= 1"),
-                  ("lr", self.lr > 0, "> 0"), ("warmup", 0 <= self.warmup < 1, "in [0, 1)"),
-                  ("jitter", 0 <= self.jitter < 0.5, "a fraction of the side in [0, 0.5)"),
-                  ("lse_r", self.lse_r > 0, "> 0"), ("confidence", 0 <= self.confidence < 1, "in [0, 1)"),
-                  ("share", 0 < self.share < 1, "in (0, 1) (a fraction of each batch)"),
-                  ("multires", self.multires in ("upsample", "nvlabs"), "'upsample' or 'nvlabs'"),
-                  ("replay_labels", self.replay_labels in ("pseudo", "none"), "'pseudo' or 'none'")]
+        checks = [
+            ("images_per_class", self.images_per_class >= 1, "a positive number of images"),
+            ("classes_per_image", self.classes_per_image >= 1, "at least 1"),
+            ("batch_size", self.batch_size >= 2, "at least 2 (BN statistics are batch statistics)"),
+            ("resolution", self.resolution >= 32, "at least 32 pixels (the model's stride is 32)"),
+            ("iterations_low", self.iterations_low >= 0, ">= 0"),
+            ("iterations_full", self.iterations_full >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"),
+            ("warmup", 0 <= self.warmup < 1, "in [0, 1)"),
+            ("jitter", 0 <= self.jitter < 0.5, "a fraction of the side in [0, 0.5)"),
+            ("lse_r", self.lse_r > 0, "> 0"),
+            ("confidence", 0 <= self.confidence < 1, "in [0, 1)"),
+            ("share", 0 < self.share < 1, "in (0, 1) (a fraction of each batch)"),
+            ("multires", self.multires in ("upsample", "nvlabs"), "'upsample' or 'nvlabs'"),
+            ("replay_labels", self.replay_labels in ("pseudo", "none"), "'pseudo' or 'none'"),
+        ]
         for name, ok, what in checks:
             if not ok:
                 raise ValueError(f"InversionConfig.{name}={getattr(self, name)!r}; it must be {what}")
@@ -191,7 +198,7 @@ class BNStatistics:
         self.handles: list = []
         self.losses: list[torch.Tensor | None] = [None] * len(self.layers)
 
-    def __enter__(self) -> "BNStatistics":
+    def __enter__(self) -> BNStatistics:
         for k, layer in enumerate(self.layers):
             self.handles.append(layer.register_forward_hook(self._hook(k)))
         return self
@@ -212,8 +219,10 @@ class BNStatistics:
                 return
             mean = x.mean((0, 2, 3))
             var = x.transpose(0, 1).reshape(x.shape[1], -1).var(1, unbiased=False)
-            self.losses[k] = (torch.linalg.vector_norm(module.running_var - var)
-                              + torch.linalg.vector_norm(module.running_mean - mean))
+            self.losses[k] = torch.linalg.vector_norm(module.running_var - var) + torch.linalg.vector_norm(
+                module.running_mean - mean
+            )
+
         return hook
 
     def loss(self, first_multiplier: float = 10.0) -> torch.Tensor:
@@ -234,8 +243,12 @@ def image_priors(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Differences along x, y and both diagonals; ``TV_2`` = sum of the four differences' Frobenius
     norms, ``TV_1`` = sum of their mean absolute values. Both are 0 for a constant image.
     """
-    d = [x[:, :, :, :-1] - x[:, :, :, 1:], x[:, :, :-1, :] - x[:, :, 1:, :],
-         x[:, :, 1:, :-1] - x[:, :, :-1, 1:], x[:, :, :-1, :-1] - x[:, :, 1:, 1:]]
+    d = [
+        x[:, :, :, :-1] - x[:, :, :, 1:],
+        x[:, :, :-1, :] - x[:, :, 1:, :],
+        x[:, :, 1:, :-1] - x[:, :, :-1, 1:],
+        x[:, :, :-1, :-1] - x[:, :, 1:, 1:],
+    ]
     tv1 = sum(di.abs().mean() for di in d)
     tv2 = sum(torch.linalg.vector_norm(di) for di in d)
     return tv1, tv2
@@ -325,10 +338,18 @@ class SynthesisResult:
     seconds: float = 0.0
 
 
-def synthesize(model: nn.Module, targets: torch.Tensor, fg_outputs: list[int], config: InversionConfig, *,
-               student: nn.Module | None = None, generator: torch.Generator | None = None,
-               snapshot_at: tuple[int, ...] = (), device=None,
-               progress: Callable[[int], None] | None = None) -> SynthesisResult:
+def synthesize(
+    model: nn.Module,
+    targets: torch.Tensor,
+    fg_outputs: list[int],
+    config: InversionConfig,
+    *,
+    student: nn.Module | None = None,
+    generator: torch.Generator | None = None,
+    snapshot_at: tuple[int, ...] = (),
+    device=None,
+    progress: Callable[[int], None] | None = None,
+) -> SynthesisResult:
     """Optimise a batch of images from noise so that ``model`` sees ``targets`` in them.
 
     Args:
@@ -349,7 +370,9 @@ def synthesize(model: nn.Module, targets: torch.Tensor, fg_outputs: list[int], c
         ValueError: ``targets`` of the wrong shape, or ADI asked without a student.
     """
     if targets.ndim != 2 or targets.shape[1] != len(fg_outputs):
-        raise ValueError(f"targets must be (B, {len(fg_outputs)}) over the old foreground outputs, got {tuple(targets.shape)}")
+        raise ValueError(
+            f"targets must be (B, {len(fg_outputs)}) over the old foreground outputs, got {tuple(targets.shape)}"
+        )
     if config.adi > 0 and student is None:
         raise ValueError("InversionConfig.adi > 0 needs the current model: pass student=")
     device = torch.device(device or next(model.parameters()).device)
@@ -401,8 +424,13 @@ def synthesize(model: nn.Module, targets: torch.Tensor, fg_outputs: list[int], c
                     l_bn = bn.loss(config.first_bn_multiplier)
                     tv1, tv2 = image_priors(xin)
                     l_l2 = torch.linalg.vector_norm(xin.flatten(1), dim=1).mean()
-                    total = (config.main * l_cls + config.r_feature * l_bn + config.tv_l2 * tv2
-                             + config.tv_l1 * tv1 + config.l2 * l_l2)
+                    total = (
+                        config.main * l_cls
+                        + config.r_feature * l_bn
+                        + config.tv_l2 * tv2
+                        + config.tv_l1 * tv1
+                        + config.l2 * l_l2
+                    )
                     l_adi = torch.zeros((), device=device)
                     if config.adi > 0:
                         l_adi = competition(logits, student(xin)["out"])
@@ -416,11 +444,23 @@ def synthesize(model: nn.Module, targets: torch.Tensor, fg_outputs: list[int], c
                         x.data = torch.max(torch.min(x.data, high), low)
                     with torch.no_grad():
                         prob = (F.softmax(pooled.float(), 1) * targets).sum(1) / targets.sum(1)
-                    history.append({"iteration": it, "phase": phase, "total": value, "class": l_cls.item(),
-                                    "bn": l_bn.item(), "tv_l2": tv2.item(), "l2": l_l2.item(), "adi": l_adi.item(),
-                                    "target_prob": prob.mean().item()})
+                    history.append(
+                        {
+                            "iteration": it,
+                            "phase": phase,
+                            "total": value,
+                            "class": l_cls.item(),
+                            "bn": l_bn.item(),
+                            "tv_l2": tv2.item(),
+                            "l2": l_l2.item(),
+                            "adi": l_adi.item(),
+                            "target_prob": prob.mean().item(),
+                        }
+                    )
                     if it in snapshot_at:
-                        shot = x.detach() if x.shape[-1] == r else F.interpolate(x.detach(), size=(r, r), mode="nearest")
+                        shot = (
+                            x.detach() if x.shape[-1] == r else F.interpolate(x.detach(), size=(r, r), mode="nearest")
+                        )
                         snapshots[it] = denormalize(shot).cpu()
                     if progress is not None:
                         progress(1)
@@ -473,8 +513,11 @@ def image_targets(classes: list[int], config: InversionConfig) -> list[list[int]
     for c in classes:
         for _ in range(config.images_per_class):
             others = [o for o in classes if o != c]
-            extra = rng.choice(others, size=min(config.classes_per_image - 1, len(others)), replace=False).tolist() \
-                if config.classes_per_image > 1 and others else []
+            extra = (
+                rng.choice(others, size=min(config.classes_per_image - 1, len(others)), replace=False).tolist()
+                if config.classes_per_image > 1 and others
+                else []
+            )
             out.append([int(c)] + [int(e) for e in extra])
     return out
 
@@ -506,8 +549,10 @@ class SyntheticMemory:
             return {"key": self.key, "batches": [], "complete": False}
         manifest = json.loads(self.manifest_path.read_text())
         if manifest.get("key") != self.key:
-            raise FileExistsError(f"{self.manifest_path} belongs to another synthesis (its key differs); "
-                                  "move that folder away or delete it to synthesise again")
+            raise FileExistsError(
+                f"{self.manifest_path} belongs to another synthesis (its key differs); "
+                "move that folder away or delete it to synthesise again"
+            )
         return manifest
 
     @property
@@ -517,9 +562,19 @@ class SyntheticMemory:
     def _save(self) -> None:
         atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=1))
 
-    def build(self, model: nn.Module, class_ids: list[int], out_index: dict[int, int], class_order: list[int],
-              config: InversionConfig, *, student: nn.Module | None = None, device=None,
-              progress: bool = True, print_fn: Callable = print) -> "SyntheticMemory":
+    def build(
+        self,
+        model: nn.Module,
+        class_ids: list[int],
+        out_index: dict[int, int],
+        class_order: list[int],
+        config: InversionConfig,
+        *,
+        student: nn.Module | None = None,
+        device=None,
+        progress: bool = True,
+        print_fn: Callable = print,
+    ) -> SyntheticMemory:
         """Synthesise every image not made yet (batch by batch) and write it.
 
         Args:
@@ -533,12 +588,10 @@ class SyntheticMemory:
         """
         from tqdm.auto import tqdm
 
-        from .config import show_progress
-
         targets = image_targets(class_ids, config)
         fg_ids = list(class_ids)
         fg_outputs = [out_index[c] for c in fg_ids]
-        batches = [targets[i:i + config.batch_size] for i in range(0, len(targets), config.batch_size)]
+        batches = [targets[i : i + config.batch_size] for i in range(0, len(targets), config.batch_size)]
         done = {b["index"] for b in self.manifest["batches"]}
         todo = [k for k in range(len(batches)) if k not in done]
         per_batch = config.iterations_low + config.iterations_full
@@ -549,8 +602,7 @@ class SyntheticMemory:
             print_fn(f"  synthesis resumed: {len(done)} of {len(batches)} batches already made")
         to_class_id = torch.full((256,), IGNORE_INDEX, dtype=torch.uint8)  # output index -> class id
         to_class_id[: len(class_order)] = torch.as_tensor(class_order, dtype=torch.uint8)
-        bar = tqdm(total=len(todo) * per_batch, desc="DeepInversion", unit="it",
-                   disable=not show_progress(progress))
+        bar = tqdm(total=len(todo) * per_batch, desc="DeepInversion", unit="it", disable=not show_progress(progress))
         try:
             for k in todo:
                 batch = batches[k]
@@ -560,8 +612,17 @@ class SyntheticMemory:
                         t[row, fg_ids.index(c)] = 1
                 g = torch.Generator().manual_seed(config.seed * 100_003 + k)
                 shots = snapshot_iterations(config) if k == 0 else ()
-                res = synthesize(model, t, fg_outputs, config, student=student, generator=g, device=device,
-                                 snapshot_at=shots, progress=bar.update)
+                res = synthesize(
+                    model,
+                    t,
+                    fg_outputs,
+                    config,
+                    student=student,
+                    generator=g,
+                    device=device,
+                    snapshot_at=shots,
+                    progress=bar.update,
+                )
                 if res.snapshots:  # the first batch at several iterations: how an image emerges
                     from torchvision.utils import make_grid
 
@@ -583,18 +644,28 @@ class SyntheticMemory:
                     atomic_write_png(self.folder / "masks" / f"{name}.png", ids[row].numpy())
                     names.append(name)
                 hist = res.history
-                self.manifest["batches"].append({
-                    "index": k, "names": names, "targets": batch, "seconds": round(res.seconds, 3),
-                    "final": hist[-1] if hist else {},
-                    "curve": [h for h in hist if h["iteration"] % max(1, per_batch // 50) == 0 or h is hist[-1]]})
+                self.manifest["batches"].append(
+                    {
+                        "index": k,
+                        "names": names,
+                        "targets": batch,
+                        "seconds": round(res.seconds, 3),
+                        "final": hist[-1] if hist else {},
+                        "curve": [h for h in hist if h["iteration"] % max(1, per_batch // 50) == 0 or h is hist[-1]],
+                    }
+                )
                 self.manifest["batches"].sort(key=lambda b: b["index"])
                 self._save()
         finally:
             bar.close()
         secs = sum(b["seconds"] for b in self.manifest["batches"])
         n = self.manifest["num_images"]
-        self.manifest.update(complete=True, seconds=round(secs, 2), seconds_per_image=round(secs / max(n, 1), 3),
-                             image_iterations_per_second=round(n * per_batch / max(secs, 1e-9), 2))
+        self.manifest.update(
+            complete=True,
+            seconds=round(secs, 2),
+            seconds_per_image=round(secs / max(n, 1), 3),
+            image_iterations_per_second=round(n * per_batch / max(secs, 1e-9), 2),
+        )
         self._save()
         return self
 
@@ -615,12 +686,17 @@ class SyntheticMemory:
         names = self.names
         if not names:
             raise ValueError(f"the synthetic memory in {self.folder} is empty; build it first")
-        return SegmentationDataset(info, [f"synthetic-{n}" for n in names],
-                                   [self.folder / "images" / f"{n}.png" for n in names],
-                                   [self.folder / "masks" / f"{n}.png" for n in names], class_id_lut(info))
+        return SegmentationDataset(
+            info,
+            [f"synthetic-{n}" for n in names],
+            [self.folder / "images" / f"{n}.png" for n in names],
+            [self.folder / "masks" / f"{n}.png" for n in names],
+            class_id_lut(info),
+        )
 
-    def dataset(self, split, info: DatasetInfo, transforms: Callable | None = None,
-                labels: str = "pseudo") -> SegmentationDataset:
+    def dataset(
+        self, split, info: DatasetInfo, transforms: Callable | None = None, labels: str = "pseudo"
+    ) -> SegmentationDataset:
         """The memory labelled for training at ``split.step``, like an exemplar memory.
 
         Pseudo-labels keep the old classes they name; their background carries the
@@ -628,7 +704,6 @@ class SyntheticMemory:
         (:func:`~incseg_lib.losses.known_background`), so MiB's unbiased cross-entropy merges it
         only with the classes learned since. ``labels="none"``: every pixel 255 (distillation only).
         """
-        from .exemplars import annotated_lut
 
         old = split.old_classes
         if labels not in ("pseudo", "none"):
@@ -645,30 +720,18 @@ class SyntheticMemory:
     def summary(self) -> dict:
         """Images, bytes, synthesis seconds, seconds per image and image-iterations per second."""
         m = self.manifest
-        return {"images": len(self), "bytes": self.size_bytes(), "seconds": m.get("seconds"),
-                "seconds_per_image": m.get("seconds_per_image"),
-                "image_iterations_per_second": m.get("image_iterations_per_second"),
-                "folder": str(self.folder)}
+        return {
+            "images": len(self),
+            "bytes": self.size_bytes(),
+            "seconds": m.get("seconds"),
+            "seconds_per_image": m.get("seconds_per_image"),
+            "image_iterations_per_second": m.get("image_iterations_per_second"),
+            "folder": str(self.folder),
+        }
 
     def loss_curves(self) -> list[dict]:
         """Every stored loss-curve point of every batch, with its ``batch`` index (for plots)."""
         return [{**h, "batch": b["index"]} for b in self.manifest["batches"] for h in b["curve"]]
-
-
-# ---------------------------------------------------------------------- profile sizes
-#: Synthesis sized per profile (README, "DeepInversion": how each was derived). smoke: every code
-#: path in seconds; demo: about a minute on 2 CPU cores, one image per class so that notebook 04's
-#: SMiB reuses notebook 03's one-exemplar run; cpu: the VOC subset's 15-5 memory (30 images at
-#: 160 px) within 15 minutes on 2 CPU cores; colab: VOC 15-5 (240 images at 256 px) within 30
-#: minutes on a T4 at 5% of its float16 peak (FLOPs from benchmarks/inversion_throughput.py);
-#: paper: NVlabs' own schedule (2000 + 1000 iterations at 224 px).
-PROFILE_SETTINGS: dict[str, dict] = {
-    "smoke": dict(images_per_class=1, batch_size=4, resolution=48, iterations_low=2, iterations_full=2),
-    "demo": dict(images_per_class=1, batch_size=10, resolution=64, iterations_low=60, iterations_full=30),
-    "cpu": dict(images_per_class=2, batch_size=10, resolution=160, iterations_low=200, iterations_full=100),
-    "colab": dict(images_per_class=16, batch_size=48, resolution=256, iterations_low=1000, iterations_full=500),
-    "paper": dict(images_per_class=32, batch_size=64, resolution=224, iterations_low=2000, iterations_full=1000),
-}
 
 
 def inversion_config(profile: str, **overrides) -> InversionConfig:
@@ -677,6 +740,4 @@ def inversion_config(profile: str, **overrides) -> InversionConfig:
     Raises:
         ValueError: unknown profile or option, or an invalid value (names it).
     """
-    from .config import profile_options
-
-    return profile_options(InversionConfig, PROFILE_SETTINGS, profile, overrides, "DeepInversion")
+    return profile_options(InversionConfig, INVERSION_PROFILES, profile, overrides, "DeepInversion")

@@ -15,7 +15,13 @@ records, and evaluation is split across ranks (:func:`~incseg_lib.engine.evaluat
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
+
+from .config import RunConfig
+from .env import notebook_run_dir
+from .experiment import train_step
+from .tasks import IncrementalSplit
 
 
 def init_distributed() -> tuple[int, int, str]:
@@ -34,8 +40,10 @@ def init_distributed() -> tuple[int, int, str]:
     cuda = torch.cuda.is_available()
     if cuda:
         if local >= torch.cuda.device_count():
-            raise RuntimeError(f"process {local} of {world} has no GPU: {torch.cuda.device_count()} visible; "
-                               "run as many processes per node as GPUs (--nproc_per_node)")
+            raise RuntimeError(
+                f"process {local} of {world} has no GPU: {torch.cuda.device_count()} visible; "
+                "run as many processes per node as GPUs (--nproc_per_node)"
+            )
         torch.cuda.set_device(local)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
@@ -62,9 +70,17 @@ def writable_folder(path, option: str):
     return folder
 
 
-def run_steps(profile: str, *, task: str, setting: str, method: str, step: int | None = None,
-              options: dict[str, Any] | None = None, notebook: str = "incseg-step",
-              print_fn: Callable = print) -> list[dict]:
+def run_steps(
+    profile: str,
+    *,
+    task: str,
+    setting: str,
+    method: str,
+    step: int | None = None,
+    options: dict[str, Any] | None = None,
+    notebook: str = "incseg-step",
+    print_fn: Callable = print,
+) -> list[dict]:
     """Train ``method``'s steps of ``task`` (all, or only ``step`` and what it needs) and record them.
 
     Args:
@@ -78,13 +94,15 @@ def run_steps(profile: str, *, task: str, setting: str, method: str, step: int |
     Raises:
         ValueError: unknown profile, option, task, setting, method or step.
     """
-    from .config import RunConfig, notebook_run_dir
-    from .experiment import train_step
-    from .tasks import IncrementalSplit
 
     opts = dict(options or {})
-    for name, flag in (("profile", "--profile"), ("task", "--task"), ("setting", "--setting"),
-                       ("method", "--method"), ("step", "--step")):
+    for name, flag in (
+        ("profile", "--profile"),
+        ("task", "--task"),
+        ("setting", "--setting"),
+        ("method", "--method"),
+        ("step", "--step"),
+    ):
         if name in opts:
             raise ValueError(f"-p {name} would conflict with the command's {flag}; use {flag} instead")
     if opts.get("run_dir"):
@@ -99,14 +117,18 @@ def run_steps(profile: str, *, task: str, setting: str, method: str, step: int |
         raise ValueError(f"--step {step}: task {task} has steps 0..{n - 1}")
     out = print_fn if rank == 0 else (lambda *a, **k: None)
     if world > 1:
-        out(f"{world} processes ({'NCCL, one GPU each' if device.startswith('cuda') else 'gloo on CPU'}), "
-            f"global batch {cfg.batch_size} ({cfg.batch_size // world} per process)")
+        out(
+            f"{world} processes ({'NCCL, one GPU each' if device.startswith('cuda') else 'gloo on CPU'}), "
+            f"global batch {cfg.batch_size} ({cfg.batch_size // world} per process)"
+        )
     if cfg.task != "offline":
         from .experiment import check_steps
 
         check_steps(cfg, [cfg.task], [cfg.setting])  # an empty later step is named before step 0 trains
     steps = [step] if step is not None else list(range(n))
     run_method = "offline" if cfg.task == "offline" else method
-    records = [train_step(cfg, step=s, method=run_method, notebook=notebook, progress=rank == 0,
-                          print_fn=out).record for s in steps]
+    records = [
+        train_step(cfg, step=s, method=run_method, notebook=notebook, progress=rank == 0, print_fn=out).record
+        for s in steps
+    ]
     return records

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from .data.common import IGNORE_INDEX
 
-
 # ---------------------------------------------------------------------- annotated background
 KNOWN_BG_BASE = 200  # label codes 200..254: background in an image annotated for outputs 0..n-1
 
@@ -85,8 +84,9 @@ def _labelled(target: torch.Tensor, ignore_index: int) -> torch.Tensor:
     return (target != ignore_index).float()
 
 
-def unbiased_cross_entropy(logits: torch.Tensor, target: torch.Tensor, num_old: int,
-                           ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def unbiased_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, num_old: int, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
     """MiB's unbiased cross-entropy (Cermelli et al., CVPR 2020, Sec. 3.2, Eq. 4-5).
 
     At step t the background label also covers every old class, so the probability of
@@ -134,8 +134,9 @@ def unbiased_cross_entropy(logits: torch.Tensor, target: torch.Tensor, num_old: 
     return (nll * mask).sum() / mask.sum().clamp(min=1)
 
 
-def knowledge_distillation(logits: torch.Tensor, old_logits: torch.Tensor, temperature: float = 1.0,
-                           mask: torch.Tensor | None = None) -> torch.Tensor:
+def knowledge_distillation(
+    logits: torch.Tensor, old_logits: torch.Tensor, temperature: float = 1.0, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """LwF's distillation (Li & Hoiem, TPAMI 2017, Eq. 2) on segmentation outputs, as in MiB's code.
 
     ``-1/|P| sum_i 1/|Y^{t-1}| sum_{c in Y^{t-1}} softmax(old/T)_c log softmax(new_old/T)_c`` where
@@ -153,8 +154,9 @@ def knowledge_distillation(logits: torch.Tensor, old_logits: torch.Tensor, tempe
     return _masked_mean(per_pixel, mask)
 
 
-def unbiased_distillation(logits: torch.Tensor, old_logits: torch.Tensor, mask: torch.Tensor | None = None
-                          ) -> torch.Tensor:
+def unbiased_distillation(
+    logits: torch.Tensor, old_logits: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """MiB's unbiased knowledge distillation (Cermelli et al., CVPR 2020, Sec. 3.3, Eq. 6-7).
 
     The old model's background may hide the new classes, so the new model's background
@@ -201,8 +203,9 @@ def bce_one_hot(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 
     return _masked_mean(bce, labelled)
 
 
-def lwf_mc_distillation(logits: torch.Tensor, old_logits: torch.Tensor, mask: torch.Tensor | None = None
-                        ) -> torch.Tensor:
+def lwf_mc_distillation(
+    logits: torch.Tensor, old_logits: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """LwF-MC's distillation: BCE of the old outputs against the old model's sigmoids, summed over classes.
 
     ``1/|P| sum_i sum_{c in Y^{t-1}} BCE(sigmoid(logits_ic), sigmoid(old_ic))`` (iCaRL's distillation,
@@ -215,13 +218,20 @@ def lwf_mc_distillation(logits: torch.Tensor, old_logits: torch.Tensor, mask: to
         mask: optional ``(B, H, W)`` pixels to distil (default every pixel, as MiB's code).
     """
     n_old = old_logits.shape[1]
-    bce = F.binary_cross_entropy_with_logits(logits[:, :n_old].float(), torch.sigmoid(old_logits.float()),
-                                             reduction="none").sum(1)
+    bce = F.binary_cross_entropy_with_logits(
+        logits[:, :n_old].float(), torch.sigmoid(old_logits.float()), reduction="none"
+    ).sum(1)
     return _masked_mean(bce, mask)
 
 
-def lwf_mc_loss(logits: torch.Tensor, target: torch.Tensor, old_logits: torch.Tensor, weight: float = 10.0,
-                mask: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def lwf_mc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    old_logits: torch.Tensor,
+    weight: float = 10.0,
+    mask: torch.Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
     """MiB's LwF-MC objective at steps >= 1: ``bce_one_hot + weight * lwf_mc_distillation``.
 
     The one-hot BCE covers every output (old classes have target 0 on the step's labels, where
@@ -235,8 +245,9 @@ def lwf_mc_loss(logits: torch.Tensor, target: torch.Tensor, old_logits: torch.Te
     return bce_one_hot(logits, target, ignore_index) + weight * lwf_mc_distillation(logits, old_logits, mask)
 
 
-def feature_distillation(features: torch.Tensor, old_features: torch.Tensor, mask: torch.Tensor | None = None
-                         ) -> torch.Tensor:
+def feature_distillation(
+    features: torch.Tensor, old_features: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """ILT's feature-space distillation (Michieli & Zanuttigh, ICCVW 2019, Eq. 3): mean squared
     error between the new and the frozen old encoder outputs, ``(B, C, h, w)`` each.
 

@@ -20,15 +20,14 @@ MiB's official code). Joint, the offline upper bound, is not a step method: see
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
 
 from . import losses
 from .models.classifier import IncrementalClassifier
-
 
 AUX_MODES = ("ce", "off", "distill")
 DISTILL_PIXELS = ("labelled", "all")
@@ -73,8 +72,16 @@ class Method:
         """The step-0 run this method starts from: ``step0`` (softmax CE) or ``step0-bce``."""
         return "step0-bce" if self.bce else "step0"
 
-    def loss_fn(self, old_model: nn.Module | None, num_old: int, aux_weight: float = 1.0,
-                penalty: Callable | None = None, *, aux: str = "ce", distill_pixels: str = "labelled") -> Callable:
+    def loss_fn(
+        self,
+        old_model: nn.Module | None,
+        num_old: int,
+        aux_weight: float = 1.0,
+        penalty: Callable | None = None,
+        *,
+        aux: str = "ce",
+        distill_pixels: str = "labelled",
+    ) -> Callable:
         """The ``loss_fn(model, images, target, outputs)`` that :func:`engine.fit` calls at step t >= 1.
 
         The returned dict holds ``loss`` (the total), ``principal``, ``aux`` and each distillation
@@ -161,8 +168,11 @@ def mib_init(model: nn.Module, num_new: int) -> None:
     become ``b_bg - log(N + 1)`` with N = ``num_new``. The old classes' probabilities are then
     unchanged and background + new classes together keep the old background probability.
     """
-    classifiers = model.classifiers() if hasattr(model, "classifiers") else \
-        [m for m in model.modules() if isinstance(m, IncrementalClassifier)]
+    classifiers = (
+        model.classifiers()
+        if hasattr(model, "classifiers")
+        else [m for m in model.modules() if isinstance(m, IncrementalClassifier)]
+    )
     with torch.no_grad():
         for clf in classifiers:
             bg, new = clf.heads[0], clf.heads[-1]

@@ -9,7 +9,7 @@ after step 0, "all" = every class seen.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -48,15 +48,17 @@ class ConfusionMatrix:
         keep = t != self.ignore_index
         t, p = t[keep], p[keep]
         if t.numel() and (t.min() < 0 or t.max() >= C):
-            raise ValueError(f"target holds values outside 0..{C - 1} and {self.ignore_index}: "
-                             f"{sorted(set(t[(t < 0) | (t >= C)].unique().tolist()))}")
+            raise ValueError(
+                f"target holds values outside 0..{C - 1} and {self.ignore_index}: "
+                f"{sorted(set(t[(t < 0) | (t >= C)].unique().tolist()))}"
+            )
         counts = torch.bincount(t * C + p, minlength=C * C)
         self.mat += counts.reshape(C, C).cpu()
 
     def reset(self) -> None:
         self.mat.zero_()
 
-    def merge(self, other: "ConfusionMatrix") -> None:
+    def merge(self, other: ConfusionMatrix) -> None:
         self.mat += other.mat
 
     # ------------------------------------------------------------------ reductions
@@ -88,8 +90,12 @@ class ConfusionMatrix:
         gt = m.sum(1)
         return torch.where(gt > 0, m.diag() / gt.clamp(min=1), torch.full_like(gt, float("nan"))).numpy()
 
-    def summary(self, class_names: Sequence[str], old_classes: Sequence[int] | None = None,
-                new_classes: Sequence[int] | None = None) -> dict:
+    def summary(
+        self,
+        class_names: Sequence[str],
+        old_classes: Sequence[int] | None = None,
+        new_classes: Sequence[int] | None = None,
+    ) -> dict:
         """A JSON-able dict: ``iou`` by class name, ``miou_all``, ``miou_old``, ``miou_new``, ``pixel_acc``.
 
         ``old_classes``/``new_classes`` are indices into the matrix; ``miou_new`` is NaN (stored as

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 
+from .store import atomic_write_text
 from .suite import notebooks_dir
 
 SYNC_STATE = ".sync-state.json"  # in notebooks/, git-ignored: the hashes of each pair at the last sync
@@ -37,8 +37,10 @@ def to_notebook(source: Path | str, text: str | None = None):
     import jupytext
 
     nb = jupytext.reads(text, fmt="py:percent") if text is not None else jupytext.read(source)
-    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                   "language_info": {"name": "python"}}
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         cell.metadata = {"tags": tags} if tags else {}
@@ -65,8 +67,10 @@ def to_source(ipynb_text: str) -> str:
     import jupytext
 
     nb = jupytext.reads(ipynb_text, fmt="ipynb")
-    nb.metadata = {"jupytext": {"text_representation": {"extension": ".py", "format_name": "percent"}},
-                   "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
+    nb.metadata = {
+        "jupytext": {"text_representation": {"extension": ".py", "format_name": "percent"}},
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    }
     text = jupytext.writes(nb, fmt="py:percent")
     # jupytext adds its version to the header; the sources keep the header stable across versions
     return re.sub(r"^#\s+(format_version|jupytext_version): .*\n", "", text, flags=re.M)
@@ -89,8 +93,10 @@ def _pyproject(root: Path) -> tuple[str, str]:
         m = re.search(r'^\s*Repository\s*=\s*"([^"]+)"', text, re.M)
         url = m.group(1) if m else ""
     if not url:
-        raise ValueError(f"{root / 'pyproject.toml'} declares no [project.urls] Repository: add the repository "
-                         "the notebooks install from on Colab")
+        raise ValueError(
+            f"{root / 'pyproject.toml'} declares no [project.urls] Repository: add the repository "
+            "the notebooks install from on Colab"
+        )
     m = re.search(r'^__version__\s*=\s*"([^"]+)"', (root / "incseg_lib" / "__init__.py").read_text(), re.M)
     return url.rstrip("/"), m.group(1)
 
@@ -115,8 +121,10 @@ except ImportError:
 else:
     SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
     if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
-        raise RuntimeError(f"could not install incseg from {{SOURCE!r}}: set INCSEG_SOURCE to a reachable git "
-                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+        raise RuntimeError(
+            f"could not install incseg from {{SOURCE!r}}: set INCSEG_SOURCE to a reachable git "
+            "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)"
+        )
     from incseg_lib.colab import setup
 
     setup(SOURCE, drive=USE_DRIVE)
@@ -146,8 +154,14 @@ def _cells_digest(ipynb_text: str) -> str:
     """Hash of an ``.ipynb``'s cells (type, tags, source): outputs and execution counts do not count
     as a change, so running a notebook in Jupyter and saving it is not an edit."""
     nb = json.loads(ipynb_text)
-    cells = [(c["cell_type"], c.get("metadata", {}).get("tags", []),
-              "".join(c["source"]) if isinstance(c["source"], list) else c["source"]) for c in nb["cells"]]
+    cells = [
+        (
+            c["cell_type"],
+            c.get("metadata", {}).get("tags", []),
+            "".join(c["source"]) if isinstance(c["source"], list) else c["source"],
+        )
+        for c in nb["cells"]
+    ]
     return _digest(json.dumps(cells))
 
 
@@ -174,7 +188,9 @@ def sync_all(folder: Path | None = None, prefer: str = "") -> list[Path]:
         state = {}
     written: list[Path] = []
     conflicts: list[str] = []
-    stems = sorted({p.stem for p in folder.glob("[0-9][0-9]_*.py")} | {p.stem for p in folder.glob("[0-9][0-9]_*.ipynb")})
+    stems = sorted(
+        {p.stem for p in folder.glob("[0-9][0-9]_*.py")} | {p.stem for p in folder.glob("[0-9][0-9]_*.ipynb")}
+    )
     for stem in stems:
         py, nb = folder / f"{stem}.py", folder / f"{stem}.ipynb"
         if py.is_file():
@@ -222,14 +238,15 @@ def sync_all(folder: Path | None = None, prefer: str = "") -> list[Path]:
     _atomic_write(state_file, json.dumps(state, indent=1, sort_keys=True) + "\n")
     if conflicts:
         names = ", ".join(f"{s}.py / {s}.ipynb" for s in conflicts)
-        raise SyncConflict(f"both files changed since the last sync: {names}; keep one side with "
-                           "`incseg sync-notebooks --prefer py` or `--prefer ipynb` (the other is overwritten), "
-                           "or merge the edits by hand first")
+        raise SyncConflict(
+            f"both files changed since the last sync: {names}; keep one side with "
+            "`incseg sync-notebooks --prefer py` or `--prefer ipynb` (the other is overwritten), "
+            "or merge the edits by hand first"
+        )
     return written
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    from .store import atomic_write_text
 
     atomic_write_text(path, text)
 
@@ -300,8 +317,10 @@ def write_student_copies(out: Path, folder: Path | None = None, force: bool = Fa
     targets = [out / f"{src.stem}.ipynb" for src in sources]
     existing = [t for t in targets if t.exists()]
     if existing and not force:  # all or nothing: never half a set of copies beside older ones
-        raise FileExistsError(f"{len(existing)} student copies exist already in {out} ({', '.join(t.name for t in existing)}); "
-                              "choose a new --out folder or pass --force to overwrite them")
+        raise FileExistsError(
+            f"{len(existing)} student copies exist already in {out} ({', '.join(t.name for t in existing)}); "
+            "choose a new --out folder or pass --force to overwrite them"
+        )
     copies = [student_copy(src) for src in sources]  # every copy made before the first is written
     for target, text in zip(targets, copies):
         _atomic_write(target, text)

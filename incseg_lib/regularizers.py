@@ -39,6 +39,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .store import CorruptCheckpoint, load_torch, quarantine, save_torch
+
 EPS = 1e-8
 PI_DAMPING = 1e-3  # xi of Zenke et al. 2017
 PI_DAMPING_MIB = 1e-20  # fcdl94/MiB utils/regularizer.py, PI.get
@@ -89,8 +91,14 @@ class ImportanceTracker:
     the last two iterations, the RW window's start), plus a gradient copy at steps with a penalty.
     """
 
-    def __init__(self, model: nn.Module, path: Path | None = None, previous: dict | None = None,
-                 alpha: float = 0.9, rw_every: int = 10):
+    def __init__(
+        self,
+        model: nn.Module,
+        path: Path | None = None,
+        previous: dict | None = None,
+        alpha: float = 0.9,
+        rw_every: int = 10,
+    ):
         self.model, self.path, self.alpha, self.rw_every = model, path, alpha, rw_every
         self.previous = previous or {}
         self.fisher: dict[str, torch.Tensor] = {}
@@ -108,9 +116,14 @@ class ImportanceTracker:
         """Zero scores and the starting weights, on the parameters' device (first epoch only)."""
         params = _params(self.model)
         prev_fisher = self.previous.get("fisher", {})
-        self.fisher = {n: (prev_fisher[n].detach().clone().to(p.device) if n in prev_fisher
-                           and prev_fisher[n].shape == p.shape else torch.ones_like(p.detach()))
-                       for n, p in params.items()}
+        self.fisher = {
+            n: (
+                prev_fisher[n].detach().clone().to(p.device)
+                if n in prev_fisher and prev_fisher[n].shape == p.shape
+                else torch.ones_like(p.detach())
+            )
+            for n, p in params.items()
+        }
         self.omega = {n: torch.zeros_like(p.detach()) for n, p in params.items()}
         self.omega_mib = {n: torch.zeros_like(p.detach()) for n, p in params.items()}
         self.rw_score = {n: torch.zeros_like(p.detach()) for n, p in params.items()}
@@ -133,8 +146,7 @@ class ImportanceTracker:
     def capture_gradients(self) -> None:
         """Keep the current gradients (the task loss's, before a penalty's backward adds to them)
         for the next :meth:`after_step`."""
-        self._grads = {n: p.grad.detach().float().clone() for n, p in _params(self.model).items()
-                       if p.grad is not None}
+        self._grads = {n: p.grad.detach().float().clone() for n, p in _params(self.model).items() if p.grad is not None}
 
     @torch.no_grad()
     def after_step(self, skipped: bool = False) -> None:
@@ -148,8 +160,11 @@ class ImportanceTracker:
         captured, self._grads = self._grads, None
         if skipped:
             return
-        params = [(n, p) for n, p in _params(self.model).items()
-                  if (captured is not None and n in captured) or (captured is None and p.grad is not None)]
+        params = [
+            (n, p)
+            for n, p in _params(self.model).items()
+            if (captured is not None and n in captured) or (captured is None and p.grad is not None)
+        ]
         if not params:
             return
         names = [n for n, _ in params]
@@ -210,9 +225,19 @@ class ImportanceTracker:
         return {"fisher": {n: f.clone() for n, f in self.fisher.items()}, "pi": pi, "pi_zenke": pi_z, "rw": rw}
 
     def state_dict(self) -> dict:
-        return {"fisher": self.fisher, "omega": self.omega, "omega_mib": self.omega_mib, "rw_score": self.rw_score,
-                "start": self.start, "prev2": self._prev2, "snap": self._snap, "count": self._count,
-                "previous": self.previous, "alpha": self.alpha, "rw_every": self.rw_every}
+        return {
+            "fisher": self.fisher,
+            "omega": self.omega,
+            "omega_mib": self.omega_mib,
+            "rw_score": self.rw_score,
+            "start": self.start,
+            "prev2": self._prev2,
+            "snap": self._snap,
+            "count": self._count,
+            "previous": self.previous,
+            "alpha": self.alpha,
+            "rw_every": self.rw_every,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         dev = next(self.model.parameters()).device
@@ -226,19 +251,17 @@ class ImportanceTracker:
 
     def save(self, epoch: int, final: bool) -> None:
         """Write the tracker state (``final``: only the finished importance) atomically to ``path``."""
-        from .engine import save_checkpoint
 
         if self.path is None:
             return
         state = {"epoch": epoch, "final": final}
         state.update({"importance": _to_cpu(self.importance())} if final else {"tracker": _to_cpu(self.state_dict())})
-        save_checkpoint(self.path, state)
+        save_torch(self.path, state, what=f"EWC/PI/RW importance {Path(self.path).name}")
 
     def resume(self, epoch: int) -> bool:
         """Load the state saved after ``epoch``; False (and a fresh start) if there is none."""
         if self.path is None or not Path(self.path).is_file():
             return False
-        from .store import CorruptCheckpoint, load_torch
 
         try:
             state = load_torch(self.path)
@@ -268,24 +291,24 @@ def load_importance(checkpoint: Path) -> dict:
         CorruptCheckpoint: the file is unreadable or not an importance file (names it; the caller
             moves it aside and retrains the step that makes it).
     """
-    from .store import CorruptCheckpoint, load_torch
 
     path = importance_file(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} does not exist: {Path(checkpoint).name} was trained without importance tracking "
-            "(EWC/PI/RW need it); delete the checkpoint folder to retrain that step with tracking")
+            "(EWC/PI/RW need it); delete the checkpoint folder to retrain that step with tracking"
+        )
     state = load_torch(path)
     if not isinstance(state, dict) or ("importance" not in state and "tracker" not in state):
         raise CorruptCheckpoint(f"importance file {path} holds no EWC/PI/RW importance", path)
     if not state.get("final"):
-        raise FileNotFoundError(f"{path} belongs to an unfinished step (epoch {state.get('epoch')}); "
-                                "finish training that step first")
+        raise FileNotFoundError(
+            f"{path} belongs to an unfinished step (epoch {state.get('epoch')}); finish training that step first"
+        )
     return state["importance"]
 
 
 def _quarantine(path: Path) -> Path:
-    from .store import quarantine
 
     return quarantine(path)
 
@@ -307,8 +330,15 @@ class ParameterPenalty:
         ValueError: unknown ``kind``.
     """
 
-    def __init__(self, kind: str, old_model: nn.Module, importance: dict, weight: float, normalize: bool = True,
-                 pi_estimator: str = "mib"):
+    def __init__(
+        self,
+        kind: str,
+        old_model: nn.Module,
+        importance: dict,
+        weight: float,
+        normalize: bool = True,
+        pi_estimator: str = "mib",
+    ):
         if kind not in REGULARIZERS:
             raise ValueError(f"unknown regularizer {kind!r}; choose one of {REGULARIZERS}")
         if pi_estimator not in ("mib", "zenke"):

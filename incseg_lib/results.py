@@ -11,11 +11,30 @@ import os
 import platform
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-REQUIRED = ("notebook", "dataset", "task", "setting", "method", "step", "backbone", "iou", "miou_all",
-            "miou_old", "miou_new", "pixel_acc")
+from . import __version__
+from .config import step0_name
+from .data import dataset_info
+from .env import provenance, runs_root
+from .store import create_new
+from .tasks import get_task
+
+REQUIRED = (
+    "notebook",
+    "dataset",
+    "task",
+    "setting",
+    "method",
+    "step",
+    "backbone",
+    "iou",
+    "miou_all",
+    "miou_old",
+    "miou_new",
+    "pixel_acc",
+)
 
 
 def record(run_dir: str | Path, **fields) -> Path:
@@ -31,13 +50,10 @@ def record(run_dir: str | Path, **fields) -> Path:
     Raises:
         ValueError: a required field is missing.
     """
-    from . import __version__
 
     missing = [k for k in REQUIRED if k not in fields]
     if missing:
         raise ValueError(f"result record is missing {missing}")
-    from .env import provenance
-    from .store import create_new
 
     rec = dict(fields)
     rec.setdefault("device", _device_name())
@@ -96,10 +112,27 @@ def find_record(records: list[dict], *, newer_than_ns: int = 0, **match) -> dict
     return None
 
 
-def table(records: list[dict], columns: Iterable[str] = ("notebook", "dataset", "task", "setting", "method", "variant",
-                                                         "step", "eval_protocol", "backbone", "lr", "batch_size",
-                                                         "miou_old", "miou_new", "miou_all", "pixel_acc",
-                                                         "train_seconds")):
+def records_table(
+    records: list[dict],
+    columns: Iterable[str] = (
+        "notebook",
+        "dataset",
+        "task",
+        "setting",
+        "method",
+        "variant",
+        "step",
+        "eval_protocol",
+        "backbone",
+        "lr",
+        "batch_size",
+        "miou_old",
+        "miou_new",
+        "miou_all",
+        "pixel_acc",
+        "train_seconds",
+    ),
+):
     """A pandas DataFrame of ``records`` with mIoU and accuracy as percentages (1 decimal, NaN if absent).
 
     ``variant`` (e.g. the memory of a replay run, ``5pc-class-balanced``) and ``eval_protocol`` tell
@@ -123,8 +156,12 @@ def iou_table(records: list[dict], label_keys=("method", "task", "setting", "ste
     """Per-class IoU (%) as a DataFrame: one row per record, one column per class."""
     import pandas as pd
 
-    rows = {" ".join(str(r.get(k)) for k in label_keys): {c: (None if v is None else round(100 * v, 1))
-                                                           for c, v in r["iou"].items()} for r in records}
+    rows = {
+        " ".join(str(r.get(k)) for k in label_keys): {
+            c: (None if v is None else round(100 * v, 1)) for c, v in r["iou"].items()
+        }
+        for r in records
+    }
     df = pd.DataFrame.from_dict(rows, orient="index")
     return df[class_order(records[0].get("dataset", ""), df.columns)] if records and len(df.columns) else df
 
@@ -139,11 +176,27 @@ def _device_name() -> str:
 
 # ---------------------------------------------------------------------- incremental tables
 METHOD_ORDER = ("step0", "step0-bce", "ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "smib", "joint")
-DISPLAY_NAMES = {"step0": "step 0", "step0-bce": "step 0 (BCE)", "ft": "FT", "lwf": "LwF", "lwf-mc": "LwF-MC",
-                 "ilt": "ILT", "ewc": "EWC",
-                 "pi": "PI", "rw": "RW", "mib": "MiB", "smib": "SMiB", "joint": "Joint", "offline": "offline",
-                 "ft+mem": "FT + memory", "mib+di": "MiB+DI", "ft+di": "FT+DI",
-                 "mib-s": "MiB-S", "ft-s": "FT-S", "joint-s": "Joint-S"}
+DISPLAY_NAMES = {
+    "step0": "step 0",
+    "step0-bce": "step 0 (BCE)",
+    "ft": "FT",
+    "lwf": "LwF",
+    "lwf-mc": "LwF-MC",
+    "ilt": "ILT",
+    "ewc": "EWC",
+    "pi": "PI",
+    "rw": "RW",
+    "mib": "MiB",
+    "smib": "SMiB",
+    "joint": "Joint",
+    "offline": "offline",
+    "ft+mem": "FT + memory",
+    "mib+di": "MiB+DI",
+    "ft+di": "FT+DI",
+    "mib-s": "MiB-S",
+    "ft-s": "FT-S",
+    "joint-s": "Joint-S",
+}
 
 
 def display_name(method: str) -> str:
@@ -161,8 +214,9 @@ def _method_rank(method: str) -> tuple:
     return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER) - 1, method)
 
 
-def latest(records: list[dict], keys=("dataset", "task", "setting", "method", "step", "backbone",
-                                      "eval_protocol", "variant")) -> list[dict]:
+def latest(
+    records: list[dict], keys=("dataset", "task", "setting", "method", "step", "backbone", "eval_protocol", "variant")
+) -> list[dict]:
     """Keep the newest record per ``keys`` (a re-run notebook supersedes its earlier records)."""
     out: dict = {}
     for r in sorted(records, key=lambda r: (r.get("created_ns", 0), r.get("_file", ""))):
@@ -172,7 +226,6 @@ def latest(records: list[dict], keys=("dataset", "task", "setting", "method", "s
 
 def final_steps(records: list[dict], protocol: str = "full") -> list[dict]:
     """The newest record of each method at the last step of its task (incremental tasks only)."""
-    from .tasks import get_task
 
     keep = []
     for r in latest([r for r in records if r.get("eval_protocol", "full") == protocol]):
@@ -223,18 +276,26 @@ def _row_name(r: dict) -> str:
     return r["method"] + (f"|{r['variant']}" if r.get("variant") and tagged else "")
 
 
-def step_curves(records: list[dict], dataset: str, task: str, setting: str, metric: str = "miou_all",
-                protocol: str = "full"):
+def miou_by_step(
+    records: list[dict], dataset: str, task: str, setting: str, metric: str = "miou_all", protocol: str = "full"
+):
     """mIoU (%) after every step, one row per method (step 0 shared, Joint left out): DataFrame."""
     import pandas as pd
 
-    recs = [r for r in latest(records) if r["dataset"] == dataset and r["task"] == task and r["setting"] == setting
-            and r.get("eval_protocol", "full") == protocol and r["method"] != "joint"]
+    recs = [
+        r
+        for r in latest(records)
+        if r["dataset"] == dataset
+        and r["task"] == task
+        and r["setting"] == setting
+        and r.get("eval_protocol", "full") == protocol
+        and r["method"] != "joint"
+    ]
     base = _step0_records(recs)
     methods = sorted({r["method"] for r in recs if r["step"] > 0}, key=_method_rank)
     table = {}
     for m in methods:
-        b = _step0_of(m, base)
+        b = _step0_of(next(r for r in recs if r["method"] == m and r["step"] > 0), base)
         row = {0: round(100 * (b[metric] or 0), 1)} if b else {}
         for r in recs:
             if r["method"] == m and r["step"] > 0 and r.get(metric) is not None:
@@ -245,7 +306,6 @@ def step_curves(records: list[dict], dataset: str, task: str, setting: str, metr
 
 def class_order(dataset: str, names) -> list[str]:
     """``names`` sorted by class id (records store their per-class IoU by name, keys sorted by JSON)."""
-    from .data import dataset_info
 
     try:
         ids = {n: i for i, n in enumerate(dataset_info(dataset, incremental=True).class_names)}
@@ -261,11 +321,16 @@ def class_iou(records: list[dict], dataset: str, task: str, setting: str, protoc
     """
     import pandas as pd
 
-    recs = [r for r in final_steps(records, protocol)
-            if r["dataset"] == dataset and r["task"] == task and r["setting"] == setting]
+    recs = [
+        r
+        for r in final_steps(records, protocol)
+        if r["dataset"] == dataset and r["task"] == task and r["setting"] == setting
+    ]
     recs = sorted(recs, key=lambda r: _method_rank(r["method"]))
-    rows = {display_name(r["method"]): {c: (float("nan") if v is None else round(100 * v, 1))
-                                        for c, v in r["iou"].items()} for r in recs}
+    rows = {
+        display_name(r["method"]): {c: (float("nan") if v is None else round(100 * v, 1)) for c, v in r["iou"].items()}
+        for r in recs
+    }
     df = pd.DataFrame.from_dict(rows, orient="index")
     return df[class_order(dataset, df.columns)] if len(df.columns) else df
 
@@ -275,11 +340,10 @@ def _step0_records(recs: list[dict]) -> dict[str, dict]:
     return {r["method"]: r for r in recs if r["step"] == 0}
 
 
-def _step0_of(method: str, base: dict[str, dict]) -> dict | None:
-    """The step-0 record ``method`` started from (LwF-MC: its BCE step 0), else any step 0."""
-    from .config import step0_name
-
-    return base.get(step0_name(method)) or base.get("step0") or next(iter(base.values()), None)
+def _step0_of(rec: dict, base: dict[str, dict]) -> dict | None:
+    """The step-0 record ``rec`` started from (its ``step0`` field; LwF-MC: its BCE step 0), else any step 0."""
+    family = rec.get("step0") or step0_name(rec["method"])  # records made before the field: by method name
+    return base.get(family) or base.get("step0") or next(iter(base.values()), None)
 
 
 def class_forgetting(before: dict, after: dict) -> dict:
@@ -304,16 +368,22 @@ def forgetting(records: list[dict], dataset: str, task: str, setting: str, proto
     """
     import pandas as pd
 
-    recs = [r for r in latest(records) if r["dataset"] == dataset and r["task"] == task
-            and r["setting"] == setting and r.get("eval_protocol", "full") == protocol]
+    recs = [
+        r
+        for r in latest(records)
+        if r["dataset"] == dataset
+        and r["task"] == task
+        and r["setting"] == setting
+        and r.get("eval_protocol", "full") == protocol
+    ]
     base = _step0_records(recs)
     if not base:
         return pd.DataFrame()
     final = class_iou(records, dataset, task, setting, protocol)
-    ids = {display_name(r["method"]): r["method"] for r in recs}
+    by_name = {display_name(r["method"]): r for r in recs if r["step"] > 0}
     rows = {}
     for name in final.index:
-        b = (_step0_of(ids.get(name, name), base) or {}).get("iou", {})
+        b = (_step0_of(by_name.get(name, {"method": name}), base) or {}).get("iou", {})
         after = {c: final.loc[name, c] / 100 for c in b if c in final.columns}
         rows[name] = class_forgetting({c: b[c] for c in after}, after)
     out = pd.DataFrame.from_dict(rows, orient="index")
@@ -323,7 +393,6 @@ def forgetting(records: list[dict], dataset: str, task: str, setting: str, proto
 def find_runs(root: str | Path = "") -> list[Path]:
     """Run folders under ``root`` (itself included; default :func:`~incseg_lib.config.runs_root`)
     that hold a ``results/`` folder, sorted by name."""
-    from .config import runs_root
 
     root = Path(root) if root else runs_root()
     found = [p.parent for p in root.glob("**/results") if p.is_dir()]
@@ -371,7 +440,7 @@ def memory_table(records: list[dict], protocol: str = "full"):
     return df
 
 
-def memory_curves(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
+def miou_by_memory(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
     """Long DataFrame for the mIoU-vs-memory plot: method, exemplars, part (old/new/all), mIoU %.
 
     The MiB record without memory comes with ``exemplars`` 0 (the reference line).
@@ -391,8 +460,14 @@ def memory_curves(records: list[dict], dataset: str, task: str, setting: str, pr
             continue
         for part in ("old", "new", "all"):
             v = r.get(f"miou_{part}")
-            rows.append({"method": display_name(r["method"]), "exemplars": size, "part": part,
-                         "mIoU %": float("nan") if v is None else 100 * v})
+            rows.append(
+                {
+                    "method": display_name(r["method"]),
+                    "exemplars": size,
+                    "part": part,
+                    "mIoU %": float("nan") if v is None else 100 * v,
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -39,8 +39,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.common import IGNORE_INDEX, SegmentationDataset, atomic_write_png, atomic_write_text, class_id_lut
+from .config import SEAM_PROFILES, profile_options
+from .data.common import IGNORE_INDEX, SegmentationDataset, class_id_lut
+from .data.transforms import eval_transforms
+from .engine import predict
+from .env import show_progress
 from .metrics import ConfusionMatrix
+from .models.bisenet import build_resnet
+from .store import atomic_write_png, atomic_write_text
 
 INITS = ("step0", "imagenet", "none")
 CAM_SOURCES = ("pcm", "cam")
@@ -118,8 +124,11 @@ class SeamConfig:
             ("batch_size", self.batch_size >= 2, "at least 2 (BatchNorm)"),
             ("lr", self.lr > 0, "positive"),
             ("crop_size", self.crop_size >= 32, "at least 32 pixels"),
-            ("scale_range", len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
-             "two positive numbers, low <= high"),
+            (
+                "scale_range",
+                len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
+                "two positive numbers, low <= high",
+            ),
             ("view_scale", 0.1 <= self.view_scale < 1, "in [0.1, 1)"),
             ("ecr_topk", 0 < self.ecr_topk <= 1, "in (0, 1]"),
             ("scales", len(self.scales) > 0 and all(s > 0 for s in self.scales), "positive numbers"),
@@ -133,8 +142,10 @@ class SeamConfig:
     @property
     def tag(self) -> str:
         """Short label for tables: ``seam-r18-os8-step0-8ep-t0.26`` (+ ``-cam``, ``-nofuse``)."""
-        tag = (f"seam-r{self.backbone.removeprefix('resnet')}-os{self.output_stride}-{self.init}-{self.epochs}ep"
-               f"-t{self.bg_threshold:g}")
+        tag = (
+            f"seam-r{self.backbone.removeprefix('resnet')}-os{self.output_stride}-{self.init}-{self.epochs}ep"
+            f"-t{self.bg_threshold:g}"
+        )
         return tag + ("-cam" if self.cam_source == "cam" else "") + ("" if self.fuse_old else "-nofuse")
 
     def to_dict(self) -> dict:
@@ -149,21 +160,23 @@ class SeamConfig:
 
     def training_part(self) -> dict:
         """The settings that determine the SEAM weights (inference settings excluded)."""
-        keys = ("backbone", "output_stride", "init", "epochs", "batch_size", "lr", "weight_decay", "crop_size",
-                "scale_range", "view_scale", "ecr_topk", "rv_min", "freeze_bn", "seed")
+        keys = (
+            "backbone",
+            "output_stride",
+            "init",
+            "epochs",
+            "batch_size",
+            "lr",
+            "weight_decay",
+            "crop_size",
+            "scale_range",
+            "view_scale",
+            "ecr_topk",
+            "rv_min",
+            "freeze_bn",
+            "seed",
+        )
         return {k: self.to_dict()[k] for k in keys}
-
-
-#: SEAM sized per profile: smoke runs every code path in seconds; demo and cpu crop about the whole
-#: image (shapes: 80 px; the VOC subset's short side: 192), as SEAM's 448 crop does on VOC; colab
-#: and paper SEAM's own crop with a ResNet-50 / ResNet-101.
-PROFILE_SETTINGS: dict[str, dict] = {
-    "smoke": dict(epochs=1, crop_size=48, scales=(1.0,), flip=False),
-    "demo": dict(epochs=8, crop_size=80, scales=(1.0, 1.5), flip=True),
-    "cpu": dict(epochs=8, crop_size=192),
-    "colab": dict(backbone="resnet50", epochs=8, crop_size=448, init="imagenet"),
-    "paper": dict(backbone="resnet101", epochs=8, crop_size=448, init="imagenet"),
-}
 
 
 def seam_config(profile: str, **overrides) -> SeamConfig:
@@ -172,9 +185,7 @@ def seam_config(profile: str, **overrides) -> SeamConfig:
     Raises:
         ValueError: unknown profile or option, or an invalid value (names it).
     """
-    from .config import profile_options
-
-    return profile_options(SeamConfig, PROFILE_SETTINGS, profile, overrides, "SEAM")
+    return profile_options(SeamConfig, SEAM_PROFILES, profile, overrides, "SEAM")
 
 
 # ---------------------------------------------------------------------- network
@@ -225,10 +236,15 @@ class SeamNet(nn.Module):
     the two middle stages (64 and 128 channels, detached from the backbone)].
     """
 
-    def __init__(self, num_foreground: int, backbone: str = "resnet18", output_stride: int = 8, pretrained: str = "",
-                 freeze_bn: bool = False):
+    def __init__(
+        self,
+        num_foreground: int,
+        backbone: str = "resnet18",
+        output_stride: int = 8,
+        pretrained: str = "",
+        freeze_bn: bool = False,
+    ):
         super().__init__()
-        from .models.bisenet import build_resnet
 
         if num_foreground < 1:
             raise ValueError(f"SEAM needs at least one foreground class, got {num_foreground}")
@@ -256,7 +272,7 @@ class SeamNet(nn.Module):
     def _frozen_batchnorms(self) -> list[nn.BatchNorm2d]:
         return [m for m in self.backbone.modules() if isinstance(m, nn.BatchNorm2d)] if self.freeze_bn else []
 
-    def train(self, mode: bool = True) -> "SeamNet":
+    def train(self, mode: bool = True) -> SeamNet:
         super().train(mode)
         for m in self._frozen_batchnorms():
             m.eval()
@@ -292,8 +308,11 @@ class SeamNet(nn.Module):
             if p.requires_grad:
                 groups[(id(p) in new, p.ndim > 1)].append(p)
         mult = {(False, True): 1, (False, False): 2, (True, True): 10, (True, False): 20}
-        return [{"params": ps, "lr_mult": mult[k], "weight_decay": weight_decay if k[1] else 0.0}
-                for k, ps in groups.items() if ps]
+        return [
+            {"params": ps, "lr_mult": mult[k], "weight_decay": weight_decay if k[1] else 0.0}
+            for k, ps in groups.items()
+            if ps
+        ]
 
 
 def normalised_cam(cam: torch.Tensor) -> torch.Tensor:
@@ -391,8 +410,7 @@ def adaptive_min_pooling_loss(x: torch.Tensor) -> torch.Tensor:
     return F.relu(low).sum() / (k * n)
 
 
-def seam_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, outputs: dict,
-              config: SeamConfig) -> dict:
+def seam_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, outputs: dict, config: SeamConfig) -> dict:
     """SEAM's objective ``L = L_cls + L_ER + L_ECR`` (Wang et al. 2020, Eq. 10; ``train_SEAM.py``).
 
     The second view is ``images`` rescaled by ``config.view_scale``; ``L_cls`` averages the two views'
@@ -420,8 +438,9 @@ def seam_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, outp
     cam1, rv1 = down(max_norm(cam1)) * mask, down(max_norm(rv1)) * mask
     cam2, rv2 = max_norm(cam2) * mask, max_norm(rv2) * mask
     er = equivariant_regularization(cam1, cam2)
-    ecr = (equivariant_cross_regularization(cam2, rv1, config.ecr_topk)
-           + equivariant_cross_regularization(cam1, rv2, config.ecr_topk))
+    ecr = equivariant_cross_regularization(cam2, rv1, config.ecr_topk) + equivariant_cross_regularization(
+        cam1, rv2, config.ecr_topk
+    )
     total_cls = cls + (rv_min if config.rv_min else 0.0)
     return {"loss": total_cls + er + ecr, "cls": cls, "er": er, "ecr": ecr, "rv_min": rv_min}
 
@@ -457,8 +476,13 @@ def image_labels(presence: np.ndarray, classes: list[int]) -> np.ndarray:
 
 # ---------------------------------------------------------------------- inference
 @torch.no_grad()
-def cam_scores(model: SeamNet, image: torch.Tensor, labels: torch.Tensor, config: SeamConfig,
-               sources: tuple[str, ...] = ("pcm", "cam")) -> dict[str, torch.Tensor]:
+def cam_scores(
+    model: SeamNet,
+    image: torch.Tensor,
+    labels: torch.Tensor,
+    config: SeamConfig,
+    sources: tuple[str, ...] = ("pcm", "cam"),
+) -> dict[str, torch.Tensor]:
     """Multi-scale, flipped, normalised CAMs of one image (SEAM ``infer_SEAM.py``).
 
     For every scale (and its flip) the foreground maps are upsampled to the image size, masked by
@@ -499,7 +523,9 @@ def cam_scores(model: SeamNet, image: torch.Tensor, labels: torch.Tensor, config
     return result
 
 
-def scores_to_labels(scores: torch.Tensor, labels: torch.Tensor, class_ids: list[int], threshold: float) -> torch.Tensor:
+def scores_to_labels(
+    scores: torch.Tensor, labels: torch.Tensor, class_ids: list[int], threshold: float
+) -> torch.Tensor:
     """Pseudo-label from normalised CAMs: argmax over [``threshold``, CAMs of the labelled classes].
 
     Args:
@@ -571,18 +597,31 @@ class PseudoLabels:
         if self.manifest_path.is_file():
             manifest = json.loads(self.manifest_path.read_text())
             if manifest.get("key") != key:
-                raise FileExistsError(f"{self.manifest_path} belongs to other pseudo-labels (its key differs); "
-                                      "move that folder away or delete it to make them again")
+                raise FileExistsError(
+                    f"{self.manifest_path} belongs to other pseudo-labels (its key differs); "
+                    "move that folder away or delete it to make them again"
+                )
             self.manifest = manifest
 
     @property
     def complete(self) -> bool:
         return self.manifest is not None
 
-    def build(self, model: SeamNet, images: SegmentationDataset, labels: np.ndarray, class_ids: list[int],
-              config: SeamConfig, *, old_model: nn.Module | None = None, old_class_order: list[int] | None = None,
-              old_classes: list[int] | None = None, thresholds=DEFAULT_THRESHOLDS, device="cpu",
-              progress: bool = True) -> "PseudoLabels":
+    def build(
+        self,
+        model: SeamNet,
+        images: SegmentationDataset,
+        labels: np.ndarray,
+        class_ids: list[int],
+        config: SeamConfig,
+        *,
+        old_model: nn.Module | None = None,
+        old_class_order: list[int] | None = None,
+        old_classes: list[int] | None = None,
+        thresholds=DEFAULT_THRESHOLDS,
+        device="cpu",
+        progress: bool = True,
+    ) -> PseudoLabels:
         """Make and store the pseudo-label of every image.
 
         Args:
@@ -594,11 +633,7 @@ class PseudoLabels:
                 id, and the old classes, for fusion (``config.fuse_old``); None: no fusion.
             thresholds: background scores swept (measured, never used to train).
         """
-        from .data.transforms import eval_transforms
-        from .engine import predict
         from tqdm.auto import tqdm
-
-        from .config import show_progress
 
         t0 = time.perf_counter()
         (self.folder / "masks").mkdir(parents=True, exist_ok=True)
@@ -631,7 +666,9 @@ class PseudoLabels:
                 label = fuse_old(label, old_pred, old_classes or [])
                 conf[variants[-1]].update(label, to_seen[gt])
             choices = torch.tensor([0] + [c for c, y in zip(class_ids, labels[i]) if y])
-            conf["chance"].update(choices[torch.randint(len(choices), tuple(gt.shape), generator=gen)].to(device), gt_train)
+            conf["chance"].update(
+                choices[torch.randint(len(choices), tuple(gt.shape), generator=gen)].to(device), gt_train
+            )
             for s in ("cam", "pcm"):
                 conf[s].update(preds[s], gt_train)
                 for k, t in enumerate(thresholds):
@@ -644,18 +681,30 @@ class PseudoLabels:
 
         def quality(m: ConfusionMatrix, classes: list[int]) -> dict:
             iou = m.iou()
-            return {"miou": _pct(m.miou([0] + classes)), "miou_new": _pct(m.miou(fg)),
-                    "background": _pct(iou[0]), "pixel_acc": _pct(m.pixel_accuracy()),
-                    "iou": {names[c]: _pct(iou[c]) for c in [0] + classes}}
+            return {
+                "miou": _pct(m.miou([0] + classes)),
+                "miou_new": _pct(m.miou(fg)),
+                "background": _pct(iou[0]),
+                "pixel_acc": _pct(m.pixel_accuracy()),
+                "iou": {names[c]: _pct(iou[c]) for c in [0] + classes},
+            }
 
         old_fg = sorted(c for c in (old_classes or []) if c != 0)
         self.manifest = {
-            "key": self.key, "ids": ids, "classes": list(class_ids), "config": config.to_dict(),
+            "key": self.key,
+            "ids": ids,
+            "classes": list(class_ids),
+            "config": config.to_dict(),
             "quality": {v: quality(conf[v], fg + (old_fg if "fuse" in v else [])) for v in variants + ["chance"]},
             "used": variants[-1] if fused else config.cam_source,
-            "sweep": [{"source": s, "threshold": float(t), "miou": _pct(sweep[s][k].miou([0] + fg))}
-                      for s in ("cam", "pcm") for k, t in enumerate(thresholds)],
-            "images": len(ids), "seconds": round(time.perf_counter() - t0, 2), "fused": fused,
+            "sweep": [
+                {"source": s, "threshold": float(t), "miou": _pct(sweep[s][k].miou([0] + fg))}
+                for s in ("cam", "pcm")
+                for k, t in enumerate(thresholds)
+            ],
+            "images": len(ids),
+            "seconds": round(time.perf_counter() - t0, 2),
+            "fused": fused,
         }
         atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=1))
         return self
@@ -678,8 +727,10 @@ class PseudoLabels:
         if not self.complete:
             raise ValueError(f"the pseudo-labels in {self.folder} are not made yet; build them first")
         if list(images.ids) != list(self.manifest["ids"]):
-            raise ValueError(f"the pseudo-labels in {self.folder} were made for other images than these "
-                             f"{len(images)}; delete the folder to make them again")
+            raise ValueError(
+                f"the pseudo-labels in {self.folder} were made for other images than these "
+                f"{len(images)}; delete the folder to make them again"
+            )
         paths = [self.folder / "masks" / f"{n}.png" for n in self.manifest["ids"]]
         return images._view(mask_paths=paths, raw_lut=class_id_lut(images.info), target_lut=None)
 
@@ -695,9 +746,14 @@ class PseudoLabels:
 
     def summary(self) -> dict:
         m = self.manifest
-        return {"images": m["images"], "seconds": m["seconds"], "fused": m["fused"], "used": m["used"],
-                "folder": str(self.folder),
-                "quality": {v: {k: q[k] for k in ("miou", "miou_new", "background")} for v, q in m["quality"].items()}}
+        return {
+            "images": m["images"],
+            "seconds": m["seconds"],
+            "fused": m["fused"],
+            "used": m["used"],
+            "folder": str(self.folder),
+            "quality": {v: {k: q[k] for k in ("miou", "miou_new", "background")} for v, q in m["quality"].items()},
+        }
 
 
 def _pct(v) -> float | None:

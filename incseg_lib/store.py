@@ -23,9 +23,10 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", 122)}
 _TMP = re.compile(r"^\..+\.(\d+)\.tmp(\.[A-Za-z0-9]+)?(-new)?$")
@@ -39,9 +40,12 @@ class DiskFull(OSError):
 
     def __init__(self, folder: Path, what: str, needed: int, free: int | None):
         free_txt = "unknown" if free is None else f"{free / 1e6:.1f} MB"
-        super().__init__(errno.ENOSPC, f"no space left in {folder} to write {what} ({needed / 1e6:.1f} MB needed, "
-                                       f"{free_txt} free): free space there, or point INCSEG_HOME (or "
-                                       "checkpoint_dir / --out) to a folder on a larger disk")
+        super().__init__(
+            errno.ENOSPC,
+            f"no space left in {folder} to write {what} ({needed / 1e6:.1f} MB needed, "
+            f"{free_txt} free): free space there, or point INCSEG_HOME (or "
+            "checkpoint_dir / --out) to a folder on a larger disk",
+        )
         self.folder, self.needed, self.free = Path(folder), needed, free
 
     def __str__(self) -> str:
@@ -81,7 +85,7 @@ def _free_bytes(folder: Path) -> int | None:
 
 def _write_chunks(fh, data: bytes, chunk: int = 1 << 24) -> None:
     for i in range(0, len(data), chunk):
-        fh.write(data[i:i + chunk])
+        fh.write(data[i : i + chunk])
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, what: str = "") -> Path:
@@ -120,8 +124,9 @@ def create_new(path: str | Path, data: bytes, *, what: str = "") -> Path:
         DiskFull, OSError: as :func:`atomic_write_bytes`.
     """
     path = Path(path)
-    tmp = atomic_write_bytes(temporary_name(path).with_name(temporary_name(path).name + "-new"), data,
-                             what=what or path.name)
+    tmp = atomic_write_bytes(
+        temporary_name(path).with_name(temporary_name(path).name + "-new"), data, what=what or path.name
+    )
     try:
         os.link(tmp, path)  # fails if ``path`` exists
     except FileExistsError:
@@ -196,15 +201,19 @@ def load_torch(path: str | Path, map_location="cpu") -> Any:
             raise UnsafeCheckpoint(
                 f"checkpoint {path} holds Python objects other than tensors, numbers and strings; incseg did not "
                 "write it and will not load it (loading it could run code). Delete it, or replace it with a "
-                "checkpoint written by incseg", path) from None
+                "checkpoint written by incseg",
+                path,
+            ) from None
         raise CorruptCheckpoint(_unreadable(path, e), path) from None
-    except Exception as e:  # zip archive corrupted, EOF, ...
+    except Exception as e:  # noqa: BLE001  zip archive corrupted, EOF, ...: whatever torch raises, named
         raise CorruptCheckpoint(_unreadable(path, e), path) from None
 
 
 def _unreadable(path: Path, e: Exception) -> str:
-    return (f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); it was probably truncated "
-            "(a copy or a write that did not finish)")
+    return (
+        f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); it was probably truncated "
+        "(a copy or a write that did not finish)"
+    )
 
 
 def quarantine(path: str | Path) -> Path:

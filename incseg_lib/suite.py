@@ -16,16 +16,20 @@ Parameter names are checked against each notebook's ``parameters`` cell before a
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .config import runs_root
+from . import findings, results
+from .config import PROFILES
+from .env import provenance, runs_root, software_line
 from .store import atomic_write_json, atomic_write_text
 
 SUITE_PARAMETERS = ("profile", "dataset", "data_root", "run_dir", "smoke")
@@ -88,8 +92,9 @@ def find_notebooks(folder: Path | None = None, only: list[str] | None = None) ->
         want = {o.strip().zfill(2) for o in only}
         unknown = want - {p.name[:2] for p in found}
         if unknown:
-            raise SuiteError(f"--only {sorted(unknown)}: no such notebook in {folder}; present: "
-                             f"{[p.name[:2] for p in found]}")
+            raise SuiteError(
+                f"--only {sorted(unknown)}: no such notebook in {folder}; present: {[p.name[:2] for p in found]}"
+            )
         found = [p for p in found if p.name[:2] in want]
     return found
 
@@ -125,11 +130,14 @@ def route_parameters(notebooks: list[Path], params: dict[str, Any]) -> dict[Path
     for name in params:
         if not any(name in d for d in declared.values()):
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-            where = "; ".join(f"{c!r} in {', '.join(nb.stem[:2] for nb, d in declared.items() if c in d)}"
-                              for c in close)
-            raise SuiteError(f"no selected notebook declares a parameter {name!r}"
-                             + (f"; did you mean {where}?" if close else "")
-                             + f" (`incseg suite --list-params` lists every notebook's parameters)")
+            where = "; ".join(
+                f"{c!r} in {', '.join(nb.stem[:2] for nb, d in declared.items() if c in d)}" for c in close
+            )
+            raise SuiteError(
+                f"no selected notebook declares a parameter {name!r}"
+                + (f"; did you mean {where}?" if close else "")
+                + " (`incseg suite --list-params` lists every notebook's parameters)"
+            )
     routed = {}
     for nb, d in declared.items():
         mine = {}
@@ -141,11 +149,16 @@ def route_parameters(notebooks: list[Path], params: dict[str, Any]) -> dict[Path
                 v = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
             elif kind == "float" and isinstance(v, int) and not isinstance(v, bool):
                 v = float(v)
-            fits = {"int": isinstance(v, int) and not isinstance(v, bool), "float": isinstance(v, float),
-                    "bool": isinstance(v, bool)}.get(kind, True)
+            fits = {
+                "int": isinstance(v, int) and not isinstance(v, bool),
+                "float": isinstance(v, float),
+                "bool": isinstance(v, bool),
+            }.get(kind, True)
             if not fits:
-                raise SuiteError(f"parameter {k}={v!r} does not fit {nb.name}, which declares {k}: {kind} "
-                                 f"(default {d[k].get('default')}; {d[k].get('help', '')})")
+                raise SuiteError(
+                    f"parameter {k}={v!r} does not fit {nb.name}, which declares {k}: {kind} "
+                    f"(default {d[k].get('default')}; {d[k].get('help', '')})"
+                )
             mine[k] = v
         routed[nb] = mine
     return routed
@@ -157,8 +170,9 @@ def list_parameters(notebooks: list[Path]) -> str:
     for nb in notebooks:
         lines.append(nb.stem)
         for name, d in declared_parameters(nb).items():
-            lines.append(f"  {name}: {d.get('inferred_type_name', '?')} = {d.get('default', '')}"
-                         f"  # {d.get('help', '')}")
+            lines.append(
+                f"  {name}: {d.get('inferred_type_name', '?')} = {d.get('default', '')}  # {d.get('help', '')}"
+            )
     return "\n".join(lines)
 
 
@@ -238,22 +252,39 @@ class _SuiteRun:
         self.print_fn(f"running {nb.name} ({self.info['profile']}) ...")
         self.set_status(nb.name, "running")
         try:
-            pm.execute_notebook(str(nb), str(target), parameters=self.parameters[nb], progress_bar=False,
-                                kernel_name="python3", log_output=False, extra_arguments=KERNEL_ARGUMENTS)
-        except Exception as e:  # a cell's error, the kernel died (nbclient's DeadKernelError), Ctrl-C ...
+            pm.execute_notebook(
+                str(nb),
+                str(target),
+                parameters=self.parameters[nb],
+                progress_bar=False,
+                kernel_name="python3",
+                log_output=False,
+                extra_arguments=KERNEL_ARGUMENTS,
+            )
+        except Exception as e:  # noqa: BLE001  a cell's error, the kernel died (DeadKernelError), Ctrl-C ...
             if self.stop.is_set():
                 self.set_status(nb.name, f"interrupted after {time.perf_counter() - t0:.0f}s")
                 raise SuiteInterrupted(f"{nb.name} interrupted", nb.name) from None
             if isinstance(e, pm.PapermillExecutionError):
                 self.set_status(nb.name, f"failed in cell {e.cell_index}: {e.ename}: {e.evalue}")
-                raise SuiteError(f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
-                                 f"{e.ename}: {e.evalue}\n  executed notebook kept at {target}", nb.name) from None
+                raise SuiteError(
+                    f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
+                    f"{e.ename}: {e.evalue}\n  executed notebook kept at {target}",
+                    nb.name,
+                ) from None
             dead = type(e).__name__ == "DeadKernelError"
-            why = ("its kernel died, most likely killed for lack of memory (lower batch_size or crop_size, "
-                   "or close other programs)" if dead else f"{type(e).__name__}: {e}")
+            why = (
+                "its kernel died, most likely killed for lack of memory (lower batch_size or crop_size, "
+                "or close other programs)"
+                if dead
+                else f"{type(e).__name__}: {e}"
+            )
             self.set_status(nb.name, f"{'died' if dead else 'failed'}: {why}")
-            raise SuiteError(f"{nb.name} did not finish: {why}\n  results of the notebooks that finished "
-                             f"are in {self.run_dir / 'report' / 'index.html'}", nb.name) from None
+            raise SuiteError(
+                f"{nb.name} did not finish: {why}\n  results of the notebooks that finished "
+                f"are in {self.run_dir / 'report' / 'index.html'}",
+                nb.name,
+            ) from None
         self.set_status(nb.name, f"done in {time.perf_counter() - t0:.0f}s")
         self.print_fn(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
 
@@ -312,10 +343,8 @@ def _run_lanes(run: _SuiteRun, order: list[Path], n_jobs: int) -> list[SuiteErro
                 running = ", ".join(nb.name for nb in pending.values())
                 run.print_fn(f"\nCtrl-C: interrupting {running or 'the suite'} (Ctrl-C again to kill at once) ...")
                 _signal_kernels(signal.SIGINT)
-                try:
+                with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: kill below
                     wait(pending, timeout=60)
-                except KeyboardInterrupt:
-                    pass
                 if not all(f.done() for f in pending):  # a second Ctrl-C, or a kernel deaf to SIGINT
                     _signal_kernels(signal.SIGKILL)
                 continue
@@ -334,7 +363,6 @@ def _prepare(profile: str, dataset: str, data_root: str, only, out, extra: dict,
     Returns:
         ``(notebooks, run_dir, per-notebook parameters, the suite's parameters)``.
     """
-    from .config import PROFILES
 
     if profile not in PROFILES:
         raise SuiteError(f"unknown profile {profile!r}; choose one of {PROFILES}")
@@ -348,8 +376,11 @@ def _prepare(profile: str, dataset: str, data_root: str, only, out, extra: dict,
             value = extra.pop(name)
             dataset, data_root = (value, data_root) if name == "dataset" else (dataset, str(value))
     nbs = [nb.resolve() for nb in find_notebooks(notebooks, only)]
-    suite_params = {"profile": profile, **({"dataset": dataset} if dataset else {}),
-                    **({"data_root": str(Path(data_root).expanduser().resolve())} if data_root else {})}
+    suite_params = {
+        "profile": profile,
+        **({"dataset": dataset} if dataset else {}),
+        **({"data_root": str(Path(data_root).expanduser().resolve())} if data_root else {}),
+    }
     routed = route_parameters(nbs, {**suite_params, "run_dir": "", **extra})  # checks before any folder exists
     run_dir = new_run_dir(out, profile).resolve()
     per_notebook = {nb: {**p, **({"run_dir": str(run_dir)} if "run_dir" in p else {})} for nb, p in routed.items()}
@@ -361,15 +392,24 @@ def _lanes_and_threads(profile: str, jobs: int, threads: int, n_parallel: int) -
     cores = os.cpu_count() or 1
     n_jobs = int(jobs) if jobs else (min(2, cores) if profile in PARALLEL_PROFILES else 1)
     n_jobs = max(1, min(n_jobs, n_parallel or 1))
-    n_threads = (int(threads) if threads else int(os.environ.get("OMP_NUM_THREADS") or 0)
-                 or max(1, cores // n_jobs))
+    n_threads = int(threads) if threads else int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, cores // n_jobs)
     return n_jobs, n_threads
 
 
-def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", only: list[str] | None = None,
-              out: str | Path | None = None, extra: dict[str, Any] | None = None,
-              notebooks: Path | None = None, report: bool = True, threads: int = 0, jobs: int = 0,
-              print_fn: Callable = print) -> Path:
+def run_suite(
+    profile: str = "demo",
+    *,
+    dataset: str = "",
+    data_root: str = "",
+    only: list[str] | None = None,
+    out: str | Path | None = None,
+    extra: dict[str, Any] | None = None,
+    notebooks: Path | None = None,
+    report: bool = True,
+    threads: int = 0,
+    jobs: int = 0,
+    print_fn: Callable = print,
+) -> Path:
     """Run the numbered notebooks headlessly; return the run folder.
 
     Args:
@@ -400,21 +440,27 @@ def run_suite(profile: str = "demo", *, dataset: str = "", data_root: str = "", 
     """
     import papermill as pm
 
-    from .env import provenance, software_line
-
-    nbs, run_dir, per_notebook, params_all = _prepare(profile, dataset, data_root, only, out, dict(extra or {}),
-                                                      notebooks)
+    nbs, run_dir, per_notebook, params_all = _prepare(
+        profile, dataset, data_root, only, out, dict(extra or {}), notebooks
+    )
     (run_dir / "notebooks").mkdir(exist_ok=True)
     parallel = [nb for nb in nbs if nb.name[:2] not in COLLECTORS]  # 06 waits for the others
     n_jobs, n_threads = _lanes_and_threads(profile, jobs, threads, len(parallel))
     # the kernels' threads, not this process's: every notebook computes with n_threads
-    info = {"profile": profile, "parameters": params_all, "notebooks": [p.name for p in nbs], "state": "running",
-            "status": {nb.name: "pending" for nb in nbs},
-            "provenance": {**provenance(), "threads": n_threads, "jobs": n_jobs}}
+    info = {
+        "profile": profile,
+        "parameters": params_all,
+        "notebooks": [p.name for p in nbs],
+        "state": "running",
+        "status": {nb.name: "pending" for nb in nbs},
+        "provenance": {**provenance(), "threads": n_threads, "jobs": n_jobs},
+    }
     run = _SuiteRun(run_dir, info, per_notebook, print_fn)
     run.set_status()
-    print_fn(f"{len(nbs)} notebook(s), profile {profile}, {n_jobs} at a time, {n_threads} PyTorch thread(s) "
-             f"per kernel ({os.cpu_count() or 1} CPU cores; --jobs, --threads or OMP_NUM_THREADS to change)")
+    print_fn(
+        f"{len(nbs)} notebook(s), profile {profile}, {n_jobs} at a time, {n_threads} PyTorch thread(s) "
+        f"per kernel ({os.cpu_count() or 1} CPU cores; --jobs, --threads or OMP_NUM_THREADS to change)"
+    )
     print_fn(f"software and machine: {software_line(info['provenance'])}")
     home = os.getcwd()
     previous = {k: os.environ.get(k) for k in ("INCSEG_PROGRESS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -449,13 +495,20 @@ def _finish(run: _SuiteRun, failures: list[SuiteError], seconds: float, report: 
     interrupted = any(isinstance(f, SuiteInterrupted) for f in failures)
     for name, status in list(run.info["status"].items()):
         if status == "pending" and failures:
-            run.info["status"][name] = "not run (interrupted)" if interrupted else "not run (an earlier notebook failed)"
-    run.set_status(state="interrupted" if interrupted else ("failed" if failures else "done"), seconds=round(seconds, 1))
+            run.info["status"][name] = (
+                "not run (interrupted)" if interrupted else "not run (an earlier notebook failed)"
+            )
+    run.set_status(
+        state="interrupted" if interrupted else ("failed" if failures else "done"), seconds=round(seconds, 1)
+    )
     index = write_report(run.run_dir) if report else None
     if interrupted:
-        raise SuiteInterrupted(f"interrupted after {seconds:.0f}s; what finished is in {run.run_dir}"
-                               + (f" (report: {index})" if index else "") + ". Running the suite again reuses "
-                               "every finished checkpoint, so it continues where this run stopped")
+        raise SuiteInterrupted(
+            f"interrupted after {seconds:.0f}s; what finished is in {run.run_dir}"
+            + (f" (report: {index})" if index else "")
+            + ". Running the suite again reuses "
+            "every finished checkpoint, so it continues where this run stopped"
+        )
     if failures:
         raise failures[0]
     run.print_fn(f"suite done in {seconds:.0f}s")
@@ -465,8 +518,15 @@ def _finish(run: _SuiteRun, failures: list[SuiteError], seconds: float, report: 
     return run.run_dir
 
 
-def run_calibration(profile: str = "demo", seeds: list[int] = (0, 1, 2), *, out: str | Path | None = None,
-                    extra: dict[str, Any] | None = None, print_fn: Callable = print, **suite_options) -> dict:
+def run_calibration(
+    profile: str = "demo",
+    seeds: list[int] = (0, 1, 2),
+    *,
+    out: str | Path | None = None,
+    extra: dict[str, Any] | None = None,
+    print_fn: Callable = print,
+    **suite_options,
+) -> dict:
     """The profile's whole plan once per seed (``<out>/seed-<k>/``, each a full suite run), then the
     findings' calibration over them (:func:`~incseg_lib.findings.calibrate`), written to
     ``<out>/calibration.json`` and, as a table, ``<out>/calibration.md``.
@@ -478,7 +538,6 @@ def run_calibration(profile: str = "demo", seeds: list[int] = (0, 1, 2), *, out:
     Raises:
         SuiteError: ``-p seed`` given too, a notebook fails, or ``out`` is not a new folder.
     """
-    from . import findings
 
     extra = dict(extra or {})
     if "seed" in extra:
@@ -487,8 +546,15 @@ def run_calibration(profile: str = "demo", seeds: list[int] = (0, 1, 2), *, out:
     runs = []
     for seed in seeds:
         print_fn(f"=== calibration run, seed {seed} ===")
-        runs.append(run_suite(profile, out=base / f"seed-{seed}", extra={**extra, "seed": int(seed)},
-                              print_fn=print_fn, **suite_options))
+        runs.append(
+            run_suite(
+                profile,
+                out=base / f"seed-{seed}",
+                extra={**extra, "seed": int(seed)},
+                print_fn=print_fn,
+                **suite_options,
+            )
+        )
     cal = findings.calibrate(runs)
     atomic_write_json(base / "calibration.json", cal, indent=1)
     text = findings.calibration_table(cal)
@@ -500,20 +566,21 @@ def run_calibration(profile: str = "demo", seeds: list[int] = (0, 1, 2), *, out:
 
 def findings_summary(found: list) -> str:
     """``"23 of 25 expected findings reproduced (1 not, 1 varies between runs)"``."""
-    from . import findings
 
-    count = {st: sum(r.status == st for r in found) for st in
-             (findings.REPRODUCED, findings.NOT_REPRODUCED, findings.VARIES, findings.NO_DATA)}
+    count = {
+        st: sum(r.status == st for r in found)
+        for st in (findings.REPRODUCED, findings.NOT_REPRODUCED, findings.VARIES, findings.NO_DATA)
+    }
     rest = [f"{count[findings.NOT_REPRODUCED]} not"] if count[findings.NOT_REPRODUCED] else []
     rest += [f"{count[findings.VARIES]} varies between runs"] if count[findings.VARIES] else []
     rest += [f"{count[findings.NO_DATA]} without data"] if count[findings.NO_DATA] else []
-    return (f"{count[findings.REPRODUCED]} of {len(found)} expected findings reproduced"
-            + (f" ({', '.join(rest)})" if rest else ""))
+    return f"{count[findings.REPRODUCED]} of {len(found)} expected findings reproduced" + (
+        f" ({', '.join(rest)})" if rest else ""
+    )
 
 
 def print_findings(run_dir: Path, print_fn: Callable = print) -> None:
     """Print every notebook's expected findings (reproduced or not, with their numbers and margins)."""
-    from . import findings
 
     found = findings.load(run_dir)
     if not found:
@@ -531,8 +598,6 @@ def write_report(run_dir: Path) -> Path:
     """Convert the executed notebooks to HTML and write ``report/index.html`` with the result tables."""
     from nbconvert import HTMLExporter
 
-    from . import findings, results
-
     run_dir = Path(run_dir)
     rep = run_dir / "report"
     rep.mkdir(exist_ok=True)
@@ -541,39 +606,58 @@ def write_report(run_dir: Path) -> Path:
     for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
         body, _ = exporter.from_filename(str(nb))
         atomic_write_text(rep / f"{nb.stem}.html", body, what="the report")
-        state = (json.loads((run_dir / "suite.json").read_text()).get("status", {}).get(nb.name, "")
-                 if (run_dir / "suite.json").is_file() else "")
+        state = (
+            json.loads((run_dir / "suite.json").read_text()).get("status", {}).get(nb.name, "")
+            if (run_dir / "suite.json").is_file()
+            else ""
+        )
         mark = "" if not state or state.startswith("done") else f' <b style="color:#b00">{html.escape(state)}</b>'
         links.append(f'<li><a href="{html.escape(nb.stem)}.html">{html.escape(nb.stem)}</a>{mark}</li>')
     recs = results.load(run_dir)
-    tables = results.table(recs).to_html(index=False, na_rep="") if recs else "<p>No results recorded.</p>"
+    tables = results.records_table(recs).to_html(index=False, na_rep="") if recs else "<p>No results recorded.</p>"
     suite = json.loads((run_dir / "suite.json").read_text()) if (run_dir / "suite.json").is_file() else {}
     found = findings.load(run_dir)
     if found:
-        colour = {findings.REPRODUCED: "#dfd", findings.NOT_REPRODUCED: "#fdd", findings.NO_DATA: "#eee",
-                  findings.VARIES: "#ffd"}
-        rows = "".join(f'<tr style="background:{colour[r.status]}"><td>{html.escape(r.notebook)}</td>'
-                       f'<td style="text-align:left">{html.escape(r.claim)}</td><td>{html.escape(r.status)}</td>'
-                       f'<td style="text-align:left">{html.escape(r.detail)}</td>'
-                       f'<td style="text-align:left">{html.escape(r.calibrated_range())}</td></tr>' for r in found)
-        finding_html = (f"<p>{html.escape(findings_summary(found))}. A finding is reproduced when it holds by its "
-                        "margin, calibrated over several seeds; <i>varies</i> marks a comparison that flipped "
-                        "between calibration runs.</p><table><tr><th>notebook</th><th>finding</th>"
-                        f"<th>status</th><th>numbers (mIoU %)</th><th>calibrated</th></tr>{rows}</table>")
+        colour = {
+            findings.REPRODUCED: "#dfd",
+            findings.NOT_REPRODUCED: "#fdd",
+            findings.NO_DATA: "#eee",
+            findings.VARIES: "#ffd",
+        }
+        rows = "".join(
+            f'<tr style="background:{colour[r.status]}"><td>{html.escape(r.notebook)}</td>'
+            f'<td style="text-align:left">{html.escape(r.claim)}</td><td>{html.escape(r.status)}</td>'
+            f'<td style="text-align:left">{html.escape(r.detail)}</td>'
+            f'<td style="text-align:left">{html.escape(r.calibrated_range())}</td></tr>'
+            for r in found
+        )
+        finding_html = (
+            f"<p>{html.escape(findings_summary(found))}. A finding is reproduced when it holds by its "
+            "margin, calibrated over several seeds; <i>varies</i> marks a comparison that flipped "
+            "between calibration runs.</p><table><tr><th>notebook</th><th>finding</th>"
+            f"<th>status</th><th>numbers (mIoU %)</th><th>calibrated</th></tr>{rows}</table>"
+        )
     else:
         finding_html = "<p>No notebook declared findings in this run.</p>"
-    from .env import software_line
 
     prov = suite.get("provenance")
-    prov_html = (f"<p><b>Software and machine:</b> {html.escape(software_line(prov))}; {prov.get('jobs', 1)} "
-                 f"notebook(s) at a time; {html.escape(prov.get('platform', ''))}</p>" if prov else "")
+    prov_html = (
+        f"<p><b>Software and machine:</b> {html.escape(software_line(prov))}; {prov.get('jobs', 1)} "
+        f"notebook(s) at a time; {html.escape(prov.get('platform', ''))}</p>"
+        if prov
+        else ""
+    )
     index = rep / "index.html"
-    atomic_write_text(index, f"""<!doctype html><html><head><meta charset="utf-8"><title>incseg run {html.escape(run_dir.name)}</title>
+    atomic_write_text(
+        index,
+        f"""<!doctype html><html><head><meta charset="utf-8"><title>incseg run {html.escape(run_dir.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}</style></head><body>
-<h1>incseg run {html.escape(run_dir.name)}</h1><p>profile: {html.escape(str(suite.get('profile', '?')))}</p>
+<h1>incseg run {html.escape(run_dir.name)}</h1><p>profile: {html.escape(str(suite.get("profile", "?")))}</p>
 {prov_html}
 <h2>Expected findings</h2>{finding_html}
-<h2>Notebooks</h2><ul>{''.join(links)}</ul>
-<h2>Results (mIoU and pixel accuracy in %)</h2>{tables}</body></html>""", what="the report")
+<h2>Notebooks</h2><ul>{"".join(links)}</ul>
+<h2>Results (mIoU and pixel accuracy in %)</h2>{tables}</body></html>""",
+        what="the report",
+    )
     return index

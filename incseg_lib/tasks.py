@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.common import IGNORE_INDEX, SegmentationDataset, atomic_write_text
+from .data import dataset_info
+from .data.common import IGNORE_INDEX, SegmentationDataset
+from .store import atomic_write_text
 
 _r = lambda a, b: list(range(a, b + 1))  # noqa: E731  inclusive range
 
@@ -77,7 +79,6 @@ def base_signature(dataset: str, task: str) -> str:
 
 def first_new_class(dataset: str, task: str) -> str:
     """Name of the first class added after step 0 (where old ends and new begins in a table)."""
-    from .data import dataset_info
 
     steps = get_task(dataset, task)
     return dataset_info(dataset, incremental=True).class_names[steps[1][0]] if len(steps) > 1 else ""
@@ -176,7 +177,7 @@ class IncrementalSplit:
 
     @property
     def future_classes(self) -> list[int]:
-        return [c for s in self.steps[self.step + 1:] for c in s]
+        return [c for s in self.steps[self.step + 1 :] for c in s]
 
     @property
     def classes_per_step(self) -> list[int]:
@@ -195,7 +196,7 @@ class IncrementalSplit:
     @property
     def added_classes(self) -> list[int]:
         """Classes added after step 0 up to this step (MiB's "new")."""
-        return [c for s in self.steps[1: self.step + 1] for c in s]
+        return [c for s in self.steps[1 : self.step + 1] for c in s]
 
     # ---------------------------------------------------------------- label maps
     def _lut(self, keep: list[int]) -> np.ndarray:
@@ -252,8 +253,9 @@ class IncrementalSplit:
             keep &= ~presence[:, self.future_classes].any(axis=1)
         return np.flatnonzero(keep)
 
-    def train_indices(self, dataset: SegmentationDataset, cache_dir: Path | None = None,
-                      progress: bool = False) -> np.ndarray:
+    def train_indices(
+        self, dataset: SegmentationDataset, cache_dir: Path | None = None, progress: bool = False
+    ) -> np.ndarray:
         """:meth:`select` on ``dataset``, cached as JSON under ``cache_dir`` (deterministic)."""
         cache = None
         if cache_dir is not None:
@@ -263,12 +265,19 @@ class IncrementalSplit:
                 return np.asarray(json.loads(cache.read_text())["indices"], dtype=np.int64)
         idx = self.select(dataset.class_presence(cache_dir, progress=progress))
         if cache is not None:
-            atomic_write_text(cache, json.dumps({"task": self.task, "setting": self.setting, "step": self.step,
-                                                 "indices": idx.tolist()}))
+            atomic_write_text(
+                cache,
+                json.dumps({"task": self.task, "setting": self.setting, "step": self.step, "indices": idx.tolist()}),
+            )
         return idx
 
-    def train_dataset(self, dataset: SegmentationDataset, cache_dir: Path | None = None,
-                      progress: bool = False, void_label: str = "ignore") -> SegmentationDataset:
+    def train_dataset(
+        self,
+        dataset: SegmentationDataset,
+        cache_dir: Path | None = None,
+        progress: bool = False,
+        void_label: str = "ignore",
+    ) -> SegmentationDataset:
         """The step's training images with the step's labels (``void_label``: see :meth:`train_lut`).
 
         Raises:
@@ -277,13 +286,16 @@ class IncrementalSplit:
         idx = self.train_indices(dataset, cache_dir, progress)
         if len(idx) == 0:
             names = [dataset.info.class_names[c] for c in self.new_classes]
-            raise ValueError(f"no training image for {dataset.info.name} task {self.task} ({self.setting}) step "
-                             f"{self.step}: none contains {names}" + (" without future classes; try the "
-                             "overlapped setting" if self.setting == "disjoint" else ""))
+            raise ValueError(
+                f"no training image for {dataset.info.name} task {self.task} ({self.setting}) step "
+                f"{self.step}: none contains {names}"
+                + (" without future classes; try the overlapped setting" if self.setting == "disjoint" else "")
+            )
         return dataset.subset(idx).with_target_lut(self.train_lut(void_label))
 
-    def eval_dataset(self, dataset: SegmentationDataset, unseen: str = "background",
-                     cache_dir: Path | None = None) -> SegmentationDataset:
+    def eval_dataset(
+        self, dataset: SegmentationDataset, unseen: str = "background", cache_dir: Path | None = None
+    ) -> SegmentationDataset:
         """The validation images of this step, labelled with the classes seen so far.
 
         ``unseen``: ``background`` -- every image, classes not seen yet are background (this

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from .data.transforms import denormalize
+from .engine import predict
+from .env import headless
+from .experiment import model_and_data
+from .results import class_order, display_name, latest
 
 IGNORE_COLOUR = (224, 224, 192)  # VOC's cream for void
 
@@ -35,8 +39,11 @@ def class_legend(fig, masks, palette: np.ndarray, class_names: Sequence[str] | N
     from matplotlib.patches import Patch
 
     present = sorted(set().union(*(np.unique(np.asarray(m)).tolist() for m in masks)))
-    handles = [Patch(facecolor=np.asarray(palette[c]) / 255, edgecolor="k", lw=0.3, label=class_names[c])
-               for c in present if c < len(class_names) and c < len(palette)]
+    handles = [
+        Patch(facecolor=np.asarray(palette[c]) / 255, edgecolor="k", lw=0.3, label=class_names[c])
+        for c in present
+        if c < len(class_names) and c < len(palette)
+    ]
     if 255 in present:
         handles.append(Patch(facecolor=np.asarray(IGNORE_COLOUR) / 255, edgecolor="k", lw=0.3, label="void"))
     if handles:
@@ -53,8 +60,9 @@ def _to_rgb(image) -> np.ndarray:
     return t.permute(1, 2, 0).cpu().numpy()
 
 
-def show_samples(dataset, indices: Sequence[int], palette: np.ndarray, class_names: Sequence[str] | None = None,
-                 cols: int = 4):
+def show_samples(
+    dataset, indices: Sequence[int], palette: np.ndarray, class_names: Sequence[str] | None = None, cols: int = 4
+):
     """Grid of image | mask pairs from ``dataset`` (items ``(image, mask)``). Returns the figure."""
     import matplotlib.pyplot as plt
 
@@ -77,15 +85,20 @@ def show_samples(dataset, indices: Sequence[int], palette: np.ndarray, class_nam
     return fig
 
 
-def gallery(model, dataset, indices: Sequence[int], palette: np.ndarray, device="cpu", title: str = "",
-            class_names: Sequence[str] | None = None):
+def gallery(
+    model,
+    dataset,
+    indices: Sequence[int],
+    palette: np.ndarray,
+    device="cpu",
+    title: str = "",
+    class_names: Sequence[str] | None = None,
+):
     """image | ground truth | prediction rows for ``indices`` of an evaluation dataset, with a class legend.
 
     ``class_names`` default to ``dataset.info.class_names`` when the dataset has them.
     """
     import matplotlib.pyplot as plt
-
-    from .engine import predict
 
     fig, axes = plt.subplots(len(indices), 3, figsize=(7.5, 2.3 * len(indices)), squeeze=False)
     shown = []
@@ -93,8 +106,11 @@ def gallery(model, dataset, indices: Sequence[int], palette: np.ndarray, device=
         image, mask = dataset[i]
         pred = predict(model, image[None], device)[0]
         shown += [np.asarray(mask), pred.numpy()]
-        for ax, pic, name in zip(row, (_to_rgb(image), colorize(mask, palette), colorize(pred, palette)),
-                                 ("image", "ground truth", "prediction")):
+        for ax, pic, name in zip(
+            row,
+            (_to_rgb(image), colorize(mask, palette), colorize(pred, palette)),
+            ("image", "ground truth", "prediction"),
+        ):
             ax.imshow(pic)
             ax.set_title(name, fontsize=8)
             ax.axis("off")
@@ -130,8 +146,6 @@ def iou_bars(record: dict, title: str = ""):
     """Horizontal bars of per-class IoU (%) from a results record."""
     import matplotlib.pyplot as plt
 
-    from .results import class_order
-
     names = class_order(record.get("dataset", ""), record["iou"])
     vals = [100 * (record["iou"][n] or 0) for n in names]
     fig, ax = plt.subplots(figsize=(6, 0.22 * len(names) + 1))
@@ -149,11 +163,9 @@ def predictions_over_steps(pred: dict, methods: Sequence[str] | None = None, tit
     """One row per (image, method): image | ground truth | prediction after each step.
 
     Args:
-        pred: the dict of :func:`incseg_lib.experiment.predictions_over_steps`.
+        pred: the dict of :func:`incseg_lib.experiment.step_predictions`.
     """
     import matplotlib.pyplot as plt
-
-    from .results import display_name
 
     methods = list(methods or pred["steps"])
     n_steps = len(next(iter(pred["steps"].values())))
@@ -179,7 +191,7 @@ def predictions_over_steps(pred: dict, methods: Sequence[str] | None = None, tit
 
 
 def step_curves(frame, title: str = "mIoU after each step"):
-    """Lines of mIoU (%) per step, one per method (rows of :func:`results.step_curves`)."""
+    """Lines of mIoU (%) per step, one per method (rows of :func:`results.miou_by_step`)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -196,8 +208,15 @@ def step_curves(frame, title: str = "mIoU after each step"):
     return fig
 
 
-def iou_heatmap(frame, title: str = "per-class IoU % at the last step", split_at: str | None = None,
-                cmap: str = "viridis", vmin: float = 0, vmax: float = 100, label: str = "IoU %"):
+def iou_heatmap(
+    frame,
+    title: str = "per-class IoU % at the last step",
+    split_at: str | None = None,
+    cmap: str = "viridis",
+    vmin: float = 0,
+    vmax: float = 100,
+    label: str = "IoU %",
+):
     """Seaborn heatmap of a methods x classes table in % (:func:`results.class_iou`, :func:`results.forgetting`).
 
     Args:
@@ -208,8 +227,17 @@ def iou_heatmap(frame, title: str = "per-class IoU % at the last step", split_at
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(0.42 * len(frame.columns) + 2, 0.4 * len(frame) + 1.6))
-    sns.heatmap(frame, annot=True, fmt=".0f", cmap=cmap, vmin=vmin, vmax=vmax, cbar_kws={"label": label},
-                annot_kws={"fontsize": 6}, ax=ax)
+    sns.heatmap(
+        frame,
+        annot=True,
+        fmt=".0f",
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        cbar_kws={"label": label},
+        annot_kws={"fontsize": 6},
+        ax=ax,
+    )
     if split_at is not None and split_at in frame.columns:
         ax.axvline(list(frame.columns).index(split_at), color="white", lw=2)
     ax.set_title(title, fontsize=10)
@@ -257,11 +285,6 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from .experiment import model_and_data
-    from .results import latest
-
-    from .config import headless
-
     recs = [r for r in latest(records) if r.get("checkpoint") and r.get("eval_protocol", "full") == "full"]
     if not recs:
         return widgets.HTML("no record with a checkpoint to show")
@@ -279,9 +302,14 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
             loaded = load(rec)
             if loaded is not None:
                 model, data, palette = loaded
-                return gallery(model, data, [i for i in images if i < len(data)], palette, device=device,
-                               title=f"{rec['dataset']} {rec['task']} {rec['setting']} {rec['method']} "
-                                     f"step {rec['step']}")
+                return gallery(
+                    model,
+                    data,
+                    [i for i in images if i < len(data)],
+                    palette,
+                    device=device,
+                    title=f"{rec['dataset']} {rec['task']} {rec['setting']} {rec['method']} step {rec['step']}",
+                )
         return widgets.HTML("none of the records' checkpoints can be shown (see the lines above)")
     fields = ("dataset", "task", "setting", "method", "step")
     boxes = {f: widgets.Dropdown(description=f, layout=widgets.Layout(width="220px")) for f in fields}
@@ -318,9 +346,15 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
                 return
             model, data, palette = loaded
             idx = [i for i in images if i < len(data)]
-            fig = gallery(model, data, idx, palette, device=device,
-                          title=f"{rec['dataset']} {rec['task']} {rec['setting']} {rec['method']} step {rec['step']}: "
-                                f"mIoU {100 * (rec['miou_all'] or 0):.1f}")
+            fig = gallery(
+                model,
+                data,
+                idx,
+                palette,
+                device=device,
+                title=f"{rec['dataset']} {rec['task']} {rec['setting']} {rec['method']} step {rec['step']}: "
+                f"mIoU {100 * (rec['miou_all'] or 0):.1f}",
+            )
             plt.show(fig)
 
     for k, f in enumerate(fields):
@@ -333,7 +367,7 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
 
 def memory_curves(frame, title: str = ""):
     """mIoU (old / new / all) against exemplars per class: one panel per part, one line per method
-    with memory, MiB without memory as a dashed reference line (:func:`results.memory_curves`)."""
+    with memory, MiB without memory as a dashed reference line (:func:`results.miou_by_memory`)."""
     import matplotlib.pyplot as plt
 
     parts = ["old", "new", "all"]
@@ -394,8 +428,9 @@ def exemplar_gallery(memory, dataset, max_classes: int = 8, per_class: int = 4, 
     return fig
 
 
-def synthetic_gallery(memory, real, max_classes: int = 8, per_class: int = 3, real_per_class: int = 2,
-                      cache_dir=None, title: str = ""):
+def synthetic_gallery(
+    memory, real, max_classes: int = 8, per_class: int = 3, real_per_class: int = 2, cache_dir=None, title: str = ""
+):
     """Synthetic images of each old class beside real training images of that class.
 
     One row per class: ``real_per_class`` real images first (grey titles), then up to
@@ -444,8 +479,7 @@ def synthetic_gallery(memory, real, max_classes: int = 8, per_class: int = 3, re
             half = img.copy()
             w = img.shape[1] // 2
             fg = (mask != 0) & (mask != 255)
-            half[:, w:] = np.where(fg[:, w:, None], (0.4 * img[:, w:] + 0.6 * over[:, w:]).astype(np.uint8),
-                                   img[:, w:])
+            half[:, w:] = np.where(fg[:, w:, None], (0.4 * img[:, w:] + 0.6 * over[:, w:]).astype(np.uint8), img[:, w:])
             ax.imshow(half)
             ax.set_title("synthetic", fontsize=6)
         row[0].set_ylabel(real.info.class_names[c], fontsize=8)
@@ -483,8 +517,12 @@ def inversion_losses(memory, title: str = "DeepInversion loss terms"):
     df = pd.DataFrame(memory.loss_curves())
     if df.empty:
         raise ValueError(f"no loss curves in {memory.folder}")
-    terms = [("class", "class (LSE-pooled)"), ("bn", "BN statistics"), ("tv_l2", "TV (L2)"),
-             ("target_prob", "target probability")]
+    terms = [
+        ("class", "class (LSE-pooled)"),
+        ("bn", "BN statistics"),
+        ("tv_l2", "TV (L2)"),
+        ("target_prob", "target probability"),
+    ]
     fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.6))
     low = (memory.manifest.get("config") or {}).get("iterations_low", 0)
     for ax, (col, name) in zip(axes, terms):
@@ -501,8 +539,9 @@ def inversion_losses(memory, title: str = "DeepInversion loss terms"):
     return fig
 
 
-def seam_gallery(examples: Sequence[dict], palette: np.ndarray, class_names: Sequence[str] | None = None,
-                 title: str = ""):
+def seam_gallery(
+    examples: Sequence[dict], palette: np.ndarray, class_names: Sequence[str] | None = None, title: str = ""
+):
     """image | ground truth | CAM | PCM-refined CAM | pseudo-label, one row per example.
 
     Args:

@@ -42,8 +42,10 @@ except ImportError:
 else:
     SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
     if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
-        raise RuntimeError(f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
-                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+        raise RuntimeError(
+            f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
+            "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)"
+        )
     from incseg_lib.colab import setup
 
     setup(SOURCE, drive=USE_DRIVE)
@@ -64,14 +66,21 @@ gallery_images: int = 4  # validation images shown with predictions
 
 # %%
 from incseg_lib import viz
-from incseg_lib.config import RunConfig, notebook_run_dir, parse_list, set_seed
+from incseg_lib.config import RunConfig, parse_list
+from incseg_lib.env import notebook_run_dir, set_seed
 from incseg_lib.data import load_dataset, train_split
 from incseg_lib.experiment import grid_configs, grid_table, run_grid
 
 cfg = RunConfig.from_profile(
-    "smoke" if smoke else profile, dataset=dataset, data_root=data_root, task="offline",
-    run_dir=notebook_run_dir("01_offline_bisenet_tuning", run_dir), epochs=epochs or None, seed=seed,
-    pretrained=pretrained)
+    "smoke" if smoke else profile,
+    dataset=dataset,
+    data_root=data_root,
+    task="offline",
+    run_dir=notebook_run_dir("01_offline_bisenet_tuning", run_dir),
+    epochs=epochs or None,
+    seed=seed,
+    pretrained=pretrained,
+)
 set_seed(cfg.seed)
 print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "epochs", cfg.epochs, "device", cfg.torch_device())
 
@@ -82,8 +91,7 @@ print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "epochs", cfg.epochs, "de
 # 255 = *void*, ignored by the loss and the metrics — the thin cream outlines below).
 
 # %%
-train = load_dataset(cfg.dataset, train_split(cfg.dataset, cfg.voc_split), root=cfg.data_root,
-                     incremental=False)
+train = load_dataset(cfg.dataset, train_split(cfg.dataset, cfg.voc_split), root=cfg.data_root, incremental=False)
 print(f"{len(train)} training images, {train.info.num_classes} classes:", ", ".join(train.info.class_names))
 fig = viz.show_samples(train, range(8), train.info.palette, train.info.class_names)
 
@@ -111,8 +119,7 @@ from incseg_lib.models import BiSeNet, count_parameters
 
 for name in parse_list(backbones) or cfg.grid["backbones"]:
     net = BiSeNet([train.info.num_classes], name)
-    print(f"{name:10s} {count_parameters(net) / 1e6:5.1f} M parameters, heads per step "
-          f"{net.classes_per_step}")
+    print(f"{name:10s} {count_parameters(net) / 1e6:5.1f} M parameters, heads per step {net.classes_per_step}")
 
 # %% [markdown]
 # ## The grid
@@ -122,8 +129,9 @@ for name in parse_list(backbones) or cfg.grid["backbones"]:
 # run interrupted by a Colab disconnect resumes where it stopped.
 
 # %%
-configs = grid_configs(cfg, parse_list(backbones) or None, parse_list(lrs, float) or None,
-                       parse_list(batch_sizes, int) or None)
+configs = grid_configs(
+    cfg, parse_list(backbones) or None, parse_list(lrs, float) or None, parse_list(batch_sizes, int) or None
+)
 print(f"{len(configs)} configurations")
 outcomes = run_grid(configs, notebook="01_offline_bisenet_tuning")
 
@@ -139,8 +147,7 @@ table = grid_table(outcomes)
 table
 
 # %%
-fig = viz.loss_curves({f"{o.config.backbone} lr={o.config.lr} bs={o.config.batch_size}": o.history
-                       for o in outcomes})
+fig = viz.loss_curves({f"{o.config.backbone} lr={o.config.lr} bs={o.config.batch_size}": o.history for o in outcomes})
 
 # %% [markdown]
 # ## Per-class IoU and predictions of the best run
@@ -153,10 +160,17 @@ fig = viz.iou_bars(best.record)
 from incseg_lib.data import eval_split
 from incseg_lib.data.transforms import eval_transforms
 
-val = load_dataset(cfg.dataset, eval_split(cfg.dataset), root=cfg.data_root, incremental=False,
-                   transforms=eval_transforms())
-fig = viz.gallery(best.model, val, range(gallery_images), val.info.palette, device=cfg.torch_device(),
-                  title=f"{best.config.backbone}, lr {best.config.lr}: image | ground truth | prediction")
+val = load_dataset(
+    cfg.dataset, eval_split(cfg.dataset), root=cfg.data_root, incremental=False, transforms=eval_transforms()
+)
+fig = viz.gallery(
+    best.model,
+    val,
+    range(gallery_images),
+    val.info.palette,
+    device=cfg.torch_device(),
+    title=f"{best.config.backbone}, lr {best.config.lr}: image | ground truth | prediction",
+)
 
 # %% [markdown]
 # ## Exercises
@@ -193,6 +207,7 @@ check("iou_from_confusion", iou_from_confusion)
 # **2 · The poly learning rate.** BiSeNet (like DeepLab and MiB) lowers the learning rate at every
 # iteration: $\mathrm{lr}_i = \mathrm{lr}_0\,(1 - i / N)^{0.9}$ for iteration $i$ of $N$.
 
+
 # %% tags=["exercise"]
 def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
     """The learning rate of `iteration` (0-based) out of `total` iterations."""
@@ -216,12 +231,26 @@ check("poly_lr", poly_lr)
 from incseg_lib import findings
 from incseg_lib.findings import Finding, Metric
 
-expected = [Finding("BiSeNet learns from scratch: offline mIoU well above the background-only score",
-                    Metric("offline", "all"), ">=", 3 * 100 / train.info.num_classes)]
+expected = [
+    Finding(
+        "BiSeNet learns from scratch: offline mIoU well above the background-only score",
+        Metric("offline", "all"),
+        ">=",
+        3 * 100 / train.info.num_classes,
+    )
+]
 if cfg.profile == "demo":
-    expected.append(Finding("demo: the offline model reaches 70 mIoU on the shapes", Metric("offline", "all"), ">=", 70))
-found = findings.check(expected, [o.record for o in outcomes], notebook="01_offline_bisenet_tuning",
-                       run_dir=cfg.run_dir, profile=cfg.profile, dataset=cfg.dataset)
+    expected.append(
+        Finding("demo: the offline model reaches 70 mIoU on the shapes", Metric("offline", "all"), ">=", 70)
+    )
+found = findings.check(
+    expected,
+    [o.record for o in outcomes],
+    notebook="01_offline_bisenet_tuning",
+    run_dir=cfg.run_dir,
+    profile=cfg.profile,
+    dataset=cfg.dataset,
+)
 
 # %% [markdown]
 # ## What to take away

@@ -52,8 +52,10 @@ except ImportError:
 else:
     SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
     if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
-        raise RuntimeError(f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
-                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+        raise RuntimeError(
+            f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
+            "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)"
+        )
     from incseg_lib.colab import setup
 
     setup(SOURCE, drive=USE_DRIVE)
@@ -80,19 +82,43 @@ pi_estimator: str = ""  # PI's importance: mib (MiB's code) or zenke (Zenke et a
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, notebook_run_dir, parse_list, set_seed
-from incseg_lib.experiment import (example_images, predictions_over_steps, run_study, study_plan,
-                                   task_overview)
+from incseg_lib.config import RunConfig, parse_list
+from incseg_lib.env import notebook_run_dir, set_seed
+from incseg_lib.experiment import example_images, run_study, step_predictions, study_plan, task_overview
 from incseg_lib.tasks import first_new_class, get_task
 
 cfg = RunConfig.from_profile(
-    "smoke" if smoke else profile, dataset=dataset, data_root=data_root, run_dir=notebook_run_dir("02_mib_incremental", run_dir),
-    epochs=epochs or None, epochs_next=epochs_next or None, pretrained=pretrained, seed=seed,
-    aux_next=aux_next, lr_next=lr_next or None, eval_unseen=eval_unseen, pi_estimator=pi_estimator)
+    "smoke" if smoke else profile,
+    dataset=dataset,
+    data_root=data_root,
+    run_dir=notebook_run_dir("02_mib_incremental", run_dir),
+    epochs=epochs or None,
+    epochs_next=epochs_next or None,
+    pretrained=pretrained,
+    seed=seed,
+    aux_next=aux_next,
+    lr_next=lr_next or None,
+    eval_unseen=eval_unseen,
+    pi_estimator=pi_estimator,
+)
 set_seed(cfg.seed)
 plan = study_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods))
-print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "epochs", cfg.epochs_at(0), "then", cfg.epochs_at(1),
-      "lr", cfg.lr_at(0), "then", cfg.lr_at(1), "device", cfg.torch_device())
+print(
+    cfg.profile,
+    cfg.dataset,
+    "crop",
+    cfg.crop_size,
+    "epochs",
+    cfg.epochs_at(0),
+    "then",
+    cfg.epochs_at(1),
+    "lr",
+    cfg.lr_at(0),
+    "then",
+    cfg.lr_at(1),
+    "device",
+    cfg.torch_device(),
+)
 print("plan:", plan)
 
 # %% [markdown]
@@ -106,6 +132,8 @@ print("plan:", plan)
 # classes (15-5 and 15-1).
 
 # %%
+from IPython.display import display
+
 for task in plan["tasks"]:
     print(f"task {task}")
     display(task_overview(cfg.replace(task=task)))
@@ -169,7 +197,7 @@ fig = viz.comparison_bars(table)
 shown = [m for m in ("ft", "mib") if m in plan["methods"]] or plan["methods"][:2]
 long_task = max(plan["tasks"], key=lambda t: len(get_task(cfg.dataset, t)))  # the most steps
 example_cfg = cfg.replace(task=long_task, setting=plan["settings"][0])
-pred = predictions_over_steps(example_cfg, shown, example_images(example_cfg, examples))
+pred = step_predictions(example_cfg, shown, example_images(example_cfg, examples))
 fig = viz.predictions_over_steps(pred, title=f"{long_task} {example_cfg.setting}: prediction after each step")
 
 # %% [markdown]
@@ -181,7 +209,7 @@ fig = viz.predictions_over_steps(pred, title=f"{long_task} {example_cfg.setting}
 # %%
 for task in plan["tasks"]:
     for setting in plan["settings"]:
-        curves = results.step_curves(records, cfg.dataset, task, setting)
+        curves = results.miou_by_step(records, cfg.dataset, task, setting)
         if curves.shape[1] > 2:
             display(curves)
             fig = viz.step_curves(curves, title=f"{task} {setting}: mIoU of all seen classes")
@@ -195,8 +223,9 @@ for task in plan["tasks"]:
 for task in plan["tasks"]:
     for setting in plan["settings"]:
         heat = results.class_iou(records, cfg.dataset, task, setting)
-        fig = viz.iou_heatmap(heat, title=f"{task} {setting}: IoU % after the last step",
-                              split_at=first_new_class(cfg.dataset, task))
+        fig = viz.iou_heatmap(
+            heat, title=f"{task} {setting}: IoU % after the last step", split_at=first_new_class(cfg.dataset, task)
+        )
 
 # %% [markdown]
 # ## Exercises
@@ -303,8 +332,9 @@ check("mib_init", mib_init)
 from incseg_lib import findings
 
 expected = findings.incremental_findings(plan)
-found = findings.check(expected, records, notebook="02_mib_incremental", run_dir=cfg.run_dir,
-                       profile=cfg.profile, dataset=cfg.dataset)
+found = findings.check(
+    expected, records, notebook="02_mib_incremental", run_dir=cfg.run_dir, profile=cfg.profile, dataset=cfg.dataset
+)
 
 # %% [markdown]
 # ## What to take away

@@ -50,8 +50,10 @@ except ImportError:
 else:
     SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
     if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
-        raise RuntimeError(f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
-                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+        raise RuntimeError(
+            f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
+            "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)"
+        )
     from incseg_lib.colab import setup
 
     setup(SOURCE, drive=USE_DRIVE)
@@ -77,13 +79,21 @@ seed: int = 0  # weights, data order, augmentation and random selection
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, notebook_run_dir, parse_list, set_seed
+from incseg_lib.config import RunConfig, parse_list
+from incseg_lib.env import notebook_run_dir, set_seed
 from incseg_lib.data import load_dataset, train_split
 from incseg_lib.experiment import replay_plan, run_replay_study
 
 cfg = RunConfig.from_profile(
-    "smoke" if smoke else profile, dataset=dataset, data_root=data_root, run_dir=notebook_run_dir("03_exemplars_smib", run_dir),
-    epochs=epochs or None, epochs_next=epochs_next or None, pretrained=pretrained, seed=seed)
+    "smoke" if smoke else profile,
+    dataset=dataset,
+    data_root=data_root,
+    run_dir=notebook_run_dir("03_exemplars_smib", run_dir),
+    epochs=epochs or None,
+    epochs_next=epochs_next or None,
+    pretrained=pretrained,
+    seed=seed,
+)
 set_seed(cfg.seed)
 plan = replay_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(sizes, int), parse_list(methods))
 print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "device", cfg.torch_device())
@@ -97,8 +107,15 @@ print("plan:", plan, "| budget", budget_mode, "| selection", strategy, "| replay
 # chosen at the start of step t from the step t-1 model and saved beside the checkpoint.
 
 # %%
-records, memories = run_replay_study(cfg, plan, mode=budget_mode, strategy=strategy, share=share,
-                                     old_labels_on_new=old_labels_on_new, notebook="03_exemplars_smib")
+records, memories = run_replay_study(
+    cfg,
+    plan,
+    mode=budget_mode,
+    strategy=strategy,
+    share=share,
+    old_labels_on_new=old_labels_on_new,
+    notebook="03_exemplars_smib",
+)
 
 # %% [markdown]
 # ## What the memory holds
@@ -107,8 +124,13 @@ records, memories = run_replay_study(cfg, plan, mode=budget_mode, strategy=strat
 # overlay is the ground truth each exemplar keeps.
 
 # %%
-train = load_dataset(cfg.dataset, train_split(cfg.dataset, cfg.voc_split), root=cfg.data_root,
-                     incremental=True, max_images=cfg.max_train_images)
+train = load_dataset(
+    cfg.dataset,
+    train_split(cfg.dataset, cfg.voc_split),
+    root=cfg.data_root,
+    incremental=True,
+    max_images=cfg.max_train_images,
+)
 key = (plan["tasks"][0], plan["settings"][0], plan["methods"][-1], max(plan["sizes"]))
 memory = memories[key]
 print(memory.summary(train))
@@ -123,7 +145,7 @@ fig = viz.exemplar_gallery(memory, train, title=f"exemplars, {key[0]} {key[1]}, 
 # %%
 for task in plan["tasks"]:
     for setting in plan["settings"]:
-        curves = results.memory_curves(records, cfg.dataset, task, setting)
+        curves = results.miou_by_memory(records, cfg.dataset, task, setting)
         fig = viz.memory_curves(curves, title=f"{task} {setting}")
 
 # %% [markdown]
@@ -173,6 +195,7 @@ check("herding", herding)
 # every old class) or in total (`total`: `budget` images shared by the classes; `budget // n` each,
 # the remainder one extra image each to the earliest classes).
 
+
 # %% tags=["exercise"]
 def quota(classes: list[int], budget: int, mode: str) -> dict[int, int]:
     """Images allowed per class id of `classes`, for mode 'per-class' or 'total'."""
@@ -200,8 +223,9 @@ check("quota", quota)
 from incseg_lib import findings
 
 expected = findings.replay_findings(plan, mode=budget_mode)
-found = findings.check(expected, records, notebook="03_exemplars_smib", run_dir=cfg.run_dir,
-                       profile=cfg.profile, dataset=cfg.dataset)
+found = findings.check(
+    expected, records, notebook="03_exemplars_smib", run_dir=cfg.run_dir, profile=cfg.profile, dataset=cfg.dataset
+)
 
 # %% [markdown]
 # ## What to take away

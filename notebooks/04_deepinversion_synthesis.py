@@ -64,8 +64,10 @@ except ImportError:
 else:
     SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
     if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
-        raise RuntimeError(f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
-                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+        raise RuntimeError(
+            f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
+            "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)"
+        )
     from incseg_lib.colab import setup
 
     setup(SOURCE, drive=USE_DRIVE)
@@ -98,21 +100,37 @@ seed: int = 0  # weights, data order, augmentation and synthesis noise
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, notebook_run_dir, parse_list, set_seed
+from incseg_lib.config import RunConfig, parse_list
+from incseg_lib.env import notebook_run_dir, set_seed
 from incseg_lib.data import load_dataset, train_split
 from incseg_lib.experiment import inversion_plan, run_inversion_study
 from incseg_lib.inversion import inversion_config
 
 cfg = RunConfig.from_profile(
-    "smoke" if smoke else profile, dataset=dataset, data_root=data_root,
-    run_dir=notebook_run_dir("04_deepinversion_synthesis", run_dir), epochs=epochs or None, epochs_next=epochs_next or None,
-    pretrained=pretrained, seed=seed)
+    "smoke" if smoke else profile,
+    dataset=dataset,
+    data_root=data_root,
+    run_dir=notebook_run_dir("04_deepinversion_synthesis", run_dir),
+    epochs=epochs or None,
+    epochs_next=epochs_next or None,
+    pretrained=pretrained,
+    seed=seed,
+)
 set_seed(cfg.seed)
-chosen = dict(images_per_class=images_per_class or None, iterations_low=None if iterations_low < 0 else iterations_low,
-              iterations_full=iterations_full or None, resolution=resolution or None,
-              r_feature=None if r_feature < 0 else r_feature, tv_l2=None if tv_l2 < 0 else tv_l2,
-              l2=None if l2 < 0 else l2, adi=adi, share=share, confidence=confidence, replay_labels=replay_labels,
-              seed=seed)
+chosen = dict(
+    images_per_class=images_per_class or None,
+    iterations_low=None if iterations_low < 0 else iterations_low,
+    iterations_full=iterations_full or None,
+    resolution=resolution or None,
+    r_feature=None if r_feature < 0 else r_feature,
+    tv_l2=None if tv_l2 < 0 else tv_l2,
+    l2=None if l2 < 0 else l2,
+    adi=adi,
+    share=share,
+    confidence=confidence,
+    replay_labels=replay_labels,
+    seed=seed,
+)
 inversion = inversion_config(cfg.profile, **chosen)
 plan = inversion_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods))
 print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "device", cfg.torch_device())
@@ -128,8 +146,7 @@ print("synthesis:", inversion)
 # replaying it. SMiB gets as many *real* exemplars per class as there are synthetic images per class.
 
 # %%
-records, memories = run_inversion_study(cfg, plan, inversion, smib=compare_smib,
-                                        notebook="04_deepinversion_synthesis")
+records, memories = run_inversion_study(cfg, plan, inversion, smib=compare_smib, notebook="04_deepinversion_synthesis")
 memory = memories[(plan["tasks"][0], plan["settings"][0])]
 print(memory.summary())
 
@@ -140,10 +157,16 @@ print(memory.summary())
 # that class on the right, with the old model's pseudo-labels coloured on their right half.
 
 # %%
-train = load_dataset(cfg.dataset, train_split(cfg.dataset, cfg.voc_split), root=cfg.data_root,
-                     incremental=True, max_images=cfg.max_train_images)
-fig = viz.synthetic_gallery(memory, train, cache_dir=cfg.checkpoint_path / "splits",
-                            title=f"synthetic vs real, {plan['tasks'][0]} step 0 model")
+train = load_dataset(
+    cfg.dataset,
+    train_split(cfg.dataset, cfg.voc_split),
+    root=cfg.data_root,
+    incremental=True,
+    max_images=cfg.max_train_images,
+)
+fig = viz.synthetic_gallery(
+    memory, train, cache_dir=cfg.checkpoint_path / "splits", title=f"synthetic vs real, {plan['tasks'][0]} step 0 model"
+)
 
 # %% [markdown]
 # ## From noise to an image
@@ -205,8 +228,12 @@ import torch
 def total_variation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """x (B, C, H, W). Returns (TV_1, TV_2)."""
     # BEGIN SOLUTION
-    d = [x[:, :, :, :-1] - x[:, :, :, 1:], x[:, :, :-1, :] - x[:, :, 1:, :],
-         x[:, :, 1:, :-1] - x[:, :, :-1, 1:], x[:, :, :-1, :-1] - x[:, :, 1:, 1:]]
+    d = [
+        x[:, :, :, :-1] - x[:, :, :, 1:],
+        x[:, :, :-1, :] - x[:, :, 1:, :],
+        x[:, :, 1:, :-1] - x[:, :, :-1, 1:],
+        x[:, :, :-1, :-1] - x[:, :, 1:, 1:],
+    ]
     return sum(di.abs().mean() for di in d), sum(torch.linalg.vector_norm(di) for di in d)
     # END SOLUTION
 
@@ -226,8 +253,14 @@ check("total_variation", total_variation)
 from incseg_lib import findings
 
 expected = findings.inversion_findings(plan)
-found = findings.check(expected, records, notebook="04_deepinversion_synthesis", run_dir=cfg.run_dir,
-                       profile=cfg.profile, dataset=cfg.dataset)
+found = findings.check(
+    expected,
+    records,
+    notebook="04_deepinversion_synthesis",
+    run_dir=cfg.run_dir,
+    profile=cfg.profile,
+    dataset=cfg.dataset,
+)
 
 # %% [markdown]
 # ## What to take away

@@ -54,8 +54,10 @@ except ImportError:
 else:
     SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
     if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
-        raise RuntimeError(f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
-                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+        raise RuntimeError(
+            f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
+            "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)"
+        )
     from incseg_lib.colab import setup
 
     setup(SOURCE, drive=USE_DRIVE)
@@ -84,17 +86,32 @@ seed: int = 0  # weights, data order and augmentation
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, notebook_run_dir, parse_list, set_seed
+from incseg_lib.config import RunConfig, parse_list
+from incseg_lib.env import notebook_run_dir, set_seed
 from incseg_lib.data import load_dataset, train_split
 from incseg_lib.experiment import run_weak_study, seam_examples, weak_config, weak_plan
 
 cfg = RunConfig.from_profile(
-    "smoke" if smoke else profile, dataset=dataset, data_root=data_root,
-    run_dir=notebook_run_dir("05_seam_weak_supervision", run_dir), epochs=epochs or None, epochs_next=epochs_next or None,
-    pretrained=pretrained, seed=seed)
+    "smoke" if smoke else profile,
+    dataset=dataset,
+    data_root=data_root,
+    run_dir=notebook_run_dir("05_seam_weak_supervision", run_dir),
+    epochs=epochs or None,
+    epochs_next=epochs_next or None,
+    pretrained=pretrained,
+    seed=seed,
+)
 set_seed(cfg.seed)
-seam = weak_config(cfg, init=seam_init, epochs=seam_epochs or None, backbone=seam_backbone or None,
-                   output_stride=output_stride, bg_threshold=bg_threshold, cam_source=cam_source, fuse_old=fuse_old)
+seam = weak_config(
+    cfg,
+    init=seam_init,
+    epochs=seam_epochs or None,
+    backbone=seam_backbone or None,
+    output_stride=output_stride,
+    bg_threshold=bg_threshold,
+    cam_source=cam_source,
+    fuse_old=fuse_old,
+)
 plan = weak_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods))
 print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "device", cfg.torch_device())
 print("plan:", plan)
@@ -124,8 +141,13 @@ labels.summary()
 # %%
 first = cfg.replace(task=plan["tasks"][0], setting=plan["settings"][0])
 examples = seam_examples(first, labels, seam, n=4)
-info = load_dataset(cfg.dataset, train_split(cfg.dataset, cfg.voc_split), root=cfg.data_root, incremental=True,
-                    max_images=cfg.max_train_images).info
+info = load_dataset(
+    cfg.dataset,
+    train_split(cfg.dataset, cfg.voc_split),
+    root=cfg.data_root,
+    incremental=True,
+    max_images=cfg.max_train_images,
+).info
 fig = viz.seam_gallery(examples, info.palette, info.class_names, title=f"SEAM on {plan['tasks'][0]} step 1")
 
 # %% [markdown]
@@ -142,7 +164,8 @@ results.pseudo_label_table(records)
 
 # %%
 fig = viz.threshold_sweep(labels.sweep(), chosen=seam.bg_threshold)
-print("best background score (with masks, teaching only): %.2f -> mIoU %.1f" % labels.best_threshold(seam.cam_source))
+best_score, best_miou = labels.best_threshold(seam.cam_source)
+print(f"best background score (with masks, teaching only): {best_score:.2f} -> mIoU {best_miou:.1f}")
 
 # %% [markdown]
 # ## The table
@@ -217,8 +240,14 @@ check("fuse_old", fuse_old)
 from incseg_lib import findings
 
 expected = findings.weak_findings(plan)
-found = findings.check(expected, records, notebook="05_seam_weak_supervision", run_dir=cfg.run_dir,
-                       profile=cfg.profile, dataset=cfg.dataset)
+found = findings.check(
+    expected,
+    records,
+    notebook="05_seam_weak_supervision",
+    run_dir=cfg.run_dir,
+    profile=cfg.profile,
+    dataset=cfg.dataset,
+)
 
 # %% [markdown]
 # ## What to take away

@@ -36,8 +36,10 @@ except ImportError:
 else:
     SOURCE = os.environ.get("INCSEG_SOURCE") or SOURCE  # a course's fork: git URL@ref, wheel or folder
     if subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE]).returncode:
-        raise RuntimeError(f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
-                           "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)")
+        raise RuntimeError(
+            f"could not install incseg from {SOURCE!r}: set INCSEG_SOURCE to a reachable git "
+            "URL with @ref, a wheel or a folder (os.environ['INCSEG_SOURCE'] = ...)"
+        )
     from incseg_lib.colab import setup
 
     setup(SOURCE, drive=USE_DRIVE)
@@ -53,7 +55,8 @@ gallery_images: int = 3  # validation images in the viewer
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, parse_list, runs_root
+from incseg_lib.config import RunConfig, parse_list
+from incseg_lib.env import runs_root
 
 cfg = RunConfig.from_profile("smoke" if smoke else profile)
 folders = parse_list(run_dirs) or ([run_dir] if run_dir else results.find_runs(runs_root()))
@@ -67,7 +70,7 @@ print(f"{len(records)} records from {len(folders)} run folder(s):", ", ".join(ma
 # its older records.
 
 # %%
-overview = results.table(results.latest(records))
+overview = results.records_table(results.latest(records))
 overview
 
 # %% [markdown]
@@ -94,15 +97,21 @@ groups = sorted({(r["dataset"], r["task"], r["setting"]) for r in results.final_
 for ds, task, setting in groups:
     forgot = results.forgetting(records, ds, task, setting)
     if not forgot.empty:
-        fig = viz.iou_heatmap(forgot, title=f"{ds} {task} {setting}: forgetting (IoU points)", cmap="RdBu_r",
-                              vmin=-50, vmax=50, label="IoU step 0 - IoU last step")
+        fig = viz.iou_heatmap(
+            forgot,
+            title=f"{ds} {task} {setting}: forgetting (IoU points)",
+            cmap="RdBu_r",
+            vmin=-50,
+            vmax=50,
+            label="IoU step 0 - IoU last step",
+        )
 
 # %% [markdown]
 # ## Offline runs (notebook 01)
 
 # %%
 offline = [r for r in results.latest(records) if r.get("setting") == "offline"]
-results.table(offline) if offline else print("no offline record")
+results.records_table(offline) if offline else print("no offline record")
 
 # %% [markdown]
 # ## Look at the predictions
@@ -126,6 +135,7 @@ import numpy as np
 
 def old_new_all(iou: np.ndarray, old: list[int], new: list[int]) -> tuple[float, float, float]:
     """iou (C,) in [0, 1] with NaN; old, new: class indices. Returns (mIoU old, mIoU new, mIoU all)."""
+
     # BEGIN SOLUTION
     def mean(ids):
         v = iou[ids]

@@ -3,7 +3,6 @@
 import hashlib
 import http.server
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,14 +49,15 @@ def test_shapes_made_once_when_processes_start_together(tmp_path):
     import sys
 
     from incseg_lib.data.shapes import SHAPES_VERSION, _write_shapes
-    from incseg_lib.engine import checkpoint_lock
+    from incseg_lib.store import checkpoint_lock
 
     root = tmp_path / "shapes"
     sizes = dict(n_train=4, n_val=2, size=32, seed=0)
     code = f"from incseg_lib.data import ensure_shapes; ensure_shapes({str(root)!r}, n_train=4, n_val=2, size=32)"
     with checkpoint_lock(root.with_name(".shapes")):
-        other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 text=True)
+        other = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         said = other.stdout.readline()  # blocks until the other process reports that it waits
         assert "waiting for another process" in said, said
         _write_shapes(root, {"version": SHAPES_VERSION, **sizes})
@@ -219,7 +219,10 @@ def test_data_check_names_a_truncated_jpeg_and_a_missing_file_up_front(tmp_path)
     jpg.write_bytes(jpg.read_bytes()[:40])  # truncated
     (voc / "SegmentationClass" / "c.png").unlink()
     ds = voc_dataset(tmp_path / "v", "train")
-    with pytest.raises(DatasetError, match=r"2 of 3 voc images are unusable:\n  .*b\.jpg cannot be decoded.*\n  .*c\.png does not exist"):
+    with pytest.raises(
+        DatasetError,
+        match=r"2 of 3 voc images are unusable:\n  .*b\.jpg cannot be decoded.*\n  .*c\.png does not exist",
+    ):
         ds.check(tmp_path / "cache", progress=False)
     with pytest.raises(DatasetError, match="b.jpg cannot be decoded"):
         ds.read_image(1)
@@ -231,8 +234,8 @@ def test_missing_voc_is_fetched_only_when_asked(tmp_path, monkeypatch):
     for the network."""
     import tarfile
 
-    from incseg_lib.config import auto_fetch
     from incseg_lib.data import voc
+    from incseg_lib.env import auto_fetch
 
     src = tmp_path / "src"
     write_voc(src, {"2007_000032": np.ones((8, 8), np.uint8)}, split="val")
@@ -266,7 +269,7 @@ def test_missing_voc_is_fetched_only_when_asked(tmp_path, monkeypatch):
 def test_colab_is_detected_by_its_module(tmp_path, monkeypatch):
     import sys
 
-    from incseg_lib.config import auto_fetch, on_colab
+    from incseg_lib.env import auto_fetch, on_colab
 
     monkeypatch.delenv("INCSEG_FETCH", raising=False)
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)

@@ -36,8 +36,9 @@ def test_rank_slices_cover_every_global_batch_once():
 @pytest.mark.notebooks
 def test_two_processes_train_exactly_like_one(tmp_path):
     subprocess.run([sys.executable, str(HELPER), str(tmp_path / "one")], check=True, env=_env(tmp_path), timeout=300)
-    run = subprocess.run(TORCHRUN + [str(HELPER), str(tmp_path / "two")], env=_env(tmp_path), capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        TORCHRUN + [str(HELPER), str(tmp_path / "two")], env=_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     one, two = (torch.load(tmp_path / d / "weights.pt") for d in ("one", "two"))
     for k in one:
@@ -56,22 +57,44 @@ def test_step_command_under_torchrun_resumes_after_a_kill(tmp_path):
     from incseg_lib.experiment import checkpoint_file, train_step
 
     home = tmp_path / "home"
-    cmd = TORCHRUN + ["-m", "incseg_lib.cli", "step", "--profile", "smoke", "--task", "15-5", "--step", "0",
-                      "-p", "epochs", "4", "-p", "checkpoint_every", "1"]
-    cfg = RunConfig.from_profile("smoke", task="15-5", setting="overlapped", epochs=4, checkpoint_every=1,
-                                 run_dir=str(home / "runs" / "incseg-step"))
+    cmd = TORCHRUN + [
+        "-m",
+        "incseg_lib.cli",
+        "step",
+        "--profile",
+        "smoke",
+        "--task",
+        "15-5",
+        "--step",
+        "0",
+        "-p",
+        "epochs",
+        "4",
+        "-p",
+        "checkpoint_every",
+        "1",
+    ]
+    cfg = RunConfig.from_profile(
+        "smoke",
+        task="15-5",
+        setting="overlapped",
+        epochs=4,
+        checkpoint_every=1,
+        run_dir=str(home / "runs" / "incseg-step"),
+    )
     os.environ["INCSEG_HOME"], old_home = str(home), os.environ.get("INCSEG_HOME")
     try:
         ckpt = checkpoint_file(cfg, 0, "step0")
-        proc = subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
             if ckpt.is_file():
                 try:
                     if load_checkpoint(ckpt)["epoch"] >= 1:
                         break
-                except Exception:  # being replaced right now
+                except Exception:  # noqa: BLE001  being replaced right now
                     pass
             time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)  # as a scheduler stops a job: torchrun stops both ranks

@@ -11,7 +11,7 @@ from incseg_lib.models import BiSeNet
 
 def test_poly_lr():
     assert poly_lr(0.01, 0, 100) == 0.01
-    assert poly_lr(0.01, 50, 100) == pytest.approx(0.01 * 0.5 ** 0.9)
+    assert poly_lr(0.01, 50, 100) == pytest.approx(0.01 * 0.5**0.9)
     assert poly_lr(0.01, 100, 100) == 0.0
 
 
@@ -22,8 +22,19 @@ def tiny_train(shapes_root):
 
 
 def _fit(model, ds, ckpt, **kw):
-    return fit(model, ds, epochs=3, batch_size=4, lr=0.01, seed=3, checkpoint=ckpt, key={"k": 1}, progress=False,
-               print_fn=lambda *a: None, **kw)
+    return fit(
+        model,
+        ds,
+        epochs=3,
+        batch_size=4,
+        lr=0.01,
+        seed=3,
+        checkpoint=ckpt,
+        key={"k": 1},
+        progress=False,
+        print_fn=lambda *a: None,
+        **kw,
+    )
 
 
 def test_resume_reproduces_uninterrupted_run(tiny_train, tmp_path):
@@ -75,20 +86,39 @@ def test_too_few_images(tiny_train):
 
 
 def test_a_truncated_checkpoint_is_named_moved_aside_and_retrained(tmp_path):
-    from incseg_lib.engine import CorruptCheckpoint, fit, load_checkpoint
+    from incseg_lib.engine import fit, load_checkpoint
+    from incseg_lib.store import CorruptCheckpoint
 
     torch.manual_seed(0)
     data = [(torch.randn(3, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(4)]
     model = BiSeNet([3], "resnet18")
     ckpt = tmp_path / "step-0.pt"
-    fit(model, data, epochs=1, batch_size=2, lr=0.01, checkpoint=ckpt, key={"k": 1}, progress=False,
-        print_fn=lambda *a: None)
+    fit(
+        model,
+        data,
+        epochs=1,
+        batch_size=2,
+        lr=0.01,
+        checkpoint=ckpt,
+        key={"k": 1},
+        progress=False,
+        print_fn=lambda *a: None,
+    )
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # a copy that did not finish
     with pytest.raises(CorruptCheckpoint, match="step-0.pt is unreadable"):
         load_checkpoint(ckpt, model)
     said = []
-    hist = fit(BiSeNet([3], "resnet18"), data, epochs=1, batch_size=2, lr=0.01, checkpoint=ckpt, key={"k": 1},
-               progress=False, print_fn=said.append)
+    hist = fit(
+        BiSeNet([3], "resnet18"),
+        data,
+        epochs=1,
+        batch_size=2,
+        lr=0.01,
+        checkpoint=ckpt,
+        key={"k": 1},
+        progress=False,
+        print_fn=said.append,
+    )
     assert hist["epochs_done"] == 1 and hist["resumed_from"] is None  # trained again from the start
     assert any("step-0.pt is unreadable" in s and "moved aside to step-0.pt.corrupt-" in s for s in said)
     assert len(list(tmp_path.glob("step-0.pt.corrupt-*"))) == 1 and load_checkpoint(ckpt)["epoch"] == 1
@@ -116,11 +146,13 @@ def test_checkpoint_lock_makes_a_second_process_wait(tmp_path):
     import sys
     import time
 
-    from incseg_lib.engine import checkpoint_lock
+    from incseg_lib.store import checkpoint_lock
 
     ck = tmp_path / "step-0.pt"
-    code = ("import pathlib, time\nfrom incseg_lib.engine import checkpoint_lock\n"
-            f"with checkpoint_lock(pathlib.Path({str(ck)!r})):\n    print('held', flush=True)\n    time.sleep(1.5)\n")
+    code = (
+        "import pathlib, time\nfrom incseg_lib.store import checkpoint_lock\n"
+        f"with checkpoint_lock(pathlib.Path({str(ck)!r})):\n    print('held', flush=True)\n    time.sleep(1.5)\n"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     said, t0 = [], time.perf_counter()
@@ -156,14 +188,25 @@ def test_gpu_code_path_runs_on_cpu(amp, monkeypatch):
     data = [(torch.randn(3, 64, 64), torch.randint(0, 3, (64, 64))) for _ in range(4)]
     model = BiSeNet([3], "resnet18")
     seen = []
-    model.register_forward_hook(lambda m, i, o: seen.append((o["out"].dtype, i[0].is_contiguous(
-        memory_format=torch.channels_last))))
+    model.register_forward_hook(
+        lambda m, i, o: seen.append((o["out"].dtype, i[0].is_contiguous(memory_format=torch.channels_last)))
+    )
     scaled = []
     real_scale = torch.amp.GradScaler.scale
-    monkeypatch.setattr(torch.amp.GradScaler, "scale",
-                        lambda self, x: scaled.append(self.is_enabled()) or real_scale(self, x))
-    hist = fit(model, data, epochs=2, batch_size=2, lr=0.01, amp=amp, channels_last=True, progress=False,
-               print_fn=lambda *a: None)
+    monkeypatch.setattr(
+        torch.amp.GradScaler, "scale", lambda self, x: scaled.append(self.is_enabled()) or real_scale(self, x)
+    )
+    hist = fit(
+        model,
+        data,
+        epochs=2,
+        batch_size=2,
+        lr=0.01,
+        amp=amp,
+        channels_last=True,
+        progress=False,
+        print_fn=lambda *a: None,
+    )
     want = accel("cpu", amp).autocast_dtype
     assert seen and all(dt == want and nhwc for dt, nhwc in seen)
     assert all(scaled) == (amp == "fp16") and scaled
@@ -189,8 +232,17 @@ def test_a_non_finite_loss_stops_training_naming_its_iteration():
         return losses
 
     with pytest.raises(FloatingPointError, match="at epoch 1, iteration 4; lower the learning rate"):
-        fit(BiSeNet([3], "resnet18"), data, epochs=1, batch_size=2, lr=0.01, loss_fn=loss_fn, sync_every=3,
-            progress=False, print_fn=lambda *a: None)
+        fit(
+            BiSeNet([3], "resnet18"),
+            data,
+            epochs=1,
+            batch_size=2,
+            lr=0.01,
+            loss_fn=loss_fn,
+            sync_every=3,
+            progress=False,
+            print_fn=lambda *a: None,
+        )
     assert len(calls) == 6  # read back after iterations 0-2 and 3-5: stopped at the second sync
 
 
@@ -205,8 +257,10 @@ def test_layout_is_a_pure_function_of_device_and_shape_not_of_timing(monkeypatch
     answers = []
     for fake_speed in (0.001, 10.0):  # a quiet and a loaded machine: every clock reads differently
         monkeypatch.setattr(time_module, "perf_counter", lambda s=fake_speed: s)
-        answers.append([engine.accel("cpu", shape=(8, 3, side, side)).channels_last for side in (48, 64, 128, 160, 192)]
-                       + [engine.channels_last_rule("cuda", (8, 3, 64, 64)), engine.channels_last_rule("cpu")])
+        answers.append(
+            [engine.accel("cpu", shape=(8, 3, side, side)).channels_last for side in (48, 64, 128, 160, 192)]
+            + [engine.channels_last_rule("cuda", (8, 3, 64, 64)), engine.channels_last_rule("cpu")]
+        )
     assert answers[0] == answers[1] == [False, False, False, True, True, True, False]
     assert engine.channels_last_rule("cpu", (8, 3, 160, 512)) and not engine.channels_last_rule("cpu", (8, 3, 159, 512))
     monkeypatch.setenv("INCSEG_CHANNELS_LAST", "0")
@@ -221,8 +275,9 @@ def test_fit_and_evaluate_record_their_decisions():
     data = [(torch.randn(3, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(4)]
     model = BiSeNet([3], "resnet18")
     hist = fit(model, data, epochs=1, batch_size=2, lr=0.01, amp="bf16", progress=False, print_fn=lambda *a: None)
-    assert hist["decisions"] == [{"device": "cpu", "threads": torch.get_num_threads(), "channels_last": False,
-                                  "autocast": "bfloat16"}]
+    assert hist["decisions"] == [
+        {"device": "cpu", "threads": torch.get_num_threads(), "channels_last": False, "autocast": "bfloat16"}
+    ]
     ev = evaluate(model, data, 3, amp=False, channels_last=True, progress=False)
     assert ev["decisions"]["channels_last"] is True and ev["decisions"]["autocast"] == "float32"
 

@@ -1,13 +1,12 @@
 """Exemplar memory: budgets, selection rules, labels of exemplars vs new images, replay share."""
 
 import numpy as np
-
-from incseg_lib.losses import known_background
 import pytest
 import torch
 
 from incseg_lib.data import load_dataset
 from incseg_lib.exemplars import ExemplarMemory, ReplayBatchSampler, ReplayConfig, herding_order
+from incseg_lib.losses import known_background
 from incseg_lib.tasks import IncrementalSplit
 from tests.conftest import write_voc
 
@@ -121,9 +120,17 @@ def test_smib_step_records_memory_and_reuses_it(tmp_path, shapes_root):
     from incseg_lib.config import RunConfig
     from incseg_lib.experiment import checkpoint_file, train_step
 
-    cfg = RunConfig.from_profile("smoke", task="15-1", epochs=1, crop_size=32, max_train_images=60,
-                                 max_val_images=4, run_dir=str(tmp_path / "run"), data_root=str(shapes_root),
-                                 checkpoint_dir=str(tmp_path / "ckpt"))
+    cfg = RunConfig.from_profile(
+        "smoke",
+        task="15-1",
+        epochs=1,
+        crop_size=32,
+        max_train_images=60,
+        max_val_images=4,
+        run_dir=str(tmp_path / "run"),
+        data_root=str(shapes_root),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+    )
     replay = ReplayConfig(budget=1, strategy="herding")
     lines = []
     out = train_step(cfg, step=2, method="mib", replay=replay, progress=False, print_fn=lines.append)

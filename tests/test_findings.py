@@ -9,13 +9,29 @@ from incseg_lib.findings import NO_DATA, NOT_REPRODUCED, REPRODUCED, Finding, Me
 
 
 def rec(method, step, old, new=None, task="15-1", setting="overlapped", ns=0, **extra):
-    return {"dataset": "shapes", "task": task, "setting": setting, "method": method, "step": step,
-            "backbone": "resnet18", "miou_old": old, "miou_new": new, "miou_all": old, "pixel_acc": 0.9,
-            "created_ns": ns, "_file": f"{method}{step}{ns}", **extra}
+    return {
+        "dataset": "shapes",
+        "task": task,
+        "setting": setting,
+        "method": method,
+        "step": step,
+        "backbone": "resnet18",
+        "miou_old": old,
+        "miou_new": new,
+        "miou_all": old,
+        "pixel_acc": 0.9,
+        "created_ns": ns,
+        "_file": f"{method}{step}{ns}",
+        **extra,
+    }
 
 
-RECORDS = [rec("step0", 0, 0.60, ns=1), rec("ft", 5, 0.20, 0.40, ns=2), rec("mib", 5, 0.50, 0.35, ns=3),
-           rec("joint", 5, 0.70, 0.60, ns=4)]
+RECORDS = [
+    rec("step0", 0, 0.60, ns=1),
+    rec("ft", 5, 0.20, 0.40, ns=2),
+    rec("mib", 5, 0.50, 0.35, ns=3),
+    rec("joint", 5, 0.70, 0.60, ns=4),
+]
 
 
 def test_metric_takes_the_last_step_of_the_task_and_step0():
@@ -56,16 +72,20 @@ def test_missing_records_are_no_data_naming_the_metric():
 
 
 def test_replay_records_are_told_apart_by_memory_size():
-    recs = RECORDS + [rec("smib", 5, 0.52, replay={"budget": 1}, variant="mem1", ns=5),
-                      rec("smib", 5, 0.56, replay={"budget": 5}, variant="mem5", ns=6)]
+    recs = RECORDS + [
+        rec("smib", 5, 0.52, replay={"budget": 1}, variant="mem1", ns=5),
+        rec("smib", 5, 0.56, replay={"budget": 5}, variant="mem5", ns=6),
+    ]
     f = Finding("more memory keeps more", Metric("smib", "old", exemplars=5), ">", Metric("smib", "old", exemplars=1))
     r = f.check(recs)
     assert r.status == REPRODUCED and (r.left, r.right) == (56.0, 52.0)
 
 
 def test_check_saves_and_load_reads_back_and_skips_a_corrupt_file(tmp_path, recwarn):
-    fs = [Finding("FT forgets", Metric("ft", "old"), "<=", Metric("step0", "old"), factor=0.5),
-          Finding("MiB above FT", Metric("mib", "old"), ">", Metric("ft", "old"))]
+    fs = [
+        Finding("FT forgets", Metric("ft", "old"), "<=", Metric("step0", "old"), factor=0.5),
+        Finding("MiB above FT", Metric("mib", "old"), ">", Metric("ft", "old")),
+    ]
     lines = []
     out = findings.check(fs, RECORDS, notebook="02_mib_incremental", run_dir=tmp_path, print_fn=lines.append)
     assert [r.status for r in out] == [REPRODUCED, REPRODUCED] and len(lines) == 2
@@ -76,7 +96,7 @@ def test_check_saves_and_load_reads_back_and_skips_a_corrupt_file(tmp_path, recw
     back = findings.load(tmp_path)
     assert [r.text for r in back] == ["FT forgets", "MiB above FT"]
     assert any("03_exemplars_smib.json" in str(w.message) for w in recwarn)
-    df = findings.table(back)
+    df = findings.findings_table(back)
     assert list(df["status"]) == [REPRODUCED, REPRODUCED]
 
 
@@ -84,21 +104,29 @@ def test_each_labs_findings_follow_its_plan_and_decide_on_records():
     plan = {"tasks": ["15-1"], "settings": ["overlapped"], "methods": ["ft", "lwf", "mib"]}
     found = findings.check(findings.incremental_findings(plan), RECORDS, print_fn=lambda *a: None)
     status = {r.text.split(": ", 1)[1]: r.status for r in found}
-    assert status == {"FT forgets at least half of step 0's old-class mIoU": REPRODUCED,  # 20 <= 30
-                      "MiB keeps at least 70% of step 0's old-class mIoU": REPRODUCED,  # 50 >= 42
-                      "MiB learns more of the new classes than FT (new)": NOT_REPRODUCED,  # 35 < 40
-                      "Joint is above MiB (all)": REPRODUCED,  # 70 > 50
-                      "LwF keeps more than FT": NO_DATA, "LwF keeps less than MiB": NO_DATA}
+    assert status == {
+        "FT forgets at least half of step 0's old-class mIoU": REPRODUCED,  # 20 <= 30
+        "MiB keeps at least 70% of step 0's old-class mIoU": REPRODUCED,  # 50 >= 42
+        "MiB learns more of the new classes than FT (new)": NOT_REPRODUCED,  # 35 < 40
+        "Joint is above MiB (all)": REPRODUCED,  # 70 > 50
+        "LwF keeps more than FT": NO_DATA,
+        "LwF keeps less than MiB": NO_DATA,
+    }
     # a task whose steps add several classes: an absolute bar on the new classes, FT or not
-    five = [rec(m, 1, o, n, task="15-5", ns=i) for i, (m, o, n) in enumerate(
-        [("step0", 0.6, None), ("ft", 0.1, 0.5), ("mib", 0.5, 0.25)])]
+    five = [
+        rec(m, 1, o, n, task="15-5", ns=i)
+        for i, (m, o, n) in enumerate([("step0", 0.6, None), ("ft", 0.1, 0.5), ("mib", 0.5, 0.25)])
+    ]
     learns = [f for f in findings.incremental_findings({**plan, "tasks": ["15-5"]}) if "new classes" in f.text]
     assert [(f.text.split(": ", 1)[1], f.check(five).status) for f in learns] == [
-        ("MiB learns the new classes (new mIoU >= 30)", NOT_REPRODUCED)]  # 25 < 30
+        ("MiB learns the new classes (new mIoU >= 30)", NOT_REPRODUCED)
+    ]  # 25 < 30
     # the alias 15-5s is 15-1: the same one-class-step findings
     alias = [f.text for f in findings.incremental_findings({**plan, "tasks": ["15-5s"]})]
     assert "15-5s overlapped: MiB learns more of the new classes than FT (new)" in alias
-    assert any("steps' new classes" in f.text for f in findings.replay_findings({**plan, "tasks": ["15-5s"], "sizes": [1]}))
+    assert any(
+        "steps' new classes" in f.text for f in findings.replay_findings({**plan, "tasks": ["15-5s"], "sizes": [1]})
+    )
     assert findings.incremental_findings.__doc__.startswith("Notebook 02's story")
     # one-class steps without FT in the plan: the absolute bar again
     alone = findings.incremental_findings({**plan, "methods": ["mib"]})
@@ -108,7 +136,10 @@ def test_each_labs_findings_follow_its_plan_and_decide_on_records():
     assert replay[1].right == Metric("mib", "new", "15-1", "overlapped") and replay[2].right.exemplars == 1
     assert len(findings.replay_findings({**plan, "tasks": ["15-5"], "sizes": [1, 5]})) == 2  # no one-class steps
     # a profile whose data shows no size effect (the demo's shapes) does not claim one
-    assert [f.left.part for f in findings.replay_findings({**plan, "sizes": [1, 5], "size_effect": False})] == ["old", "new"]
+    assert [f.left.part for f in findings.replay_findings({**plan, "sizes": [1, 5], "size_effect": False})] == [
+        "old",
+        "new",
+    ]
     assert findings.replay_findings({**plan, "methods": ["ft"], "sizes": [1]}) == []
     di = findings.inversion_findings({**plan, "methods": ["mib", "ft"]})
     recs = RECORDS + [rec("mib+di", 5, 0.45, ns=5), rec("ft+di", 5, 0.30, ns=6)]
@@ -136,15 +167,23 @@ def _suite_run(folder, seed, gaps_by_text):
     """A hand-made suite run folder with one findings file: ``{text: (left, right)}``."""
     folder.mkdir(parents=True)
     (folder / "suite.json").write_text(json.dumps({"profile": "demo", "parameters": {"seed": seed}}))
-    results = [findings.FindingResult(text, REPRODUCED if a > b else NOT_REPRODUCED, a, b, gap=a - b,
-                                      notebook="02_mib_incremental", key=text) for text, (a, b) in gaps_by_text.items()]
-    findings.save(results, folder / "findings" / "02_mib_incremental.json", meta={"profile": "demo", "dataset": "shapes"})
+    results = [
+        findings.FindingResult(
+            text, REPRODUCED if a > b else NOT_REPRODUCED, a, b, gap=a - b, notebook="02_mib_incremental", key=text
+        )
+        for text, (a, b) in gaps_by_text.items()
+    ]
+    findings.save(
+        results, folder / "findings" / "02_mib_incremental.json", meta={"profile": "demo", "dataset": "shapes"}
+    )
     return folder
 
 
 def test_calibration_ships_a_margin_only_above_the_spread_and_marks_the_rest_varies(tmp_path, monkeypatch):
-    runs = [_suite_run(tmp_path / f"seed-{k}", k, {"robust": (50 + d, 20), "noisy": (50 + d, 48), "wrong": (10, 20)})
-            for k, d in enumerate((0.0, 4.0, -3.0))]
+    runs = [
+        _suite_run(tmp_path / f"seed-{k}", k, {"robust": (50 + d, 20), "noisy": (50 + d, 48), "wrong": (10, 20)})
+        for k, d in enumerate((0.0, 4.0, -3.0))
+    ]
     cal = findings.calibrate(runs)
     robust, noisy, wrong = (cal["findings"][f"02_mib_incremental|{t}"] for t in ("robust", "noisy", "wrong"))
     # robust: gaps 30, 34, 27 -> spread 7, smallest gap 27 > 7: margin 27 - 7 = 20
@@ -160,11 +199,14 @@ def test_calibration_ships_a_margin_only_above_the_spread_and_marks_the_rest_var
     monkeypatch.setenv("INCSEG_CALIBRATION", str(path))
     recs = [rec("mib", 5, 0.45), rec("ft", 5, 0.30), rec("step0", 0, 0.6)]
     fs = [Finding("robust", Metric("mib"), ">", Metric("ft")), Finding("noisy", Metric("mib"), ">", Metric("ft"))]
-    out = findings.check(fs, recs, notebook="02_mib_incremental", profile="demo", dataset="shapes",
-                         print_fn=lambda *a: None)
+    out = findings.check(
+        fs, recs, notebook="02_mib_incremental", profile="demo", dataset="shapes", print_fn=lambda *a: None
+    )
     assert [(r.status, r.margin) for r in out] == [(NOT_REPRODUCED, 20.0), (findings.VARIES, 0.0)]  # gap 15 < 20
     assert out[0].calibrated_range() == "gap +27.0 to +34.0 over 3 runs (spread 7.0)"
     assert "varies between runs: gap -1.0 to +6.0" in findings.format_lines(out)[1]
     # another profile's calibration is not applied
-    other = findings.check(fs, recs, notebook="02_mib_incremental", profile="cpu", dataset="voc", print_fn=lambda *a: None)
+    other = findings.check(
+        fs, recs, notebook="02_mib_incremental", profile="cpu", dataset="voc", print_fn=lambda *a: None
+    )
     assert [(r.status, r.margin) for r in other] == [(REPRODUCED, 0.0), (REPRODUCED, 0.0)]

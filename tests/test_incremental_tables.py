@@ -6,21 +6,38 @@ import pytest
 
 from incseg_lib import results
 from incseg_lib.config import RunConfig
-from incseg_lib.experiment import (checkpoint_file, joint_config, joint_step, run_incremental, study_plan,
-                                   train_step)
+from incseg_lib.experiment import checkpoint_file, joint_config, run_incremental, study_plan
 from incseg_lib.tasks import base_signature, first_new_class
 
 
 def _rec(method, step, old, new, all_, task="15-5", setting="overlapped", iou=None, created=0, **kw):
-    return dict(dataset="voc", task=task, setting=setting, method=method, step=step, backbone="resnet18",
-                eval_protocol="full", miou_old=old, miou_new=new, miou_all=all_, created_ns=created,
-                iou=iou or {"background": old, "cat": old, "sheep": new}, train_seconds=10.0, **kw)
+    return dict(
+        dataset="voc",
+        task=task,
+        setting=setting,
+        method=method,
+        step=step,
+        backbone="resnet18",
+        eval_protocol="full",
+        miou_old=old,
+        miou_new=new,
+        miou_all=all_,
+        created_ns=created,
+        iou=iou or {"background": old, "cat": old, "sheep": new},
+        train_seconds=10.0,
+        **kw,
+    )
 
 
 def test_incremental_table_is_mib_shaped():
-    recs = [_rec("step0", 0, 0.6, None, 0.6), _rec("mib", 1, 0.5, 0.2, 0.4), _rec("ft", 1, 0.1, 0.3, 0.15),
-            _rec("joint", 1, 0.62, 0.5, 0.6), _rec("ft", 1, 0.05, 0.3, 0.1, created=-1),  # older: superseded
-            _rec("mib", 1, 0.3, 0.1, 0.25, setting="disjoint")]
+    recs = [
+        _rec("step0", 0, 0.6, None, 0.6),
+        _rec("mib", 1, 0.5, 0.2, 0.4),
+        _rec("ft", 1, 0.1, 0.3, 0.15),
+        _rec("joint", 1, 0.62, 0.5, 0.6),
+        _rec("ft", 1, 0.05, 0.3, 0.1, created=-1),  # older: superseded
+        _rec("mib", 1, 0.3, 0.1, 0.25, setting="disjoint"),
+    ]
     t = results.incremental_table(recs)
     assert list(t.index) == ["FT", "MiB", "Joint"]  # the field's order, step 0 left out, Joint last
     assert t.loc["FT", ("voc", "15-5", "overlapped", "old")] == 10.0
@@ -30,22 +47,30 @@ def test_incremental_table_is_mib_shaped():
 
 
 def test_replay_runs_get_a_row_per_memory():
-    recs = [_rec("mib", 1, 0.5, 0.2, 0.4), _rec("smib", 1, 0.52, 0.2, 0.41, variant="1pc-class-balanced",
-                                                 replay={"budget": 1}),
-            _rec("smib", 1, 0.55, 0.2, 0.43, variant="5pc-class-balanced", replay={"budget": 5}),
-            _rec("mib+di", 1, 0.51, 0.2, 0.42, variant="di-2pc-60+30it-64px", synthetic={"images": 30})]
+    recs = [
+        _rec("mib", 1, 0.5, 0.2, 0.4),
+        _rec("smib", 1, 0.52, 0.2, 0.41, variant="1pc-class-balanced", replay={"budget": 1}),
+        _rec("smib", 1, 0.55, 0.2, 0.43, variant="5pc-class-balanced", replay={"budget": 5}),
+        _rec("mib+di", 1, 0.51, 0.2, 0.42, variant="di-2pc-60+30it-64px", synthetic={"images": 30}),
+    ]
     t = results.incremental_table(recs)
-    assert list(t.index) == ["MiB", "MiB+DI (di-2pc-60+30it-64px)", "SMiB (1pc-class-balanced)",
-                             "SMiB (5pc-class-balanced)"]
+    assert list(t.index) == [
+        "MiB",
+        "MiB+DI (di-2pc-60+30it-64px)",
+        "SMiB (1pc-class-balanced)",
+        "SMiB (5pc-class-balanced)",
+    ]
     assert t.loc["SMiB (5pc-class-balanced)", ("voc", "15-5", "overlapped", "old")] == 55.0
 
 
 def test_step_curves_and_forgetting():
     recs = [_rec("step0", 0, 0.6, None, 0.6, task="15-1")]
     for s in range(1, 6):
-        recs += [_rec("ft", s, 0.6 - 0.1 * s, 0.1, 0.5 - 0.1 * s, task="15-1"),
-                 _rec("mib", s, 0.6 - 0.02 * s, 0.1, 0.55 - 0.02 * s, task="15-1")]
-    curves = results.step_curves(recs, "voc", "15-1", "overlapped")
+        recs += [
+            _rec("ft", s, 0.6 - 0.1 * s, 0.1, 0.5 - 0.1 * s, task="15-1"),
+            _rec("mib", s, 0.6 - 0.02 * s, 0.1, 0.55 - 0.02 * s, task="15-1"),
+        ]
+    curves = results.miou_by_step(recs, "voc", "15-1", "overlapped")
     assert list(curves.columns) == [0, 1, 2, 3, 4, 5] and list(curves.index) == ["FT", "MiB"]
     assert curves.loc["FT", 0] == curves.loc["MiB", 0] == 60.0  # shared step 0
     assert curves.loc["FT", 5] == pytest.approx(0.0) and curves.loc["MiB", 5] == 45.0
@@ -55,7 +80,7 @@ def test_step_curves_and_forgetting():
     # LwF-MC starts from its own BCE step 0: its curve and forgetting are measured from that one
     recs += [_rec("step0-bce", 0, 0.4, None, 0.4, task="15-1")]
     recs += [_rec("lwf-mc", s, 0.4 - 0.05 * s, 0.1, 0.3, task="15-1") for s in range(1, 6)]
-    curves = results.step_curves(recs, "voc", "15-1", "overlapped")
+    curves = results.miou_by_step(recs, "voc", "15-1", "overlapped")
     assert curves.loc["LwF-MC", 0] == 40.0 and curves.loc["MiB", 0] == 60.0
     forgot = results.forgetting(recs, "voc", "15-1", "overlapped")
     assert forgot.loc["LwF-MC", "cat"] == pytest.approx(25.0) and forgot.loc["FT", "cat"] == pytest.approx(50.0)
@@ -106,8 +131,8 @@ def test_demo_trains_one_class_steps_longer():
 def test_demo_replays_on_15_1_and_claims_no_memory_size_effect():
     """The demo's notebook 03 replays on 15-1 and does not claim that 5 exemplars per class keep
     more than 1 (on the shapes one per class restores the old classes); other profiles do."""
-    from incseg_lib.experiment import replay_plan
     from incseg_lib import findings
+    from incseg_lib.experiment import replay_plan
 
     demo = replay_plan(RunConfig.from_profile("demo"))
     assert (demo["tasks"], demo["sizes"], demo["size_effect"]) == (["15-1"], [1, 5], False)
@@ -119,8 +144,11 @@ def test_demo_replays_on_15_1_and_claims_no_memory_size_effect():
 def test_study_plan_defaults_and_errors():
     cfg = RunConfig.from_profile("smoke")
     assert study_plan(cfg)["tasks"] == ["15-5", "15-1"]
-    assert study_plan(cfg, ["19-1"], ["disjoint"], ["pi"]) == {"tasks": ["19-1"], "settings": ["disjoint"],
-                                                               "methods": ["pi"]}
+    assert study_plan(cfg, ["19-1"], ["disjoint"], ["pi"]) == {
+        "tasks": ["19-1"],
+        "settings": ["disjoint"],
+        "methods": ["pi"],
+    }
     with pytest.raises(ValueError, match="task 'offline' is not an incremental task"):
         study_plan(cfg, ["offline"])
     with pytest.raises(ValueError, match="unknown method\\(s\\) \\['joint'\\]"):
@@ -136,13 +164,22 @@ def test_joint_is_offline_for_voc_and_incremental_ids_for_camvid():
 
 
 def test_run_incremental_records_every_step_and_retrains_nothing(tmp_path, shapes_root):
-    cfg = RunConfig.from_profile("smoke", task="15-1", crop_size=32, epochs=1, max_train_images=60,
-                                 max_val_images=8, run_dir=str(tmp_path / "run"), data_root=str(shapes_root),
-                                 checkpoint_dir=str(tmp_path / "ckpt"))
+    cfg = RunConfig.from_profile(
+        "smoke",
+        task="15-1",
+        crop_size=32,
+        epochs=1,
+        max_train_images=60,
+        max_val_images=8,
+        run_dir=str(tmp_path / "run"),
+        data_root=str(shapes_root),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+    )
     lines = []
     recs = run_incremental(cfg, ["ft", "mib"], notebook="t", progress=False, print_fn=lines.append)
     assert [(r["method"], r["step"]) for r in recs] == (
-        [("step0", 0)] + [("ft", s) for s in range(1, 6)] + [("mib", s) for s in range(1, 6)] + [("joint", 5)])
+        [("step0", 0)] + [("ft", s) for s in range(1, 6)] + [("mib", s) for s in range(1, 6)] + [("joint", 5)]
+    )
     assert all(r["task"] == "15-1" and r["setting"] == "overlapped" for r in recs)
     assert recs[-1]["miou_new"] is not None and len(recs[-1]["iou"]) == 21
     assert all(len(r["iou"]) == 16 + r["step"] for r in recs[:-1])  # every seen class, none more
@@ -155,8 +192,9 @@ def test_run_incremental_records_every_step_and_retrains_nothing(tmp_path, shape
     assert [r["_file"] for r in again] == [r["_file"] for r in recs]  # the same records, none added
     assert len(results.load(cfg.run_dir)) == len(recs)
     lines.clear()  # another evaluation setting (more validation images) is evaluated anew
-    more = run_incremental(cfg.replace(max_val_images=9), ["ft"], joint=False, notebook="t", progress=False,
-                           print_fn=lines.append)
+    more = run_incremental(
+        cfg.replace(max_val_images=9), ["ft"], joint=False, notebook="t", progress=False, print_fn=lines.append
+    )
     assert sum("eval (full" in str(x) for x in lines) == 6 and len(results.load(cfg.run_dir)) == len(recs) + 6
     assert not any("epoch 1/1" in str(x) for x in lines)  # training does not depend on validation images
     assert more[-1]["_file"] != recs[5]["_file"]

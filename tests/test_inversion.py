@@ -20,8 +20,14 @@ class TinySeg(nn.Module):
 
     def __init__(self, classes=4):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                  nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+        )
         self.cls = nn.Conv2d(8, classes, 1)
 
     def forward(self, x):
@@ -31,8 +37,10 @@ class TinySeg(nn.Module):
 def _set_running_to(model, x):
     """Running statistics of every BN = the biased batch statistics of its input for ``x``."""
     stats = {}
-    hooks = [m.register_forward_hook(lambda m, i, o, k=k: stats.__setitem__(k, i[0].detach()))
-             for k, m in enumerate(mm for mm in model.modules() if isinstance(mm, nn.BatchNorm2d))]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o, k=k: stats.__setitem__(k, i[0].detach()))
+        for k, m in enumerate(mm for mm in model.modules() if isinstance(mm, nn.BatchNorm2d))
+    ]
     model.eval()
     with torch.no_grad():
         for _ in range(3):  # each layer's input depends on the layers before it
@@ -74,8 +82,10 @@ def test_bn_term_matches_its_formula_with_the_first_layer_weighted():
     inp2 = model.body[3](model.body[2](model.body[1](model.body[0](x)))).detach()
 
     def r(m, a):
-        return (torch.linalg.vector_norm(m.running_var - a.transpose(0, 1).flatten(1).var(1, unbiased=False))
-                + torch.linalg.vector_norm(m.running_mean - a.mean((0, 2, 3))))
+        return torch.linalg.vector_norm(
+            m.running_var - a.transpose(0, 1).flatten(1).var(1, unbiased=False)
+        ) + torch.linalg.vector_norm(m.running_mean - a.mean((0, 2, 3)))
+
     assert got.item() == pytest.approx((10 * r(bns[0], inp1) + r(bns[1], inp2)).item(), rel=1e-5)
 
 
@@ -85,9 +95,8 @@ def test_hooks_are_removed_after_the_block_and_after_an_exception():
     with BNStatistics(model):
         assert all(len(m._forward_hooks) == 1 for m in bns)
     assert all(len(m._forward_hooks) == 0 for m in bns)
-    with pytest.raises(RuntimeError, match="boom"):
-        with BNStatistics(model):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), BNStatistics(model):
+        raise RuntimeError("boom")
     assert all(len(m._forward_hooks) == 0 for m in bns)
 
 
@@ -116,7 +125,7 @@ def test_total_variation_of_a_constant_image_is_zero_and_matches_its_formula():
     x = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])  # one channel, a vertical edge
     tv1, tv2 = inv.image_priors(x)
     # horizontal diffs: two of -1 -> norm sqrt(2), mean 1; vertical: 0; diagonals: one of -1 each
-    assert tv2.item() == pytest.approx(2 ** 0.5 + 0 + 1 + 1)
+    assert tv2.item() == pytest.approx(2**0.5 + 0 + 1 + 1)
     assert tv1.item() == pytest.approx(1 + 0 + 1 + 1)
 
 
@@ -135,10 +144,12 @@ def test_class_loss_is_cross_entropy_for_one_target_and_bce_for_several():
     pooled = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
     one = torch.tensor([[1.0, 0, 0], [0, 0, 1.0]])
     assert inv.class_loss(pooled, one).item() == pytest.approx(
-        nn.functional.cross_entropy(pooled, torch.tensor([0, 2])).item())
+        nn.functional.cross_entropy(pooled, torch.tensor([0, 2])).item()
+    )
     two = torch.tensor([[1.0, 1, 0], [0, 1.0, 1]])
     assert inv.class_loss(pooled, two).item() == pytest.approx(
-        nn.functional.binary_cross_entropy_with_logits(pooled, two).item())
+        nn.functional.binary_cross_entropy_with_logits(pooled, two).item()
+    )
 
 
 def test_competition_term_is_one_when_the_models_agree_and_lower_when_they_disagree():
@@ -162,6 +173,7 @@ def test_synthesis_raises_the_target_class_score_and_respects_the_input_range():
     def target_prob(x):
         with torch.no_grad():
             return torch.softmax(inv.lse_pool(model(x)["out"][:, 1:], cfg.lse_r), 1)[:, 1].mean().item()
+
     noise = target_prob(torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3)))
     assert target_prob(res.images) > noise + 0.2
     assert res.history[-1]["target_prob"] > res.history[0]["target_prob"]
@@ -199,15 +211,17 @@ def _build(tmp_path, model, classes, cfg, key=None):
     split = IncrementalSplit("shapes", "15-5", 0, "overlapped")
     out_index = {c: i for i, c in enumerate(split.class_order[: split.num_seen])}
     mem = SyntheticMemory(tmp_path / "mem", key or {"k": 1})
-    return mem.build(model, classes, out_index, split.class_order[: split.num_seen], cfg, progress=False,
-                     print_fn=lambda *a: None)
+    return mem.build(
+        model, classes, out_index, split.class_order[: split.num_seen], cfg, progress=False, print_fn=lambda *a: None
+    )
 
 
 def test_memory_masks_hold_only_old_class_ids_and_train_as_annotated_background(tmp_path):
     torch.manual_seed(0)
     model = TinySeg(classes=16)  # the 15-5 step-0 model: background + 15 classes
-    cfg = InversionConfig(images_per_class=2, batch_size=4, resolution=32, iterations_low=1, iterations_full=2,
-                          confidence=0.05)
+    cfg = InversionConfig(
+        images_per_class=2, batch_size=4, resolution=32, iterations_low=1, iterations_full=2, confidence=0.05
+    )
     mem = _build(tmp_path, model, [3, 7], cfg)
     assert len(mem) == 4 and mem.targets == [[3], [3], [7], [7]]
     info = _shapes(tmp_path).info

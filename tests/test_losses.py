@@ -19,8 +19,15 @@ def test_cross_entropy_normalises_over_labelled_pixels():
     x = rnd(2, 4, 3, 3)
     y = torch.randint(0, 4, (2, 3, 3), generator=g)
     y[0, 0] = 255
-    manual = -torch.stack([F.log_softmax(x[b, :, i, j], 0)[y[b, i, j]]
-                           for b in range(2) for i in range(3) for j in range(3) if y[b, i, j] != 255]).mean()
+    manual = -torch.stack(
+        [
+            F.log_softmax(x[b, :, i, j], 0)[y[b, i, j]]
+            for b in range(2)
+            for i in range(3)
+            for j in range(3)
+            if y[b, i, j] != 255
+        ]
+    ).mean()
     assert losses.cross_entropy(x, y).item() == pytest.approx(manual.item(), rel=1e-5)
     z = losses.cross_entropy(x.requires_grad_(), torch.full((2, 3, 3), 255))
     assert z.item() == 0 and z.requires_grad
@@ -115,7 +122,7 @@ def test_distillation_skips_masked_pixels():
         assert a.item() == pytest.approx(b.item(), rel=1e-6), fn.__name__
         assert fn(x, xo).item() != pytest.approx(fn(x2, xo).item(), rel=1e-3), fn.__name__
         # the masked mean is the mean over the three kept pixels
-        per = [fn(x[..., i:i + 1, j:j + 1], xo[..., i:i + 1, j:j + 1]) for i, j in ((0, 0), (0, 1), (1, 0))]
+        per = [fn(x[..., i : i + 1, j : j + 1], xo[..., i : i + 1, j : j + 1]) for i, j in ((0, 0), (0, 1), (1, 0))]
         assert a.item() == pytest.approx(torch.stack(per).mean().item(), rel=1e-5), fn.__name__
 
 
@@ -143,10 +150,14 @@ def test_unbiased_ce_on_exemplar_background_merges_only_classes_learned_since():
     x = rnd(1, 6, 1, 4)  # outputs: 0 bg, 1-2 step 0, 3 step 1, 4-5 new at step 2; num_old = 4
     y = torch.tensor([[[0, losses.known_background(3), losses.known_background(4), 2]]])
     p = x.softmax(1)[0, :, 0]
-    want = -torch.stack([p[:4, 0].sum().log(),  # new image's background: bg + every old class
-                         (p[0, 1] + p[3:, 1].sum()).log(),  # stored at step 0: bg + step 1 + new
-                         (p[0, 2] + p[4:, 2].sum()).log(),  # stored at step 1: bg + the new classes
-                         p[2, 3].log()]).mean()
+    want = -torch.stack(
+        [
+            p[:4, 0].sum().log(),  # new image's background: bg + every old class
+            (p[0, 1] + p[3:, 1].sum()).log(),  # stored at step 0: bg + step 1 + new
+            (p[0, 2] + p[4:, 2].sum()).log(),  # stored at step 1: bg + the new classes
+            p[2, 3].log(),
+        ]
+    ).mean()
     assert losses.unbiased_cross_entropy(x, y, num_old=4).item() == pytest.approx(want.item(), rel=1e-5)
     # every other loss reads the code as background 0
     plain = torch.tensor([[[0, 0, 0, 2]]])

@@ -83,9 +83,17 @@ def test_distillation_ignores_padding_by_default():
 
 def test_lwf_mc_trains_its_own_bce_step0(tmp_path, shapes_root):
     """MiB trains LwF-MC's step 0 with BCE (train.py: self.bce = opts.bce or opts.icarl)."""
-    cfg = RunConfig.from_profile("smoke", task="15-5", epochs=1, crop_size=32, max_train_images=24,
-                                 max_val_images=4, run_dir=str(tmp_path), checkpoint_dir=str(tmp_path / "ckpt"),
-                                 data_root=str(shapes_root))
+    cfg = RunConfig.from_profile(
+        "smoke",
+        task="15-5",
+        epochs=1,
+        crop_size=32,
+        max_train_images=24,
+        max_val_images=4,
+        run_dir=str(tmp_path),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        data_root=str(shapes_root),
+    )
     quiet = dict(progress=False, print_fn=lambda *a: None, record=False)
     bce = train_step(cfg, step=0, method="step0-bce", **quiet)
     ce = train_step(cfg, step=0, method="step0", **quiet)
@@ -96,9 +104,18 @@ def test_lwf_mc_trains_its_own_bce_step0(tmp_path, shapes_root):
 
 @pytest.mark.parametrize("method", METHOD_NAMES)
 def test_step1_trains_and_records(method, tmp_path, shapes_root):
-    cfg = RunConfig.from_profile("smoke", task="15-5", setting="overlapped", epochs=1, crop_size=32,
-                                 max_train_images=40, max_val_images=8, run_dir=str(tmp_path),
-                                 checkpoint_dir=str(tmp_path / "ckpt"), data_root=str(shapes_root))
+    cfg = RunConfig.from_profile(
+        "smoke",
+        task="15-5",
+        setting="overlapped",
+        epochs=1,
+        crop_size=32,
+        max_train_images=40,
+        max_val_images=8,
+        run_dir=str(tmp_path),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        data_root=str(shapes_root),
+    )
     out = train_step(cfg, step=1, method=method, notebook="test", progress=False, print_fn=lambda *a: None)
     r = out.record
     assert r["method"] == method and r["step"] == 1 and len(r["iou"]) == 21

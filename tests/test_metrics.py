@@ -15,9 +15,13 @@ def test_confusion_matrix_by_hand():
     pr = torch.tensor([[0, 1, 1, 1], [2, 0, 2, 0]])
     cm = ConfusionMatrix(3)
     cm.update(pr, gt)
-    expected = np.array([[1, 1, 0],   # gt 0: pred 0, pred 1
-                         [1, 2, 0],   # gt 1: pred 1, pred 1, pred 0
-                         [1, 0, 1]])  # gt 2: pred 2, pred 0  (255 ignored)
+    expected = np.array(
+        [
+            [1, 1, 0],  # gt 0: pred 0, pred 1
+            [1, 2, 0],  # gt 1: pred 1, pred 1, pred 0
+            [1, 0, 1],
+        ]
+    )  # gt 2: pred 2, pred 0  (255 ignored)
     assert cm.mat.numpy().tolist() == expected.tolist()
     # IoU_c = TP / (TP + FP + FN): class 0: 1/(1+2+1)=0.25; class 1: 2/(2+1+1)=0.5; class 2: 1/(1+0+1)=0.5
     np.testing.assert_allclose(cm.iou(), [0.25, 0.5, 0.5])

@@ -75,7 +75,7 @@ def test_non_backbone_layers_get_kaiming_init_and_classifiers_keep_default():
     assert abs(w.std().item() - (2 / 1152) ** 0.5) < 0.05 * (2 / 1152) ** 0.5
     # PyTorch's default (kaiming_uniform, a=sqrt(5)) for the classifier: bound 1/sqrt(fan_in)
     clf = model.head.classifier.heads[0].weight
-    assert clf.abs().max().item() <= 1 / 256 ** 0.5 + 1e-6 and clf.std().item() < 0.6 * (2 / 256) ** 0.5
+    assert clf.abs().max().item() <= 1 / 256**0.5 + 1e-6 and clf.std().item() < 0.6 * (2 / 256) ** 0.5
     # the ResNet keeps torchvision's init (Kaiming fan_out): conv1 std sqrt(2 / (64*7*7)), not sqrt(2 / (3*7*7))
     w = model.context_path.backbone.conv1.weight
     assert abs(w.std().item() - (2 / 3136) ** 0.5) < 0.05 * (2 / 3136) ** 0.5
@@ -86,7 +86,10 @@ def test_spatial_path_is_the_papers_three_stride_2_layers():
     sp = BiSeNet([21], "resnet18").spatial_path
     convs = [m for m in sp.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
-        (3, 64, (3, 3), (2, 2)), (64, 128, (3, 3), (2, 2)), (128, 256, (3, 3), (2, 2))]
+        (3, 64, (3, 3), (2, 2)),
+        (64, 128, (3, 3), (2, 2)),
+        (128, 256, (3, 3), (2, 2)),
+    ]
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in sp.modules()) == 3
     assert sp(torch.randn(1, 3, 96, 64)).shape == (1, 256, 12, 8)
     with pytest.raises(ValueError, match="three layers"):

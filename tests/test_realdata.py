@@ -24,9 +24,18 @@ def test_voc_mini_masks_and_split():
 @pytest.mark.parametrize("dataset,name,task", [("voc", "voc2012-mini", "offline"), ("camvid", "camvid", "8-3")])
 def test_short_real_training_run(dataset, name, task, tmp_path):
     root = shared(name)
-    cfg = RunConfig.from_profile("smoke", dataset=dataset, data_root=str(root), task=task, epochs=1,
-                                 crop_size=96, max_train_images=16, max_val_images=4, run_dir=str(tmp_path),
-                                 checkpoint_dir=str(tmp_path / "ckpt"))
+    cfg = RunConfig.from_profile(
+        "smoke",
+        dataset=dataset,
+        data_root=str(root),
+        task=task,
+        epochs=1,
+        crop_size=96,
+        max_train_images=16,
+        max_val_images=4,
+        run_dir=str(tmp_path),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+    )
     out = train_step(cfg, step=0, method="offline", notebook="test", progress=False, print_fn=lambda *a: None)
     assert out.history["epochs_done"] == 1 and np.isfinite(out.history["loss"][0])
     rec = out.record
@@ -35,14 +44,25 @@ def test_short_real_training_run(dataset, name, task, tmp_path):
         assert list(rec["iou"])[:2] == ["background", "sky"] and len(rec["iou"]) == 9
 
 
-@pytest.mark.parametrize("dataset,name,task,method", [("voc", "voc2012-mini", "15-5", "mib"),
-                                                      ("camvid", "camvid", "8-1", "rw")])
+@pytest.mark.parametrize(
+    "dataset,name,task,method", [("voc", "voc2012-mini", "15-5", "mib"), ("camvid", "camvid", "8-1", "rw")]
+)
 def test_short_real_incremental_step(dataset, name, task, method, tmp_path):
     """Step 1 on real masks: old classes are background in training, every seen class is evaluated."""
     root = shared(name)
-    cfg = RunConfig.from_profile("smoke", dataset=dataset, data_root=str(root), task=task, setting="overlapped",
-                                 epochs=1, crop_size=64, max_train_images=80, max_val_images=4,
-                                 run_dir=str(tmp_path), checkpoint_dir=str(tmp_path / "ckpt"))
+    cfg = RunConfig.from_profile(
+        "smoke",
+        dataset=dataset,
+        data_root=str(root),
+        task=task,
+        setting="overlapped",
+        epochs=1,
+        crop_size=64,
+        max_train_images=80,
+        max_val_images=4,
+        run_dir=str(tmp_path),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+    )
     out = train_step(cfg, step=1, method=method, notebook="test", progress=False, print_fn=lambda *a: None)
     split = out.split
     assert split.new_classes == ([16, 17, 18, 19, 20] if dataset == "voc" else [9])
@@ -54,4 +74,6 @@ def test_short_real_incremental_step(dataset, name, task, method, tmp_path):
         assert values <= {0, 255} | set(range(first_new, split.num_seen)) and values & set(range(first_new, 99))
     rec = out.record
     assert rec["method"] == method and rec["step"] == 1 and len(rec["iou"]) == split.num_seen
-    assert rec["miou_new"] is not None or all(rec["iou"][n] is None for n in list(rec["iou"])[-len(split.new_classes):])
+    assert rec["miou_new"] is not None or all(
+        rec["iou"][n] is None for n in list(rec["iou"])[-len(split.new_classes) :]
+    )

@@ -6,8 +6,14 @@ from torch import nn
 
 from incseg_lib.config import RunConfig
 from incseg_lib.experiment import checkpoint_file, train_step
-from incseg_lib.regularizers import (PI_DAMPING, ImportanceTracker, ParameterPenalty, importance_file,
-                                     load_importance, minmax)
+from incseg_lib.regularizers import (
+    PI_DAMPING,
+    ImportanceTracker,
+    ParameterPenalty,
+    importance_file,
+    load_importance,
+    minmax,
+)
 
 
 def _toy_run(steps=12, rw_every=3, previous=None, path=None, epoch_every=0):
@@ -50,10 +56,14 @@ def _mib_reference(traj, grads, n, rw_every=3):
             if temp_rw is not None:
                 rw += g * (temp_rw - theta) / (0.5 * fisher * (theta - temp_rw) ** 2 + 1e-8)
             temp_rw = theta
-        fisher = 0.9 * g ** 2 + 0.1 * fisher  # EWC.update / RW.update, alpha = 0.9
+        fisher = 0.9 * g**2 + 0.1 * fisher  # EWC.update / RW.update, alpha = 0.9
     d2 = (traj[-1][n] - traj[0][n]) ** 2
-    return {"fisher": fisher, "pi": torch.relu(pi_mib / (d2 + 1e-20)),
-            "pi_zenke": torch.relu(pi_zenke / (d2 + PI_DAMPING)), "rw": torch.relu(rw)}
+    return {
+        "fisher": fisher,
+        "pi": torch.relu(pi_mib / (d2 + 1e-20)),
+        "pi_zenke": torch.relu(pi_zenke / (d2 + PI_DAMPING)),
+        "rw": torch.relu(rw),
+    }
 
 
 def test_tracker_matches_mib_update_rules():
@@ -94,11 +104,11 @@ def test_fisher_sees_the_task_gradient_only():
     task.backward()
     g_task = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
     tracker.capture_gradients()
-    (1e3 * sum((p ** 2).sum() for p in model.parameters())).backward()  # a large penalty gradient
+    (1e3 * sum((p**2).sum() for p in model.parameters())).backward()  # a large penalty gradient
     opt.step()
     tracker.after_step()
     for n, g in g_task.items():
-        torch.testing.assert_close(tracker.fisher[n], g ** 2)
+        torch.testing.assert_close(tracker.fisher[n], g**2)
 
 
 def test_skipped_step_changes_nothing():
@@ -141,12 +151,20 @@ def test_penalty_formula_and_new_parameters_free():
         for p in new.parameters():
             p.add_(torch.randn_like(p))
     imp = {k: {n: torch.rand_like(p) for n, p in old.named_parameters()} for k in ("fisher", "pi", "pi_zenke", "rw")}
-    for kind, weight, est in (("ewc", 500.0, "mib"), ("pi", 500.0, "mib"), ("pi", 500.0, "zenke"), ("rw", 100.0, "mib")):
+    for kind, weight, est in (
+        ("ewc", 500.0, "mib"),
+        ("pi", 500.0, "mib"),
+        ("pi", 500.0, "zenke"),
+        ("rw", 100.0, "mib"),
+    ):
         got = ParameterPenalty(kind, old, imp, weight, pi_estimator=est)(new)
         want = 0.0
         for n, p in old.named_parameters():
-            om = {"ewc": minmax(imp["fisher"][n]), "pi": minmax(imp["pi" if est == "mib" else "pi_zenke"][n]),
-                  "rw": minmax(imp["fisher"][n]) + minmax(imp["rw"][n])}[kind]
+            om = {
+                "ewc": minmax(imp["fisher"][n]),
+                "pi": minmax(imp["pi" if est == "mib" else "pi_zenke"][n]),
+                "rw": minmax(imp["fisher"][n]) + minmax(imp["rw"][n]),
+            }[kind]
             want = want + (om * (dict(new.named_parameters())[n] - p) ** 2).sum()
         torch.testing.assert_close(got, weight * want)
         got.backward()
@@ -168,9 +186,19 @@ def test_tracker_resume_is_exact(tmp_path):
 
 
 def _cfg(tmp_path, shapes_root, **kw):
-    return RunConfig.from_profile("smoke", task="15-5", setting="overlapped", epochs=1, crop_size=32,
-                                  max_train_images=40, max_val_images=4, run_dir=str(tmp_path),
-                                  checkpoint_dir=str(tmp_path / "ckpt"), data_root=str(shapes_root), **kw)
+    return RunConfig.from_profile(
+        "smoke",
+        task="15-5",
+        setting="overlapped",
+        epochs=1,
+        crop_size=32,
+        max_train_images=40,
+        max_val_images=4,
+        run_dir=str(tmp_path),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        data_root=str(shapes_root),
+        **kw,
+    )
 
 
 def test_step0_saves_importance_and_ewc_with_zero_weight_is_ft(tmp_path, shapes_root, monkeypatch):
@@ -180,6 +208,7 @@ def test_step0_saves_importance_and_ewc_with_zero_weight_is_ft(tmp_path, shapes_
     imp = load_importance(checkpoint_file(cfg, 0, "ft"))
     assert set(imp) == {"fisher", "pi", "pi_zenke", "rw"} and len(imp["fisher"]) > 100
     from incseg_lib import methods
+
     monkeypatch.setitem(methods.REGULARIZER_WEIGHTS, "ewc", 0.0)
     ewc = train_step(cfg, step=1, method="ewc", **quiet)
     a, b = ft.model.state_dict(), ewc.model.state_dict()

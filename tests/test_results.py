@@ -7,9 +7,20 @@ import pytest
 from incseg_lib import results
 from incseg_lib.config import RunConfig
 
-BASE = dict(notebook="01", dataset="shapes", task="offline", setting="offline", method="offline", step=0,
-            backbone="resnet18", iou={"background": 0.9, "disc": 0.5}, miou_all=0.7, miou_old=0.7, miou_new=None,
-            pixel_acc=0.95)
+BASE = dict(
+    notebook="01",
+    dataset="shapes",
+    task="offline",
+    setting="offline",
+    method="offline",
+    step=0,
+    backbone="resnet18",
+    iou={"background": 0.9, "disc": 0.5},
+    miou_all=0.7,
+    miou_old=0.7,
+    miou_new=None,
+    pixel_acc=0.95,
+)
 
 
 def test_records_are_appended_never_overwritten(tmp_path):
@@ -21,7 +32,7 @@ def test_records_are_appended_never_overwritten(tmp_path):
     rec = json.loads(a.read_text())
     assert rec["version"] and rec["device"] and rec["iou"]["disc"] == 0.5
     assert not list((tmp_path / "results").glob(".*tmp"))
-    df = results.table(recs)
+    df = results.records_table(recs)
     assert df["miou_all"].tolist() == [70.0, 10.0]
 
 
@@ -80,7 +91,9 @@ def test_find_record_matches_fields_and_ignores_older_records(tmp_path):
     assert results.find_record(results.load(tmp_path), config={"lrs": (0.1, 0.3)}) is None
     assert results.find_record(results.load(tmp_path), checkpoint="b.pt") is None
     assert results.find_record(results.load(tmp_path), newer_than_ns=time.time_ns(), checkpoint="a.pt") is None
-    assert results.find_record(results.load(tmp_path), newer_than_ns=cut, miou_all=0.7) is None  # only the older one has 0.7
+    assert (
+        results.find_record(results.load(tmp_path), newer_than_ns=cut, miou_all=0.7) is None
+    )  # only the older one has 0.7
 
 
 def test_class_iou_columns_follow_class_ids_not_the_json_key_order():
@@ -88,9 +101,23 @@ def test_class_iou_columns_follow_class_ids_not_the_json_key_order():
 
     # records store iou by name with JSON-sorted keys: alphabetical, not class-id order
     iou = {"aeroplane": 0.5, "background": 0.9, "bicycle": 0.2, "tvmonitor": 0.1, "person": 0.3}
-    recs = [dict(dataset="voc", task="15-5", setting="overlapped", method=m, step=1, backbone="resnet18",
-                 iou=iou, miou_old=0.5, miou_new=0.1, miou_all=0.4, pixel_acc=0.9, created_ns=i)
-            for i, m in enumerate(["mib", "ft", "joint"])]
+    recs = [
+        dict(
+            dataset="voc",
+            task="15-5",
+            setting="overlapped",
+            method=m,
+            step=1,
+            backbone="resnet18",
+            iou=iou,
+            miou_old=0.5,
+            miou_new=0.1,
+            miou_all=0.4,
+            pixel_acc=0.9,
+            created_ns=i,
+        )
+        for i, m in enumerate(["mib", "ft", "joint"])
+    ]
     df = class_iou(recs, "voc", "15-5", "overlapped")
     assert list(df.columns) == ["background", "aeroplane", "bicycle", "person", "tvmonitor"]
     assert list(df.index) == ["FT", "MiB", "Joint"]
@@ -118,9 +145,20 @@ def test_checkpoint_key_follows_the_data_content_not_its_path(tmp_path):
 def test_a_corrupt_record_is_skipped_with_a_warning_naming_it(tmp_path):
     from incseg_lib import results
 
-    good = dict(notebook="02", dataset="shapes", task="15-5", setting="overlapped", method="mib", step=1,
-                backbone="resnet18", iou={"background": 0.9}, miou_all=0.5, miou_old=0.5, miou_new=0.1,
-                pixel_acc=0.9)
+    good = dict(
+        notebook="02",
+        dataset="shapes",
+        task="15-5",
+        setting="overlapped",
+        method="mib",
+        step=1,
+        backbone="resnet18",
+        iou={"background": 0.9},
+        miou_all=0.5,
+        miou_old=0.5,
+        miou_new=0.1,
+        pixel_acc=0.9,
+    )
     results.record(tmp_path, **good)
     (tmp_path / "results" / "zz_truncated.json").write_text('{"notebook": "02", "miou')
     with pytest.warns(UserWarning, match="zz_truncated.json is unreadable"):

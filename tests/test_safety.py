@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from incseg_lib.models import BiSeNet
-from incseg_lib.store import CorruptCheckpoint, DiskFull, UnsafeCheckpoint
+from incseg_lib.store import DiskFull, UnsafeCheckpoint
 
 from .conftest import REPO, write_voc
 
@@ -56,8 +56,16 @@ def test_a_planted_pickle_never_runs_at_any_path_the_library_loads(tmp_path):
     # training finds the planted file where its checkpoint should be: moved aside, trained afresh
     data = [(torch.randn(3, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(4)]
     said = []
-    fit(BiSeNet([3], "resnet18"), data, epochs=1, batch_size=2, lr=0.01, checkpoint=ckpt, progress=False,
-        print_fn=said.append)
+    fit(
+        BiSeNet([3], "resnet18"),
+        data,
+        epochs=1,
+        batch_size=2,
+        lr=0.01,
+        checkpoint=ckpt,
+        progress=False,
+        print_fn=said.append,
+    )
     assert any("moved aside" in s for s in said) and list(ckpt.parent.glob("step-0.pt.corrupt-*"))
     assert load_checkpoint(ckpt)["epoch"] == 1
     assert not marker.exists()  # the payload never ran
@@ -80,7 +88,9 @@ def test_a_full_disk_names_the_folder_and_leaves_no_partial_file(tmp_path, monke
     assert f"no space left in {target.parent}" in msg and "checkpoint step-0.pt" in msg and "MB needed" in msg
     assert list(target.parent.iterdir()) == []  # no .step-0.pt.<pid>.tmp left behind
     # a quota error (EDQUOT) is the same fault
-    monkeypatch.setattr(store, "_write_chunks", lambda fh, d, chunk=0: (_ for _ in ()).throw(OSError(errno.EDQUOT, "quota")))
+    monkeypatch.setattr(
+        store, "_write_chunks", lambda fh, d, chunk=0: (_ for _ in ()).throw(OSError(errno.EDQUOT, "quota"))
+    )
     with pytest.raises(DiskFull, match="results.json"):
         store.atomic_write_text(tmp_path / "r" / "results.json", "{}")
     # known before writing: less free space than the file needs
@@ -97,7 +107,11 @@ def test_temporary_files_of_dead_processes_are_removed_at_start(tmp_path):
     pid = int(dead.stdout)
     folder = tmp_path / "ckpt" / "15-5-overlapped" / "mib"
     folder.mkdir(parents=True)
-    stale = [folder / f".step-1.pt.{pid}.tmp", folder / f".step-0.importance.pt.{pid}.tmp", folder / f".m.{pid}.tmp.png"]
+    stale = [
+        folder / f".step-1.pt.{pid}.tmp",
+        folder / f".step-0.importance.pt.{pid}.tmp",
+        folder / f".m.{pid}.tmp.png",
+    ]
     alive = folder / f".step-2.pt.{os.getpid()}.tmp"
     for p in stale + [alive, folder / "step-1.pt"]:
         p.write_bytes(b"x" * 100)
@@ -110,8 +124,9 @@ def test_masks_in_16_or_1_bit_are_read_or_named(tmp_path):
     from incseg_lib.data import load_dataset
     from incseg_lib.data.common import DatasetError
 
-    voc = write_voc(tmp_path / "voc", {"a": np.zeros((8, 8)), "b": np.zeros((8, 8)), "c": np.zeros((8, 8)),
-                                       "d": np.zeros((8, 8))})
+    voc = write_voc(
+        tmp_path / "voc", {"a": np.zeros((8, 8)), "b": np.zeros((8, 8)), "c": np.zeros((8, 8)), "d": np.zeros((8, 8))}
+    )
     masks = voc / "SegmentationClass"
     sixteen = np.full((8, 8), 3, np.uint16)
     Image.fromarray(sixteen).save(masks / "a.png")  # 16-bit, values fit: read as they are
@@ -161,8 +176,9 @@ def test_an_empty_step_is_named_before_the_first_step_trains(tmp_path):
     masks = {f"i{k}": np.pad(np.full((4, 4), 1 + k % 19, np.uint8), 2) for k in range(24)}
     write_voc(tmp_path / "voc", masks)
     write_voc(tmp_path / "voc", {"v": np.zeros((8, 8))}, split="val")
-    cfg = RunConfig.from_profile("smoke", dataset="voc", data_root=str(tmp_path / "voc"),
-                                 checkpoint_dir=str(tmp_path / "ckpt"))
+    cfg = RunConfig.from_profile(
+        "smoke", dataset="voc", data_root=str(tmp_path / "voc"), checkpoint_dir=str(tmp_path / "ckpt")
+    )
     with pytest.raises(ValueError, match=r"no training image for 15-1 overlapped step 5 \(tvmonitor\)"):
         check_steps(cfg, ["15-1"], ["overlapped"])
     assert not list((tmp_path / "ckpt").rglob("*.pt"))  # nothing trained
@@ -185,9 +201,11 @@ def test_incseg_step_names_bad_options_instead_of_a_traceback(tmp_path, capsys):
     from incseg_lib.cli import main
 
     base = ["step", "--profile", "smoke", "--task", "15-5"]
-    for opts, want in ((["-p", "lr", "abc"], "option lr='abc' is not a number"),
-                       (["-p", "epochs", "abc"], "option epochs='abc' is not a whole number"),
-                       (["-p", "profile", "cpu"], "-p profile would conflict with the command's --profile")):
+    for opts, want in (
+        (["-p", "lr", "abc"], "option lr='abc' is not a number"),
+        (["-p", "epochs", "abc"], "option epochs='abc' is not a whole number"),
+        (["-p", "profile", "cpu"], "-p profile would conflict with the command's --profile"),
+    ):
         assert main(base + opts) == 2
         assert want in capsys.readouterr().err
     (tmp_path / "afile").write_text("x")
@@ -239,10 +257,13 @@ def _sleeper(folder: Path) -> None:
 
     folder.mkdir()
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("import pathlib, time\npathlib.Path(run_dir, 'started').touch()\n"
-                                          "for _ in range(3000):\n    time.sleep(0.1)"),
-                nbformat.v4.new_code_cell("pathlib.Path(run_dir, 'finished').touch()")]
+    nb.cells = [
+        nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import pathlib, time\npathlib.Path(run_dir, 'started').touch()\nfor _ in range(3000):\n    time.sleep(0.1)"
+        ),
+        nbformat.v4.new_code_cell("pathlib.Path(run_dir, 'finished').touch()"),
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "01_long.ipynb")
     nbformat.write(nb, folder / "02_queued.ipynb")
@@ -252,9 +273,14 @@ def test_ctrl_c_stops_the_suite_within_seconds_and_says_where_its_results_are(tm
     folder, run = tmp_path / "nbs", tmp_path / "run"
     _sleeper(folder)
     env = {**os.environ, "INCSEG_NOTEBOOKS": str(folder)}
-    proc = subprocess.Popen([sys.executable, "-m", "incseg_lib.cli", "suite", "--profile", "smoke", "--jobs", "1",
-                             "--out", str(run)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "incseg_lib.cli", "suite", "--profile", "smoke", "--jobs", "1", "--out", str(run)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not (run / "started").exists():
         assert time.time() < deadline and proc.poll() is None, proc.communicate()
@@ -277,9 +303,19 @@ def test_ctrl_c_stops_the_suite_within_seconds_and_says_where_its_results_are(tm
 def _tiny(tmp_path, shapes_root, **kw):
     from incseg_lib.config import RunConfig
 
-    return RunConfig.from_profile("smoke", task="15-5", setting="overlapped", epochs=1, crop_size=32,
-                                  max_train_images=40, max_val_images=4, run_dir=str(tmp_path / "run"),
-                                  checkpoint_dir=str(tmp_path / "ckpt"), data_root=str(shapes_root), **kw)
+    return RunConfig.from_profile(
+        "smoke",
+        task="15-5",
+        setting="overlapped",
+        epochs=1,
+        crop_size=32,
+        max_train_images=40,
+        max_val_images=4,
+        run_dir=str(tmp_path / "run"),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        data_root=str(shapes_root),
+        **kw,
+    )
 
 
 def test_a_corrupt_importance_file_is_named_moved_aside_and_rebuilt(tmp_path, shapes_root):
@@ -313,8 +349,10 @@ def test_the_viewer_names_a_record_it_cannot_show_and_shows_the_others(tmp_path,
     broken.parent.mkdir()
     broken.write_bytes(Path(good["checkpoint"]).read_bytes()[:5000])  # truncated
     base = {k: v for k, v in good.items() if not k.startswith("_")}
-    later = [{**base, "method": "mib", "step": 1, "checkpoint": str(broken)},
-             {**base, "method": "ft", "step": 1, "checkpoint": str(tmp_path / "gone" / "step-1.pt")}]
+    later = [
+        {**base, "method": "mib", "step": 1, "checkpoint": str(broken)},
+        {**base, "method": "ft", "step": 1, "checkpoint": str(tmp_path / "gone" / "step-1.pt")},
+    ]
     for r in later:
         results.record(tmp_path / "run", **r)
     fig = viz.results_viewer(results.load(tmp_path / "run"), images=[0])

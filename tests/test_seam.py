@@ -6,9 +6,22 @@ import numpy as np
 import pytest
 import torch
 
-from incseg_lib.seam import (PseudoLabels, SeamConfig, SeamNet, adaptive_min_pooling_loss, best_threshold,
-                             classification_loss, equivariant_cross_regularization, equivariant_regularization,
-                             fuse_old, max_norm, pcm, scores_to_labels, seam_config, seam_loss)
+from incseg_lib.seam import (
+    PseudoLabels,
+    SeamConfig,
+    SeamNet,
+    adaptive_min_pooling_loss,
+    best_threshold,
+    classification_loss,
+    equivariant_cross_regularization,
+    equivariant_regularization,
+    fuse_old,
+    max_norm,
+    pcm,
+    scores_to_labels,
+    seam_config,
+    seam_loss,
+)
 
 
 def test_classification_loss_is_the_multilabel_soft_margin_of_pooled_cams():
@@ -22,6 +35,7 @@ def test_classification_loss_is_the_multilabel_soft_margin_of_pooled_cams():
 
 def test_er_is_zero_for_an_equivariant_map_and_l1_otherwise():
     """A pixel-wise model commutes with bilinear rescaling (align_corners) on a linear ramp: ER = 0."""
+
     class PixelWise(torch.nn.Module):
         def forward(self, x):
             c = x[:, :1]
@@ -95,8 +109,10 @@ def test_seam_loss_backpropagates_to_backbone_but_pcm_features_are_detached():
     terms["ecr"].backward()
     assert model.proj_f.weight.grad is not None and model.proj_f.weight.grad.abs().sum() > 0
     # ECR reaches the backbone only through the CAM branch, which PCM sees without gradient
-    assert model.backbone.layer2[0].conv1.weight.grad is None or \
-        model.backbone.layer2[0].conv1.weight.grad.abs().sum() == 0
+    assert (
+        model.backbone.layer2[0].conv1.weight.grad is None
+        or model.backbone.layer2[0].conv1.weight.grad.abs().sum() == 0
+    )
 
 
 def test_pseudo_labels_use_only_labelled_classes_and_background():
@@ -184,9 +200,17 @@ def test_weak_step_records_mib_s_with_fusion(shapes_root, tmp_path):
     from incseg_lib.config import RunConfig
     from incseg_lib.experiment import base_datasets, find_pseudo_labels, train_step, weak_config
 
-    cfg = RunConfig.from_profile("smoke", data_root=str(shapes_root), run_dir=str(tmp_path / "run"),
-                                 checkpoint_dir=str(tmp_path / "ckpt"), task="15-5", epochs=1, epochs_next=1,
-                                 max_train_images=32, max_val_images=8)
+    cfg = RunConfig.from_profile(
+        "smoke",
+        data_root=str(shapes_root),
+        run_dir=str(tmp_path / "run"),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        task="15-5",
+        epochs=1,
+        epochs_next=1,
+        max_train_images=32,
+        max_val_images=8,
+    )
     seam = weak_config(cfg)
     assert seam.init == "step0"  # no ImageNet weights in the smoke profile
     out = train_step(cfg, step=1, method="mib", weak=seam, progress=False, print_fn=lambda *a: None)
@@ -216,6 +240,7 @@ def test_frozen_batchnorm_keeps_its_statistics_and_parameters_as_seams_code():
     assert frozen.classifier.training  # only the backbone's BatchNorm is held
     trained = {id(p) for g in frozen.parameter_groups(5e-4) for p in g["params"]}
     assert id(bn(frozen).weight) not in trained and id(bn(free).weight) in {
-        id(p) for g in free.parameter_groups(5e-4) for p in g["params"]}
+        id(p) for g in free.parameter_groups(5e-4) for p in g["params"]
+    }
     assert SeamConfig().freeze_bn and "freeze_bn" in SeamConfig().training_part()
     assert SeamConfig().bn_frozen and not SeamConfig(init="none").bn_frozen

@@ -100,8 +100,12 @@ def test_split_from_real_masks_is_cached_and_deterministic(tmp_path):
     from tests.conftest import write_voc
 
     z = np.zeros((8, 8), np.uint8)
-    masks = {"a": z + 3, "b": np.where(np.eye(8) > 0, 16, 0), "c": np.where(np.eye(8) > 0, 18, 16),
-             "d": np.full((8, 8), 255)}
+    masks = {
+        "a": z + 3,
+        "b": np.where(np.eye(8) > 0, 16, 0),
+        "c": np.where(np.eye(8) > 0, 18, 16),
+        "d": np.full((8, 8), 255),
+    }
     write_voc(tmp_path / "voc", {k: np.asarray(v, np.uint8) for k, v in masks.items()})
     ds = voc_dataset(tmp_path / "voc", "train")
     s = IncrementalSplit("voc", "15-1", 1, "disjoint")

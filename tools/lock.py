@@ -29,7 +29,16 @@ CONSTRAINTS = ROOT / "tools" / "lock-constraints.txt"
 DIGEST_PREFIX = "# inputs-digest: "
 # The lock covers the oldest Python that pyproject.toml allows and every newer one (markers fork
 # where a package's versions differ by Python).
-UV_OPTIONS = ["--quiet", "--universal", "--generate-hashes", "--extra", "dev", "--no-header", "--annotation-style", "line"]
+UV_OPTIONS = [
+    "--quiet",
+    "--universal",
+    "--generate-hashes",
+    "--extra",
+    "dev",
+    "--no-header",
+    "--annotation-style",
+    "line",
+]
 
 
 def _inputs() -> dict:
@@ -37,12 +46,15 @@ def _inputs() -> dict:
     import tomllib
 
     project = tomllib.loads(PYPROJECT.read_text())
-    return {"requires-python": project["project"].get("requires-python", ""),
-            "dependencies": sorted(project["project"].get("dependencies", [])),
-            "optional": {k: sorted(v) for k, v in sorted(project["project"].get("optional-dependencies", {}).items())},
-            "build": sorted(project.get("build-system", {}).get("requires", [])),
-            "constraints": sorted(line.strip() for line in CONSTRAINTS.read_text().splitlines()
-                                  if line.strip() and not line.startswith("#"))}
+    return {
+        "requires-python": project["project"].get("requires-python", ""),
+        "dependencies": sorted(project["project"].get("dependencies", [])),
+        "optional": {k: sorted(v) for k, v in sorted(project["project"].get("optional-dependencies", {}).items())},
+        "build": sorted(project.get("build-system", {}).get("requires", [])),
+        "constraints": sorted(
+            line.strip() for line in CONSTRAINTS.read_text().splitlines() if line.strip() and not line.startswith("#")
+        ),
+    }
 
 
 def inputs_digest() -> str:
@@ -63,20 +75,38 @@ def _compile(out: Path) -> None:
         build_in = Path(tmp) / "build.in"  # setuptools: `pip install -e .` builds without isolation from the lock
         build_in.write_text("\n".join(inputs["build"]) + "\n")
         python = inputs["requires-python"].lstrip(">=~ ").split(",")[0] or "3.11"
-        subprocess.run([_uv(), "pip", "compile", str(PYPROJECT), str(build_in), *UV_OPTIONS,
-                        "-c", str(CONSTRAINTS), "--python-version", python, "-o", str(out)], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                _uv(),
+                "pip",
+                "compile",
+                str(PYPROJECT),
+                str(build_in),
+                *UV_OPTIONS,
+                "-c",
+                str(CONSTRAINTS),
+                "--python-version",
+                python,
+                "-o",
+                str(out),
+            ],
+            check=True,
+            cwd=ROOT,
+        )
     body = out.read_text().replace(str(build_in), "build-system.requires")
-    header = ("# Every package incseg installs, pinned with hashes (generated: do not edit by hand).\n"
-              "# Regenerate deliberately with `make lock` (tools/lock.py compile) after changing pyproject.toml;\n"
-              "# `make lock-check` says when it is stale. Install the newest versions instead: `make install-latest`.\n"
-              f"{DIGEST_PREFIX}{inputs_digest()}\n")
+    header = (
+        "# Every package incseg installs, pinned with hashes (generated: do not edit by hand).\n"
+        "# Regenerate deliberately with `make lock` (tools/lock.py compile) after changing pyproject.toml;\n"
+        "# `make lock-check` says when it is stale. Install the newest versions instead: `make install-latest`.\n"
+        f"{DIGEST_PREFIX}{inputs_digest()}\n"
+    )
     out.write_text(header + body)
 
 
 def recorded_digest(lock: Path = LOCK) -> str | None:
     for line in lock.read_text().splitlines()[:10]:
         if line.startswith(DIGEST_PREFIX):
-            return line[len(DIGEST_PREFIX):].strip()
+            return line[len(DIGEST_PREFIX) :].strip()
     return None
 
 
@@ -86,9 +116,12 @@ def check() -> int:
         print(f"{LOCK.name} is missing: run `make lock` (needs the network) to create it", file=sys.stderr)
         return 1
     if recorded_digest() != inputs_digest():
-        print(f"{LOCK.name} is stale: pyproject.toml's requirements changed since it was compiled. Run `make lock` "
-              "(regenerates it; review the diff and commit both), or `make install-latest` for an unlocked "
-              "install", file=sys.stderr)
+        print(
+            f"{LOCK.name} is stale: pyproject.toml's requirements changed since it was compiled. Run `make lock` "
+            "(regenerates it; review the diff and commit both), or `make install-latest` for an unlocked "
+            "install",
+            file=sys.stderr,
+        )
         return 1
     print(f"{LOCK.name} matches pyproject.toml (inputs digest {inputs_digest()})")
     return 0

@@ -9,16 +9,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import auto_fetch, default_data_root
-from .camvid import CAMVID_CLASSES, camvid_dataset, fetch_camvid
+from ..env import auto_fetch, default_data_root
+from .camvid import CAMVID_CLASSES, CAMVID_INCREMENTAL_INFO, CAMVID_INFO, camvid_dataset, fetch_camvid
 from .common import IGNORE_INDEX, DatasetError, DatasetInfo, SegmentationDataset
 from .shapes import SHAPES_INFO, ensure_shapes
-from .voc import VOC_CLASSES, VOC_PALETTE, fetch_voc, resize_voc, voc_dataset
+from .voc import VOC_CLASSES, VOC_INFO, VOC_PALETTE, fetch_voc, resize_voc, voc_dataset
 
 __all__ = [
-    "CAMVID_CLASSES", "IGNORE_INDEX", "VOC_CLASSES", "VOC_PALETTE", "DatasetError", "DatasetInfo",
-    "SegmentationDataset", "camvid_dataset", "dataset_info", "ensure_shapes", "eval_split", "fetch_camvid", "fetch_voc",
-    "load_dataset", "resize_voc", "train_split", "voc_dataset",
+    "CAMVID_CLASSES",
+    "IGNORE_INDEX",
+    "VOC_CLASSES",
+    "VOC_PALETTE",
+    "DatasetError",
+    "DatasetInfo",
+    "SegmentationDataset",
+    "camvid_dataset",
+    "dataset_info",
+    "ensure_shapes",
+    "eval_split",
+    "fetch_camvid",
+    "fetch_voc",
+    "load_dataset",
+    "resize_voc",
+    "train_split",
+    "voc_dataset",
 ]
 
 
@@ -34,18 +48,16 @@ def eval_split(dataset: str) -> str:
 
 def dataset_info(dataset: str, incremental: bool = True) -> DatasetInfo:
     """Class names and palette of ``dataset`` without opening its files."""
-    from .camvid import CAMVID_INCREMENTAL_INFO, CAMVID_INFO
-    from .voc import VOC_INFO
 
-    infos = {"shapes": SHAPES_INFO, "voc": VOC_INFO,
-             "camvid": CAMVID_INCREMENTAL_INFO if incremental else CAMVID_INFO}
+    infos = {"shapes": SHAPES_INFO, "voc": VOC_INFO, "camvid": CAMVID_INCREMENTAL_INFO if incremental else CAMVID_INFO}
     if dataset not in infos:
         raise ValueError(f"unknown dataset {dataset!r}; choose shapes, voc or camvid")
     return infos[dataset]
 
 
-def load_dataset(dataset: str, split: str, *, root: str | Path = "", incremental: bool = True,
-                 transforms=None, max_images: int = 0) -> SegmentationDataset:
+def load_dataset(
+    dataset: str, split: str, *, root: str | Path = "", incremental: bool = True, transforms=None, max_images: int = 0
+) -> SegmentationDataset:
     """Open ``split`` of ``dataset`` (``shapes``, ``voc`` or ``camvid``).
 
     Args:
@@ -69,11 +81,16 @@ def load_dataset(dataset: str, split: str, *, root: str | Path = "", incremental
         ds = voc_dataset(ensure_shapes(root), split, transforms)
         ds.info = SHAPES_INFO
     elif dataset == "voc":
-        ds = _opened(lambda: voc_dataset(root, split, transforms),
-                     lambda: fetch_voc(root, aug=split == "train_aug"), "voc", root)
+        ds = _opened(
+            lambda: voc_dataset(root, split, transforms), lambda: fetch_voc(root, aug=split == "train_aug"), "voc", root
+        )
     elif dataset == "camvid":
-        ds = _opened(lambda: camvid_dataset(root, split, background=incremental, transforms=transforms),
-                     lambda: fetch_camvid(root), "camvid", root)
+        ds = _opened(
+            lambda: camvid_dataset(root, split, background=incremental, transforms=transforms),
+            lambda: fetch_camvid(root),
+            "camvid",
+            root,
+        )
     else:
         raise ValueError(f"unknown dataset {dataset!r}; choose shapes, voc or camvid")
     if max_images and max_images < len(ds):

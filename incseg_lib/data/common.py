@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..config import show_progress
-from ..store import atomic_save_npy, atomic_write_png, atomic_write_text  # noqa: F401  (re-exported)
+from ..env import show_progress
+from ..store import atomic_save_npy, atomic_write_text
 
 IGNORE_INDEX = 255
 
@@ -109,7 +108,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.verified = False  # set by a passing check(): reads then skip the per-file checks
 
     # ------------------------------------------------------------------ views
-    def _view(self, **changes) -> "SegmentationDataset":
+    def _view(self, **changes) -> SegmentationDataset:
         """A shallow copy with ``changes``; other files or another label mapping are not verified."""
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
@@ -118,7 +117,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         new.__dict__.update(changes)
         return new
 
-    def subset(self, indices: Sequence[int]) -> "SegmentationDataset":
+    def subset(self, indices: Sequence[int]) -> SegmentationDataset:
         """A view holding only ``indices`` (in that order)."""
         idx = [int(i) for i in indices]
         return self._view(
@@ -128,10 +127,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
             verified=self.verified,
         )
 
-    def with_transforms(self, transforms: Callable | None) -> "SegmentationDataset":
+    def with_transforms(self, transforms: Callable | None) -> SegmentationDataset:
         return self._view(transforms=transforms)
 
-    def with_target_lut(self, lut: np.ndarray | None) -> "SegmentationDataset":
+    def with_target_lut(self, lut: np.ndarray | None) -> SegmentationDataset:
         """A view whose masks are further remapped by ``lut`` (``(256,)`` uint8), e.g. a task step."""
         return self._view(target_lut=lut)
 
@@ -153,14 +152,18 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 mode = im.mode
                 raw = np.asarray(im)
         except OSError as e:
-            raise DatasetError(f"mask file {path} cannot be decoded ({e}); dataset {self.info.name}, "
-                               f"id {self.ids[i]}: replace or remove it") from None
+            raise DatasetError(
+                f"mask file {path} cannot be decoded ({e}); dataset {self.info.name}, "
+                f"id {self.ids[i]}: replace or remove it"
+            ) from None
         if self.verified:
             return self.raw_lut[raw].astype(np.uint8)
         raw = _mask_values(raw, mode, path)
         if raw.ndim != 2:
-            raise DatasetError(f"mask {path} has shape {raw.shape}; expected a single-channel (H, W) image of class "
-                               "ids (an 8-bit palette or greyscale PNG), not a colour picture")
+            raise DatasetError(
+                f"mask {path} has shape {raw.shape}; expected a single-channel (H, W) image of class "
+                "ids (an 8-bit palette or greyscale PNG), not a colour picture"
+            )
         mapped = self.raw_lut[raw]
         if mapped.min() < 0:
             bad = sorted(set(np.unique(raw[mapped < 0]).tolist()))
@@ -180,10 +183,14 @@ class SegmentationDataset(torch.utils.data.Dataset):
             with Image.open(path) as im:
                 rgb = np.array(im.convert("RGB"))  # one writable copy
         except FileNotFoundError:
-            raise DatasetError(f"image file {path} does not exist (dataset {self.info.name}, id {self.ids[i]})") from None
+            raise DatasetError(
+                f"image file {path} does not exist (dataset {self.info.name}, id {self.ids[i]})"
+            ) from None
         except OSError as e:  # truncated or not an image: name the file
-            raise DatasetError(f"image file {path} cannot be decoded ({e}); dataset {self.info.name}, "
-                               f"id {self.ids[i]}: replace or remove it (`incseg data check` lists every such file)") from None
+            raise DatasetError(
+                f"image file {path} cannot be decoded ({e}); dataset {self.info.name}, "
+                f"id {self.ids[i]}: replace or remove it (`incseg data check` lists every such file)"
+            ) from None
         return torch.from_numpy(rgb).permute(2, 0, 1)
 
     def image_size(self, i: int) -> tuple[int, int]:
@@ -275,7 +282,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
             shown = problems if max_listed is None else problems[:max_listed]
             listed = "\n  ".join(shown)
             more = f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
-            raise DatasetError(f"{len(problems)} of {len(self)} {self.info.name} images are unusable:\n  {listed}{more}")
+            raise DatasetError(
+                f"{len(problems)} of {len(self)} {self.info.name} images are unusable:\n  {listed}{more}"
+            )
         if stamp is not None:
             atomic_write_text(stamp, f"{len(self)} images checked\n")
         self.verified = True
@@ -296,7 +305,6 @@ class SegmentationDataset(torch.utils.data.Dataset):
                     return arr
         from tqdm.auto import tqdm
 
-
         out = np.zeros((len(self), self.info.num_classes), dtype=bool)
         for i in tqdm(range(len(self)), desc=f"indexing {self.info.name} masks", disable=not show_progress(progress)):
             counts = np.bincount(self.read_mask(i).ravel(), minlength=256)
@@ -313,12 +321,16 @@ def _mask_values(raw: np.ndarray, mode: str, path: Path) -> np.ndarray:
     whose values all fit in 0..255 is read losslessly; a 1-bit (black-and-white) file holds no class ids.
     """
     if mode == "1" or raw.dtype == bool:
-        raise DatasetError(f"mask {path} is a 1-bit black-and-white image; a mask holds one class id per pixel: "
-                           "save it as an 8-bit palette or greyscale PNG with the dataset's ids")
+        raise DatasetError(
+            f"mask {path} is a 1-bit black-and-white image; a mask holds one class id per pixel: "
+            "save it as an 8-bit palette or greyscale PNG with the dataset's ids"
+        )
     if raw.dtype != np.uint8 and raw.ndim == 2:
         if raw.size and (raw.min() < 0 or raw.max() > 255):
-            raise DatasetError(f"mask {path} is a {mode} image with values up to {int(raw.max())}; class ids "
-                               "and 255 (ignore) must fit in 8 bits: save it as an 8-bit palette or greyscale PNG")
+            raise DatasetError(
+                f"mask {path} is a {mode} image with values up to {int(raw.max())}; class ids "
+                "and 255 (ignore) must fit in 8 bits: save it as an 8-bit palette or greyscale PNG"
+            )
         raw = raw.astype(np.uint8)
     return raw
 
@@ -343,8 +355,9 @@ def read_id_list(path: Path, fetch_hint: str) -> list[str]:
             ids.append(name)
     if repeated:  # trained twice, and one image counted twice in every evaluation: never silently
         shown = ", ".join(repeated[:5]) + (f" and {len(repeated) - 5} more" if len(repeated) > 5 else "")
-        raise DatasetError(f"list file {path} names {len(repeated)} image(s) more than once: {shown}; "
-                           "remove the repeated lines")
+        raise DatasetError(
+            f"list file {path} names {len(repeated)} image(s) more than once: {shown}; remove the repeated lines"
+        )
     return ids
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..config import show_progress
+from ..env import show_progress
 
 CHUNK = 1 << 20
 _TAR_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
@@ -36,8 +36,15 @@ def file_digest(path: Path, algorithm: str = "md5") -> str:
     return h.hexdigest()
 
 
-def download(url: str, dest: Path, *, md5: str | None = None, sha256: str | None = None,
-             progress: bool = True, timeout: float = 60.0) -> Path:
+def download(
+    url: str,
+    dest: Path,
+    *,
+    md5: str | None = None,
+    sha256: str | None = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
     """Download ``url`` to ``dest``, resuming a partial ``dest.part`` with an HTTP Range request.
 
     A finished file whose checksum matches is not downloaded again. The data is written to
@@ -70,8 +77,17 @@ def download(url: str, dest: Path, *, md5: str | None = None, sha256: str | None
             total = resp.headers.get("Content-Length")
             total = int(total) + have if total is not None else None
             mode, got = ("ab" if have else "wb"), 0
-            with open(part, mode) as out, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                               desc=dest.name, disable=not show_progress(progress)) as bar:
+            with (
+                open(part, mode) as out,
+                tqdm(
+                    total=total,
+                    initial=have,
+                    unit="B",
+                    unit_scale=True,
+                    desc=dest.name,
+                    disable=not show_progress(progress),
+                ) as bar,
+            ):
                 while True:
                     chunk = resp.read(CHUNK)
                     if not chunk:
@@ -80,34 +96,39 @@ def download(url: str, dest: Path, *, md5: str | None = None, sha256: str | None
                     bar.update(len(chunk))
                     got += len(chunk)
         if total is not None and have + got < total:
-            raise DownloadError(f"downloading {url} stopped after {have + got} of {total} bytes; re-run the "
-                                f"same command to resume from {part}")
+            raise DownloadError(
+                f"downloading {url} stopped after {have + got} of {total} bytes; re-run the "
+                f"same command to resume from {part}"
+            )
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # range not satisfiable: the part file is already complete
             pass
         else:
-            raise DownloadError(f"downloading {url} failed: HTTP {e.code}; re-run to resume "
-                                f"({part} keeps {have} bytes)") from e
+            raise DownloadError(
+                f"downloading {url} failed: HTTP {e.code}; re-run to resume ({part} keeps {have} bytes)"
+            ) from e
     except OSError as e:
         from ..store import FULL_ERRNOS, _free_bytes
 
         if e.errno in FULL_ERRNOS:  # the part file is kept: freeing space and re-running resumes it
             free = _free_bytes(part.parent)
             need = f"{total / 1e6:.0f} MB in all" if total else "size unknown"
-            raise DownloadError(f"no space left in {part.parent} for {dest.name} ({need}, "
-                                f"{'?' if free is None else f'{free / 1e6:.0f} MB'} free); {part} keeps "
-                                f"{part.stat().st_size / 1e6:.0f} MB: free space there (or choose another --root) "
-                                "and re-run the same command to resume") from None
-        raise DownloadError(f"downloading {url} failed: {e}; re-run the same command to resume "
-                            f"from {part}") from e
+            raise DownloadError(
+                f"no space left in {part.parent} for {dest.name} ({need}, "
+                f"{'?' if free is None else f'{free / 1e6:.0f} MB'} free); {part} keeps "
+                f"{part.stat().st_size / 1e6:.0f} MB: free space there (or choose another --root) "
+                "and re-run the same command to resume"
+            ) from None
+        raise DownloadError(f"downloading {url} failed: {e}; re-run the same command to resume from {part}") from e
     except (urllib.error.URLError, http.client.HTTPException) as e:
-        raise DownloadError(f"downloading {url} failed: {e}; re-run the same command to resume "
-                            f"from {part}") from e
+        raise DownloadError(f"downloading {url} failed: {e}; re-run the same command to resume from {part}") from e
     if not _verify(part, md5, sha256):
         part.unlink(missing_ok=True)
-        raise DownloadError(f"checksum of {url} does not match the expected "
-                            f"{'md5 ' + md5 if md5 else 'sha256 ' + str(sha256)}; the file was removed, "
-                            "re-run to download it again")
+        raise DownloadError(
+            f"checksum of {url} does not match the expected "
+            f"{'md5 ' + md5 if md5 else 'sha256 ' + str(sha256)}; the file was removed, "
+            "re-run to download it again"
+        )
     os.replace(part, dest)
     return dest
 
@@ -115,9 +136,7 @@ def download(url: str, dest: Path, *, md5: str | None = None, sha256: str | None
 def _verify(path: Path, md5: str | None, sha256: str | None) -> bool:
     if md5 and file_digest(path, "md5") != md5.lower():
         return False
-    if sha256 and file_digest(path, "sha256") != sha256.lower():
-        return False
-    return True
+    return not (sha256 and file_digest(path, "sha256") != sha256.lower())
 
 
 def extract(archive: Path, dest: Path, *, members_prefix: str = "", progress: bool = True) -> None:
@@ -140,8 +159,11 @@ def extract(archive: Path, dest: Path, *, members_prefix: str = "", progress: bo
                 zf.extract(n, dest)
     elif tarfile.is_tarfile(archive):
         with tarfile.open(archive) as tf:
-            members = [m for m in tf.getmembers()
-                       if m.name.startswith(members_prefix) and safe(m.name) and (m.isfile() or m.isdir())]
+            members = [
+                m
+                for m in tf.getmembers()
+                if m.name.startswith(members_prefix) and safe(m.name) and (m.isfile() or m.isdir())
+            ]
             for m in tqdm(members, desc=f"extracting {Path(archive).name}", disable=not show_progress(progress)):
                 tf.extract(m, dest, **_TAR_FILTER)
     else:

@@ -23,14 +23,33 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..store import FULL_ERRNOS, DiskFull, _free_bytes, checkpoint_lock
 from .common import DatasetError, DatasetInfo
 from .voc import VOC_PALETTE
 
 SHAPES_VERSION = 2
 SHAPES_CLASSES = (
-    "background", "disc", "square", "triangle", "diamond", "cross", "ring", "star", "hexagon", "ellipse",
-    "crescent", "dark-disc", "dark-square", "dark-triangle", "dark-diamond", "dark-cross", "dark-ring",
-    "dark-star", "dark-hexagon", "dark-ellipse", "dark-crescent",
+    "background",
+    "disc",
+    "square",
+    "triangle",
+    "diamond",
+    "cross",
+    "ring",
+    "star",
+    "hexagon",
+    "ellipse",
+    "crescent",
+    "dark-disc",
+    "dark-square",
+    "dark-triangle",
+    "dark-diamond",
+    "dark-cross",
+    "dark-ring",
+    "dark-star",
+    "dark-hexagon",
+    "dark-ellipse",
+    "dark-crescent",
 )
 SHAPES_INFO = DatasetInfo("shapes", SHAPES_CLASSES, VOC_PALETTE, has_background=True)
 #: Relative brightness swing of each object's stripe texture (version 1: 0.25).
@@ -129,7 +148,6 @@ def ensure_shapes(root: Path, *, n_train: int = 400, n_val: int = 100, size: int
     Raises:
         DatasetError: ``root`` holds files that are not an incseg shapes dataset.
     """
-    from ..store import checkpoint_lock
 
     root = Path(root).expanduser()
     params = {"version": SHAPES_VERSION, "n_train": n_train, "n_val": n_val, "size": size, "seed": seed}
@@ -141,8 +159,10 @@ def ensure_shapes(root: Path, *, n_train: int = 400, n_val: int = 100, size: int
     if current():
         return root
     if root.is_dir() and any(root.iterdir()) and not marker.is_file():
-        raise DatasetError(f"{root} exists and is not an incseg shapes dataset (no shapes.json); "
-                           "choose an empty or new data_root for 'shapes'")
+        raise DatasetError(
+            f"{root} exists and is not an incseg shapes dataset (no shapes.json); "
+            "choose an empty or new data_root for 'shapes'"
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     with checkpoint_lock(root.with_name(f".{root.name}")):
         if current():  # another process made it while this one waited
@@ -154,7 +174,6 @@ def ensure_shapes(root: Path, *, n_train: int = 400, n_val: int = 100, size: int
 def _write_shapes(root: Path, params: dict) -> None:
     """Draw every image and mask into a temporary folder, then replace ``root`` with it (the temporary
     folder is removed when anything fails; a full disk names the folder)."""
-    from ..store import FULL_ERRNOS, DiskFull, _free_bytes
 
     tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -192,4 +211,5 @@ def _draw_into(tmp: Path, params: dict) -> None:
     (tmp / "shapes.json").write_text(json.dumps(params))
     (tmp / "README.txt").write_text(
         "incseg embedded 'shapes' dataset: procedurally drawn, VOC layout, a teaching stand-in, "
-        "not a benchmark. Delete this folder to regenerate it.\n")
+        "not a benchmark. Delete this folder to regenerate it.\n"
+    )

@@ -44,12 +44,14 @@ class _Finish(torch.nn.Module):
 
 def train_transforms(crop_size: int, scale_range: tuple[float, float] = (0.5, 2.0)) -> v2.Compose:
     """Random scale, random crop ``crop_size`` (padding the mask with 255), horizontal flip, normalise."""
-    return v2.Compose([
-        RandomScale(scale_range),
-        v2.RandomCrop(crop_size, pad_if_needed=True, fill=_FILL),
-        v2.RandomHorizontalFlip(),
-        _Finish(),
-    ])
+    return v2.Compose(
+        [
+            RandomScale(scale_range),
+            v2.RandomCrop(crop_size, pad_if_needed=True, fill=_FILL),
+            v2.RandomHorizontalFlip(),
+            _Finish(),
+        ]
+    )
 
 
 def eval_transforms() -> v2.Compose:
@@ -59,11 +61,13 @@ def eval_transforms() -> v2.Compose:
 
 def centre_crop_transforms(crop_size: int) -> v2.Compose:
     """MiB's validation crop: resize the shorter side to ``crop_size``, then centre-crop a square."""
-    return v2.Compose([
-        v2.Resize(crop_size, antialias=True),
-        v2.CenterCrop(crop_size),
-        _Finish(),
-    ])
+    return v2.Compose(
+        [
+            v2.Resize(crop_size, antialias=True),
+            v2.CenterCrop(crop_size),
+            _Finish(),
+        ]
+    )
 
 
 def denormalize(image: torch.Tensor) -> torch.Tensor:

@@ -16,16 +16,33 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..config import show_progress
-
-from .common import (DatasetError, DatasetInfo, SegmentationDataset, atomic_write_text, make_lut,
-                     read_id_list)
+from ..env import show_progress
+from ..store import atomic_write_text
+from .common import DatasetError, DatasetInfo, SegmentationDataset, make_lut, read_id_list
 from .download import download, extract, move_tree
 
 VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 
 
@@ -66,8 +83,10 @@ def find_voc2012(root: Path) -> Path:
     for cand in (root / "VOCdevkit" / "VOC2012", root / "VOC2012", root):
         if (cand / "JPEGImages").is_dir() and (cand / "ImageSets" / "Segmentation").is_dir():
             return cand
-    raise DatasetError(f"no PASCAL VOC 2012 folder found at {root} (expected VOCdevkit/VOC2012/"
-                       f"JPEGImages and ImageSets/Segmentation); {FETCH_HINT}")
+    raise DatasetError(
+        f"no PASCAL VOC 2012 folder found at {root} (expected VOCdevkit/VOC2012/"
+        f"JPEGImages and ImageSets/Segmentation); {FETCH_HINT}"
+    )
 
 
 def voc_dataset(root: Path, split: str = "train", transforms=None) -> SegmentationDataset:
@@ -86,7 +105,8 @@ def voc_dataset(root: Path, split: str = "train", transforms=None) -> Segmentati
     hint = FETCH_HINT + (" --aug" if split == "train_aug" else "")
     ids = read_id_list(lists / f"{split}.txt", hint)
     return SegmentationDataset(
-        VOC_INFO, ids,
+        VOC_INFO,
+        ids,
         [voc / "JPEGImages" / f"{i}.jpg" for i in ids],
         [mask_dir / f"{i}.png" for i in ids],
         make_lut({**{c: c for c in range(21)}, 255: 255}),
@@ -117,8 +137,10 @@ def fetch_voc(root: Path, *, aug: bool = False, progress: bool = True) -> Path:
             move_tree(tmp / "SegmentationClassAug", aug_dir)
         n = len(list(aug_dir.glob("*.png")))
         if n != VOC_AUG_COUNT:
-            raise DatasetError(f"{aug_dir} holds {n} masks, expected {VOC_AUG_COUNT}; delete it and "
-                               "the archive under archives/ and run again")
+            raise DatasetError(
+                f"{aug_dir} holds {n} masks, expected {VOC_AUG_COUNT}; delete it and "
+                "the archive under archives/ and run again"
+            )
         write_train_aug_list(voc)
     return voc
 
@@ -142,8 +164,7 @@ def _resize_one(args):
         s = short / min(w, h)
         size = (max(1, round(w * s)), max(1, round(h * s)))
         if not Path(img_dst).is_file():
-            _save_atomic(im.convert("RGB").resize(size, Image.BILINEAR, reducing_gap=None), img_dst, "JPEG",
-                         quality=90)
+            _save_atomic(im.convert("RGB").resize(size, Image.BILINEAR, reducing_gap=None), img_dst, "JPEG", quality=90)
     for mask_src, mask_dst in masks:
         with Image.open(mask_src) as m:
             _save_atomic(m.resize(size, Image.NEAREST), mask_dst, "PNG")  # keeps the palette and 255
@@ -157,8 +178,7 @@ def _save_atomic(image: Image.Image, path: Path, fmt: str, **kw) -> None:
     os.replace(tmp, path)
 
 
-def resize_voc(src_root: Path, dst_root: Path, short_side: int, *, workers: int = 2,
-               progress: bool = True) -> Path:
+def resize_voc(src_root: Path, dst_root: Path, short_side: int, *, workers: int = 2, progress: bool = True) -> Path:
     """Write a copy of a VOC 2012 folder with every image's shorter side at ``short_side`` px.
 
     Images: bilinear (antialiased). Masks: nearest neighbour, palette and 255 kept. Lists are
@@ -184,14 +204,23 @@ def resize_voc(src_root: Path, dst_root: Path, short_side: int, *, workers: int 
     jobs = []
     for i in ids:
         img_dst = dst / "JPEGImages" / f"{i}.jpg"
-        masks = [(src / d / f"{i}.png", dst / d / f"{i}.png") for d in mask_dirs
-                 if (src / d / f"{i}.png").is_file() and not (dst / d / f"{i}.png").is_file()]
+        masks = [
+            (src / d / f"{i}.png", dst / d / f"{i}.png")
+            for d in mask_dirs
+            if (src / d / f"{i}.png").is_file() and not (dst / d / f"{i}.png").is_file()
+        ]
         if masks or not img_dst.is_file():
             jobs.append((src / "JPEGImages" / f"{i}.jpg", img_dst, masks, short_side))
     if workers > 1 and len(jobs) > 50:
         with ProcessPoolExecutor(workers) as ex:
-            list(tqdm(ex.map(_resize_one, jobs, chunksize=32), total=len(jobs), desc="resizing VOC",
-                      disable=not show_progress(progress)))
+            list(
+                tqdm(
+                    ex.map(_resize_one, jobs, chunksize=32),
+                    total=len(jobs),
+                    desc="resizing VOC",
+                    disable=not show_progress(progress),
+                )
+            )
     else:
         for j in tqdm(jobs, desc="resizing VOC", disable=not show_progress(progress)):
             _resize_one(j)

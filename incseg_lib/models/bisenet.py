@@ -53,8 +53,9 @@ ARCHITECTURE_VERSION = 3
 
 
 def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 def _upsample(x: torch.Tensor, size) -> torch.Tensor:
@@ -109,8 +110,9 @@ class AttentionRefinementModule(nn.Module):
     def __init__(self, cin: int, cout: int):
         super().__init__()
         self.conv = conv_bn_relu(cin, cout, 3)
-        self.attention = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, cout, 1, bias=False),
-                                       nn.BatchNorm2d(cout), nn.Sigmoid())
+        self.attention = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.Sigmoid()
+        )
 
     def forward(self, x):
         y = self.conv(x)
@@ -175,8 +177,13 @@ class FeatureFusionModule(nn.Module):
         super().__init__()
         self.conv = conv_bn_relu(cin, cout, 1)
         mid = cout // reduction
-        self.attention = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, mid, 1), nn.ReLU(inplace=True),
-                                       nn.Conv2d(mid, cout, 1), nn.Sigmoid())
+        self.attention = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(cout, mid, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, cout, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, sp, cp):
         x = self.conv(torch.cat([sp, cp], dim=1))
@@ -286,16 +293,20 @@ def build_resnet(name: str, pretrained: str = "") -> nn.Module:
         try:
             net = ctor(weights=weights)
         except Exception as e:  # offline, proxy, corrupt cache ...
-            raise RuntimeError(f"could not get torchvision's ImageNet weights for {name} ({e}); use "
-                               "pretrained='none' (the -p pretrained none parameter) to train from scratch, or a local state-dict path") from e
+            raise RuntimeError(
+                f"could not get torchvision's ImageNet weights for {name} ({e}); use "
+                "pretrained='none' (the -p pretrained none parameter) to train from scratch, or a local state-dict path"
+            ) from e
         net.fc = nn.Identity()
         return net
     net = ctor(weights=None)
     if pretrained:
         path = Path(pretrained).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"pretrained weights file {path} does not exist; pass a torchvision "
-                                    f"{name} state dict, 'imagenet', or '' for random init")
+            raise FileNotFoundError(
+                f"pretrained weights file {path} does not exist; pass a torchvision "
+                f"{name} state dict, 'imagenet', or '' for random init"
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
@@ -306,8 +317,9 @@ def build_resnet(name: str, pretrained: str = "") -> nn.Module:
             raise RuntimeError(f"{path} does not fit torchvision {name}: {str(e).splitlines()[1].strip()}") from None
         missing = [k for k in missing if not k.startswith("fc.")]
         if missing or unexpected:
-            raise RuntimeError(f"{path} does not fit torchvision {name}: missing {missing[:5]}, "
-                               f"unexpected {unexpected[:5]}")
+            raise RuntimeError(
+                f"{path} does not fit torchvision {name}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
     net.fc = nn.Identity()
     return net
 

@@ -31,11 +31,22 @@ def checkpoint_paths(data_root: Path, checkpoint_root: Path) -> dict[str, str]:
         return str(Path(p).relative_to(checkpoint_root))
 
     for profile in ("demo", "smoke", "cpu"):
-        base = RunConfig.from_profile(profile, dataset="shapes", data_root=str(data_root), pretrained="none",
-                                      checkpoint_dir=str(checkpoint_root))
-        for task, step, method in (("offline", 0, "offline"), ("15-5", 0, "step0"), ("15-5", 0, "step0-bce"),
-                                   ("15-5", 1, "ft"), ("15-5", 1, "mib"), ("15-5", 1, "lwf-mc"), ("15-5", 1, "ewc"),
-                                   ("15-5", 1, "pi"), ("15-1", 3, "mib"), ("15-1", 5, "ilt"), ("10-1", 2, "rw")):
+        base = RunConfig.from_profile(
+            profile, dataset="shapes", data_root=str(data_root), pretrained="none", checkpoint_dir=str(checkpoint_root)
+        )
+        for task, step, method in (
+            ("offline", 0, "offline"),
+            ("15-5", 0, "step0"),
+            ("15-5", 0, "step0-bce"),
+            ("15-5", 1, "ft"),
+            ("15-5", 1, "mib"),
+            ("15-5", 1, "lwf-mc"),
+            ("15-5", 1, "ewc"),
+            ("15-5", 1, "pi"),
+            ("15-1", 3, "mib"),
+            ("15-1", 5, "ilt"),
+            ("10-1", 2, "rw"),
+        ):
             cfg = base.replace(task=task)
             out[f"{profile} {task} step {step} {method}"] = rel(ex.checkpoint_file(cfg, step, method))
         cfg = base.replace(task="15-1")
@@ -47,8 +58,9 @@ def checkpoint_paths(data_root: Path, checkpoint_root: Path) -> dict[str, str]:
         cfg = base.replace(task="15-5")
         run = ex.synthetic_run_name("mib", inv)
         out[f"{profile} 15-5 synthetic run mib"] = rel(ex.checkpoint_file(cfg, 1, run))
-        out[f"{profile} 15-5 synthetic memory"] = rel(ex.find_synthetic_memory(cfg, 1, "step0", inv,
-                                                                               student_run=run).folder)
+        out[f"{profile} 15-5 synthetic memory"] = rel(
+            ex.find_synthetic_memory(cfg, 1, "step0", inv, student_run=run).folder
+        )
         seam = ex.weak_config(cfg)
         out[f"{profile} 15-5 weak run mib"] = rel(ex.checkpoint_file(cfg, 1, ex.weak_run_name("mib", seam)))
         out[f"{profile} 15-5 seam weights"] = rel(ex.seam_checkpoint(cfg, 1, seam, "step0")[0])

@@ -35,15 +35,25 @@ def main(out: Path) -> None:
     torch.manual_seed(0)
     model = PixelModel()
     ce = lambda m, x, y, o: {"loss": nn.functional.cross_entropy(o["out"], y)}  # noqa: E731
-    hist = fit(model, data, epochs=3, batch_size=8, lr=0.5, seed=1, loss_fn=ce, progress=False,
-               print_fn=lambda *a: None, checkpoint=out / "ckpt.pt", key={"k": 1})
+    hist = fit(
+        model,
+        data,
+        epochs=3,
+        batch_size=8,
+        lr=0.5,
+        seed=1,
+        loss_fn=ce,
+        progress=False,
+        print_fn=lambda *a: None,
+        checkpoint=out / "ckpt.pt",
+        key={"k": 1},
+    )
     digest = hashlib.sha1(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
     out.mkdir(parents=True, exist_ok=True)
     (out / f"digest-{rank}.txt").write_text(digest)
     if rank == 0:
         torch.save({k: v.clone() for k, v in model.state_dict().items()}, out / "weights.pt")
-        (out / "history.json").write_text(json.dumps({"loss": hist["loss"], "images": hist["images"],
-                                                      "world": world}))
+        (out / "history.json").write_text(json.dumps({"loss": hist["loss"], "images": hist["images"], "world": world}))
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -7,9 +7,16 @@ import shutil
 import pytest
 
 from incseg_lib.exercises import EXERCISES, ExerciseNotDone, ExerciseWrong, check
-from incseg_lib.notebooks import (SyncConflict, exercise_cells, render, setup_cell, strip_solutions, sync_all,
-                                  write_student_copies)
-from incseg_lib.suite import find_notebooks, notebooks_dir
+from incseg_lib.notebooks import (
+    SyncConflict,
+    exercise_cells,
+    render,
+    setup_cell,
+    strip_solutions,
+    sync_all,
+    write_student_copies,
+)
+from incseg_lib.suite import find_notebooks
 
 NOTEBOOKS = find_notebooks()
 
@@ -56,8 +63,10 @@ def test_a_wrong_answer_says_what_differs():
 
 
 def test_solution_markers_must_balance():
-    assert strip_solutions("def f():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION\n") == \
-        'def f():\n    raise NotImplementedError("exercise: write this part")\n'
+    assert (
+        strip_solutions("def f():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION\n")
+        == 'def f():\n    raise NotImplementedError("exercise: write this part")\n'
+    )
     with pytest.raises(ValueError, match="without"):
         strip_solutions("x = 1\n# END SOLUTION\n")
     with pytest.raises(ValueError, match="without"):
@@ -76,7 +85,9 @@ def _project(tmp_path):
     root = tmp_path / "proj"
     (root / "incseg_lib").mkdir(parents=True)
     (root / "incseg_lib" / "__init__.py").write_text('__version__ = "9.9.9"\n')
-    (root / "pyproject.toml").write_text('[project]\nname = "x"\n[project.urls]\nRepository = "https://example.org/fork"\n')
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n[project.urls]\nRepository = "https://example.org/fork"\n'
+    )
     nbdir = root / "notebooks"
     nbdir.mkdir()
     for nb in NOTEBOOKS[:2]:
@@ -114,4 +125,3 @@ def test_sync_goes_both_ways_and_refuses_a_double_edit(tmp_path):
     assert "y = 2" in nb.read_text() and "x = 1" in py.read_text()  # nothing overwritten
     sync_all(nbdir, prefer="ipynb")
     assert "y = 2" in py.read_text() and "x = 1" not in py.read_text()
-

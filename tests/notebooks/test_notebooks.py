@@ -77,7 +77,7 @@ def test_every_notebook_writes_under_the_runs_root(tmp_path, monkeypatch):
     """Run by hand from notebooks/ (Jupyter), a notebook's default results folder is the runs root's,
     which is where notebook 06 and the suite look."""
     from incseg_lib import results
-    from incseg_lib.config import notebook_run_dir, runs_root
+    from incseg_lib.env import notebook_run_dir, runs_root
 
     monkeypatch.setenv("INCSEG_HOME", str(tmp_path))
     monkeypatch.chdir(notebooks_dir())
@@ -88,10 +88,21 @@ def test_every_notebook_writes_under_the_runs_root(tmp_path, monkeypatch):
         src = nb.with_suffix(".py").read_text()
         if "run_dir: str" in src and nb.stem[:2] != "06":
             assert f'notebook_run_dir("{nb.stem}", run_dir)' in src, nb.name
-    rec = results.record(str(tmp_path / "runs" / "02_mib_incremental"), dataset="shapes", task="15-5",
-                         setting="overlapped", method="ft", step=1, notebook="02_mib_incremental",
-                         backbone="resnet18", iou={}, miou_all=0.1, miou_old=0.1, miou_new=0.0,
-                         pixel_acc=0.5)
+    rec = results.record(
+        str(tmp_path / "runs" / "02_mib_incremental"),
+        dataset="shapes",
+        task="15-5",
+        setting="overlapped",
+        method="ft",
+        step=1,
+        notebook="02_mib_incremental",
+        backbone="resnet18",
+        iou={},
+        miou_all=0.1,
+        miou_old=0.1,
+        miou_new=0.0,
+        pixel_acc=0.5,
+    )
     assert results.find_runs() == [rec.parents[1]]
 
 
@@ -116,7 +127,7 @@ def test_smoke_suite_end_to_end(tmp_path):
     table = results.incremental_table(incremental)
     assert set(table.index) == {"FT", "MiB", "Joint"}  # the smoke plan + Joint
     assert {c[1] for c in table.columns} == {"15-5", "15-1"}
-    steps = {(r["task"], r["method"]) : r["step"] for r in incremental}
+    steps = {(r["task"], r["method"]): r["step"] for r in incremental}
     assert steps[("15-1", "mib")] == 5 and steps[("15-5", "mib")] == 1
     mem = results.memory_table(recs)
     assert ("SMiB", "2") in mem.index and ("FT + memory", "1") in mem.index and ("MiB", "-") in mem.index
@@ -144,9 +155,11 @@ def test_failing_notebook_names_the_cell(tmp_path):
     folder = tmp_path / "nbs"
     folder.mkdir()
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("x = 1"),
-                nbformat.v4.new_code_cell("raise ValueError('boom')")]
+    nb.cells = [
+        nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("raise ValueError('boom')"),
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "01_broken.ipynb")
     with pytest.raises(SuiteError, match="01_broken.ipynb failed in cell .*ValueError: boom"):
@@ -160,9 +173,12 @@ def test_thread_setting_reaches_the_notebook_kernels(tmp_path):
     folder = tmp_path / "nbs"
     folder.mkdir()
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("import pathlib, torch\n"
-                                          "pathlib.Path(run_dir, 'threads.txt').write_text(str(torch.get_num_threads()))")]
+    nb.cells = [
+        nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import pathlib, torch\npathlib.Path(run_dir, 'threads.txt').write_text(str(torch.get_num_threads()))"
+        ),
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "01_threads.ipynb")
     said = []
@@ -178,12 +194,15 @@ def test_a_killed_kernel_is_named_and_the_report_still_written(tmp_path):
     folder.mkdir()
     for name, body in (("01_fine", "x = 1"), ("02_killed", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")):
         nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
-                    nbformat.v4.new_code_cell(body)]
+        nb.cells = [
+            nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(body),
+        ]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, folder / f"{name}.ipynb")
-    with pytest.raises(SuiteError, match="02_killed.ipynb did not finish: its kernel died, most likely killed "
-                                         "for lack of memory"):
+    with pytest.raises(
+        SuiteError, match="02_killed.ipynb did not finish: its kernel died, most likely killed for lack of memory"
+    ):
         run_suite("smoke", out=tmp_path / "run", notebooks=folder, print_fn=lambda *a: None)
     index = (tmp_path / "run" / "report" / "index.html").read_text()
     assert "01_fine" in index and "died" in index
@@ -209,16 +228,18 @@ def test_parallel_lanes_leave_papermill_no_stale_folder(tmp_path):
     # while the slow one (started second) still writes
     for name, body in (("02_quick", "x = 1"), ("01_slow", "import time\ntime.sleep(4)")):
         nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
-                    nbformat.v4.new_code_cell(body), nbformat.v4.new_code_cell("z = 3")]
+        nb.cells = [
+            nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(body),
+            nbformat.v4.new_code_cell("z = 3"),
+        ]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, folder / f"{name}.ipynb")
     handler = papermill.iorw.papermill_io.get_handler("local")
     gone = str(tmp_path / "deleted-run")
     before = handler.cwd(gone)
     try:
-        run = run_suite("smoke", out=tmp_path / "run", notebooks=folder, jobs=2, report=False,
-                        print_fn=lambda *a: None)
+        run = run_suite("smoke", out=tmp_path / "run", notebooks=folder, jobs=2, report=False, print_fn=lambda *a: None)
         assert handler.cwd(gone) == gone  # the caller's value is back, not a run folder
     finally:
         handler.cwd(before)

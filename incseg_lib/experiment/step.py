@@ -1,0 +1,616 @@
+"""One training step, end to end: data split -> model -> fit -> evaluate -> results record.
+
+docs/design.md's data flow in one call, shared by every notebook::
+
+    RunConfig -> dataset -> IncrementalSplit(task, step, setting) -> BiSeNet -> engine.fit
+      -> checkpoints/.../step-k.pt -> engine.evaluate -> metrics -> results.record
+
+Checkpoints are keyed by everything that determines them (:mod:`.keys`); step 0 is shared by every
+method of a task and setting, and a finished checkpoint is reused instead of retrained. What a step
+trains on besides its masks (exemplars, synthetic images, pseudo-labels) is a
+:class:`~incseg_lib.experiment.sources.Source`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import ConcatDataset
+
+from .. import results
+from ..config import RunConfig, step0_name
+from ..data import eval_split, load_dataset, train_split
+from ..data.common import class_id_lut
+from ..data.transforms import centre_crop_transforms, eval_transforms, train_transforms
+from ..engine import evaluate, fit, is_main, load_checkpoint, log_timing
+from ..env import provenance, show_progress
+from ..exemplars import ReplayBatchSampler, ReplayConfig
+from ..inversion import InversionConfig
+from ..methods import METHOD_NAMES, get_method
+from ..models import BiSeNet
+from ..regularizers import ImportanceTracker, ParameterPenalty, importance_file, load_importance
+from ..seam import SeamConfig
+from ..store import CorruptCheckpoint, clean_once, key_digest, quarantine
+from ..tasks import IncrementalSplit, get_task
+from . import keys
+from .sources import Source, StepContext, StepData, find_pseudo_labels, source_for
+
+METHODS_NOW = ("offline",) + METHOD_NAMES
+STEP0_NAMES = ("step0", "step0-bce")
+
+
+@dataclass
+class StepOutcome:
+    """What :func:`train_step` returns."""
+
+    model: BiSeNet
+    split: IncrementalSplit
+    history: dict
+    record: dict
+    checkpoint: Path
+    config: RunConfig
+
+
+def base_datasets(cfg: RunConfig, split: IncrementalSplit):
+    """The unfiltered train and evaluation datasets of ``cfg`` (class ids, no transforms)."""
+    incremental = cfg.task != "offline"  # CamVid's offline task keeps its own 11 ids
+    train = load_dataset(
+        cfg.dataset,
+        train_split(cfg.dataset, cfg.voc_split),
+        root=cfg.data_root,
+        incremental=incremental,
+        max_images=cfg.max_train_images,
+    )
+    val = load_dataset(
+        cfg.dataset, eval_split(cfg.dataset), root=cfg.data_root, incremental=incremental, max_images=cfg.max_val_images
+    )
+    t0 = time.perf_counter()
+    for ds in (train, val):  # every file checked once, before any training (cached afterwards)
+        ds.check(cfg.checkpoint_path / "splits", progress=show_progress())
+    log_timing("data", time.perf_counter() - t0, what="open and check")
+    return train, val
+
+
+def build_model(cfg: RunConfig, split: IncrementalSplit) -> BiSeNet:
+    """A BiSeNet with heads for steps ``0..split.step`` (pretrained backbone only at step 0)."""
+    return BiSeNet(split.classes_per_step, cfg.backbone, cfg.pretrained if split.step == 0 else "")
+
+
+def train_step(
+    cfg: RunConfig,
+    *,
+    step: int = 0,
+    method: str = "offline",
+    notebook: str = "",
+    progress: bool = True,
+    print_fn: Callable = print,
+    record: bool = True,
+    evaluate_now: bool = True,
+    source: Source | None = None,
+    replay: ReplayConfig | None = None,
+    synthetic: InversionConfig | None = None,
+    weak: SeamConfig | None = None,
+) -> StepOutcome:
+    """Train (or reuse) step ``step`` of ``cfg.task`` with ``method`` and record its evaluation.
+
+    Args:
+        method: ``offline`` (an offline task), ``step0`` (step 0 of an incremental task, shared by
+            every softmax method), ``step0-bce`` (LwF-MC's BCE step 0), or one of
+            :data:`incseg_lib.methods.METHOD_NAMES` (``ft``, ``lwf``,
+            ``lwf-mc``, ``ilt``, ``ewc``, ``pi``, ``rw``, ``mib``); a method at step 0 is its shared
+            step-0 training (:func:`~incseg_lib.config.step0_name`).
+        notebook: name stored in the results record (e.g. ``01_offline_bisenet_tuning``).
+        evaluate_now: evaluate (and record) after training; False leaves ``record`` None.
+        source: what steps >= 1 train on besides their masks (:mod:`.sources`); default their masks.
+        replay, synthetic, weak: shorthands for a source (at most one): rehearsal with an
+            :class:`~incseg_lib.exemplars.ExemplarMemory` (recorded ``smib`` for MiB, else
+            ``<method>+mem``), replay of DeepInversion images of the step t-1 model (a
+            :class:`~incseg_lib.inversion.InversionConfig`; recorded ``<method>+di``), or SEAM
+            pseudo-labels from image-level labels instead of masks (a
+            :class:`~incseg_lib.seam.SeamConfig`; recorded ``<method>-s``).
+
+    Returns:
+        :class:`StepOutcome` with the trained model (in eval mode), history and the record.
+
+    Raises:
+        ValueError: unknown method/task/step, more than one source, or no training image for the step.
+    """
+    if method not in METHODS_NOW and not (step == 0 and method in STEP0_NAMES):
+        raise ValueError(f"method {method!r} is not available; choose one of {METHODS_NOW}")
+    if step == 0 and method in METHOD_NAMES:
+        method = step0_name(method)
+    shorthand = source_for(replay, synthetic, weak)
+    source = Source() if step == 0 else (source or shorthand)  # step 0 has full masks; it stays shared
+    run_name = source.run_name(method)
+    split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
+    if split.is_offline and method != "offline":
+        raise ValueError(f"task {cfg.task} is offline; use method='offline'")
+    clean_once(cfg.checkpoint_path, print_fn)  # what killed processes or a full disk left behind
+    train_base, val_base = base_datasets(cfg, split)
+    t0 = time.perf_counter()
+    train_set = split.train_dataset(
+        train_base.with_transforms(train_transforms(cfg.crop_size)),
+        cfg.checkpoint_path / "splits",
+        progress=progress,
+        void_label=cfg.void_label,
+    )
+    log_timing("data", time.perf_counter() - t0, what="step split")
+    ckpt = keys.checkpoint_file(cfg, step, run_name)
+    if step == 0:
+        model, data, training = _first_step(cfg, split, method, ckpt, train_set)
+    else:
+        ctx = StepContext(
+            cfg,
+            step,
+            split,
+            IncrementalSplit(cfg.dataset, cfg.task, step - 1, cfg.setting),
+            train_base,
+            run_name,
+            run_name if step > 1 else get_method(method).step0,
+            get_method(method, task=cfg.task),
+            progress,
+            print_fn,
+        )
+        model, data, training = _later_step(
+            ctx, source, ckpt, train_set, dict(notebook=notebook, record=record, evaluate_now=evaluate_now)
+        )
+    history = _fit_step(
+        cfg, step, split, run_name, keys.recorded_name(run_name), model, data, ckpt, training, progress, print_fn
+    )
+    rec = None
+    if evaluate_now:
+        step0 = method if step == 0 else get_method(method).step0
+        rec = evaluate_step(
+            cfg,
+            model,
+            split,
+            val_base,
+            method=keys.recorded_name(run_name),
+            notebook=notebook,
+            history=history,
+            checkpoint=ckpt,
+            progress=progress,
+            print_fn=print_fn,
+            record=record,
+            extra={**data.record, "step0": step0},
+        )
+    return StepOutcome(model.eval(), split, history, rec, ckpt, cfg)
+
+
+def _first_step(cfg: RunConfig, split: IncrementalSplit, method: str, ckpt: Path, train_set):
+    """Step 0's model, data and training options: a fresh model, EWC/PI/RW importance tracked for
+    the methods that need it (so step 0 stays shared), LwF-MC's BCE for its own step 0."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, split)
+    training: dict = {"loss_fn": None, "tracker": None}
+    if method == "step0":  # importance for EWC/PI/RW, so step 0 stays shared by every method
+        training["tracker"] = ImportanceTracker(model, importance_file(ckpt))
+    elif method == "step0-bce":  # LwF-MC's sigmoid classifier (MiB: BCE from step 0 on)
+        training["loss_fn"] = get_method("lwf-mc").step0_loss_fn(cfg.aux_weight)
+    return model, StepData(train_set), training
+
+
+def _later_step(ctx: StepContext, source: Source, ckpt: Path, train_set, rerun: dict):
+    """Step t >= 1's model, data and training options: the step t-1 model grown by the step's heads,
+    the frozen old model and the method's loss, with ``source``'s data."""
+    cfg, spec = ctx.cfg, ctx.spec
+    model, importance = _previous_model(ctx, source, rerun)
+    data = StepData(train_set)
+    source.before_heads(ctx, data, model)
+    old_model, penalty = None, None
+    if spec.uses_old_model or source.needs_old_model:  # a frozen copy of step t-1
+        old_model = copy.deepcopy(model).to(cfg.torch_device()).eval().requires_grad_(False)
+    if spec.regularizer is not None:
+        penalty = ParameterPenalty(
+            spec.regularizer, old_model, importance, spec.weights["reg"], pi_estimator=cfg.pi_estimator
+        )
+    torch.manual_seed(cfg.seed + ctx.step)  # new heads' init must not depend on what ran before
+    model.add_step(len(ctx.split.new_classes))
+    if spec.init_new_heads is not None:
+        spec.init_new_heads(model, len(ctx.split.new_classes))
+    tracker = None
+    if spec.regularizer is not None:  # keep tracking: the next step needs this step's importance
+        tracker = ImportanceTracker(model, importance_file(ckpt), previous=importance)
+    source.after_heads(ctx, data, old_model, model)
+    loss_fn = spec.loss_fn(
+        old_model if spec.uses_old_model else None,
+        sum(ctx.prev.classes_per_step),
+        cfg.aux_weight,
+        penalty=penalty,
+        aux=cfg.aux_next,
+        distill_pixels=cfg.distill_pixels,
+    )
+    return model, data, {"loss_fn": loss_fn, "tracker": tracker}
+
+
+def _previous_model(ctx: StepContext, source: Source, rerun: dict) -> tuple[BiSeNet, dict | None]:
+    """The step t-1 model (trained first if missing) and its EWC/PI/RW importance; a corrupt checkpoint
+    or importance file is moved aside and step t-1 retrained once (which rebuilds its importance: it
+    is accumulated while that step trains)."""
+    cfg, step, spec = ctx.cfg, ctx.step, ctx.spec
+    prev_ckpt = keys.checkpoint_file(cfg, step - 1, ctx.prev_run)
+    model = BiSeNet(ctx.prev.classes_per_step, cfg.backbone, "")
+    for attempt in range(2):
+        if not prev_ckpt.is_file():
+            ctx.print_fn(f"step {step - 1} is not trained yet; training it first")
+            train_step(
+                cfg,
+                step=step - 1,
+                method=spec.name,
+                progress=ctx.progress,
+                print_fn=ctx.print_fn,
+                source=source,
+                **rerun,
+            )
+        try:
+            load_checkpoint(prev_ckpt, model)
+            return model, load_importance(prev_ckpt) if spec.regularizer is not None else None
+        except CorruptCheckpoint as e:
+            if attempt:
+                raise
+            for bad in dict.fromkeys([e.path or prev_ckpt, prev_ckpt]):
+                if bad.is_file():
+                    ctx.print_fn(
+                        f"{e}\n  moved aside to {quarantine(bad).name}"
+                        if bad == (e.path or prev_ckpt)
+                        else f"  {bad.name} moved aside too ({quarantine(bad).name}): it is retrained "
+                        "with its importance"
+                    )
+    raise AssertionError("unreachable")  # the second attempt returns or raises
+
+
+def _fit_step(
+    cfg: RunConfig,
+    step: int,
+    split: IncrementalSplit,
+    run_name: str,
+    shown: str,
+    model: BiSeNet,
+    data: StepData,
+    ckpt: Path,
+    training: dict,
+    progress: bool,
+    print_fn: Callable,
+) -> dict:
+    """Train ``model`` on ``data`` (replayed images in a fixed share of every batch) with the step's
+    schedule; the history (:func:`~incseg_lib.engine.fit`)."""
+    train_set, sampler_fn = data.train_set, None
+    if data.memory is not None:  # exemplars or synthetic images: a fixed share of every batch
+        n_new, n_mem, share = len(data.train_set), len(data.memory), data.share
+        train_set = ConcatDataset([data.train_set, data.memory])
+        sampler_fn = lambda g: ReplayBatchSampler(n_new, n_mem, cfg.batch_size, share, g)  # noqa: E731
+    key = keys.training_key(cfg, step, run_name)
+    epochs, lr = cfg.epochs_at(step), cfg.lr_at(step)
+    label = " ".join(
+        [cfg.dataset, cfg.task] + ([] if split.is_offline else [split.setting]) + [f"step {step}", run_name]
+    )
+    print_fn(
+        f"[{label}] {cfg.backbone}, {len(train_set)} training images, lr {lr}, batch {cfg.batch_size}, {epochs} epochs"
+    )
+    return fit(
+        model,
+        train_set,
+        epochs=epochs,
+        batch_size=cfg.batch_size,
+        lr=lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        aux_weight=cfg.aux_weight,
+        device=cfg.torch_device(),
+        amp=cfg.amp,
+        num_workers=cfg.num_workers,
+        seed=cfg.seed + step,
+        checkpoint=ckpt,
+        key=key,
+        loss_fn=training["loss_fn"],
+        tracker=training["tracker"],
+        log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-{shown}-step{step}-{key_digest(key)}",
+        progress=progress,
+        print_fn=print_fn,
+        batch_sampler_fn=sampler_fn,
+        checkpoint_every=cfg.checkpoint_every,
+        optimizer=cfg.optimizer,
+        sync_bn=cfg.sync_bn,
+    )
+
+
+def evaluate_step(
+    cfg: RunConfig,
+    model: BiSeNet,
+    split: IncrementalSplit,
+    val_base,
+    *,
+    method: str,
+    notebook: str,
+    history: dict | None = None,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+    print_fn: Callable = print,
+    record: bool = True,
+    report_as: IncrementalSplit | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Evaluate ``model`` on the validation images with the classes seen at ``split.step``.
+
+    ``cfg.eval_unseen``: ``background`` scores every validation image, unseen classes counted as
+    background; ``ignore`` is MiB's test protocol (fcdl94/MiB ``dataset/voc.py``, test split:
+    only images holding a seen class, unseen classes ignored), recorded as ``eval_unseen``.
+
+    Records one result (full images) and, if ``cfg.eval_crop``, a second one on MiB's
+    resize + centre crop (field ``eval_protocol``). Returns the full-image record.
+
+    Args:
+        report_as: record the result as this step of an incremental task (its task, setting,
+            step and old/new classes); Joint uses it to sit in the incremental tables.
+        extra: further fields for the record (e.g. the replay variant and memory size).
+    """
+    rep = report_as or split
+    protocols = [("full", eval_transforms())]
+    if cfg.eval_crop:
+        protocols.append((f"centre-crop-{cfg.eval_crop}", centre_crop_transforms(cfg.eval_crop)))
+    if record and checkpoint is not None and Path(checkpoint).is_file():
+        # a re-run reusing a finished checkpoint also reuses its evaluation (same config, same
+        # checkpoint file, recorded after the checkpoint was written): no second record, no waiting
+        prior = results.load(cfg.run_dir)  # read once for every protocol
+        found = [
+            results.find_record(
+                prior,
+                newer_than_ns=Path(checkpoint).stat().st_mtime_ns,
+                config=cfg.to_dict(),
+                checkpoint=str(checkpoint),
+                method=method,
+                task=rep.task,
+                step=rep.step,
+                eval_protocol=protocol,
+                **(extra or {}),
+            )
+            for protocol, _ in protocols
+        ]
+        if all(found):
+            print_fn(f"  eval reused from {Path(found[0]['_file']).name}: mIoU {100 * (found[0]['miou_all'] or 0):.1f}")
+            return found[0]
+    first = None
+    data = split.eval_dataset(val_base, unseen=cfg.eval_unseen, cache_dir=cfg.checkpoint_path / "splits")
+    for protocol, tf in protocols:
+        rec = _evaluate_once(
+            cfg,
+            model,
+            split,
+            rep,
+            val_base,
+            data.with_transforms(tf),
+            protocol,
+            method,
+            notebook,
+            history,
+            checkpoint,
+            progress,
+            extra,
+        )
+        images = rec.pop("_images")
+        if record and is_main():  # with several processes, rank 0 writes the record
+            rec["_file"] = str(results.record(cfg.run_dir, **rec))
+        new_txt = "" if rec["miou_new"] is None else f"  new {100 * rec['miou_new']:.1f}"
+        print_fn(
+            f"  eval ({protocol}, {images} images): mIoU {100 * (rec['miou_all'] or 0):.1f}  old "
+            f"{100 * (rec['miou_old'] or 0):.1f}{new_txt}  pixel acc {100 * (rec['pixel_acc'] or 0):.1f}"
+        )
+        first = first or rec
+    return first
+
+
+def _evaluate_once(
+    cfg, model, split, rep, val_base, data, protocol, method, notebook, history, checkpoint, progress, extra
+) -> dict:
+    """One protocol's evaluation as a results record (not yet written); ``_images`` says how many."""
+    device = cfg.torch_device()
+    order = split.class_order[: split.num_seen]
+    pos = {c: i for i, c in enumerate(order)}
+    old, new = [pos[c] for c in rep.base_classes], [pos[c] for c in rep.added_classes]
+    ev = evaluate(
+        model,
+        data,
+        split.num_seen,
+        device=device,
+        batch_size=max(1, cfg.batch_size),
+        num_workers=cfg.num_workers,
+        amp=cfg.amp,
+        progress=progress,
+        desc=f"eval {protocol}",
+    )
+    summary = ev["confusion"].summary([val_base.info.class_names[c] for c in order], old, new if new else None)
+    history = history or {}
+    return dict(
+        notebook=notebook,
+        dataset=cfg.dataset,
+        task=rep.task,
+        setting=rep.setting if not rep.is_offline else "offline",
+        method=method,
+        step=rep.step,
+        backbone=cfg.backbone,
+        lr=cfg.lr_at(split.step),
+        batch_size=cfg.batch_size,
+        eval_protocol=protocol,
+        eval_split=eval_split(cfg.dataset),
+        eval_unseen=cfg.eval_unseen,
+        config=cfg.to_dict(),
+        **summary,
+        train_seconds=history.get("train_seconds"),
+        images_per_second=history.get("images_per_second"),
+        eval_images_per_second=ev["images_per_second"],
+        eval_seconds=ev["seconds"],
+        loss_history=history.get("loss"),
+        checkpoint=str(checkpoint) if checkpoint else None,
+        provenance=provenance(str(device)),
+        decisions={"train": (history.get("decisions") or [None])[-1], "eval": ev["decisions"]},
+        _images=ev["images"],
+        **(extra or {}),
+    )
+
+
+# ---------------------------------------------------------------------- Joint
+def joint_config(cfg: RunConfig) -> RunConfig:
+    """The configuration of Joint for ``cfg.task``: one step with every class, on every image.
+
+    Where the dataset's ``offline`` task already has the same classes and ids (VOC, shapes),
+    Joint *is* that task, so it shares notebook 01's checkpoint of the same configuration;
+    CamVid's Joint uses the incremental ids (``joint`` task: background + 11 classes).
+    """
+    classes = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).class_order
+    task = "offline" if get_task(cfg.dataset, "offline") == [classes] else "joint"
+    return cfg.replace(task=task)
+
+
+def joint_step(
+    cfg: RunConfig, *, notebook: str = "", progress: bool = True, print_fn: Callable = print, record: bool = True
+) -> StepOutcome:
+    """Joint, the upper bound: offline training on all classes of ``cfg.task`` at once.
+
+    The model is trained (or reused) once per dataset and configuration and recorded as method
+    ``joint`` at the last step of ``cfg.task`` / ``cfg.setting``, with that task's old/new classes,
+    so it sits in the same old/new/all tables as the incremental methods.
+    """
+    jcfg = joint_config(cfg)
+    out = train_step(
+        jcfg, step=0, method="offline", notebook=notebook, progress=progress, print_fn=print_fn, evaluate_now=False
+    )
+    last = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps - 1
+    target = IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
+    _, val_base = base_datasets(jcfg, out.split)
+    print_fn(f"[joint as {cfg.task} {cfg.setting}]")
+    rec = evaluate_step(
+        cfg,
+        out.model,
+        out.split,
+        val_base,
+        method="joint",
+        notebook=notebook,
+        history=out.history,
+        checkpoint=out.checkpoint,
+        progress=progress,
+        print_fn=print_fn,
+        record=record,
+        report_as=target,
+    )
+    return StepOutcome(out.model, target, out.history, rec, out.checkpoint, jcfg)
+
+
+def weak_joint_step(
+    cfg: RunConfig,
+    seam: SeamConfig,
+    *,
+    source: str = "mib",
+    notebook: str = "",
+    progress: bool = True,
+    print_fn: Callable = print,
+    record: bool = True,
+) -> StepOutcome:
+    """Joint-S, the weakly supervised upper bound of the seed project's table: Joint (offline on every
+    class of ``cfg.task`` at once) where the images of the steps >= 1 carry pseudo-labels instead of
+    masks, and every other image its mask.
+
+    The pseudo-labels are those ``source``'s weak run trained on (:func:`.sources.find_pseudo_labels`;
+    for ``mib``, SEAM's new classes fused with the old model's old classes), so Joint-S differs from
+    MiB-S only in learning every class at once; an image of a new step keeps its pseudo-label even
+    where it also belongs to an earlier step (its new-class pixels have no mask). Recorded as
+    ``joint-s`` at the last step of ``cfg.task`` (like Joint), trained as long as Joint; the
+    checkpoint is keyed by Joint's training key plus the pseudo-labels' keys.
+
+    Raises:
+        FileNotFoundError: ``source`` has not been trained on pseudo-labels yet (run its weak steps first).
+    """
+    jcfg = joint_config(cfg)
+    last = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps - 1
+    labels = {step: find_pseudo_labels(cfg, step, source, seam) for step in range(1, last + 1)}
+    masks = {n: pl.folder / "masks" / f"{n}.png" for pl in labels.values() for n in pl.manifest["ids"]}
+    split = IncrementalSplit(jcfg.dataset, jcfg.task, 0, jcfg.setting)
+    train_base, val_base = base_datasets(jcfg, split)
+    full = split.train_dataset(
+        train_base, jcfg.checkpoint_path / "splits", progress=progress, void_label=jcfg.void_label
+    )
+    keep = [i for i, n in enumerate(full.ids) if n not in masks]
+    weak_idx = [i for i, n in enumerate(train_base.ids) if n in masks]
+    weak_view = train_base.subset(weak_idx)._view(
+        mask_paths=[masks[train_base.ids[i]] for i in weak_idx],
+        raw_lut=class_id_lut(train_base.info),
+        target_lut=split.train_lut(jcfg.void_label),
+    )
+    transforms = train_transforms(jcfg.crop_size)
+    train_set = ConcatDataset([full.subset(keep).with_transforms(transforms), weak_view.with_transforms(transforms)])
+    ckpt, key = keys.joint_weak_checkpoint(jcfg, labels)
+    torch.manual_seed(jcfg.seed)
+    model = build_model(jcfg, split)
+    epochs, lr = jcfg.epochs_at(0), jcfg.lr_at(0)
+    print_fn(
+        f"[{cfg.dataset} joint-s ({cfg.task} {cfg.setting})] {len(keep)} images with masks + {len(weak_idx)} "
+        f"with pseudo-labels, lr {lr}, {epochs} epochs"
+    )
+    history = fit(
+        model,
+        train_set,
+        epochs=epochs,
+        batch_size=jcfg.batch_size,
+        lr=lr,
+        momentum=jcfg.momentum,
+        weight_decay=jcfg.weight_decay,
+        aux_weight=jcfg.aux_weight,
+        device=jcfg.torch_device(),
+        amp=jcfg.amp,
+        num_workers=jcfg.num_workers,
+        seed=jcfg.seed,
+        checkpoint=ckpt,
+        key=key,
+        log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-joint-s-{key_digest(key)}",
+        progress=progress,
+        print_fn=print_fn,
+        checkpoint_every=jcfg.checkpoint_every,
+        optimizer=jcfg.optimizer,
+    )
+    target = IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
+    extra = {
+        "variant": seam.tag,
+        "joint_weak": {
+            "source": keys.joint_weak_run_name(source, seam),
+            "masked_images": len(keep),
+            "pseudo_images": len(weak_idx),
+        },
+    }
+    rec = evaluate_step(
+        cfg,
+        model,
+        split,
+        val_base,
+        method="joint-s",
+        notebook=notebook,
+        history=history,
+        checkpoint=ckpt,
+        progress=progress,
+        print_fn=print_fn,
+        record=record,
+        report_as=target,
+        extra=extra,
+    )
+    return StepOutcome(model.eval(), target, history, rec, ckpt, jcfg)
+
+
+def load_step_model(cfg: RunConfig, step: int, method: str) -> BiSeNet:
+    """The trained model of ``method`` after ``step`` (``joint``: the Joint model), in eval mode.
+
+    Raises:
+        FileNotFoundError: that step has not been trained with this configuration (names the file).
+    """
+    if method == "joint":
+        jcfg = joint_config(cfg)
+        split = IncrementalSplit(jcfg.dataset, jcfg.task, 0, jcfg.setting)
+        ckpt = keys.checkpoint_file(jcfg, 0, "offline")
+    else:
+        split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
+        ckpt = keys.checkpoint_file(cfg, step, method)
+    model = BiSeNet(split.classes_per_step, cfg.backbone, "")
+    load_checkpoint(ckpt, model)
+    return model.eval()

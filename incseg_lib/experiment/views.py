@@ -1,0 +1,169 @@
+"""The data behind the notebooks' pictures: predictions over steps, example images, a record's model.
+
+These functions load checkpoints and images and return arrays; :mod:`incseg_lib.viz` draws them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import RunConfig, step0_name
+from ..data.transforms import eval_transforms
+from ..engine import load_checkpoint
+from ..models import BiSeNet
+from ..seam import PseudoLabels, SeamConfig, SeamNet, cam_scores
+from ..store import CorruptCheckpoint, load_torch
+from ..tasks import IncrementalSplit
+from . import keys
+from .sources import step_image_labels
+from .step import base_datasets, joint_config, load_step_model
+
+
+def step_predictions(cfg: RunConfig, methods: list[str], indices: list[int]) -> dict:
+    """Predictions of the same validation images after every step, for each method (the data of
+    :func:`~incseg_lib.viz.predictions_over_steps`).
+
+    Returns:
+        ``{"images": [(3, H, W) float], "truth": [(H, W) int64 with every class of the task],
+        "palette", "class_names", "steps": {method: [[(H, W) int64 per image] per step]}}``;
+        predicted ids are dataset class ids (step 0 is the shared model).
+    """
+    split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    last = IncrementalSplit(cfg.dataset, cfg.task, split0.num_steps - 1, cfg.setting)
+    _, val_base = base_datasets(cfg, split0)
+    val = last.eval_dataset(val_base).with_transforms(eval_transforms())
+    order = torch.as_tensor(last.class_order)
+    items = [val[i] for i in indices]
+    images = [x for x, _ in items]
+    truth = [order[torch.where(y == 255, 0, y)].masked_fill(y == 255, 255) for _, y in items]
+    device = cfg.torch_device()
+    steps = {}
+    for m in methods:
+        per_step = []
+        for step in range(split0.num_steps):
+            model = load_step_model(cfg, step, step0_name(m) if step == 0 else m).to(device)
+            with torch.no_grad():
+                per_step.append([order[model(x[None].to(device))["out"].argmax(1)[0].cpu()] for x in images])
+        steps[m] = per_step
+    return {
+        "images": images,
+        "truth": truth,
+        "palette": val_base.info.palette,
+        "class_names": val_base.info.class_names,
+        "steps": steps,
+    }
+
+
+def task_overview(cfg: RunConfig):
+    """DataFrame of ``cfg.task``'s steps: new classes and training images per setting."""
+    import pandas as pd
+
+    rows = []
+    split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    train_base, _ = base_datasets(cfg, split0)
+    for step in range(split0.num_steps):
+        row = {"step": step}
+        for setting in ("disjoint", "overlapped"):
+            sp = IncrementalSplit(cfg.dataset, cfg.task, step, setting)
+            row[f"images ({setting})"] = len(sp.train_indices(train_base, cfg.checkpoint_path / "splits"))
+        names = [train_base.info.class_names[c] for c in split0.steps[step]]
+        row["new classes"] = ", ".join(names if len(names) <= 6 else names[:5] + [f"... ({len(names)})"])
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("step")
+
+
+def example_images(cfg: RunConfig, n: int = 2) -> list[int]:
+    """Validation images that show background shift: a step-0 class *and* a later class if possible."""
+    split = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    _, val = base_datasets(cfg, split)
+    pres = val.class_presence(cfg.checkpoint_path / "splits")
+    old = [c for c in split.base_classes if c != 0]
+    new = [c for s in split.steps[1:] for c in s]
+    has_new = pres[:, new].any(1)
+    both = np.flatnonzero(pres[:, old].any(1) & has_new).tolist()
+    rest = [i for i in np.flatnonzero(has_new).tolist() if i not in both]
+    picks = (both + rest)[:n]
+    return picks or list(range(min(n, len(val))))
+
+
+def model_and_data(rec: dict, data_root: str = ""):
+    """The model, evaluation images and palette behind a results record (for galleries/viewers).
+
+    Args:
+        data_root: read the images from here instead of the record's ``data_root``.
+
+    Returns:
+        ``(model, dataset, palette)``: the model of ``rec["checkpoint"]`` in eval mode; the
+        evaluation split labelled with the model's output indices (full images, normalised); the
+        palette reordered to those indices.
+
+    Raises:
+        FileNotFoundError: the record has no checkpoint, or its file is gone (names it).
+        CorruptCheckpoint: the checkpoint is truncated, not incseg's, or holds code (names it).
+    """
+    ckpt = rec.get("checkpoint")
+    if not ckpt or not Path(ckpt).is_file():
+        raise FileNotFoundError(
+            f"the checkpoint of this record ({ckpt}) is not on this machine; "
+            "re-run its notebook (it reuses or retrains the step)"
+        )
+    state = load_torch(ckpt)  # tensors and plain values only: a planted pickle is refused, not run
+    if not isinstance(state, dict) or not {"model", "classes_per_step", "backbone"} <= set(state):
+        raise CorruptCheckpoint(f"checkpoint {ckpt} is not an incseg checkpoint (no model, classes or backbone)", ckpt)
+    model = BiSeNet(state["classes_per_step"], state["backbone"], "")
+    model.load_state_dict(state["model"])
+    cfg = RunConfig(**{k: v for k, v in rec["config"].items() if k in RunConfig.__dataclass_fields__})
+    if data_root:
+        cfg = cfg.replace(data_root=data_root)
+    if rec["method"] == "joint":
+        cfg = joint_config(cfg.replace(task=rec["task"]))
+        split = IncrementalSplit(cfg.dataset, cfg.task, 0, "overlapped")
+    elif rec.get("setting") == "offline":
+        split = IncrementalSplit(cfg.dataset, rec["task"], 0, "overlapped")
+        cfg = cfg.replace(task=rec["task"])
+    else:
+        cfg = cfg.replace(task=rec["task"], setting=rec["setting"])
+        split = IncrementalSplit(cfg.dataset, cfg.task, rec["step"], cfg.setting)
+    _, val_base = base_datasets(cfg, split)
+    data = split.eval_dataset(val_base).with_transforms(eval_transforms())
+    palette = val_base.info.palette[split.class_order[: split.num_seen]]
+    return model.eval(), data, palette
+
+
+def seam_examples(cfg: RunConfig, pseudo: PseudoLabels, seam: SeamConfig, n: int = 4, step: int = 1) -> list[dict]:
+    """A few training images of ``step`` with what SEAM made of them, for :func:`~incseg_lib.viz.seam_gallery`.
+
+    Returns:
+        Dicts with ``image`` ``(3,H,W)`` uint8, ``mask`` (ground truth, dataset ids), ``cam`` and
+        ``pcm`` ``(H,W)`` (the maximum over the labelled classes of the normalised maps), ``pseudo``
+        (dataset ids, as trained on) and ``classes`` (the image-level label, names).
+    """
+    split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
+    train_base, _ = base_datasets(cfg, split)
+    idx, new, labels = step_image_labels(cfg, split, train_base)
+    images = train_base.subset(idx)
+    model = SeamNet(len(new), seam.backbone, seam.output_stride, "")
+    load_checkpoint(keys.seam_weights_of(pseudo, step), model)
+    device = cfg.torch_device()
+    model.to(device).eval()
+    picks = np.linspace(0, len(idx) - 1, min(n, len(idx))).round().astype(int).tolist()
+    masks = pseudo.as_dataset(images)
+    out = []
+    for j in picks:
+        image, mask = images[j]
+        x, _ = eval_transforms()(image, mask)
+        scores = cam_scores(model, x.to(device), torch.as_tensor(labels[j]), seam)
+        out.append(
+            {
+                "image": torch.as_tensor(image),
+                "mask": np.asarray(mask),
+                "cam": scores["cam"].max(0).values.cpu().numpy(),
+                "pcm": scores["pcm"].max(0).values.cpu().numpy(),
+                "pseudo": masks.read_mask(j),
+                "classes": [train_base.info.class_names[c] for c, y in zip(new, labels[j]) if y],
+            }
+        )
+    return out
