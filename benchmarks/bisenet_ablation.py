@@ -1,4 +1,4 @@
-"""BiSeNet design ablation on CamVid: incseg's BiSeNet against the seed course project's (issue 9).
+"""BiSeNet design ablation on CamVid: incseg's BiSeNet against the seed course project's.
 
 Every model is trained by the same loop (``incseg_lib.engine.fit``: SGD momentum 0.9, weight decay
 1e-4 without decay on BN/biases, poly LR, main + auxiliary cross-entropy), on the same data
@@ -19,7 +19,7 @@ Variants (``--variant``):
   spatial path (1024 channels for ResNet-18); FFM = 3x3 conv-BN-ReLU to 256 + channel attention;
   a 1x1 classifier; auxiliary 1x1 classifiers on the two 1/8 context maps (256 and 512 channels);
   Kaiming-normal (fan_in, ReLU) initialisation of every non-backbone conv but the final classifier.
-* ``incseg-v0``: incseg's BiSeNet before issue 9 (``SegHead`` 256 wide, auxiliary heads on the
+* ``incseg-v0``: incseg's first BiSeNet (architecture 1) (``SegHead`` 256 wide, auxiliary heads on the
   two 1/16 maps, nearest upsampling in the U-shaped context path, PyTorch's default init).
 * ``incseg-v0+<switch>``: ``incseg-v0`` with one difference switched to the seed's choice:
   ``kaiming`` (init), ``ffm3x3`` (FFM kernel), ``raw-arm`` (the seed's context aggregation: ARMs on
@@ -27,7 +27,7 @@ Variants (``--variant``):
   context multiplied, not added), ``aux-raw`` (auxiliary 1x1 classifiers on the raw ResNet stage
   outputs), ``sp256`` (the seed's spatial path), ``bilinear`` (bilinear upsampling in the U path).
   Switches combine with ``+``: ``incseg-v0+kaiming+aux-raw`` is architecture 2,
-  ``incseg-v0+kaiming+aux-raw+sp256`` architecture 3 (the library's model since issue 9).
+  ``incseg-v0+kaiming+aux-raw+sp256`` architecture 3 (the library's model).
 * ``incseg``: the library's current :class:`incseg_lib.models.BiSeNet` (architecture 3).
 """
 
@@ -145,9 +145,9 @@ class SeedBiSeNet(nn.Module):
         return out
 
 
-# ---------------------------------------------------------------------- incseg before issue 9, with switches
+# ---------------------------------------------------------------------- incseg's architecture 1, with switches
 class V0BiSeNet(nn.Module):
-    """incseg's BiSeNet-R18 as it was before issue 9, with one of :data:`SWITCHES` (or none) applied."""
+    """incseg's BiSeNet-R18 as it was in architecture 1, with one of :data:`SWITCHES` (or none) applied."""
 
     backbone_name = "resnet18"
 

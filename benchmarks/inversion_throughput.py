@@ -10,7 +10,7 @@ iterations_full) of them, the low-resolution ones cheaper. Runs on CUDA when pre
 
 Estimate of a synthesis: seconds = images x (iterations_low / ips(size / 2) + iterations_full / ips(size)).
 Each line also gives the FLOPs of one image-iteration, from which a GPU's time is estimated as
-FLOPs / (peak x utilisation) where no GPU is at hand (README, "DeepInversion").
+FLOPs / (peak x utilisation) where no GPU is at hand (docs/methods.md, "DeepInversion").
 """
 
 from __future__ import annotations

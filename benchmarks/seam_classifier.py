@@ -1,4 +1,4 @@
-"""Does SEAM's classifier learn the new classes? A diagnostic for notebook 05's demo (issue 14).
+"""Does SEAM's classifier learn the new classes? A diagnostic for notebook 05's demo.
 
 Trains :class:`incseg_lib.seam.SeamNet` on the demo's 15-5 overlapped step-1 images (shapes,
 image-level labels of the five new classes; the ResNet copied from the demo's step-0 BiSeNet,

@@ -1,6 +1,9 @@
 """Command line: ``incseg suite``, ``incseg calibrate``, ``incseg step`` (also under ``torchrun``),
-``incseg data {voc,camvid,check,shapes}``,
-``incseg sync-notebooks``, ``incseg student``."""
+``incseg data {voc,camvid,check,shapes}``, ``incseg sync-notebooks``, ``incseg student``.
+
+Each command imports what it needs when it runs, so ``incseg --help`` and ``incseg data`` start
+without loading papermill or PyTorch.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,20 @@ import argparse
 import sys
 from pathlib import Path
 
+PROFILE_CHOICES = ["demo", "smoke", "cpu", "colab", "paper"]
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="incseg", description="class-incremental semantic segmentation suite")
     sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_suite, _add_calibrate, _add_step, _add_data, _add_notebook_commands):
+        add(sub)
+    return p
 
+
+def _add_suite(sub) -> None:
     s = sub.add_parser("suite", help="run the numbered notebooks headlessly with papermill, then an HTML report")
-    s.add_argument("--profile", default="demo", choices=["demo", "smoke", "cpu", "colab", "paper"])
+    s.add_argument("--profile", default="demo", choices=PROFILE_CHOICES)
     s.add_argument(
         "--dataset",
         default="",
@@ -61,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         "--out/calibration.json",
     )
 
+
+def _add_calibrate(sub) -> None:
     cal = sub.add_parser(
         "calibrate",
         help="the expected findings' calibration table (gap per run, spread, "
@@ -74,12 +86,14 @@ def _parser() -> argparse.ArgumentParser:
         "incseg_lib/calibration/<profile>-<dataset>.json)",
     )
 
+
+def _add_step(sub) -> None:
     t = sub.add_parser(
         "step",
         help="train incremental steps (one process, or several under torchrun), with the "
         "notebooks' configuration and checkpoints",
     )
-    t.add_argument("--profile", default="cpu", choices=["demo", "smoke", "cpu", "colab", "paper"])
+    t.add_argument("--profile", default="cpu", choices=PROFILE_CHOICES)
     t.add_argument("--dataset", default="", choices=["", "shapes", "voc", "camvid"])
     t.add_argument("--data-root", default="")
     t.add_argument("--task", required=True, help="e.g. 15-5, 15-1, 19-1, 10-1, 8-3; offline for one offline model")
@@ -98,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
         help="a RunConfig field, e.g. -p epochs 30 -p lr_next 0.001 -p pretrained none",
     )
 
+
+def _add_data(sub) -> None:
     d = sub.add_parser("data", help="download or prepare datasets")
     dsub = d.add_subparsers(dest="dataset", required=True)
     v = dsub.add_parser("voc", help="PASCAL VOC 2012 (+ SBD aug masks with --aug); resized copies")
@@ -122,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     sh = dsub.add_parser("shapes", help="generate the embedded shapes dataset")
     sh.add_argument("--root", default="")
 
+
+def _add_notebook_commands(sub) -> None:
     sn = sub.add_parser(
         "sync-notebooks",
         help="sync notebooks/*.py and *.ipynb both ways: the side edited since the "
@@ -138,10 +156,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--out", required=True, help="folder for the student copies")
     st.add_argument("--force", action="store_true", help="overwrite copies already in --out")
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``incseg <command>``; the exit status (0 done, 2 a named error, 130 interrupted)."""
     args = _parser().parse_args(argv)
     for name in ("threads", "jobs"):
         if getattr(args, name, 0) < 0:
@@ -150,125 +168,128 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    commands = {
+        "suite": _suite,
+        "calibrate": _calibrate,
+        "step": _step,
+        "data": _data,
+        "sync-notebooks": _sync_notebooks,
+        "student": _student,
+    }
     try:
-        if args.command == "suite":
-            from .suite import coerce, find_notebooks, list_parameters, run_suite
-
-            if args.list_params:
-                print(list_parameters(find_notebooks(only=[o for o in args.only.split(",") if o] or None)))
-                return 0
-            extra = {name: coerce(value) for name, value in args.parameter}
-            if args.seeds:
-                from .suite import run_calibration
-
-                try:
-                    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
-                except ValueError:
-                    raise ValueError(
-                        f"--seeds {args.seeds!r}: give whole numbers separated by commas, e.g. 0,1,2"
-                    ) from None
-                run_calibration(
-                    args.profile,
-                    seeds,
-                    out=args.out or None,
-                    extra=extra,
-                    dataset=args.dataset,
-                    data_root=args.data_root,
-                    only=[o for o in args.only.split(",") if o] or None,
-                    threads=args.threads,
-                    jobs=args.jobs,
-                )
-                return 0
-            run_suite(
-                args.profile,
-                dataset=args.dataset,
-                data_root=args.data_root,
-                only=[o for o in args.only.split(",") if o] or None,
-                out=args.out or None,
-                extra=extra,
-                threads=args.threads,
-                jobs=args.jobs,
-            )
-        elif args.command == "calibrate":
-            import json
-
-            from .findings import calibrate, calibration_table
-
-            result = calibrate(args.runs)
-            print(calibration_table(result))
-            if args.write:
-                from .store import atomic_write_text
-
-                atomic_write_text(args.write, json.dumps(result, indent=1) + "\n")
-                print(f"wrote {args.write}")
-        elif args.command == "step":
-            from .launch import run_steps
-            from .suite import coerce
-
-            opts = {name: coerce(value) for name, value in args.option}
-            opts.update(
-                {
-                    k: v
-                    for k, v in (("dataset", args.dataset), ("data_root", args.data_root), ("run_dir", args.out))
-                    if v
-                }
-            )
-            if args.sync_bn:
-                opts["sync_bn"] = True
-            run_steps(
-                args.profile, task=args.task, setting=args.setting, method=args.method, step=args.step, options=opts
-            )
-        elif args.command == "data":
-            _data(args)
-        elif args.command == "sync-notebooks":
-            from .notebooks import sync_all
-
-            for path in sync_all(prefer=args.prefer):
-                print(f"wrote {path}")
-        elif args.command == "student":
-            from .notebooks import write_student_copies
-
-            paths = write_student_copies(Path(args.out), force=args.force)
-            print(
-                f"wrote {len(paths)} student notebooks to {args.out} (solutions removed; each check cell raises "
-                "ExerciseNotDone until its exercise is written)"
-            )
+        commands[args.command](args)
     except KeyboardInterrupt:
         print("incseg: interrupted (Ctrl-C); finished checkpoints are kept and reused by the next run", file=sys.stderr)
         return 130
-    except Exception as e:  # one clear line for the user; the traceback adds nothing for known errors
-        from .data.common import DatasetError
-        from .data.download import DownloadError
-        from .notebooks import SyncConflict
-        from .store import CorruptCheckpoint, DiskFull
-        from .suite import SuiteError, SuiteInterrupted
-
-        if isinstance(e, SuiteInterrupted):
-            print(f"incseg: {e}", file=sys.stderr)
-            return 130
-        if isinstance(
-            e,
-            (
-                SuiteError,
-                DatasetError,
-                DownloadError,
-                ValueError,
-                FileNotFoundError,
-                FileExistsError,
-                SyncConflict,
-                DiskFull,
-                CorruptCheckpoint,
-            ),
-        ):
-            print(f"incseg: error: {e}", file=sys.stderr)
-            return 2
-        raise
+    except Exception as e:  # noqa: BLE001  one clear line for the user; a traceback adds nothing for known errors
+        return _known_error(e)
     return 0
+
+
+def _known_error(e: Exception) -> int:
+    """Print a known error in one line and return its exit status; re-raise anything else."""
+    # imported here, not at the top: `incseg --help` and `incseg data` must not pay for papermill and torch
+    from .data.common import DatasetError
+    from .data.download import DownloadError
+    from .notebooks import SyncConflict
+    from .store import CorruptCheckpoint, DiskFull
+    from .suite import SuiteError, SuiteInterrupted
+
+    if isinstance(e, SuiteInterrupted):
+        print(f"incseg: {e}", file=sys.stderr)
+        return 130
+    known = (
+        SuiteError,
+        DatasetError,
+        DownloadError,
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        SyncConflict,
+        DiskFull,
+        CorruptCheckpoint,
+    )
+    if isinstance(e, known):
+        print(f"incseg: error: {e}", file=sys.stderr)
+        return 2
+    raise e
+
+
+def _only(args) -> list[str] | None:
+    return [o for o in args.only.split(",") if o] or None
+
+
+def _suite(args) -> None:
+    from .suite import coerce, find_notebooks, list_parameters, run_calibration, run_suite
+
+    if args.list_params:
+        print(list_parameters(find_notebooks(only=_only(args))))
+        return
+    extra = {name: coerce(value) for name, value in args.parameter}
+    options = dict(
+        extra=extra,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        only=_only(args),
+        threads=args.threads,
+        jobs=args.jobs,
+    )
+    if not args.seeds:
+        run_suite(args.profile, out=args.out or None, **options)
+        return
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds {args.seeds!r}: give whole numbers separated by commas, e.g. 0,1,2") from None
+    run_calibration(args.profile, seeds, out=args.out or None, **options)
+
+
+def _calibrate(args) -> None:
+    import json
+
+    from .findings import calibrate, calibration_table
+    from .store import atomic_write_text
+
+    result = calibrate(args.runs)
+    print(calibration_table(result))
+    if args.write:
+        atomic_write_text(args.write, json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.write}")
+
+
+def _step(args) -> None:
+    from .launch import run_steps
+    from .suite import coerce
+
+    opts = {name: coerce(value) for name, value in args.option}
+    given = (("dataset", args.dataset), ("data_root", args.data_root), ("run_dir", args.out))
+    opts.update({k: v for k, v in given if v})
+    if args.sync_bn:
+        opts["sync_bn"] = True
+    run_steps(args.profile, task=args.task, setting=args.setting, method=args.method, step=args.step, options=opts)
+
+
+def _sync_notebooks(args) -> None:
+    from .notebooks import sync_all
+
+    for path in sync_all(prefer=args.prefer):
+        print(f"wrote {path}")
+
+
+def _student(args) -> None:
+    from .notebooks import write_student_copies
+
+    paths = write_student_copies(Path(args.out), force=args.force)
+    print(
+        f"wrote {len(paths)} student notebooks to {args.out} (solutions removed; each check cell raises "
+        "ExerciseNotDone until its exercise is written)"
+    )
 
 
 def _data(args) -> None:
     from .data import ensure_shapes, fetch_camvid, fetch_voc, resize_voc
     from .data.voc import find_voc2012
+    from .env import default_data_root
 
     if args.dataset == "voc":
         root = Path(args.root).expanduser()
@@ -281,27 +302,28 @@ def _data(args) -> None:
     elif args.dataset == "camvid":
         print(f"CamVid ready at {fetch_camvid(Path(args.root))}")
     elif args.dataset == "check":
-        from .data import eval_split, load_dataset, train_split
-        from .data.common import DatasetError
-        from .env import default_checkpoint_root
-
-        name = args.check_dataset
-        splits = [s for s in args.split.split(",") if s] or [train_split(name), eval_split(name)]
-        failed = []
-        for split in splits:  # every split is checked, and every problem of each listed
-            try:
-                ds = load_dataset(name, split, root=args.root)
-                n = ds.check(default_checkpoint_root() / "splits", max_listed=None)
-                print(f"{name} {split}: {len(ds)} images OK" + ("" if n else " (checked before, cached)"))
-            except DatasetError as e:
-                print(f"{name} {split}: {e}", file=sys.stderr)
-                failed.append(split)
-        if failed:
-            raise DatasetError(f"{name} {', '.join(failed)}: problems listed above")
+        _data_check(args.check_dataset, args.root, [s for s in args.split.split(",") if s])
     else:
-        from .env import default_data_root
-
         print(f"shapes ready at {ensure_shapes(Path(args.root) if args.root else default_data_root() / 'shapes')}")
+
+
+def _data_check(name: str, root: str, splits: list[str]) -> None:
+    """``incseg data check``: every split checked, every problem of each listed (then one error)."""
+    from .data import eval_split, load_dataset, train_split
+    from .data.common import DatasetError
+    from .env import default_checkpoint_root
+
+    failed = []
+    for split in splits or [train_split(name), eval_split(name)]:
+        try:
+            ds = load_dataset(name, split, root=root)
+            n = ds.check(default_checkpoint_root() / "splits", max_listed=None)
+            print(f"{name} {split}: {len(ds)} images OK" + ("" if n else " (checked before, cached)"))
+        except DatasetError as e:
+            print(f"{name} {split}: {e}", file=sys.stderr)
+            failed.append(split)
+    if failed:
+        raise DatasetError(f"{name} {', '.join(failed)}: problems listed above")
 
 
 if __name__ == "__main__":

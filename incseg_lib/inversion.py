@@ -51,6 +51,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -377,13 +378,6 @@ def synthesize(
         raise ValueError("InversionConfig.adi > 0 needs the current model: pass student=")
     device = torch.device(device or next(model.parameters()).device)
     g = generator or torch.Generator().manual_seed(config.seed)
-    was_training = model.training
-    model.eval()
-    grads = [p.requires_grad for p in model.parameters()]
-    model.requires_grad_(False)
-    if student is not None:  # compared, never trained here: eval-mode BN, no parameter gradients
-        student_state = (student.training, [p.requires_grad for p in student.parameters()])
-        student.eval().requires_grad_(False)
     targets = targets.to(device)
     low, high = input_range(device)
     b, r = targets.shape[0], config.resolution
@@ -395,84 +389,95 @@ def synthesize(
     best, best_loss = None, float("inf")
     start = time.perf_counter()
     it = 0
-    try:
-        with BNStatistics(model) as bn:
-            for phase, factor, n_iter in (("low", 2, config.iterations_low), ("full", 1, config.iterations_full)):
-                if n_iter == 0:
-                    continue
-                if upsample and phase == "full":
-                    x = F.interpolate(x.detach(), size=(r, r), mode="bilinear", align_corners=False)
-                    x = torch.max(torch.min(x, high), low).requires_grad_(True)
-                pool = factor if (phase == "low" and not upsample) else 1
-                opt = torch.optim.Adam([x], lr=config.lr, betas=(0.5, 0.9), eps=1e-8)
-                lim = int(config.jitter * r) // factor
-                warm = int(round(config.warmup * n_iter))
-                for k in range(n_iter):
-                    it += 1
-                    for group in opt.param_groups:
-                        group["lr"] = cosine_lr(config.lr, k, n_iter, warm)
-                    xin = F.avg_pool2d(x, pool) if pool > 1 else x
-                    if lim:
-                        dx, dy = torch.randint(-lim, lim + 1, (2,), generator=g).tolist()
-                        xin = torch.roll(xin, shifts=(dx, dy), dims=(2, 3))
-                    if config.flip and bool(torch.rand(1, generator=g) < 0.5):
-                        xin = torch.flip(xin, dims=(3,))
-                    opt.zero_grad(set_to_none=True)
-                    logits = model(xin)["out"]
-                    pooled = lse_pool(logits[:, fg], config.lse_r)
-                    l_cls = class_loss(pooled, targets)
-                    l_bn = bn.loss(config.first_bn_multiplier)
-                    tv1, tv2 = image_priors(xin)
-                    l_l2 = torch.linalg.vector_norm(xin.flatten(1), dim=1).mean()
-                    total = (
-                        config.main * l_cls
-                        + config.r_feature * l_bn
-                        + config.tv_l2 * tv2
-                        + config.tv_l1 * tv1
-                        + config.l2 * l_l2
-                    )
-                    l_adi = torch.zeros((), device=device)
-                    if config.adi > 0:
-                        l_adi = competition(logits, student(xin)["out"])
-                        total = total + config.adi * l_adi
-                    total.backward()
-                    value = float(total.detach())
-                    if phase == "full" and value < best_loss:  # the iterate this loss was measured on
-                        best_loss, best = value, x.detach().clone()
-                    opt.step()
-                    with torch.no_grad():
-                        x.data = torch.max(torch.min(x.data, high), low)
-                    with torch.no_grad():
-                        prob = (F.softmax(pooled.float(), 1) * targets).sum(1) / targets.sum(1)
-                    history.append(
-                        {
-                            "iteration": it,
-                            "phase": phase,
-                            "total": value,
-                            "class": l_cls.item(),
-                            "bn": l_bn.item(),
-                            "tv_l2": tv2.item(),
-                            "l2": l_l2.item(),
-                            "adi": l_adi.item(),
-                            "target_prob": prob.mean().item(),
-                        }
-                    )
-                    if it in snapshot_at:
-                        shot = (
-                            x.detach() if x.shape[-1] == r else F.interpolate(x.detach(), size=(r, r), mode="nearest")
-                        )
-                        snapshots[it] = denormalize(shot).cpu()
-                    if progress is not None:
-                        progress(1)
-    finally:
-        for p, req in zip(model.parameters(), grads):
-            p.requires_grad_(req)
-        model.train(was_training)
-        if student is not None:
-            for p, req in zip(student.parameters(), student_state[1]):
-                p.requires_grad_(req)
-            student.train(student_state[0])
+    with _frozen(model, student), BNStatistics(model) as bn:
+        for phase, factor, n_iter in (("low", 2, config.iterations_low), ("full", 1, config.iterations_full)):
+            if n_iter == 0:
+                continue
+            if upsample and phase == "full":
+                x = F.interpolate(x.detach(), size=(r, r), mode="bilinear", align_corners=False)
+                x = torch.max(torch.min(x, high), low).requires_grad_(True)
+            pool = factor if (phase == "low" and not upsample) else 1
+            opt = torch.optim.Adam([x], lr=config.lr, betas=(0.5, 0.9), eps=1e-8)
+            lim = int(config.jitter * r) // factor
+            warm = int(round(config.warmup * n_iter))
+            for k in range(n_iter):
+                it += 1
+                for group in opt.param_groups:
+                    group["lr"] = cosine_lr(config.lr, k, n_iter, warm)
+                xin = _augment(x, pool, lim, config.flip, g)
+                opt.zero_grad(set_to_none=True)
+                total, terms = _objective(model, student, xin, fg, targets, config, bn)
+                total.backward()
+                value = float(total.detach())
+                if phase == "full" and value < best_loss:  # the iterate this loss was measured on
+                    best_loss, best = value, x.detach().clone()
+                opt.step()
+                with torch.no_grad():
+                    x.data = torch.max(torch.min(x.data, high), low)
+                history.append({"iteration": it, "phase": phase, "total": value, **terms})
+                if it in snapshot_at:
+                    shot = x.detach() if x.shape[-1] == r else F.interpolate(x.detach(), size=(r, r), mode="nearest")
+                    snapshots[it] = denormalize(shot).cpu()
+                if progress is not None:
+                    progress(1)
     return SynthesisResult(best, history, snapshots, time.perf_counter() - start)
+
+
+@contextmanager
+def _frozen(model: nn.Module, student: nn.Module | None):
+    """``model`` (and the ``student``, compared, never trained here) in eval mode without parameter
+    gradients while images are synthesised; their modes and flags come back afterwards."""
+    nets = [m for m in (model, student) if m is not None]
+    saved = [(m.training, [p.requires_grad for p in m.parameters()]) for m in nets]
+    for m in nets:
+        m.eval().requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m, (training, flags) in zip(nets, saved):
+            for p, req in zip(m.parameters(), flags):
+                p.requires_grad_(req)
+            m.train(training)
+
+
+def _augment(x: torch.Tensor, pool: int, lim: int, flip: bool, g: torch.Generator) -> torch.Tensor:
+    """What the old model sees of ``x`` this iteration: average-pooled by ``pool`` (the low-resolution
+    phase), rolled by a random jitter of up to ``lim`` pixels, flipped with probability 1/2."""
+    xin = F.avg_pool2d(x, pool) if pool > 1 else x
+    if lim:
+        dx, dy = torch.randint(-lim, lim + 1, (2,), generator=g).tolist()
+        xin = torch.roll(xin, shifts=(dx, dy), dims=(2, 3))
+    if flip and bool(torch.rand(1, generator=g) < 0.5):
+        xin = torch.flip(xin, dims=(3,))
+    return xin
+
+
+def _objective(model, student, xin, fg, targets, config: InversionConfig, bn: BNStatistics) -> tuple:
+    """DeepInversion's loss on one batch (NVlabs/DeepInversion ``deepinversion.py``, ``get_images``):
+    the class target, BatchNorm statistics, image priors and (``adi > 0``) the competition term;
+    ``(total, the terms as numbers for the loss curves)``."""
+    logits = model(xin)["out"]
+    pooled = lse_pool(logits[:, fg], config.lse_r)
+    l_cls = class_loss(pooled, targets)
+    l_bn = bn.loss(config.first_bn_multiplier)
+    tv1, tv2 = image_priors(xin)
+    l_l2 = torch.linalg.vector_norm(xin.flatten(1), dim=1).mean()
+    total = config.main * l_cls + config.r_feature * l_bn + config.tv_l2 * tv2 + config.tv_l1 * tv1 + config.l2 * l_l2
+    l_adi = torch.zeros((), device=xin.device)
+    if config.adi > 0:
+        l_adi = competition(logits, student(xin)["out"])
+        total = total + config.adi * l_adi
+    with torch.no_grad():
+        prob = (F.softmax(pooled.float(), 1) * targets).sum(1) / targets.sum(1)
+    terms = {
+        "class": l_cls.item(),
+        "bn": l_bn.item(),
+        "tv_l2": tv2.item(),
+        "l2": l_l2.item(),
+        "adi": l_adi.item(),
+        "target_prob": prob.mean().item(),
+    }
+    return total, terms
 
 
 @torch.no_grad()
@@ -624,25 +629,8 @@ class SyntheticMemory:
                     progress=bar.update,
                 )
                 if res.snapshots:  # the first batch at several iterations: how an image emerges
-                    from torchvision.utils import make_grid
-
-                    (self.folder / "snapshots").mkdir(exist_ok=True)
-                    files = []
-                    for i, imgs in sorted(res.snapshots.items()):
-                        grid = make_grid(imgs, nrow=len(imgs), padding=2, pad_value=1.0)
-                        f = self.folder / "snapshots" / f"it-{i:05d}.png"
-                        atomic_write_png(f, (grid * 255).round().byte().permute(1, 2, 0).numpy())
-                        files.append({"iteration": i, "file": f"snapshots/{f.name}"})
-                    self.manifest["snapshots"] = files
-                labels, _ = pseudo_labels(model, res.images, config.confidence)
-                ids = to_class_id[labels.cpu()]
-                rgb = (denormalize(res.images) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-                names = []
-                for row in range(len(batch)):
-                    name = f"{k * config.batch_size + row:05d}"
-                    atomic_write_png(self.folder / "images" / f"{name}.png", rgb[row])
-                    atomic_write_png(self.folder / "masks" / f"{name}.png", ids[row].numpy())
-                    names.append(name)
+                    self._write_snapshots(res.snapshots)
+                names = self._write_batch(k, config, model, res.images, to_class_id)
                 hist = res.history
                 self.manifest["batches"].append(
                     {
@@ -668,6 +656,34 @@ class SyntheticMemory:
         )
         self._save()
         return self
+
+    def _write_snapshots(self, snapshots: dict[int, torch.Tensor]) -> None:
+        """The first batch at several iterations, one PNG row per iteration (``snapshots/it-N.png``)."""
+        from torchvision.utils import make_grid
+
+        (self.folder / "snapshots").mkdir(exist_ok=True)
+        files = []
+        for i, imgs in sorted(snapshots.items()):
+            grid = make_grid(imgs, nrow=len(imgs), padding=2, pad_value=1.0)
+            f = self.folder / "snapshots" / f"it-{i:05d}.png"
+            atomic_write_png(f, (grid * 255).round().byte().permute(1, 2, 0).numpy())
+            files.append({"iteration": i, "file": f"snapshots/{f.name}"})
+        self.manifest["snapshots"] = files
+
+    def _write_batch(
+        self, k: int, config: InversionConfig, model: nn.Module, images: torch.Tensor, to_class_id: torch.Tensor
+    ) -> list[str]:
+        """Batch ``k``'s images and the old model's pseudo-labels (dataset ids) as PNGs; their names."""
+        labels, _ = pseudo_labels(model, images, config.confidence)
+        ids = to_class_id[labels.cpu()]
+        rgb = (denormalize(images) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        names = []
+        for row in range(len(images)):
+            name = f"{k * config.batch_size + row:05d}"
+            atomic_write_png(self.folder / "images" / f"{name}.png", rgb[row])
+            atomic_write_png(self.folder / "masks" / f"{name}.png", ids[row].numpy())
+            names.append(name)
+        return names
 
     # ------------------------------------------------------------------ reading
     @property

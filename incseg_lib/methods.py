@@ -96,7 +96,7 @@ class Method:
                 classification loss on the step's labels, as at step 0), ``off`` (no auxiliary loss),
                 ``distill`` (classification plus the method's output distillation against the old
                 model's auxiliary outputs, each weighted ``aux_weight``). MiB's DeepLab has no
-                auxiliary heads, so there is no reference; notebook 02 and the README measure the three.
+                auxiliary heads, so there is no reference; notebook 02 and docs/methods.md measure the three.
             distill_pixels: ``labelled`` (distil only labelled pixels: no crop padding or void) or
                 ``all`` (every pixel, as MiB's code).
 

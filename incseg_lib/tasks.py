@@ -9,7 +9,7 @@ then ``B`` classes per step. Two settings (MiB, Sec. 4.1):
 * **overlapped**: every image containing at least one class of step t; future classes may be
   in it and are labelled background.
 
-Labels at step t (docs/DESIGN.md): pixels of classes not learned *at* step t -- old and future --
+Labels at step t (docs/design.md, Conventions): pixels of classes not learned *at* step t -- old and future --
 are background 0 (the *background shift*); 255 stays ignored (MiB's code maps it to 0 in
 training: ``void_label="background"``). Validation at step t covers every class seen so far
 (unseen classes are background), on all validation images; MiB's test protocol (images with a

@@ -27,7 +27,7 @@
 
 # %% [markdown]
 # **On Colab** the next cell installs the library this notebook belongs to (the release in
-# `pyproject.toml`, or `INCSEG_SOURCE`; README, "Google Colab") and, with `USE_DRIVE = True`, keeps
+# `pyproject.toml`, or `INCSEG_SOURCE`; docs/colab.md) and, with `USE_DRIVE = True`, keeps
 # data, checkpoints and results on Google Drive. Elsewhere it does nothing.
 
 # %% tags=["setup"]
@@ -51,11 +51,11 @@ else:
     setup(SOURCE, drive=USE_DRIVE)
 
 # %% tags=["parameters"]
-profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profiles)
+profile: str = "demo"  # demo | smoke | cpu | colab | paper (README, "Profiles")
 smoke: bool = False  # True forces the smoke profile (CI: every cell runs, numbers mean nothing)
 dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
 data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
-run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/01_offline_bisenet_tuning, see README)
+run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/01_offline_bisenet_tuning, docs/teaching.md)
 backbones: str = ""  # comma list of resnet18, resnet50, resnet101 (empty: the grid of the profile)
 lrs: str = ""  # comma list of learning rates (empty: the grid of the profile)
 batch_sizes: str = ""  # comma list of batch sizes (empty: the grid of the profile)

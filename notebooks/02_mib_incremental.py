@@ -37,7 +37,7 @@
 
 # %% [markdown]
 # **On Colab** the next cell installs the library this notebook belongs to (the release in
-# `pyproject.toml`, or `INCSEG_SOURCE`; README, "Google Colab") and, with `USE_DRIVE = True`, keeps
+# `pyproject.toml`, or `INCSEG_SOURCE`; docs/colab.md) and, with `USE_DRIVE = True`, keeps
 # data, checkpoints and results on Google Drive. Elsewhere it does nothing.
 
 # %% tags=["setup"]
@@ -61,11 +61,11 @@ else:
     setup(SOURCE, drive=USE_DRIVE)
 
 # %% tags=["parameters"]
-profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profiles)
+profile: str = "demo"  # demo | smoke | cpu | colab | paper (README, "Profiles")
 smoke: bool = False  # True forces the smoke profile (CI: every cell runs, numbers mean nothing)
 dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
 data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
-run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/02_mib_incremental, see README)
+run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/02_mib_incremental, docs/teaching.md)
 tasks: str = ""  # comma list, e.g. 15-5,15-1 (empty: the plan of the profile)
 settings: str = ""  # comma list of overlapped, disjoint (empty: the plan of the profile)
 methods: str = ""  # comma list of ft, lwf, lwf-mc, ilt, ewc, pi, rw, mib (empty: the plan of the profile)
@@ -163,8 +163,8 @@ for task in plan["tasks"]:
 # CamVid (8-1), one seed each, the variants end within -0.5 to +1.0 mIoU of `ce` ("all" after the
 # last step; `off` ahead in three of the four cases). The same method re-run from a second step-0
 # model moves by 0.5-0.6, and only LwF on CamVid (`off` +1.0) beats that; no variant wins on both
-# datasets for both methods. So the heads keep the loss they were trained with at step 0 (README,
-# "Class-incremental"); try the others with the `aux_next` parameter. EWC, PI and RW need to know
+# datasets for both methods. So the heads keep the loss they were trained with at step 0
+# (docs/methods.md); try the others with the `aux_next` parameter. EWC, PI and RW need to know
 # which weights mattered at step 0: that importance is tracked online, from the task loss's
 # gradient, while step 0 trains and is saved beside its checkpoint.
 # Every step starts from the previous step of the same method, with a frozen copy as the old

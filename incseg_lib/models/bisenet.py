@@ -17,8 +17,8 @@ loss = principal + alpha * sum(auxiliary), alpha = 1). They are 1x1 classifiers 
 ResNet's 1/16 and 1/32 stage outputs, as in the seed course project's BiSeNet
 (francescodisalvo05/incremental-learning-semantic-segmentation ``modules/build_BiSeNet.py``, after
 ooooverflow's ``supervision1``/``supervision2``): the backbone gets a short, direct gradient. On
-CamVid from scratch this was the largest single gain of issue 9's ablation (8 epochs: 27.6 mIoU
-against 22.6 with the auxiliary heads on the refined 1/16 maps).
+CamVid from scratch this was the largest single gain of the design ablation (8 epochs: 27.6 mIoU
+against 22.6 with the auxiliary heads on the refined 1/16 maps; ``benchmarks/bisenet_ablation.py``).
 
 The context path's widths follow the paper's first author's reference implementation, TorchSeg
 (yu-changqian/TorchSeg, ``model/bisenet/cityscapes.bisenet.R18/network.py``): 128 channels, 256
@@ -27,9 +27,8 @@ layer outside the ResNet but the 1x1 classifiers gets Kaiming-normal initialisat
 gain), as TorchSeg's ``train.py`` (``init_weight(model.business_layer, nn.init.kaiming_normal_,
 ...)``) and the seed course project do: PyTorch's default conv init is about 2.45x smaller in
 standard deviation, and with BatchNorm after every conv a smaller weight norm means a larger
-effective learning rate. The measurements
-that chose this design, against the seed course project's BiSeNet, are in
-``benchmarks/bisenet_ablation.py`` (README, "BiSeNet design").
+effective learning rate. The measurements that chose this design, against the seed course
+project's BiSeNet, come from ``benchmarks/bisenet_ablation.py`` (docs/results.md, notebook 01).
 
 All three classification heads are :class:`IncrementalClassifier` s, growing one 1x1 conv per step.
 """
@@ -47,8 +46,7 @@ from .classifier import IncrementalClassifier
 _RESNET_CHANNELS = {"resnet18": (256, 512), "resnet50": (1024, 2048), "resnet101": (1024, 2048)}
 
 #: Version of the architecture below; part of every checkpoint key, so a checkpoint trained with an
-#: earlier design is retrained instead of failing to load (2: Kaiming init and auxiliary heads on the
-#: ResNet stages; 3: the paper's three-layer spatial path of 256 channels; issue 9).
+#: earlier design is retrained instead of failing to load (CHANGELOG.md lists what each changed).
 ARCHITECTURE_VERSION = 3
 
 
@@ -87,9 +85,9 @@ class SpatialPath(nn.Module):
     followed by batch normalization and ReLU") and as the seed course project builds it
     (francescodisalvo05/incremental-learning-semantic-segmentation ``modules/build_BiSeNet.py``
     ``Spatial_path``, after ooooverflow's BiSeNet): ``widths`` 64, 128, 256, so ``C`` =
-    ``out_channels`` = 256. Architecture 2 followed TorchSeg's (7x7, 3x3, 3x3 of 64 channels and a
-    1x1 projection to 128); on CamVid from scratch this path scored 29.4 mIoU against 27.8 over four
-    seeds at 0.93x its speed (README, "BiSeNet design").
+    ``out_channels`` = 256. Against TorchSeg's path (7x7, 3x3, 3x3 of 64 channels and a 1x1
+    projection to 128) it scored 29.4 mIoU against 27.8 on CamVid from scratch over four seeds, at
+    0.93x its speed (``benchmarks/bisenet_ablation.py``).
     """
 
     def __init__(self, widths: tuple[int, ...] = (64, 128, 256)):

@@ -1,4 +1,4 @@
-"""The Colab code path without Colab (issue 15): the package built as a wheel, installed by a notebook's
+"""The Colab code path without Colab: the package built as a wheel, installed by a notebook's
 setup cell into a fresh virtual environment, with a stand-in ``google.colab`` and INCSEG_SOURCE
 pointing at the wheel; data, checkpoints and results land under INCSEG_HOME, not the working folder."""
 

@@ -1,4 +1,4 @@
-"""Exercises and student copies (issue 15): every solved exercise passes its check, every student
+"""Exercises and student copies: every solved exercise passes its check, every student
 copy's check raises ExerciseNotDone, and the notebook files sync both ways."""
 
 import json
