@@ -175,7 +175,23 @@ def _device_name() -> str:
 
 
 # ---------------------------------------------------------------------- incremental tables
-METHOD_ORDER = ("step0", "step0-bce", "ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "smib", "joint")
+METHOD_ORDER = (
+    "step0",
+    "step0-bce",
+    "ft",
+    "lwf",
+    "lwf-mc",
+    "ilt",
+    "ewc",
+    "pi",
+    "rw",
+    "mib",
+    "plop",
+    "sdr",
+    "sdr-only",
+    "smib",
+    "joint",
+)
 DISPLAY_NAMES = {
     "step0": "step 0",
     "step0-bce": "step 0 (BCE)",
@@ -187,6 +203,9 @@ DISPLAY_NAMES = {
     "pi": "PI",
     "rw": "RW",
     "mib": "MiB",
+    "plop": "PLOP",
+    "sdr": "SDR",
+    "sdr-only": "SDR without MiB",
     "smib": "SMiB",
     "joint": "Joint",
     "offline": "offline",
@@ -499,3 +518,38 @@ def pseudo_label_table(records: list[dict]):
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.names = ["task", "setting", "method", "step"]
     return df
+
+
+def provenance_table(records: list[dict]):
+    """Where the numbers of each run folder come from: one row per run and software/machine, with the
+    incseg version and commit, Python, torch, torchvision, numpy, device, threads, and the memory
+    layout and precision its training and evaluation chose (records made before provenance was
+    recorded show empty cells).
+
+    Returns:
+        DataFrame indexed by run folder name, with a ``records`` count.
+    """
+    import pandas as pd
+
+    rows: dict[tuple, dict] = {}
+    for r in records:
+        p = r.get("provenance") or {}
+        d = r.get("decisions") or {}
+        layouts = sorted({"NHWC" if (x or {}).get("channels_last") else "NCHW" for x in d.values() if x})
+        precisions = sorted({(x or {}).get("autocast", "") for x in d.values() if x})
+        commit = (p.get("commit") or "")[:7] + (" (modified)" if p.get("dirty") else "")
+        row = {
+            "incseg": p.get("incseg", r.get("version", "")),
+            "commit": commit,
+            "python": p.get("python", ""),
+            "torch": p.get("torch", ""),
+            "torchvision": p.get("torchvision", ""),
+            "numpy": p.get("numpy", ""),
+            "device": p.get("device", r.get("device", "")),
+            "threads": p.get("threads", ""),
+            "layout": ", ".join(layouts),
+            "precision": ", ".join(precisions),
+        }
+        key = (r.get("_run", ""), *row.values())
+        rows.setdefault(key, {"run": r.get("_run", ""), **row, "records": 0})["records"] += 1
+    return pd.DataFrame(list(rows.values())).set_index("run") if rows else pd.DataFrame()

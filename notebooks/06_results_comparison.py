@@ -64,6 +64,15 @@ records = [r for r in results.load(folders) if not dataset or r["dataset"] == da
 print(f"{len(records)} records from {len(folders)} run folder(s):", ", ".join(map(str, folders)))
 
 # %% [markdown]
+# ## Where the numbers come from
+#
+# Each run folder's software and machine, as its records say: two runs compare cleanly only when
+# these agree (another PyTorch, CPU or thread count can move a number by more than a decimal).
+
+# %%
+results.provenance_table(records)
+
+# %% [markdown]
 # ## Everything recorded
 #
 # The newest record of each (dataset, task, setting, method, step); a notebook re-run supersedes

@@ -164,3 +164,32 @@ def test_a_corrupt_record_is_skipped_with_a_warning_naming_it(tmp_path):
     with pytest.warns(UserWarning, match="zz_truncated.json is unreadable"):
         recs = results.load(tmp_path)
     assert len(recs) == 1 and recs[0]["method"] == "mib"
+
+
+def test_provenance_table_has_one_row_per_run_and_software():
+    prov = {
+        "incseg": "0.1.0",
+        "commit": "abcdef123",
+        "dirty": True,
+        "python": "3.11.7",
+        "torch": "2.14.1",
+        "torchvision": "0.29.1",
+        "numpy": "2.4.6",
+        "device": "cpu: X, 2 cores",
+        "threads": 1,
+    }
+    nchw = {
+        "train": {"channels_last": False, "autocast": "float32"},
+        "eval": {"channels_last": False, "autocast": "float32"},
+    }
+    recs = [
+        {"_run": "a", "provenance": prov, "decisions": nchw},
+        {"_run": "a", "provenance": prov, "decisions": nchw},
+        {"_run": "b", "provenance": {**prov, "torch": "2.9.1"}, "decisions": nchw},
+        {"_run": "c", "version": "0.0.9"},
+    ]  # a record made before provenance was recorded
+    t = results.provenance_table(recs)
+    assert list(t.index) == ["a", "b", "c"] and list(t["records"]) == [2, 1, 1]
+    assert t.loc["a", "commit"] == "abcdef1 (modified)" and t.loc["b", "torch"] == "2.9.1"
+    assert t.loc["a", "layout"] == "NCHW" and t.loc["a", "precision"] == "float32"
+    assert t.loc["c", "incseg"] == "0.0.9" and t.loc["c", "torch"] == ""

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from incseg_lib import results
+from incseg_lib import findings, results
 from incseg_lib.notebooks import render
 from incseg_lib.suite import SuiteError, find_notebooks, notebooks_dir, run_suite
 
@@ -146,6 +146,17 @@ def test_smoke_suite_end_to_end(tmp_path):
     assert q["images"] > 0 and 0 <= weak["mib-s"]["pseudo_new"] <= 1
     assert (run / "findings" / "05_seam_weak_supervision.json").is_file()
     assert "Results" in (run / "report" / "index.html").read_text()
+    # every record, suite.json, findings file and the report say what produced them
+    fields = {"incseg", "commit", "dirty", "python", "torch", "torchvision", "numpy", "device", "threads"}
+    assert all(fields <= set(r["provenance"]) for r in recs)
+    assert all(r["decisions"]["eval"]["channels_last"] is False for r in recs)  # 48 px crops: NCHW by the rule
+    assert all(r["provenance"]["threads"] == 1 for r in recs)  # two notebooks at a time on 2 cores
+    suite = json.loads((run / "suite.json").read_text())
+    assert suite["state"] == "done" and fields <= set(suite["provenance"]) and suite["provenance"]["jobs"] >= 1
+    meta, _ = findings.load_file(run / "findings" / "02_mib_incremental.json")
+    assert fields <= set(meta["provenance"]) and meta["profile"] == "smoke"
+    assert "Software and machine" in (run / "report" / "index.html").read_text()
+    assert len(results.provenance_table(recs)) == 1  # one run, one software and machine
     assert not list(notebooks_dir().glob("*.ipynb.tmp"))
 
 
@@ -251,7 +262,6 @@ def test_parallel_lanes_leave_papermill_no_stale_folder(tmp_path):
 @pytest.mark.demo
 def test_demo_notebook_02_tells_its_story(tmp_path):
     """The default run teaches: notebook 02 in the demo profile on 15-5 reproduces every expected finding."""
-    from incseg_lib import findings
 
     run = run_suite("demo", only=["02"], out=tmp_path / "run", extra={"tasks": "15-5"}, print_fn=print)
     found = findings.load(run)
