@@ -13,7 +13,8 @@ heads (``aux``: MiB's DeepLab has none) and distilling only labelled pixels (``d
 MiB's code distils the padded border of every crop too; ``"all"`` restores it).
 
 Available: ``ft``, ``lwf``, ``lwf-mc``, ``ilt``, ``ewc``, ``pi``, ``rw``, ``mib`` (the methods of
-MiB's official code). Joint, the offline upper bound, is not a step method: see
+MiB's official code), and the feature-space methods ``plop`` (PLOP, CVPR 2021) and ``sdr`` (SDR,
+CVPR 2021, on top of MiB; ``sdr-only`` without MiB's losses). Joint, the offline upper bound, is not a step method: see
 :func:`incseg_lib.experiment.joint_step`.
 """
 
@@ -22,11 +23,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from . import losses
+from . import losses, plop, sdr
 from .models.classifier import IncrementalClassifier
 
 AUX_MODES = ("ce", "off", "distill")
@@ -51,6 +53,16 @@ class Method:
         bce: the method's classifier is a set of sigmoids trained with BCE at every step, step 0
             included (LwF-MC, as MiB's ``--method LWF-MC``); its step 0 is ``step0-bce``, shared only
             by BCE methods. Softmax methods share ``step0``.
+        prepare: ``(StepInputs) -> state`` run once before step t trains, with the frozen old model
+            (PLOP's entropy thresholds, SDR's prototypes); the state reaches ``relabel`` and
+            ``extra_terms``, and its ``tracker`` (if any) is saved and resumed with the checkpoint.
+        relabel: ``(target, old_outputs, state) -> (target, per-image weights)``: the labels the
+            classification loss sees (PLOP's pseudo-labels); ``classification`` then takes the
+            weights as a fourth argument.
+        extra_terms: ``(outputs, old_outputs, target, state, model) -> dict of weighted terms`` added to the
+            loss (PLOP's Local POD, SDR's latent-space terms).
+        needs_maps: the model and the old model return their intermediate maps (``maps``,
+            ``latent``: :class:`~incseg_lib.models.BiSeNet`).
     """
 
     name: str
@@ -61,11 +73,18 @@ class Method:
     weights: dict = field(default_factory=dict)
     regularizer: str | None = None
     bce: bool = False
+    prepare: Callable | None = None
+    relabel: Callable | None = None
+    extra_terms: Callable | None = None
+    needs_maps: bool = False
 
     @property
     def uses_old_model(self) -> bool:
         """Whether the frozen step t-1 model is needed (its outputs or its weights)."""
-        return any(f is not None for f in (self.distillation, self.feature_distillation, self.regularizer))
+        return any(
+            f is not None
+            for f in (self.distillation, self.feature_distillation, self.regularizer, self.relabel, self.extra_terms)
+        )
 
     @property
     def step0(self) -> str:
@@ -81,6 +100,7 @@ class Method:
         *,
         aux: str = "ce",
         distill_pixels: str = "labelled",
+        state=None,
     ) -> Callable:
         """The ``loss_fn(model, images, target, outputs)`` that :func:`engine.fit` calls at step t >= 1.
 
@@ -99,6 +119,7 @@ class Method:
                 auxiliary heads, so there is no reference; notebook 02 and docs/methods.md measure the three.
             distill_pixels: ``labelled`` (distil only labelled pixels: no crop padding or void) or
                 ``all`` (every pixel, as MiB's code).
+            state: what :attr:`prepare` returned, for ``relabel`` and ``extra_terms``.
 
         Raises:
             ValueError: a missing old model or penalty, or an unknown ``aux``/``distill_pixels``.
@@ -111,19 +132,28 @@ class Method:
             raise ValueError(f"auxiliary-head mode {aux!r}; choose one of {AUX_MODES}")
         if distill_pixels not in DISTILL_PIXELS:
             raise ValueError(f"distill_pixels {distill_pixels!r}; choose one of {DISTILL_PIXELS}")
-        forward_old = self.distillation is not None or self.feature_distillation is not None
+        forward_old = any(
+            f is not None for f in (self.distillation, self.feature_distillation, self.relabel, self.extra_terms)
+        )
         aux_distill = aux == "distill" and self.distillation is not None
 
         def fn(model, x, y, out):
-            cls = lambda logits: self.classification(logits, y, num_old)  # noqa: E731
+            old_out = None
+            if forward_old:
+                with torch.no_grad():
+                    old_out = old_model(x, aux=aux_distill)
+            target, weights = self.relabel(y, old_out, state) if self.relabel is not None else (y, None)
+
+            def cls(logits):
+                args = (logits, target, num_old) if weights is None else (logits, target, num_old, weights)
+                return self.classification(*args)
+
             terms = {"principal": cls(out["out"])}
             aux_out = out.get("aux", []) if aux != "off" else []
             terms["aux"] = sum((cls(a) for a in aux_out), torch.zeros((), device=y.device))
             total = terms["principal"] + aux_weight * terms["aux"]
             if forward_old:
                 mask = losses.labelled_mask(y) if distill_pixels == "labelled" else None
-                with torch.no_grad():
-                    old_out = old_model(x, aux=aux_distill)
                 if self.distillation is not None:
                     for k, v in self.distillation(out["out"], old_out["out"], mask).items():
                         terms[k] = v
@@ -135,6 +165,10 @@ class Method:
                             total = total + aux_weight * v
                 if self.feature_distillation is not None:
                     for k, v in self.feature_distillation(out["features"], old_out["features"], mask).items():
+                        terms[k] = v
+                        total = total + v
+                if self.extra_terms is not None:
+                    for k, v in self.extra_terms(out, old_out, y, state, model).items():
                         terms[k] = v
                         total = total + v
             if self.regularizer is not None:
@@ -203,8 +237,122 @@ def _mib_terms(weight):
     return lambda logits, old, mask: {"ukd": weight * losses.unbiased_distillation(logits, old, mask=mask)}
 
 
-METHOD_NAMES = ("ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib")
+# ---------------------------------------------------------------------- PLOP and SDR
+@dataclass
+class StepInputs:
+    """What a method's ``prepare`` hook may read before step t trains.
+
+    Attributes:
+        old_model: the frozen step t-1 model; model: the model of step t (new heads added).
+        batches, previous_batches: callables giving ``(images (B, 3, H, W), labels (B, H, W))``
+            batches of step t's / step t-1's training images, full images without augmentation,
+            labelled as that step trains (on ``device``).
+        checkpoint, previous_checkpoint: step t's and step t-1's checkpoint files (state files
+            sit beside them).
+        step: t; setting: ``overlapped`` or ``disjoint``.
+    """
+
+    old_model: nn.Module
+    model: nn.Module
+    batches: Callable
+    previous_batches: Callable
+    checkpoint: Path
+    previous_checkpoint: Path
+    step: int
+    setting: str
+    device: torch.device
+
+
+@torch.no_grad()
+def _plop_prepare(inputs: StepInputs) -> dict:
+    """PLOP's entropy thresholds from the old model on step t's training images (``Trainer.before`` ->
+    ``find_median``). PLOP reads them off augmented crops of its training loader; here the full images
+    without augmentation, so the thresholds do not depend on a random draw."""
+    num_old, num_seen = sum(inputs.old_model.classes_per_step), inputs.model.num_classes
+    entropies, classes = [], []
+    for x, y in inputs.batches():
+        probs = torch.softmax(inputs.old_model(x)["out"].float(), dim=1)
+        bg = y == 0
+        entropies.append(plop.plop_entropy(probs, num_seen)[bg].cpu())
+        classes.append(probs.argmax(dim=1)[bg].cpu())
+    thresholds = plop.entropy_thresholds(torch.cat(entropies), torch.cat(classes), num_old)
+    return {"thresholds": thresholds, "num_old": num_old, "num_seen": num_seen}
+
+
+def _plop_relabel(target, old_out, state):
+    return plop.pseudo_label(target, old_out["out"], state["thresholds"], state["num_seen"])
+
+
+def _plop_pod(out, old_out, target, state, model):
+    num_old, num_seen = state["num_old"], state["num_seen"]
+    return {"pod": plop.local_pod(old_out["maps"], out["maps"], num_old, num_seen, num_seen - num_old)}
+
+
+def _plop_ce(logits, target, num_old, weights=None):
+    return (
+        losses.cross_entropy(logits, target)
+        if weights is None
+        else plop.weighted_cross_entropy(logits, target, weights)
+    )
+
+
+@torch.no_grad()
+def _sdr_prepare(inputs: StepInputs) -> dict:
+    """SDR's prototypes for step t: step t-1's (saved beside its checkpoint), extended for the new
+    classes, updated while step t trains and saved beside its checkpoint.
+
+    Step 0 is shared by every method and trained before SDR is chosen, so when its checkpoint has no
+    prototypes they are made here once, as the class means of the finished step-0 model's features
+    over its training images (SDR accumulates them while step 0 trains, over an evolving model), and
+    saved beside it.
+    """
+    previous = sdr.load_prototypes(inputs.previous_checkpoint)
+    if previous is None:
+        dim = None
+        made = None
+        for x, y in inputs.previous_batches():
+            latent = inputs.old_model(x)["latent"]
+            if made is None:
+                dim = latent.shape[1]
+                made = sdr.PrototypeMemory(
+                    sum(inputs.old_model.classes_per_step),
+                    dim,
+                    sdr.prototypes_file(inputs.previous_checkpoint),
+                    update_background=inputs.setting == "disjoint",
+                )
+            made.update(latent, sdr.downsample_labels(y, latent.shape[-2:]))
+        made.save(epoch=0, final=True)
+        previous = made.state()
+    memory = sdr.PrototypeMemory(
+        inputs.model.num_classes,
+        previous["prototypes"].shape[1],
+        sdr.prototypes_file(inputs.checkpoint),
+        previous=previous,
+    )
+    return {"memory": memory, "tracker": memory}
+
+
+def _sdr_terms(out, old_out, target, state, model):
+    """SDR's latent-space terms (module :mod:`incseg_lib.sdr`), after folding the batch into the
+    prototypes as SDR's ``train.py`` does before its losses."""
+    latent, memory = out["latent"], state["memory"]
+    labels = sdr.downsample_labels(losses.plain_labels(target), latent.shape[-2:])
+    memory.update(latent, labels)
+    old_pred = sdr.downsample_labels(old_out["out"].argmax(dim=1), latent.shape[-2:])
+    return {
+        "prototypes": sdr.PROTOTYPE_MATCHING_WEIGHT
+        * sdr.prototype_matching(latent, labels, old_pred, memory.prototypes),
+        "sparsity": sdr.SPARSIFICATION_WEIGHT * sdr.sparsification(latent, labels),
+        "attraction": sdr.ATTRACTION_WEIGHT * sdr.attraction(latent, labels, memory.prototypes),
+        "repulsion": sdr.REPULSION_WEIGHT * sdr.repulsion(latent, labels),
+    }
+
+
+METHOD_NAMES = ("ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "plop", "sdr", "sdr-only")
 REGULARIZER_WEIGHTS = {"ewc": 500.0, "pi": 500.0, "rw": 100.0}  # MiB's defaults
+#: SDR's unbiased KD weight: its ``argparser.py`` ``--method SDR`` sets ``loss_kd = 100`` (the
+#: README's "kick-start" suggests 10, MiB's value; the code is followed).
+SDR_KD_WEIGHT = 100.0
 
 
 def get_method(name: str, *, task: str = "", kd_weight: float | None = None) -> Method:
@@ -217,6 +365,15 @@ def get_method(name: str, *, task: str = "", kd_weight: float | None = None) -> 
     (fcdl94/MiB ``argparser.py``, ``modify_command_options``: ``opts.loss_kd = 10`` for
     ``--method MiB``; no source was found for a larger 15-1 weight, so none is applied).
     ``kd_weight`` overrides the distillation (or penalty) weight, e.g. 100 for a 15-1 ablation.
+
+    PLOP (arthurdouillard/CVPR2021_PLOP ``argparser.py``, ``--method PLOP``): plain cross-entropy on
+    entropy pseudo-labels weighted per image, Local POD on the ResNet stages, the map the classifier
+    reads and the logits (0.01 / 0.0005), MiB's classifier initialisation (``init_balanced``); no KD
+    (:mod:`incseg_lib.plop`). SDR (LTTM/SDR ``argparser.py``, ``--method SDR``): MiB's unbiased CE and
+    unbiased KD (weight 100) with prototype matching 0.01, sparsification, attraction and repulsion
+    1e-3 on the features the classifier reads (:mod:`incseg_lib.sdr`); SDR's block does not set
+    ``init_balanced``, so the new heads keep their default initialisation. ``sdr-only``: the same
+    latent-space terms on plain cross-entropy, without MiB's losses.
 
     Raises:
         ValueError: unknown name (lists the valid ones).
@@ -238,4 +395,36 @@ def get_method(name: str, *, task: str = "", kd_weight: float | None = None) -> 
     if name == "mib":
         w = 10.0 if kd_weight is None else kd_weight
         return Method("mib", _unbiased_ce, _mib_terms(w), init_new_heads=mib_init, weights={"ukd": w})
+    if name == "plop":
+        return Method(
+            "plop",
+            _plop_ce,
+            init_new_heads=mib_init,
+            prepare=_plop_prepare,
+            relabel=_plop_relabel,
+            extra_terms=_plop_pod,
+            needs_maps=True,
+            weights={"pod_features": plop.POD_FEATURE_WEIGHT, "pod_logits": plop.POD_LOGITS_WEIGHT},
+        )
+    if name in ("sdr", "sdr-only"):
+        sdr_weights = {
+            "prototypes": sdr.PROTOTYPE_MATCHING_WEIGHT,
+            "sparsity": sdr.SPARSIFICATION_WEIGHT,
+            "attraction": sdr.ATTRACTION_WEIGHT,
+            "repulsion": sdr.REPULSION_WEIGHT,
+        }
+        if name == "sdr-only":
+            return Method(
+                "sdr-only", _ce, prepare=_sdr_prepare, extra_terms=_sdr_terms, needs_maps=True, weights=sdr_weights
+            )
+        w = SDR_KD_WEIGHT if kd_weight is None else kd_weight
+        return Method(
+            "sdr",
+            _unbiased_ce,
+            _mib_terms(w),
+            prepare=_sdr_prepare,
+            extra_terms=_sdr_terms,
+            needs_maps=True,
+            weights={"ukd": w, **sdr_weights},
+        )
     raise ValueError(f"unknown method {name!r}; choose one of {METHOD_NAMES}")

@@ -484,6 +484,33 @@ def _save_when_due(
     return stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs
 
 
+class TrackerGroup:
+    """Several trackers given to :func:`fit` as one (e.g. EWC/PI/RW importance and SDR's prototypes):
+    every call goes to each of them, in order; ``resume`` is True only when all resumed."""
+
+    def __init__(self, trackers: list):
+        self.trackers = list(trackers)
+
+    def start_epoch(self) -> None:
+        for t in self.trackers:
+            t.start_epoch()
+
+    def capture_gradients(self) -> None:
+        for t in self.trackers:
+            t.capture_gradients()
+
+    def after_step(self, skipped: bool = False) -> None:
+        for t in self.trackers:
+            t.after_step(skipped=skipped)
+
+    def save(self, epoch: int, final: bool) -> None:
+        for t in self.trackers:
+            t.save(epoch, final=final)
+
+    def resume(self, epoch: int) -> bool:
+        return all([t.resume(epoch) for t in self.trackers])  # a list: every tracker tries to resume
+
+
 def log_timing(phase: str, seconds: float, **info) -> None:
     """Append ``{phase, seconds, time, pid, ...}`` as a JSON line to ``$INCSEG_TIMING_LOG`` if set
     (``benchmarks/suite_overhead.py`` splits a suite's wall time with it); otherwise nothing."""

@@ -27,11 +27,11 @@ from ..config import RunConfig, step0_name
 from ..data import eval_split, load_dataset, train_split
 from ..data.common import class_id_lut
 from ..data.transforms import centre_crop_transforms, eval_transforms, train_transforms
-from ..engine import evaluate, fit, is_main, load_checkpoint, log_timing
+from ..engine import SizeGroupedBatchSampler, TrackerGroup, evaluate, fit, is_main, load_checkpoint, log_timing
 from ..env import provenance, show_progress
 from ..exemplars import ReplayBatchSampler, ReplayConfig
 from ..inversion import InversionConfig
-from ..methods import METHOD_NAMES, get_method
+from ..methods import METHOD_NAMES, StepInputs, get_method
 from ..models import BiSeNet
 from ..regularizers import ImportanceTracker, ParameterPenalty, importance_file, load_importance
 from ..seam import SeamConfig
@@ -162,6 +162,7 @@ def train_step(
     history = _fit_step(
         cfg, step, split, run_name, keys.recorded_name(run_name), model, data, ckpt, training, progress, print_fn
     )
+    model.return_maps = False  # intermediate maps were for the training losses only
     rec = None
     if evaluate_now:
         step0 = method if step == 0 else get_method(method).step0
@@ -213,10 +214,13 @@ def _later_step(ctx: StepContext, source: Source, ckpt: Path, train_set, rerun: 
     model.add_step(len(ctx.split.new_classes))
     if spec.init_new_heads is not None:
         spec.init_new_heads(model, len(ctx.split.new_classes))
-    tracker = None
+    trackers = []
     if spec.regularizer is not None:  # keep tracking: the next step needs this step's importance
-        tracker = ImportanceTracker(model, importance_file(ckpt), previous=importance)
+        trackers.append(ImportanceTracker(model, importance_file(ckpt), previous=importance))
     source.after_heads(ctx, data, old_model, model)
+    state = _prepare_method(ctx, model, old_model, ckpt)
+    if state and state.get("tracker") is not None:  # per-step state saved with the checkpoint (SDR's prototypes)
+        trackers.append(state["tracker"])
     loss_fn = spec.loss_fn(
         old_model if spec.uses_old_model else None,
         sum(ctx.prev.classes_per_step),
@@ -224,8 +228,47 @@ def _later_step(ctx: StepContext, source: Source, ckpt: Path, train_set, rerun: 
         penalty=penalty,
         aux=cfg.aux_next,
         distill_pixels=cfg.distill_pixels,
+        state=state,
     )
+    tracker = None if not trackers else trackers[0] if len(trackers) == 1 else TrackerGroup(trackers)
     return model, data, {"loss_fn": loss_fn, "tracker": tracker}
+
+
+def _prepare_method(ctx: StepContext, model: BiSeNet, old_model, ckpt: Path) -> dict | None:
+    """The method's state before step t trains (:attr:`~incseg_lib.methods.Method.prepare`): PLOP's
+    entropy thresholds, SDR's prototypes. Methods that read intermediate maps get them from both
+    models from here on."""
+    spec, cfg = ctx.spec, ctx.cfg
+    if spec.needs_maps:
+        model.return_maps = old_model.return_maps = True
+    if spec.prepare is None:
+        return None
+    device = cfg.torch_device()
+    inputs = StepInputs(
+        old_model=old_model,
+        model=model.to(device),
+        batches=lambda: _full_images(cfg, ctx.split, ctx.train_base),
+        previous_batches=lambda: _full_images(cfg, ctx.prev, ctx.train_base),
+        checkpoint=ckpt,
+        previous_checkpoint=keys.checkpoint_file(cfg, ctx.step - 1, ctx.prev_run),
+        step=ctx.step,
+        setting=cfg.setting,
+        device=device,
+    )
+    return spec.prepare(inputs)
+
+
+def _full_images(cfg: RunConfig, split: IncrementalSplit, train_base, batch_size: int = 8):
+    """``(images, labels)`` batches of ``split``'s training images, whole and unaugmented, labelled as
+    that step trains, on the device; images of one size per batch."""
+    data = split.train_dataset(
+        train_base.with_transforms(eval_transforms()), cfg.checkpoint_path / "splits", void_label=cfg.void_label
+    )
+    sizes = [data.image_size(i) for i in range(len(data))]
+    device = cfg.torch_device()
+    for batch in SizeGroupedBatchSampler(sizes, batch_size):
+        items = [data[i] for i in batch]
+        yield torch.stack([x for x, _ in items]).to(device), torch.stack([y for _, y in items]).to(device).long()
 
 
 def _previous_model(ctx: StepContext, source: Source, rerun: dict) -> tuple[BiSeNet, dict | None]:

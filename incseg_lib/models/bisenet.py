@@ -154,14 +154,52 @@ class ContextPath(nn.Module):
         c32 = b.layer4(c16)
         return c16, c32
 
-    def forward(self, x):
-        c16, c32 = self.encode(x)
+    def encode_stages(self, x) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """``(c16, c32, stages)``: :meth:`encode`'s outputs, and the four ResNet stages' outputs
+        *before* their last ReLU (what PLOP distils: its ResNet returns each stage's residual sum
+        before the activation, arthurdouillard/CVPR2021_PLOP ``modules/residual.py``
+        ``ResidualBlock.forward``). torchvision's blocks apply the ReLU inside, so the last block of
+        each stage is run here op by op (:func:`block_preactivation`); the values after the ReLU are
+        those :meth:`encode` gives."""
+        b = self.backbone
+        x = b.maxpool(b.relu(b.bn1(b.conv1(x))))
+        stages = []
+        for layer in (b.layer1, b.layer2, b.layer3, b.layer4):
+            for block in list(layer)[:-1]:
+                x = block(x)
+            pre = block_preactivation(layer[-1], x)
+            stages.append(pre)
+            x = torch.relu(pre)
+        c16 = torch.relu(stages[2])
+        return c16, x, stages
+
+    def forward(self, x, stages: bool = False):
+        if stages:  # the same outputs, plus the stages' pre-activations
+            c16, c32, pre = self.encode_stages(x)
+            return self._context(c16, c32) + (pre,)
+        return self._context(*self.encode(x))
+
+    def _context(self, c16, c32):
         size8 = (c16.shape[2] * 2, c16.shape[3] * 2)
         f32 = self.arm32(c32) + self.global_context(c32)  # (B,C,1,1) context broadcast over the map
         f32 = self.refine32(F.interpolate(f32, size=c16.shape[2:], mode="nearest"))
         f16 = self.arm16(c16) + f32
         f8 = self.refine16(F.interpolate(f16, size=size8, mode="nearest"))
         return f8, c16, c32
+
+
+def block_preactivation(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A torchvision ``BasicBlock`` or ``Bottleneck`` applied to ``x`` without its final ReLU: the
+    residual sum ``branch(x) + shortcut(x)`` (torchvision ``models/resnet.py`` ``forward``, same
+    operations in the same order)."""
+    identity = block.downsample(x) if block.downsample is not None else x
+    out = block.relu(block.bn1(block.conv1(x)))
+    if hasattr(block, "conv3"):  # Bottleneck
+        out = block.relu(block.bn2(block.conv2(out)))
+        out = block.bn3(block.conv3(out))
+    else:
+        out = block.bn2(block.conv2(out))
+    return out + identity
 
 
 class FeatureFusionModule(nn.Module):
@@ -226,7 +264,14 @@ class BiSeNet(nn.Module):
     * ``aux``: list of two ``(B, C, H, W)`` auxiliary logits, from 1x1 classifiers on the ResNet's
       1/16 and 1/32 outputs (in training mode, or when ``forward(x, aux=True)``: the frozen old
       model gives them for auxiliary-head distillation);
-    * ``features``: ``(B, C32, H/32, W/32)`` the ResNet encoder output (for feature distillation).
+    * ``features``: ``(B, C32, H/32, W/32)`` the ResNet encoder output (for feature distillation);
+    * with ``return_maps`` set: ``maps``, the intermediate maps PLOP's Local POD distils, in PLOP's
+      order (arthurdouillard/CVPR2021_PLOP ``segmentation_module.py``: the ResNet stages, the map the
+      classifier reads, the logits): the four ResNet stage outputs before their last ReLU (1/4,
+      1/8, 1/16, 1/32; :meth:`ContextPath.encode_stages`), the FFM output ``(B, 256, H/8, W/8)``
+      and the main head's logits before upsampling ``(B, C, H/8, W/8)``; and ``latent``, the FFM
+      output, the features SDR shapes (the map the classifier reads, as SDR's ``features['body']``
+      is for its DeepLab: BiSeNet's ResNet output feeds the context path, not the classifier).
 
     Every layer outside the ResNet gets :func:`kaiming_init` except the 1x1 classifiers (PyTorch's
     default, as the classifiers of later steps, which MiB initialises from the background's).
@@ -262,16 +307,25 @@ class BiSeNet(nn.Module):
         for clf in self.classifiers():
             clf.add_step(num_new)
 
+    #: When True (set by methods that distil or shape intermediate maps: PLOP, SDR), ``forward`` also
+    #: returns ``maps`` and ``latent`` (see the class docstring); the other outputs are unchanged.
+    return_maps: bool = False
+
     def forward(self, x: torch.Tensor, aux: bool | None = None) -> dict:
         size = x.shape[2:]
         sp = self.spatial_path(x)
-        cp8, c16, c32 = self.context_path(x)
+        cp = self.context_path(x, stages=self.return_maps)
+        cp8, c16, c32 = cp[:3]
         if cp8.shape[2:] != sp.shape[2:]:
             cp8 = _upsample(cp8, sp.shape[2:])
         fused = self.ffm(sp, cp8)
-        out = {"out": _upsample(self.head(fused), size), "features": c32}
+        logits = self.head(fused)
+        out = {"out": _upsample(logits, size), "features": c32}
         if self.training if aux is None else aux:
             out["aux"] = [_upsample(h(f), size) for h, f in zip(self.aux_heads, (c16, c32))]
+        if self.return_maps:
+            out["maps"] = [*cp[3], fused, logits]
+            out["latent"] = fused
         return out
 
 
