@@ -108,3 +108,42 @@ def test_auxiliary_heads_are_1x1_classifiers_on_the_resnet_stages():
     assert [h.classifier.in_channels for h in model.aux_heads] == [256, 512]
     assert model.head.conv[0].out_channels == 256
     assert [h.classifier.in_channels for h in BiSeNet([21], "resnet50").aux_heads] == [1024, 2048]
+
+
+def test_deeplabv3_grows_takes_mib_init_and_runs_a_step(tmp_path, shapes_root):
+    """DeepLabV3 (the papers' model) offers what the methods read from BiSeNet: a step of MiB trains on it."""
+    from incseg_lib.config import RunConfig
+    from incseg_lib.experiment import train_step
+    from incseg_lib.methods import mib_init
+    from incseg_lib.models import DeepLabV3
+
+    torch.manual_seed(0)
+    m = DeepLabV3([16], "resnet50").eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = torch.softmax(m(x)["out"], 1)
+        m.add_step(2)
+        mib_init(m, 2)
+        after = torch.softmax(m(x)["out"], 1)
+    assert m.classes_per_step == [16, 2] and after.shape == (2, 18, 64, 64)
+    torch.testing.assert_close(after[:, 1:16], before[:, 1:16], atol=1e-5, rtol=1e-4)  # old classes unchanged
+    torch.testing.assert_close(after[:, [0, 16, 17]].sum(1), before[:, 0], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="resnet50 or resnet101"):
+        DeepLabV3([16], "resnet18")
+    cfg = RunConfig.from_profile(
+        "smoke",
+        model="deeplabv3",
+        backbone="resnet50",
+        task="15-5",
+        epochs=1,
+        crop_size=32,
+        max_train_images=40,
+        max_val_images=4,
+        run_dir=str(tmp_path / "run"),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        data_root=str(shapes_root),
+    )
+    out = train_step(cfg, step=1, method="mib", progress=False, print_fn=lambda *a: None)
+    assert isinstance(out.model, DeepLabV3) and out.record["step"] == 1
+    assert cfg.training_key(step=0, method="mib")["model"] == "deeplabv3"
+    assert "model" not in cfg.replace(model="bisenet", backbone="resnet18").training_key(step=0, method="mib")

@@ -476,6 +476,7 @@ def _save_when_due(
                 "history": dict(run.history),
                 "key": key,
                 "backbone": getattr(run.model, "backbone_name", None),
+                "model_name": getattr(run.model, "model_name", None),
                 "classes_per_step": list(getattr(run.model, "classes_per_step", [])),
             },
         )

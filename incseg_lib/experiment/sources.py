@@ -357,7 +357,7 @@ def train_seam(
                 f"SEAM init 'step0' copies the step-{step - 1} BiSeNet's {prev_model.backbone_name}; "
                 f"the SEAM backbone is {seam.backbone}: use the same backbone or init 'imagenet'/'none'"
             )
-        model.backbone.load_state_dict(prev_model.context_path.backbone.state_dict())
+        model.backbone.load_state_dict(prev_model.resnet.state_dict())
     data = ImageLabelDataset(
         train_base.subset(idx).with_transforms(train_transforms(seam.crop_size, seam.scale_range)), labels
     )

@@ -33,6 +33,7 @@ from ..exemplars import ReplayBatchSampler, ReplayConfig
 from ..inversion import InversionConfig
 from ..methods import METHOD_NAMES, StepInputs, get_method
 from ..models import BiSeNet
+from ..models import build_model as build_network
 from ..regularizers import ImportanceTracker, ParameterPenalty, importance_file, load_importance
 from ..seam import SeamConfig
 from ..store import CorruptCheckpoint, clean_once, key_digest, quarantine
@@ -77,8 +78,9 @@ def base_datasets(cfg: RunConfig, split: IncrementalSplit):
 
 
 def build_model(cfg: RunConfig, split: IncrementalSplit) -> BiSeNet:
-    """A BiSeNet with heads for steps ``0..split.step`` (pretrained backbone only at step 0)."""
-    return BiSeNet(split.classes_per_step, cfg.backbone, cfg.pretrained if split.step == 0 else "")
+    """The run's model (``cfg.model``: BiSeNet or DeepLabV3) with heads for steps ``0..split.step``
+    (pretrained backbone only at step 0)."""
+    return build_network(cfg.model, split.classes_per_step, cfg.backbone, cfg.pretrained if split.step == 0 else "")
 
 
 def train_step(
@@ -277,7 +279,7 @@ def _previous_model(ctx: StepContext, source: Source, rerun: dict) -> tuple[BiSe
     is accumulated while that step trains)."""
     cfg, step, spec = ctx.cfg, ctx.step, ctx.spec
     prev_ckpt = keys.checkpoint_file(cfg, step - 1, ctx.prev_run)
-    model = BiSeNet(ctx.prev.classes_per_step, cfg.backbone, "")
+    model = build_network(cfg.model, ctx.prev.classes_per_step, cfg.backbone, "")
     for attempt in range(2):
         if not prev_ckpt.is_file():
             ctx.print_fn(f"step {step - 1} is not trained yet; training it first")
@@ -654,6 +656,6 @@ def load_step_model(cfg: RunConfig, step: int, method: str) -> BiSeNet:
     else:
         split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
         ckpt = keys.checkpoint_file(cfg, step, method)
-    model = BiSeNet(split.classes_per_step, cfg.backbone, "")
+    model = build_network(cfg.model, split.classes_per_step, cfg.backbone, "")
     load_checkpoint(ckpt, model)
     return model.eval()

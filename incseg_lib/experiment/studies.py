@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
-from ..config import RunConfig, step0_name
+from ..config import RunConfig, step0_name, task_methods
 from ..exemplars import ExemplarMemory, ReplayConfig
 from ..inversion import InversionConfig
 from ..methods import METHOD_NAMES, get_method
@@ -25,7 +25,9 @@ from .step import StepOutcome, base_datasets, joint_step, train_step, weak_joint
 
 # ---------------------------------------------------------------------- plans
 def study_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
-    """Notebook 02's plan: tasks x settings x methods, the profile's where an argument is empty.
+    """Notebook 02's plan: tasks x settings x methods, the profile's where an argument is empty; a
+    profile's ``extra`` methods run on the tasks it names only (the demo runs PLOP and SDR on 15-1),
+    unless ``methods`` is given.
 
     Raises:
         ValueError: an unknown task, setting or method (names it and the valid ones).
@@ -33,6 +35,7 @@ def study_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
     plan = cfg.incremental or {}
     tasks = list(tasks or plan.get("tasks") or ["15-5"])
     settings = list(settings or plan.get("settings") or ["overlapped"])
+    extra = {} if methods else {t: list(ms) for t, ms in (plan.get("extra") or {}).items() if t in tasks}
     methods = list(methods or plan.get("methods") or ["ft", "mib"])
     for t in tasks:
         if t not in task_names(cfg.dataset) or t in ("offline", "joint"):
@@ -43,10 +46,10 @@ def study_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
     for s in settings:
         if s not in SETTINGS:
             raise ValueError(f"setting {s!r}; choose from {SETTINGS}")
-    bad = [m for m in methods if m not in METHOD_NAMES]
+    bad = [m for m in methods + [m for ms in extra.values() for m in ms] if m not in METHOD_NAMES]
     if bad:
         raise ValueError(f"unknown method(s) {bad}; choose from {METHOD_NAMES} (Joint is added by joint=True)")
-    return {"tasks": tasks, "settings": settings, "methods": methods}
+    return {"tasks": tasks, "settings": settings, "methods": methods, **({"extra": extra} if extra else {})}
 
 
 def replay_plan(cfg: RunConfig, tasks=None, settings=None, sizes=None, methods=None) -> dict:
@@ -203,7 +206,7 @@ def run_study(
         cfg,
         plan,
         lambda tcfg, last: run_incremental(
-            tcfg, plan["methods"], notebook=notebook, joint=joint, progress=progress, print_fn=print_fn
+            tcfg, task_methods(plan, tcfg.task), notebook=notebook, joint=joint, progress=progress, print_fn=print_fn
         ),
     )
 

@@ -13,7 +13,7 @@ import torch
 from ..config import RunConfig, step0_name
 from ..data.transforms import eval_transforms
 from ..engine import load_checkpoint
-from ..models import BiSeNet
+from ..models import build_model as build_network
 from ..seam import PseudoLabels, SeamConfig, SeamNet, cam_scores
 from ..store import CorruptCheckpoint, load_torch
 from ..tasks import IncrementalSplit
@@ -113,7 +113,7 @@ def model_and_data(rec: dict, data_root: str = ""):
     state = load_torch(ckpt)  # tensors and plain values only: a planted pickle is refused, not run
     if not isinstance(state, dict) or not {"model", "classes_per_step", "backbone"} <= set(state):
         raise CorruptCheckpoint(f"checkpoint {ckpt} is not an incseg checkpoint (no model, classes or backbone)", ckpt)
-    model = BiSeNet(state["classes_per_step"], state["backbone"], "")
+    model = build_network(state.get("model_name") or "bisenet", state["classes_per_step"], state["backbone"], "")
     model.load_state_dict(state["model"])
     cfg = RunConfig(**{k: v for k, v in rec["config"].items() if k in RunConfig.__dataclass_fields__})
     if data_root:

@@ -277,6 +277,8 @@ class BiSeNet(nn.Module):
     default, as the classifiers of later steps, which MiB initialises from the background's).
     """
 
+    model_name = "bisenet"
+
     def __init__(self, classes_per_step: list[int], backbone: str = "resnet18", pretrained: str = ""):
         super().__init__()
         if backbone not in _RESNET_CHANNELS:
@@ -293,6 +295,11 @@ class BiSeNet(nn.Module):
     @property
     def classes_per_step(self) -> list[int]:
         return self.head.classifier.classes_per_step
+
+    @property
+    def resnet(self) -> nn.Module:
+        """The ResNet of the context path (SEAM copies it)."""
+        return self.context_path.backbone
 
     @property
     def num_classes(self) -> int:
@@ -329,17 +336,23 @@ class BiSeNet(nn.Module):
         return out
 
 
-def build_resnet(name: str, pretrained: str = "") -> nn.Module:
+def build_resnet(name: str, pretrained: str = "", dilate_last: bool = False) -> nn.Module:
     """A torchvision ResNet (its ``fc`` replaced by identity), optionally with weights.
 
     ``pretrained``: ``"imagenet"`` uses torchvision's weights API (``ResNet18_Weights.DEFAULT``
     etc.); a file path loads that state dict; ``""`` leaves torchvision's random init.
+    ``dilate_last``: the last stage dilated instead of strided (output stride 16, DeepLabV3;
+    ResNet-50/101 only: torchvision's BasicBlock has no dilation).
     """
+    import functools
+
     import torchvision
 
     if name not in _RESNET_CHANNELS:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(_RESNET_CHANNELS)}")
     ctor = getattr(torchvision.models, name)
+    if dilate_last:
+        ctor = functools.partial(ctor, replace_stride_with_dilation=[False, False, True])
     if pretrained == "imagenet":
         weights = torchvision.models.get_model_weights(name).DEFAULT
         try:
