@@ -62,7 +62,15 @@ from .studies import (
     weak_config,
     weak_plan,
 )
-from .views import example_images, model_and_data, seam_examples, step_predictions, task_overview
+from .views import (
+    example_images,
+    latent_projection,
+    model_and_data,
+    pod_profiles,
+    seam_examples,
+    step_predictions,
+    task_overview,
+)
 
 __all__ = [
     "METHODS_NOW",
@@ -86,9 +94,11 @@ __all__ = [
     "grid_table",
     "inversion_plan",
     "joint_config",
+    "latent_projection",
     "joint_step",
     "load_step_model",
     "model_and_data",
+    "pod_profiles",
     "pseudo_label_store",
     "replay_method_name",
     "replay_plan",

@@ -1,4 +1,5 @@
-"""The data behind the notebooks' pictures: predictions over steps, example images, a record's model.
+"""The data behind the notebooks' pictures: predictions over steps, example images, a record's model,
+what PLOP compares and what SDR shapes.
 
 These functions load checkpoints and images and return arrays; :mod:`incseg_lib.viz` draws them.
 """
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import plop, sdr
 from ..config import RunConfig, step0_name
 from ..data.transforms import eval_transforms
 from ..engine import load_checkpoint
@@ -167,3 +169,92 @@ def seam_examples(cfg: RunConfig, pseudo: PseudoLabels, seam: SeamConfig, n: int
             }
         )
     return out
+
+
+@torch.no_grad()
+def pod_profiles(cfg: RunConfig, methods: list[str], index: int, stage: int = 2) -> dict:
+    """What PLOP's Local POD compares, for one validation image: a ResNet stage's squared features of
+    the step-0 model and of each method's last-step model, pooled over the width (one value per row)
+    and over the height (one per column) at scale 1, averaged over the channels, with each model's
+    POD distance to step 0 on that map (:func:`~incseg_lib.plop.pod_embedding`, all scales).
+
+    Args:
+        methods: run names, e.g. ``["mib", "plop"]``; index: a validation image of ``cfg.task``.
+        stage: 0..3, the ResNet stage (2: 1/16 resolution).
+
+    Returns:
+        ``{"rows": {name: (h,)}, "cols": {name: (w,)}, "distance": {name: float}, "stage": int,
+        "image": (3, H, W)}`` with ``name`` ``"step 0"`` or the method.
+    """
+    split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    last = split0.num_steps - 1
+    _, val_base = base_datasets(cfg, split0)
+    x, _ = (
+        IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
+        .eval_dataset(val_base)
+        .with_transforms(eval_transforms())[index]
+    )
+    device = cfg.torch_device()
+    maps = {}
+    for name, step, run in [("step 0", 0, step0_name(methods[0]))] + [(m, last, m) for m in methods]:
+        model = load_step_model(cfg, step, run).to(device)
+        model.return_maps = True
+        maps[name] = model(x[None].to(device))["maps"][stage].float().cpu()
+    out = {"rows": {}, "cols": {}, "distance": {}, "stage": stage, "image": x}
+    ref = plop.pod_embedding(maps["step 0"])
+    for name, m in maps.items():
+        sq = m.pow(2)[0].mean(0)  # (h, w): squared, averaged over channels
+        out["rows"][name], out["cols"][name] = sq.mean(1).numpy(), sq.mean(0).numpy()
+        out["distance"][name] = float(torch.linalg.vector_norm(plop.pod_embedding(m) - ref, dim=-1))
+    return out
+
+
+@torch.no_grad()
+def latent_projection(cfg: RunConfig, method: str, images: int = 6, per_class: int = 150, seed: int = 0) -> dict:
+    """SDR's latent space in two dimensions: pixel features (the map the classifier reads) of the
+    first ``images`` validation images under the step-0 model and ``method``'s last-step model, with
+    the class prototypes each step saved, projected on the two principal axes of all of them together.
+
+    Returns:
+        ``{"panels": [{"title", "points": (N, 2), "labels": (N,) class ids, "prototypes": {class:
+        (2,)}}], "class_names", "palette"}``; ``per_class`` points at most per class and panel.
+    """
+    split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    last = split0.num_steps - 1
+    split = IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
+    _, val_base = base_datasets(cfg, split0)
+    val = split.eval_dataset(val_base).with_transforms(eval_transforms())
+    order = torch.as_tensor(split.class_order)
+    device = cfg.torch_device()
+    g = torch.Generator().manual_seed(seed)
+    panels, feats = [], []
+    for title, step, run in (("after step 0", 0, step0_name(method)), (f"after step {last} ({method})", last, method)):
+        model = load_step_model(cfg, step, run).to(device)
+        model.return_maps = True
+        xs, ys = [], []
+        for i in range(min(images, len(val))):
+            x, y = val[i]
+            lat = model(x[None].to(device))["latent"].float().cpu()[0]  # (C, h, w)
+            lab = sdr.downsample_labels(y[None].long(), lat.shape[-2:])[0]
+            keep = lab != 255
+            xs.append(lat.permute(1, 2, 0)[keep])
+            ys.append(order[lab[keep].clamp(max=len(order) - 1)])
+        x, y = torch.cat(xs), torch.cat(ys)
+        pick = torch.cat(
+            [
+                torch.nonzero(y == c)[:, 0][torch.randperm(int((y == c).sum()), generator=g)[:per_class]]
+                for c in torch.unique(y).tolist()
+            ]
+        )
+        protos = sdr.load_prototypes(keys.checkpoint_file(cfg, step, run)) or {}
+        seen = order[: len(protos.get("counts", []))]
+        proto = {int(c): p for c, p, n in zip(seen, protos.get("prototypes", []), protos.get("counts", [])) if n > 0}
+        panels.append({"title": title, "x": x[pick], "labels": y[pick].numpy(), "proto": proto})
+        feats += [x[pick]] + [p[None] for p in proto.values()]
+    allf = torch.cat(feats)
+    mean = allf.mean(0)
+    _, _, v = torch.pca_lowrank(allf - mean, q=2, center=False)
+    for p in panels:
+        p["points"] = ((p.pop("x") - mean) @ v).numpy()
+        p["prototypes"] = {c: ((t - mean) @ v).numpy() for c, t in p.pop("proto").items()}
+    return {"panels": panels, "class_names": val_base.info.class_names, "palette": val_base.info.palette}
