@@ -178,7 +178,15 @@ class RunConfig:
         values.update(_DATASET_VALUES.get((profile, dataset), {}))
         # notebooks 04 and 05: one synthesis / one SEAM, on the task whose one later step adds several classes
         one_step = "8-3" if dataset == "camvid" else "15-5"
-        values.setdefault("inversion", {"tasks": [one_step], "settings": ["overlapped"], "methods": ["mib", "ft"]})
+        values.setdefault(
+            "inversion",
+            {
+                "tasks": [one_step],
+                "settings": ["overlapped"],
+                "methods": ["mib", "ft"],
+                "aggregations": ["lse", "scale-aware"],
+            },
+        )
         values.setdefault("weak", {"tasks": [one_step], "settings": ["overlapped"], "methods": ["ft", "mib"]})
         for key, val in overrides.items():
             if val is None or (isinstance(val, str) and val == ""):

@@ -53,6 +53,8 @@ class Metric:
         task, setting: restrict to one task / setting (``""``: any; the newest record wins).
         step: the step; ``None`` = the last step of the task (step 0 for ``step0`` and ``offline``).
         exemplars: for replay records, the memory size (exemplars per class); ``None`` = no filter.
+        aggregation: for synthetic-replay records, the class-target aggregation (``lse``,
+            ``scale-aware``); ``None`` = no filter.
     """
 
     method: str
@@ -61,12 +63,15 @@ class Metric:
     setting: str = ""
     step: int | None = None
     exemplars: int | None = None
+    aggregation: str | None = None
 
     def label(self) -> str:
 
         name = display_name(self.method)
         if self.exemplars is not None:
             name += f" (memory {self.exemplars})"
+        if self.aggregation is not None:
+            name += f" ({self.aggregation})"
         where = " ".join(x for x in (self.task, self.setting) if x)
         step = "" if self.step is None else f" step {self.step}"
         return f"{name} {self.part}{' ' + where if where else ''}{step}"
@@ -82,6 +87,8 @@ class Metric:
             if (self.task and r.get("task") != self.task) or (self.setting and r.get("setting") != self.setting):
                 continue
             if self.exemplars is not None and (r.get("replay") or {}).get("budget") != self.exemplars:
+                continue
+            if self.aggregation is not None and synthetic_aggregation(r) != self.aggregation:
                 continue
             step = self.step
             if step is None:
@@ -540,8 +547,17 @@ def replay_findings(plan: dict, mode: str = "per-class") -> list[Finding]:
     return out
 
 
+def synthetic_aggregation(record: dict) -> str:
+    """The class-target aggregation of a synthetic-replay record (``lse`` for records made before the
+    option existed)."""
+    return ((record.get("synthetic") or {}).get("settings") or {}).get("aggregation", "lse")
+
+
 def inversion_findings(plan: dict) -> list[Finding]:
-    """Notebook 04's story: MiB+DI keeps more old-class mIoU than MiB; FT+DI more than FT."""
+    """Notebook 04's story: MiB+DI keeps more old-class mIoU than MiB; FT+DI more than FT (with the
+    plan's first aggregation); and with every further aggregation (scale-aware) MiB+DI keeps more than
+    MiB too."""
+    aggregations = plan.get("aggregations", ["lse"])
     out = []
     for task in plan["tasks"]:
         for setting in plan["settings"]:
@@ -550,11 +566,20 @@ def inversion_findings(plan: dict) -> list[Finding]:
                     out.append(
                         Finding(
                             f"{task} {setting}: {name}+DI keeps more old-class mIoU than {name}",
-                            Metric(f"{method}+di", "old", task, setting),
+                            Metric(f"{method}+di", "old", task, setting, aggregation=aggregations[0]),
                             ">",
                             Metric(method, "old", task, setting),
                         )
                     )
+            for agg in aggregations[1:] if "mib" in plan["methods"] else []:
+                out.append(
+                    Finding(
+                        f"{task} {setting}: MiB+DI ({agg}) keeps more old-class mIoU than MiB",
+                        Metric("mib+di", "old", task, setting, aggregation=agg),
+                        ">",
+                        Metric("mib", "old", task, setting),
+                    )
+                )
     return out
 
 

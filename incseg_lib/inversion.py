@@ -67,6 +67,8 @@ from .env import show_progress
 from .exemplars import annotated_lut
 from .store import atomic_write_png, atomic_write_text
 
+AGGREGATIONS = ("lse", "scale-aware")
+
 
 @dataclass(frozen=True)
 class InversionConfig:
@@ -112,6 +114,17 @@ class InversionConfig:
             from them).
         seed: seed of the noise, jitter, flips and extra classes (each batch seeded on its own, so
             a resumed run makes the same images).
+        aggregation: how the class target pools the logits: ``lse`` (log-sum-exp over the image,
+            :func:`lse_pool`; says nothing of how much of the image the class covers) or
+            ``scale-aware`` (:func:`scale_aware_pool` and :func:`outside_term`: the class covers
+            about a chosen fraction of the pixels, SegInversion's Scale-Aware Aggregation as read
+            here).
+        scales: with ``scale-aware``, the fractions of the image's pixels the target class should
+            cover, given to the images in turn (image ``i`` gets ``scales[i % len(scales)]``); empty:
+            the quartiles (25, 50, 75 %) of the old classes' sizes in the step's real training masks
+            (:func:`object_sizes`), so the memory covers the sizes the data has.
+        outside_weight: with ``scale-aware``, the weight of :func:`outside_term` (our choice: 1,
+            the class term's).
     """
 
     images_per_class: int = 4
@@ -137,6 +150,9 @@ class InversionConfig:
     share: float = 0.5
     replay_labels: str = "pseudo"
     seed: int = 0
+    aggregation: str = "lse"
+    scales: tuple[float, ...] = ()
+    outside_weight: float = 1.0
 
     def __post_init__(self):
         checks = [
@@ -154,6 +170,9 @@ class InversionConfig:
             ("share", 0 < self.share < 1, "in (0, 1) (a fraction of each batch)"),
             ("multires", self.multires in ("upsample", "nvlabs"), "'upsample' or 'nvlabs'"),
             ("replay_labels", self.replay_labels in ("pseudo", "none"), "'pseudo' or 'none'"),
+            ("aggregation", self.aggregation in AGGREGATIONS, " or ".join(map(repr, AGGREGATIONS))),
+            ("scales", all(0 < float(v) < 1 for v in self.scales), "fractions of the image in (0, 1)"),
+            ("outside_weight", self.outside_weight >= 0, ">= 0"),
         ]
         for name, ok, what in checks:
             if not ok:
@@ -170,10 +189,23 @@ class InversionConfig:
         for name in ("r_feature", "tv_l2", "l2", "adi", "share"):
             if getattr(self, name) != getattr(default, name):
                 t += f"-{name.replace('_', '')}{getattr(self, name):g}"
+        if self.scale_aware:
+            t += "-scale" + "".join(f"-{v:g}" for v in self.scales)
         return t + ("-nolabels" if self.replay_labels == "none" else "")
 
+    @property
+    def scale_aware(self) -> bool:
+        return self.aggregation == "scale-aware"
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings as a dict (part of the memory's key and the run's name). With ``lse`` the
+        scale-aware fields are left out, so the keys of LSE memories made before they existed hold."""
+        d = asdict(self)
+        d["scales"] = [float(v) for v in self.scales]
+        if not self.scale_aware:
+            for name in ("aggregation", "scales", "outside_weight"):
+                d.pop(name)
+        return d
 
 
 # ---------------------------------------------------------------------- loss terms
@@ -266,6 +298,81 @@ def lse_pool(logits: torch.Tensor, r: float) -> torch.Tensor:
     return (torch.logsumexp(r * flat, dim=2) - math.log(flat.shape[2])) / r
 
 
+def topk_pixels(scales: torch.Tensor, num_pixels: int) -> torch.Tensor:
+    """``k = ceil(s * H * W)`` per image (at least 1, at most all pixels) for target fractions ``scales`` ``(B,)``."""
+    return torch.ceil(scales.float() * num_pixels).long().clamp(1, num_pixels)
+
+
+def scale_aware_pool(logits: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """The class scores of SegInversion's Scale-Aware Aggregation, as read here: for each image ``b`` and
+    class, the mean of its ``k_b`` highest pixel logits, ``k_b`` = :func:`topk_pixels` of the image's
+    target fraction ``s_b``: ``(B, K, H, W)`` -> ``(B, K)``.
+
+    "Half-Real Half-Fake Distillation for Class-Incremental Semantic Segmentation" (Huang et al.,
+    arXiv 2104.00875) introduces SegInversion with a Scale-Aware Aggregation module "for controlling
+    the scale (the number of pixels) of synthetic objects"; its full text is not available here, so
+    this is one reading of that abstract: a top-k mean is high only when at least ``k`` pixels score
+    the class, so the object cannot shrink to a few pixels (which log-sum-exp pooling allows), and
+    :func:`outside_term` keeps it from flooding the image.
+    """
+    flat = logits.flatten(2).float()  # (B, K, HW)
+    k = topk_pixels(scales, flat.shape[2])
+    top = flat.sort(dim=2, descending=True).values
+    inside = (torch.arange(flat.shape[2], device=flat.device)[None, :] < k[:, None]).float()  # (B, HW)
+    return (top * inside[:, None]).sum(2) / k[:, None].float()
+
+
+def outside_term(logits: torch.Tensor, target: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """The other half of the scale-aware target: outside the ``k_b`` pixels that score image ``b``'s
+    target class highest, ``-log(1 - p_c)`` with ``p_c`` the old model's softmax probability of that
+    class over all its outputs (background included), averaged over those pixels and the images. It
+    is zero where the outside pixels already belong to other outputs, and grows where the class
+    floods them.
+
+    Args:
+        logits: ``(B, C, H, W)`` the old model's logits; target: ``(B,)`` output index of each image's
+            target class; scales: ``(B,)`` target fractions.
+    """
+    log_p = torch.log_softmax(logits.float(), dim=1).flatten(2)  # (B, C, HW)
+    lp_c = log_p.gather(1, target.view(-1, 1, 1).expand(-1, 1, log_p.shape[2]))[:, 0]  # (B, HW)
+    k = topk_pixels(scales, lp_c.shape[1])
+    ranks = lp_c.argsort(dim=1, descending=True).argsort(dim=1)  # each pixel's rank for its class
+    outside = (ranks >= k[:, None]).float()
+    nll = -torch.log1p(-lp_c.exp().clamp(max=1 - 1e-6))
+    return ((nll * outside).sum(1) / outside.sum(1).clamp(min=1)).mean()
+
+
+def scale_aware_score(logits: torch.Tensor, target: int, scale: float, outside_weight: float = 1.0) -> torch.Tensor:
+    """One image's scale-aware score of class ``target`` (``logits`` ``(C, H, W)``): the top-k mean of its
+    logits minus ``outside_weight`` x :func:`outside_term`; highest when about ``scale`` of the pixels
+    are the class."""
+    s = torch.tensor([float(scale)])
+    pooled = scale_aware_pool(logits[None, [target]], s)[0, 0]
+    return pooled - outside_weight * outside_term(logits[None], torch.tensor([target]), s)
+
+
+def object_sizes(masks, ignore: int = IGNORE_INDEX) -> np.ndarray:
+    """The fraction of its image's pixels each object covers: one value per (image, foreground class
+    present) of ``masks`` (``(H, W)`` class-id arrays; background 0 and ``ignore`` are not objects)."""
+    sizes = []
+    for m in masks:
+        m = np.asarray(m)
+        ids, counts = np.unique(m, return_counts=True)
+        sizes += [c / m.size for i, c in zip(ids.tolist(), counts.tolist()) if i not in (0, ignore)]
+    return np.asarray(sizes, dtype=float)
+
+
+def measured_scales(sizes: np.ndarray) -> tuple[float, ...]:
+    """Small, medium and large target fractions: the quartiles (25, 50, 75 %) of object ``sizes``.
+
+    Raises:
+        ValueError: no object to measure.
+    """
+    if not len(sizes):
+        raise ValueError("no object in the masks to measure scales from")
+    return tuple(round(float(q), 4) for q in np.quantile(sizes, (0.25, 0.5, 0.75)))
+
+
 def class_loss(pooled: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Image-level loss on pooled foreground logits.
 
@@ -350,6 +457,7 @@ def synthesize(
     snapshot_at: tuple[int, ...] = (),
     device=None,
     progress: Callable[[int], None] | None = None,
+    scales=None,
 ) -> SynthesisResult:
     """Optimise a batch of images from noise so that ``model`` sees ``targets`` in them.
 
@@ -363,12 +471,15 @@ def synthesize(
         generator: seeds the noise, jitter and flips (CPU generator).
         snapshot_at: iterations (1-based, counted over both phases) whose images to keep.
         progress: called with 1 after each iteration (e.g. a tqdm bar's ``update``).
+        scales: ``(B,)`` fractions of the image each image's (first) target class should cover;
+            needed with ``aggregation="scale-aware"``.
 
     Returns:
         :class:`SynthesisResult`.
 
     Raises:
-        ValueError: ``targets`` of the wrong shape, or ADI asked without a student.
+        ValueError: ``targets`` of the wrong shape, ADI asked without a student, or scale-aware
+            synthesis without a scale per image.
     """
     if targets.ndim != 2 or targets.shape[1] != len(fg_outputs):
         raise ValueError(
@@ -379,6 +490,10 @@ def synthesize(
     device = torch.device(device or next(model.parameters()).device)
     g = generator or torch.Generator().manual_seed(config.seed)
     targets = targets.to(device)
+    if config.scale_aware:
+        if scales is None or len(scales) != len(targets):
+            raise ValueError("scale-aware synthesis needs one target scale per image: pass scales=")
+        scales = torch.as_tensor(scales, dtype=torch.float32, device=device)
     low, high = input_range(device)
     b, r = targets.shape[0], config.resolution
     upsample = config.multires == "upsample" and config.iterations_low > 0
@@ -406,7 +521,7 @@ def synthesize(
                     group["lr"] = cosine_lr(config.lr, k, n_iter, warm)
                 xin = _augment(x, pool, lim, config.flip, g)
                 opt.zero_grad(set_to_none=True)
-                total, terms = _objective(model, student, xin, fg, targets, config, bn)
+                total, terms = _objective(model, student, xin, fg, targets, config, bn, scales)
                 total.backward()
                 value = float(total.detach())
                 if phase == "full" and value < best_loss:  # the iterate this loss was measured on
@@ -452,17 +567,24 @@ def _augment(x: torch.Tensor, pool: int, lim: int, flip: bool, g: torch.Generato
     return xin
 
 
-def _objective(model, student, xin, fg, targets, config: InversionConfig, bn: BNStatistics) -> tuple:
+def _objective(model, student, xin, fg, targets, config: InversionConfig, bn: BNStatistics, scales=None) -> tuple:
     """DeepInversion's loss on one batch (NVlabs/DeepInversion ``deepinversion.py``, ``get_images``):
-    the class target, BatchNorm statistics, image priors and (``adi > 0``) the competition term;
-    ``(total, the terms as numbers for the loss curves)``."""
+    the class target (log-sum-exp pooled, or scale-aware with its outside term), BatchNorm
+    statistics, image priors and (``adi > 0``) the competition term; ``(total, the terms as numbers
+    for the loss curves)``."""
     logits = model(xin)["out"]
-    pooled = lse_pool(logits[:, fg], config.lse_r)
+    if config.scale_aware:
+        pooled = scale_aware_pool(logits[:, fg], scales)
+        l_out = outside_term(logits, fg[targets.argmax(1)], scales)
+    else:
+        pooled = lse_pool(logits[:, fg], config.lse_r)
     l_cls = class_loss(pooled, targets)
     l_bn = bn.loss(config.first_bn_multiplier)
     tv1, tv2 = image_priors(xin)
     l_l2 = torch.linalg.vector_norm(xin.flatten(1), dim=1).mean()
     total = config.main * l_cls + config.r_feature * l_bn + config.tv_l2 * tv2 + config.tv_l1 * tv1 + config.l2 * l_l2
+    if config.scale_aware:
+        total = total + config.outside_weight * l_out
     l_adi = torch.zeros((), device=xin.device)
     if config.adi > 0:
         l_adi = competition(logits, student(xin)["out"])
@@ -477,6 +599,8 @@ def _objective(model, student, xin, fg, targets, config: InversionConfig, bn: BN
         "adi": l_adi.item(),
         "target_prob": prob.mean().item(),
     }
+    if config.scale_aware:
+        terms["outside"] = l_out.item()
     return total, terms
 
 
@@ -579,6 +703,7 @@ class SyntheticMemory:
         device=None,
         progress: bool = True,
         print_fn: Callable = print,
+        scales: tuple[float, ...] = (),
     ) -> SyntheticMemory:
         """Synthesise every image not made yet (batch by batch) and write it.
 
@@ -590,10 +715,19 @@ class SyntheticMemory:
                 as dataset ids).
             config: :class:`InversionConfig`.
             student: the current model, for ADI.
+            scales: with scale-aware aggregation and no ``config.scales``, the target fractions
+                measured on the real data (:func:`measured_scales`), given to the images in turn.
+
+        Raises:
+            ValueError: scale-aware aggregation without any scale.
         """
         from tqdm.auto import tqdm
 
         targets = image_targets(class_ids, config)
+        pool = tuple(config.scales) or tuple(scales)
+        if config.scale_aware and not pool:
+            raise ValueError("scale-aware synthesis needs target scales: set InversionConfig.scales or pass scales=")
+        image_scales = [pool[i % len(pool)] for i in range(len(targets))] if config.scale_aware else []
         fg_ids = list(class_ids)
         fg_outputs = [out_index[c] for c in fg_ids]
         batches = [targets[i : i + config.batch_size] for i in range(0, len(targets), config.batch_size)]
@@ -602,7 +736,7 @@ class SyntheticMemory:
         per_batch = config.iterations_low + config.iterations_full
         (self.folder / "images").mkdir(parents=True, exist_ok=True)
         (self.folder / "masks").mkdir(parents=True, exist_ok=True)
-        self.manifest.update(config=config.to_dict(), classes=fg_ids, num_images=len(targets))
+        self.manifest.update(config=config.to_dict(), classes=fg_ids, num_images=len(targets), scales=list(pool))
         if todo and done:
             print_fn(f"  synthesis resumed: {len(done)} of {len(batches)} batches already made")
         to_class_id = torch.full((256,), IGNORE_INDEX, dtype=torch.uint8)  # output index -> class id
@@ -627,6 +761,7 @@ class SyntheticMemory:
                     device=device,
                     snapshot_at=shots,
                     progress=bar.update,
+                    scales=image_scales[k * config.batch_size : (k + 1) * config.batch_size] or None,
                 )
                 if res.snapshots:  # the first batch at several iterations: how an image emerges
                     self._write_snapshots(res.snapshots)

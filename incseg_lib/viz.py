@@ -661,3 +661,61 @@ def latent_space(data: dict, title: str = ""):
     fig.suptitle(title or "SDR's latent space: pixel features (dots) and class prototypes (stars)")
     fig.tight_layout(rect=(0, 0.06 + 0.03 * (len(handles) // 8), 1, 1))
     return fig
+
+
+def scale_examples(data: dict, title: str = ""):
+    """One old class synthesised at several target scales (data of
+    :func:`incseg_lib.experiment.synthesis_at_scales`): each image above its pseudo-label, titled with
+    the fraction asked for and the fraction the class covers."""
+    import matplotlib.pyplot as plt
+
+    n = len(data["asked"])
+    fig, axes = plt.subplots(2, n, figsize=(2.4 * n, 5.0), squeeze=False)
+    for k in range(n):
+        axes[0, k].imshow(data["images"][k].permute(1, 2, 0).clamp(0, 1).numpy())
+        axes[0, k].set_title(
+            f"asked {100 * data['asked'][k]:.0f}% of the image\ncovers {100 * data['got'][k]:.0f}%", fontsize=9
+        )
+        axes[1, k].imshow(colorize(data["labels"][k], data["palette"]))
+        axes[1, k].set_title("old model's pseudo-label", fontsize=8)
+        for ax in axes[:, k]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("synthetic image", fontsize=9)
+    axes[1, 0].set_ylabel("pseudo-label", fontsize=9)
+    class_legend(fig, data["labels"], data["palette"], data["class_names"], ncol=6)
+    name = data["class_names"][data["class_id"]]
+    fig.suptitle(title or f"'{name}' synthesised by the step-0 model at {n} target sizes (scale-aware)", fontsize=10)
+    return fig
+
+
+def object_size_histogram(sizes: dict, title: str = ""):
+    """How much of their image the old classes' objects cover: real step-0 objects against each
+    synthetic memory's pseudo-labelled objects (data of :func:`incseg_lib.experiment.object_size_samples`),
+    as the share of objects in logarithmic size bins."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    bins = np.logspace(-3, 0, 16)
+    styles = {"real step-0 objects": dict(color="k", lw=2.2)}
+    for name, values in sizes.items():
+        values = np.clip(np.asarray(values, dtype=float), bins[0], 1.0)
+        if not len(values):  # said, not hidden: a memory whose images the old model is not sure of
+            ax.plot([], [], lw=1.6, label=f"{name}: no object the old model is sure of")
+            continue
+        counts, _ = np.histogram(values, bins=bins)
+        ax.stairs(
+            100 * counts / len(values),
+            bins,
+            label=f"{name} (n={len(values)}, median {100 * np.median(values):.1f}%)",
+            **styles.get(name, dict(lw=1.6)),
+        )
+    ax.set_xscale("log")
+    ax.set_xticks([0.001, 0.01, 0.1, 1.0], ["0.1%", "1%", "10%", "100%"])
+    ax.set_xlabel("fraction of the image the object covers (log scale)")
+    ax.set_ylabel("share of objects (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "Object sizes of the old classes: real images against synthetic memories", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -84,7 +84,7 @@ pi_estimator: str = ""  # PI's importance: mib (MiB's code) or zenke (Zenke et a
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, parse_list
+from incseg_lib.config import RunConfig, parse_list, task_methods
 from incseg_lib.env import notebook_run_dir, set_seed
 from incseg_lib.experiment import example_images, run_study, step_predictions, study_plan, task_overview
 from incseg_lib.tasks import first_new_class, get_task
@@ -230,6 +230,38 @@ for task in plan["tasks"]:
         fig = viz.iou_heatmap(
             heat, title=f"{task} {setting}: IoU % after the last step", split_at=first_new_class(cfg.dataset, task)
         )
+
+# %% [markdown]
+# ## Beyond the output: distilling features (PLOP) and shaping the latent space (SDR)
+#
+# MiB constrains the old model's **outputs**: as long as the new model scores the old classes as the
+# old one did on the training crops, the features underneath may drift, and over many small steps
+# (15-1) they do. Two later methods act on the features themselves.
+#
+# **PLOP** (Douillard et al., CVPR 2021) distils intermediate maps with *Local POD*: each map (the
+# four ResNet stages, the map the classifier reads, the logits) is squared and pooled over its width
+# (one value per row) and over its height (one per column), in a 1x1, 2x2 and 4x4 grid of cells; the
+# L2 distance between the old and new model's pooled vectors is the loss. Pooling keeps *where*
+# activation lies along each row and column, not every pixel, so the new model may change details
+# but not the map's layout. Background pixels the old model is confident about get its class as a
+# pseudo-label (confidence: the old model's entropy below the median of that class), so old classes
+# are not taught as background.
+#
+# **SDR** (Michieli & Zanuttigh, CVPR 2021) shapes the *latent space*: each class has a prototype,
+# the running mean of its features; features of old classes hidden in the background are pulled to
+# their old prototype (**prototype matching**), features are kept **sparse** (few active channels per
+# pixel), pulled toward their class's prototype (**attraction**) and class means pushed apart
+# (**repulsion**). In the papers, on VOC 15-1 overlapped, MiB reaches 29.7 mIoU (all), SDR 39.5 and
+# PLOP 54.6. Below: what POD compares for one image, and the latent space SDR shapes.
+
+# %%
+from incseg_lib.experiment import latent_projection, pod_profiles
+
+feature_methods = [m for m in ("plop", "sdr") if m in task_methods(plan, long_task)]
+if "plop" in feature_methods:
+    fig = viz.pod_profiles(pod_profiles(example_cfg, ["mib", "plop"], example_images(example_cfg, 1)[0]))
+if "sdr" in feature_methods:
+    fig = viz.latent_space(latent_projection(example_cfg, "sdr"))
 
 # %% [markdown]
 # ## Exercises

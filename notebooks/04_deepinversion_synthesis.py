@@ -81,6 +81,7 @@ run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/04_deepinversion
 tasks: str = ""  # comma list, e.g. 15-5 (empty: 15-5, or 8-3 on CamVid)
 settings: str = ""  # comma list of overlapped, disjoint (empty: overlapped)
 methods: str = ""  # methods replayed with synthetic images, e.g. mib,ft (empty: mib,ft)
+aggregations: str = ""  # class targets: lse, scale-aware (the first for every method, the rest MiB); empty: both
 compare_smib: bool = True  # also SMiB with as many real exemplars per class as synthetic images
 images_per_class: int = 0  # synthetic images per old class (0: the profile's)
 iterations_low: int = -1  # iterations at half resolution (-1: the profile's; NVlabs 2000)
@@ -132,7 +133,7 @@ chosen = dict(
     seed=seed,
 )
 inversion = inversion_config(cfg.profile, **chosen)
-plan = inversion_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods))
+plan = inversion_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods), parse_list(aggregations))
 print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "device", cfg.torch_device())
 print("plan:", plan)
 print("synthesis:", inversion)
@@ -178,6 +179,31 @@ fig = viz.synthetic_gallery(
 # %%
 fig = viz.inversion_emergence(memory)
 fig = viz.inversion_losses(memory)
+
+# %% [markdown]
+# ## How big should a synthetic object be?
+#
+# A segmentation memory replays *pixels*: a synthetic image teaches the new model where a class is
+# and where it is not. Log-sum-exp pooling asks only that the class appear somewhere; nothing says
+# how much of the image it should cover, so the optimiser may make it a few pixels or the whole
+# frame. Real objects have sizes: shapes cover a few percent of their image, VOC's animals often
+# half of it. SegInversion (Huang et al., "Half-Real Half-Fake Distillation for Class-Incremental
+# Semantic Segmentation", arXiv 2104.00875) adds a **Scale-Aware Aggregation** that controls "the
+# number of pixels of synthetic objects". Here (`aggregation="scale-aware"`) each synthetic image gets
+# a target fraction `s` of its pixels: its class score is the mean of the class's `k = ceil(s·H·W)`
+# highest pixel logits, so fewer than `k` pixels cannot score well, and a second term pushes the
+# pixels outside those `k` towards the old model's other classes, so the object does not flood the
+# image. The fractions are the quartiles of the real objects' sizes (small, medium, large), so the
+# memory covers the sizes the data has.
+
+# %%
+from incseg_lib.experiment import object_size_samples, synthesis_at_scales
+
+first_cfg = cfg.replace(task=plan["tasks"][0], setting=plan["settings"][0])
+sizes = object_size_samples(first_cfg, memories)
+fig = viz.object_size_histogram(sizes)
+example_class = memory.targets[0][0]
+fig = viz.scale_examples(synthesis_at_scales(first_cfg, inversion, example_class))
 
 # %% [markdown]
 # ## The table

@@ -274,3 +274,112 @@ def test_replay_share_of_synthetic_images_is_as_asked():
         sampler = ReplayBatchSampler(40, 6, batch, share, torch.Generator().manual_seed(0))
         for b in sampler:
             assert sum(i >= 40 for i in b) == round(share * batch) and len(b) == batch
+
+
+# ---------------------------------------------------------------------- scale-aware aggregation
+def test_topk_count_follows_the_scale_and_the_size():
+    from incseg_lib.inversion import topk_pixels
+
+    assert topk_pixels(torch.tensor([0.1, 0.25, 0.001, 0.99]), 100).tolist() == [10, 25, 1, 99]
+    assert topk_pixels(torch.tensor([0.1]), 64 * 64).tolist() == [410]  # ceil(409.6)
+
+
+def test_scale_aware_score_is_highest_when_the_class_covers_its_scale():
+    from incseg_lib.inversion import scale_aware_score
+
+    def logits_with(n_high: int) -> torch.Tensor:  # class 1 high on n_high of 100 pixels, background elsewhere
+        z = torch.zeros(3, 10, 10)
+        z[0] = 5.0
+        flat = z.view(3, -1)
+        flat[1, :n_high], flat[0, :n_high] = 8.0, -5.0
+        return z
+
+    exact, fewer, more = (scale_aware_score(logits_with(n), 1, 0.2) for n in (20, 10, 40))
+    assert exact > fewer and exact > more
+
+
+def test_the_outside_term_is_zero_when_the_outside_pixels_are_other_classes():
+    from incseg_lib.inversion import outside_term, scale_aware_pool
+
+    z = torch.full((2, 3, 4, 4), -20.0)
+    z[:, 0] = 20.0  # every pixel background ...
+    z[:, 1, :2, :2] = 40.0  # ... but 4 of 16 (a quarter) class 1
+    s = torch.tensor([0.25, 0.25])
+    assert float(outside_term(z, torch.tensor([1, 1]), s)) < 1e-6
+    pooled = scale_aware_pool(z[:, 1:2], s)
+    assert pooled[:, 0].tolist() == [40.0, 40.0]  # the top quarter
+    flood = z.clone()
+    flood[:, 1] = 40.0  # the class everywhere: the outside term grows
+    assert float(outside_term(flood, torch.tensor([1, 1]), s)) > 10
+
+
+def test_object_sizes_and_measured_scales():
+    from incseg_lib.inversion import measured_scales, object_sizes
+
+    a = np.zeros((10, 10), np.uint8)
+    a[:5, :2] = 3  # 10 %
+    a[9, 9] = 255
+    b = np.zeros((10, 10), np.uint8)
+    b[:, :5] = 4  # 50 %
+    b[0, 9] = 7  # 1 %
+    assert sorted(object_sizes([a, b]).tolist()) == [0.01, 0.1, 0.5]
+    assert measured_scales(np.array([0.1, 0.2, 0.3, 0.4, 0.5])) == (0.2, 0.3, 0.4)
+    with pytest.raises(ValueError, match="no object"):
+        measured_scales(np.array([]))
+
+
+def test_scale_aware_synthesis_makes_objects_whose_size_follows_the_scale():
+    """A tiny model that segments by colour: scale-aware synthesis asked for small objects paints fewer
+    pixels of the class than when asked for large ones (measured on the old model's pseudo-labels)."""
+    from incseg_lib.inversion import InversionConfig, object_sizes, pseudo_labels, synthesize
+
+    torch.manual_seed(0)
+
+    class Colour(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = torch.nn.BatchNorm2d(3)
+            self.head = torch.nn.Conv2d(3, 3, 1)
+            with torch.no_grad():
+                self.head.weight.copy_(torch.tensor([[-2.0, 0, 0], [4.0, -2, -2], [-2.0, 4, -2]])[:, :, None, None])
+                self.head.bias.zero_()
+
+        def forward(self, x):
+            return {"out": self.head(self.bn(x))}
+
+    model = Colour().eval()
+    cfg = InversionConfig(
+        images_per_class=1,
+        batch_size=4,
+        resolution=32,
+        iterations_low=0,
+        iterations_full=60,
+        r_feature=0.0,
+        aggregation="scale-aware",
+        jitter=0.0,
+        flip=False,
+    )
+    targets = torch.tensor([[1.0, 0.0]] * 4)
+    res = synthesize(
+        model, targets, [1, 2], cfg, scales=[0.05, 0.05, 0.6, 0.6], generator=torch.Generator().manual_seed(0)
+    )
+    labels, _ = pseudo_labels(model, res.images, 0.0)
+    share = (labels == 1).float().flatten(1).mean(1)  # the target class's fraction of each image
+    assert share[:2].mean() < share[2:].mean()
+    assert object_sizes([(labels[i] == 1).numpy() * 1 for i in range(4)]).tolist() == share.tolist()
+    with pytest.raises(ValueError, match="one target scale per image"):
+        synthesize(model, targets, [1, 2], cfg)
+
+
+def test_the_memory_key_and_the_records_name_the_aggregation(tmp_path, shapes_root):
+    from incseg_lib.config import RunConfig
+    from incseg_lib.experiment import find_synthetic_memory, synthetic_run_name
+    from incseg_lib.inversion import inversion_config
+
+    cfg = RunConfig.from_profile("smoke", task="15-5", data_root=str(shapes_root), checkpoint_dir=str(tmp_path))
+    lse = inversion_config("smoke")
+    scale = inversion_config("smoke", aggregation="scale-aware")
+    assert "aggregation" not in lse.to_dict() and scale.to_dict()["aggregation"] == "scale-aware"
+    assert synthetic_run_name("mib", lse) != synthetic_run_name("mib", scale)
+    assert find_synthetic_memory(cfg, 1, "step0", lse).folder != find_synthetic_memory(cfg, 1, "step0", scale).folder
+    assert scale.tag.endswith("-scale") and not lse.tag.endswith("-scale")

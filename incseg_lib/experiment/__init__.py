@@ -66,9 +66,11 @@ from .views import (
     example_images,
     latent_projection,
     model_and_data,
+    object_size_samples,
     pod_profiles,
     seam_examples,
     step_predictions,
+    synthesis_at_scales,
     task_overview,
 )
 
@@ -98,6 +100,8 @@ __all__ = [
     "joint_step",
     "load_step_model",
     "model_and_data",
+    "object_size_samples",
+    "synthesis_at_scales",
     "pod_profiles",
     "pseudo_label_store",
     "replay_method_name",

@@ -22,13 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..config import RunConfig
 from ..data.transforms import train_transforms
 from ..engine import fit
 from ..exemplars import ExemplarMemory, ReplayConfig, annotated_lut
-from ..inversion import InversionConfig, SyntheticMemory
+from ..inversion import InversionConfig, SyntheticMemory, measured_scales, object_sizes
 from ..methods import Method, get_method
 from ..models import BiSeNet
 from ..seam import ImageLabelDataset, PseudoLabels, SeamConfig, SeamNet, image_labels, seam_loss
@@ -147,6 +148,7 @@ class Synthetic(Source):
             student_run=ctx.run_name,
             progress=ctx.progress,
             print_fn=ctx.print_fn,
+            train_base=ctx.train_base,
         )
         data.memory = memory.dataset(
             ctx.split, ctx.train_base.info, train_transforms(cfg.crop_size), labels=self.config.replay_labels
@@ -269,12 +271,15 @@ def synthetic_memory(
     student_run: str = "",
     progress: bool = True,
     print_fn: Callable = print,
+    train_base=None,
 ) -> SyntheticMemory:
     """The synthetic memory replayed at ``step``: DeepInversion of the step ``step - 1`` model.
 
     Every old foreground class of ``prev`` (the split of step ``step - 1``) gets
     ``inversion.images_per_class`` images, stored where :func:`.keys.find_synthetic_memory` says; a
-    re-run or a resumed run reuses finished batches.
+    re-run or a resumed run reuses finished batches. Scale-aware synthesis without configured scales
+    takes the quartiles of the old classes' sizes in ``prev``'s real training masks
+    (:func:`real_object_sizes` of ``train_base``).
     """
     memory = keys.find_synthetic_memory(cfg, step, prev_run, inversion, student_run=student_run)
     if memory.complete:
@@ -286,6 +291,10 @@ def synthetic_memory(
         classes = [c for c in prev.seen_classes if c != 0]
         out_index = {c: i for i, c in enumerate(prev.class_order[: prev.num_seen])}
         n = len(classes) * inversion.images_per_class
+        scales = ()
+        if inversion.scale_aware and not inversion.scales:
+            scales = measured_scales(real_object_sizes(cfg, prev, train_base, classes))
+            print_fn(f"  target object sizes (quartiles of the real step-{step - 1} objects): {scales}")
         print_fn(
             f"  DeepInversion of step {step - 1}: {n} images of {len(classes)} old classes at "
             f"{inversion.resolution} px, {inversion.iterations_low}+{inversion.iterations_full} iterations"
@@ -300,6 +309,7 @@ def synthetic_memory(
             device=cfg.torch_device(),
             progress=progress,
             print_fn=print_fn,
+            scales=scales,
         )
         info = memory.summary()
         print_fn(
@@ -307,6 +317,15 @@ def synthetic_memory(
             f"{info['image_iterations_per_second']:.1f} image-iterations/s)"
         )
     return memory
+
+
+def real_object_sizes(cfg: RunConfig, split: IncrementalSplit, train_base, classes: list[int]) -> np.ndarray:
+    """The sizes (fraction of the image) of the objects of ``classes`` in ``split``'s real training
+    masks (:func:`~incseg_lib.inversion.object_sizes`)."""
+    idx = split.train_indices(train_base, cfg.checkpoint_path / "splits")
+    keep = np.asarray(sorted(classes))
+    masks = (np.where(np.isin(m, keep), m, 0) for m in (train_base.read_mask(int(i)) for i in idx))
+    return object_sizes(masks)
 
 
 # ---------------------------------------------------------------------- SEAM

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 
 from ..config import RunConfig, step0_name, task_methods
 from ..exemplars import ExemplarMemory, ReplayConfig
-from ..inversion import InversionConfig
+from ..inversion import AGGREGATIONS, InversionConfig
 from ..methods import METHOD_NAMES, get_method
 from ..seam import SeamConfig, seam_config
 from ..tasks import SETTINGS, IncrementalSplit, task_names
@@ -73,14 +74,20 @@ def replay_plan(cfg: RunConfig, tasks=None, settings=None, sizes=None, methods=N
     return {**base, "sizes": sizes, "size_effect": bool((cfg.replay or {}).get("size_effect", True))}
 
 
-def inversion_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
+def inversion_plan(cfg: RunConfig, tasks=None, settings=None, methods=None, aggregations=None) -> dict:
     """Notebook 04's plan: tasks x settings x methods replayed with synthetic images (the profile's
-    ``inversion`` where empty: recorded ``mib+di``, ``ft+di``).
+    ``inversion`` where empty: recorded ``mib+di``, ``ft+di``), and the class-target aggregations
+    (:data:`~incseg_lib.inversion.AGGREGATIONS`): every method with the first, MiB with the others.
 
     Raises:
-        ValueError: an unknown task, setting or method.
+        ValueError: an unknown task, setting, method or aggregation.
     """
-    return study_plan(cfg.replace(incremental=cfg.inversion), tasks, settings, methods)
+    plan = study_plan(cfg.replace(incremental=cfg.inversion), tasks, settings, methods)
+    aggregations = list(aggregations or cfg.inversion.get("aggregations") or ["lse"])
+    bad = [a for a in aggregations if a not in AGGREGATIONS]
+    if bad:
+        raise ValueError(f"unknown aggregation(s) {bad}; choose from {AGGREGATIONS}")
+    return {**plan, "aggregations": aggregations}
 
 
 def weak_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
@@ -259,12 +266,14 @@ def run_inversion_study(
     print_fn: Callable = print,
 ) -> tuple[list[dict], dict]:
     """Notebook 04: each method of ``plan`` and MiB without memory (the references), each method with
-    DeepInversion replay, and SMiB with as many real exemplars per class as synthetic images per class
-    (same share of each batch).
+    DeepInversion replay (``inversion`` with the plan's first aggregation), MiB with each further
+    aggregation, and SMiB with as many real exemplars per class as synthetic images per class (same
+    share of each batch).
 
     Returns:
         ``(records, memories)``: every full-image record, and the step-1 synthetic memory per
-        ``(task, setting)`` (the images made from the step-0 model).
+        ``(task, setting)`` (the images made from the step-0 model with the first aggregation) and per
+        ``(task, setting, aggregation)``.
     """
     memories = {}
     kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
@@ -272,8 +281,11 @@ def run_inversion_study(
     def body(tcfg: RunConfig, last: int) -> list[dict]:
         references = ["mib"] + [m for m in plan["methods"] if m != "mib"]  # each method without memory
         records = run_incremental(tcfg, references, joint=False, **kw)
+        variants = [replace(inversion, aggregation=a) for a in plan.get("aggregations", [inversion.aggregation])]
         for m in plan["methods"]:
-            records += _steps(tcfg, m, last, source=Synthetic(inversion), **kw)
+            records += _steps(tcfg, m, last, source=Synthetic(variants[0]), **kw)
+        for variant in variants[1:] if "mib" in plan["methods"] else []:
+            records += _steps(tcfg, "mib", last, source=Synthetic(variant), **kw)
         if smib:
             records += _steps(
                 tcfg,
@@ -283,9 +295,14 @@ def run_inversion_study(
                 **kw,
             )
         first = plan["methods"][0]
-        memories[(tcfg.task, tcfg.setting)] = keys.find_synthetic_memory(
-            tcfg, 1, step0_name(first), inversion, student_run=keys.synthetic_run_name(first, inversion)
-        )
+        for i, variant in enumerate(variants):
+            who = first if i == 0 else "mib"
+            memory = keys.find_synthetic_memory(
+                tcfg, 1, step0_name(who), variant, student_run=keys.synthetic_run_name(who, variant)
+            )
+            memories[(tcfg.task, tcfg.setting, variant.aggregation)] = memory
+            if i == 0:
+                memories[(tcfg.task, tcfg.setting)] = memory
         return records
 
     return for_each_task(cfg, plan, body), memories

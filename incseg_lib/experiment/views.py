@@ -6,6 +6,7 @@ These functions load checkpoints and images and return arrays; :mod:`incseg_lib.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,15 @@ import torch
 
 from .. import plop, sdr
 from ..config import RunConfig, step0_name
-from ..data.transforms import eval_transforms
+from ..data.transforms import denormalize, eval_transforms
 from ..engine import load_checkpoint
+from ..inversion import InversionConfig, object_sizes, pseudo_labels, synthesize
 from ..models import build_model as build_network
 from ..seam import PseudoLabels, SeamConfig, SeamNet, cam_scores
 from ..store import CorruptCheckpoint, load_torch
 from ..tasks import IncrementalSplit
 from . import keys
-from .sources import step_image_labels
+from .sources import real_object_sizes, step_image_labels
 from .step import base_datasets, joint_config, load_step_model
 
 
@@ -258,3 +260,72 @@ def latent_projection(cfg: RunConfig, method: str, images: int = 6, per_class: i
         p["points"] = ((p.pop("x") - mean) @ v).numpy()
         p["prototypes"] = {c: ((t - mean) @ v).numpy() for c, t in p.pop("proto").items()}
     return {"panels": panels, "class_names": val_base.info.class_names, "palette": val_base.info.palette}
+
+
+def object_size_samples(cfg: RunConfig, memories: dict) -> dict[str, np.ndarray]:
+    """The sizes (fraction of the image) of the objects of the old classes: in the real step-0
+    training masks, and in the pseudo-labels of each synthetic memory of ``cfg.task`` / ``cfg.setting``
+    (``memories`` as :func:`~incseg_lib.experiment.run_inversion_study` returns them).
+
+    Returns:
+        ``{"real step-0 objects": sizes, "LSE synthesis": sizes, "scale-aware synthesis": sizes}``
+        (the synthetic entries for the aggregations that ran).
+    """
+    split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    train_base, _ = base_datasets(cfg, split0)
+    old = [c for c in split0.seen_classes if c != 0]
+    out = {"real step-0 objects": real_object_sizes(cfg, split0, train_base, old)}
+    names = {"lse": "LSE synthesis", "scale-aware": "scale-aware synthesis"}
+    for (task, setting, *agg), memory in memories.items():
+        if agg and (task, setting) == (cfg.task, cfg.setting) and memory.complete:
+            masks = memory.as_dataset(train_base.info)
+            out[names.get(agg[0], agg[0])] = object_sizes(masks.read_mask(i) for i in range(len(masks)))
+    return out
+
+
+@torch.no_grad()
+def _pseudo(model, images, confidence, order):
+    labels, _ = pseudo_labels(model, images, confidence)
+    return order[labels.cpu().clamp(max=len(order) - 1)].masked_fill(labels.cpu() == 255, 255)
+
+
+def synthesis_at_scales(cfg: RunConfig, inversion: InversionConfig, class_id: int, scales=(0.05, 0.15, 0.4)) -> dict:
+    """The same old class synthesised from the step-0 model at several target scales (scale-aware
+    aggregation, one image per scale, seeded), with the old model's pseudo-labels and the fraction of
+    each image the class ended up covering.
+
+    Returns:
+        ``{"images": (S, 3, r, r) in [0, 1], "labels": (S, r, r) dataset ids, "asked": scales, "got":
+        fractions, "class_id", "class_names", "palette"}``.
+    """
+    split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    _, val_base = base_datasets(cfg, split0)
+    device = cfg.torch_device()
+    model = load_step_model(cfg, 0, "step0").to(device)
+    seen = list(split0.class_order[: split0.num_seen])
+    order = torch.as_tensor(seen)
+    fg = [int(c) for c in seen if c != 0]
+    config = replace(inversion, aggregation="scale-aware", batch_size=max(2, len(scales)))
+    targets = torch.zeros(len(scales), len(fg))
+    targets[:, fg.index(class_id)] = 1
+    out_index = {c: i for i, c in enumerate(seen)}
+    res = synthesize(
+        model,
+        targets,
+        [out_index[c] for c in fg],
+        config,
+        scales=list(scales),
+        device=device,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    labels = _pseudo(model, res.images, inversion.confidence, order)
+    got = [(labels[i] == class_id).float().mean().item() for i in range(len(scales))]
+    return {
+        "images": denormalize(res.images).cpu(),
+        "labels": labels,
+        "asked": list(scales),
+        "got": got,
+        "class_id": class_id,
+        "class_names": val_base.info.class_names,
+        "palette": val_base.info.palette,
+    }
