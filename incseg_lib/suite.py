@@ -7,8 +7,8 @@ new run folder, in order (two at a time for the small profiles, ``--jobs``, long
     $INCSEG_HOME/runs/<date>-<time>-<profile>/     (INCSEG_HOME: the checkout by default)
       notebooks/NN_name.ipynb     executed copies (the sources in notebooks/ are never written)
       results/*.json              one record per evaluation (incseg_lib.results)
-      report/index.html           result tables + links to each executed notebook as HTML
-      report/NN_name.html
+      report/index.html           headline, findings and result tables per notebook (incseg_lib.report)
+      report/NN_name.html         each executed notebook as HTML; the folder reads offline
 
 Parameter names are checked against each notebook's ``parameters`` cell before anything runs
 (papermill itself only warns about unknown names).
@@ -17,7 +17,6 @@ Parameter names are checked against each notebook's ``parameters`` cell before a
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import os
 import threading
@@ -27,9 +26,10 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from . import findings, results
+from . import findings
 from .config import PROFILES
 from .env import provenance, runs_root, software_line
+from .report import findings_summary, write_report
 from .store import atomic_write_json, atomic_write_text
 
 SUITE_PARAMETERS = ("profile", "dataset", "data_root", "run_dir", "smoke")
@@ -564,21 +564,6 @@ def run_calibration(
     return cal
 
 
-def findings_summary(found: list) -> str:
-    """``"23 of 25 expected findings reproduced (1 not, 1 varies between runs)"``."""
-
-    count = {
-        st: sum(r.status == st for r in found)
-        for st in (findings.REPRODUCED, findings.NOT_REPRODUCED, findings.VARIES, findings.NO_DATA)
-    }
-    rest = [f"{count[findings.NOT_REPRODUCED]} not"] if count[findings.NOT_REPRODUCED] else []
-    rest += [f"{count[findings.VARIES]} varies between runs"] if count[findings.VARIES] else []
-    rest += [f"{count[findings.NO_DATA]} without data"] if count[findings.NO_DATA] else []
-    return f"{count[findings.REPRODUCED]} of {len(found)} expected findings reproduced" + (
-        f" ({', '.join(rest)})" if rest else ""
-    )
-
-
 def print_findings(run_dir: Path, print_fn: Callable = print) -> None:
     """Print every notebook's expected findings (reproduced or not, with their numbers and margins)."""
 
@@ -592,72 +577,3 @@ def print_findings(run_dir: Path, print_fn: Callable = print) -> None:
             notebook = r.notebook
             print_fn(f"  {notebook}")
         print_fn(f"    {line}")
-
-
-def write_report(run_dir: Path) -> Path:
-    """Convert the executed notebooks to HTML and write ``report/index.html`` with the result tables."""
-    from nbconvert import HTMLExporter
-
-    run_dir = Path(run_dir)
-    rep = run_dir / "report"
-    rep.mkdir(exist_ok=True)
-    exporter = HTMLExporter()
-    links = []
-    for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
-        body, _ = exporter.from_filename(str(nb))
-        atomic_write_text(rep / f"{nb.stem}.html", body, what="the report")
-        state = (
-            json.loads((run_dir / "suite.json").read_text()).get("status", {}).get(nb.name, "")
-            if (run_dir / "suite.json").is_file()
-            else ""
-        )
-        mark = "" if not state or state.startswith("done") else f' <b style="color:#b00">{html.escape(state)}</b>'
-        links.append(f'<li><a href="{html.escape(nb.stem)}.html">{html.escape(nb.stem)}</a>{mark}</li>')
-    recs = results.load(run_dir)
-    tables = results.records_table(recs).to_html(index=False, na_rep="") if recs else "<p>No results recorded.</p>"
-    suite = json.loads((run_dir / "suite.json").read_text()) if (run_dir / "suite.json").is_file() else {}
-    found = findings.load(run_dir)
-    if found:
-        colour = {
-            findings.REPRODUCED: "#dfd",
-            findings.NOT_REPRODUCED: "#fdd",
-            findings.NO_DATA: "#eee",
-            findings.VARIES: "#ffd",
-        }
-        rows = "".join(
-            f'<tr style="background:{colour[r.status]}"><td>{html.escape(r.notebook)}</td>'
-            f'<td style="text-align:left">{html.escape(r.claim)}</td><td>{html.escape(r.status)}</td>'
-            f'<td style="text-align:left">{html.escape(r.detail)}</td>'
-            f'<td style="text-align:left">{html.escape(r.calibrated_range())}</td></tr>'
-            for r in found
-        )
-        finding_html = (
-            f"<p>{html.escape(findings_summary(found))}. A finding is reproduced when it holds by its "
-            "margin, calibrated over several seeds; <i>varies</i> marks a comparison that flipped "
-            "between calibration runs.</p><table><tr><th>notebook</th><th>finding</th>"
-            f"<th>status</th><th>numbers (mIoU %)</th><th>calibrated</th></tr>{rows}</table>"
-        )
-    else:
-        finding_html = "<p>No notebook declared findings in this run.</p>"
-
-    prov = suite.get("provenance")
-    prov_html = (
-        f"<p><b>Software and machine:</b> {html.escape(software_line(prov))}; {prov.get('jobs', 1)} "
-        f"notebook(s) at a time; {html.escape(prov.get('platform', ''))}</p>"
-        if prov
-        else ""
-    )
-    index = rep / "index.html"
-    atomic_write_text(
-        index,
-        f"""<!doctype html><html><head><meta charset="utf-8"><title>incseg run {html.escape(run_dir.name)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}</style></head><body>
-<h1>incseg run {html.escape(run_dir.name)}</h1><p>profile: {html.escape(str(suite.get("profile", "?")))}</p>
-{prov_html}
-<h2>Expected findings</h2>{finding_html}
-<h2>Notebooks</h2><ul>{"".join(links)}</ul>
-<h2>Results (mIoU and pixel accuracy in %)</h2>{tables}</body></html>""",
-        what="the report",
-    )
-    return index

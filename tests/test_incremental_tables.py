@@ -113,13 +113,13 @@ def test_demo_trains_one_class_steps_longer():
     """demo: a step adding one class (15-1, 19-1) gets epochs_next_single, a 5-class step epochs_next;
     the checkpoint key follows; an explicit epochs_next holds for every later step."""
     d = RunConfig.from_profile("demo")
-    assert (d.epochs_next, d.epochs_next_single) == (4, 12)
+    assert (d.epochs_next, d.epochs_next_single) == (4, 8)
     one, five = d.replace(task="15-1"), d.replace(task="15-5")
-    assert [one.epochs_at(s) for s in range(6)] == [8, 12, 12, 12, 12, 12] and d.epochs == 8
+    assert [one.epochs_at(s) for s in range(6)] == [8, 8, 8, 8, 8, 8] and d.epochs == 8
     assert [five.epochs_at(s) for s in range(2)] == [8, 4]
-    assert d.replace(task="19-1").epochs_at(1) == 12
-    assert one.replace(epochs=6).epochs_at(3) == 12 and one.replace(epochs=6).epochs_at(0) == 6
-    assert one.training_key(step=2, method="mib")["epochs"] == 12
+    assert d.replace(task="19-1").epochs_at(1) == 8
+    assert one.replace(epochs=6).epochs_at(3) == 8 and one.replace(epochs=6).epochs_at(0) == 6
+    assert one.training_key(step=2, method="mib")["epochs"] == 8
     assert five.training_key(step=1, method="mib")["epochs"] == 4
     mine = RunConfig.from_profile("demo", task="15-1", epochs_next=2)
     assert mine.epochs_next_single == 0 and mine.epochs_at(3) == 2

@@ -125,8 +125,9 @@ def test_smoke_suite_end_to_end(tmp_path):
         assert r["train_seconds"] > 0 and r["images_per_second"] > 0
     incremental = results.final_steps([r for r in recs if r["notebook"] == "02_mib_incremental"])
     table = results.incremental_table(incremental)
-    assert set(table.index) == {"FT", "MiB", "Joint"}  # the smoke plan + Joint
+    assert set(table.index) == {"FT", "MiB", "PLOP", "SDR", "Joint"}  # the smoke plan + Joint
     assert {c[1] for c in table.columns} == {"15-5", "15-1"}
+    assert {r["method"] for r in incremental if r["task"] == "15-5"} == {"ft", "mib", "joint"}  # PLOP/SDR: 15-1 only
     steps = {(r["task"], r["method"]): r["step"] for r in incremental}
     assert steps[("15-1", "mib")] == 5 and steps[("15-5", "mib")] == 1
     mem = results.memory_table(recs)

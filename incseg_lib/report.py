@@ -1,0 +1,518 @@
+"""The suite's HTML report, readable offline: ``<run dir>/report/index.html`` and one page per notebook.
+
+``index.html`` opens with a headline (profile, dataset, how many expected findings were reproduced,
+the software and machine from ``suite.json``), lists the notebooks with their status, then gives
+one section per notebook: its expected findings (claim with margin, status, numbers, calibrated
+range) and its results, one table per task (methods after the last step: old / new / all mIoU and
+training time). A model that several notebooks evaluate (notebook 03 re-evaluates notebook 02's
+MiB) is listed once, under the notebook that trained it.
+
+Every page works from a USB stick in a lab without internet: links are relative, and nothing is
+loaded from elsewhere. The notebook pages are nbconvert's ``lab`` template without its remote
+scripts (require.js, MathJax, mermaid, the widget renderer), and their formulas are written as
+MathML when the page is made (``latex2mathml``), which browsers draw themselves.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from . import findings, results
+from .env import software_line
+from .store import atomic_write_text
+
+# What a finding's status looks like: (text colour, background).
+STATUS_STYLE = {
+    findings.REPRODUCED: ("#0a5d1e", "#d8f5dd"),
+    findings.NOT_REPRODUCED: ("#8f1111", "#fbdada"),
+    findings.VARIES: ("#6b4e00", "#fcefc2"),
+    findings.NO_DATA: ("#444", "#e8e8e8"),
+}
+MIOU_PARTS = ("old", "new", "all")
+
+
+def findings_summary(found: list) -> str:
+    """``"23 of 25 expected findings reproduced (1 not, 1 varies between runs)"``."""
+
+    count = {
+        st: sum(r.status == st for r in found)
+        for st in (findings.REPRODUCED, findings.NOT_REPRODUCED, findings.VARIES, findings.NO_DATA)
+    }
+    rest = [f"{count[findings.NOT_REPRODUCED]} not"] if count[findings.NOT_REPRODUCED] else []
+    rest += [f"{count[findings.VARIES]} varies between runs"] if count[findings.VARIES] else []
+    rest += [f"{count[findings.NO_DATA]} without data"] if count[findings.NO_DATA] else []
+    return f"{count[findings.REPRODUCED]} of {len(found)} expected findings reproduced" + (
+        f" ({', '.join(rest)})" if rest else ""
+    )
+
+
+# ---------------------------------------------------------------------- which record goes where
+def records_by_notebook(records: list[dict]) -> dict[str, list[dict]]:
+    """``records`` grouped by the notebook that trained their model: notebook name -> records.
+
+    A notebook reusing another's checkpoint re-evaluates it and writes a record of its own with the
+    same ``checkpoint``; of the records sharing ``(checkpoint, task, setting, step, eval_protocol,
+    method)`` only those of the lowest-numbered notebook (the one that trained it) are kept. A record
+    without a checkpoint is kept where it is.
+    """
+
+    def key(r: dict) -> tuple:
+        if not r.get("checkpoint"):
+            return ("file", r.get("_file", id(r)))
+        return tuple(str(r.get(k)) for k in ("checkpoint", "task", "setting", "step", "eval_protocol", "method"))
+
+    first: dict[tuple, str] = {}
+    for r in records:
+        nb = str(r.get("notebook", ""))
+        first[key(r)] = min(first.get(key(r), nb), nb)
+    out: dict[str, list[dict]] = {}
+    for r in records:
+        if str(r.get("notebook", "")) == first[key(r)]:
+            out.setdefault(str(r.get("notebook", "")), []).append(r)
+    return out
+
+
+# ---------------------------------------------------------------------- a row's name a person reads
+_SKIPPED_CONFIG = {"run_dir", "data_root", "checkpoint_dir", "device", "num_workers", "profile"}
+
+
+def _describe(r: dict) -> list[tuple[str, str]]:
+    """What tells ``r`` apart from other records of its method, most telling first: ``(key, text)``."""
+    parts: list[tuple[str, str]] = []
+    rep = r.get("replay") or {}
+    if rep:
+        per_class = rep.get("mode", "per-class") == "per-class"
+        parts.append(("memory", f"{rep.get('budget')}/class" if per_class else f"{rep.get('budget')} in total"))
+        parts.append(("selection", str(rep.get("strategy", "class-balanced"))))
+        parts.append(("share", f"replay share {rep.get('share', 0.5):g}"))
+        parts.append(("old labels", "old labels kept" if rep.get("old_labels_on_new") else "new labels only"))
+    syn = (r.get("synthetic") or {}).get("settings") or {}
+    if r.get("synthetic"):
+        aggregation = syn.get("aggregation", "lse")
+        parts.append(("aggregation", "LSE" if aggregation == "lse" else aggregation))
+        parts.append(("images", f"{syn.get('images_per_class', '?')} image(s)/class"))
+        parts.append(("labels", "unlabelled" if syn.get("replay_labels") == "none" else "pseudo-labelled"))
+    seam = (r.get("weak") or {}).get("seam") or {}
+    if isinstance(seam, dict) and seam:
+        parts.append(("cams", f"{str(seam.get('cam_source', 'pcm')).upper()} labels"))
+        parts.append(("fusion", "fused with the old model" if seam.get("fuse_old", True) else "not fused"))
+        parts.append(("threshold", f"background threshold {seam.get('bg_threshold')}"))
+    backbone = str(r.get("backbone", ""))
+    parts.append(("backbone", backbone.replace("resnet", "ResNet-") if backbone.startswith("resnet") else backbone))
+    groups = {"replay": rep, "synthetic": syn, "weak": seam if isinstance(seam, dict) else {}}
+    groups["config"] = {k: v for k, v in (r.get("config") or {}).items() if k not in _SKIPPED_CONFIG}
+    for group, settings in groups.items():  # every other setting, shown only when nothing named tells apart
+        for k, v in sorted(settings.items()):
+            if isinstance(v, (int, float, str, bool)):
+                parts.append((f"{group}.{k}", f"{k.replace('_', ' ')} {f'{v:g}' if isinstance(v, float) else v}"))
+    return parts
+
+
+def row_labels(records: list[dict]) -> list[str]:
+    """A label per record for one table: the method's name (``results.display_name``), and where two
+    records share a method what tells them apart (``SMiB (1/class)``, ``MiB+DI (scale-aware)``).
+
+    A replay run always shows its memory; other settings only when they differ between records of
+    the same method. Internal run codes (``variant``) never appear.
+    """
+    described = [dict(_describe(r)) for r in records]
+    labels = []
+    for i, r in enumerate(records):
+        same = [described[j] for j, o in enumerate(records) if o["method"] == r["method"]]
+        differ = [k for k in described[i] if len({str(d.get(k)) for d in same}) > 1]
+        named = [k for k in differ if "." not in k]  # a named difference says enough; other settings if needed
+        keys = named if named and _tells_apart(same, named) else differ
+        keys = [k for k in described[i] if k in keys or (k == "memory")]  # a replay run always shows its memory
+        extra = [described[i][k] for k in keys]
+        labels.append(results.display_name(r["method"]) + (f" ({', '.join(extra)})" if extra else ""))
+    seen: dict[str, int] = {}
+    alike = {label for label in labels if labels.count(label) > 1}  # a re-run with the same settings: numbered
+    for i, label in enumerate(labels):
+        if label in alike:
+            seen[label] = seen.get(label, 0) + 1
+            labels[i] = f"{label} #{seen[label]}"
+    return labels
+
+
+def _tells_apart(described: list[dict], keys: list[str]) -> bool:
+    """Whether the values of ``keys`` differ between every two of ``described``."""
+    values = [tuple(str(d.get(k)) for k in keys) for d in described]
+    return len(set(values)) == len(values)
+
+
+# ---------------------------------------------------------------------- tables
+def _pct(v: Any) -> str:
+    return "–" if v is None or v != v else f"{100 * float(v):.1f}"
+
+
+def _duration(seconds: Any) -> str:
+    """``"48 s"``, ``"3 min 05 s"``, ``"1 h 02 min"``; ``"–"`` when unknown."""
+    if seconds is None:
+        return "–"
+    s = round(float(seconds))
+    if s < 120:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def _table(header: list[str], rows: list[list[str]], caption: str = "", first_left: int = 1) -> str:
+    """A plain HTML table (cells already escaped); the first ``first_left`` columns left-aligned."""
+    cls = ' class="l"'
+    head = "".join(f"<th{cls if i < first_left else ''}>{h}</th>" for i, h in enumerate(header))
+    body = "".join(
+        "<tr>" + "".join(f"<td{cls if i < first_left else ''}>{c}</td>" for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    cap = f'<p class="cap">{caption}</p>' if caption else ""
+    return f"{cap}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _drop_empty(header: list[str], rows: list[list[str]]) -> tuple[list, list]:
+    """Leave out the columns that are empty in every row (new mIoU of a table of offline models)."""
+    keep = [i for i in range(len(header)) if any(row[i] != "–" for row in rows)]
+    return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+def result_tables(records: list[dict], several_datasets: bool = False) -> list[str]:
+    """One notebook's result tables as HTML: one per (dataset, task, setting, evaluation), rows the
+    methods after the task's last step, columns old / new / all mIoU (%) and the last step's
+    training time; offline models (notebook 01) in a table of their own."""
+    out = []
+    protocols = sorted({r.get("eval_protocol", "full") for r in records}, key=lambda p: (p != "full", p))
+    for protocol in protocols:
+        final = results.final_steps(records, protocol)
+        groups: dict[tuple, list[dict]] = {}
+        for r in final:
+            groups.setdefault((r["dataset"], r["task"], r["setting"]), []).append(r)
+        offline = results.latest(
+            [r for r in records if r.get("setting") == "offline" and r.get("eval_protocol", "full") == protocol],
+            keys=("dataset", "method", "checkpoint", "eval_protocol"),
+        )
+        for r in offline:
+            groups.setdefault((r["dataset"], "offline", "offline"), []).append(r)
+        started: dict[tuple, int] = {}  # tasks in the order the notebook trained them
+        for r in records:
+            k = (r["dataset"], "offline" if r.get("setting") == "offline" else r["task"], r["setting"])
+            started[k] = min(started.get(k, r.get("created_ns", 0)), r.get("created_ns", 0))
+        for (dataset, task, setting), recs in sorted(groups.items(), key=lambda kv: (started.get(kv[0], 0), kv[0])):
+            recs = sorted(recs, key=lambda r: results._method_rank(r["method"]))
+            labels = row_labels(recs)
+            where = f" on {dataset}" if several_datasets else ""
+            how = "" if protocol == "full" else f", evaluated on {protocol.replace('-', ' ')}"
+            if task == "offline":
+                caption = f"Offline{where}: every class learned at once, mIoU (%){how}"
+                header = ["model", "all", "pixel accuracy", "training"]
+                rows = [
+                    [
+                        html.escape(lab),
+                        _pct(r.get("miou_all")),
+                        _pct(r.get("pixel_acc")),
+                        _duration(r.get("train_seconds")),
+                    ]
+                    for lab, r in zip(labels, recs)
+                ]
+            else:
+                last = max(r["step"] for r in recs)
+                caption = (
+                    f"{html.escape(task)} {html.escape(setting)}{where}: mIoU (%) after step {last}, the last{how}"
+                )
+                header = ["method", *MIOU_PARTS, "training (last step)"]
+                rows = [
+                    [
+                        html.escape(lab),
+                        *(_pct(r.get(f"miou_{p}")) for p in MIOU_PARTS),
+                        _duration(r.get("train_seconds")),
+                    ]
+                    for lab, r in zip(labels, recs)
+                ]
+            header, rows = _drop_empty(header, rows)
+            out.append(_table(header, rows, caption))
+    return out
+
+
+def findings_table(found: list) -> str:
+    """One notebook's expected findings: status (coloured), claim with its margin, numbers, calibrated
+    range (left out when none is calibrated: the headline says so)."""
+    calibrated = any(r.calibration for r in found)
+    rows = []
+    for r in found:
+        fg, bg = STATUS_STYLE.get(r.status, ("#000", "#fff"))
+        status = f'<span class="st" style="color:{fg};background:{bg}">{html.escape(r.status)}</span>'
+        rows.append([status, html.escape(r.claim), html.escape(r.detail)])
+        rows[-1] += [html.escape(r.calibrated_range())] if calibrated else []
+    header = ["status", "expected finding", "numbers (mIoU %)"] + (["calibrated"] if calibrated else [])
+    return _table(header, rows, first_left=4)
+
+
+# ---------------------------------------------------------------------- notebook pages
+_TEMPLATE_NAME = "incseg_offline.html.j2"
+# nbconvert's lab template without anything loaded from elsewhere: require.js, MathJax (formulas are
+# MathML already), mermaid and the widget renderer (a widget needs a kernel; its text is shown).
+_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block extra_css -%}
+<style type="text/css">
+math { font-size: 1.05em; font-family: "STIX Two Math", "Latin Modern Math", "Cambria Math", math; }
+math[display="block"] { margin: 0.6em 0; }
+.incseg-tex { font-family: var(--jp-code-font-family); background: #f4f4f4; }
+.incseg-nav { max-width: 1100px; margin: 0.5em auto; font-family: var(--jp-ui-font-family); font-size: 14px; }
+</style>
+{%- endblock extra_css -%}
+{%- block body_header -%}
+{{ super() }}
+<nav class="incseg-nav"><a href="index.html">&larr; the run's report</a></nav>
+{%- endblock body_header -%}
+{%- block data_widget_view scoped -%}
+<div class="jp-OutputArea-output">
+<pre>{{ output.data.get('text/plain', '(a widget: it needs Jupyter)') | escape }}</pre></div>
+{%- endblock data_widget_view -%}
+"""
+_XMLNS = re.compile(r'\s+xmlns="http://www\.w3\.org/1998/Math/MathML"')
+_UNKNOWN_NAME = re.compile(r"<mi>\\([A-Za-z]+)</mi>")  # a command latex2mathml does not know (\arg): its name, upright
+
+
+def tex_to_mathml(tex: str, display: bool = False) -> str:
+    """``tex`` as a MathML element (HTML5 needs no namespace); the TeX itself, marked, if it cannot be converted."""
+    from latex2mathml.converter import convert
+
+    try:
+        mathml = convert(tex.strip(), display="block" if display else "inline")
+        return _UNKNOWN_NAME.sub(r'<mi mathvariant="normal">\1</mi>', _XMLNS.sub("", mathml))
+    except Exception:  # noqa: BLE001  latex2mathml raises many kinds for TeX it does not know
+        delim = "$$" if display else "$"
+        return f'<code class="incseg-tex">{html.escape(f"{delim}{tex}{delim}")}</code>'
+
+
+def _exporter():
+    """An ``HTMLExporter`` that writes pages loading nothing from elsewhere, formulas as MathML."""
+    import jinja2
+    from nbconvert import HTMLExporter
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    class MathMLRenderer(IPythonRenderer):
+        def inline_math(self, body: str) -> str:
+            return tex_to_mathml(body)
+
+        def block_math(self, body: str) -> str:
+            return tex_to_mathml(body, display=True)
+
+        def latex_environment(self, name: str, body: str) -> str:
+            return tex_to_mathml(f"\\begin{{{name}}}{body}\\end{{{name}}}", display=True)
+
+    class OfflineHTMLExporter(HTMLExporter):
+        @jinja2.pass_context
+        def markdown2html(self, context, source):
+            cell = context.get("cell", {})
+            renderer = MathMLRenderer(
+                escape=False,
+                attachments=cell.get("attachments", {}),
+                embed_images=self.embed_images,
+                path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+                anchor_link_text=self.anchor_link_text,
+                exclude_anchor_links=self.exclude_anchor_links,
+                **self.lexer_options,
+            )
+            return MarkdownWithMath(renderer=renderer).render(source)
+
+    return OfflineHTMLExporter(
+        template_name="lab",
+        template_file=_TEMPLATE_NAME,
+        extra_loaders=[jinja2.DictLoader({_TEMPLATE_NAME: _TEMPLATE})],
+    )
+
+
+def notebook_title(path: Path) -> str:
+    """The first heading of the notebook's first markdown cell (``02 · Learning classes in steps ...``),
+    else the file's name."""
+    try:
+        cells = json.loads(Path(path).read_text()).get("cells", [])
+    except (OSError, ValueError):
+        return Path(path).stem
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            source = "".join(cell.get("source", ""))
+            m = re.search(r"^#+\s+(.+)$", source, re.MULTILINE)
+            return m.group(1).strip() if m else Path(path).stem
+    return Path(path).stem
+
+
+# ---------------------------------------------------------------------- index.html
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.5em auto; max-width: 1100px;
+  padding: 0 1em; color: #1d1d1d; line-height: 1.45; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-top: 1.8em;
+  border-bottom: 1px solid #ddd; padding-bottom: 0.2em; } h3 { font-size: 1.05em; margin: 1.1em 0 0.4em; }
+.headline { font-size: 1.1em; margin: 0.3em 0; } .muted { color: #555; font-size: 0.9em; }
+table { border-collapse: collapse; font-size: 14px; margin: 0.2em 0 1em; }
+.cap { font-weight: 600; margin: 0.8em 0 0.2em; font-size: 14px; }
+th, td { border: 1px solid #d4d4d4; padding: 3px 8px; text-align: right; vertical-align: top; }
+th { background: #f3f3f3; } .l { text-align: left; } tbody tr:nth-child(even) { background: #fafafa; }
+.st { padding: 1px 6px; border-radius: 3px; white-space: nowrap; font-weight: 600; }
+ul.nbs { padding-left: 1.2em; } ul.nbs li { margin: 0.15em 0; }
+"""
+
+
+def _status_span(state: str) -> str:
+    """A notebook's status from ``suite.json`` (done / failed / died / interrupted / not run), coloured."""
+    if not state:
+        return ""
+    if state.startswith("done"):
+        fg, bg = STATUS_STYLE[findings.REPRODUCED]
+    elif state.startswith(("failed", "died")):
+        fg, bg = STATUS_STYLE[findings.NOT_REPRODUCED]
+    elif "interrupted" in state:
+        fg, bg = STATUS_STYLE[findings.VARIES]
+    else:
+        fg, bg = STATUS_STYLE[findings.NO_DATA]
+    return f'<span class="st" style="color:{fg};background:{bg}">{html.escape(state)}</span>'
+
+
+def _load_findings(run_dir: Path) -> tuple[list, list[dict]]:
+    """Every notebook's findings and the files' meta (profile, dataset, calibration); unreadable files skipped."""
+    found, metas = [], []
+    for p in sorted((run_dir / "findings").glob("*.json")):
+        try:
+            meta, res = findings.load_file(p)
+        except (ValueError, TypeError, KeyError):
+            continue  # findings.load warns about it when the suite prints them
+        found += res
+        metas.append(meta)
+    return found, metas
+
+
+def _headline(run_dir: Path, suite: dict, recs: list[dict], found: list, metas: list[dict]) -> str:
+    profile = str(suite.get("profile") or next((m.get("profile") for m in metas if m.get("profile")), "?"))
+    datasets = sorted({str(r["dataset"]) for r in recs} | {str(m["dataset"]) for m in metas if m.get("dataset")})
+    if not datasets and (suite.get("parameters") or {}).get("dataset"):
+        datasets = [str(suite["parameters"]["dataset"])]
+    state = str(suite.get("state", ""))
+    took = f" in {_duration(suite['seconds'])}" if suite.get("seconds") is not None else ""
+    parts = [
+        f"Profile <b>{html.escape(profile)}</b>",
+        f"dataset{'s' if len(datasets) > 1 else ''} <b>{html.escape(', '.join(datasets) or 'not recorded')}</b>",
+        f"<b>{html.escape(findings_summary(found))}</b>" if found else "no expected findings checked",
+    ]
+    out = f'<p class="headline">{" · ".join(parts)}</p>'
+    if state:
+        out += f'<p class="muted">Suite {_status_span(state + took)}</p>'
+    prov = suite.get("provenance")
+    if prov:
+        jobs = prov.get("jobs", 1)
+        out += (
+            f'<p class="muted"><b>Software and machine:</b> {html.escape(software_line(prov))} · '
+            f"{jobs} notebook{'s' if jobs != 1 else ''} at a time · {html.escape(str(prov.get('platform', '')))}</p>"
+        )
+    sources = sorted({str(m.get("calibration")) for m in metas if m.get("calibration")})
+    if found:
+        out += (
+            '<p class="muted">'
+            + (
+                f"Margins calibrated in {html.escape(', '.join(Path(s).name for s in sources))}."
+                if sources
+                else "No calibration for this profile and dataset: the comparisons are checked without margins."
+            )
+            + "</p>"
+        )
+    return out
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``<run_dir>/report/``: each executed notebook as HTML and ``index.html`` (headline, the
+    notebooks with their status, per notebook its expected findings and result tables). The whole
+    folder is readable offline and can be moved anywhere (relative links only).
+
+    Returns:
+        The path of ``index.html``.
+    """
+    run_dir = Path(run_dir)
+    rep = run_dir / "report"
+    rep.mkdir(exist_ok=True)
+    suite = json.loads((run_dir / "suite.json").read_text()) if (run_dir / "suite.json").is_file() else {}
+    status = suite.get("status") or {}
+
+    pages: dict[str, str] = {}  # notebook stem -> its page, or why there is none
+    titles: dict[str, str] = {}
+    exporter = None
+    for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
+        exporter = exporter or _exporter()
+        titles[nb.stem] = notebook_title(nb)
+        try:
+            body, _ = exporter.from_filename(str(nb))
+        except Exception as e:  # noqa: BLE001  one unreadable notebook must not cost the whole report
+            pages[nb.stem] = f"not converted: {type(e).__name__}: {e}"[:300]
+            continue
+        atomic_write_text(rep / f"{nb.stem}.html", body, what="the report")
+        pages[nb.stem] = f"{nb.stem}.html"
+
+    recs = results.load(run_dir)
+    by_notebook = records_by_notebook(recs)
+    found, metas = _load_findings(run_dir)
+    names = sorted(
+        {Path(n).stem for n in suite.get("notebooks", [])}
+        | {Path(n).stem for n in status}
+        | set(pages)
+        | set(by_notebook)
+        | {r.notebook for r in found if r.notebook}
+    )
+    several_datasets = len({r["dataset"] for r in recs}) > 1
+
+    toc, sections = [], []
+    for name in names:
+        title = html.escape(titles.get(name, name))
+        page = pages.get(name, "")
+        state = _status_span(str(status.get(f"{name}.ipynb", "")))
+        if page.endswith(".html"):
+            link = f'<a href="{urllib.parse.quote(page)}">{title}</a>'
+        else:
+            link = title + (f' <span class="muted">({html.escape(page)})</span>' if page else "")
+        file = f' <span class="muted">{html.escape(name)}</span>' if titles.get(name, name) != name else ""
+        toc.append(f"<li>{link}{file} {state}</li>")
+        mine = [r for r in found if r.notebook == name]
+        tables = result_tables(by_notebook.get(name, []), several_datasets)
+        body = f'<h2 id="{html.escape(name)}">{link} {state}</h2>'
+        if mine:
+            body += f"<h3>Expected findings: {html.escape(findings_summary(mine))}</h3>{findings_table(mine)}"
+        if tables:
+            body += "<h3>Results of the models this notebook trained</h3>" + "".join(tables)
+        if not mine and not tables:
+            body += '<p class="muted">No expected findings and no results of its own.</p>'
+        sections.append(body)
+
+    intro = (
+        "<p>Each notebook's <b>expected findings</b> are comparisons on its own records. A finding's "
+        "<b>margin</b> is how many points of mIoU it must hold by to count as reproduced, calibrated over "
+        "several seeds so that run-to-run noise cannot flip it; <b>varies</b> marks a comparison that "
+        "flipped between those calibration runs (its calibrated range is shown), and <b>no data</b> one whose "
+        "records are missing.</p>"
+        "<p><b>Results</b> are mIoU (%) after the last step of each task: <i>old</i> over the classes of "
+        "step 0 (background included), <i>new</i> over the classes added later, <i>all</i> over every class. "
+        "Each model is listed once, under the notebook that trained it (later notebooks re-evaluate it as "
+        "a reference); training is the time of its last step.</p>"
+    )
+    title = f"incseg run {html.escape(run_dir.name)}"
+    index = rep / "index.html"
+    atomic_write_text(
+        index,
+        f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><style>{_CSS}</style></head><body>
+<h1>{title}</h1>
+{_headline(run_dir, suite, recs, found, metas)}
+<h2>Notebooks</h2><ul class="nbs">{"".join(toc) or "<li>none ran</li>"}</ul>
+{intro if (found or recs) else "<p>No results recorded.</p>"}
+{"".join(sections)}
+</body></html>
+""",
+        what="the report",
+    )
+    return index
