@@ -41,6 +41,16 @@ REPRODUCED, NOT_REPRODUCED, NO_DATA, VARIES = "reproduced", "not reproduced", "n
 _OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
 
 
+_PART_WORDS = {
+    "old": "old-class mIoU",
+    "new": "new-class mIoU",
+    "all": "mIoU over all classes",
+    "pixel_acc": "pixel accuracy",
+    "pseudo_new": "pseudo-labels' new-class IoU",
+    "pseudo_chance_new": "chance labels' new-class IoU",
+}
+
+
 @dataclass(frozen=True)
 class Metric:
     """One number of the records: mIoU (%) of ``part`` for ``method`` at a step of a task.
@@ -75,6 +85,18 @@ class Metric:
         where = " ".join(x for x in (self.task, self.setting) if x)
         step = "" if self.step is None else f" step {self.step}"
         return f"{name} {self.part}{' ' + where if where else ''}{step}"
+
+    def phrase(self) -> str:
+        """The metric in words for a take-away, ``MiB's old-class mIoU`` (the finding's text names
+        the task)."""
+        name = "step 0" if self.method == "step0" else display_name(self.method)
+        if self.exemplars is not None:
+            name += f" ({self.exemplars}/class)"
+        if self.aggregation is not None:
+            name += f" ({self.aggregation})"
+        part = _PART_WORDS.get(self.part, self.part)
+        step = "" if self.step is None else f" after step {self.step}"
+        return f"{name}'s {part}{step}"
 
     def value(self, records: list[dict]) -> float | None:
         """The metric in % (2 decimals) from the newest matching full-image record, or None if there is none."""
@@ -152,7 +174,15 @@ class Finding:
         else:
             b, b_label = float(self.right), "constant"
         margin = self.margin if self.margin is not None else float((calibration or {}).get("margin", 0.0))
-        base = dict(text=self.text, key=self.name, margin=margin, calibration=calibration)
+        base = dict(
+            text=self.text,
+            key=self.name,
+            margin=margin,
+            calibration=calibration,
+            left_phrase=self.left.phrase(),
+            right_phrase=self.right.phrase() if isinstance(self.right, Metric) else "",
+            factor=self.factor,
+        )
         if a is None or b is None:
             missing = [m.label() for m, v in ((self.left, a), (self.right, b)) if isinstance(m, Metric) and v is None]
             return FindingResult(status=NO_DATA, left=a, right=b, detail=f"no record for {', '.join(missing)}", **base)
@@ -194,6 +224,9 @@ class FindingResult:
     gap: float | None = None
     margin: float = 0.0
     calibration: dict | None = None
+    left_phrase: str = ""
+    right_phrase: str = ""
+    factor: float = 1.0
 
     @property
     def claim(self) -> str:
@@ -267,6 +300,133 @@ def format_lines(results: list[FindingResult]) -> list[str]:
             line += f"; varies between runs: {r.calibrated_range()}"
         out.append(line)
     return out
+
+
+def _measured(r: FindingResult) -> str:
+    """What the numbers say, in the direction they point: ``MiB's ... (73.0) is above FT's ... (5.1)``."""
+    a, b = r.left, r.right
+    left = f"{r.left_phrase or 'the measured value'} ({a:.1f})"
+    if not r.right_phrase:  # a constant bound
+        rel = "reaches" if a >= b else "stays below"
+        return f"{left} {rel} {b:.1f}"
+    right = f"{r.right_phrase} ({b:.1f})"
+    if r.factor != 1:
+        share = 100 * a / b if b else float("inf")
+        return f"{left} is {share:.0f}% of {right}"
+    if abs(a - b) < 0.05:
+        return f"{left} equals {right}"
+    return f"{left} is {'above' if a > b else 'below'} {right} by {abs(a - b):.1f} points"
+
+
+def takeaway_lines(results: list[FindingResult]) -> list[str]:
+    """One sentence per finding, generated from its numbers so that it cannot contradict them.
+
+    A reproduced claim is stated as this run's result; one that did not hold says what was measured
+    instead (a method that lost is described as losing); ``varies`` says the run-to-run range; a
+    finding without records says the run did not train what it compares.
+    """
+    out = []
+    for r in results:
+        if r.status == NO_DATA:
+            missing = r.detail.removeprefix("no record for ")
+            out.append(f"**Not in this run**: {r.text}. This run has no record of {missing}: it did not train it.")
+            continue
+        measured = _measured(r)
+        if r.status == REPRODUCED:
+            margin = f", by {r.gap:.1f} points (at least {r.margin:g} needed)" if r.margin else ""
+            out.append(f"**Reproduced**: {r.text}. Here {measured}{margin}.")
+        elif r.status == VARIES:
+            out.append(
+                f"**Varies between runs**: {r.text}? Here {measured}; over the calibration runs the "
+                f"{r.calibrated_range()}, so one run cannot settle it."
+            )
+        else:
+            out.append(f"**Not reproduced**: expected: {r.text}; but here {measured}.")
+    return out
+
+
+def takeaways(results: list[FindingResult], extra: list[str] = ()):
+    """:func:`takeaway_lines` (and ``extra`` sentences first) as a Markdown list, for a notebook's
+    take-away cell (an ``IPython.display.Markdown`` when IPython is importable, else the string)."""
+    text = "\n".join(f"* {line}" for line in [*extra, *takeaway_lines(results)])
+    try:
+        from IPython.display import Markdown
+    except ImportError:  # pragma: no cover - IPython comes with the notebooks' dependencies
+        return text
+    return Markdown(text)
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def trained_line(records: list[dict], notebook: str, methods: list[str]) -> str:
+    """Which of the ``methods`` (ids) a notebook discusses this run trained, and which it did not,
+    so a take-away never speaks of a method as if it had run.
+
+    Args:
+        records: results records; those of ``notebook`` count.
+        methods: method ids in the order the notebook presents them (``ft``, ``lwf`` ...).
+    """
+    ran = {r.get("method") for r in records if r.get("notebook") == notebook}
+    done = [display_name(m) for m in methods if m in ran]
+    missing = [display_name(m) for m in methods if m not in ran]
+    if not done:
+        return f"This run trained none of {_and([display_name(m) for m in methods])}."
+    line = f"This run trained {_and(done)}."
+    if missing:
+        line += (
+            f" {_and(missing)} {'is' if len(missing) == 1 else 'are'} described above but not in this "
+            "profile's plan: the notebook's `methods` parameter trains them."
+        )
+    return line
+
+
+_GRID_KNOBS = (
+    ("backbone", "backbone", str),
+    ("lr", "learning rate", lambda v: f"{v:g}"),
+    ("batch_size", "batch size", str),
+)
+
+
+def grid_takeaway_lines(records: list[dict]) -> list[str]:
+    """What an offline grid's records say about its hyperparameters, generated so that it matches
+    them: with one configuration, that the grid cannot rank anything; otherwise, per varied knob
+    (backbone, learning rate, batch size), the best mIoU (all classes, %) at each value and the spread.
+
+    Args:
+        records: offline results records (``method == "offline"``); others are ignored.
+    """
+    recs = [r for r in records if r.get("method") == "offline" and r.get("miou_all") is not None]
+    if not recs:
+        return ["**Not in this run**: no offline model was trained."]
+    best = max(recs, key=lambda r: r["miou_all"])
+    where = ", ".join(f"{word} {fmt(best[k])}" for k, word, fmt in _GRID_KNOBS if k in best)
+    lines = [
+        f"The best configuration ({where}) reaches {100 * best['miou_all']:.1f} mIoU; "
+        "its checkpoint is the offline reference."
+    ]
+    varied = [(k, word, fmt) for k, word, fmt in _GRID_KNOBS if len({r.get(k) for r in recs}) > 1]
+    if not varied:
+        lines.append(
+            f"This run trained {len(recs)} configuration{'s' if len(recs) > 1 else ''} of one setting, so it cannot "
+            "say which hyperparameter matters: give the notebook several values (`lrs`, `batch_sizes`, "
+            "`backbones`) to compare them."
+        )
+        return lines
+    spreads = []
+    for k, word, fmt in varied:
+        by_value = {}
+        for r in recs:
+            by_value[r.get(k)] = max(by_value.get(r.get(k), 0.0), 100 * r["miou_all"])
+        values = sorted(by_value.items(), key=lambda kv: -kv[1])
+        spread = values[0][1] - values[-1][1]
+        spreads.append((spread, word))
+        listed = ", ".join(f"{v:.1f} at {fmt(x)}" for x, v in values)
+        lines.append(f"{word[:1].upper() + word[1:]}: best mIoU {listed} (a spread of {spread:.1f} points).")
+    if len(spreads) > 1:
+        lines.append(f"In this grid the {max(spreads)[1]} moves mIoU the most.")
+    return lines
 
 
 def save(results: list[FindingResult], path: Path, meta: dict | None = None) -> Path:

@@ -78,71 +78,9 @@ def records_by_notebook(records: list[dict]) -> dict[str, list[dict]]:
 
 
 # ---------------------------------------------------------------------- a row's name a person reads
-_SKIPPED_CONFIG = {"run_dir", "data_root", "checkpoint_dir", "device", "num_workers", "profile"}
-
-
-def _describe(r: dict) -> list[tuple[str, str]]:
-    """What tells ``r`` apart from other records of its method, most telling first: ``(key, text)``."""
-    parts: list[tuple[str, str]] = []
-    rep = r.get("replay") or {}
-    if rep:
-        per_class = rep.get("mode", "per-class") == "per-class"
-        parts.append(("memory", f"{rep.get('budget')}/class" if per_class else f"{rep.get('budget')} in total"))
-        parts.append(("selection", str(rep.get("strategy", "class-balanced"))))
-        parts.append(("share", f"replay share {rep.get('share', 0.5):g}"))
-        parts.append(("old labels", "old labels kept" if rep.get("old_labels_on_new") else "new labels only"))
-    syn = (r.get("synthetic") or {}).get("settings") or {}
-    if r.get("synthetic"):
-        aggregation = syn.get("aggregation", "lse")
-        parts.append(("aggregation", "LSE" if aggregation == "lse" else aggregation))
-        parts.append(("images", f"{syn.get('images_per_class', '?')} image(s)/class"))
-        parts.append(("labels", "unlabelled" if syn.get("replay_labels") == "none" else "pseudo-labelled"))
-    seam = (r.get("weak") or {}).get("seam") or {}
-    if isinstance(seam, dict) and seam:
-        parts.append(("cams", f"{str(seam.get('cam_source', 'pcm')).upper()} labels"))
-        parts.append(("fusion", "fused with the old model" if seam.get("fuse_old", True) else "not fused"))
-        parts.append(("threshold", f"background threshold {seam.get('bg_threshold')}"))
-    backbone = str(r.get("backbone", ""))
-    parts.append(("backbone", backbone.replace("resnet", "ResNet-") if backbone.startswith("resnet") else backbone))
-    groups = {"replay": rep, "synthetic": syn, "weak": seam if isinstance(seam, dict) else {}}
-    groups["config"] = {k: v for k, v in (r.get("config") or {}).items() if k not in _SKIPPED_CONFIG}
-    for group, settings in groups.items():  # every other setting, shown only when nothing named tells apart
-        for k, v in sorted(settings.items()):
-            if isinstance(v, (int, float, str, bool)):
-                parts.append((f"{group}.{k}", f"{k.replace('_', ' ')} {f'{v:g}' if isinstance(v, float) else v}"))
-    return parts
-
-
-def row_labels(records: list[dict]) -> list[str]:
-    """A label per record for one table: the method's name (``results.display_name``), and where two
-    records share a method what tells them apart (``SMiB (1/class)``, ``MiB+DI (scale-aware)``).
-
-    A replay run always shows its memory; other settings only when they differ between records of
-    the same method. Internal run codes (``variant``) never appear.
-    """
-    described = [dict(_describe(r)) for r in records]
-    labels = []
-    for i, r in enumerate(records):
-        same = [described[j] for j, o in enumerate(records) if o["method"] == r["method"]]
-        differ = [k for k in described[i] if len({str(d.get(k)) for d in same}) > 1]
-        named = [k for k in differ if "." not in k]  # a named difference says enough; other settings if needed
-        keys = named if named and _tells_apart(same, named) else differ
-        keys = [k for k in described[i] if k in keys or (k == "memory")]  # a replay run always shows its memory
-        extra = [described[i][k] for k in keys]
-        labels.append(results.display_name(r["method"]) + (f" ({', '.join(extra)})" if extra else ""))
-    seen: dict[str, int] = {}
-    alike = {label for label in labels if labels.count(label) > 1}  # a re-run with the same settings: numbered
-    for i, label in enumerate(labels):
-        if label in alike:
-            seen[label] = seen.get(label, 0) + 1
-            labels[i] = f"{label} #{seen[label]}"
-    return labels
-
-
-def _tells_apart(described: list[dict], keys: list[str]) -> bool:
-    """Whether the values of ``keys`` differ between every two of ``described``."""
-    values = [tuple(str(d.get(k)) for k in keys) for d in described]
-    return len(set(values)) == len(values)
+# The label of each row: the method's name and what tells two records of it apart (``SMiB (1/class)``),
+# never a run code. It lives in results (a lower layer) so that the tables and figures use it too.
+row_labels = results.display_labels
 
 
 # ---------------------------------------------------------------------- tables
@@ -434,6 +372,9 @@ def write_report(run_dir: str | Path) -> Path:
     Returns:
         The path of ``index.html``.
     """
+    # One function, longer than the house limit: it reads the page top to bottom (headline,
+    # notebook list, per-notebook sections, pages) in the order a reader sees it; the pieces it
+    # composes (_headline, findings_table, result_tables, the exporter) are the parts worth reusing.
     run_dir = Path(run_dir)
     rep = run_dir / "report"
     rep.mkdir(exist_ok=True)

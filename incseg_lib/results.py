@@ -226,6 +226,116 @@ def display_name(method: str) -> str:
     return f"{name} ({variant})" if variant else name
 
 
+# ---------------------------------------------------------------------- labels a person reads
+_SKIPPED_CONFIG = {"run_dir", "data_root", "checkpoint_dir", "device", "num_workers", "profile"}
+
+
+def _describe(r: dict) -> list[tuple[str, str]]:
+    """What tells ``r`` apart from other records of its method, most telling first: ``(key, text)``."""
+    parts: list[tuple[str, str]] = []
+    rep = r.get("replay") or {}
+    if rep:
+        per_class = rep.get("mode", "per-class") == "per-class"
+        parts.append(("memory", f"{rep.get('budget')}/class" if per_class else f"{rep.get('budget')} in total"))
+        parts.append(("selection", str(rep.get("strategy", "class-balanced"))))
+        parts.append(("share", f"replay share {rep.get('share', 0.5):g}"))
+        parts.append(("old labels", "old labels kept" if rep.get("old_labels_on_new") else "new labels only"))
+    syn = (r.get("synthetic") or {}).get("settings") or {}
+    if r.get("synthetic"):
+        aggregation = syn.get("aggregation", "lse")
+        parts.append(("aggregation", "LSE" if aggregation == "lse" else aggregation))
+        parts.append(("images", f"{syn.get('images_per_class', '?')} image(s)/class"))
+        parts.append(("labels", "unlabelled" if syn.get("replay_labels") == "none" else "pseudo-labelled"))
+    seam = (r.get("weak") or {}).get("seam") or {}
+    if isinstance(seam, dict) and seam:
+        parts.append(("cams", f"{str(seam.get('cam_source', 'pcm')).upper()} labels"))
+        parts.append(("fusion", "fused with the old model" if seam.get("fuse_old", True) else "not fused"))
+        parts.append(("threshold", f"background threshold {seam.get('bg_threshold')}"))
+    backbone = str(r.get("backbone", ""))
+    parts.append(("backbone", backbone.replace("resnet", "ResNet-") if backbone.startswith("resnet") else backbone))
+    groups = {"replay": rep, "synthetic": syn, "weak": seam if isinstance(seam, dict) else {}}
+    groups["config"] = {k: v for k, v in (r.get("config") or {}).items() if k not in _SKIPPED_CONFIG}
+    for group, settings in groups.items():  # every other setting, shown only when nothing named tells apart
+        for k, v in sorted(settings.items()):
+            if isinstance(v, (int, float, str, bool)):
+                parts.append((f"{group}.{k}", f"{k.replace('_', ' ')} {f'{v:g}' if isinstance(v, float) else v}"))
+    return parts
+
+
+def display_labels(records: list[dict], *, shown_elsewhere: Iterable[str] = ()) -> list[str]:
+    """A label per record for one table or figure: the method's name (:func:`display_name`), and where
+    two records share a method what tells them apart (``SMiB (1/class)``, ``MiB+DI (scale-aware)``).
+
+    A replay run always shows its memory; other settings only when they differ between records of
+    the same method: a named setting (memory, selection, aggregation, SEAM's labels, backbone ...)
+    when the named ones tell the records apart, else every setting that differs. Internal run
+    codes (``variant``, such as ``di-1pc-60+30it-64px``) never appear. Records alike in everything
+    are numbered (``FT #1``, ``FT #2``).
+
+    Args:
+        records: results records; only ``method`` is required (``replay``, ``synthetic``, ``weak``,
+            ``backbone`` and ``config`` tell records apart).
+        shown_elsewhere: keys of :func:`_describe` the caller shows beside the label (a memory
+            column: ``("memory", "selection")``): left out of the labels, and records that differ
+            in them need not be told apart by the label.
+
+    Returns:
+        One label per record, in the order of ``records``.
+    """
+    hidden = set(shown_elsewhere)
+    described = [dict(_describe(r)) for r in records]
+    elsewhere = [tuple(str(d.get(k)) for k in sorted(hidden)) for d in described]
+    labels = []
+    for i, r in enumerate(records):
+        mine = {k: v for k, v in described[i].items() if k not in hidden}
+        same = [
+            described[j] for j, o in enumerate(records) if o["method"] == r["method"] and elsewhere[j] == elsewhere[i]
+        ]
+        differ = [k for k in mine if len({str(d.get(k)) for d in same}) > 1]
+        named = [k for k in differ if "." not in k]  # a named difference says enough; other settings if needed
+        keys = named if named and _tells_apart(same, named) else differ
+        extra = [v for k, v in mine.items() if k in keys or k == "memory"]  # a replay run always shows its memory
+        labels.append(display_name(r["method"]) + (f" ({', '.join(extra)})" if extra else ""))
+    tagged = list(zip(labels, elsewhere))
+    alike = {t for t in tagged if tagged.count(t) > 1}  # a re-run with the same settings: numbered
+    seen: dict[tuple, int] = {}
+    for i, t in enumerate(tagged):
+        if t in alike:
+            seen[t] = seen.get(t, 0) + 1
+            labels[i] = f"{labels[i]} #{seen[t]}"
+    return labels
+
+
+def _tells_apart(described: list[dict], keys: list[str]) -> bool:
+    """Whether the values of ``keys`` differ between every two of ``described``."""
+    values = [tuple(str(d.get(k)) for k in keys) for d in described]
+    return len(set(values)) == len(values)
+
+
+def run_labels(records: list[dict], *, shown_elsewhere: Iterable[str] = ()) -> list[str]:
+    """A label per record, the same for every record of one run whatever its task or step.
+
+    A run is a method with its variant (a memory, a synthetic set, SEAM's labels: ``smib`` with 1
+    and with 5 exemplars per class are two runs). Each run is labelled by :func:`display_labels`
+    of its newest record among ``records``, so a table over several tasks gets one row per run
+    (``SMiB (1/class)``), never an internal run code.
+
+    Args:
+        records: results records (``method``; ``variant`` and the fields of :func:`display_labels`).
+        shown_elsewhere: as in :func:`display_labels`.
+
+    Returns:
+        One label per record, in the order of ``records``.
+    """
+    runs = [_row_name(r) for r in records]
+    newest: dict[str, dict] = {}
+    for r, run in zip(records, runs):
+        if run not in newest or r.get("created_ns", 0) >= newest[run].get("created_ns", 0):
+            newest[run] = r
+    named = dict(zip(newest, display_labels(list(newest.values()), shown_elsewhere=shown_elsewhere)))
+    return [named[run] for run in runs]
+
+
 def _method_rank(method: str) -> tuple:
     base = method.split("|")[0].split("+")[0]
     if base.endswith("-s") and base[:-2] in METHOD_ORDER:  # SEAM runs (mib-s) right after their method
@@ -262,15 +372,18 @@ def final_steps(records: list[dict], protocol: str = "full") -> list[dict]:
 def incremental_table(records: list[dict], protocol: str = "full", with_time: bool = False):
     """The old/new/all table of MiB's papers: mIoU (%) at the last step, methods x (task, setting).
 
-    Rows are methods in the field's order (FT ... MiB, SMiB, Joint last; variants such as
-    ``smib+5`` after their method); columns ``(dataset, task, setting, old|new|all)``. With
-    ``with_time`` a ``train s`` column per (dataset, task, setting) adds the training seconds of the
-    last step.
+    Rows are methods in the field's order (FT ... MiB, SMiB, Joint last; runs of a method with a
+    memory or another variant after it), named by :func:`run_labels` (``SMiB (1/class)``, never a
+    run code); columns ``(dataset, task, setting, old|new|all)``, NaN where a method did not run.
+    With ``with_time`` a ``train s`` column per (dataset, task, setting) adds the training seconds
+    of the last step.
     """
     import pandas as pd
 
+    final = final_steps(records, protocol)
+    label_of = dict(zip(map(_row_name, final), run_labels(final)))
     rows: dict = {}
-    for r in final_steps(records, protocol):
+    for r in final:
         col = (r["dataset"], r["task"], r["setting"])
         row = rows.setdefault(_row_name(r), {})
         for part in ("old", "new", "all"):
@@ -284,13 +397,13 @@ def incremental_table(records: list[dict], protocol: str = "full", with_time: bo
     df.columns = pd.MultiIndex.from_tuples(df.columns, names=["dataset", "task", "setting", "mIoU"])
     df = df[sorted(df.columns, key=lambda c: (c[0], c[1], c[2], ["old", "new", "all", "train s"].index(c[3])))]
     df = df.loc[sorted(df.index, key=_method_rank)]
-    df.index = [display_name(m) for m in df.index]
+    df.index = [label_of[m] for m in df.index]
     return df
 
 
 def _row_name(r: dict) -> str:
-    """A table row per method, and per memory for replay runs: ``smib`` with 1 and 5 exemplars per
-    class are two rows (``smib|1pc-class-balanced``), shown as ``SMiB (1pc-class-balanced)``."""
+    """A run: a table row per method, and per memory for replay runs: ``smib`` with 1 and 5 exemplars
+    per class are two rows (``smib|1pc-class-balanced``), shown as ``SMiB (1/class)``."""
     tagged = r.get("replay") or r.get("synthetic") or r.get("weak") or r.get("joint_weak")
     return r["method"] + (f"|{r['variant']}" if r.get("variant") and tagged else "")
 
@@ -298,7 +411,11 @@ def _row_name(r: dict) -> str:
 def miou_by_step(
     records: list[dict], dataset: str, task: str, setting: str, metric: str = "miou_all", protocol: str = "full"
 ):
-    """mIoU (%) after every step, one row per method (step 0 shared, Joint left out): DataFrame."""
+    """mIoU (%) after every step, one row per run (step 0 shared, Joint left out): DataFrame.
+
+    Rows are named by :func:`run_labels` (``MiB``, ``SMiB (5/class)``) in the field's order; columns
+    are the steps (ints), NaN where a run has no record.
+    """
     import pandas as pd
 
     recs = [
@@ -311,15 +428,17 @@ def miou_by_step(
         and r["method"] != "joint"
     ]
     base = _step0_records(recs)
-    methods = sorted({r["method"] for r in recs if r["step"] > 0}, key=_method_rank)
+    later = [r for r in recs if r["step"] > 0]
+    label_of = dict(zip(map(_row_name, later), run_labels(later)))
     table = {}
-    for m in methods:
-        b = _step0_of(next(r for r in recs if r["method"] == m and r["step"] > 0), base)
+    for run in sorted(label_of, key=_method_rank):
+        mine = [r for r in later if _row_name(r) == run]
+        b = _step0_of(mine[0], base)
         row = {0: round(100 * (b[metric] or 0), 1)} if b else {}
-        for r in recs:
-            if r["method"] == m and r["step"] > 0 and r.get(metric) is not None:
+        for r in mine:
+            if r.get(metric) is not None:
                 row[r["step"]] = round(100 * r[metric], 1)
-        table[display_name(m)] = row
+        table[label_of[run]] = row
     return pd.DataFrame.from_dict(table, orient="index").sort_index(axis=1)
 
 
@@ -334,24 +453,30 @@ def class_order(dataset: str, names) -> list[str]:
 
 
 def class_iou(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
-    """Per-class IoU (%) at the last step: one row per method (Joint included), one column per class.
+    """Per-class IoU (%) at the last step: one row per run (Joint included), one column per class.
 
-    Rows in the field's method order, columns in class-id order (background first).
+    Rows in the field's method order, named by :func:`display_labels` (one row per memory size:
+    ``SMiB (1/class)``, ``SMiB (5/class)``); columns in class-id order (background first).
     """
     import pandas as pd
 
+    recs = _final_of(records, dataset, task, setting, protocol)
+    rows = {
+        label: {c: (float("nan") if v is None else round(100 * v, 1)) for c, v in r["iou"].items()}
+        for label, r in zip(display_labels(recs), recs)
+    }
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    return df[class_order(dataset, df.columns)] if len(df.columns) else df
+
+
+def _final_of(records: list[dict], dataset: str, task: str, setting: str, protocol: str) -> list[dict]:
+    """The last-step records of one (dataset, task, setting), in the field's method order."""
     recs = [
         r
         for r in final_steps(records, protocol)
         if r["dataset"] == dataset and r["task"] == task and r["setting"] == setting
     ]
-    recs = sorted(recs, key=lambda r: _method_rank(r["method"]))
-    rows = {
-        display_name(r["method"]): {c: (float("nan") if v is None else round(100 * v, 1)) for c, v in r["iou"].items()}
-        for r in recs
-    }
-    df = pd.DataFrame.from_dict(rows, orient="index")
-    return df[class_order(dataset, df.columns)] if len(df.columns) else df
+    return sorted(recs, key=lambda r: _method_rank(_row_name(r)))
 
 
 def _step0_records(recs: list[dict]) -> dict[str, dict]:
@@ -383,7 +508,8 @@ def forgetting(records: list[dict], dataset: str, task: str, setting: str, proto
     """Forgetting per old class: IoU after step 0 minus IoU at the last step (points), per method.
 
     Only the step-0 classes (background included) are shown; a positive value is what the
-    method forgot, a negative one what it improved.
+    method forgot, a negative one what it improved. Rows are named as in :func:`class_iou` (one
+    per memory size); values are rounded to 0.1 point, with no ``-0.0``.
     """
     import pandas as pd
 
@@ -398,15 +524,14 @@ def forgetting(records: list[dict], dataset: str, task: str, setting: str, proto
     base = _step0_records(recs)
     if not base:
         return pd.DataFrame()
-    final = class_iou(records, dataset, task, setting, protocol)
-    by_name = {display_name(r["method"]): r for r in recs if r["step"] > 0}
+    final = _final_of(records, dataset, task, setting, protocol)
     rows = {}
-    for name in final.index:
-        b = (_step0_of(by_name.get(name, {"method": name}), base) or {}).get("iou", {})
-        after = {c: final.loc[name, c] / 100 for c in b if c in final.columns}
-        rows[name] = class_forgetting({c: b[c] for c in after}, after)
+    for label, r in zip(display_labels(final), final):
+        b = (_step0_of(r, base) or {}).get("iou", {})
+        after = {c: r["iou"][c] for c in b if c in r["iou"]}
+        rows[label] = class_forgetting({c: b[c] for c in after}, after)
     out = pd.DataFrame.from_dict(rows, orient="index")
-    return out[class_order(dataset, out.columns)].round(1) if len(out.columns) else out
+    return (out[class_order(dataset, out.columns)].round(1) + 0.0) if len(out.columns) else out  # + 0.0: no -0.0
 
 
 def find_runs(root: str | Path = "") -> list[Path]:
@@ -421,20 +546,21 @@ def find_runs(root: str | Path = "") -> list[Path]:
 def memory_table(records: list[dict], protocol: str = "full"):
     """Rehearsal results after the last step (like the SMiB report's Table III).
 
-    Rows ``(method, exemplars per class or total)``, MiB without memory first; columns
-    ``(dataset, task, setting, old|new|all)`` in %, plus memory images and MB of the last step.
+    Rows ``(method, exemplars per class or total)``, MiB without memory first, the method named by
+    :func:`run_labels` without its memory (``SMiB``, ``FT + memory``; a selection other than
+    class-balanced joins the memory's column); columns ``(dataset, task, setting, old|new|all)`` in
+    %, plus memory images and MB of the last step.
     """
     import pandas as pd
 
     rows: dict = {}
-    for r in final_steps(records, protocol):
-        if r["method"] not in ("mib", "smib") and not r["method"].endswith("+mem"):
-            continue
+    kept = [r for r in final_steps(records, protocol) if r["method"] in ("mib", "smib") or r["method"].endswith("+mem")]
+    for r, label in zip(kept, run_labels(kept, shown_elsewhere=("memory", "selection"))):
         rep = r.get("replay") or {}
         size = "-" if not rep else (f"{rep['budget']}" if rep["mode"] == "per-class" else f"{rep['budget']} total")
         if rep.get("strategy") and rep["strategy"] != "class-balanced":
             size += f" ({rep['strategy']})"
-        key = (display_name(r["method"]), size)
+        key = (label, size)
         row = rows.setdefault(key, {})
         col = (r["dataset"], r["task"], r["setting"])
         for part in ("old", "new", "all"):
@@ -462,26 +588,29 @@ def memory_table(records: list[dict], protocol: str = "full"):
 def miou_by_memory(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
     """Long DataFrame for the mIoU-vs-memory plot: method, exemplars, part (old/new/all), mIoU %.
 
-    The MiB record without memory comes with ``exemplars`` 0 (the reference line).
+    The MiB record without memory comes with ``exemplars`` 0 (the reference line). ``method`` is
+    the run's label without its memory (:func:`run_labels`: ``SMiB``, ``FT + memory``), so each
+    method is one line over its memory sizes.
     """
     import pandas as pd
 
-    rows = []
+    kept = []
     for r in final_steps(records, protocol):
         if (r["dataset"], r["task"], r["setting"]) != (dataset, task, setting):
             continue
         rep = r.get("replay") or {}
         if r["method"] == "mib" and not rep:
-            size = 0
+            kept.append((r, 0))
         elif rep and rep.get("mode") == "per-class":
-            size = rep["budget"]
-        else:
-            continue
+            kept.append((r, rep["budget"]))
+    labels = run_labels([r for r, _ in kept], shown_elsewhere=("memory",))
+    rows = []
+    for (r, size), label in zip(kept, labels):
         for part in ("old", "new", "all"):
             v = r.get(f"miou_{part}")
             rows.append(
                 {
-                    "method": display_name(r["method"]),
+                    "method": label,
                     "exemplars": size,
                     "part": part,
                     "mIoU %": float("nan") if v is None else 100 * v,

@@ -756,6 +756,62 @@ class PseudoLabels:
         }
 
 
+OUTCOMES = ("found", "missed", "moved")
+
+
+def pseudo_label_outcome(
+    pseudo, truth, class_id: int, old_classes, iou_min: float = 0.5, ignore: int = IGNORE_INDEX
+) -> dict:
+    """Did a pseudo-label find the object of one labelled new class? Our rule, for the course's
+    figures (not SEAM's): compare the pixels the pseudo-label gives to ``class_id`` with the ground truth.
+
+    * ``found``: IoU of the pseudo-label's ``class_id`` against the ground truth's is >= ``iou_min``;
+    * ``moved``: not found, and the pseudo-label's ``class_id`` covers more pixels of old-class objects
+      (the ground truth's old foreground classes) than of the new object itself: the activation moved
+      onto an old object (PCM spreads it along pixel affinities, which need not stop at the object)
+      and the label paints that object as the new class;
+    * ``missed``: neither (too little of the object, or spread over background).
+
+    Args:
+        pseudo, truth: ``(H, W)`` dataset class ids (``ignore`` pixels of ``truth`` are left out).
+        class_id: a new class of the image-level label.
+        old_classes: the classes learned before the step (background ignored if listed).
+        iou_min: IoU of a found object (0.5, as a detection counts a hit).
+
+    Returns:
+        ``{"class_id", "outcome" (one of :data:`OUTCOMES`), "iou", "on_new" (pixels of the class's
+        label on its object), "on_old" (on old objects), "old_class" (the old class it covers most,
+        or None), "share" (fraction of the image's valid pixels labelled ``class_id``)}``.
+    """
+    p, t = np.asarray(pseudo), np.asarray(truth)
+    valid = t != ignore
+    mine, obj = (p == class_id) & valid, (t == class_id) & valid
+    union = int((mine | obj).sum())
+    iou = (mine & obj).sum() / union if union else 0.0
+    old_fg = [c for c in old_classes if c not in (0, ignore)]
+    on_old_each = {c: int((mine & (t == c)).sum()) for c in old_fg}
+    on_old, on_new = sum(on_old_each.values()), int((mine & obj).sum())
+    outcome = "found" if iou >= iou_min else ("moved" if on_old > on_new else "missed")
+    top = max(on_old_each, key=on_old_each.get) if on_old else None
+    return {
+        "class_id": int(class_id),
+        "outcome": outcome,
+        "iou": float(iou),
+        "on_new": on_new,
+        "on_old": on_old,
+        "old_class": top,
+        "share": float(mine.sum() / max(int(valid.sum()), 1)),
+    }
+
+
+def count_outcomes(outcomes) -> dict:
+    """``{"found": n, "missed": n, "moved": n, "objects": total}`` of :func:`pseudo_label_outcome` results."""
+    counts = {k: 0 for k in OUTCOMES}
+    for o in outcomes:
+        counts[o["outcome"]] += 1
+    return {**counts, "objects": sum(counts.values())}
+
+
 def _pct(v) -> float | None:
     return None if v is None or np.isnan(v) else round(float(v) * 100, 2)
 

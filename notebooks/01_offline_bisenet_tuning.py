@@ -93,7 +93,7 @@ print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "epochs", cfg.epochs, "de
 # %%
 train = load_dataset(cfg.dataset, train_split(cfg.dataset, cfg.voc_split), root=cfg.data_root, incremental=False)
 print(f"{len(train)} training images, {train.info.num_classes} classes:", ", ".join(train.info.class_names))
-fig = viz.show_samples(train, range(8), train.info.palette, train.info.class_names)
+fig = viz.show_samples(train, range(8), train.info.display_palette, train.info.class_names)
 
 # %% [markdown]
 # ## BiSeNet in one picture
@@ -167,7 +167,7 @@ fig = viz.gallery(
     best.model,
     val,
     range(gallery_images),
-    val.info.palette,
+    val.info.display_palette,
     device=cfg.torch_device(),
     title=f"{best.config.backbone}, lr {best.config.lr}: image | ground truth | prediction",
 )
@@ -255,8 +255,11 @@ found = findings.check(
 # %% [markdown]
 # ## What to take away
 #
-# * The learning rate matters more than anything else in this grid; too high diverges, too low
-#   under-trains in a short schedule.
-# * Training from scratch (no ImageNet weights, as in the smoke and offline CPU runs) is far below
-#   what pretrained backbones reach; use the `colab` profile for the real thing.
-# * The best configuration's checkpoint is the **Joint** reference for the incremental notebooks.
+# * Training from scratch (no ImageNet weights, as in the smoke and CPU runs) stays far below what
+#   pretrained backbones reach; the `colab` profile starts from ImageNet weights.
+# * The best configuration's checkpoint is the offline reference the incremental notebooks compare with.
+#
+# What this run showed, written from its records and findings:
+
+# %%
+findings.takeaways(found, extra=findings.grid_takeaway_lines([o.record for o in outcomes]))

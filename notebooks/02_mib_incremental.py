@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # 02 · Learning classes in steps: MiB against FT, LwF, LwF-MC, ILT, EWC, PI, RW and Joint
+# # 02 · Learning classes in steps: MiB against fine-tuning, distillation, weight penalties, PLOP, SDR and Joint
 #
 # In **class-incremental semantic segmentation** the model learns the classes in *steps*. In the
 # task **15-5** it first learns background + 15 VOC classes (step 0), then the last 5 (step 1);
@@ -34,6 +34,9 @@
 #
 # This lab runs the methods of MiB's official code side by side on the same shared step-0 model,
 # shows what each step does to the same validation image, and builds MiB's old/new/all table.
+# Which methods a run trains is the profile's plan (the `methods` parameter overrides it): the cell
+# after the parameters prints them, and the take-aways say which of the methods described here did
+# not run.
 
 # %% [markdown]
 # **On Colab** the next cell installs the library this notebook belongs to (the release in
@@ -123,6 +126,8 @@ print(
     "device",
     cfg.torch_device(),
 )
+for task in plan["tasks"]:
+    print(f"methods on {task}:", ", ".join(results.display_name(m) for m in task_methods(plan, task)))
 print("plan:", plan)
 
 # %% [markdown]
@@ -375,10 +380,15 @@ found = findings.check(
 # %% [markdown]
 # ## What to take away
 #
-# * FT's old-class mIoU collapses: the old classes are labelled background at every new step.
-# * Distillation (LwF, ILT) and weight penalties (EWC, PI, RW) slow forgetting but still treat
-#   the background label as truth; MiB's unbiased losses remove that contradiction and keep
-#   clearly more of the old classes, at no extra cost per iteration.
+# * At every new step the old classes are labelled background: FT learns that they are background.
+# * Distillation (LwF, ILT) and weight penalties (EWC, PI, RW) slow forgetting but still treat the
+#   background label as truth; MiB's unbiased losses remove that contradiction at no extra cost per
+#   iteration. PLOP and SDR constrain the features instead of (or besides) the outputs.
 # * Joint, trained on everything at once, is the ceiling; MiB all / Joint all says how close
 #   incremental learning gets.
-# * More steps (15-1) hurt every method more than one big step (15-5).
+#
+# What this run showed, written from its records and findings:
+
+# %%
+discussed = ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "plop", "sdr", "joint"]
+findings.takeaways(found, extra=[findings.trained_line(records, "02_mib_incremental", discussed)])

@@ -85,8 +85,11 @@ overview
 # %% [markdown]
 # ## Incremental methods: old / new / all after the last step
 #
-# Rows are methods (Joint, the offline upper bound, last); columns are dataset, task, setting and
-# the mIoU of the step-0 classes (**old**), of the classes added later (**new**) and of **all**.
+# Rows are methods (Joint, the offline upper bound, last; a replay run once per memory size, as
+# `SMiB (5/class)`); columns are dataset, task, setting and the mIoU of the step-0 classes
+# (**old**), of the classes added later (**new**) and of **all**. An empty cell is a method that did
+# not run on that task. The bars draw the same table, one panel per task with only the methods
+# that ran on it.
 
 # %%
 table = results.incremental_table(records)
@@ -99,7 +102,9 @@ if not table.empty:
 # %% [markdown]
 # ## Forgetting per class
 #
-# IoU after step 0 minus IoU after the last step, for every old class (points; red = forgotten).
+# IoU after step 0 minus IoU after the last step, for every old class, one row per method (and
+# memory size): points, red = forgotten, blue = improved. The colours stop at ±50 points (the colour
+# bar says so when a cell goes beyond); the numbers in the cells are the exact values.
 
 # %%
 groups = sorted({(r["dataset"], r["task"], r["setting"]) for r in results.final_steps(records)})
@@ -108,11 +113,12 @@ for ds, task, setting in groups:
     if not forgot.empty:
         fig = viz.iou_heatmap(
             forgot,
-            title=f"{ds} {task} {setting}: forgetting (IoU points)",
+            title=f"{ds} {task} {setting}: forgetting per old class",
             cmap="RdBu_r",
             vmin=-50,
             vmax=50,
-            label="IoU step 0 - IoU last step",
+            label="IoU after step 0 − IoU after the last step (points)",
+            xlabel="class learned at step 0",
         )
 
 # %% [markdown]
@@ -125,8 +131,11 @@ results.records_table(offline) if offline else print("no offline record")
 # %% [markdown]
 # ## Look at the predictions
 #
-# Pick a dataset, task, setting, method and step: the viewer loads that checkpoint and shows
-# validation images with their ground truth and prediction.
+# In Jupyter with ipywidgets, five drop-downs pick a dataset, task, setting, method (a replay run
+# once per memory size, as `SMiB (5/class)`) and step; the viewer loads that checkpoint and shows
+# validation images with their ground truth and prediction. In a headless run (the suite's) or
+# without ipywidgets there are no drop-downs: it draws one gallery, of the newest record whose
+# checkpoint is on this machine, and its title names the method (with its memory), task and step.
 
 # %%
 viewer = viz.results_viewer(records, images=range(gallery_images), device=cfg.torch_device(), data_root=data_root)

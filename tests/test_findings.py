@@ -210,3 +210,58 @@ def test_calibration_ships_a_margin_only_above_the_spread_and_marks_the_rest_var
         fs, recs, notebook="02_mib_incremental", profile="cpu", dataset="voc", print_fn=lambda *a: None
     )
     assert [(r.status, r.margin) for r in other] == [(REPRODUCED, 0.0), (REPRODUCED, 0.0)]
+
+
+def test_takeaways_follow_the_numbers_a_method_that_loses_is_described_as_losing():
+    """The generated take-away states the direction the numbers point, whatever the claim said."""
+    claim = Finding("MiB keeps more than Joint", Metric("mib"), ">", Metric("joint"))
+    lost = claim.check(RECORDS)  # MiB 50 old against Joint 70
+    line = findings.takeaway_lines([lost])[0]
+    assert (
+        line.startswith("**Not reproduced**")
+        and "MiB's old-class mIoU (50.0) is below Joint's old-class mIoU (70.0)" in line
+    )
+    assert "by 20.0 points" in line and "above" not in line
+    won = Finding("MiB keeps more than FT", Metric("mib"), ">", Metric("ft"), margin=25).check(RECORDS)
+    line = findings.takeaway_lines([won])[0]
+    assert line.startswith("**Reproduced**") and "(50.0) is above FT's old-class mIoU (20.0) by 30.0 points" in line
+    assert "at least 25 needed" in line
+    kept = Finding("FT forgets half", Metric("ft"), "<=", Metric("step0"), factor=0.5).check(RECORDS)
+    assert "FT's old-class mIoU (20.0) is 33% of step 0's old-class mIoU (60.0)" in findings.takeaway_lines([kept])[0]
+    floor = Finding("MiB learns new", Metric("mib", "new"), ">=", 40.0).check(RECORDS)  # 35 < 40
+    assert "MiB's new-class mIoU (35.0) stays below 40.0" in findings.takeaway_lines([floor])[0]
+
+
+def test_takeaways_say_what_the_run_did_not_train_and_what_varies():
+    absent = Finding("EWC keeps more than FT", Metric("ewc"), ">", Metric("ft")).check(RECORDS)
+    line = findings.takeaway_lines([absent])[0]
+    assert line.startswith("**Not in this run**") and "no record of EWC old" in line and "did not train" in line
+    cal = {"gaps": [-2.0, 4.0, 1.0], "spread": 6.0, "margin": 0.0, "verdict": findings.VARIES}
+    varies = Finding("MiB keeps more than FT", Metric("mib"), ">", Metric("ft")).check(RECORDS, cal)
+    line = findings.takeaway_lines([varies])[0]
+    assert line.startswith("**Varies between runs**") and "gap -2.0 to +4.0 over 3 runs" in line
+    text = findings.takeaways([absent, varies])
+    assert str(getattr(text, "data", text)).count("\n* ") == 1  # one Markdown bullet per finding
+
+
+def test_grid_takeaways_do_not_rank_a_grid_of_one_and_name_the_knob_that_moves_most():
+    one = [rec("offline", 0, 0.81, lr=0.05, batch_size=8, backbone="resnet18")]
+    lines = findings.grid_takeaway_lines(one)
+    assert "81.0 mIoU" in lines[0] and "learning rate 0.05" in lines[0] and "cannot say" in lines[1]
+    grid = [
+        rec("offline", 0, 0.80, lr=0.01, batch_size=8, backbone="resnet18", ns=1),
+        rec("offline", 0, 0.40, lr=0.1, batch_size=8, backbone="resnet18", ns=2),
+        rec("offline", 0, 0.78, lr=0.01, batch_size=16, backbone="resnet18", ns=3),
+    ]
+    for r in grid:
+        r["_file"] += str(r["lr"]) + str(r["batch_size"])
+    lines = findings.grid_takeaway_lines(grid)
+    assert "best mIoU 80.0 at 0.01, 40.0 at 0.1 (a spread of 40.0 points)" in lines[1]
+    assert "batch size" in lines[2].lower() and lines[-1] == "In this grid the learning rate moves mIoU the most."
+
+
+def test_trained_line_names_the_methods_a_run_did_not_train():
+    recs = [dict(r, notebook="02") for r in RECORDS]
+    line = findings.trained_line(recs, "02", ["ft", "ewc", "pi", "mib", "joint"])
+    assert line.startswith("This run trained FT, MiB and Joint.") and "EWC and PI are described above but not" in line
+    assert findings.trained_line(recs, "03", ["mib"]) == "This run trained none of MiB."

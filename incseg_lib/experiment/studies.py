@@ -20,8 +20,8 @@ from ..methods import METHOD_NAMES, get_method
 from ..seam import SeamConfig, seam_config
 from ..tasks import SETTINGS, IncrementalSplit, task_names
 from . import keys
-from .sources import Replay, Synthetic, Weak, find_pseudo_labels
-from .step import StepOutcome, base_datasets, joint_step, train_step, weak_joint_step
+from .sources import Replay, Synthetic, Weak, find_pseudo_labels, synthetic_memory
+from .step import StepOutcome, base_datasets, joint_step, load_step_model, train_step, weak_joint_step
 
 
 # ---------------------------------------------------------------------- plans
@@ -306,6 +306,27 @@ def run_inversion_study(
         return records
 
     return for_each_task(cfg, plan, body), memories
+
+
+def synthesis_variant(
+    cfg: RunConfig, inversion: InversionConfig, *, progress: bool = True, print_fn: Callable = print, **changes
+):
+    """A synthetic memory of ``cfg.task``'s step-0 model made with ``changes`` to ``inversion`` (e.g.
+    ``r_feature=0.0``: without the BN-statistics term; ``images_per_class=1``), for a comparison no
+    step trains on: made once (:func:`~.sources.synthetic_memory`) and cached beside the step-0
+    checkpoint like the replayed memories, so a re-run reuses it.
+
+    Raises:
+        FileNotFoundError: step 0 has not been trained (run the study first).
+        ValueError: an unknown or invalid setting (from :class:`~incseg_lib.inversion.InversionConfig`).
+    """
+    split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    old = load_step_model(cfg, 0, "step0").to(cfg.torch_device())
+    train_base, _ = base_datasets(cfg, split0)
+    variant = replace(inversion, **changes)
+    return synthetic_memory(
+        cfg, 1, "step0", split0, old, variant, progress=progress, print_fn=print_fn, train_base=train_base
+    )
 
 
 def run_weak_study(

@@ -6,6 +6,7 @@ These functions load checkpoints and images and return arrays; :mod:`incseg_lib.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,14 +17,21 @@ from .. import plop, sdr
 from ..config import RunConfig, step0_name
 from ..data.transforms import denormalize, eval_transforms
 from ..engine import load_checkpoint
-from ..inversion import InversionConfig, object_sizes, pseudo_labels, synthesize
+from ..inversion import (
+    TRANSFER_MIN_FRACTION,
+    InversionConfig,
+    object_sizes,
+    pseudo_labels,
+    synthesize,
+    transfer_check,
+)
 from ..models import build_model as build_network
-from ..seam import PseudoLabels, SeamConfig, SeamNet, cam_scores
+from ..seam import PseudoLabels, SeamConfig, SeamNet, cam_scores, count_outcomes, pseudo_label_outcome
 from ..store import CorruptCheckpoint, load_torch
-from ..tasks import IncrementalSplit
+from ..tasks import IncrementalSplit, get_task
 from . import keys
 from .sources import real_object_sizes, step_image_labels
-from .step import base_datasets, joint_config, load_step_model
+from .step import base_datasets, joint_config, load_step_model, train_step
 
 
 def step_predictions(cfg: RunConfig, methods: list[str], indices: list[int]) -> dict:
@@ -32,8 +40,9 @@ def step_predictions(cfg: RunConfig, methods: list[str], indices: list[int]) -> 
 
     Returns:
         ``{"images": [(3, H, W) float], "truth": [(H, W) int64 with every class of the task],
-        "palette", "class_names", "steps": {method: [[(H, W) int64 per image] per step]}}``;
-        predicted ids are dataset class ids (step 0 is the shared model).
+        "palette", "class_names", "added": [[class names learned at that step] per step],
+        "steps": {method: [[(H, W) int64 per image] per step]}}``; predicted ids are dataset class
+        ids (step 0 is the shared model).
     """
     split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
     last = IncrementalSplit(cfg.dataset, cfg.task, split0.num_steps - 1, cfg.setting)
@@ -55,8 +64,12 @@ def step_predictions(cfg: RunConfig, methods: list[str], indices: list[int]) -> 
     return {
         "images": images,
         "truth": truth,
-        "palette": val_base.info.palette,
+        "palette": val_base.info.display_palette,
         "class_names": val_base.info.class_names,
+        "added": [
+            [val_base.info.class_names[c] for c in classes if c != 0 or not val_base.info.has_background]
+            for classes in get_task(cfg.dataset, cfg.task)
+        ],
         "steps": steps,
     }
 
@@ -133,7 +146,7 @@ def model_and_data(rec: dict, data_root: str = ""):
         split = IncrementalSplit(cfg.dataset, cfg.task, rec["step"], cfg.setting)
     _, val_base = base_datasets(cfg, split)
     data = split.eval_dataset(val_base).with_transforms(eval_transforms())
-    palette = val_base.info.palette[split.class_order[: split.num_seen]]
+    palette = val_base.info.display_palette[split.class_order[: split.num_seen]]
     return model.eval(), data, palette
 
 
@@ -143,7 +156,9 @@ def seam_examples(cfg: RunConfig, pseudo: PseudoLabels, seam: SeamConfig, n: int
     Returns:
         Dicts with ``image`` ``(3,H,W)`` uint8, ``mask`` (ground truth, dataset ids), ``cam`` and
         ``pcm`` ``(H,W)`` (the maximum over the labelled classes of the normalised maps), ``pseudo``
-        (dataset ids, as trained on) and ``classes`` (the image-level label, names).
+        (dataset ids, as trained on), ``classes`` (the image-level label, names) and ``outcomes``
+        (one :func:`~incseg_lib.seam.pseudo_label_outcome` per labelled class: found, missed, or
+        moved onto an old object).
     """
     split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
     train_base, _ = base_datasets(cfg, split)
@@ -160,17 +175,80 @@ def seam_examples(cfg: RunConfig, pseudo: PseudoLabels, seam: SeamConfig, n: int
         image, mask = images[j]
         x, _ = eval_transforms()(image, mask)
         scores = cam_scores(model, x.to(device), torch.as_tensor(labels[j]), seam)
+        label = masks.read_mask(j)
         out.append(
             {
                 "image": torch.as_tensor(image),
                 "mask": np.asarray(mask),
                 "cam": scores["cam"].max(0).values.cpu().numpy(),
                 "pcm": scores["pcm"].max(0).values.cpu().numpy(),
-                "pseudo": masks.read_mask(j),
+                "pseudo": label,
                 "classes": [train_base.info.class_names[c] for c, y in zip(new, labels[j]) if y],
+                "outcomes": [
+                    pseudo_label_outcome(label, mask, c, split.old_classes) for c, y in zip(new, labels[j]) if y
+                ],
             }
         )
     return out
+
+
+def seam_outcomes(cfg: RunConfig, pseudo: PseudoLabels, step: int = 1) -> dict:
+    """How often the stored pseudo-labels of ``step`` found, missed or moved the labelled new objects,
+    over every training image of the step (:func:`~incseg_lib.seam.pseudo_label_outcome` per image and
+    labelled class, against the ground-truth masks the pseudo-labels replace).
+
+    Returns:
+        ``{"counts": {"found", "missed", "moved", "objects"}, "per_class": {class name: counts},
+        "moved_onto": {old class name: how many moved objects it received}, "images"}``.
+    """
+    split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
+    train_base, _ = base_datasets(cfg, split)
+    idx, new, labels = step_image_labels(cfg, split, train_base)
+    images = train_base.subset(idx)
+    masks = pseudo.as_dataset(images)
+    names = train_base.info.class_names
+    found = [
+        pseudo_label_outcome(masks.read_mask(j), images.read_mask(j), c, split.old_classes)
+        for j in range(len(images))
+        for c, y in zip(new, labels[j])
+        if y
+    ]
+    moved_onto: dict[str, int] = {}
+    for o in found:
+        if o["outcome"] == "moved":
+            moved_onto[names[o["old_class"]]] = moved_onto.get(names[o["old_class"]], 0) + 1
+    return {
+        "counts": count_outcomes(found),
+        "per_class": {names[c]: count_outcomes(o for o in found if o["class_id"] == c) for c in new},
+        "moved_onto": dict(sorted(moved_onto.items(), key=lambda kv: -kv[1])),
+        "images": len(images),
+    }
+
+
+def describe_outcomes(outcomes: dict) -> str:
+    """:func:`seam_outcomes` in words, for the notebook: the counts with their shares, the old classes
+    that most often received a moved label, and the class found least often."""
+    c, n = outcomes["counts"], max(outcomes["counts"]["objects"], 1)
+
+    def part(k):
+        return f"{c[k]} ({100 * c[k] / n:.0f}%)"
+
+    text = (
+        f"Of {c['objects']} labelled new objects in {outcomes['images']} training images, the pseudo-labels "
+        f"found {part('found')} (IoU >= 0.5), missed {part('missed')} and moved {part('moved')} onto an old "
+        "object (they cover more of old objects than of the new one)."
+    )
+    if outcomes["moved_onto"]:
+        top = ", ".join(f"{k} {v}" for k, v in list(outcomes["moved_onto"].items())[:3])
+        text += f" The old classes that received them most often: {top}."
+    per = {k: v for k, v in outcomes["per_class"].items() if v["objects"]}
+    if per:
+        worst = min(per, key=lambda k: per[k]["found"] / per[k]["objects"])
+        w = per[worst]
+        text += (
+            f" Found least often: {worst} ({w['found']} of {w['objects']}; moved {w['moved']}, missed {w['missed']})."
+        )
+    return text
 
 
 @torch.no_grad()
@@ -259,7 +337,7 @@ def latent_projection(cfg: RunConfig, method: str, images: int = 6, per_class: i
     for p in panels:
         p["points"] = ((p.pop("x") - mean) @ v).numpy()
         p["prototypes"] = {c: ((t - mean) @ v).numpy() for c, t in p.pop("proto").items()}
-    return {"panels": panels, "class_names": val_base.info.class_names, "palette": val_base.info.palette}
+    return {"panels": panels, "class_names": val_base.info.class_names, "palette": val_base.info.display_palette}
 
 
 def object_size_samples(cfg: RunConfig, memories: dict) -> dict[str, np.ndarray]:
@@ -327,5 +405,189 @@ def synthesis_at_scales(cfg: RunConfig, inversion: InversionConfig, class_id: in
         "got": got,
         "class_id": class_id,
         "class_names": val_base.info.class_names,
-        "palette": val_base.info.palette,
+        "palette": val_base.info.display_palette,
+    }
+
+
+# ---------------------------------------------------------------------- the transfer check (notebook 04)
+def independent_step0(cfg: RunConfig, *, notebook: str = "", progress: bool = True, print_fn=print) -> dict:
+    """The transfer check's independent network: step 0 of ``cfg.task`` as every notebook trains it
+    (:func:`~.step.train_step`, method ``step0``), with seed ``cfg.seed + 1`` (other initial weights,
+    data order and augmentation; same data, architecture and schedule). Its checkpoint is cached like
+    every step's (a calibration over seeds has trained it already); it is evaluated, not recorded, so
+    the notebooks' tables do not list it.
+
+    Returns:
+        ``{"model" (eval mode), "seed", "miou" (all classes, full validation images, %), "seconds"
+        (wall time of this call: training and evaluation, or only evaluation when reused),
+        "trained_now" (False when the checkpoint was reused), "checkpoint"}``.
+    """
+    ccfg = cfg.replace(seed=cfg.seed + 1)
+    ckpt = keys.checkpoint_file(ccfg, 0, "step0")
+    existed = ckpt.is_file()
+    t0 = time.perf_counter()
+    kw = dict(notebook=notebook, record=False, progress=progress, print_fn=print_fn)
+    out = train_step(ccfg, step=0, method="step0", **kw)
+    return {
+        "model": out.model,
+        "seed": ccfg.seed,
+        "miou": round(100 * (out.record["miou_all"] or 0), 1),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "trained_now": not existed,
+        "checkpoint": str(out.checkpoint),
+    }
+
+
+def transfer_checks(
+    cfg: RunConfig,
+    memories: dict,
+    *,
+    independent: dict | None = None,
+    min_fraction: float = TRANSFER_MIN_FRACTION,
+    notebook: str = "",
+    progress: bool = True,
+    print_fn=print,
+) -> dict:
+    """DeepInversion's transfer check (:func:`~incseg_lib.inversion.transfer_check`) of synthetic
+    memories made from ``cfg.task``'s step-0 model: which synthetic images the inverted model itself and
+    an independently trained step-0 model (:func:`independent_step0`) recognise as their target class.
+
+    Args:
+        memories: label -> complete :class:`~incseg_lib.inversion.SyntheticMemory` (e.g. ``{"LSE":
+            ..., "scale-aware": ...}``).
+        independent: a :func:`independent_step0` result to reuse (made here when None).
+        min_fraction: the rule's smallest target share (:func:`~incseg_lib.inversion.target_recognised`).
+
+    Returns:
+        ``{"memories": {label: {model label: transfer_check result}}, "models": [the inverted model's
+        label, the independent one's], "independent": its info (no model), "min_fraction",
+        "class_names", "palette"}``.
+
+    Raises:
+        ValueError: an incomplete or empty memory.
+    """
+    split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    train_base, _ = base_datasets(cfg, split0)
+    order = list(split0.class_order[: split0.num_seen])
+    independent = independent or independent_step0(cfg, notebook=notebook, progress=progress, print_fn=print_fn)
+    models = {
+        f"inverted step-0 model (seed {cfg.seed})": load_step_model(cfg, 0, "step0"),
+        f"independent step-0 model (seed {independent['seed']})": independent["model"],
+    }
+    device = cfg.torch_device()
+    out = {}
+    for label, memory in memories.items():
+        if not memory.complete or not len(memory):
+            raise ValueError(f"the synthetic memory {label!r} in {memory.folder} is not made yet")
+        syn = memory.as_dataset(train_base.info).with_transforms(eval_transforms())
+        x = torch.stack([syn[i][0] for i in range(len(syn))])
+        targets = [t[0] for t in memory.targets]
+        out[label] = {
+            name: transfer_check(m.to(device), x, targets, order, min_fraction=min_fraction, device=device)
+            for name, m in models.items()
+        }
+    return {
+        "memories": out,
+        "models": list(models),
+        "independent": {k: v for k, v in independent.items() if k != "model"},
+        "min_fraction": min_fraction,
+        "class_names": train_base.info.class_names,
+        "palette": train_base.info.display_palette,
+    }
+
+
+def transfer_table(checks: dict):
+    """The transfer check as a table: one row per target class (and ``all``), one column per (memory,
+    model), cells ``recognised/images`` (the overall row adds the percentage)."""
+    import pandas as pd
+
+    names = checks["class_names"]
+    cols = {}
+    for mem, per_model in checks["memories"].items():
+        for model, res in per_model.items():
+            col = {names[c]: f"{v['recognised']}/{v['images']}" for c, v in res["per_class"].items()}
+            o = res["overall"]
+            col["all"] = f"{o['recognised']}/{o['images']} ({100 * o['rate']:.0f}%)"
+            cols[(mem, model)] = col
+    frame = pd.DataFrame(cols)
+    frame.index.name = "target class"
+    return frame
+
+
+def describe_transfer(checks: dict) -> str:
+    """:func:`transfer_checks` in words, for the notebook: per memory, how many synthetic images the
+    independent model and the inverted one recognise, and the classes the independent one misses."""
+    names = checks["class_names"]
+    inverted, independent = checks["models"][0], checks["models"][-1]
+    lines = []
+    for mem, per_model in checks["memories"].items():
+        o, own = per_model[independent]["overall"], per_model[inverted]["overall"]
+        missed = [names[c] for c, v in per_model[independent]["per_class"].items() if v["rate"] < 0.5]
+        line = (
+            f"{mem}: the independent model recognises {o['recognised']} of {o['images']} images "
+            f"({100 * o['rate']:.0f}%), the inverted model {own['recognised']} ({100 * own['rate']:.0f}%)"
+        )
+        n = len(per_model[independent]["per_class"])
+        if len(missed) > 6:
+            line += f"; it misses most images of {len(missed)} of the {n} classes."
+        else:
+            line += f"; mostly missed: {', '.join(missed)}." if missed else "."
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def synthetic_examples(cfg: RunConfig, memory, checks: dict | None = None, memory_label: str = "", per_class: int = 1):
+    """The data of :func:`~incseg_lib.viz.synthetic_gallery`: for each old class of ``memory`` (made from
+    ``cfg.task``'s step-0 model), up to ``per_class`` synthetic images with the old model's pseudo-labels,
+    a real step-0 training image of that class (the one where the class covers the most pixels) with
+    the class's mask, and, with ``checks`` (:func:`transfer_checks`), the independent model's prediction
+    of each synthetic image and the check's verdict.
+
+    Returns:
+        ``{"rows": [{"class_id", "synthetic" (H, W, 3) uint8, "pseudo" (H, W) dataset ids (255
+        unsure), "real" (H', W', 3) uint8 or None, "real_mask" (H', W') bool or None, "check" (H, W)
+        ids or None, "recognised" bool or None, "seen" (the check's majority foreground class, 0 for
+        none, or None)}], "class_names", "palette", "checker" (the independent model's label or None)}``.
+    """
+    split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    train_base, _ = base_datasets(cfg, split0)
+    syn = memory.as_dataset(train_base.info)
+    by_class: dict[int, list[int]] = {}
+    for i, t in enumerate(memory.targets):
+        by_class.setdefault(int(t[0]), []).append(i)
+    best: dict[int, tuple[float, int]] = {}  # class -> (share of the image, index) of its largest real object
+    for i in split0.train_indices(train_base, cfg.checkpoint_path / "splits").tolist():
+        counts = np.bincount(train_base.read_mask(int(i)).ravel(), minlength=256)
+        for c in by_class:
+            share = counts[c] / counts.sum()
+            if share > best.get(c, (0.0, -1))[0]:
+                best[c] = (share, int(i))
+    check = None
+    if checks is not None:
+        label = memory_label or next(iter(checks["memories"]))
+        check = checks["memories"][label][checks["models"][-1]]
+    rows = []
+    for c in sorted(by_class):
+        real = real_mask = None
+        if c in best:
+            real = train_base.read_image(best[c][1]).permute(1, 2, 0).numpy()
+            real_mask = train_base.read_mask(best[c][1]) == c
+        for i in by_class[c][:per_class]:
+            rows.append(
+                {
+                    "class_id": c,
+                    "synthetic": syn.read_image(i).permute(1, 2, 0).numpy(),
+                    "pseudo": np.asarray(syn.read_mask(i)),
+                    "real": real,
+                    "real_mask": real_mask,
+                    "check": None if check is None else check["predictions"][i].numpy(),
+                    "recognised": None if check is None else check["per_image"][i]["recognised"],
+                    "seen": None if check is None else check["per_image"][i]["majority"],
+                }
+            )
+    return {
+        "rows": rows,
+        "class_names": train_base.info.class_names,
+        "palette": train_base.info.display_palette,
+        "checker": None if checks is None else checks["models"][-1],
     }

@@ -1,0 +1,341 @@
+"""The figures of notebooks 01, 03 and 06 (and the tables behind them) read on their own: a title saying
+what is compared, labelled axes with units, ticks that do not overlap, text of 8 pt or more, a legend
+for every colour, classes named where shapes are shown, display names for methods (never a run code),
+and no empty category slot that reads as a zero."""
+
+import re
+import sys
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+
+from incseg_lib import results, viz  # noqa: E402
+from incseg_lib.exemplars import Exemplar, ExemplarMemory, ReplayConfig  # noqa: E402
+
+RUN_CODE = re.compile(r"\d+ep|-r18-|\dit-|\dpx|\dpc-|class-balanced")
+CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow"]
+PALETTE = np.array([(0, 0, 0)] + [(25 * k, 255 - 20 * k, 40 + 15 * k) for k in range(1, len(CLASSES))], np.uint8)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+# ---------------------------------------------------------------------- what every figure must satisfy
+def _texts(fig) -> list[Text]:
+    """Every visible, non-empty text of ``fig`` (titles, labels, tick labels, legends, annotations)."""
+    fig.canvas.draw()
+    hidden = {  # tick and axis labels of image axes turned off are not drawn
+        id(t)
+        for ax in fig.get_axes()
+        if not ax.axison
+        for t in [*ax.get_xticklabels(), *ax.get_yticklabels(), ax.xaxis.label, ax.yaxis.label]
+    }
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) not in hidden]
+
+
+def _all_text(fig) -> str:
+    return "\n".join(t.get_text() for t in _texts(fig))
+
+
+def _check_common(fig) -> None:
+    """No run code, nothing under 8 pt, no tick label overlapping its neighbour."""
+    texts = _texts(fig)
+    codes = [t.get_text() for t in texts if RUN_CODE.search(t.get_text())]
+    assert not codes, f"internal run codes in the figure: {codes}"
+    small = [(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < 8]
+    assert not small, f"text under 8 pt: {small[:5]}"
+    renderer = fig.canvas.get_renderer()
+    for ax in [ax for ax in fig.get_axes() if ax.axison]:
+        for ticks in (ax.get_xticklabels(), ax.get_yticklabels()):
+            boxes = [t.get_window_extent(renderer) for t in ticks if t.get_visible() and t.get_text().strip()]
+            for i in range(len(boxes)):
+                for j in range(i + 1, len(boxes)):
+                    assert not boxes[i].overlaps(boxes[j]), f"overlapping tick labels on {ax.get_title()!r}"
+
+
+def _legend_labels(fig) -> list[str]:
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.get_axes() if ax.get_legend() is not None]
+    for sub in getattr(fig, "subfigs", []):
+        legends += list(sub.legends)
+    return [t.get_text() for lg in legends for t in lg.get_texts()]
+
+
+def _plots(fig):
+    """The axes that carry quantities (not images, not colour bars)."""
+    return [ax for ax in fig.get_axes() if not ax.images and ax.get_label() != "<colorbar>"]
+
+
+# ---------------------------------------------------------------------- records and data made by hand
+def _rec(method, step, old, new, all_, task="15-5", created=0, iou=None, setting="overlapped", **kw):
+    return dict(
+        notebook="02_x",
+        dataset="voc",
+        task=task,
+        setting=setting,
+        method=method,
+        step=step,
+        backbone="resnet18",
+        eval_protocol="full",
+        miou_old=old,
+        miou_new=new,
+        miou_all=all_,
+        pixel_acc=0.9,
+        created_ns=created,
+        iou=iou or {"background": old, "aeroplane": old, "bicycle": old, "cat": new},
+        train_seconds=10.0,
+        **kw,
+    )
+
+
+def _smib(step, old, size, task="15-1", **kw):
+    replay = {"budget": size, "mode": "per-class", "strategy": "class-balanced", "share": 0.5}
+    return _rec("smib", step, old, 0.3, old - 0.05, task=task, variant=f"{size}pc-class-balanced", replay=replay, **kw)
+
+
+def _study() -> list[dict]:
+    """15-1 with FT, MiB and SMiB at 1 and 5 exemplars per class; 15-5 with FT, MiB and MiB+DI."""
+    recs = [_rec("step0", 0, 0.8, None, 0.8, task=t) for t in ("15-1", "15-5")]
+    for s in range(1, 6):
+        recs += [
+            _rec("ft", s, 0.5 - 0.08 * s, 0.1, 0.4 - 0.07 * s, task="15-1"),
+            _rec("mib", s, 0.78 - 0.05 * s, 0.3, 0.7 - 0.05 * s, task="15-1"),
+            _smib(s, 0.78 - 0.01 * s, 1),
+            _smib(s, 0.79 - 0.01 * s, 5),
+        ]
+    recs[-1]["iou"] = {"background": 0.8004, "aeroplane": 0.1, "bicycle": 0.9, "cat": 0.3}  # forgets -0.04 points
+    syn = {"images": 15, "settings": {"aggregation": "lse", "images_per_class": 1, "resolution": 64}}
+    recs += [
+        _rec("ft", 1, 0.05, 0.6, 0.2),
+        _rec("mib", 1, 0.75, 0.5, 0.7),
+        _rec("mib+di", 1, 0.76, 0.5, 0.71, variant="di-1pc-60+30it-64px", synthetic=syn),
+        _rec("ft-s", 1, 0.05, 0.4, 0.1, variant="seam-r18-os8-step0-8ep-t0.26", weak={"seam": {"bg_threshold": 0.26}}),
+    ]
+    return recs
+
+
+class _Data:
+    """A tiny segmentation dataset: square images, masks with two classes each, VOC-like names."""
+
+    def __init__(self, n=8, size=24):
+        rng = np.random.default_rng(0)
+        self.info = SimpleNamespace(
+            class_names=CLASSES, palette=PALETTE, display_palette=PALETTE, has_background=True, num_classes=11
+        )
+        self.images = [torch.as_tensor(rng.integers(0, 255, (3, size, size)), dtype=torch.uint8) for _ in range(n)]
+        self.masks = []
+        for i in range(n):
+            m = np.zeros((size, size), np.int64)
+            m[2:10, 2:10] = 1 + i % 10
+            m[12:20, 12:20] = 1 + (i + 3) % 10
+            m[10, :] = 255
+            self.masks.append(m)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i].float() / 255, torch.as_tensor(self.masks[i])
+
+    def read_image(self, i):
+        return self.images[i]
+
+    def read_mask(self, i):
+        return self.masks[i]
+
+
+class _Model(torch.nn.Module):
+    def forward(self, x):
+        return {"out": torch.nn.functional.one_hot(torch.full(x.shape[-2:], 3), 11).permute(2, 0, 1)[None].float()}
+
+
+# ---------------------------------------------------------------------- notebook 01
+def test_sample_grid_names_the_classes_of_each_pair_and_no_title_covers_an_image():
+    data = _Data()
+    fig = viz.show_samples(data, range(8), PALETTE, CLASSES)
+    assert fig._suptitle is not None and fig._suptitle.get_text()
+    text = _all_text(fig)
+    for m in data.masks:  # every pair titled with the classes it shows
+        assert all(CLASSES[c] in text for c in np.unique(m) if 0 < c < 255)
+    assert set(_legend_labels(fig)) >= {CLASSES[c] for m in data.masks for c in np.unique(m) if c < 255}
+    renderer = fig.canvas.get_renderer()
+    images = [ax.get_window_extent(renderer) for ax in fig.get_axes() if ax.images]
+    for t in _texts(fig):
+        if t.get_text() in {*CLASSES, "void"} or t in fig.legends[0].get_texts():
+            continue
+        box = t.get_window_extent(renderer)
+        assert not any(box.overlaps(img) for img in images), f"{t.get_text()!r} covers an image"
+    _check_common(fig)
+
+
+def test_prediction_gallery_is_titled_and_names_the_classes():
+    data = _Data(3)
+    fig = viz.gallery(_Model(), data, [0, 1, 2], PALETTE)
+    assert fig._suptitle is not None and fig._suptitle.get_text()
+    assert [ax.get_title() for ax in fig.get_axes()[:3]] == ["image", "ground truth", "prediction"]
+    legend = set(_legend_labels(fig))
+    assert {"bird"} | {CLASSES[c] for m in data.masks[:3] for c in np.unique(m) if c < 255} <= legend | {"void"}
+    assert CLASSES[data.masks[1][3, 3]] in fig.get_axes()[3].get_ylabel()  # the row names its classes
+    _check_common(fig)
+
+
+def test_loss_curves_label_their_axes_and_every_run():
+    fig = viz.loss_curves({"resnet18 lr=0.05 bs=8": {"loss": [3, 2, 1]}, "resnet18 lr=0.01 bs=8": {"loss": [3, 2.5]}})
+    (ax,) = _plots(fig)
+    assert ax.get_xlabel() == "epoch" and ax.get_ylabel() and ax.get_title()
+    assert set(_legend_labels(fig)) == {"resnet18 lr=0.05 bs=8", "resnet18 lr=0.01 bs=8"}
+    _check_common(fig)
+
+
+def test_iou_bars_name_the_model_and_label_classes_and_percent():
+    rec = _rec("offline", 0, 0.6, None, 0.61, setting="offline", lr=0.05, batch_size=8)
+    fig = viz.iou_bars(rec)
+    (ax,) = _plots(fig)
+    assert "%" in ax.get_xlabel() and ax.get_ylabel() == "class"
+    assert "61.0%" in ax.get_title() and "lr 0.05" in ax.get_title()
+    _check_common(fig)
+
+
+# ---------------------------------------------------------------------- notebook 03
+
+
+def test_memory_curves_have_one_slot_per_size_a_shared_axis_from_zero_and_one_legend():
+    recs = _study() + [
+        _rec(
+            "ft+mem",
+            5,
+            0.5,
+            0.2,
+            0.45,
+            task="15-1",
+            variant=f"{b}pc-class-balanced",
+            replay={"budget": b, "mode": "per-class"},
+        )
+        for b in (1, 5)
+    ]
+    frame = results.miou_by_memory(recs, "voc", "15-1", "overlapped")
+    assert set(frame["method"]) == {"MiB", "SMiB", "FT + memory"}
+    fig = viz.memory_curves(frame, title="15-1 overlapped")
+    axes = _plots(fig)
+    assert len(axes) == 3
+    for ax in axes:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "5"]  # the sizes run, not log decades
+        assert ax.get_xlabel() == "exemplars per class" and ax.get_title()
+        assert ax.get_ylim() == (0, 100)  # shared and from 0: a point of mIoU does not look steep
+        assert ax.get_legend() is None
+    assert "%" in axes[0].get_ylabel()
+    assert "15-1 overlapped" in fig._suptitle.get_text()
+    assert set(_legend_labels(fig)) == {"SMiB", "FT + memory", "MiB, no memory"}  # one figure-level legend
+    _check_common(fig)
+
+
+def test_exemplar_gallery_shows_every_class_with_its_count_and_a_legend():
+    data = _Data(12)
+    mem = ExemplarMemory(ReplayConfig(budget=2))
+    mem.items = [Exemplar(i, f"img_{i:05d}", 1 + i % 10, 0, list(range(11))) for i in range(12)]  # 2 for 2 classes
+    fig = viz.exemplar_gallery(mem, data, title="15-5 overlapped, SMiB (2/class)")
+    text = _all_text(fig)
+    assert "img_" not in text  # titled by class, not by file name
+    assert all(f"{CLASSES[c]}" in text for c in range(1, 11))  # every class of the memory, not the first 8
+    assert "12 images in memory, 1-2 per class for 10 classes" in text
+    assert "aeroplane: 2 stored" in text and "bird: 1 stored" in text  # counts differ: each class says its own
+    kept = {CLASSES[c] for m in data.masks for c in np.unique(m) if 0 < c < 255}
+    assert set(_legend_labels(fig)) >= kept
+    _check_common(fig)
+
+
+def test_memory_table_keeps_apart_runs_of_one_memory_size():
+    recs = _study() + [_smib(5, 0.7, 5, share=0.25)]
+    recs[-1]["replay"] = {**recs[-1]["replay"], "share": 0.25}
+    recs[-1]["variant"] = "5pc-class-balanced-share0.25"
+    table = results.memory_table(recs)
+    assert ("SMiB", "1") in table.index and ("MiB", "-") in table.index
+    assert ("SMiB (replay share 0.5)", "5") in table.index and ("SMiB (replay share 0.25)", "5") in table.index
+
+
+# ---------------------------------------------------------------------- notebook 06
+def test_display_labels_live_in_results_and_runs_keep_one_label_across_tasks():
+    from incseg_lib import report
+
+    assert report.row_labels is results.display_labels
+    recs = [_smib(5, 0.7, 1), _smib(1, 0.7, 1, task="15-5"), _smib(5, 0.7, 5)]
+    assert results.run_labels(recs) == ["SMiB (1/class)", "SMiB (1/class)", "SMiB (5/class)"]
+    assert results.display_labels(recs, shown_elsewhere=("memory", "selection")) == ["SMiB #1", "SMiB #2", "SMiB"]
+    table = results.incremental_table(_study())
+    assert not [m for m in table.index if RUN_CODE.search(m)]
+    assert {"MiB+DI", "FT-S", "SMiB (1/class)", "SMiB (5/class)"} <= set(table.index)
+    assert results.display_name("mib") == "MiB"
+
+
+def test_comparison_bars_one_panel_per_task_with_only_the_methods_that_ran():
+    table = results.incremental_table(_study())
+    fig = viz.comparison_bars(table)
+    axes = _plots(fig)
+    assert len(axes) == 2
+    ran = {
+        "voc 15-1 overlapped": ["FT", "MiB", "SMiB (1/class)", "SMiB (5/class)"],
+        "voc 15-5 overlapped": ["FT", "FT-S", "MiB", "MiB+DI"],
+    }
+    for ax in axes:
+        ticks = [t.get_text() for t in ax.get_xticklabels()]
+        assert ticks == ran[ax.get_title()]  # no slot for a method that did not run on this task
+        assert len(ax.patches) == 3 * len(ticks)
+        assert "%" in ax.get_ylabel() and ax.get_xlabel()
+        assert [round(y) for y in ax.get_yticks()] == [0, 20, 40, 60, 80, 100]
+        assert ax.get_window_extent().height / fig.dpi >= 2.5  # inches: readable, not a 90-pixel strip
+    assert set(_legend_labels(fig)) == {"old classes (step 0)", "new classes", "all classes"}
+    assert fig._suptitle.get_text()
+    _check_common(fig)
+
+
+def test_forgetting_heatmap_one_row_per_memory_size_no_minus_zero_and_a_stated_colour_cap():
+    forgot = results.forgetting(_study(), "voc", "15-1", "overlapped")
+    assert list(forgot.index) == ["FT", "MiB", "SMiB (1/class)", "SMiB (5/class)"]
+    assert not (np.signbit(forgot.to_numpy()) & (forgot.to_numpy() == 0)).any()  # no -0.0 in the table
+    fig = viz.iou_heatmap(
+        forgot, title="forgetting per old class", cmap="RdBu_r", vmin=-50, vmax=50, label="IoU after - before (points)"
+    )
+    ax = fig.get_axes()[0]
+    cells = [t.get_text() for t in ax.texts]
+    assert "0" in cells and not {"-0", "−0", "-0.0"} & set(cells)
+    assert ax.get_xlabel() == "class" and ax.get_ylabel() == "method" and ax.get_title()
+    bar_label = fig.get_axes()[1].get_ylabel()
+    assert "capped at ±50" in bar_label  # 70 points of FT's forgetting is beyond the colours
+    _check_common(fig)
+
+
+def test_step_curves_one_line_per_run_on_a_full_axis():
+    curves = results.miou_by_step(_study(), "voc", "15-1", "overlapped")
+    fig = viz.step_curves(curves, title="15-1 overlapped: mIoU of all seen classes")
+    (ax,) = _plots(fig)
+    assert set(_legend_labels(fig)) == {"FT", "MiB", "SMiB (1/class)", "SMiB (5/class)"}
+    assert "%" in ax.get_ylabel() and "step" in ax.get_xlabel() and ax.get_title()
+    assert ax.get_ylim() == (0, 100)
+    _check_common(fig)
+
+
+@pytest.mark.parametrize("widgets", ["headless", "not installed"])
+def test_static_viewer_names_the_method_with_its_memory(monkeypatch, widgets):
+    data = _Data(3)
+    recs = [{**r, "checkpoint": "ckpt.pt", "created_ns": k} for k, r in enumerate(_study()) if r["task"] == "15-1"]
+    monkeypatch.setattr(viz, "model_and_data", lambda rec, root="": (_Model(), data, PALETTE))
+    if widgets == "headless":
+        monkeypatch.setenv("INCSEG_PROGRESS", "0")
+    else:
+        monkeypatch.setenv("INCSEG_PROGRESS", "1")
+        monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets raises ImportError
+    fig = viz.results_viewer(recs, images=[0, 1])
+    title = fig._suptitle.get_text()
+    assert title.startswith("SMiB (5/class) on voc 15-1 overlapped, after step 5")  # the newest record
+    assert "mIoU" in title and "%" in title
+    _check_common(fig)
