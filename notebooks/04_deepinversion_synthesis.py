@@ -106,7 +106,7 @@ seed: int = 0  # weights, data order, augmentation and synthesis noise
 from incseg_lib import results, viz
 from incseg_lib.config import RunConfig, parse_list
 from incseg_lib.env import notebook_run_dir, set_seed
-from incseg_lib.data import load_dataset, train_split
+from incseg_lib.data import dataset_info
 from incseg_lib.experiment import inversion_plan, run_inversion_study
 from incseg_lib.inversion import inversion_config
 
@@ -223,13 +223,7 @@ fig = viz.synthetic_gallery(
 # the target class (right); dotted line: the switch to full resolution.
 
 # %%
-info = load_dataset(
-    cfg.dataset,
-    train_split(cfg.dataset, cfg.voc_split),
-    root=cfg.data_root,
-    incremental=True,
-    max_images=cfg.max_train_images,
-).info
+info = dataset_info(cfg.dataset)  # class names and colours, without opening the data
 fig = viz.inversion_emergence(memory, info.class_names)
 fig = viz.inversion_losses(memory)
 

@@ -88,7 +88,7 @@ seed: int = 0  # weights, data order and augmentation
 from incseg_lib import results, viz
 from incseg_lib.config import RunConfig, parse_list
 from incseg_lib.env import notebook_run_dir, set_seed
-from incseg_lib.data import load_dataset, train_split
+from incseg_lib.data import dataset_info
 from incseg_lib.experiment import run_weak_study, seam_examples, weak_config, weak_plan
 
 cfg = RunConfig.from_profile(
@@ -145,13 +145,7 @@ labels.summary()
 # %%
 first = cfg.replace(task=plan["tasks"][0], setting=plan["settings"][0])
 examples = seam_examples(first, labels, seam, n=4)
-info = load_dataset(
-    cfg.dataset,
-    train_split(cfg.dataset, cfg.voc_split),
-    root=cfg.data_root,
-    incremental=True,
-    max_images=cfg.max_train_images,
-).info
+info = dataset_info(cfg.dataset)  # class names and colours, without opening the data
 fig = viz.seam_gallery(
     examples,
     info.display_palette,
