@@ -793,6 +793,7 @@ _INVERSION_TERMS = {
     "tv_l2": ("total variation (TV$_2$)", "tv_l2"),
     "l2": ("L2 norm of the image", "l2"),
     "outside": ("outside term (scale-aware)", "outside_weight"),
+    "inside": ("inside term (scale-aware)", "inside_weight"),
     "adi": ("ADI competition", "adi"),
 }
 

@@ -1,6 +1,7 @@
 """DeepInversion: its loss terms against their definitions, hook hygiene, synthesis, the memory."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -311,6 +312,26 @@ def test_the_outside_term_is_zero_when_the_outside_pixels_are_other_classes():
     flood = z.clone()
     flood[:, 1] = 40.0  # the class everywhere: the outside term grows
     assert float(outside_term(flood, torch.tensor([1, 1]), s)) > 10
+
+
+def test_the_inside_term_asks_the_top_k_pixels_to_be_the_class():
+    """-log p_c over the k best pixels of the class, softmax over every output (background included):
+    near zero when those pixels are the class, log(2) where the class only ties background there."""
+    from incseg_lib.inversion import inside_term
+
+    z = torch.full((2, 3, 4, 4), -20.0)
+    z[:, 0] = 20.0
+    z[:, 1, :2, :2] = 40.0  # a quarter of the pixels are class 1 for the old model
+    s = torch.tensor([0.25, 0.25])
+    assert float(inside_term(z, torch.tensor([1, 1]), s)) < 1e-6
+    tie = z.clone()
+    tie[:, 1, :2, :2] = 20.0  # the class's best pixels only tie background: not yet the class
+    assert float(inside_term(tie, torch.tensor([1, 1]), s)) == pytest.approx(math.log(2), abs=1e-5)
+    half = z.clone()
+    half[1, 1, :2, :2] = 20.0  # one image right, one tied: the mean over images
+    assert float(inside_term(half, torch.tensor([1, 1]), s)) == pytest.approx(math.log(2) / 2, abs=1e-5)
+    # asked for half the image, only a quarter is the class: the other quarter of the top k is background
+    assert float(inside_term(z, torch.tensor([1, 1]), torch.tensor([0.5, 0.5]))) == pytest.approx(20.0, abs=1e-3)
 
 
 def test_object_sizes_and_measured_scales():

@@ -1,0 +1,73 @@
+"""Does scale-aware synthesis make objects of the size it asks for? Asked against got, per class.
+
+For each old class of a task's step 0, the step-0 model synthesises one image per target scale
+(:func:`incseg_lib.experiment.synthesis_at_scales`, the picture notebook 04 draws) and its own
+pseudo-labels measure the fraction of the image the class ended up covering. Run once per weight
+of the inside term (``inside_weight``; 0 is the aggregation without it), it shows whether the
+pixels the top-k score counts become the class for the old model. Prints one JSON line per (weight,
+class) and a summary: per asked scale, the median and quartiles of the fractions got, and how
+often the image holds no pixel of the class at all.
+
+Needs the step-0 checkpoint of the configuration (notebook 04, or ``incseg step --task 15-5 ...``
+trains it; ``INCSEG_HOME`` says where it is)::
+
+    python benchmarks/scale_control.py                           # demo, shapes 15-5, weights 0 and 1
+    python benchmarks/scale_control.py --profile cpu --dataset camvid --data-root ../shared/data/camvid \\
+        --task 8-3 -p pretrained none
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from incseg_lib.config import RunConfig
+from incseg_lib.experiment import synthesis_at_scales
+from incseg_lib.inversion import inversion_config
+from incseg_lib.tasks import IncrementalSplit
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="demo")
+    ap.add_argument("--dataset", default="")
+    ap.add_argument("--data-root", default="")
+    ap.add_argument("--task", default="15-5")
+    ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="RunConfig field")
+    ap.add_argument("--scales", default="0.05,0.15,0.4", help="target fractions, comma list")
+    ap.add_argument("--inside-weights", default="0,1", help="inside_weight values, comma list")
+    ap.add_argument("--outside-weight", type=float, default=None, help="outside_weight (default: the library's)")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    fields = dict(args.p)  # strings: pretrained, model, ... (RunConfig validates them)
+    cfg = RunConfig.from_profile(args.profile, dataset=args.dataset, data_root=args.data_root, task=args.task, **fields)
+    inversion = inversion_config(cfg.profile, outside_weight=args.outside_weight)
+    scales = [float(v) for v in args.scales.split(",")]
+    old = [c for c in IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).seen_classes if c != 0]
+    summary = {}
+    for w in (float(v) for v in args.inside_weights.split(",")):
+        got = []
+        for c in old:
+            out = synthesis_at_scales(cfg, replace(inversion, inside_weight=w), c, scales)
+            got.append(out["got"])
+            line = {"inside_weight": w, "class": out["class_names"][c], "asked": scales}
+            print(json.dumps(line | {"got": [round(g, 4) for g in out["got"]]}))
+        summary[w] = np.asarray(got)  # (classes, scales)
+    threads = torch.get_num_threads()
+    print(f"\n{cfg.dataset} {cfg.task}, {len(old)} old classes, one image per class and scale, {threads} threads")
+    print("inside_weight | asked | got: median [25%, 75%] | no pixel of the class")
+    for w, got in summary.items():
+        for j, s in enumerate(scales):
+            q1, med, q3 = np.quantile(got[:, j], (0.25, 0.5, 0.75))
+            empty = int((got[:, j] == 0).sum())
+            print(f"{w:g} | {100 * s:.1f}% | {100 * med:.1f}% [{100 * q1:.1f}, {100 * q3:.1f}] | {empty}/{len(got)}")
+
+
+if __name__ == "__main__":
+    main()
