@@ -85,6 +85,13 @@ def _add_calibrate(sub) -> None:
         help="also write the calibration JSON here (the profile's margins: "
         "incseg_lib/calibration/<profile>-<dataset>.json)",
     )
+    cal.add_argument(
+        "--update",
+        default="",
+        help="an existing calibration JSON: replace only the findings these runs calibrate (e.g. "
+        "after changing one notebook, its seeds only) and keep the others; with --write, the "
+        "result goes there, else back to this file",
+    )
 
 
 def _add_step(sub) -> None:
@@ -247,14 +254,25 @@ def _suite(args) -> None:
 def _calibrate(args) -> None:
     import json
 
-    from .findings import calibrate, calibration_table
+    from pathlib import Path
+
+    from .findings import calibrate, calibration_table, update_calibration
     from .store import atomic_write_text
 
     result = calibrate(args.runs)
+    target = args.write
+    if args.update:
+        path = Path(args.update)
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--update {path}: not a readable calibration JSON ({e})") from None
+        result = update_calibration(old, result)
+        target = target or str(path)
     print(calibration_table(result))
-    if args.write:
-        atomic_write_text(args.write, json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.write}")
+    if target:
+        atomic_write_text(target, json.dumps(result, indent=1) + "\n")
+        print(f"wrote {target}")
 
 
 def _step(args) -> None:

@@ -597,6 +597,36 @@ def calibrate(run_dirs: list[str | Path]) -> dict:
     return {"profile": profile, "dataset": dataset, "runs": runs, "findings": table_}
 
 
+def update_calibration(old: dict, new: dict) -> dict:
+    """``old`` with the findings that ``new`` calibrated replaced (:func:`calibrate`'s outputs of one
+    profile and dataset): recalibrates the notebooks that changed without re-running the whole suite.
+    Findings only ``old`` has keep their gaps and runs; ``new``'s runs are added to the run list,
+    a name ``old`` already holds from other software (``seed-0`` of an earlier commit) getting
+    ``@<commit>`` appended, so each finding's ``runs`` name the runs its gaps came from.
+
+    Raises:
+        ValueError: the two calibrate different profiles or datasets.
+    """
+    if (old.get("profile"), old.get("dataset")) != (new.get("profile"), new.get("dataset")):
+        raise ValueError(
+            f"cannot update the calibration of {old.get('profile')}/{old.get('dataset')} with runs of "
+            f"{new.get('profile')}/{new.get('dataset')}; calibrate one profile and dataset at a time"
+        )
+    taken = {r["run"]: r for r in old.get("runs", [])}
+    rename = {}
+    for r in new["runs"]:
+        same = taken.get(r["run"])
+        if same is not None and same != r:
+            rename[r["run"]] = f"{r['run']}@{str(r.get('commit') or 'unknown')[:7]}"
+    runs = list(old.get("runs", [])) + [{**r, "run": rename.get(r["run"], r["run"])} for r in new["runs"]]
+    findings = dict(old.get("findings", {}))
+    for key, entry in new["findings"].items():
+        findings[key] = {**entry, "runs": [rename.get(n, n) for n in entry["runs"]]}
+    used = {n for e in findings.values() for n in e.get("runs", [])}
+    runs = [r for r in runs if r["run"] in used]  # a run none of the findings comes from any more
+    return {**old, "runs": runs, "findings": findings}
+
+
 def calibration_table(calibration: dict) -> str:
     """A Markdown table of :func:`calibrate`'s output: every finding x run, its gap, the verdict and margin."""
     runs = [r["run"] for r in calibration["runs"]]

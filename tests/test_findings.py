@@ -212,6 +212,27 @@ def test_calibration_ships_a_margin_only_above_the_spread_and_marks_the_rest_var
     assert [(r.status, r.margin) for r in other] == [(REPRODUCED, 0.0), (REPRODUCED, 0.0)]
 
 
+def test_updating_a_calibration_replaces_only_the_findings_the_new_runs_calibrate(tmp_path):
+    """One notebook re-calibrated: its finding takes the new runs' gaps; the untouched finding keeps
+    its gaps and runs; new runs named like old ones of other software get their commit appended."""
+    old = findings.calibrate(
+        [_suite_run(tmp_path / "a" / f"seed-{k}", k, {"kept": (50, 20), "changed": (50 + k, 48)}) for k in (0, 1)]
+    )
+    new_runs = [_suite_run(tmp_path / "b" / f"seed-{k}", k, {"changed": (60 + k, 40)}) for k in (0, 1)]
+    for folder in new_runs:  # the new runs come from another commit
+        meta, results = findings.load_file(folder / "findings" / "02_mib_incremental.json")
+        meta["provenance"] = {"commit": "abcdef0123"}
+        findings.save(results, folder / "findings" / "02_mib_incremental.json", meta=meta)
+    merged = findings.update_calibration(old, findings.calibrate(new_runs))
+    kept, changed = (merged["findings"][f"02_mib_incremental|{t}"] for t in ("kept", "changed"))
+    assert kept == old["findings"]["02_mib_incremental|kept"] and kept["runs"] == ["seed-0", "seed-1"]
+    assert changed["gaps"] == [20.0, 21.0] and changed["verdict"] == "holds" and changed["margin"] == 19.0
+    assert changed["runs"] == ["seed-0@abcdef0", "seed-1@abcdef0"]
+    assert [r["run"] for r in merged["runs"]] == ["seed-0", "seed-1", "seed-0@abcdef0", "seed-1@abcdef0"]
+    with pytest.raises(ValueError, match="one profile and dataset"):
+        findings.update_calibration(old, {**findings.calibrate(new_runs), "dataset": "voc"})
+
+
 def test_takeaways_follow_the_numbers_a_method_that_loses_is_described_as_losing():
     """The generated take-away states the direction the numbers point, whatever the claim said."""
     claim = Finding("MiB keeps more than Joint", Metric("mib"), ">", Metric("joint"))
