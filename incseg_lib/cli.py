@@ -253,7 +253,6 @@ def _suite(args) -> None:
 
 def _calibrate(args) -> None:
     import json
-
     from pathlib import Path
 
     from .findings import calibrate, calibration_table, update_calibration
