@@ -238,16 +238,18 @@ fig = viz.inversion_losses(memory)
 # Semantic Segmentation", arXiv 2104.00875) adds a **Scale-Aware Aggregation** that controls "the
 # number of pixels of synthetic objects". Here (`aggregation="scale-aware"`) each synthetic image gets
 # a target fraction `s` of its pixels: its class score is the mean of the class's `k = ceil(s·H·W)`
-# highest pixel logits, so fewer than `k` pixels cannot score well, and a second term pushes the
-# pixels outside those `k` towards the old model's other classes, so the object does not flood the
-# image. The fractions are the quartiles of the real objects' sizes (small, medium, large), so the
-# memory covers the sizes the data has.
+# highest pixel logits, so fewer than `k` pixels cannot score well; a second term asks those `k`
+# pixels to *be* the class for the old model (the top-k mean only beats the other objects, and a
+# pixel can still be background), and a third pushes the pixels outside them towards the old model's
+# other outputs, so the object does not flood the image. The fractions are the quartiles of the
+# real objects' sizes (small, medium, large), so the memory covers the sizes the data has.
 
 # %%
-from incseg_lib.experiment import object_size_samples, synthesis_at_scales
+from incseg_lib.experiment import object_size_samples, object_size_table, synthesis_at_scales
 
 sizes = object_size_samples(first_cfg, memories)
 fig = viz.object_size_histogram(sizes)
+display(object_size_table(sizes))
 example_class = memory.targets[0][0]
 fig = viz.scale_examples(synthesis_at_scales(first_cfg, inversion, example_class))
 

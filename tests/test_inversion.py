@@ -349,6 +349,17 @@ def test_object_sizes_and_measured_scales():
         measured_scales(np.array([]))
 
 
+def test_object_size_table_gives_quartiles_in_percent_and_the_share_of_tiny_objects():
+    from incseg_lib.experiment import object_size_table
+
+    table = object_size_table({"real": [0.005, 0.02, 0.1, 0.3, 0.5], "none": []})
+    real = table.loc["real"]
+    assert real["objects"] == 5 and real["median (%)"] == 10.0
+    assert (real["25% (%)"], real["75% (%)"]) == (2.0, 30.0)  # numpy's linear quantiles of 0.5/2/10/30/50
+    assert real["under 1% (%)"] == 20.0  # one object of five
+    assert table.loc["none"]["objects"] == 0 and np.isnan(table.loc["none"]["median (%)"])
+
+
 def test_scale_aware_synthesis_makes_objects_whose_size_follows_the_scale():
     """A tiny model that segments by colour: scale-aware synthesis asked for small objects paints fewer
     pixels of the class than when asked for large ones (measured on the old model's pseudo-labels)."""

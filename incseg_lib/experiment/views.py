@@ -361,6 +361,25 @@ def object_size_samples(cfg: RunConfig, memories: dict) -> dict[str, np.ndarray]
     return out
 
 
+def object_size_table(sizes: dict):
+    """The object sizes of :func:`object_size_samples` (or any ``{name: sizes}``) as numbers: per
+    source, the objects counted, the quartiles of the fraction of the image they cover (in %) and the
+    share of objects under 1 % of the image (a few pixels: at 160 px, 1 % is 256 pixels).
+
+    Returns:
+        A ``pandas.DataFrame`` indexed by source; an empty source has its count 0 and no quartiles.
+    """
+    import pandas as pd
+
+    rows = {}
+    for name, values in sizes.items():
+        v = 100 * np.asarray(values, dtype=float)
+        q = np.quantile(v, (0.25, 0.5, 0.75)).round(1) if len(v) else [np.nan] * 3
+        under = round(100 * float((v < 1).mean()), 1) if len(v) else np.nan
+        rows[name] = {"objects": len(v), "25% (%)": q[0], "median (%)": q[1], "75% (%)": q[2], "under 1% (%)": under}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 @torch.no_grad()
 def _pseudo(model, images, confidence, order):
     labels, _ = pseudo_labels(model, images, confidence)
