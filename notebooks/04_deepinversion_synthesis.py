@@ -245,6 +245,8 @@ fig = viz.inversion_losses(memory)
 # real objects' sizes (small, medium, large), so the memory covers the sizes the data has.
 
 # %%
+from IPython.display import display
+
 from incseg_lib.experiment import object_size_samples, object_size_table, synthesis_at_scales
 
 sizes = object_size_samples(first_cfg, memories)
