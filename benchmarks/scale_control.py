@@ -8,12 +8,19 @@ pixels the top-k score counts become the class for the old model. Prints one JSO
 class) and a summary: per asked scale, the median and quartiles of the fractions got, and how
 often the image holds no pixel of the class at all.
 
+With ``--stored`` it synthesises nothing and reads what a run left on disk instead: every
+finished synthetic memory beside the step-0 checkpoint (images, pseudo-label masks and a manifest
+naming the settings) against the real step-0 masks, one row per source: objects counted (one old
+class present in one image), quartiles of the fraction of the image each covers, and the share
+under 1 % (the numbers of notebook 04's histogram, for any run after the fact).
+
 Needs the step-0 checkpoint of the configuration (notebook 04, or ``incseg step --task 15-5 ...``
 trains it; ``INCSEG_HOME`` says where it is)::
 
     python benchmarks/scale_control.py                           # demo, shapes 15-5, weights 0 and 1
+    python benchmarks/scale_control.py --stored                  # the demo's stored memories
     python benchmarks/scale_control.py --profile cpu --dataset camvid --data-root ../shared/data/camvid \\
-        --task 8-3 -p pretrained none
+        --task 8-3 -p pretrained none --stored
 """
 
 from __future__ import annotations
@@ -24,11 +31,46 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from PIL import Image
 
 from incseg_lib.config import RunConfig
-from incseg_lib.experiment import synthesis_at_scales
-from incseg_lib.inversion import inversion_config
+from incseg_lib.experiment import base_datasets, checkpoint_file, object_size_table, synthesis_at_scales
+from incseg_lib.experiment.sources import real_object_sizes
+from incseg_lib.inversion import InversionConfig, inversion_config, object_sizes
 from incseg_lib.tasks import IncrementalSplit
+
+
+def describe(settings: dict, scales=()) -> str:
+    """A memory's name from its manifest's synthesis settings: aggregation, the scale-aware weights
+    and scales (``scales``: the manifest's, measured when none were configured), the BN-statistics
+    weight where it is off, images per class."""
+    default = InversionConfig()
+    name = "scale-aware" if settings.get("aggregation") == "scale-aware" else "LSE"
+    if name == "scale-aware":
+        asked = "/".join(f"{100 * v:.1f}" for v in (settings.get("scales") or scales))
+        name += f" (targets {asked} %, inside x{settings.get('inside_weight', 0):g})"
+    if settings.get("r_feature", default.r_feature) == 0:
+        name += ", no BN term"
+    return f"{name}, {settings['images_per_class']}/class"
+
+
+def stored_sizes(cfg: RunConfig) -> None:
+    """Print the object sizes of the real step-0 masks and of every finished stored memory."""
+    split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
+    train_base, _ = base_datasets(cfg, split0)
+    old = [c for c in split0.seen_classes if c != 0]
+    sizes = {"real step-0 objects": real_object_sizes(cfg, split0, train_base, old)}
+    folder = checkpoint_file(cfg, 0, "step0").parent / "synthetic"
+    for manifest in sorted(folder.glob("*/manifest.json")):
+        doc = json.loads(manifest.read_text())
+        if not doc.get("complete"):
+            continue
+        masks = [np.asarray(Image.open(p)) for p in sorted((manifest.parent / "masks").glob("*.png"))]
+        sizes[describe(doc["key"]["inversion"], doc.get("scales") or ())] = object_sizes(masks)
+    if len(sizes) == 1:
+        print(f"no finished synthetic memory under {folder}: run notebook 04 with this configuration first")
+    print(f"{cfg.dataset} {cfg.task} {cfg.setting}, step-0 checkpoint {checkpoint_file(cfg, 0, 'step0')}")
+    print(object_size_table(sizes).to_string())
 
 
 def main(argv=None) -> None:
@@ -42,11 +84,14 @@ def main(argv=None) -> None:
     ap.add_argument("--inside-weights", default="0,1", help="inside_weight values, comma list")
     ap.add_argument("--outside-weight", type=float, default=None, help="outside_weight (default: the library's)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--stored", action="store_true", help="only the object sizes of the memories on disk")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     fields = dict(args.p)  # strings: pretrained, model, ... (RunConfig validates them)
     cfg = RunConfig.from_profile(args.profile, dataset=args.dataset, data_root=args.data_root, task=args.task, **fields)
+    if args.stored:
+        return stored_sizes(cfg)
     inversion = inversion_config(cfg.profile, outside_weight=args.outside_weight)
     scales = [float(v) for v in args.scales.split(",")]
     old = [c for c in IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).seen_classes if c != 0]
