@@ -280,6 +280,9 @@ def test_ctrl_c_stops_the_suite_within_seconds_and_says_where_its_results_are(tm
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a shell without job control starts background jobs with SIGINT ignored, and the child
+        # would inherit that: give it the default a terminal's Ctrl-C meets
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while not (run / "started").exists():
