@@ -31,12 +31,17 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from PIL import Image
 
 from incseg_lib.config import RunConfig
-from incseg_lib.experiment import base_datasets, checkpoint_file, object_size_table, synthesis_at_scales
+from incseg_lib.experiment import (
+    base_datasets,
+    checkpoint_file,
+    memory_object_sizes,
+    object_size_table,
+    synthesis_at_scales,
+)
 from incseg_lib.experiment.sources import real_object_sizes
-from incseg_lib.inversion import InversionConfig, inversion_config, object_sizes
+from incseg_lib.inversion import InversionConfig, SyntheticMemory, inversion_config
 from incseg_lib.tasks import IncrementalSplit
 
 
@@ -62,11 +67,11 @@ def stored_sizes(cfg: RunConfig) -> None:
     sizes = {"real step-0 objects": real_object_sizes(cfg, split0, train_base, old)}
     folder = checkpoint_file(cfg, 0, "step0").parent / "synthetic"
     for manifest in sorted(folder.glob("*/manifest.json")):
-        doc = json.loads(manifest.read_text())
-        if not doc.get("complete"):
-            continue
-        masks = [np.asarray(Image.open(p)) for p in sorted((manifest.parent / "masks").glob("*.png"))]
-        sizes[describe(doc["key"]["inversion"], doc.get("scales") or ())] = object_sizes(masks)
+        key = json.loads(manifest.read_text())["key"]
+        memory = SyntheticMemory(manifest.parent, key)
+        if memory.complete:
+            name = describe(key["inversion"], memory.manifest.get("scales") or ())
+            sizes[name] = memory_object_sizes(memory, train_base.info)
     if len(sizes) == 1:
         print(f"no finished synthetic memory under {folder}: run notebook 04 with this configuration first")
     print(f"{cfg.dataset} {cfg.task} {cfg.setting}, step-0 checkpoint {checkpoint_file(cfg, 0, 'step0')}")

@@ -354,7 +354,10 @@ def outside_term(logits: torch.Tensor, target: torch.Tensor, scales: torch.Tenso
         logits: ``(B, C, H, W)`` the old model's logits; target: ``(B,)`` output index of each image's
             target class; scales: ``(B,)`` target fractions.
     """
-    lp_c, inside = _target_log_prob(logits, target, scales)
+    return _outside(*_target_log_prob(logits, target, scales))
+
+
+def _outside(lp_c: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     outside = 1.0 - inside
     nll = -torch.log1p(-lp_c.exp().clamp(max=1 - 1e-6))
     return ((nll * outside).sum(1) / outside.sum(1).clamp(min=1)).mean()
@@ -373,7 +376,10 @@ def inside_term(logits: torch.Tensor, target: torch.Tensor, scales: torch.Tensor
     class; with :func:`outside_term` the pair is a per-pixel binary cross-entropy of ``p_c`` against
     the mask of the class's ``k`` best pixels. Zero when those pixels are already the class.
     """
-    lp_c, inside = _target_log_prob(logits, target, scales)
+    return _inside(*_target_log_prob(logits, target, scales))
+
+
+def _inside(lp_c: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     return ((-lp_c * inside).sum(1) / inside.sum(1).clamp(min=1)).mean()
 
 
@@ -612,8 +618,8 @@ def _objective(model, student, xin, fg, targets, config: InversionConfig, bn: BN
     logits = model(xin)["out"]
     if config.scale_aware:
         pooled = scale_aware_pool(logits[:, fg], scales)
-        l_out = outside_term(logits, fg[targets.argmax(1)], scales)
-        l_in = inside_term(logits, fg[targets.argmax(1)], scales)
+        ranked = _target_log_prob(logits, fg[targets.argmax(1)], scales)  # once for both terms
+        l_out, l_in = _outside(*ranked), _inside(*ranked)
     else:
         pooled = lse_pool(logits[:, fg], config.lse_r)
     l_cls = class_loss(pooled, targets)

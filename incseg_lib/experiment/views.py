@@ -356,9 +356,15 @@ def object_size_samples(cfg: RunConfig, memories: dict) -> dict[str, np.ndarray]
     names = {"lse": "LSE synthesis", "scale-aware": "scale-aware synthesis"}
     for (task, setting, *agg), memory in memories.items():
         if agg and (task, setting) == (cfg.task, cfg.setting) and memory.complete:
-            masks = memory.as_dataset(train_base.info)
-            out[names.get(agg[0], agg[0])] = object_sizes(masks.read_mask(i) for i in range(len(masks)))
+            out[names.get(agg[0], agg[0])] = memory_object_sizes(memory, train_base.info)
     return out
+
+
+def memory_object_sizes(memory, info) -> np.ndarray:
+    """:func:`~incseg_lib.inversion.object_sizes` of a synthetic memory's pseudo-labels (``info``: the
+    dataset's :class:`~incseg_lib.data.DatasetInfo`)."""
+    masks = memory.as_dataset(info)
+    return object_sizes(masks.read_mask(i) for i in range(len(masks)))
 
 
 def object_size_table(sizes: dict):
