@@ -618,7 +618,11 @@ def update_calibration(old: dict, new: dict) -> dict:
         same = taken.get(r["run"])
         if same is not None and same != r:
             rename[r["run"]] = f"{r['run']}@{str(r.get('commit') or 'unknown')[:7]}"
-    runs = list(old.get("runs", [])) + [{**r, "run": rename.get(r["run"], r["run"])} for r in new["runs"]]
+    runs = list(old.get("runs", []))
+    for r in new["runs"]:
+        r = {**r, "run": rename.get(r["run"], r["run"])}
+        if r not in runs:  # the same update given twice lists its runs once
+            runs.append(r)
     findings = dict(old.get("findings", {}))
     for key, entry in new["findings"].items():
         findings[key] = {**entry, "runs": [rename.get(n, n) for n in entry["runs"]]}

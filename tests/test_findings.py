@@ -229,6 +229,7 @@ def test_updating_a_calibration_replaces_only_the_findings_the_new_runs_calibrat
     assert changed["gaps"] == [20.0, 21.0] and changed["verdict"] == "holds" and changed["margin"] == 19.0
     assert changed["runs"] == ["seed-0@abcdef0", "seed-1@abcdef0"]
     assert [r["run"] for r in merged["runs"]] == ["seed-0", "seed-1", "seed-0@abcdef0", "seed-1@abcdef0"]
+    assert findings.update_calibration(merged, findings.calibrate(new_runs)) == merged  # given twice: no change
     with pytest.raises(ValueError, match="one profile and dataset"):
         findings.update_calibration(old, {**findings.calibrate(new_runs), "dataset": "voc"})
 
