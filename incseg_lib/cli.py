@@ -67,7 +67,7 @@ def _add_suite(sub) -> None:
         "--seeds",
         default="",
         help="calibrate the expected findings: run the whole suite once per seed (comma list, e.g. "
-        "0,1,2) into --out/seed-<k>/ and write the findings' gaps, spread and margins to "
+        "0,1,2) into --out/seed-<k>/ and write the findings' gaps, spread and verdicts to "
         "--out/calibration.json",
     )
 
@@ -76,13 +76,13 @@ def _add_calibrate(sub) -> None:
     cal = sub.add_parser(
         "calibrate",
         help="the expected findings' calibration table (gap per run, spread, "
-        "verdict, margin) from suite run folders of one profile",
+        "verdict) from suite run folders of one profile",
     )
     cal.add_argument("runs", nargs="+", help="suite run folders (e.g. several seeds, or a run under another torch)")
     cal.add_argument(
         "--write",
         default="",
-        help="also write the calibration JSON here (the profile's margins: "
+        help="also write the calibration JSON here (the profile's calibration: "
         "incseg_lib/calibration/<profile>-<dataset>.json)",
     )
     cal.add_argument(

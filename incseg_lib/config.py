@@ -8,13 +8,14 @@ the same parameters train the same thing.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .data import load_dataset, train_split
 from .env import default_checkpoint_root, default_data_root
-from .methods import METHOD_NAMES, get_method
+from .methods import CE_NORMALISATIONS, METHOD_NAMES, PROTOCOLS, get_method
 from .models import DEEPLAB_BACKBONES, MODELS
 from .models.bisenet import ARCHITECTURE_VERSION
 from .store import key_digest
@@ -30,6 +31,8 @@ CHOICES = {
     "pi_estimator": ("mib", "zenke"),
     "void_label": ("ignore", "background"),
     "eval_unseen": ("background", "ignore"),
+    "protocol": PROTOCOLS,
+    "ce_normalisation": ("",) + CE_NORMALISATIONS,
 }
 
 
@@ -64,7 +67,19 @@ class RunConfig:
             notebook 03's memory to show what it keeps).
             Setting ``epochs_next`` alone (a notebook parameter) resets it to 0.
         lr: initial learning rate at step 0 (poly schedule, power 0.9).
-        lr_next: initial learning rate for steps >= 1 (MiB uses 0.001).
+        protocol: how steps >= 1 train around each method's loss: ``official`` (each method at its
+            own scripts' protocol, :class:`~incseg_lib.methods.StepProtocol`: MiB, PLOP and SDR at
+            a tenth of ``lr``, the classification loss averaged over every pixel, SDR's KD 100) or
+            ``shared`` (the course's single setting: every method at ``lr_next``, losses averaged
+            over labelled pixels, SDR's KD 10). Giving ``lr_next`` to :meth:`from_profile` without
+            a protocol asks for ``shared``.
+        lr_next: initial learning rate for steps >= 1 under ``protocol="shared"``.
+        lr_factor: under ``protocol="official"``, one learning-rate factor (steps >= 1 against
+            step 0) for every method in place of each method's own; 0 = each method's (the
+            protocol study's knob, benchmarks/protocol_study.py).
+        ce_normalisation: ``""`` (the protocol's), ``all`` or ``labelled``: how the classification
+            loss of steps >= 1 is averaged (:meth:`incseg_lib.methods.Method.loss_fn`); ``labelled``
+            under the official protocol is PLOP with this library's earlier normalisation.
         momentum, weight_decay: SGD hyperparameters.
         optimizer: ``sgd`` (momentum, no weight decay on BatchNorm parameters and biases) or
             ``sgd-mib`` (MiB's ``run.py``: Nesterov momentum, weight decay on every parameter; the
@@ -121,7 +136,10 @@ class RunConfig:
     epochs_next: int = 0
     epochs_next_single: int = 0
     lr: float = 0.01
+    protocol: str = "official"
     lr_next: float = 0.001
+    lr_factor: float = 0.0
+    ce_normalisation: str = ""
     momentum: float = 0.9
     weight_decay: float = 1e-4
     optimizer: str = "sgd"
@@ -192,6 +210,8 @@ class RunConfig:
             if val is None or (isinstance(val, str) and val == ""):
                 continue
             values[key] = "" if key == "pretrained" and val == "none" else coerce_option(key, val)
+        if overrides.get("lr_next") and overrides.get("protocol") in (None, ""):
+            values["protocol"] = "shared"  # one lr_next for every method is the shared setting
         if overrides.get("epochs_next") and overrides.get("epochs_next_single") in (None, ""):
             values["epochs_next_single"] = 0  # an explicit epochs_next holds for every later step
         cfg = cls(**values)
@@ -224,11 +244,15 @@ class RunConfig:
         for name in ("crop_size", "batch_size", "epochs"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not (math.isfinite(self.lr_factor) and 0 <= self.lr_factor <= 10):
+            raise ValueError(f"lr_factor must be in [0, 10] (0 = each method's own), got {self.lr_factor!r}")
         for name in ("epochs_next", "epochs_next_single"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 = the default), got {getattr(self, name)!r}")
-        if self.lr <= 0 or self.lr_next <= 0:
-            raise ValueError(f"learning rates must be positive, got lr={self.lr}, lr_next={self.lr_next}")
+        for name in ("lr", "lr_next"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive, finite learning rate, got {value!r}")
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {choices}")
@@ -267,9 +291,37 @@ class RunConfig:
                 return int(self.epochs_next_single)
         return int(self.epochs_next) if self.epochs_next else int(self.epochs)
 
-    def lr_at(self, step: int) -> float:
-        """Initial learning rate of ``step`` (``lr`` at step 0, ``lr_next`` after)."""
-        return float(self.lr) if step == 0 else float(self.lr_next)
+    def lr_at(self, step: int, method: str = "") -> float:
+        """Initial learning rate of ``step`` for ``method``: ``lr`` at step 0; after it, under the
+        official protocol ``lr`` times the method's :attr:`~incseg_lib.methods.StepProtocol.lr_factor`
+        (a method outside the registry, or none given: ``lr_next``), under the shared one ``lr_next``."""
+        if step == 0:
+            return float(self.lr)
+        if self.protocol == "official" and method in METHOD_NAMES:
+            # rounded so that 0.05 x 0.1 is 0.005 in the key and the record, not 0.005000000000000001
+            return round(float(self.lr) * (self.lr_factor or get_method(method).protocol.lr_factor), 12)
+        return float(self.lr_next)
+
+    def ce_normalisation_at(self, method: str = "") -> str:
+        """How ``method``'s classification loss is averaged at steps >= 1 (``all`` or ``labelled``):
+        :attr:`ce_normalisation` if set, else the official protocol's, else ``labelled``."""
+        if self.ce_normalisation:
+            return self.ce_normalisation
+        if self.protocol == "official" and method in METHOD_NAMES:
+            return get_method(method).protocol.ce_normalisation
+        return "labelled"
+
+    def step_protocol(self, step: int, method: str) -> dict:
+        """What ``method`` trains ``step`` with, as recorded: protocol name, learning rate, loss
+        normalisation, and the loss weights of the method as built (``{}`` at step 0)."""
+        if step == 0 or method not in METHOD_NAMES:
+            return {"protocol": "step0" if step == 0 else self.protocol, "lr": self.lr_at(step, method)}
+        return {
+            "protocol": self.protocol,
+            "lr": self.lr_at(step, method),
+            "ce_normalisation": self.ce_normalisation_at(method),
+            "weights": dict(get_method(method, protocol=self.protocol).weights),
+        }
 
     def data_fingerprint(self) -> str:
         """Content fingerprint of the training list this run reads (not its path; see
@@ -317,7 +369,7 @@ class RunConfig:
             "crop_size": self.crop_size,
             "batch_size": self.batch_size,
             "epochs": self.epochs_at(step),
-            "lr": self.lr_at(step),
+            "lr": self.lr_at(step, base),
             "momentum": self.momentum,
             "weight_decay": self.weight_decay,
             "optimizer": self.optimizer,
@@ -335,6 +387,11 @@ class RunConfig:
             key.update(aux_next=self.aux_next, distill_pixels=self.distill_pixels)
             if base == "pi":
                 key["pi_estimator"] = self.pi_estimator
+            # entered only when not the shared setting, so its checkpoints keep their keys
+            if self.protocol != "shared":
+                key["protocol"] = self.protocol
+            if self.ce_normalisation_at(base) != "labelled":
+                key["ce_normalisation"] = self.ce_normalisation_at(base)
             if replayed:  # replayed images: how their background is read
                 key["memory_background"] = "merged-with-classes-since-storage-and-new"
         return key
@@ -361,6 +418,7 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
         epochs_next=4,
         epochs_next_single=8,
         lr=0.05,
+        protocol="shared",
         lr_next=0.03,
         num_workers=0,
         pretrained="",

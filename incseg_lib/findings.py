@@ -8,15 +8,25 @@ mIoU; negative when it does not). At its end the notebook evaluates them (:func:
 the list, and writes it to ``<run dir>/findings/<notebook>.json``; the suite's HTML report and
 ``incseg suite`` list every notebook's findings with the numbers that decide them.
 
-**Margins.** A single run's comparison can flip with the seed or the PyTorch version when the
-effect is small, and would then teach the opposite. So each finding of a profile is calibrated
-(:mod:`incseg_lib.calibration`: the profile's plan run over several seeds, and PyTorch versions
-where two install): a finding that held in every calibration run by more than the spread of its
-gap across them gets the margin ``min(gap) - spread`` (rounded down to half a point) and is
-**reproduced** only when it holds by at least that much; one whose gap stayed inside the noise is
-reported as **varies** with its calibrated range, never as reproduced or not. A profile without a
-calibration (cpu, colab, ...) checks the bare comparison (margin 0) and says it is uncalibrated.
-A finding whose records are missing (a method not in the plan) is **no data**.
+**Calibration.** A single run's comparison can flip with the seed, the thread count, the PyTorch
+version or the machine when the effect is small, and would then teach the opposite. So each
+finding of a profile is calibrated (:mod:`incseg_lib.calibration`: the profile's plan run over
+several seeds, thread counts and PyTorch versions): its gap in every calibration run, their
+**calibrated range** and spread, and a verdict: **holds** (the claim held in every calibration run
+by more than the spread of its gaps: the effect is bigger than the noise), **varies** (inside the
+noise: some calibration run had it by less than the spread, or not at all) or **fails** (it failed
+in every calibration run). A finding is then
+
+* **reproduced** when its claim holds in this run (gap > 0) and the calibration says it holds;
+* **not reproduced** when its claim does not hold in this run (gap <= 0);
+* **varies** when the calibration says it is inside the noise (or failed every calibration run
+  and holds here): one run cannot settle it, and the calibrated range is shown;
+* **no data** when its records are missing (a method not in the plan).
+
+Beside the run's gap the calibrated range is shown; a gap outside it is flagged **outside the
+calibrated range**: information (another machine, thread count or version moved the number), not a
+failure. A profile without a calibration (cpu, colab, ...) checks the bare comparison and says it
+is uncalibrated.
 
 >>> from incseg_lib.findings import Finding, Metric
 >>> f = Finding("FT forgets: old-class mIoU at most half of step 0's",
@@ -40,6 +50,8 @@ from .tasks import get_task, one_class_steps
 REPRODUCED, NOT_REPRODUCED, NO_DATA, VARIES = "reproduced", "not reproduced", "no data", "varies"
 _OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
 
+
+OUTSIDE = "outside the calibrated range"
 
 _PART_WORDS = {
     "old": "old-class mIoU",
@@ -84,7 +96,8 @@ class Metric:
             name += f" ({self.aggregation})"
         where = " ".join(x for x in (self.task, self.setting) if x)
         step = "" if self.step is None else f" step {self.step}"
-        return f"{name} {self.part}{' ' + where if where else ''}{step}"
+        part = self.part if self.part in ("old", "new", "all") else _PART_WORDS.get(self.part, self.part)
+        return f"{name} {part}{' ' + where if where else ''}{step}"
 
     def phrase(self) -> str:
         """The metric in words for a take-away, ``MiB's old-class mIoU`` (the finding's text names
@@ -135,8 +148,9 @@ class Finding:
         text: the claim, as a student reads it (without its margin: :attr:`FindingResult.claim`
             adds it).
         key: a stable name for the calibration table (default: ``text``).
-        margin: points (of mIoU) by which the claim must hold to count as reproduced; ``None``
-            = the calibrated margin of the profile (:func:`calibrate`), 0 without one.
+        margin: points (of mIoU) by which the claim must hold in this run (a threshold the finding
+            sets itself); ``None`` = none: the claim must hold (gap > 0) and its calibration decides
+            whether that is robust (module docstring).
 
     Example: FT forgets at least half of what step 0 knew:
     ``Finding("...", Metric("ft", "old"), "<=", Metric("step0", "old"), factor=0.5)``.
@@ -173,7 +187,7 @@ class Finding:
             b, b_label = self.right.value(records), self.right.label()
         else:
             b, b_label = float(self.right), "constant"
-        margin = self.margin if self.margin is not None else float((calibration or {}).get("margin", 0.0))
+        margin = float(self.margin or 0.0)
         base = dict(
             text=self.text,
             key=self.name,
@@ -188,19 +202,23 @@ class Finding:
             return FindingResult(status=NO_DATA, left=a, right=b, detail=f"no record for {', '.join(missing)}", **base)
         bound = self.factor * b
         gap = round(self.gap(a, b), 6)
-        holds = _OPS[self.op](a, bound) and gap >= margin
+        holds = _OPS[self.op](a, bound) and gap > margin
         scaled = f"{self.factor:g} x {b:.1f} = {bound:.1f}" if self.factor != 1 else f"{b:.1f}"
         rhs = scaled if isinstance(self.right, Metric) else f"{bound:.1f}"
         detail = f"{self.left.label()} {a:.1f} {self.op} {rhs}" + (
             f" ({b_label})" if isinstance(self.right, Metric) else ""
         )
-        detail += f"; gap {gap:+.1f}" + (f" (margin {margin:g})" if margin else "")
-        status = (
-            VARIES
-            if (calibration or {}).get("verdict") == VARIES and self.margin is None
-            else (REPRODUCED if holds else NOT_REPRODUCED)
-        )
-        return FindingResult(status=status, left=a, right=b, detail=detail, gap=gap, **base)
+        detail += f"; gap {gap:+.1f}" + (f" (needs more than {margin:g})" if margin else "")
+        verdict = (calibration or {}).get("verdict")
+        if verdict == VARIES or (verdict == "fails" and holds):
+            status = VARIES
+        else:
+            status = REPRODUCED if holds else NOT_REPRODUCED
+        result = FindingResult(status=status, left=a, right=b, detail=detail, gap=gap, **base)
+        if result.calibration_gaps:
+            lo, hi = min(result.calibration_gaps), max(result.calibration_gaps)
+            result.detail += f"; calibrated {lo:+.1f} to {hi:+.1f}" + (f" ({OUTSIDE})" if result.outside else "")
+        return result
 
 
 @dataclass
@@ -230,16 +248,30 @@ class FindingResult:
 
     @property
     def claim(self) -> str:
-        """The finding's text with its margin: ``... (by at least 5 points)``."""
-        return self.text + (f" (by at least {self.margin:g} points)" if self.margin else "")
+        """The finding's text, with the threshold it sets itself if any: ``... (by more than 5 points)``."""
+        return self.text + (f" (by more than {self.margin:g} points)" if self.margin else "")
+
+    @property
+    def calibration_gaps(self) -> list[float]:
+        """The gaps of the calibration runs (empty: uncalibrated)."""
+        gaps = (self.calibration or {}).get("gaps") or []
+        return [float(g) for g in gaps if isinstance(g, (int, float))]
+
+    @property
+    def outside(self) -> bool:
+        """This run's gap lies outside the calibrated range (information, not a failure)."""
+        gaps = self.calibration_gaps
+        if self.gap is None or not gaps:
+            return False
+        return not (min(gaps) - 0.05 <= self.gap <= max(gaps) + 0.05)  # within display rounding
 
     def calibrated_range(self) -> str:
-        """``"gap +12.0 to +20.5 over 4 runs"``, ``"uncalibrated"``, or the verdict's words."""
-        cal = self.calibration
-        if not cal or not cal.get("gaps"):
+        """``"gap +12.0 to +20.5 over 4 runs (spread 8.5)"``, or ``"uncalibrated"``."""
+        gaps = self.calibration_gaps
+        if not gaps:
             return "uncalibrated"
-        gaps = cal["gaps"]
-        return f"gap {min(gaps):+.1f} to {max(gaps):+.1f} over {len(gaps)} runs (spread {cal.get('spread', 0):.1f})"
+        spread = (self.calibration or {}).get("spread", max(gaps) - min(gaps))
+        return f"gap {min(gaps):+.1f} to {max(gaps):+.1f} over {len(gaps)} runs (spread {spread:.1f})"
 
 
 def check(
@@ -270,8 +302,8 @@ def check(
         out.append(res)
     for line in format_lines(out):
         print_fn(line)
-    if calibration is None and profile:
-        print_fn(f"(no calibration for profile {profile} on {dataset}: the comparisons are checked without margins)")
+    if profile:
+        print_fn(f"({calibration_line(calibration)})")
     if run_dir is not None and notebook:
         save(
             out,
@@ -286,7 +318,7 @@ def check(
 
 
 def format_lines(results: list[FindingResult]) -> list[str]:
-    """One line per finding: ``[reproduced] text (by at least m points) -- numbers``."""
+    """One line per finding: ``[reproduced] text -- numbers; calibrated range``."""
     mark = {
         REPRODUCED: "[reproduced]    ",
         NOT_REPRODUCED: "[NOT reproduced]",
@@ -297,7 +329,7 @@ def format_lines(results: list[FindingResult]) -> list[str]:
     for r in results:
         line = f"{mark[r.status]} {r.claim} -- {r.detail}"
         if r.status == VARIES:
-            line += f"; varies between runs: {r.calibrated_range()}"
+            line += f"; inside the run-to-run noise: {r.calibrated_range()}"
         out.append(line)
     return out
 
@@ -322,8 +354,9 @@ def takeaway_lines(results: list[FindingResult]) -> list[str]:
     """One sentence per finding, generated from its numbers so that it cannot contradict them.
 
     A reproduced claim is stated as this run's result; one that did not hold says what was measured
-    instead (a method that lost is described as losing); ``varies`` says the run-to-run range; a
-    finding without records says the run did not train what it compares.
+    instead (a method that lost is described as losing); ``varies`` says the calibrated range and
+    that it lies inside the run-to-run noise; a finding without records says the run did not train
+    what it compares. A gap outside the calibrated range is said once, as information.
     """
     out = []
     for r in results:
@@ -332,16 +365,23 @@ def takeaway_lines(results: list[FindingResult]) -> list[str]:
             out.append(f"**Not in this run**: {r.text}. This run has no record of {missing}: it did not train it.")
             continue
         measured = _measured(r)
+        note = ""
+        if r.outside:
+            note = (
+                f" This gap ({r.gap:+.1f}) is {OUTSIDE} ({r.calibrated_range()}): another machine, thread "
+                "count or version moved the numbers."
+            )
         if r.status == REPRODUCED:
-            margin = f", by {r.gap:.1f} points (at least {r.margin:g} needed)" if r.margin else ""
-            out.append(f"**Reproduced**: {r.text}. Here {measured}{margin}.")
+            out.append(f"**Reproduced**: {r.text}. Here {measured}.{note}")
         elif r.status == VARIES:
+            held = "holds" if (r.gap or 0) > 0 else "does not hold"
             out.append(
-                f"**Varies between runs**: {r.text}? Here {measured}; over the calibration runs the "
-                f"{r.calibrated_range()}, so one run cannot settle it."
+                f"**Varies between runs**: {r.text}? Here {measured}, so the claim {held} in this run; over "
+                f"the calibration runs the {r.calibrated_range()}, inside the run-to-run noise, so one run "
+                "cannot settle it."
             )
         else:
-            out.append(f"**Not reproduced**: expected: {r.text}; but here {measured}.")
+            out.append(f"**Not reproduced**: expected: {r.text}; here {measured}.{note}")
     return out
 
 
@@ -518,6 +558,26 @@ def load_calibration(profile: str, dataset: str) -> dict | None:
     if (doc.get("profile"), doc.get("dataset")) != (profile, dataset):
         return None  # $INCSEG_CALIBRATION names another profile's calibration
     return {**doc, "source": path.name}
+
+
+def calibration_line(calibration: dict | None) -> str:
+    """Where a calibration ran, in one sentence: its runs' seeds, thread counts, PyTorch versions,
+    machines and commits (``"Calibrated over 4 runs: seeds 0, 1, 2; 1 thread; torch 2.14.1+cu130,
+    2.9.1; cpu: Intel(R) Xeon(R) Processor, 2 cores; commit cfba6e5."``), or that there is none."""
+    if not calibration:
+        return "No calibration for this profile and dataset: the comparisons are checked without one."
+    runs = [r for r in calibration.get("runs", []) if isinstance(r, dict)]
+
+    def values(key, fmt=str):
+        seen = list(dict.fromkeys(fmt(r.get(key)) for r in runs if r.get(key) not in (None, "")))
+        return ", ".join(seen) if seen else "not recorded"
+
+    threads = values("threads")
+    return (
+        f"Calibrated over {len(runs)} run{'s' if len(runs) != 1 else ''}: seeds {values('seed')}; "
+        f"threads {threads}; torch {values('torch')}; {values('device')}; "
+        f"commit {values('commit', lambda c: str(c)[:7])}."
+    )
 
 
 def _margin(gaps: list[float]) -> tuple[str, float, float]:

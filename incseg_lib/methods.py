@@ -33,6 +33,59 @@ from .models.classifier import IncrementalClassifier
 
 AUX_MODES = ("ce", "off", "distill")
 DISTILL_PIXELS = ("labelled", "all")
+#: How a classification loss is averaged over a batch at steps >= 1: ``all`` (every pixel, the
+#: ignored ones counting 0: ``criterion(..., reduction="none").mean()`` in MiB's, PLOP's and SDR's
+#: ``train.py``) or ``labelled`` (over the labelled pixels only, this library's step-0 loss).
+CE_NORMALISATIONS = ("all", "labelled")
+#: ``official``: each method at its own scripts' protocol (:class:`StepProtocol`); ``shared``: the
+#: course's single setting, every method at the profile's ``lr_next`` with labelled-pixel averaging.
+PROTOCOLS = ("official", "shared")
+
+
+@dataclass(frozen=True)
+class StepProtocol:
+    """What a method's official scripts do at the steps after step 0, relative to step 0.
+
+    Attributes:
+        lr_factor: initial learning rate of every step >= 1 divided by step 0's (MiB, PLOP, SDR:
+            0.1; VOC 0.01 then 0.001).
+        ce_normalisation: one of :data:`CE_NORMALISATIONS`.
+        weights: loss weights that differ from the course's shared setting (SDR's KD 100).
+        source: the official file and line each value comes from.
+    """
+
+    lr_factor: float = 0.1
+    ce_normalisation: str = "all"
+    weights: dict = field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self):
+        if not (math.isfinite(self.lr_factor) and self.lr_factor > 0):
+            raise ValueError(f"lr_factor must be a positive number, got {self.lr_factor!r}")
+        if self.ce_normalisation not in CE_NORMALISATIONS:
+            raise ValueError(f"ce_normalisation {self.ce_normalisation!r}; choose one of {CE_NORMALISATIONS}")
+
+
+#: MiB's trainer serves FT, LwF, LwF-MC, ILT, EWC, PI, RW and MiB alike.
+_MIB_PROTOCOL = StepProtocol(
+    0.1,
+    "all",
+    source="fcdl94/MiB README.md L48 (--lr 0.01 for step 0, 0.001 for step > 0); train.py L27, L103-107 "
+    "(criterion with reduction='none', then loss.mean() over every pixel)",
+)
+_PLOP_PROTOCOL = StepProtocol(
+    0.1,
+    "all",
+    source="arthurdouillard/CVPR2021_PLOP scripts/voc/plop_15-1.sh L44-49 (--lr 0.01 at step 0, 0.001 after); "
+    "train.py L339, L351-352 (per-image factor times the B x H x W loss, then .mean())",
+)
+_SDR_PROTOCOL = StepProtocol(
+    0.1,
+    "all",
+    weights={"ukd": 100.0},
+    source="LTTM/SDR README.md L59 (--lr 0.01 for step 0, 0.001 after; its 19-1 example L81/L100: 1e-3 then "
+    "1e-4); train.py L168-172 (loss.mean() over every pixel); argparser.py L53 (--method SDR: loss_kd = 100)",
+)
 
 
 @dataclass
@@ -63,6 +116,9 @@ class Method:
             loss (PLOP's Local POD, SDR's latent-space terms).
         needs_maps: the model and the old model return their intermediate maps (``maps``,
             ``latent``: :class:`~incseg_lib.models.BiSeNet`).
+        protocol: what the method's official scripts do after step 0 (:class:`StepProtocol`): the
+            learning rate relative to step 0's, the loss normalisation and any weights of its own;
+            :meth:`~incseg_lib.config.RunConfig.lr_at` reads it under ``protocol="official"``.
     """
 
     name: str
@@ -77,6 +133,7 @@ class Method:
     relabel: Callable | None = None
     extra_terms: Callable | None = None
     needs_maps: bool = False
+    protocol: StepProtocol = _MIB_PROTOCOL
 
     @property
     def uses_old_model(self) -> bool:
@@ -100,6 +157,7 @@ class Method:
         *,
         aux: str = "ce",
         distill_pixels: str = "labelled",
+        ce_normalisation: str = "labelled",
         state=None,
     ) -> Callable:
         """The ``loss_fn(model, images, target, outputs)`` that :func:`engine.fit` calls at step t >= 1.
@@ -119,10 +177,18 @@ class Method:
                 auxiliary heads, so there is no reference; notebook 02 and docs/methods.md measure the three.
             distill_pixels: ``labelled`` (distil only labelled pixels: no crop padding or void) or
                 ``all`` (every pixel, as MiB's code).
+            ce_normalisation: ``labelled`` (the classification loss averaged over the labelled
+                pixels of the batch) or ``all`` (over every pixel, ignored ones counting 0, as the
+                official trainers' ``loss.mean()``: the labelled mean times the labelled fraction of
+                the labels the loss sees, after :attr:`relabel`). The two differ in the balance of
+                the classification loss against the other terms, not in its direction: after PLOP's
+                pseudo-labelling 21-57% of the pixels stay labelled, so under ``labelled`` PLOP's
+                cross-entropy weighs 1.8-4.8x more against Local POD than in PLOP's code.
             state: what :attr:`prepare` returned, for ``relabel`` and ``extra_terms``.
 
         Raises:
-            ValueError: a missing old model or penalty, or an unknown ``aux``/``distill_pixels``.
+            ValueError: a missing old model or penalty, or an unknown ``aux``, ``distill_pixels``
+                or ``ce_normalisation``.
         """
         if self.uses_old_model and old_model is None:
             raise ValueError(f"method {self.name} needs the previous step's model")
@@ -132,6 +198,8 @@ class Method:
             raise ValueError(f"auxiliary-head mode {aux!r}; choose one of {AUX_MODES}")
         if distill_pixels not in DISTILL_PIXELS:
             raise ValueError(f"distill_pixels {distill_pixels!r}; choose one of {DISTILL_PIXELS}")
+        if ce_normalisation not in CE_NORMALISATIONS:
+            raise ValueError(f"ce_normalisation {ce_normalisation!r}; choose one of {CE_NORMALISATIONS}")
         forward_old = any(
             f is not None for f in (self.distillation, self.feature_distillation, self.relabel, self.extra_terms)
         )
@@ -143,10 +211,12 @@ class Method:
                 with torch.no_grad():
                     old_out = old_model(x, aux=aux_distill)
             target, weights = self.relabel(y, old_out, state) if self.relabel is not None else (y, None)
+            scale = labelled_fraction(target) if ce_normalisation == "all" else None
 
             def cls(logits):
                 args = (logits, target, num_old) if weights is None else (logits, target, num_old, weights)
-                return self.classification(*args)
+                loss = self.classification(*args)
+                return loss if scale is None else loss * scale
 
             terms = {"principal": cls(out["out"])}
             aux_out = out.get("aux", []) if aux != "off" else []
@@ -185,6 +255,12 @@ class Method:
         if not self.bce:
             return None
         return lambda model, x, y, out: losses.bisenet_loss(out, y, losses.bce_one_hot, aux_weight)
+
+
+def labelled_fraction(target: torch.Tensor) -> torch.Tensor:
+    """The share of labelled pixels in ``target`` ``(B, H, W)`` (not ``255``), a scalar in [0, 1]:
+    what turns a mean over the labelled pixels into the official trainers' mean over every pixel."""
+    return (target != losses.IGNORE_INDEX).float().mean()
 
 
 def _ce(logits, target, num_old):
@@ -350,18 +426,21 @@ def _sdr_terms(out, old_out, target, state, model):
 
 METHOD_NAMES = ("ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "plop", "sdr", "sdr-only")
 REGULARIZER_WEIGHTS = {"ewc": 500.0, "pi": 500.0, "rw": 100.0}  # MiB's defaults
-#: SDR's unbiased KD weight: 10, the value SDR's README gives as its "kick-start" ("the parameter
-#: for the distillation loss is in the same range of that of MiB ... A kick-start could be to use
-#: KD 10") and MiB's own, so SDR and MiB differ only by SDR's latent-space terms. Its
-#: ``argparser.py`` ``--method SDR`` sets ``loss_kd = 100`` for lr 0.001 and pretrained ResNets; at
-#: the demo's lr 0.03 that weight collapses the model (15-1, seed 0, old-class mIoU after the last
-#: step: 35.6 with 100 against 75.0 with 10 and MiB's 73.0). ``get_method("sdr", kd_weight=100)``
-#: is the code's setting.
+#: SDR's unbiased KD weight in the course's shared setting (``protocol="shared"``): 10, the value
+#: SDR's README gives as its "kick-start" ("the parameter for the distillation loss is in the same
+#: range of that of MiB ... A kick-start could be to use KD 10") and MiB's own. Under its official
+#: protocol (a tenth of step 0's learning rate) SDR uses its ``argparser.py``'s 100 (L53): at the
+#: demo's shared lr 0.03 that weight collapsed the model (15-1, seed 0, old-class mIoU after the
+#: last step: 35.6 with 100 against 75.0 with 10), a learning rate SDR's scripts never use.
 SDR_KD_WEIGHT = 10.0
 
 
-def get_method(name: str, *, task: str = "", kd_weight: float | None = None) -> Method:
+def get_method(name: str, *, task: str = "", kd_weight: float | None = None, protocol: str = "official") -> Method:
     """Build a method with its paper/MiB defaults.
+
+    Every method carries its :class:`StepProtocol` (what its official scripts do after step 0:
+    a tenth of step 0's learning rate, classification loss averaged over every pixel); ``protocol``
+    picks the weights that depend on it (SDR's KD: 100 official, 10 shared, :data:`SDR_KD_WEIGHT`).
 
     Defaults (fcdl94/MiB ``argparser.py``, ``modify_command_options``): LwF KD weight 100; LwF-MC
     one-hot BCE (its own BCE step 0) + 10 x BCE distillation summed over old classes; ILT KD 100
@@ -375,15 +454,18 @@ def get_method(name: str, *, task: str = "", kd_weight: float | None = None) -> 
     entropy pseudo-labels weighted per image, Local POD on the ResNet stages, the map the classifier
     reads and the logits (0.01 / 0.0005), MiB's classifier initialisation (``init_balanced``); no KD
     (:mod:`incseg_lib.plop`). SDR (LTTM/SDR ``argparser.py``, ``--method SDR``): MiB's unbiased CE and
-    unbiased KD (weight 10, :data:`SDR_KD_WEIGHT`: the README's, not the argparser's 100) with
+    unbiased KD (weight 100 under its official protocol, its ``argparser.py``'s; 10 in the shared setting,
+    :data:`SDR_KD_WEIGHT`) with
     prototype matching 0.01, sparsification, attraction and repulsion 1e-3 on the features the
     classifier reads (:mod:`incseg_lib.sdr`); SDR's block does not set
     ``init_balanced``, so the new heads keep their default initialisation. ``sdr-only``: the same
     latent-space terms on plain cross-entropy, without MiB's losses.
 
     Raises:
-        ValueError: unknown name (lists the valid ones).
+        ValueError: unknown name (lists the valid ones) or protocol.
     """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r}; choose one of {PROTOCOLS}")
     if name == "ft":
         return Method("ft", _ce)
     if name == "lwf":
@@ -405,6 +487,7 @@ def get_method(name: str, *, task: str = "", kd_weight: float | None = None) -> 
         return Method(
             "plop",
             _plop_ce,
+            protocol=_PLOP_PROTOCOL,
             init_new_heads=mib_init,
             prepare=_plop_prepare,
             relabel=_plop_relabel,
@@ -421,13 +504,21 @@ def get_method(name: str, *, task: str = "", kd_weight: float | None = None) -> 
         }
         if name == "sdr-only":
             return Method(
-                "sdr-only", _ce, prepare=_sdr_prepare, extra_terms=_sdr_terms, needs_maps=True, weights=sdr_weights
+                "sdr-only",
+                _ce,
+                prepare=_sdr_prepare,
+                extra_terms=_sdr_terms,
+                needs_maps=True,
+                weights=sdr_weights,
+                protocol=_SDR_PROTOCOL,
             )
-        w = SDR_KD_WEIGHT if kd_weight is None else kd_weight
+        official = _SDR_PROTOCOL.weights["ukd"] if protocol == "official" else SDR_KD_WEIGHT
+        w = official if kd_weight is None else kd_weight
         return Method(
             "sdr",
             _unbiased_ce,
             _mib_terms(w),
+            protocol=_SDR_PROTOCOL,
             prepare=_sdr_prepare,
             extra_terms=_sdr_terms,
             needs_maps=True,

@@ -115,3 +115,21 @@ class ConfusionMatrix:
 
 def _num(v: float) -> float | None:
     return None if v is None or np.isnan(v) else round(float(v), 6)
+
+
+def harmonic_iou(old: float | None, new: float | None) -> float | None:
+    """hIoU, the harmonic mean of old- and new-class mIoU: ``2 old new / (old + new)``.
+
+    The single number DKD (Baek et al., NeurIPS 2022) and later class-incremental segmentation
+    papers report beside old / new / all: it is high only when a method both keeps the old classes
+    and learns the new ones (all-class mIoU is dominated by the old ones, 16 of 21 on VOC 15-1).
+
+    Args:
+        old, new: mIoU in [0, 1] (or in %; the result has the same unit); None when not measured.
+
+    Returns:
+        hIoU in the unit of its inputs; 0 when both are 0; None when either is None or NaN.
+    """
+    if old is None or new is None or old != old or new != new:
+        return None
+    return 0.0 if old + new == 0 else 2 * old * new / (old + new)

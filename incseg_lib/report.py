@@ -24,6 +24,7 @@ from typing import Any
 
 from . import findings, results
 from .env import software_line
+from .metrics import harmonic_iou
 from .store import atomic_write_text
 
 # What a finding's status looks like: (text colour, background).
@@ -37,7 +38,8 @@ MIOU_PARTS = ("old", "new", "all")
 
 
 def findings_summary(found: list) -> str:
-    """``"23 of 25 expected findings reproduced (1 not, 1 varies between runs)"``."""
+    """``"23 of 25 expected findings reproduced (1 not, 1 varies between runs); 2 gaps outside the
+    calibrated range"`` (the last part only where a calibration exists)."""
 
     count = {
         st: sum(r.status == st for r in found)
@@ -46,9 +48,13 @@ def findings_summary(found: list) -> str:
     rest = [f"{count[findings.NOT_REPRODUCED]} not"] if count[findings.NOT_REPRODUCED] else []
     rest += [f"{count[findings.VARIES]} varies between runs"] if count[findings.VARIES] else []
     rest += [f"{count[findings.NO_DATA]} without data"] if count[findings.NO_DATA] else []
-    return f"{count[findings.REPRODUCED]} of {len(found)} expected findings reproduced" + (
+    outside = sum(bool(getattr(r, "outside", False)) for r in found)
+    text = f"{count[findings.REPRODUCED]} of {len(found)} expected findings reproduced" + (
         f" ({', '.join(rest)})" if rest else ""
     )
+    if any(getattr(r, "calibration", None) for r in found):
+        text += f"; {outside} gap{'' if outside == 1 else 's'} {findings.OUTSIDE}"
+    return text
 
 
 # ---------------------------------------------------------------------- which record goes where
@@ -86,6 +92,10 @@ row_labels = results.display_labels
 # ---------------------------------------------------------------------- tables
 def _pct(v: Any) -> str:
     return "–" if v is None or v != v else f"{100 * float(v):.1f}"
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def _duration(seconds: Any) -> str:
@@ -161,11 +171,12 @@ def result_tables(records: list[dict], several_datasets: bool = False) -> list[s
                 caption = (
                     f"{html.escape(task)} {html.escape(setting)}{where}: mIoU (%) after step {last}, the last{how}"
                 )
-                header = ["method", *MIOU_PARTS, "training (last step)"]
+                header = ["method", *MIOU_PARTS, "hIoU", "training (last step)"]
                 rows = [
                     [
                         html.escape(lab),
                         *(_pct(r.get(f"miou_{p}")) for p in MIOU_PARTS),
+                        _pct(harmonic_iou(_num(r.get("miou_old")), _num(r.get("miou_new")))),
                         _duration(r.get("train_seconds")),
                     ]
                     for lab, r in zip(labels, recs)
@@ -352,15 +363,15 @@ def _headline(run_dir: Path, suite: dict, recs: list[dict], found: list, metas: 
         )
     sources = sorted({str(m.get("calibration")) for m in metas if m.get("calibration")})
     if found:
-        out += (
-            '<p class="muted">'
-            + (
-                f"Margins calibrated in {html.escape(', '.join(Path(s).name for s in sources))}."
-                if sources
-                else "No calibration for this profile and dataset: the comparisons are checked without margins."
-            )
-            + "</p>"
-        )
+        cal = None
+        if sources and len(datasets) == 1:
+            cal = findings.load_calibration(profile, datasets[0])
+        line = findings.calibration_line(cal) if cal or not sources else ""
+        if sources:
+            line = f"Calibration {html.escape(', '.join(Path(s).name for s in sources))}. " + html.escape(line)
+        else:
+            line = html.escape(line)
+        out += f'<p class="muted">{line}</p>'
     return out
 
 
@@ -430,11 +441,13 @@ def write_report(run_dir: str | Path) -> Path:
         sections.append(body)
 
     intro = (
-        "<p>Each notebook's <b>expected findings</b> are comparisons on its own records. A finding's "
-        "<b>margin</b> is how many points of mIoU it must hold by to count as reproduced, calibrated over "
-        "several seeds so that run-to-run noise cannot flip it; <b>varies</b> marks a comparison that "
-        "flipped between those calibration runs (its calibrated range is shown), and <b>no data</b> one whose "
-        "records are missing.</p>"
+        "<p>Each notebook's <b>expected findings</b> are comparisons on its own records. A finding is "
+        "<b>reproduced</b> when its claim holds in this run and its calibration (the profile run over "
+        "several seeds, thread counts and versions) found the effect bigger than the run-to-run noise; "
+        "<b>not reproduced</b> when the claim does not hold here; <b>varies</b> when the calibration found it "
+        "inside the noise, so one run cannot settle it; <b>no data</b> when its records are missing. "
+        "Beside each gap the <b>calibrated</b> range is shown, and a gap outside it is flagged (information: "
+        "another machine, thread count or version moved the number).</p>"
         "<p><b>Results</b> are mIoU (%) after the last step of each task: <i>old</i> over the classes of "
         "step 0 (background included), <i>new</i> over the classes added later, <i>all</i> over every class. "
         "Each model is listed once, under the notebook that trained it (later notebooks re-evaluate it as "

@@ -18,6 +18,7 @@ from . import __version__
 from .config import step0_name
 from .data import dataset_info
 from .env import provenance, runs_root
+from .metrics import harmonic_iou
 from .store import create_new
 from .tasks import get_task
 
@@ -369,12 +370,24 @@ def final_steps(records: list[dict], protocol: str = "full") -> list[dict]:
     return keep
 
 
+def hiou_percent(record: dict) -> float:
+    """A record's hIoU in % (1 decimal; NaN without both old and new mIoU): the harmonic mean of its
+    old- and new-class mIoU (:func:`~incseg_lib.metrics.harmonic_iou`)."""
+    h = harmonic_iou(_number(record.get("miou_old")), _number(record.get("miou_new")))
+    return float("nan") if h is None else round(100 * h, 1)
+
+
+def _number(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 def incremental_table(records: list[dict], protocol: str = "full", with_time: bool = False):
     """The old/new/all table of MiB's papers: mIoU (%) at the last step, methods x (task, setting).
 
     Rows are methods in the field's order (FT ... MiB, SMiB, Joint last; runs of a method with a
     memory or another variant after it), named by :func:`run_labels` (``SMiB (1/class)``, never a
-    run code); columns ``(dataset, task, setting, old|new|all)``, NaN where a method did not run.
+    run code); columns ``(dataset, task, setting, old|new|all|hIoU)`` (hIoU: the harmonic mean of
+    old and new, :func:`~incseg_lib.metrics.harmonic_iou`), NaN where a method did not run.
     With ``with_time`` a ``train s`` column per (dataset, task, setting) adds the training seconds
     of the last step.
     """
@@ -389,13 +402,14 @@ def incremental_table(records: list[dict], protocol: str = "full", with_time: bo
         for part in ("old", "new", "all"):
             v = r.get(f"miou_{part}")
             row[col + (part,)] = float("nan") if v is None else round(100 * v, 1)
+        row[col + ("hIoU",)] = hiou_percent(r)
         if with_time:
             row[col + ("train s",)] = round(r.get("train_seconds") or 0.0, 1)
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.columns = pd.MultiIndex.from_tuples(df.columns, names=["dataset", "task", "setting", "mIoU"])
-    df = df[sorted(df.columns, key=lambda c: (c[0], c[1], c[2], ["old", "new", "all", "train s"].index(c[3])))]
+    df = df[sorted(df.columns, key=lambda c: (c[0], c[1], c[2], ["old", "new", "all", "hIoU", "train s"].index(c[3])))]
     df = df.loc[sorted(df.index, key=_method_rank)]
     df.index = [label_of[m] for m in df.index]
     return df
@@ -566,13 +580,14 @@ def memory_table(records: list[dict], protocol: str = "full"):
         for part in ("old", "new", "all"):
             v = r.get(f"miou_{part}")
             row[col + (part,)] = float("nan") if v is None else round(100 * v, 1)
+        row[col + ("hIoU",)] = hiou_percent(r)
         if rep:
             row[col + ("memory images",)] = (r.get("memory") or {}).get("images")
             row[col + ("memory MB",)] = round(((r.get("memory") or {}).get("bytes") or 0) / 1e6, 2)
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame.from_dict(rows, orient="index")
-    order = ["old", "new", "all", "memory images", "memory MB"]
+    order = ["old", "new", "all", "hIoU", "memory images", "memory MB"]
     df = df[sorted(df.columns, key=lambda c: (c[:3], order.index(c[3])))]
     df.columns = pd.MultiIndex.from_tuples(df.columns, names=["dataset", "task", "setting", ""])
 

@@ -533,7 +533,7 @@ def run_calibration(
 
     Copy ``calibration.json`` to ``incseg_lib/calibration/<profile>-<dataset>.json`` (or pass
     several folders, e.g. also a run under another PyTorch, to ``incseg calibrate``) to make it the
-    profile's margins.
+    profile's calibration.
 
     Raises:
         SuiteError: ``-p seed`` given too, a notebook fails, or ``out`` is not a new folder.
@@ -565,7 +565,7 @@ def run_calibration(
 
 
 def print_findings(run_dir: Path, print_fn: Callable = print) -> None:
-    """Print every notebook's expected findings (reproduced or not, with their numbers and margins)."""
+    """Print every notebook's expected findings (reproduced or not, with their numbers and calibrated ranges)."""
 
     found = findings.load(run_dir)
     if not found:

@@ -7,6 +7,7 @@ import pytest
 from incseg_lib import results
 from incseg_lib.config import RunConfig
 from incseg_lib.experiment import checkpoint_file, joint_config, run_incremental, study_plan
+from incseg_lib.methods import get_method
 from incseg_lib.tasks import base_signature, first_new_class
 
 
@@ -104,6 +105,32 @@ def test_epochs_and_lr_per_step():
         RunConfig.from_profile("smoke", epochs_next_single=-1)
 
 
+def test_protocols_official_per_method_and_shared_for_every_method(shapes_root):
+    """official: each method at its scripts' protocol (MiB, PLOP, SDR: a tenth of step 0's lr, the
+    loss averaged over every pixel, SDR's KD 100); shared: the profile's lr_next for every method,
+    labelled-pixel averaging, SDR's KD 10; an explicit lr_next asks for shared."""
+    official = RunConfig.from_profile("cpu", dataset="shapes", data_root=str(shapes_root))
+    assert official.protocol == "official"
+    for m in ("ft", "mib", "plop", "sdr"):
+        assert official.lr_at(1, m) == 0.001 and official.ce_normalisation_at(m) == "all"
+        assert "L" in get_method(m).protocol.source  # a file and line to check it against
+    assert official.step_protocol(2, "sdr")["weights"]["ukd"] == 100.0
+    assert official.replace(ce_normalisation="labelled").ce_normalisation_at("plop") == "labelled"
+    assert official.replace(lr_factor=0.5).lr_at(3, "mib") == 0.005
+    shared = official.replace(protocol="shared", lr_next=0.003)
+    assert shared.lr_at(1, "plop") == 0.003 and shared.ce_normalisation_at("plop") == "labelled"
+    assert shared.step_protocol(1, "sdr")["weights"]["ukd"] == 10.0
+    assert RunConfig.from_profile("cpu", lr_next=0.002).protocol == "shared"
+    # the key follows the protocol; the shared setting's keys carry no protocol entry
+    assert official.training_key(step=1, method="plop")["ce_normalisation"] == "all"
+    assert "protocol" not in shared.training_key(step=1, method="plop")
+    assert official.training_key(step=0, method="plop") == shared.training_key(step=0, method="plop")
+    for bad, match in ((dict(protocol="mine"), "protocol"), (dict(lr=float("nan")), "lr must be"),
+                       (dict(lr_next=float("inf")), "lr_next must be"), (dict(lr_factor=-1), "lr_factor")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            RunConfig.from_profile("cpu", **bad)
+
+
 def test_demo_trains_one_class_steps_longer():
     """demo: a step adding one class (15-1, 19-1) gets epochs_next_single, a 5-class step epochs_next;
     the checkpoint key follows; an explicit epochs_next holds for every later step."""
@@ -176,6 +203,14 @@ def test_run_incremental_records_every_step_and_retrains_nothing(tmp_path, shape
         [("step0", 0)] + [("ft", s) for s in range(1, 6)] + [("mib", s) for s in range(1, 6)] + [("joint", 5)]
     )
     assert all(r["task"] == "15-1" and r["setting"] == "overlapped" for r in recs)
+    # each step records the protocol it trained with, and it is the method's declared one
+    assert recs[0]["step_protocol"] == {"protocol": "step0", "lr": cfg.lr}
+    for r in recs[1:-1]:
+        declared = get_method(r["method"]).protocol
+        got = r["step_protocol"]
+        assert got["protocol"] == "official" and got["ce_normalisation"] == declared.ce_normalisation == "all"
+        assert got["lr"] == r["lr"] == pytest.approx(cfg.lr * declared.lr_factor)
+    assert any("step 1 mib]" in str(x) and f"lr {cfg.lr * 0.1:g}," in str(x) for x in lines)  # what fit got
     assert recs[-1]["miou_new"] is not None and len(recs[-1]["iou"]) == 21
     assert all(len(r["iou"]) == 16 + r["step"] for r in recs[:-1])  # every seen class, none more
     trained = sum("epoch 1/1" in str(x) for x in lines)

@@ -71,3 +71,12 @@ def test_bad_targets_raise():
         cm.update(torch.tensor([0, 1]), torch.tensor([0, 7]))
     with pytest.raises(ValueError, match="shape"):
         cm.update(torch.tensor([0, 1]), torch.tensor([0]))
+
+
+def test_hiou_is_the_harmonic_mean_of_old_and_new():
+    from incseg_lib.metrics import harmonic_iou
+
+    assert harmonic_iou(0.6, 0.3) == pytest.approx(2 * 0.6 * 0.3 / 0.9)  # 0.4: pulled toward the weaker side
+    assert harmonic_iou(65.1, 21.1) == pytest.approx(31.87, abs=0.01)  # PLOP's VOC 15-1 row, in %
+    assert harmonic_iou(0.8, 0.0) == 0.0 and harmonic_iou(0.0, 0.0) == 0.0  # forgetting or not learning: 0
+    assert harmonic_iou(None, 0.3) is None and harmonic_iou(0.5, float("nan")) is None

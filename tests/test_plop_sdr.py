@@ -195,3 +195,37 @@ def test_plop_and_sdr_train_steps_and_sdr_keeps_prototypes_beside_its_checkpoint
         assert protos is not None and protos["prototypes"].shape == (16 + step, 256)
         assert protos["counts"][16 + step - 1] > 0  # the step's class was seen
     assert not out.model.return_maps  # maps are for the training losses only
+
+
+def _plop_with(weights):
+    """PLOP's method with its pseudo-labelling replaced by fixed labels and per-image weights, and no
+    Local POD: what is left is its classification loss, under either normalisation."""
+    import dataclasses
+
+    from incseg_lib.methods import get_method
+
+    spec = dataclasses.replace(
+        get_method("plop"), relabel=lambda y, old, state: (y, weights), extra_terms=None, prepare=None
+    )
+    old_model = lambda x, aux=False: {"out": torch.zeros(x.shape[0], 3, *x.shape[-2:])}  # noqa: E731
+    return spec, old_model
+
+
+@pytest.mark.parametrize("normalisation", ["all", "labelled"])
+def test_plop_cross_entropy_under_both_normalisations_against_a_direct_computation(normalisation):
+    """PLOP's ``train.py`` (L339, L351-352): per-pixel CE (ignored pixels 0) times the image's factor,
+    then ``.mean()`` over B x H x W; ``labelled`` divides by the labelled pixels instead."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 3, 5)
+    target = torch.tensor([[[0, 1, 255, 3, 2]] * 3, [[255, 255, 2, 0, 255], [1, 255, 255, 255, 3], [255] * 5]])
+    weights = torch.tensor([0.7, 0.3])
+    spec, old_model = _plop_with(weights)
+    fn = spec.loss_fn(old_model, 3, aux="off", ce_normalisation=normalisation)
+    got = fn(None, torch.zeros(2, 3, 3, 5), target, {"out": logits, "aux": []})["principal"]
+    per_pixel = torch.nn.functional.cross_entropy(logits, target, ignore_index=255, reduction="none")  # 0 on 255
+    weighted = (per_pixel * weights[:, None, None]).sum()
+    labelled = (target != 255).sum()
+    want = weighted / target.numel() if normalisation == "all" else weighted / labelled
+    assert labelled == 16 and got.item() == pytest.approx(want.item(), rel=1e-6)
+    # the two differ by the labelled fraction, the balance against Local POD that PLOP's code has
+    assert (weighted / target.numel()).item() == pytest.approx((weighted / labelled).item() * 16 / 30, rel=1e-6)

@@ -184,18 +184,23 @@ def test_headline_names_profile_findings_and_software(run):
     _, index, _ = run
     head = index[: index.index("<h2")]
     assert "demo" in head and "shapes" in head
-    assert "2 of 4 expected findings reproduced (1 not, 1 varies between runs)" in head
+    assert (
+        "2 of 4 expected findings reproduced (1 not, 1 varies between runs); 0 gaps outside the calibrated range"
+        in head
+    )
     assert "torch 2.14.1+test" in head and "torchvision 0.29.1+test" in head and "numpy 2.4.6" in head
     assert "incseg 0.1.0 (0123456)" in head and "cpu: Test CPU, 2 cores" in head and "1 thread" in head
     assert "2 notebooks at a time" in head and "Software and machine" in head
-    assert "demo-shapes.json" in head  # where the margins come from
+    assert "demo-shapes.json" in head  # which calibration, and where it ran
+    assert "Calibrated over" in head and "threads" in head and "commit" in head
 
 
 def test_findings_grouped_per_notebook_with_status_numbers_and_range(run):
     _, index, _ = run
-    assert "margin" in index and "varies" in index and "calibrated over" in index  # what the words mean
+    assert "inside the noise" in index and "varies" in index and "outside it is flagged" in index  # the words
+    assert "margin" not in re.sub(r"<style.*?</style>", "", index, flags=re.S)  # no threshold word left
     nb02, nb03 = _section(index, "02_mib_incremental"), _section(index, "03_exemplars_smib")
-    assert "MiB keeps more than FT (by at least 1 points)" in nb02 and "SMiB keeps more than MiB" not in nb02
+    assert "MiB keeps more than FT (by more than 1 points)" in nb02 and "SMiB keeps more than MiB" not in nb02
     assert "gap +8.0 to +15.0 over 3 runs" in nb02 and "MiB old 50.0 &gt; 40.0; gap +10.0" in nb02
     assert ">reproduced<" in nb02 and ">not reproduced<" in nb02 and ">varies<" in nb03
     assert "1 of 2 expected findings reproduced (1 varies between runs)" in nb03

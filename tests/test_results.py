@@ -74,7 +74,7 @@ def test_later_steps_are_keyed_by_their_lineage():
     assert a.training_key(step=3, method="mib")["epochs"] == b.training_key(step=3, method="mib")["epochs"]
     for step in range(6):
         assert checkpoint_file(a, step, "mib") != checkpoint_file(b, step, "mib"), step
-    c = a.replace(lr_next=0.002)  # only steps >= 1 differ: step 0 is still shared
+    c = a.replace(lr_factor=0.2)  # only steps >= 1 differ: step 0 is still shared
     assert checkpoint_file(a, 0, "mib") == checkpoint_file(c, 0, "mib")
     assert checkpoint_file(a, 2, "mib") != checkpoint_file(c, 2, "mib")
 

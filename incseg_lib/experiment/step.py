@@ -154,7 +154,7 @@ def train_step(
             train_base,
             run_name,
             run_name if step > 1 else get_method(method).step0,
-            get_method(method, task=cfg.task),
+            get_method(method, protocol=cfg.protocol),
             progress,
             print_fn,
         )
@@ -180,7 +180,11 @@ def train_step(
             progress=progress,
             print_fn=print_fn,
             record=record,
-            extra={**data.record, "step0": step0},
+            extra={
+                **data.record,
+                "step0": step0,
+                "step_protocol": cfg.step_protocol(step, keys.parse_run_name(run_name)[0]),
+            },
         )
     return StepOutcome(model.eval(), split, history, rec, ckpt, cfg)
 
@@ -230,6 +234,7 @@ def _later_step(ctx: StepContext, source: Source, ckpt: Path, train_set, rerun: 
         penalty=penalty,
         aux=cfg.aux_next,
         distill_pixels=cfg.distill_pixels,
+        ce_normalisation=cfg.ce_normalisation_at(spec.name),
         state=state,
     )
     tracker = None if not trackers else trackers[0] if len(trackers) == 1 else TrackerGroup(trackers)
@@ -330,7 +335,7 @@ def _fit_step(
         train_set = ConcatDataset([data.train_set, data.memory])
         sampler_fn = lambda g: ReplayBatchSampler(n_new, n_mem, cfg.batch_size, share, g)  # noqa: E731
     key = keys.training_key(cfg, step, run_name)
-    epochs, lr = cfg.epochs_at(step), cfg.lr_at(step)
+    epochs, lr = cfg.epochs_at(step), cfg.lr_at(step, keys.parse_run_name(run_name)[0])
     label = " ".join(
         [cfg.dataset, cfg.task] + ([] if split.is_offline else [split.setting]) + [f"step {step}", run_name]
     )
@@ -478,7 +483,7 @@ def _evaluate_once(
         method=method,
         step=rep.step,
         backbone=cfg.backbone,
-        lr=cfg.lr_at(split.step),
+        lr=(extra or {}).get("step_protocol", {}).get("lr", cfg.lr_at(split.step)),
         batch_size=cfg.batch_size,
         eval_protocol=protocol,
         eval_split=eval_split(cfg.dataset),
