@@ -70,8 +70,10 @@ lab: $(STAMP)
 	$(BIN)/python -m ipykernel install --sys-prefix --name incseg --display-name "Python (incseg)"
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
-# Student copies of the notebooks (exercise solutions removed, checks kept) into $(STUDENT_DIR)/.
+# Student copies of the notebooks (exercise solutions removed, checks kept) into $(STUDENT_DIR)/,
+# made from the .py sources once they are synced with any edit made in Jupyter.
 student: $(STAMP)
+	$(BIN)/python -m incseg_lib.cli sync-notebooks
 	$(BIN)/incseg student --out $(STUDENT_DIR)
 
 clean-venv:

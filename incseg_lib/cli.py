@@ -219,7 +219,28 @@ def _known_error(e: Exception) -> int:
     if isinstance(e, known):
         print(f"incseg: error: {e}", file=sys.stderr)
         return 2
+    if isinstance(e, OSError):  # a folder that cannot be written or read: name it and the way out
+        print(f"incseg: error: {os_error_line(e)}", file=sys.stderr)
+        return 2
     raise e
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an ``OSError``: what failed, on which path, and what to do about it."""
+    import errno
+
+    path = e.filename or "a file"
+    reason = e.strerror or str(e)
+    fixes = {
+        errno.EACCES: "choose a folder you can write (--out, --root or INCSEG_HOME), or fix its permissions",
+        errno.EROFS: "the file system is read-only: choose a writable folder (--out, --root or INCSEG_HOME)",
+        errno.ENOSPC: "the disk is full: free space there or choose another folder",
+        errno.ENOTDIR: "a part of that path is a file, not a folder: choose another path",
+        errno.EISDIR: "that path is a folder where a file was expected: move it aside or choose another path",
+        errno.ENOENT: "check the path",
+    }
+    fix = fixes.get(e.errno, "check the path and its permissions")
+    return f"{reason}: {path}; {fix}"
 
 
 def _only(args) -> list[str] | None:

@@ -252,36 +252,104 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 # ------------------------------------------------------------------------------ student copies
-def strip_solutions(text: str) -> str:
-    """``text`` with each ``# BEGIN SOLUTION`` .. ``# END SOLUTION`` block (markers included) replaced
-    by ``raise NotImplementedError(...)`` at the marker's indentation.
+_MARKER = re.compile(r"^\s*#\s*(BEGIN|END)\s+SOLUTION\b", re.IGNORECASE)
+# what a copy is checked against: anything that looks like a marker, misspelt ones included
+_LOOSE_MARKER = re.compile(r"#\s*(BEGIN|END)[\s_-]*SOLUTION", re.IGNORECASE)
+
+
+def _marker(line: str) -> str:
+    """``BEGIN`` or ``END`` when ``line`` is a solution marker, with or without a note after it
+    (``# BEGIN SOLUTION (exercise 1)``, ``#begin solution``), else ``""``."""
+    m = _MARKER.match(line)
+    return m.group(1).upper() if m else ""
+
+
+def strip_solutions(text: str, name: str = "") -> str:
+    """``text`` with each ``# BEGIN SOLUTION`` .. ``# END SOLUTION`` block (markers included, with or
+    without a note after them) replaced by ``raise NotImplementedError(...)`` at the marker's
+    indentation.
 
     Raises:
-        ValueError: unbalanced markers (names the line).
+        ValueError: unbalanced markers (names ``name``, the notebook, and the line).
     """
-    out, inside = [], False
+    where = f"{name}: " if name else ""
+    out, inside, start = [], False, 0
     for n, line in enumerate(text.splitlines(keepends=True), 1):
-        stripped = line.strip()
-        if stripped == BEGIN:
+        kind = _marker(line)
+        if kind == "BEGIN":
             if inside:
-                raise ValueError(f"line {n}: {BEGIN} inside another solution block")
-            inside = True
+                raise ValueError(f"{where}line {n}: {BEGIN} inside the solution block opened at line {start}")
+            inside, start = True, n
             indent = line[: len(line) - len(line.lstrip())]
             out.append(f'{indent}raise NotImplementedError("exercise: write this part")\n')
-        elif stripped == END:
+        elif kind == "END":
             if not inside:
-                raise ValueError(f"line {n}: {END} without {BEGIN}")
+                raise ValueError(f"{where}line {n}: {END} without {BEGIN}")
             inside = False
         elif not inside:
             out.append(line)
     if inside:
-        raise ValueError(f"{BEGIN} without {END}")
+        raise ValueError(f"{where}line {start}: {BEGIN} without {END}")
     return "".join(out)
 
 
+def solution_lines(text: str) -> list[str]:
+    """The lines inside ``text``'s solution blocks that give something away: stripped, at least 12
+    characters, not comments, and not also written outside a block (``return out`` may be both)."""
+    inside, sol, rest = False, set(), set()
+    for line in text.splitlines():
+        kind = _marker(line)
+        if kind:
+            inside = kind == "BEGIN"
+            continue
+        (sol if inside else rest).add(line.strip())
+    return sorted(x for x in sol - rest if len(x) >= 12 and not x.startswith("#"))
+
+
 def student_copy(source: Path) -> str:
-    """The ``.ipynb`` text of the student copy of ``source`` (a py:percent notebook)."""
-    return render(source, strip_solutions(Path(source).read_text()))
+    """The ``.ipynb`` text of the student copy of ``source`` (a py:percent notebook), checked to hold
+    no solution marker and no line of a solution.
+
+    Raises:
+        ValueError: unbalanced markers, or a copy that still holds a solution (names the notebook
+            and the line).
+    """
+    source = Path(source)
+    text = source.read_text()
+    copy = render(source, strip_solutions(text, source.name))
+    code = "\n".join(
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in json.loads(copy)["cells"]
+        if c["cell_type"] == "code"
+    )
+    left = [line for line in code.splitlines() if _LOOSE_MARKER.search(line)]
+    left += [line for line in solution_lines(text) if line in {x.strip() for x in code.splitlines()}]
+    if left:
+        raise ValueError(
+            f"{source.name}: the student copy would still hold a solution ({left[0].strip()!r}); "
+            "mark every solution with a '# BEGIN SOLUTION' / '# END SOLUTION' pair"
+        )
+    return copy
+
+
+def check_in_sync(folder: Path | None = None) -> None:
+    """Refuse when a notebook's ``.py`` and ``.ipynb`` hold different cells: student copies are made
+    from the ``.py``, so an edit made only in the ``.ipynb`` would be missing from them.
+
+    Raises:
+        SyncConflict: names the notebooks and the command that syncs them.
+    """
+    folder = Path(folder or notebooks_dir())
+    stale = []
+    for py in sorted(folder.glob("[0-9][0-9]_*.py")):
+        nb = py.with_suffix(".ipynb")
+        if nb.is_file() and _cells_digest(nb.read_text()) != _cells_digest(render(py)):
+            stale.append(nb.name)
+    if stale:
+        raise SyncConflict(
+            f"{', '.join(stale)} differ from their .py sources, which the student copies are made from; "
+            "run `make notebooks` (incseg sync-notebooks) first"
+        )
 
 
 def exercise_cells(nb_text: str) -> list[tuple[str, str]]:
@@ -309,11 +377,15 @@ def write_student_copies(out: Path, folder: Path | None = None, force: bool = Fa
 
     Raises:
         FileExistsError: copies exist already and ``force`` is off (names them; nothing is written).
+        SyncConflict: a ``.ipynb`` differs from its ``.py`` (:func:`check_in_sync`).
+        ValueError: a copy would keep a solution (:func:`student_copy`).
     """
     folder = Path(folder or notebooks_dir())
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_in_sync(folder)
     sources = sorted(folder.glob("[0-9][0-9]_*.py"))
+    copies = [student_copy(src) for src in sources]  # every copy made and checked before the first is written
+    out.mkdir(parents=True, exist_ok=True)
     targets = [out / f"{src.stem}.ipynb" for src in sources]
     existing = [t for t in targets if t.exists()]
     if existing and not force:  # all or nothing: never half a set of copies beside older ones
@@ -321,7 +393,6 @@ def write_student_copies(out: Path, folder: Path | None = None, force: bool = Fa
             f"{len(existing)} student copies exist already in {out} ({', '.join(t.name for t in existing)}); "
             "choose a new --out folder or pass --force to overwrite them"
         )
-    copies = [student_copy(src) for src in sources]  # every copy made before the first is written
     for target, text in zip(targets, copies):
         _atomic_write(target, text)
     return targets

@@ -2,7 +2,7 @@
 
 ``index.html`` opens with a headline (profile, dataset, how many expected findings were reproduced,
 the software and machine from ``suite.json``), lists the notebooks with their status, then gives
-one section per notebook: its expected findings (claim with margin, status, numbers, calibrated
+one section per notebook: its expected findings (claim, status, numbers, calibrated
 range) and its results, one table per task (methods after the last step: old / new / all mIoU and
 training time). A model that several notebooks evaluate (notebook 03 re-evaluates notebook 02's
 MiB) is listed once, under the notebook that trained it.
@@ -187,7 +187,7 @@ def result_tables(records: list[dict], several_datasets: bool = False) -> list[s
 
 
 def findings_table(found: list) -> str:
-    """One notebook's expected findings: status (coloured), claim with its margin, numbers, calibrated
+    """One notebook's expected findings: status (coloured), claim, numbers, calibrated
     range (left out when none is calibrated: the headline says so)."""
     calibrated = any(r.calibration for r in found)
     rows = []

@@ -316,18 +316,43 @@ def _signal_kernels(sig: int) -> int:
     return n
 
 
+@contextlib.contextmanager
+def stop_signals_interrupt(caught: dict):
+    """SIGTERM and SIGHUP (a batch scheduler's stop, a closed SSH session) stop the suite as Ctrl-C
+    does: each raises ``KeyboardInterrupt`` in the main thread, and ``caught["signal"]`` names it.
+    The previous handlers come back on exit; outside the main thread nothing is changed."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        caught["signal"] = signal.Signals(signum).name
+        raise KeyboardInterrupt
+
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {n: signal.signal(getattr(signal, n), handler) for n in names}
+    try:
+        yield
+    finally:
+        for n, h in previous.items():
+            signal.signal(getattr(signal, n), h)
+
+
 def _run_lanes(run: _SuiteRun, order: list[Path], n_jobs: int) -> list[SuiteError]:
     """Execute ``order``, ``n_jobs`` at a time, stopping at the first failure; the failures.
 
-    Ctrl-C interrupts the running kernels (SIGINT: the cell stops at its next Python line, within
-    seconds) and starts nothing more; a second Ctrl-C kills them. Either way the running notebooks
-    end as ``interrupted`` and :class:`SuiteInterrupted` is among the failures.
+    Ctrl-C, SIGTERM or SIGHUP interrupts the running kernels (SIGINT: the cell stops at its next
+    Python line, within seconds) and starts nothing more; a second one kills them. Either way the
+    running notebooks end as ``interrupted`` and :class:`SuiteInterrupted` is among the failures.
     """
     import signal
 
     failures: list[SuiteError] = []
     queue = list(order)
-    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+    caught: dict = {}
+    with stop_signals_interrupt(caught), ThreadPoolExecutor(max_workers=n_jobs) as pool:
         pending: dict = {}
         while queue or pending:
             try:
@@ -341,7 +366,9 @@ def _run_lanes(run: _SuiteRun, order: list[Path], n_jobs: int) -> list[SuiteErro
                 run.stop.set()
                 queue.clear()
                 running = ", ".join(nb.name for nb in pending.values())
-                run.print_fn(f"\nCtrl-C: interrupting {running or 'the suite'} (Ctrl-C again to kill at once) ...")
+                what = caught.get("signal", "Ctrl-C")
+                run.info["signal"] = what
+                run.print_fn(f"\n{what}: interrupting {running or 'the suite'} (again to kill at once) ...")
                 _signal_kernels(signal.SIGINT)
                 with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: kill below
                     wait(pending, timeout=60)
@@ -503,8 +530,9 @@ def _finish(run: _SuiteRun, failures: list[SuiteError], seconds: float, report: 
     )
     index = write_report(run.run_dir) if report else None
     if interrupted:
+        by = run.info.get("signal")
         raise SuiteInterrupted(
-            f"interrupted after {seconds:.0f}s; what finished is in {run.run_dir}"
+            f"interrupted{f' ({by})' if by else ''} after {seconds:.0f}s; what finished is in {run.run_dir}"
             + (f" (report: {index})" if index else "")
             + ". Running the suite again reuses "
             "every finished checkpoint, so it continues where this run stopped"

@@ -303,6 +303,36 @@ def test_ctrl_c_stops_the_suite_within_seconds_and_says_where_its_results_are(tm
     assert str(run) in err and "reuses every finished checkpoint" in err
 
 
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_the_suite_like_ctrl_c(tmp_path, sig):
+    """A batch scheduler's stop or a closed SSH session: kernels stopped, suite.json ``interrupted``
+    naming the signal, the report written."""
+    folder, run = tmp_path / "nbs", tmp_path / "run"
+    _sleeper(folder)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "incseg_lib.cli", "suite", "--profile", "smoke", "--jobs", "1", "--out", str(run)],
+        cwd=REPO,
+        env={**os.environ, "INCSEG_NOTEBOOKS": str(folder)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (run / "started").exists():
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    t0 = time.time()
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, (out, err)
+    assert time.time() - t0 < 30 and not (run / "finished").exists()
+    suite = json.loads((run / "suite.json").read_text())
+    assert suite["state"] == "interrupted" and suite["signal"] == sig
+    assert suite["status"]["01_long.ipynb"].startswith("interrupted")
+    assert "interrupted" in (run / "report" / "index.html").read_text()
+    assert f"interrupted ({sig})" in err and str(run) in err
+
+
 def _tiny(tmp_path, shapes_root, **kw):
     from incseg_lib.config import RunConfig
 

@@ -71,6 +71,48 @@ def test_solution_markers_must_balance():
         strip_solutions("x = 1\n# END SOLUTION\n")
     with pytest.raises(ValueError, match="without"):
         strip_solutions("# BEGIN SOLUTION\nx = 1\n")
+    with pytest.raises(ValueError, match=r"^03_x.py: line 2: # BEGIN SOLUTION inside the solution block opened at line 1"):
+        strip_solutions("# BEGIN SOLUTION\n# BEGIN SOLUTION\n", "03_x.py")
+
+
+def test_markers_with_a_note_are_solutions_too():
+    """``# BEGIN SOLUTION (exercise 1)`` or ``#end solution`` mark a block like the bare markers."""
+    text = "def f(x):\n    # BEGIN SOLUTION (exercise 1)\n    return torch.softmax(x, dim=1)\n    #end solution: done\n"
+    assert "softmax" not in strip_solutions(text) and "NotImplementedError" in strip_solutions(text)
+
+
+def _notebook_folder(tmp_path, body: str):
+    folder = tmp_path / "notebooks"
+    folder.mkdir(parents=True)
+    (folder / "01_x.py").write_text("# %%\n" + body)
+    return folder
+
+
+def test_a_copy_that_would_keep_a_solution_is_refused_naming_the_notebook(tmp_path):
+    """A marker the stripper does not know (``# BEGIN-SOLUTION``) leaves its block in the copy: the
+    check of the finished copy refuses it, and nothing is written."""
+    body = "def f(x):\n    # BEGIN-SOLUTION\n    return x.clamp(min=0) * 2\n    # END-SOLUTION\n"
+    with pytest.raises(ValueError, match="01_x.py: the student copy would still hold a solution"):
+        write_student_copies(tmp_path / "out", folder=_notebook_folder(tmp_path / "a", body))
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="01_x.py: line 2: # BEGIN SOLUTION without"):
+        write_student_copies(tmp_path / "out", folder=_notebook_folder(tmp_path / "b", "# BEGIN SOLUTION\nx = 1\n"))
+    fine = "def f(x):\n    # BEGIN SOLUTION (exercise 1)\n    return x.clamp(min=0) * 2\n    # END SOLUTION\n"
+    copy = write_student_copies(tmp_path / "out", folder=_notebook_folder(tmp_path / "c", fine))[0].read_text()
+    assert "clamp" not in copy and "NotImplementedError" in copy
+
+
+def test_student_copies_refuse_an_ipynb_edited_after_its_source(tmp_path):
+    folder = _notebook_folder(tmp_path, "x = 1\n")
+    nb = json.loads(render(folder / "01_x.py"))
+    nb["cells"][0]["source"] = "x = 2  # edited in Jupyter only\n"
+    (folder / "01_x.ipynb").write_text(json.dumps(nb))
+    with pytest.raises(SyncConflict, match="01_x.ipynb differ from their .py sources.*make notebooks"):
+        write_student_copies(tmp_path / "out", folder=folder)
+    nb["cells"][0]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "ran"}]
+    nb["cells"][0]["source"] = "x = 1"  # run in Jupyter, not edited: outputs are no edit
+    (folder / "01_x.ipynb").write_text(json.dumps(nb))
+    assert "x = 1" in write_student_copies(tmp_path / "out", folder=folder)[0].read_text()
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
