@@ -8,6 +8,7 @@ without loading papermill or PyTorch.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -168,6 +169,9 @@ def _add_notebook_commands(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run ``incseg <command>``; the exit status (0 done, 2 a named error, 130 interrupted)."""
     args = _parser().parse_args(argv)
+    home = os.environ.get("INCSEG_HOME", "")
+    if home and not os.path.isabs(os.path.expanduser(home)):  # kernels and the suite's folder changes see one home
+        os.environ["INCSEG_HOME"] = os.path.abspath(os.path.expanduser(home))
     for name in ("threads", "jobs"):
         if getattr(args, name, 0) < 0:
             print(
@@ -276,7 +280,7 @@ def _calibrate(args) -> None:
     import json
     from pathlib import Path
 
-    from .findings import calibrate, calibration_table, update_calibration
+    from .findings import calibrate, calibration_table, check_calibration, update_calibration
     from .store import atomic_write_text
 
     result = calibrate(args.runs)
@@ -284,8 +288,10 @@ def _calibrate(args) -> None:
     if args.update:
         path = Path(args.update)
         try:
-            old = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
+            old = check_calibration(json.loads(path.read_text()), f"--update {path}")
+        except OSError as e:
+            raise ValueError(f"--update {path}: not a readable calibration JSON ({e})") from None
+        except ValueError as e:
             raise ValueError(f"--update {path}: not a readable calibration JSON ({e})") from None
         result = update_calibration(old, result)
         target = target or str(path)

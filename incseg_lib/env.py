@@ -135,11 +135,19 @@ def default_home() -> Path:
 
     ``$INCSEG_HOME`` if set; else the repository itself when the library runs from a checkout
     (``data/`` and ``checkpoints/`` beside ``pyproject.toml``, as docs/design.md lays out); else
-    ``~/.cache/incseg`` (a pip install, e.g. on Colab).
+    ``~/.cache/incseg`` (a pip install, e.g. on Colab); always absolute.
+
+    Raises:
+        ValueError: ``$INCSEG_HOME`` names a file (says so, and what to set instead).
     """
     env = os.environ.get("INCSEG_HOME")
     if env:
-        return Path(env).expanduser()
+        # absolute, so that records, checkpoint paths and a suite that changes its working folder
+        # all name the same files (a relative home stored as given points elsewhere later)
+        home = Path(env).expanduser().resolve()
+        if home.exists() and not home.is_dir():
+            raise ValueError(f"INCSEG_HOME={env} is a file, not a folder; set INCSEG_HOME to a folder (or unset it)")
+        return home
     repo = _PACKAGE_DIR.parent
     if (repo / "pyproject.toml").is_file() and (repo / "notebooks").is_dir():
         return repo

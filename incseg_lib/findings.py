@@ -542,22 +542,44 @@ def calibration_file(profile: str, dataset: str) -> Path:
 
 def load_calibration(profile: str, dataset: str) -> dict | None:
     """The calibration of ``profile`` on ``dataset`` (:func:`calibrate`'s output), or None if there is
-    none for it (or the file is not one: a warning names it)."""
+    none for it; a file ``$INCSEG_CALIBRATION`` names that is missing or not a calibration, or a
+    shipped file that is not one, is named in a warning (the findings are then uncalibrated)."""
+    import warnings
+
     path = calibration_file(profile, dataset)
+    named = bool(os.environ.get("INCSEG_CALIBRATION", "").strip())
     if not path.is_file():
+        if named:
+            warnings.warn(
+                f"INCSEG_CALIBRATION={path} is not a file; findings are checked without a calibration", stacklevel=2
+            )
         return None
     try:
-        doc = json.loads(path.read_text())
+        doc = check_calibration(json.loads(path.read_text()), str(path))
     except ValueError as e:
-        import warnings
-
-        warnings.warn(
-            f"calibration file {path} is unreadable ({e}); findings are checked without margins", stacklevel=2
-        )
+        warnings.warn(f"{e}; findings are checked without a calibration", stacklevel=2)
         return None
     if (doc.get("profile"), doc.get("dataset")) != (profile, dataset):
         return None  # $INCSEG_CALIBRATION names another profile's calibration
     return {**doc, "source": path.name}
+
+
+def check_calibration(doc, where: str) -> dict:
+    """``doc`` if it has a calibration's shape (an object with ``profile``, ``dataset``, a list of
+    ``runs`` and an object of ``findings``, each with a list of numeric ``gaps``).
+
+    Raises:
+        ValueError: naming ``where`` (a file) and what is wrong.
+    """
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where} is not a calibration (a JSON object), it holds a {type(doc).__name__}")
+    if not isinstance(doc.get("findings"), dict) or not isinstance(doc.get("runs", []), list):
+        raise ValueError(f"{where} is not a calibration: it needs 'findings' (an object) and 'runs' (a list)")
+    for key, entry in doc["findings"].items():
+        gaps = entry.get("gaps") if isinstance(entry, dict) else None
+        if not isinstance(gaps, list) or not all(isinstance(g, (int, float)) for g in gaps):
+            raise ValueError(f"{where}: finding {key!r} has no list of numeric gaps")
+    return doc
 
 
 def calibration_line(calibration: dict | None) -> str:
@@ -602,8 +624,13 @@ def calibrate(run_dirs: list[str | Path]) -> dict:
         {"<notebook>|<key>": {"notebook", "text", "gaps", "values", "spread", "verdict", "margin"}}}``.
 
     Raises:
-        ValueError: no findings in ``run_dirs``, or runs of different profiles or datasets.
+        ValueError: no findings in ``run_dirs``, a run given twice, or runs of different profiles or
+            datasets.
     """
+    resolved = [Path(rd).resolve() for rd in run_dirs]
+    twice = sorted({str(r) for r in resolved if resolved.count(r) > 1})
+    if twice:
+        raise ValueError(f"run {', '.join(twice)} given twice: each run counts once in a calibration")
     runs: list[dict] = []
     table_: dict[str, dict] = {}
     kinds = set()

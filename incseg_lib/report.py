@@ -152,8 +152,8 @@ def result_tables(records: list[dict], several_datasets: bool = False) -> list[s
         for (dataset, task, setting), recs in sorted(groups.items(), key=lambda kv: (started.get(kv[0], 0), kv[0])):
             recs = sorted(recs, key=lambda r: results._method_rank(r["method"]))
             labels = row_labels(recs)
-            where = f" on {dataset}" if several_datasets else ""
-            how = "" if protocol == "full" else f", evaluated on {protocol.replace('-', ' ')}"
+            where = f" on {html.escape(str(dataset))}" if several_datasets else ""
+            how = "" if protocol == "full" else f", evaluated on {html.escape(str(protocol).replace('-', ' '))}"
             if task == "offline":
                 caption = f"Offline{where}: every class learned at once, mIoU (%){how}"
                 header = ["model", "all", "pixel accuracy", "training"]
@@ -169,7 +169,8 @@ def result_tables(records: list[dict], several_datasets: bool = False) -> list[s
             else:
                 last = max(r["step"] for r in recs)
                 caption = (
-                    f"{html.escape(task)} {html.escape(setting)}{where}: mIoU (%) after step {last}, the last{how}"
+                    f"{html.escape(str(task))} {html.escape(str(setting))}{where}: mIoU (%) after step "
+                    f"{html.escape(str(last))}, the last{how}"
                 )
                 header = ["method", *MIOU_PARTS, "hIoU", "training (last step)"]
                 rows = [

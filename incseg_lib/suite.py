@@ -564,12 +564,24 @@ def run_calibration(
     profile's calibration.
 
     Raises:
-        SuiteError: ``-p seed`` given too, a notebook fails, or ``out`` is not a new folder.
+        SuiteError: ``-p seed`` given too, a seed given twice, fewer than two seeds, a bad parameter
+            (all before anything runs or any folder is made), a notebook fails, or ``out`` is not a
+            new folder.
     """
 
     extra = dict(extra or {})
     if "seed" in extra:
         raise SuiteError("-p seed and --seeds both given: --seeds runs the suite once per seed; drop -p seed")
+    seeds = [int(s) for s in seeds]
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise SuiteError(f"--seeds names seed {', '.join(map(str, twice))} twice: each seed once (e.g. --seeds 0,1,2)")
+    if len(seeds) < 2:
+        raise SuiteError(f"--seeds {','.join(map(str, seeds))}: a calibration needs at least two runs")
+    if profile not in PROFILES:
+        raise SuiteError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    nbs = find_notebooks(suite_options.get("notebooks"), suite_options.get("only"))
+    route_parameters(nbs, {"profile": profile, "run_dir": "", **extra, "seed": seeds[0]})  # before any folder
     base = new_run_dir(out, f"{profile}-calibration").resolve()
     runs = []
     for seed in seeds:

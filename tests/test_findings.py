@@ -374,3 +374,28 @@ def test_trained_line_names_the_methods_a_run_did_not_train():
     line = findings.trained_line(recs, "02", ["ft", "ewc", "pi", "mib", "joint"])
     assert line.startswith("This run trained FT, MiB and Joint.") and "EWC and PI are described above but not" in line
     assert findings.trained_line(recs, "03", ["mib"]) == "This run trained none of MiB."
+
+
+def test_calibration_inputs_are_checked_before_anything_runs(tmp_path, monkeypatch, capsys):
+    from incseg_lib.cli import main
+    from incseg_lib.suite import SuiteError, run_calibration
+
+    run = _suite_run(tmp_path / "seed-0", 0, {"a": (50, 20)})
+    with pytest.raises(ValueError, match="given twice"):
+        findings.calibrate([run, tmp_path / "seed-0"])
+    for seeds, match in (([0, 0], "seed 0 twice"), ([0], "at least two runs")):
+        with pytest.raises(SuiteError, match=match):
+            run_calibration("smoke", seeds, out=tmp_path / "cal", print_fn=lambda *a: None)
+    with pytest.raises(SuiteError, match="no selected notebook declares a parameter 'epochz'"):
+        run_calibration("smoke", [0, 1], out=tmp_path / "cal", extra={"epochz": 3}, print_fn=lambda *a: None)
+    assert not (tmp_path / "cal").exists()  # refused before any folder
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    assert main(["calibrate", str(run), "--update", str(listed)]) == 2
+    assert "is not a calibration (a JSON object), it holds a list" in capsys.readouterr().err
+    monkeypatch.setenv("INCSEG_CALIBRATION", str(listed))
+    with pytest.warns(UserWarning, match="holds a list"):
+        assert findings.load_calibration("demo", "shapes") is None
+    monkeypatch.setenv("INCSEG_CALIBRATION", str(tmp_path / "missing.json"))
+    with pytest.warns(UserWarning, match="missing.json is not a file"):
+        assert findings.load_calibration("demo", "shapes") is None

@@ -256,3 +256,24 @@ def test_row_labels_say_what_tells_two_records_of_a_method_apart():
 def test_findings_table_leaves_out_the_calibration_column_when_nothing_is_calibrated():
     r = FindingResult(text="MiB keeps more", status=findings.REPRODUCED, left=50.0, right=40.0, detail="gap +10.0")
     assert "calibrated" not in findings_table([r]) and "MiB keeps more" in findings_table([r])
+
+
+MARKUP = '<img src=x onerror="alert(1)">'
+
+
+def test_markup_planted_in_any_record_field_is_shown_as_text(tmp_path):
+    """Every string a record holds reaches the page escaped: no field can add markup to the report."""
+    fields = ("notebook", "dataset", "task", "setting", "method", "eval_protocol", "variant", "backbone")
+    for i, field in enumerate(fields):
+        run = tmp_path / field
+        (run / "results").mkdir(parents=True)
+        rec = dict(
+            notebook="02_mib_incremental", dataset="shapes", task="15-5", setting="overlapped", method="mib",
+            step=1, backbone="resnet18", iou={"background": 0.9}, miou_all=0.5, miou_old=0.6, miou_new=0.3,
+            pixel_acc=0.9, eval_protocol="full", checkpoint=f"/ckpt/{i}.pt", provenance=PROVENANCE,
+        )  # fmt: skip
+        rec[field] = MARKUP
+        results.record(run, **rec)
+        (run / "suite.json").write_text(json.dumps({"profile": MARKUP, "state": MARKUP, "provenance": PROVENANCE}))
+        page = write_report(run).read_text()
+        assert "<img" not in page, field

@@ -146,6 +146,20 @@ def test_masks_in_16_or_1_bit_are_read_or_named(tmp_path):
     assert msg.startswith("3 of 4 voc images are unusable") and "b.png" in msg and "c.png" in msg and "d.jpg" in msg
 
 
+def test_a_16_bit_greyscale_image_is_scaled_not_clipped(tmp_path):
+    from incseg_lib.data import load_dataset
+
+    voc = write_voc(tmp_path / "voc", {"a": np.zeros((8, 8)), "b": np.zeros((8, 8))})
+    grey = np.tile(np.linspace(0, 65535, 8).astype(np.uint16), (8, 1))  # a dark-to-bright ramp in 16 bits
+    Image.fromarray(grey).save(voc / "JPEGImages" / "a.jpg", format="PNG")
+    ds = load_dataset("voc", "train", root=tmp_path / "voc")
+    img = ds.read_image(0)
+    assert img.shape == (3, 8, 8) and img.dtype == torch.uint8
+    assert img[0, 0].tolist() == np.rint(grey[0] / 257).astype(int).tolist()  # 0 .. 255, the ramp kept
+    assert (img == 255).float().mean() < 0.2  # PIL's convert("RGB") made 7 of 8 columns white
+    assert ds.read_image(1).sum() == 0  # 8-bit RGB unchanged
+
+
 def test_data_check_command_lists_every_problem_of_every_split(tmp_path, capsys):
     from incseg_lib.cli import main
 
@@ -195,6 +209,21 @@ def test_run_config_options_are_typed_and_folders_absolute(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     cfg = RunConfig.from_profile("smoke", data_root="data/shapes", checkpoint_dir="ck")
     assert cfg.data_root == str(tmp_path / "data" / "shapes") and cfg.checkpoint_dir == str(tmp_path / "ck")
+
+
+def test_a_relative_incseg_home_is_stored_absolute_and_a_file_home_is_named(tmp_path, monkeypatch):
+    from incseg_lib.config import RunConfig
+    from incseg_lib.env import default_home
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INCSEG_HOME", "home")
+    assert default_home() == tmp_path / "home"
+    cfg = RunConfig.from_profile("smoke")
+    assert Path(str(cfg.checkpoint_path)).is_absolute() and str(cfg.checkpoint_path).startswith(str(tmp_path))
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("INCSEG_HOME", "afile")
+    with pytest.raises(ValueError, match="INCSEG_HOME=afile is a file, not a folder"):
+        default_home()
 
 
 def test_incseg_step_names_bad_options_instead_of_a_traceback(tmp_path, capsys):

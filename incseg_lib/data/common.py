@@ -240,13 +240,14 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return mapped.astype(np.uint8)
 
     def read_image(self, i: int) -> torch.Tensor:
-        """Image ``i`` as ``(3, H, W)`` uint8 RGB."""
+        """Image ``i`` as ``(3, H, W)`` uint8 RGB (16-bit and float greyscale scaled, not clipped:
+        :func:`to_rgb8`)."""
         # PIL, not torchvision.io: torchvision's decoders (about 10% faster here, same pixels) are
         # deprecated since torchvision 0.29 in favour of TorchCodec.
         path = self.image_paths[i]
         try:
             with Image.open(path) as im:
-                rgb = np.array(im.convert("RGB"))  # one writable copy
+                rgb = to_rgb8(im)
         except FileNotFoundError:
             raise DatasetError(
                 f"image file {path} does not exist (dataset {self.info.name}, id {self.ids[i]})"
@@ -444,3 +445,22 @@ def _ranges(values: list[int]) -> str:
 
 def json_dumps(obj) -> str:
     return json.dumps(obj, indent=1, sort_keys=True, default=str)
+
+
+def to_rgb8(im: Image.Image) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of a PIL image, one writable copy.
+
+    PIL's ``convert("RGB")`` clips a 16-bit greyscale image (modes ``I;16*``, ``I``) at 255, so a
+    photo saved in 16 bits reads as nearly all white; such images, and 32-bit float ones (``F``),
+    are scaled to 0..255 by their type's full range (65535 for 16 bits; 1.0 for floats in [0, 1],
+    else the image's own maximum) instead.
+    """
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        if im.mode == "F":
+            top = 1.0 if a.size and a.max() <= 1.0 else max(float(a.max()) if a.size else 1.0, 1.0)
+        else:
+            top = 65535.0 if im.mode.startswith("I;16") or (a.size and a.max() > 255) else 255.0
+        grey = np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    return np.array(im.convert("RGB"))
