@@ -207,6 +207,15 @@ def default_checkpoint_root() -> Path:
     return default_home() / "checkpoints"
 
 
+def cache_folders() -> list[Path]:
+    """Writable places for caches a run can rebuild (file digests, class presence, split lists), in
+    the order tried after the caller's own folder: ``$INCSEG_HOME/cache`` (or the checkout's), then
+    ``$XDG_CACHE_HOME/incseg`` (default ``~/.cache/incseg``), so read-only data or checkpoints (a
+    lab's shared folder) never stop a run."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return [default_home() / "cache", (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "incseg"]
+
+
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) for a reproducible run."""
     import numpy as np

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import dataset_info
-from .data.common import IGNORE_INDEX, SegmentationDataset
+from .data.common import IGNORE_INDEX, SegmentationDataset, cache_paths, read_cache, write_cache
 from .store import atomic_write_text
 
 _r = lambda a, b: list(range(a, b + 1))  # noqa: E731  inclusive range
@@ -256,19 +256,23 @@ class IncrementalSplit:
     def train_indices(
         self, dataset: SegmentationDataset, cache_dir: Path | None = None, progress: bool = False
     ) -> np.ndarray:
-        """:meth:`select` on ``dataset``, cached as JSON under ``cache_dir`` (deterministic)."""
-        cache = None
-        if cache_dir is not None:
-            name = f"split-{dataset.info.name}-{dataset.fingerprint()}-{self.task}-{self.setting}-step{self.step}.json"
-            cache = Path(cache_dir) / name
-            if cache.is_file():
-                return np.asarray(json.loads(cache.read_text())["indices"], dtype=np.int64)
+        """:meth:`select` on ``dataset``, cached as JSON under ``cache_dir`` (or a writable cache
+        folder; deterministic). A corrupt cache is named, moved aside and rebuilt."""
+        name = f"split-{dataset.info.name}-{dataset.fingerprint()}-{self.task}-{self.setting}-step{self.step}.json"
+        caches = cache_paths(cache_dir, name)
+
+        def load(p):
+            idx = json.loads(p.read_text())["indices"]
+            if not isinstance(idx, list) or not all(isinstance(i, int) and 0 <= i < len(dataset) for i in idx):
+                raise ValueError("its indices are not image numbers of this dataset")
+            return np.asarray(idx, dtype=np.int64)
+
+        idx = read_cache(caches, load, "split")
+        if idx is not None:
+            return idx
         idx = self.select(dataset.class_presence(cache_dir, progress=progress))
-        if cache is not None:
-            atomic_write_text(
-                cache,
-                json.dumps({"task": self.task, "setting": self.setting, "step": self.step, "indices": idx.tolist()}),
-            )
+        text = json.dumps({"task": self.task, "setting": self.setting, "step": self.step, "indices": idx.tolist()})
+        write_cache(caches, lambda p: atomic_write_text(p, text), "split")
         return idx
 
     def train_dataset(

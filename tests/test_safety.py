@@ -160,6 +160,97 @@ def test_a_16_bit_greyscale_image_is_scaled_not_clipped(tmp_path):
     assert ds.read_image(1).sum() == 0  # 8-bit RGB unchanged
 
 
+def _relabel_same_size(mask_path: Path) -> None:
+    """Rewrite a mask with other class ids, keeping its byte size (uncompressed PNG) and moving its
+    modification time on, as an editor saving it would."""
+    with Image.open(mask_path) as im:
+        m, mode, palette = np.array(im), im.mode, im.getpalette()
+    before = mask_path.stat()
+    out = Image.fromarray(np.where(m == 0, 0, 1).astype(np.uint8)).convert(mode)
+    if palette:
+        out.putpalette(palette)
+    out.save(mask_path, compress_level=0)
+    os.utime(mask_path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+
+
+def test_a_same_size_relabelled_mask_changes_the_data_check_key_and_eval_reuse(tmp_path, shapes_root):
+    """The content fingerprint reads the files: a mask relabelled at the same byte size is a new
+    dataset for the data check, the checkpoint key and the evaluation reuse."""
+    import shutil
+
+    from incseg_lib.data import load_dataset
+    from incseg_lib.experiment import train_step
+
+    root = tmp_path / "shapes"
+    shutil.copytree(shapes_root, root)
+    masks = root / "VOCdevkit" / "VOC2012" / "SegmentationClass"
+    for p in masks.glob("*.png"):  # uncompressed, so a relabelled mask keeps its size
+        Image.open(p).save(p, compress_level=0)
+    cfg = _tiny(tmp_path, root)
+    quiet = dict(progress=False, print_fn=lambda *a: None)
+    first = train_step(cfg, step=0, method="step0", **quiet).record
+    val = load_dataset("shapes", "val", root=root, incremental=True, max_images=4)
+    before, key = val.content_fingerprint(), cfg.training_key(step=0, method="step0")
+    lines = []
+    train_step(cfg, step=0, method="step0", progress=False, print_fn=lines.append)
+    assert any("eval reused" in str(x) for x in lines)  # unchanged data: reused
+    for i in range(4):
+        size = val.mask_paths[i].stat().st_size
+        _relabel_same_size(val.mask_paths[i])
+        assert val.mask_paths[i].stat().st_size == size
+    assert val.content_fingerprint() != before
+    lines.clear()
+    again = train_step(cfg, step=0, method="step0", progress=False, print_fn=lines.append).record
+    assert not any("eval reused" in str(x) for x in lines) and again["_file"] != first["_file"]
+    assert again["eval_data"] != first["eval_data"]
+    train = load_dataset("shapes", "train", root=root, incremental=True, max_images=40)
+    _relabel_same_size(train.mask_paths[0])
+    from incseg_lib import config
+
+    config._FINGERPRINTS.clear()  # a new process: the training list is fingerprinted anew
+    assert cfg.training_key(step=0, method="step0")["data"] != key["data"]
+
+
+def test_caches_beside_unwritable_checkpoints_go_to_a_writable_folder_and_corrupt_ones_are_rebuilt(
+    tmp_path, monkeypatch
+):
+    """A lab's read-only checkpoint folder (here a path whose parent is a file: unwritable even for
+    root) does not stop the class-presence and split caches; a truncated cache is named, moved aside
+    and rebuilt."""
+    from incseg_lib.data import load_dataset
+    from incseg_lib.tasks import IncrementalSplit
+
+    monkeypatch.setenv("INCSEG_HOME", str(tmp_path / "home"))
+    voc = tmp_path / "voc"
+    write_voc(voc, {"a": np.zeros((8, 8)), "b": np.full((8, 8), 16)})
+    ds = load_dataset("voc", "train", root=voc)
+    (tmp_path / "ro").write_text("a file")
+    blocked = tmp_path / "ro" / "splits"  # cannot be created
+    with _no_warning():  # the first cache folder that can be written is used, without a word
+        presence = ds.class_presence(blocked)
+    assert presence[1, 16] and not presence[0, 16]
+    stored = sorted((tmp_path / "home" / "cache").glob("presence-*.npy"))
+    assert len(stored) == 1  # went to $INCSEG_HOME/cache
+    stored[0].write_bytes(b"\x93NUMPY truncated")
+    with pytest.warns(UserWarning, match=r"class-presence cache .*presence-.*\.npy is unreadable"):
+        again = ds.class_presence(blocked)
+    assert (again == presence).all() and list((tmp_path / "home" / "cache").glob("presence-*.corrupt-*"))
+    idx = IncrementalSplit("voc", "15-5", 1, "overlapped").train_indices(ds, blocked)
+    assert idx.tolist() == [1]
+
+
+class _no_warning:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("error")
+
+    def __exit__(self, *exc):
+        return self._w.__exit__(*exc)
+
+
 def test_data_check_command_lists_every_problem_of_every_split(tmp_path, capsys):
     from incseg_lib.cli import main
 

@@ -9,8 +9,10 @@ indexing operation.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..env import show_progress
-from ..store import atomic_save_npy, atomic_write_text
+from ..env import cache_folders, show_progress
+from ..store import atomic_save_npy, atomic_write_text, quarantine
 
 IGNORE_INDEX = 255
 
@@ -284,29 +286,26 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     # ------------------------------------------------------------------ class presence
     def fingerprint(self) -> str:
-        """Hash of the file list and sizes/mtimes: the key of on-disk caches."""
-        h = hashlib.sha1()
-        h.update(self.info.name.encode())
-        h.update(self.raw_lut.tobytes())
-        for p in self.mask_paths:
-            st = p.stat()
-            h.update(f"{p}|{st.st_size}|{int(st.st_mtime)}".encode())
-        return h.hexdigest()[:16]
+        """The key of on-disk caches (class presence, split lists): :meth:`content_fingerprint`
+        with the label mapping, so any edit of a file's bytes gives new caches."""
+        return self.content_fingerprint()
 
     def content_fingerprint(self) -> str:
-        """Hash of what the files are, not where: ids, byte sizes of images and masks, label mapping.
+        """Hash of what the files are, not where: ids, a digest of every image's and mask's bytes,
+        label mapping.
 
         The same data at another path, in a moved checkout or on a student's machine gives the
-        same value (checkpoint keys use it); editing, adding or removing a file changes it. Only
-        ``stat`` calls, no decoding (about 0.1 s for VOC's 10,582 training images). Files that
-        are missing count as size -1 (the data check names them).
+        same value (checkpoint keys, the data check and evaluation reuse use it); any edit of a
+        file, a relabelled mask of the same byte size included, changes it. Each file's digest
+        (BLAKE2b) is cached by path, size and modification time (:func:`file_digests`), so a
+        re-run reads no file again. Missing files count as ``missing`` (the data check names them).
         """
+        digests = file_digests([p for pair in zip(self.image_paths, self.mask_paths) for p in pair])
         h = hashlib.sha1()
         h.update(self.info.name.encode())
         h.update(self.raw_lut.tobytes())
         for i, im, m in zip(self.ids, self.image_paths, self.mask_paths):
-            sizes = [p.stat().st_size if p.exists() else -1 for p in (im, m)]
-            h.update(f"{i}|{im.suffix}|{sizes[0]}|{sizes[1]}\n".encode())
+            h.update(f"{i}|{im.suffix}|{digests[str(im)]}|{digests[str(m)]}\n".encode())
         return h.hexdigest()[:16]
 
     def check(self, cache_dir: Path | None = None, progress: bool = True, max_listed: int | None = 10) -> int:
@@ -319,12 +318,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
             DatasetError: listing up to ``max_listed`` bad files (None: all of them) with what is
                 wrong with each and how to fix it, and how many there are in all.
         """
-        stamp = None
-        if cache_dir is not None:
-            stamp = Path(cache_dir) / f"checked-{self.info.name}-{self.content_fingerprint()}"
-            if stamp.is_file():
-                self.verified = True
-                return 0
+        stamps = cache_paths(cache_dir, f"checked-{self.info.name}-{self.content_fingerprint()}")
+        if any(p.is_file() for p in stamps):
+            self.verified = True
+            return 0
         from tqdm.auto import tqdm
 
         problems = []
@@ -351,8 +348,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             raise DatasetError(
                 f"{len(problems)} of {len(self)} {self.info.name} images are unusable:\n  {listed}{more}"
             )
-        if stamp is not None:
-            atomic_write_text(stamp, f"{len(self)} images checked\n")
+        write_cache(stamps, lambda p: atomic_write_text(p, f"{len(self)} images checked\n"), "data check")
         self.verified = True
         return len(self)
 
@@ -360,23 +356,28 @@ class SegmentationDataset(torch.utils.data.Dataset):
         """Which classes each mask contains: ``(N, num_classes)`` bool, 255 not counted.
 
         Every mask is read (and checked) once; the result is cached as ``.npy`` under
-        ``cache_dir`` keyed by :meth:`fingerprint`, so task splits are look-ups afterwards.
+        ``cache_dir`` (or a writable cache folder, :func:`cache_paths`) keyed by :meth:`fingerprint`,
+        so task splits are look-ups afterwards. A corrupt cache is named, moved aside and rebuilt.
         """
-        cache = None
-        if cache_dir is not None:
-            cache = Path(cache_dir) / f"presence-{self.info.name}-{self.fingerprint()}.npy"
-            if cache.is_file():
-                arr = np.load(cache)
-                if arr.shape == (len(self), self.info.num_classes):
-                    return arr
+        shape = (len(self), self.info.num_classes)
+        caches = cache_paths(cache_dir, f"presence-{self.info.name}-{self.fingerprint()}.npy")
+
+        def load(p):
+            arr = np.load(p, allow_pickle=False)
+            if arr.shape != shape or arr.dtype != bool:
+                raise ValueError(f"holds a {arr.dtype} array of shape {arr.shape}, not {shape} booleans")
+            return arr
+
+        arr = read_cache(caches, load, "class-presence")
+        if arr is not None:
+            return arr
         from tqdm.auto import tqdm
 
         out = np.zeros((len(self), self.info.num_classes), dtype=bool)
         for i in tqdm(range(len(self)), desc=f"indexing {self.info.name} masks", disable=not show_progress(progress)):
             counts = np.bincount(self.read_mask(i).ravel(), minlength=256)
             out[i] = counts[: self.info.num_classes] > 0
-        if cache is not None:
-            atomic_save_npy(cache, out)
+        write_cache(caches, lambda p: atomic_save_npy(p, out), "class-presence")
         return out
 
 
@@ -464,3 +465,80 @@ def to_rgb8(im: Image.Image) -> np.ndarray:
         grey = np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2)
     return np.array(im.convert("RGB"))
+
+
+# ---------------------------------------------------------------------- caches
+def cache_paths(cache_dir: Path | str | None, name: str) -> list[Path]:
+    """Where a cache named ``name`` may live: ``cache_dir/name`` first (if given), then each of
+    :func:`~incseg_lib.env.cache_folders`."""
+    first = [Path(cache_dir) / name] if cache_dir is not None else []
+    return first + [folder / name for folder in cache_folders()]
+
+
+def read_cache(paths: list[Path], read: Callable[[Path], object], what: str):
+    """``read(path)`` of the first of ``paths`` that exists, or None; a file ``read`` cannot read is
+    named in a warning and moved aside (``.corrupt-...``), so the caller rebuilds it."""
+    for path in paths:
+        if not path.is_file():
+            continue
+        try:
+            return read(path)
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+            warnings.warn(f"{what} cache {path} is unreadable ({e}); moved aside and rebuilt", stacklevel=2)
+            with contextlib.suppress(OSError):  # a read-only folder: the next (writable) path is used instead
+                quarantine(path)
+    return None
+
+
+def write_cache(paths: list[Path], write: Callable[[Path], object], what: str) -> Path | None:
+    """``write(path)`` to the first of ``paths`` that can be written; None (with a warning naming the
+    folders) when none can: a cache only saves time, so it never stops a run."""
+    errors = []
+    for path in paths:
+        try:
+            write(path)
+            return path
+        except OSError as e:
+            errors.append(f"{path.parent} ({e.strerror or e})")
+    warnings.warn(
+        f"the {what} cache could not be written in {'; '.join(errors)}: it is recomputed next time", stacklevel=2
+    )
+    return None
+
+
+_DIGESTS: dict[str, tuple[int, int, str]] = {}
+
+
+def file_digests(paths: Sequence[Path], progress: bool = False) -> dict[str, str]:
+    """BLAKE2b digest (32 hex digits) of each file's bytes, ``"missing"`` for a file that does not exist.
+
+    Digests are cached by path, size and modification time, in this process and on disk
+    (``file-digests.json`` in a writable cache folder, :func:`~incseg_lib.env.cache_folders`): a
+    re-run reads only files that changed. What it costs: docs/results.md ("Data fingerprints").
+    """
+    if not _DIGESTS:
+        loaded = read_cache(cache_paths(None, "file-digests.json"), lambda p: json.loads(p.read_text()), "file-digest")
+        if isinstance(loaded, dict):
+            _DIGESTS.update({k: tuple(v) for k, v in loaded.items() if isinstance(v, list) and len(v) == 3})
+    out, changed = {}, False
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            out[str(path)] = "missing"
+            continue
+        known = _DIGESTS.get(str(path))
+        if known is not None and known[0] == st.st_size and known[1] == st.st_mtime_ns:
+            out[str(path)] = known[2]
+            continue
+        h = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as f:
+            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                h.update(chunk)
+        _DIGESTS[str(path)] = (st.st_size, st.st_mtime_ns, h.hexdigest())
+        out[str(path)] = h.hexdigest()
+        changed = True
+    if changed:
+        text = json.dumps({k: list(v) for k, v in _DIGESTS.items()})
+        write_cache(cache_paths(None, "file-digests.json"), lambda p: atomic_write_text(p, text), "file-digest")
+    return out

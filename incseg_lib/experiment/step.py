@@ -400,6 +400,8 @@ def evaluate_step(
         extra: further fields for the record (e.g. the replay variant and memory size).
     """
     rep = report_as or split
+    # the validation files by content: a relabelled mask makes an earlier evaluation stale
+    extra = {**(extra or {}), "eval_data": val_base.content_fingerprint()}
     protocols = [("full", eval_transforms())]
     if cfg.eval_crop:
         protocols.append((f"centre-crop-{cfg.eval_crop}", centre_crop_transforms(cfg.eval_crop)))
