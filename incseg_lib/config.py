@@ -244,6 +244,13 @@ class RunConfig:
         for name in ("crop_size", "batch_size", "epochs"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if int(self.batch_size) < 2:  # BatchNorm trains on batch statistics: one image has none
+            raise ValueError(
+                f"batch_size must be at least 2 (BatchNorm needs two images per batch), got {self.batch_size}"
+            )
+        for name in ("max_train_images", "max_val_images", "checkpoint_every", "num_workers"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {getattr(self, name)!r}")
         if not (math.isfinite(self.lr_factor) and 0 <= self.lr_factor <= 10):
             raise ValueError(f"lr_factor must be in [0, 10] (0 = each method's own), got {self.lr_factor!r}")
         for name in ("epochs_next", "epochs_next_single"):
@@ -258,6 +265,11 @@ class RunConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {choices}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device={self.device!r}; choose 'auto', 'cpu' or 'cuda[:N]'")
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"device={self.device!r} but this machine has no CUDA GPU; use device 'auto' or 'cpu'")
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -698,8 +710,20 @@ def profile_options(cls, table: dict[str, dict], profile: str, overrides: dict, 
     return cls(**{**table[profile], **{k: v for k, v in overrides.items() if v is not None}})
 
 
-def parse_list(text: str | list, cast=str) -> list:
-    """Parse a papermill-friendly comma list (``"0.01,0.025"``) into a typed list."""
-    if isinstance(text, (list, tuple)):
-        return [cast(t) for t in text]
-    return [cast(t.strip()) for t in str(text).split(",") if t.strip()]
+def parse_list(text: str | list, cast=str, name: str = "") -> list:
+    """Parse a papermill-friendly comma list (``"0.01,0.025"``) into a typed list.
+
+    Raises:
+        ValueError: an item that is not of the type ``cast`` makes, naming the parameter ``name``
+            and the item (``parameter sizes: 'abc' is not a whole number``).
+    """
+    items = list(text) if isinstance(text, (list, tuple)) else [t.strip() for t in str(text).split(",") if t.strip()]
+    out = []
+    for item in items:
+        try:
+            out.append(cast(item))
+        except (TypeError, ValueError):
+            want = {int: "a whole number", float: "a number"}.get(cast, f"a {getattr(cast, '__name__', cast)}")
+            where = f"parameter {name}: " if name else ""
+            raise ValueError(f"{where}{item!r} is not {want} (give a comma-separated list, e.g. 1,5)") from None
+    return out

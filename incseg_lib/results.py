@@ -76,8 +76,9 @@ def load(run_dirs: str | Path | Iterable[str | Path]) -> list[dict]:
     """Every record under ``run_dir/results`` (one folder or several), oldest first.
 
     Each record gets ``_file`` (its path) and ``_run`` (its run folder's name). A file that is not
-    a readable record (truncated, edited by hand) is skipped with a warning naming it, so one bad
-    file never stops notebook 06 or the report.
+    a readable record (truncated, edited by hand, a field of the wrong type: :func:`check_record`)
+    is skipped with a warning naming it and the field, and a run folder that does not exist is
+    named, so one bad file never stops notebook 06, the report or the findings.
     """
     import warnings
 
@@ -85,18 +86,62 @@ def load(run_dirs: str | Path | Iterable[str | Path]) -> list[dict]:
         run_dirs = [run_dirs]
     out = []
     for rd in run_dirs:
+        if not Path(rd).is_dir():
+            warnings.warn(f"run folder {rd} does not exist; no records from it", stacklevel=2)
+            continue
         for p in sorted((Path(rd) / "results").glob("*.json")):
             try:
-                rec = json.loads(p.read_text())
-                missing = [k for k in REQUIRED if k not in rec]
-                if missing:
-                    raise ValueError(f"missing {missing}")
+                rec = check_record(json.loads(p.read_text()))
             except (ValueError, OSError, UnicodeDecodeError) as e:
                 warnings.warn(f"results record {p} is unreadable ({str(e)[:100]}); skipped", stacklevel=2)
                 continue
             rec["_file"], rec["_run"] = str(p), Path(rd).name
             out.append(rec)
     return sorted(out, key=lambda r: (r.get("created_ns", 0), r.get("created", ""), r["_file"]))
+
+
+_TEXT_FIELDS = ("notebook", "dataset", "task", "setting", "method", "backbone")
+_OPTIONAL_TYPES = {
+    "eval_protocol": str,
+    "checkpoint": str,
+    "config": dict,
+    "provenance": dict,
+    "variant": str,
+    "train_seconds": (int, float),
+    "created_ns": int,
+}
+
+
+def check_record(rec) -> dict:
+    """``rec`` if it has a results record's shape: an object with every :data:`REQUIRED` field, text
+    where text belongs, an integer step, mIoU and pixel accuracy numbers in [0, 1] or null, per-class
+    IoU an object, and the optional fields notebook 06 and the report read of their type or null.
+
+    Raises:
+        ValueError: naming the first field that is off and what it holds.
+    """
+    if not isinstance(rec, dict):
+        raise ValueError(f"not a record (a JSON object) but {type(rec).__name__}")
+    missing = [k for k in REQUIRED if k not in rec]
+    if missing:
+        raise ValueError(f"missing {missing}")
+    for k in _TEXT_FIELDS:
+        if not isinstance(rec[k], str):
+            raise ValueError(f"field {k} is {rec[k]!r}, not text")
+    if not isinstance(rec["step"], int) or isinstance(rec["step"], bool) or rec["step"] < 0:
+        raise ValueError(f"field step is {rec['step']!r}, not a step number")
+    for k in ("miou_all", "miou_old", "miou_new", "pixel_acc"):
+        v = rec[k]
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1):
+            raise ValueError(f"field {k} is {v!r}, not a number in [0, 1] or null")
+    if not isinstance(rec["iou"], dict):
+        raise ValueError(f"field iou is {type(rec['iou']).__name__}, not an object of per-class IoU")
+    if "config" in rec and not isinstance(rec["config"], dict):  # written as an object, never null
+        raise ValueError(f"field config is {rec['config']!r}, not an object")
+    for k, kind in _OPTIONAL_TYPES.items():
+        if rec.get(k) is not None and not isinstance(rec[k], kind):
+            raise ValueError(f"field {k} is {rec[k]!r}, not {getattr(kind, '__name__', 'a number')}")
+    return rec
 
 
 def find_record(records: list[dict], *, newer_than_ns: int = 0, **match) -> dict | None:

@@ -95,7 +95,7 @@ cfg = RunConfig.from_profile(
     seed=seed,
 )
 set_seed(cfg.seed)
-plan = replay_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(sizes, int), parse_list(methods))
+plan = replay_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(sizes, int, "sizes"), parse_list(methods))
 print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "device", cfg.torch_device())
 print("plan:", plan, "| budget", budget_mode, "| selection", strategy, "| replay share", share)
 

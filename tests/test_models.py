@@ -59,8 +59,16 @@ def test_bad_weights_and_backbone_are_named(tmp_path):
 
     path = tmp_path / "r50.pth"
     torch.save(torchvision.models.resnet50(weights=None).state_dict(), path)
-    with pytest.raises(RuntimeError, match="does not fit torchvision resnet18"):
+    with pytest.raises(ValueError, match="does not fit torchvision resnet18"):
         build_resnet("resnet18", str(path))
+    garbage = tmp_path / "notes.pth"
+    garbage.write_text("not weights")  # what an unreadable file used to turn into an IndexError
+    with pytest.raises(ValueError, match=r"pretrained weights file .*notes.pth cannot be read as a state dict"):
+        build_resnet("resnet18", str(garbage))
+    listed = tmp_path / "list.pth"
+    torch.save([1, 2], listed)
+    with pytest.raises(ValueError, match="holds no state dict"):
+        build_resnet("resnet18", str(listed))
     with pytest.raises(ValueError, match="resnet34"):
         BiSeNet([21], "resnet34")
 

@@ -193,3 +193,33 @@ def test_provenance_table_has_one_row_per_run_and_software():
     assert t.loc["a", "commit"] == "abcdef1 (modified)" and t.loc["b", "torch"] == "2.9.1"
     assert t.loc["a", "layout"] == "NCHW" and t.loc["a", "precision"] == "float32"
     assert t.loc["c", "incseg"] == "0.0.9" and t.loc["c", "torch"] == ""
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [None, [1], {"checkpoint": 7}, {"config": None}, {"miou_all": "0.5"}, {"step": "1"}, {"method": None}],
+    ids=["null", "list", "checkpoint-number", "config-null", "miou-string", "step-string", "method-null"],
+)
+def test_one_bad_record_is_named_and_skipped_by_every_reader(tmp_path, bad):
+    """notebook 06, the report and the findings read records through results.load: a record of the
+    wrong shape is skipped with its file and field named; the good ones are all still there."""
+    from incseg_lib import findings
+    from incseg_lib.report import write_report
+
+    run = tmp_path / "run"
+    good = dict(
+        notebook="02", dataset="shapes", task="15-1", setting="overlapped", method="mib", step=5, backbone="r18",
+        iou={}, miou_all=0.5, miou_old=0.6, miou_new=0.3, pixel_acc=0.9, checkpoint="/c.pt", config={"lr": 0.1},
+    )  # fmt: skip
+    results.record(run, **good)
+    rec = bad if not isinstance(bad, dict) else {**good, **bad}
+    (run / "results" / "bad.json").write_text(json.dumps(rec))
+    with pytest.warns(UserWarning, match=r"bad.json is unreadable"):
+        recs = results.load(run)
+    assert len(recs) == 1 and recs[0]["method"] == "mib"
+    with pytest.warns(UserWarning):
+        assert findings.Metric("mib", "old").value(results.load(run)) == 60.0
+    with pytest.warns(UserWarning):
+        assert "MiB" in write_report(run).read_text()
+    with pytest.warns(UserWarning, match="run folder .*nowhere does not exist"):
+        assert results.load([tmp_path / "nowhere", run]) == recs

@@ -297,6 +297,18 @@ def test_run_config_options_are_typed_and_folders_absolute(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="option epochs='abc' is not a whole number"):
         RunConfig.from_profile("cpu", epochs="abc")
     assert RunConfig.from_profile("cpu", epochs="3", lr="0.5").epochs == 3
+    for bad, match in (
+        (dict(lr="nan"), "lr must be a positive, finite learning rate, got nan"),
+        (dict(lr_next="inf"), "lr_next must be a positive, finite"),
+        (dict(max_train_images=-5), "max_train_images must be a whole number >= 0, got -5"),
+        (dict(checkpoint_every=-1), "checkpoint_every must be"),
+        (dict(batch_size=1), "batch_size must be at least 2"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            RunConfig.from_profile("cpu", **bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda' but this machine has no CUDA GPU"):
+            RunConfig.from_profile("cpu", device="cuda")
     monkeypatch.chdir(tmp_path)
     cfg = RunConfig.from_profile("smoke", data_root="data/shapes", checkpoint_dir="ck")
     assert cfg.data_root == str(tmp_path / "data" / "shapes") and cfg.checkpoint_dir == str(tmp_path / "ck")

@@ -358,8 +358,9 @@ def build_resnet(name: str, pretrained: str = "", dilate_last: bool = False) -> 
         try:
             net = ctor(weights=weights)
         except Exception as e:  # offline, proxy, corrupt cache ...
-            raise RuntimeError(
-                f"could not get torchvision's ImageNet weights for {name} ({e}); use "
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ValueError(
+                f"could not get torchvision's ImageNet weights for {name} ({first}); use "
                 "pretrained='none' (the -p pretrained none parameter) to train from scratch, or a local state-dict path"
             ) from e
         net.fc = nn.Identity()
@@ -372,17 +373,27 @@ def build_resnet(name: str, pretrained: str = "", dilate_last: bool = False) -> 
                 f"pretrained weights file {path} does not exist; pass a torchvision "
                 f"{name} state dict, 'imagenet', or '' for random init"
             )
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001  not a torch file, truncated, a pickle with code ...
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ValueError(
+                f"pretrained weights file {path} cannot be read as a state dict ({type(e).__name__}: {first}); "
+                f"pass a torchvision {name} state dict saved with torch.save, 'imagenet', or 'none'"
+            ) from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise ValueError(f"pretrained weights file {path} holds no state dict (name -> tensor) of a {name}")
         state = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith("fc.")}
         try:
             missing, unexpected = net.load_state_dict(state, strict=False)
         except RuntimeError as e:  # shape mismatches
-            raise RuntimeError(f"{path} does not fit torchvision {name}: {str(e).splitlines()[1].strip()}") from None
+            lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+            raise ValueError(f"{path} does not fit torchvision {name}: {lines[min(1, len(lines) - 1)]}") from None
         missing = [k for k in missing if not k.startswith("fc.")]
         if missing or unexpected:
-            raise RuntimeError(
+            raise ValueError(
                 f"{path} does not fit torchvision {name}: missing {missing[:5]}, unexpected {unexpected[:5]}"
             )
     net.fc = nn.Identity()
