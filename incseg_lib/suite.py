@@ -500,6 +500,10 @@ def run_suite(
     # and restore in between sees the same value; the caller's value comes back at the end.
     handler = pm.iorw.papermill_io.get_handler("local")
     handler_cwd = handler.cwd(str(run_dir))
+    # papermill writes the executed notebook with a plain open("w") after every cell: a full disk
+    # would leave half a JSON file. Through the atomic writer a failed write keeps the last whole
+    # copy and names the folder that is full.
+    handler.write = lambda buf, path: write_executed_notebook(buf, Path(run_dir) / path)
     t_suite = time.perf_counter()
     try:
         # Every kernel starts in the run folder. The process changes folder once here, not in each
@@ -512,9 +516,15 @@ def run_suite(
     finally:
         os.chdir(home)
         handler.cwd(handler_cwd)
+        del handler.write  # the class's own method again
         for k, v in previous.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     return _finish(run, failures, time.perf_counter() - t_suite, report)
+
+
+def write_executed_notebook(text: str, path: Path) -> None:
+    """Papermill's write of an executed notebook, atomically (:func:`~incseg_lib.store.atomic_write_text`)."""
+    atomic_write_text(path, text, what=f"the executed notebook {path.name}")
 
 
 def _finish(run: _SuiteRun, failures: list[SuiteError], seconds: float, report: bool) -> Path:
@@ -525,10 +535,15 @@ def _finish(run: _SuiteRun, failures: list[SuiteError], seconds: float, report: 
             run.info["status"][name] = (
                 "not run (interrupted)" if interrupted else "not run (an earlier notebook failed)"
             )
-    run.set_status(
-        state="interrupted" if interrupted else ("failed" if failures else "done"), seconds=round(seconds, 1)
-    )
-    index = write_report(run.run_dir) if report else None
+    state = "interrupted" if interrupted else ("failed" if failures else "done")
+    index = None
+    try:
+        run.set_status(state=state, seconds=round(seconds, 1))
+        index = write_report(run.run_dir) if report else None
+    except OSError as e:  # a full disk: say so, and still say how the suite ended
+        run.print_fn(f"could not write the suite's final state or report: {e}")
+        if not failures:
+            raise
     if interrupted:
         by = run.info.get("signal")
         raise SuiteInterrupted(

@@ -292,3 +292,13 @@ def test_nhwc_changes_the_speed_not_the_result():
         model.to(memory_format=torch.channels_last)
         b = model(x.contiguous(memory_format=torch.channels_last))["out"]
     assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_an_unwritable_tensorboard_folder_turns_logging_off_with_a_warning(tiny_train, tmp_path):
+    """A run folder that cannot take TensorBoard's logs (a full disk, here a path under a file) does
+    not stop training: one warning names the folder, the history is complete."""
+    (tmp_path / "afile").write_text("x")
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match=r"TensorBoard is off for this step: its folder .*afile/tb cannot be written"):
+        history = _fit(BiSeNet([21], "resnet18"), tiny_train, tmp_path / "m.pt", log_dir=tmp_path / "afile" / "tb")
+    assert len(history["loss"]) == 3 and (tmp_path / "m.pt").is_file()

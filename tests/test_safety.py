@@ -465,6 +465,40 @@ def test_sigterm_and_sighup_stop_the_suite_like_ctrl_c(tmp_path, sig):
     assert f"interrupted ({sig})" in err and str(run) in err
 
 
+def test_a_full_disk_while_writing_an_executed_notebook_leaves_a_whole_file_state_and_report(tmp_path, monkeypatch):
+    import nbformat
+
+    from incseg_lib import suite as suite_mod
+    from incseg_lib.store import DiskFull
+
+    folder, run = tmp_path / "nbs", tmp_path / "run"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("y = 2"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / "01_small.ipynb")
+    real, calls = suite_mod.write_executed_notebook, []
+
+    def full_after_two(text, path):
+        calls.append(path)
+        if len(calls) > 2:
+            raise DiskFull(path.parent, "the executed notebook", len(text), 0)
+        real(text, path)
+
+    monkeypatch.setattr(suite_mod, "write_executed_notebook", full_after_two)
+    with pytest.raises(suite_mod.SuiteError, match="no space left in"):
+        suite_mod.run_suite("smoke", out=run, notebooks=folder, jobs=1, threads=1, print_fn=lambda *a: None)
+    nbformat.read(run / "notebooks" / "01_small.ipynb", as_version=4)  # the last whole copy, valid JSON
+    assert not list((run / "notebooks").glob("*.tmp*"))
+    suite = json.loads((run / "suite.json").read_text())
+    assert suite["state"] == "failed" and "no space left" in suite["status"]["01_small.ipynb"]
+    assert (run / "report" / "index.html").is_file()
+
+
 def _tiny(tmp_path, shapes_root, **kw):
     from incseg_lib.config import RunConfig
 
