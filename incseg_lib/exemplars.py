@@ -39,7 +39,7 @@ from .data.common import SegmentationDataset
 from .data.transforms import eval_transforms
 from .env import show_progress
 from .losses import known_background
-from .store import atomic_write_text
+from .store import atomic_write_text, read_json
 
 BUDGET_MODES = ("per-class", "total")
 STRATEGIES = ("random", "class-balanced", "herding")
@@ -278,10 +278,18 @@ class ExemplarMemory:
 
     @classmethod
     def load(cls, path: Path) -> ExemplarMemory:
-        state = json.loads(Path(path).read_text())
-        mem = cls(ReplayConfig(**state["config"]), state["seed"])
-        mem.items = [Exemplar(**e) for e in state["items"]]
-        return mem
+        """The memory saved at ``path`` by :meth:`save`.
+
+        Raises:
+            CorruptFile: truncated or not a memory (moved aside, so it is selected again).
+        """
+
+        def build(state):
+            mem = cls(ReplayConfig(**state["config"]), state["seed"])
+            mem.items = [Exemplar(**e) for e in state["items"]]
+            return mem
+
+        return read_json(path, "exemplar memory", build)
 
 
 # ---------------------------------------------------------------------- herding

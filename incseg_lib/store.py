@@ -24,7 +24,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +214,36 @@ def _unreadable(path: Path, e: Exception) -> str:
         f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); it was probably truncated "
         "(a copy or a write that did not finish)"
     )
+
+
+class CorruptFile(ValueError):
+    """A side file (a memory, a manifest, a cache) that cannot be read: it was moved aside
+    (:func:`quarantine`), so the next run rebuilds it; the message names both paths."""
+
+    def __init__(self, path: Path, moved: Path | None, why: str):
+        where = f"moved aside to {moved.name}" if moved else "left in place (its folder is read-only)"
+        super().__init__(f"{path} is unreadable ({why}); {where}, it is rebuilt")
+        self.path, self.moved = Path(path), moved
+
+
+def read_json(path: str | Path, what: str = "", check: Callable[[Any], Any] | None = None) -> Any:
+    """The JSON document at ``path`` (``check(doc)`` applied, which may raise ``ValueError``,
+    ``KeyError`` or ``TypeError`` for a document of the wrong shape).
+
+    Raises:
+        CorruptFile: the file is truncated, not JSON or of the wrong shape (moved aside first).
+        FileNotFoundError: there is no file.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+        return check(doc) if check is not None else doc
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        moved = None
+        with suppress(OSError):
+            moved = quarantine(path)
+        why = f"{what + ': ' if what else ''}{type(e).__name__}: {str(e)[:120]}"
+        raise CorruptFile(path, moved, why) from None
 
 
 def quarantine(path: str | Path) -> Path:

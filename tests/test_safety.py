@@ -530,7 +530,8 @@ def test_a_corrupt_importance_file_is_named_moved_aside_and_rebuilt(tmp_path, sh
     train_step(cfg, step=1, method="ewc", print_fn=said.append, **quiet)
     text = "\n".join(said)
     assert f"checkpoint {imp} is unreadable" in text and "moved aside" in text
-    assert list(imp.parent.glob("step-0.importance.pt.corrupt-*")) and list(imp.parent.glob("step-0.pt.corrupt-*"))
+    assert list(imp.parent.glob("step-0.importance.pt.corrupt-*"))
+    assert not list(imp.parent.glob("step-0.pt.corrupt-*")) and "step-0.pt removed" in text  # healthy: not kept
     assert set(load_importance(checkpoint_file(cfg, 0, "ewc"))) == {"fisher", "pi", "pi_zenke", "rw"}  # rebuilt
 
 
@@ -558,3 +559,32 @@ def test_the_viewer_names_a_record_it_cannot_show_and_shows_the_others(tmp_path,
     out = capsys.readouterr().out
     assert "cannot show" in out and "step-1.pt is unreadable" in out and "is not on this machine" in out
     assert "step 0" in fig.axes[0].figure._suptitle.get_text()  # the record that can be shown is shown
+
+
+def test_corrupt_side_files_are_named_moved_aside_and_rebuilt(tmp_path):
+    """A truncated exemplar memory, synthetic-memory manifest or pseudo-label manifest is named,
+    moved aside and rebuilt instead of blocking every re-run."""
+    from incseg_lib.exemplars import ExemplarMemory, ReplayConfig
+    from incseg_lib.inversion import SyntheticMemory
+    from incseg_lib.seam import PseudoLabels
+    from incseg_lib.store import CorruptFile
+
+    mem = tmp_path / "memory.json"
+    ExemplarMemory(ReplayConfig(), seed=0).save(mem)
+    assert ExemplarMemory.load(mem).seed == 0
+    mem.write_text(mem.read_text()[:20])  # truncated
+    with pytest.raises(
+        CorruptFile, match=r"memory.json is unreadable \(exemplar memory: .*moved aside to memory.json.corrupt-"
+    ):
+        ExemplarMemory.load(mem)
+    assert not mem.exists() and list(tmp_path.glob("memory.json.corrupt-*"))
+    for cls, what in ((SyntheticMemory, "synthetic memory manifest"), (PseudoLabels, "pseudo-label manifest")):
+        folder = tmp_path / cls.__name__
+        folder.mkdir()
+        (folder / "manifest.json").write_text('{"key": {"a": 1}, "batc')
+        with pytest.warns(UserWarning, match=f"manifest.json is unreadable \\({what}"):
+            store = cls(folder, {"a": 1})
+        assert not store.complete and list(folder.glob("manifest.json.corrupt-*"))
+        (folder / "manifest.json").write_text("[1, 2]")  # valid JSON, not a manifest
+        with pytest.warns(UserWarning, match="not a manifest"):
+            cls(folder, {"a": 1})

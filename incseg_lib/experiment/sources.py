@@ -18,6 +18,7 @@ and the fields the results record gets. The kinds here: :class:`Masks` (the defa
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from ..inversion import InversionConfig, SyntheticMemory, measured_scales, objec
 from ..methods import Method, get_method
 from ..models import BiSeNet
 from ..seam import ImageLabelDataset, PseudoLabels, SeamConfig, SeamNet, image_labels, seam_loss
-from ..store import checkpoint_lock, key_digest
+from ..store import CorruptFile, checkpoint_lock, key_digest
 from ..tasks import IncrementalSplit
 from . import keys
 
@@ -235,7 +236,10 @@ def step_memory(
     path = keys.memory_file(cfg, step, run_name)
     with checkpoint_lock(path):  # selected once, also when two notebooks need it at the same time
         if path.is_file():
-            return ExemplarMemory.load(path)
+            try:
+                return ExemplarMemory.load(path)
+            except CorruptFile as e:  # selected again below, as the first time
+                warnings.warn(str(e), stacklevel=2)
         if step > 1:
             before = keys.memory_file(cfg, step - 1, run_name)
             if not before.is_file():

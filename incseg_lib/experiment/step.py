@@ -304,13 +304,13 @@ def _previous_model(ctx: StepContext, source: Source, rerun: dict) -> tuple[BiSe
             if attempt:
                 raise
             for bad in dict.fromkeys([e.path or prev_ckpt, prev_ckpt]):
-                if bad.is_file():
-                    ctx.print_fn(
-                        f"{e}\n  moved aside to {quarantine(bad).name}"
-                        if bad == (e.path or prev_ckpt)
-                        else f"  {bad.name} moved aside too ({quarantine(bad).name}): it is retrained "
-                        "with its importance"
-                    )
+                if not bad.is_file():
+                    continue
+                if bad == (e.path or prev_ckpt):
+                    ctx.print_fn(f"{e}\n  moved aside to {quarantine(bad).name}")
+                else:  # healthy, but useless without its importance: removed, not kept forever
+                    bad.unlink()
+                    ctx.print_fn(f"  {bad.name} removed: it is retrained with its importance")
     raise AssertionError("unreachable")  # the second attempt returns or raises
 
 
