@@ -318,7 +318,8 @@ def checkpoint_lock(path: Path | None, print_fn: Callable = print) -> Iterator[N
     Two processes that need the same checkpoint (two notebooks of a parallel suite, two students
     sharing a checkpoint folder) do not train it twice: the second waits, then finds it finished
     and reuses it. The lock is released when the holder exits, also when it is killed. ``None``
-    (no checkpoint) or a platform without ``fcntl`` locks nothing.
+    (no checkpoint), a platform without ``fcntl`` or a read-only folder holding ``path`` already
+    locks nothing.
     """
     if path is None:
         yield
@@ -329,8 +330,17 @@ def checkpoint_lock(path: Path | None, print_fn: Callable = print) -> Iterator[N
         yield
         return
     lock = Path(path).with_name(Path(path).name + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as fh:
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(lock, "a")  # noqa: SIM115  closed by the with below
+    except OSError as e:
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and Path(path).exists():
+            # a read-only folder of finished checkpoints (a lab's shared copy): nothing will be
+            # written there, so nothing needs a lock; a missing one fails where it is written
+            yield
+            return
+        raise
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -499,6 +499,42 @@ def test_a_full_disk_while_writing_an_executed_notebook_leaves_a_whole_file_stat
     assert (run / "report" / "index.html").is_file()
 
 
+def _read_only_view(src: Path, dst: Path) -> bool:
+    """A read-only bind mount of ``src`` at ``dst`` (what a lab's shared folder is); False where
+    this machine does not allow mounts."""
+    dst.mkdir(parents=True)
+    ok = subprocess.run(["mount", "--bind", str(src), str(dst)], capture_output=True).returncode == 0
+    if ok and subprocess.run(["mount", "-o", "remount,ro,bind", str(dst)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", str(dst)], capture_output=True)
+        ok = False
+    return ok
+
+
+def test_finished_steps_in_a_read_only_folder_are_reused(tmp_path, shapes_root):
+    """A lab hands students a read-only folder of trained steps: step 0, MiB and SDR (whose step-0
+    prototypes are made beside step 0 the first time) are reused and evaluated, nothing is written
+    there, and the caches go to a writable folder."""
+    from incseg_lib.experiment import train_step
+
+    quiet = dict(progress=False, print_fn=lambda *a: None)
+    cfg = _tiny(tmp_path, shapes_root)
+    want = [
+        train_step(cfg, step=s, method=m, **quiet).record["miou_all"] for s, m in ((0, "step0"), (1, "mib"), (1, "sdr"))
+    ]
+    ro = tmp_path / "ro"
+    if not _read_only_view(tmp_path / "ckpt", ro):
+        pytest.skip("this machine does not allow a read-only bind mount")
+    try:
+        rcfg = cfg.replace(checkpoint_dir=str(ro), run_dir=str(tmp_path / "student-run"))
+        got = [
+            train_step(rcfg, step=s, method=m, **quiet).record["miou_all"]
+            for s, m in ((0, "step0"), (1, "mib"), (1, "sdr"))
+        ]
+        assert got == want
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)
+
+
 def _tiny(tmp_path, shapes_root, **kw):
     from incseg_lib.config import RunConfig
 

@@ -408,7 +408,7 @@ def evaluate_step(
     if record and checkpoint is not None and Path(checkpoint).is_file():
         # a re-run reusing a finished checkpoint also reuses its evaluation (same config, same
         # checkpoint file, recorded after the checkpoint was written): no second record, no waiting
-        prior = results.load(cfg.run_dir)  # read once for every protocol
+        prior = results.load(cfg.run_dir) if Path(cfg.run_dir).is_dir() else []  # read once for every protocol
         found = [
             results.find_record(
                 prior,
