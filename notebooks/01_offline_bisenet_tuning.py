@@ -130,7 +130,10 @@ for name in parse_list(backbones) or cfg.grid["backbones"]:
 
 # %%
 configs = grid_configs(
-    cfg, parse_list(backbones) or None, parse_list(lrs, float, "lrs") or None, parse_list(batch_sizes, int, "batch_sizes") or None
+    cfg,
+    parse_list(backbones) or None,
+    parse_list(lrs, float, "lrs") or None,
+    parse_list(batch_sizes, int, "batch_sizes") or None,
 )
 print(f"{len(configs)} configurations")
 outcomes = run_grid(configs, notebook="01_offline_bisenet_tuning")

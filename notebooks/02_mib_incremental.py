@@ -81,7 +81,8 @@ backbone: str = ""  # resnet18 | resnet50 | resnet101 (empty: as the profile say
 seed: int = 0  # weights, data order and augmentation
 examples: int = 2  # validation images shown step by step
 aux_next: str = ""  # auxiliary heads after step 0: ce | off | distill (empty: ce)
-lr_next: float = 0.0  # learning rate after step 0 (0: as the profile says)
+protocol: str = ""  # after step 0: official (each method's scripts) | shared (all at lr_next); empty: profile's
+lr_next: float = 0.0  # learning rate after step 0 under the shared protocol (0: as the profile says)
 eval_unseen: str = ""  # background | ignore (MiB's test protocol at intermediate steps; empty: profile's)
 pi_estimator: str = ""  # PI's importance: mib (MiB's code) or zenke (Zenke et al.); empty: mib
 
@@ -104,6 +105,7 @@ cfg = RunConfig.from_profile(
     backbone=backbone,
     seed=seed,
     aux_next=aux_next,
+    protocol=protocol,
     lr_next=lr_next or None,
     eval_unseen=eval_unseen,
     pi_estimator=pi_estimator,
@@ -122,12 +124,14 @@ print(
     "lr",
     cfg.lr_at(0),
     "then",
-    cfg.lr_at(1),
+    cfg.protocol,
+    "protocol",
     "device",
     cfg.torch_device(),
 )
 for task in plan["tasks"]:
-    print(f"methods on {task}:", ", ".join(results.display_name(m) for m in task_methods(plan, task)))
+    methods_here = task_methods(plan, task)
+    print(f"on {task}:", ", ".join(f"{results.display_name(m)} lr {cfg.lr_at(1, m):g}" for m in methods_here))
 print("plan:", plan)
 
 # %% [markdown]

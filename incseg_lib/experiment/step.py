@@ -622,6 +622,7 @@ def weak_joint_step(
         print_fn=print_fn,
         checkpoint_every=jcfg.checkpoint_every,
         optimizer=jcfg.optimizer,
+        sync_bn=jcfg.sync_bn,  # its key says so (paper profile): train as the key says
     )
     target = IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
     extra = {
