@@ -679,6 +679,15 @@ def miou_by_memory(records: list[dict], dataset: str, task: str, setting: str, p
     return pd.DataFrame(rows)
 
 
+def shown(table):
+    """``table`` as a notebook shows it: one decimal, an empty cell where a method did not run (a
+    pandas ``Styler``; the DataFrame itself when pandas cannot style it)."""
+    try:
+        return table.style.format(precision=1, na_rep="")
+    except ImportError:  # pragma: no cover - jinja2 comes with the notebooks' dependencies
+        return table
+
+
 def joint_ratio(table, method: str = "MiB") -> dict:
     """``method`` all / Joint all per (dataset, task, setting) of :func:`incremental_table`."""
     out = {}

@@ -93,7 +93,7 @@ overview
 
 # %%
 table = results.incremental_table(records)
-table
+results.shown(table)
 
 # %%
 if not table.empty:

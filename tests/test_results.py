@@ -223,3 +223,11 @@ def test_one_bad_record_is_named_and_skipped_by_every_reader(tmp_path, bad):
         assert "MiB" in write_report(run).read_text()
     with pytest.warns(UserWarning, match="run folder .*nowhere does not exist"):
         assert results.load([tmp_path / "nowhere", run]) == recs
+
+
+def test_tables_show_empty_cells_not_nan():
+    import numpy as np
+    import pandas as pd
+
+    html = results.shown(pd.DataFrame({"old": [71.234, np.nan]}, index=["MiB", "PLOP"])).to_html()
+    assert "NaN" not in html and "nan" not in html and "71.2" in html and "71.23" not in html
