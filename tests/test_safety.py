@@ -18,6 +18,7 @@ from incseg_lib.models import BiSeNet
 from incseg_lib.store import DiskFull, UnsafeCheckpoint
 
 from .conftest import REPO, write_voc
+from .helpers.notebook_files import write_notebook
 
 
 class Payload:
@@ -385,20 +386,10 @@ def test_a_total_memory_budget_is_not_called_per_class():
 
 
 def _sleeper(folder: Path) -> None:
-    import nbformat
-
-    folder.mkdir()
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(
-            "import pathlib, time\npathlib.Path(run_dir, 'started').touch()\nfor _ in range(3000):\n    time.sleep(0.1)"
-        ),
-        nbformat.v4.new_code_cell("pathlib.Path(run_dir, 'finished').touch()"),
-    ]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, folder / "01_long.ipynb")
-    nbformat.write(nb, folder / "02_queued.ipynb")
+    long = "import pathlib, time\npathlib.Path(run_dir, 'started').touch()\nfor _ in range(3000):\n    time.sleep(0.1)"
+    finish = "pathlib.Path(run_dir, 'finished').touch()"
+    for name in ("01_long.ipynb", "02_queued.ipynb"):
+        write_notebook(folder / name, long, finish)
 
 
 def test_ctrl_c_stops_the_suite_within_seconds_and_says_where_its_results_are(tmp_path):
@@ -466,21 +457,11 @@ def test_sigterm_and_sighup_stop_the_suite_like_ctrl_c(tmp_path, sig):
 
 
 def test_a_full_disk_while_writing_an_executed_notebook_leaves_a_whole_file_state_and_report(tmp_path, monkeypatch):
-    import nbformat
-
     from incseg_lib import suite as suite_mod
     from incseg_lib.store import DiskFull
 
     folder, run = tmp_path / "nbs", tmp_path / "run"
-    folder.mkdir()
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("x = 1"),
-        nbformat.v4.new_code_cell("y = 2"),
-    ]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, folder / "01_small.ipynb")
+    write_notebook(folder / "01_small.ipynb", "x = 1", "y = 2")
     real, calls = suite_mod.write_executed_notebook, []
 
     def full_after_two(text, path):
@@ -492,7 +473,7 @@ def test_a_full_disk_while_writing_an_executed_notebook_leaves_a_whole_file_stat
     monkeypatch.setattr(suite_mod, "write_executed_notebook", full_after_two)
     with pytest.raises(suite_mod.SuiteError, match="no space left in"):
         suite_mod.run_suite("smoke", out=run, notebooks=folder, jobs=1, threads=1, print_fn=lambda *a: None)
-    nbformat.read(run / "notebooks" / "01_small.ipynb", as_version=4)  # the last whole copy, valid JSON
+    json.loads((run / "notebooks" / "01_small.ipynb").read_text())  # the last whole copy, valid JSON
     assert not list((run / "notebooks").glob("*.tmp*"))
     suite = json.loads((run / "suite.json").read_text())
     assert suite["state"] == "failed" and "no space left" in suite["status"]["01_small.ipynb"]

@@ -163,18 +163,10 @@ def test_smoke_suite_end_to_end(tmp_path):
 
 
 def test_failing_notebook_names_the_cell(tmp_path):
-    import nbformat
+    from ..helpers.notebook_files import write_notebook
 
     folder = tmp_path / "nbs"
-    folder.mkdir()
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell('profile = "smoke"\nrun_dir = ""', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("x = 1"),
-        nbformat.v4.new_code_cell("raise ValueError('boom')"),
-    ]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, folder / "01_broken.ipynb")
+    write_notebook(folder / "01_broken.ipynb", "x = 1", "raise ValueError('boom')")
     with pytest.raises(SuiteError, match="01_broken.ipynb failed in cell .*ValueError: boom"):
         run_suite("smoke", out=tmp_path / "run", notebooks=folder, print_fn=lambda *a: None)
     assert (tmp_path / "run" / "notebooks" / "01_broken.ipynb").is_file()
