@@ -376,9 +376,15 @@ def build_resnet(name: str, pretrained: str = "", dilate_last: bool = False) -> 
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001  not a torch file, truncated, a pickle with code ...
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            import pickle
+
+            first = (
+                "not a file of tensors: loading with weights_only refused it, as it refuses any code"
+                if isinstance(e, pickle.UnpicklingError)
+                else f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+            )
             raise ValueError(
-                f"pretrained weights file {path} cannot be read as a state dict ({type(e).__name__}: {first}); "
+                f"pretrained weights file {path} cannot be read as a state dict ({first}); "
                 f"pass a torchvision {name} state dict saved with torch.save, 'imagenet', or 'none'"
             ) from None
         if isinstance(state, dict) and "state_dict" in state:
