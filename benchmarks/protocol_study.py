@@ -19,8 +19,9 @@ processes with ``--lane i/n`` (each takes every n-th cell; run with ``--threads 
     python benchmarks/protocol_study.py --out runs/protocol-study --lane 1/2 --threads 1 &
     python benchmarks/protocol_study.py --out runs/protocol-study --table
 
-Prints one Markdown table: per task, method and factor, old / new / all mIoU and hIoU after the
-last step (mean +- sd over the seeds done, their count), and step 0's old-class mIoU.
+Prints two Markdown tables: per task, method and factor, old / new / all mIoU and hIoU after the
+last step (mean +- sd over the seeds done, their count) and step 0's old-class mIoU; and per seed
+each method's old-class mIoU minus MiB's (the finding notebook 02 checks).
 """
 
 from __future__ import annotations
@@ -75,6 +76,33 @@ def _fmt(values: list[float]) -> str:
     mean = statistics.fmean(values)
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{mean:.1f} +- {sd:.1f}"
+
+
+def final_old(out: Path, task: str, factor: float, method: str) -> dict[int, float]:
+    """Old-class mIoU (%) after the last step per seed of one (task, factor, method)."""
+    last = IncrementalSplit("shapes", task, 0, "overlapped").num_steps - 1
+    got = {}
+    for run in out.glob(f"{task}-seed*-f{factor:.3f}-{method}"):
+        fin = [r for r in results.load(run) if r.get("step") == last and r.get("method") != "step0"]
+        if fin:
+            seed = int(run.name.split("-seed")[1].split("-")[0])
+            got[seed] = 100 * max(fin, key=lambda r: r.get("created_ns", 0))["miou_old"]
+    return got
+
+
+def gaps_to_mib(out: Path, tasks, factors, methods) -> str:
+    """Per seed, each method's old-class mIoU minus MiB's at the same task, factor and seed."""
+    rows = ["| task | method | lr factor | old - MiB's old, per seed |", "|---|---|---|---|"]
+    for task in tasks:
+        for factor in factors:
+            mib = final_old(out, task, factor, "mib")
+            for method in (m for m in methods if m != "mib"):
+                mine = final_old(out, task, factor, method)
+                seeds = sorted(set(mib) & set(mine))
+                if seeds:
+                    gaps = " / ".join(f"{mine[s] - mib[s]:+.1f} (seed {s})" for s in seeds)
+                    rows.append(f"| {task} | {method} | {factor:.2f} | {gaps} |")
+    return "\n".join(rows)
 
 
 def table(out: Path, tasks, factors, methods) -> str:
@@ -133,6 +161,8 @@ def main(argv=None) -> None:
             if k % n == i:
                 run_cell(base, cell, args.out)
     print(table(args.out, tasks, factors, methods))
+    print()
+    print(gaps_to_mib(args.out, tasks, factors, methods))
     print(json.dumps({"tasks": tasks, "seeds": seeds, "factors": factors, "methods": methods}))
 
 
