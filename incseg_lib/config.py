@@ -168,7 +168,7 @@ class RunConfig:
     def __post_init__(self):
         # Folders are stored absolute: a record or a checkpoint path written from one working folder
         # must still point at the same files when notebook 06 reads it from another.
-        for name in ("data_root", "checkpoint_dir"):
+        for name in ("data_root", "checkpoint_dir", "run_dir"):
             value = getattr(self, name)
             if isinstance(value, str) and value:
                 setattr(self, name, str(Path(value).expanduser().resolve()))

@@ -311,8 +311,9 @@ def test_run_config_options_are_typed_and_folders_absolute(tmp_path, monkeypatch
         with pytest.raises(ValueError, match="device='cuda' but this machine has no CUDA GPU"):
             RunConfig.from_profile("cpu", device="cuda")
     monkeypatch.chdir(tmp_path)
-    cfg = RunConfig.from_profile("smoke", data_root="data/shapes", checkpoint_dir="ck")
+    cfg = RunConfig.from_profile("smoke", data_root="data/shapes", checkpoint_dir="ck", run_dir="runs/x")
     assert cfg.data_root == str(tmp_path / "data" / "shapes") and cfg.checkpoint_dir == str(tmp_path / "ck")
+    assert cfg.run_dir == str(tmp_path / "runs" / "x")  # records name it absolute
 
 
 def test_a_relative_incseg_home_is_stored_absolute_and_a_file_home_is_named(tmp_path, monkeypatch):
