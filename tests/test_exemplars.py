@@ -143,3 +143,14 @@ def test_smib_step_records_memory_and_reuses_it(tmp_path, shapes_root):
     lines.clear()
     train_step(cfg, step=2, method="mib", replay=replay, progress=False, print_fn=lines.append, record=False)
     assert not any("epoch 1/1" in str(x) for x in lines)  # reused
+
+
+def test_a_bad_replay_share_is_refused_before_step_0_trains(tmp_path):
+    from incseg_lib.config import RunConfig
+    from incseg_lib.experiment import run_replay_study
+
+    cfg = RunConfig.from_profile("smoke", run_dir=str(tmp_path / "run"), checkpoint_dir=str(tmp_path / "ck"))
+    plan = {"tasks": ["15-5"], "settings": ["overlapped"], "sizes": [1], "methods": ["mib"]}
+    with pytest.raises(ValueError, match=r"replay share must be in \(0, 1\).*1.5"):
+        run_replay_study(cfg, plan, share=1.5, progress=False, print_fn=lambda *a: None)
+    assert not (tmp_path / "ck").exists()  # nothing trained

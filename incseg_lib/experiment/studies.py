@@ -235,16 +235,22 @@ def run_replay_study(
     Returns:
         ``(records, memories)``: every full-image record (every step), and the last step's
         :class:`~incseg_lib.exemplars.ExemplarMemory` per ``(task, setting, method, size)``.
+
+    Raises:
+        ValueError: a memory option out of range (``share``, ``mode``, ``strategy``, a size), before
+            anything trains.
     """
     memories = {}
     kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
+    replays = {  # built (and so checked) before step 0 trains
+        size: ReplayConfig(budget=size, mode=mode, strategy=strategy, share=share, old_labels_on_new=old_labels_on_new)
+        for size in plan["sizes"]
+    }
 
     def body(tcfg: RunConfig, last: int) -> list[dict]:
         records = run_incremental(tcfg, ["mib"], joint=False, **kw)
         for size in plan["sizes"]:
-            replay = ReplayConfig(
-                budget=size, mode=mode, strategy=strategy, share=share, old_labels_on_new=old_labels_on_new
-            )
+            replay = replays[size]
             for m in plan["methods"]:
                 records += _steps(tcfg, m, last, source=Replay(replay), **kw)
                 memories[(tcfg.task, tcfg.setting, m, size)] = ExemplarMemory.load(
