@@ -288,10 +288,8 @@ def _calibrate(args) -> None:
     if args.update:
         path = Path(args.update)
         try:
-            old = check_calibration(json.loads(path.read_text()), f"--update {path}")
-        except OSError as e:
-            raise ValueError(f"--update {path}: not a readable calibration JSON ({e})") from None
-        except ValueError as e:
+            old = check_calibration(json.loads(path.read_text()), str(path))
+        except (OSError, ValueError) as e:
             raise ValueError(f"--update {path}: not a readable calibration JSON ({e})") from None
         result = update_calibration(old, result)
         target = target or str(path)

@@ -594,10 +594,9 @@ def calibration_line(calibration: dict | None) -> str:
         seen = list(dict.fromkeys(fmt(r.get(key)) for r in runs if r.get(key) not in (None, "")))
         return ", ".join(seen) if seen else "not recorded"
 
-    threads = values("threads")
     return (
         f"Calibrated over {len(runs)} run{'s' if len(runs) != 1 else ''}: seeds {values('seed')}; "
-        f"threads {threads}; torch {values('torch')}; {values('device')}; "
+        f"threads {values('threads')}; torch {values('torch')}; {values('device')}; "
         f"commit {values('commit', lambda c: str(c)[:7])}."
     )
 

@@ -50,7 +50,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -66,7 +65,7 @@ from .data.common import IGNORE_INDEX, DatasetInfo, SegmentationDataset, class_i
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize
 from .env import show_progress
 from .exemplars import annotated_lut
-from .store import CorruptFile, atomic_write_png, atomic_write_text, read_json
+from .store import atomic_write_png, atomic_write_text, read_manifest
 
 AGGREGATIONS = ("lse", "scale-aware")
 
@@ -720,14 +719,9 @@ class SyntheticMemory:
         self.manifest = self._load()
 
     def _load(self) -> dict:
-        fresh = {"key": self.key, "batches": [], "complete": False}
-        if not self.manifest_path.is_file():
-            return fresh
-        try:
-            manifest = read_json(self.manifest_path, "synthetic memory manifest", _manifest_shape)
-        except CorruptFile as e:  # synthesised again from the start
-            warnings.warn(str(e), stacklevel=3)
-            return fresh
+        manifest = read_manifest(self.manifest_path, "synthetic memory manifest")
+        if manifest is None:  # none yet, or corrupt: synthesised from the start
+            return {"key": self.key, "batches": [], "complete": False}
         if manifest.get("key") != self.key:
             raise FileExistsError(
                 f"{self.manifest_path} belongs to another synthesis (its key differs); "
@@ -1048,10 +1042,3 @@ def inversion_config(profile: str, **overrides) -> InversionConfig:
         ValueError: unknown profile or option, or an invalid value (names it).
     """
     return profile_options(InversionConfig, INVERSION_PROFILES, profile, overrides, "DeepInversion")
-
-
-def _manifest_shape(doc) -> dict:
-    """``doc`` if it is a manifest (an object with a ``key``), else ``ValueError``."""
-    if not isinstance(doc, dict) or "key" not in doc:
-        raise ValueError("not a manifest (an object with a 'key')")
-    return doc

@@ -322,8 +322,9 @@ def student_copy(source: Path) -> str:
         for c in json.loads(copy)["cells"]
         if c["cell_type"] == "code"
     )
-    left = [line for line in code.splitlines() if _LOOSE_MARKER.search(line)]
-    left += [line for line in solution_lines(text) if line in {x.strip() for x in code.splitlines()}]
+    lines = code.splitlines()
+    shown = {x.strip() for x in lines}
+    left = [line for line in lines if _LOOSE_MARKER.search(line)] + [x for x in solution_lines(text) if x in shown]
     if left:
         raise ValueError(
             f"{source.name}: the student copy would still hold a solution ({left[0].strip()!r}); "

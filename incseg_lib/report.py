@@ -24,7 +24,6 @@ from typing import Any
 
 from . import findings, results
 from .env import software_line
-from .metrics import harmonic_iou
 from .store import atomic_write_text
 
 # What a finding's status looks like: (text colour, background).
@@ -92,10 +91,6 @@ row_labels = results.display_labels
 # ---------------------------------------------------------------------- tables
 def _pct(v: Any) -> str:
     return "–" if v is None or v != v else f"{100 * float(v):.1f}"
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def _duration(seconds: Any) -> str:
@@ -177,7 +172,7 @@ def result_tables(records: list[dict], several_datasets: bool = False) -> list[s
                     [
                         html.escape(lab),
                         *(_pct(r.get(f"miou_{p}")) for p in MIOU_PARTS),
-                        _pct(harmonic_iou(_num(r.get("miou_old")), _num(r.get("miou_new")))),
+                        _pct(results.record_hiou(r)),
                         _duration(r.get("train_seconds")),
                     ]
                     for lab, r in zip(labels, recs)

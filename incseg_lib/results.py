@@ -415,15 +415,16 @@ def final_steps(records: list[dict], protocol: str = "full") -> list[dict]:
     return keep
 
 
+def record_hiou(record: dict) -> float | None:
+    """A record's hIoU in [0, 1]: the harmonic mean of its old- and new-class mIoU
+    (:func:`~incseg_lib.metrics.harmonic_iou`); None without both."""
+    return harmonic_iou(record.get("miou_old"), record.get("miou_new"))
+
+
 def hiou_percent(record: dict) -> float:
-    """A record's hIoU in % (1 decimal; NaN without both old and new mIoU): the harmonic mean of its
-    old- and new-class mIoU (:func:`~incseg_lib.metrics.harmonic_iou`)."""
-    h = harmonic_iou(_number(record.get("miou_old")), _number(record.get("miou_new")))
+    """:func:`record_hiou` in % (1 decimal; NaN without both old and new mIoU), as the tables show it."""
+    h = record_hiou(record)
     return float("nan") if h is None else round(100 * h, 1)
-
-
-def _number(v) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def incremental_table(records: list[dict], protocol: str = "full", with_time: bool = False):

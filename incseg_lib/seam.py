@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,7 +46,7 @@ from .engine import predict
 from .env import show_progress
 from .metrics import ConfusionMatrix
 from .models.bisenet import build_resnet
-from .store import CorruptFile, atomic_write_png, atomic_write_text, read_json
+from .store import atomic_write_png, atomic_write_text, read_manifest
 
 INITS = ("step0", "imagenet", "none")
 CAM_SOURCES = ("pcm", "cam")
@@ -595,12 +594,7 @@ class PseudoLabels:
         self.key = key
         self.manifest_path = self.folder / "manifest.json"
         self.manifest = None
-        manifest = None
-        if self.manifest_path.is_file():
-            try:
-                manifest = read_json(self.manifest_path, "pseudo-label manifest", _manifest_shape)
-            except CorruptFile as e:  # made again
-                warnings.warn(str(e), stacklevel=2)
+        manifest = read_manifest(self.manifest_path, "pseudo-label manifest")  # None: made (again)
         if manifest is not None:
             if manifest.get("key") != key:
                 raise FileExistsError(
@@ -833,10 +827,3 @@ def best_threshold(sweep: list[dict], source: str = "pcm") -> tuple[float, float
         raise ValueError(f"no threshold-sweep row for source {source!r}")
     best = max(rows, key=lambda r: r["miou"])
     return best["threshold"], best["miou"]
-
-
-def _manifest_shape(doc) -> dict:
-    """``doc`` if it is a manifest (an object with a ``key``), else ``ValueError``."""
-    if not isinstance(doc, dict) or "key" not in doc:
-        raise ValueError("not a manifest (an object with a 'key')")
-    return doc

@@ -226,24 +226,55 @@ class CorruptFile(ValueError):
         self.path, self.moved = Path(path), moved
 
 
-def read_json(path: str | Path, what: str = "", check: Callable[[Any], Any] | None = None) -> Any:
-    """The JSON document at ``path`` (``check(doc)`` applied, which may raise ``ValueError``,
-    ``KeyError`` or ``TypeError`` for a document of the wrong shape).
+def read_side_file(path: str | Path, read: Callable[[Path], Any], what: str = "") -> Any:
+    """``read(path)`` of a side file a run can rebuild (a memory, a manifest, a cache), which may
+    raise ``ValueError``, ``KeyError``, ``TypeError`` or ``EOFError`` for a file of the wrong shape.
 
     Raises:
-        CorruptFile: the file is truncated, not JSON or of the wrong shape (moved aside first).
+        CorruptFile: the file is truncated, unreadable or of the wrong shape (moved aside first).
         FileNotFoundError: there is no file.
     """
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
-        return check(doc) if check is not None else doc
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        return read(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError) as e:
         moved = None
         with suppress(OSError):
             moved = quarantine(path)
         why = f"{what + ': ' if what else ''}{type(e).__name__}: {str(e)[:120]}"
         raise CorruptFile(path, moved, why) from None
+
+
+def read_json(path: str | Path, what: str = "", check: Callable[[Any], Any] | None = None) -> Any:
+    """The JSON document at ``path``, ``check(doc)`` applied (:func:`read_side_file`).
+
+    Raises:
+        CorruptFile: the file is truncated, not JSON or of the wrong shape (moved aside first).
+        FileNotFoundError: there is no file.
+    """
+    check = check or (lambda doc: doc)
+    return read_side_file(path, lambda p: check(json.loads(p.read_text())), what)
+
+
+def read_manifest(path: str | Path, what: str) -> dict | None:
+    """The manifest (an object with a ``key``) of a folder a run builds, or None when it is missing
+    or corrupt (then named in a warning and moved aside, so the folder is built again)."""
+    import warnings
+
+    def shape(doc):
+        if not isinstance(doc, dict) or "key" not in doc:
+            raise ValueError("not a manifest (an object with a 'key')")
+        return doc
+
+    if not Path(path).is_file():
+        return None
+    try:
+        return read_json(path, what, shape)
+    except CorruptFile as e:
+        warnings.warn(str(e), stacklevel=3)
+        return None
 
 
 def quarantine(path: str | Path) -> Path:

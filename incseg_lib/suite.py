@@ -384,6 +384,12 @@ def _run_lanes(run: _SuiteRun, order: list[Path], n_jobs: int) -> list[SuiteErro
     return failures
 
 
+def check_profile(profile: str) -> None:
+    """Raise :class:`SuiteError` naming the profiles when ``profile`` is not one."""
+    if profile not in PROFILES:
+        raise SuiteError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+
+
 def _prepare(profile: str, dataset: str, data_root: str, only, out, extra: dict, notebooks) -> tuple:
     """Check the options and parameters (before any folder exists), then make the run folder.
 
@@ -391,8 +397,7 @@ def _prepare(profile: str, dataset: str, data_root: str, only, out, extra: dict,
         ``(notebooks, run_dir, per-notebook parameters, the suite's parameters)``.
     """
 
-    if profile not in PROFILES:
-        raise SuiteError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    check_profile(profile)
     for name, option in (("profile", "--profile"), ("run_dir", "--out"), ("smoke", "--profile smoke")):
         if name in extra:
             raise SuiteError(f"-p {name} would silently override the suite's {option}; use {option} instead")
@@ -593,8 +598,7 @@ def run_calibration(
         raise SuiteError(f"--seeds names seed {', '.join(map(str, twice))} twice: each seed once (e.g. --seeds 0,1,2)")
     if len(seeds) < 2:
         raise SuiteError(f"--seeds {','.join(map(str, seeds))}: a calibration needs at least two runs")
-    if profile not in PROFILES:
-        raise SuiteError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    check_profile(profile)
     nbs = find_notebooks(suite_options.get("notebooks"), suite_options.get("only"))
     route_parameters(nbs, {"profile": profile, "run_dir": "", **extra, "seed": seeds[0]})  # before any folder
     base = new_run_dir(out, f"{profile}-calibration").resolve()

@@ -258,7 +258,9 @@ class IncrementalSplit:
     ) -> np.ndarray:
         """:meth:`select` on ``dataset``, cached as JSON under ``cache_dir`` (or a writable cache
         folder; deterministic). A corrupt cache is named, moved aside and rebuilt."""
-        name = f"split-{dataset.info.name}-{dataset.fingerprint()}-{self.task}-{self.setting}-step{self.step}.json"
+        name = (
+            f"split-{dataset.info.name}-{dataset.content_fingerprint()}-{self.task}-{self.setting}-step{self.step}.json"
+        )
         caches = cache_paths(cache_dir, name)
 
         def load(p):

@@ -266,7 +266,7 @@ fig = viz.scale_examples(synthesis_at_scales(first_cfg, inversion, example_class
 
 # %%
 table = results.incremental_table(records)
-table
+results.shown(table)
 
 # %% [markdown]
 # ## Exercises

@@ -202,7 +202,7 @@ print(f"best background score (with masks, teaching only): {best_score:.2f} -> m
 # records with the others.
 
 # %%
-results.incremental_table(records)
+results.shown(results.incremental_table(records))
 
 # %% [markdown]
 # ## Exercises

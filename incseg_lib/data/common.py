@@ -9,7 +9,6 @@ indexing operation.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import warnings
@@ -22,7 +21,7 @@ import torch
 from PIL import Image
 
 from ..env import cache_folders, show_progress
-from ..store import atomic_save_npy, atomic_write_text, quarantine
+from ..store import CorruptFile, atomic_save_npy, atomic_write_text, read_side_file
 
 IGNORE_INDEX = 255
 
@@ -285,17 +284,12 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return image, mask
 
     # ------------------------------------------------------------------ class presence
-    def fingerprint(self) -> str:
-        """The key of on-disk caches (class presence, split lists): :meth:`content_fingerprint`
-        with the label mapping, so any edit of a file's bytes gives new caches."""
-        return self.content_fingerprint()
-
     def content_fingerprint(self) -> str:
         """Hash of what the files are, not where: ids, a digest of every image's and mask's bytes,
         label mapping.
 
         The same data at another path, in a moved checkout or on a student's machine gives the
-        same value (checkpoint keys, the data check and evaluation reuse use it); any edit of a
+        same value (checkpoint keys, on-disk caches, the data check and evaluation reuse use it); any edit of a
         file, a relabelled mask of the same byte size included, changes it. Each file's digest
         (BLAKE2b) is cached by path, size and modification time (:func:`file_digests`), so a
         re-run reads no file again. Missing files count as ``missing`` (the data check names them).
@@ -356,11 +350,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
         """Which classes each mask contains: ``(N, num_classes)`` bool, 255 not counted.
 
         Every mask is read (and checked) once; the result is cached as ``.npy`` under
-        ``cache_dir`` (or a writable cache folder, :func:`cache_paths`) keyed by :meth:`fingerprint`,
+        ``cache_dir`` (or a writable cache folder, :func:`cache_paths`) keyed by :meth:`content_fingerprint`,
         so task splits are look-ups afterwards. A corrupt cache is named, moved aside and rebuilt.
         """
         shape = (len(self), self.info.num_classes)
-        caches = cache_paths(cache_dir, f"presence-{self.info.name}-{self.fingerprint()}.npy")
+        caches = cache_paths(cache_dir, f"presence-{self.info.name}-{self.content_fingerprint()}.npy")
 
         def load(p):
             arr = np.load(p, allow_pickle=False)
@@ -482,11 +476,9 @@ def read_cache(paths: list[Path], read: Callable[[Path], object], what: str):
         if not path.is_file():
             continue
         try:
-            return read(path)
-        except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
-            warnings.warn(f"{what} cache {path} is unreadable ({e}); moved aside and rebuilt", stacklevel=2)
-            with contextlib.suppress(OSError):  # a read-only folder: the next (writable) path is used instead
-                quarantine(path)
+            return read_side_file(path, read)
+        except CorruptFile as e:  # left in a read-only folder: the next (writable) path is used instead
+            warnings.warn(f"{what} cache {e}", stacklevel=2)
     return None
 
 
@@ -509,7 +501,7 @@ def write_cache(paths: list[Path], write: Callable[[Path], object], what: str) -
 _DIGESTS: dict[str, tuple[int, int, str]] = {}
 
 
-def file_digests(paths: Sequence[Path], progress: bool = False) -> dict[str, str]:
+def file_digests(paths: Sequence[Path]) -> dict[str, str]:
     """BLAKE2b digest (32 hex digits) of each file's bytes, ``"missing"`` for a file that does not exist.
 
     Digests are cached by path, size and modification time, in this process and on disk
