@@ -106,7 +106,7 @@ def _add_step(sub) -> None:
     t.add_argument("--data-root", default="")
     t.add_argument("--task", required=True, help="e.g. 15-5, 15-1, 19-1, 10-1, 8-3; offline for one offline model")
     t.add_argument("--setting", default="overlapped", choices=["overlapped", "disjoint"])
-    t.add_argument("--method", default="mib", help="ft, lwf, lwf-mc, ilt, ewc, pi, rw or mib")
+    t.add_argument("--method", default="mib", help="a method of incseg_lib.methods (ft, lwf, ..., mib, plop, sdr)")
     t.add_argument("--step", type=int, default=None, help="one step (earlier missing steps first); default every step")
     t.add_argument("--out", default="", help="run folder for the records (default: $INCSEG_HOME/runs/incseg-step)")
     t.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA only)")

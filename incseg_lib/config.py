@@ -15,7 +15,7 @@ from typing import Any
 
 from .data import load_dataset, train_split
 from .env import default_checkpoint_root, default_data_root
-from .methods import CE_NORMALISATIONS, METHOD_NAMES, PROTOCOLS, get_method
+from .methods import CE_NORMALISATIONS, PROTOCOLS, get_method, is_method, method_spec
 from .models import DEEPLAB_BACKBONES, MODELS
 from .models.bisenet import ARCHITECTURE_VERSION
 from .store import key_digest
@@ -309,9 +309,9 @@ class RunConfig:
         (a method outside the registry, or none given: ``lr_next``), under the shared one ``lr_next``."""
         if step == 0:
             return float(self.lr)
-        if self.protocol == "official" and method in METHOD_NAMES:
+        if self.protocol == "official" and is_method(method):
             # rounded so that 0.05 x 0.1 is 0.005 in the key and the record, not 0.005000000000000001
-            return round(float(self.lr) * (self.lr_factor or get_method(method).protocol.lr_factor), 12)
+            return round(float(self.lr) * (self.lr_factor or method_spec(method).protocol.lr_factor), 12)
         return float(self.lr_next)
 
     def ce_normalisation_at(self, method: str = "") -> str:
@@ -319,14 +319,14 @@ class RunConfig:
         :attr:`ce_normalisation` if set, else the official protocol's, else ``labelled``."""
         if self.ce_normalisation:
             return self.ce_normalisation
-        if self.protocol == "official" and method in METHOD_NAMES:
-            return get_method(method).protocol.ce_normalisation
+        if self.protocol == "official" and is_method(method):
+            return method_spec(method).protocol.ce_normalisation
         return "labelled"
 
     def step_protocol(self, step: int, method: str) -> dict:
         """What ``method`` trains ``step`` with, as recorded: protocol name, learning rate, loss
         normalisation, and the loss weights of the method as built (``{}`` at step 0)."""
-        if step == 0 or method not in METHOD_NAMES:
+        if step == 0 or not is_method(method):
             return {"protocol": "step0" if step == 0 else self.protocol, "lr": self.lr_at(step, method)}
         return {
             "protocol": self.protocol,
@@ -645,7 +645,7 @@ def step0_name(method: str) -> str:
     ``smib``) to ``step0``. A variant run's name is read by :mod:`incseg_lib.experiment.keys`."""
     if method.startswith("step0"):
         return method
-    return get_method(method).step0 if method in METHOD_NAMES else "step0"
+    return method_spec(method).step0 if is_method(method) else "step0"
 
 
 def coerce_option(name: str, value: Any) -> Any:

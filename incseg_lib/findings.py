@@ -43,6 +43,7 @@ from pathlib import Path
 
 from .config import task_methods
 from .env import provenance
+from .methods import methods_of
 from .results import display_name, latest
 from .store import atomic_write_json
 from .tasks import get_task, one_class_steps
@@ -736,8 +737,9 @@ def calibration_table(calibration: dict) -> str:
 def incremental_findings(plan: dict) -> list[Finding]:
     """Notebook 02's story per task and setting of ``plan`` (:func:`~incseg_lib.experiment.study_plan`):
     FT forgets at least half of step 0's old-class mIoU; MiB keeps at least 70% of it and learns
-    the new classes; Joint is above MiB; LwF and ILT (when run) sit between FT and MiB; PLOP and SDR
-    (when run) keep more of the old classes than MiB (their papers' VOC 15-1 overlapped rows: MiB
+    the new classes; Joint is above MiB; the output-distillation methods (LwF, LwF-MC, ILT, when run)
+    sit between FT and MiB; the feature-space methods (PLOP, SDR, when run) keep more of the old
+    classes than MiB (their papers' VOC 15-1 overlapped rows: MiB
     29.7 all, SDR 39.5, PLOP 54.6).
 
     "Learns the new classes" is new mIoU >= 30 for a task whose steps add several classes (15-5),
@@ -768,14 +770,14 @@ def incremental_findings(plan: dict) -> list[Finding]:
                 learns,
                 Finding(f"{where}: Joint is above MiB (all)", m("joint", "all"), ">", m("mib", "all")),
             ]
-            for method in ("lwf", "ilt"):
+            for method in methods_of("output distillation"):  # between FT and MiB, as in MiB's tables
                 if method in plan["methods"]:
                     name = display_name(method)
                     out += [
                         Finding(f"{where}: {name} keeps more than FT", m(method), ">", m("ft")),
                         Finding(f"{where}: {name} keeps less than MiB", m(method), "<", m("mib")),
                     ]
-            for method in ("plop", "sdr"):  # the feature-space methods, where their papers show them: one-class steps
+            for method in methods_of("feature space"):  # where their papers show them: one-class steps
                 if method in task_methods(plan, task):
                     name = display_name(method)
                     out.append(Finding(f"{where}: {name} keeps more old-class mIoU than MiB", m(method), ">", m("mib")))
@@ -841,7 +843,8 @@ def inversion_findings(plan: dict) -> list[Finding]:
     out = []
     for task in plan["tasks"]:
         for setting in plan["settings"]:
-            for method, name in (("mib", "MiB"), ("ft", "FT")):
+            for method in ("mib", "ft"):  # DeepInversion's replay on the course's reference and on FT
+                name = display_name(method)
                 if method in plan["methods"]:
                     out.append(
                         Finding(

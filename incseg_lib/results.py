@@ -18,6 +18,7 @@ from . import __version__
 from .config import step0_name
 from .data import dataset_info
 from .env import provenance, runs_root
+from .methods import is_method, method_spec, step0_label, step0_names
 from .metrics import harmonic_iou
 from .store import create_new
 from .tasks import get_task
@@ -221,54 +222,31 @@ def _device_name() -> str:
 
 
 # ---------------------------------------------------------------------- incremental tables
-METHOD_ORDER = (
-    "step0",
-    "step0-bce",
-    "ft",
-    "lwf",
-    "lwf-mc",
-    "ilt",
-    "ewc",
-    "pi",
-    "rw",
-    "mib",
-    "plop",
-    "sdr",
-    "sdr-only",
-    "smib",
-    "joint",
-)
-DISPLAY_NAMES = {
-    "step0": "step 0",
-    "step0-bce": "step 0 (BCE)",
-    "ft": "FT",
-    "lwf": "LwF",
-    "lwf-mc": "LwF-MC",
-    "ilt": "ILT",
-    "ewc": "EWC",
-    "pi": "PI",
-    "rw": "RW",
-    "mib": "MiB",
-    "plop": "PLOP",
-    "sdr": "SDR",
-    "sdr-only": "SDR without MiB",
-    "smib": "SMiB",
-    "joint": "Joint",
-    "offline": "offline",
-    "ft+mem": "FT + memory",
-    "mib+di": "MiB+DI",
-    "ft+di": "FT+DI",
-    "mib-s": "MiB-S",
-    "ft-s": "FT-S",
-    "joint-s": "Joint-S",
-}
+#: Labels of the runs that are not step methods (step 0 runs: :data:`incseg_lib.methods.step0_names`).
+_RUN_LABELS = {"smib": "SMiB", "joint": "Joint", "joint-s": "Joint-S", "offline": "offline"}
+#: How a run built on a method is labelled: exemplar memory, DeepInversion replay, SEAM pseudo-labels
+#: (the run names :mod:`incseg_lib.experiment.keys` builds).
+_RUN_SUFFIXES = (("+mem", " + memory"), ("+di", "+DI"), ("-s", "-S"))
+
+
+def _label(base: str) -> str:
+    if is_method(base):
+        return method_spec(base).label
+    if base in step0_names():
+        return step0_label(base)
+    if base in _RUN_LABELS:
+        return _RUN_LABELS[base]
+    for suffix, shown in _RUN_SUFFIXES:
+        if base.endswith(suffix) and is_method(base[: -len(suffix)]):
+            return method_spec(base[: -len(suffix)]).label + shown
+    return base
 
 
 def display_name(method: str) -> str:
     """The field's name for a method id (``mib`` -> ``MiB``; ``smib|5pc-class-balanced`` ->
     ``SMiB (5pc-class-balanced)``); unknown ids are returned as given."""
     base, _, variant = method.partition("|")
-    name = DISPLAY_NAMES.get(base, base)
+    name = _label(base)
     return f"{name} ({variant})" if variant else name
 
 
@@ -383,10 +361,16 @@ def run_labels(records: list[dict], *, shown_elsewhere: Iterable[str] = ()) -> l
 
 
 def _method_rank(method: str) -> tuple:
+    """Table order: step-0 runs, the registered methods in their declared order (each method's
+    memory, DeepInversion and SEAM runs right after it), SMiB, then Joint and anything else."""
     base = method.split("|")[0].split("+")[0]
-    if base.endswith("-s") and base[:-2] in METHOD_ORDER:  # SEAM runs (mib-s) right after their method
+    if base.endswith("-s") and is_method(base[:-2]):  # SEAM runs (mib-s) right after their method
         base = base[:-2]
-    return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER) - 1, method)
+    if base in step0_names():
+        return (0, step0_names().index(base), method)
+    if is_method(base):
+        return (1, method_spec(base).order, method)
+    return (2 if base == "smib" else 3, 0, method)
 
 
 def latest(

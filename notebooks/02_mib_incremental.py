@@ -409,5 +409,7 @@ found = findings.check(
 # What this run showed, written from its records and findings:
 
 # %%
-discussed = ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "plop", "sdr", "joint"]
+from incseg_lib.methods import method_names
+
+discussed = [*method_names(), "joint"]  # every registered method, and the ceiling
 findings.takeaways(found, extra=[findings.trained_line(records, "02_mib_incremental", discussed)])

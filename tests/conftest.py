@@ -27,6 +27,30 @@ def shapes_root(isolated_home):
     return ensure_shapes(isolated_home / "data" / "shapes")
 
 
+@pytest.fixture
+def tiny_cfg(tmp_path, shapes_root):
+    """``tiny_cfg(**overrides) -> RunConfig``: the smoke profile on the embedded shapes, 15-5, one
+    epoch of 32-pixel crops over at most 40 training and 4 validation images, with its run folder
+    (``tmp_path``) and checkpoints (``tmp_path / "ckpt"``) in the test's folder; ``overrides``
+    replace any of these."""
+    from incseg_lib.config import RunConfig
+
+    def make(**overrides):
+        values = dict(
+            task="15-5",
+            epochs=1,
+            crop_size=32,
+            max_train_images=40,
+            max_val_images=4,
+            run_dir=str(tmp_path),
+            checkpoint_dir=str(tmp_path / "ckpt"),
+            data_root=str(shapes_root),
+        )
+        return RunConfig.from_profile("smoke", **{**values, **overrides})
+
+    return make
+
+
 def shared(name: str) -> Path:
     path = SHARED_DATA / name
     if not path.exists():

@@ -116,21 +116,10 @@ def test_replay_share_per_batch():
         ReplayConfig(strategy="kmeans")
 
 
-def test_smib_step_records_memory_and_reuses_it(tmp_path, shapes_root):
-    from incseg_lib.config import RunConfig
+def test_smib_step_records_memory_and_reuses_it(tiny_cfg, tmp_path):
     from incseg_lib.experiment import checkpoint_file, train_step
 
-    cfg = RunConfig.from_profile(
-        "smoke",
-        task="15-1",
-        epochs=1,
-        crop_size=32,
-        max_train_images=60,
-        max_val_images=4,
-        run_dir=str(tmp_path / "run"),
-        data_root=str(shapes_root),
-        checkpoint_dir=str(tmp_path / "ckpt"),
-    )
+    cfg = tiny_cfg(task="15-1", max_train_images=60, run_dir=str(tmp_path / "run"))
     replay = ReplayConfig(budget=1, strategy="herding")
     lines = []
     out = train_step(cfg, step=2, method="mib", replay=replay, progress=False, print_fn=lines.append)

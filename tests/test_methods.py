@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from incseg_lib import losses
-from incseg_lib.config import RunConfig
 from incseg_lib.experiment import train_step
-from incseg_lib.methods import METHOD_NAMES, get_method, mib_init
+from incseg_lib.methods import get_method, method_names, mib_init
 from incseg_lib.models import BiSeNet
 
 
@@ -27,9 +26,9 @@ def test_mib_init_keeps_old_probabilities_and_splits_background():
 
 
 def test_defaults_and_errors():
-    assert get_method("mib", task="15-5").weights == {"ukd": 10.0}
-    assert get_method("mib", task="15-1").weights == {"ukd": 10.0}  # MiB's code: 10 for every task
-    assert get_method("mib", task="15-1", kd_weight=100).weights == {"ukd": 100.0}
+    assert get_method("mib").weights == {"ukd": 10.0}
+    assert get_method("mib", protocol="shared").weights == {"ukd": 10.0}  # MiB's code: 10 for every task
+    assert get_method("mib", kd_weight=100).weights == {"ukd": 100.0}
     assert get_method("lwf").weights == {"kd": 100.0}
     assert get_method("ilt").weights == {"kd": 100.0, "feature": 100.0}
     assert get_method("lwf-mc").weights == {"bce_kd": 10.0} and get_method("lwf-mc").step0 == "step0-bce"
@@ -81,19 +80,9 @@ def test_distillation_ignores_padding_by_default():
     assert torch.isclose(masked, want, rtol=1e-5) and not torch.isclose(masked, every, rtol=1e-3)
 
 
-def test_lwf_mc_trains_its_own_bce_step0(tmp_path, shapes_root):
+def test_lwf_mc_trains_its_own_bce_step0(tiny_cfg):
     """MiB trains LwF-MC's step 0 with BCE (train.py: self.bce = opts.bce or opts.icarl)."""
-    cfg = RunConfig.from_profile(
-        "smoke",
-        task="15-5",
-        epochs=1,
-        crop_size=32,
-        max_train_images=24,
-        max_val_images=4,
-        run_dir=str(tmp_path),
-        checkpoint_dir=str(tmp_path / "ckpt"),
-        data_root=str(shapes_root),
-    )
+    cfg = tiny_cfg(max_train_images=24)
     quiet = dict(progress=False, print_fn=lambda *a: None, record=False)
     bce = train_step(cfg, step=0, method="step0-bce", **quiet)
     ce = train_step(cfg, step=0, method="step0", **quiet)
@@ -102,20 +91,9 @@ def test_lwf_mc_trains_its_own_bce_step0(tmp_path, shapes_root):
     assert cfg.training_key(step=1, method="lwf-mc")["previous"] != cfg.training_key(step=1, method="lwf")["previous"]
 
 
-@pytest.mark.parametrize("method", METHOD_NAMES)
-def test_step1_trains_and_records(method, tmp_path, shapes_root):
-    cfg = RunConfig.from_profile(
-        "smoke",
-        task="15-5",
-        setting="overlapped",
-        epochs=1,
-        crop_size=32,
-        max_train_images=40,
-        max_val_images=8,
-        run_dir=str(tmp_path),
-        checkpoint_dir=str(tmp_path / "ckpt"),
-        data_root=str(shapes_root),
-    )
+@pytest.mark.parametrize("method", method_names())
+def test_step1_trains_and_records(method, tiny_cfg, tmp_path):
+    cfg = tiny_cfg(max_val_images=8)
     out = train_step(cfg, step=1, method=method, notebook="test", progress=False, print_fn=lambda *a: None)
     r = out.record
     assert r["method"] == method and r["step"] == 1 and len(r["iou"]) == 21

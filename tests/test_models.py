@@ -118,9 +118,8 @@ def test_auxiliary_heads_are_1x1_classifiers_on_the_resnet_stages():
     assert [h.classifier.in_channels for h in BiSeNet([21], "resnet50").aux_heads] == [1024, 2048]
 
 
-def test_deeplabv3_grows_takes_mib_init_and_runs_a_step(tmp_path, shapes_root):
+def test_deeplabv3_grows_takes_mib_init_and_runs_a_step(tiny_cfg, tmp_path):
     """DeepLabV3 (the papers' model) offers what the methods read from BiSeNet: a step of MiB trains on it."""
-    from incseg_lib.config import RunConfig
     from incseg_lib.experiment import train_step
     from incseg_lib.methods import mib_init
     from incseg_lib.models import DeepLabV3
@@ -138,19 +137,7 @@ def test_deeplabv3_grows_takes_mib_init_and_runs_a_step(tmp_path, shapes_root):
     torch.testing.assert_close(after[:, [0, 16, 17]].sum(1), before[:, 0], atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="resnet50 or resnet101"):
         DeepLabV3([16], "resnet18")
-    cfg = RunConfig.from_profile(
-        "smoke",
-        model="deeplabv3",
-        backbone="resnet50",
-        task="15-5",
-        epochs=1,
-        crop_size=32,
-        max_train_images=40,
-        max_val_images=4,
-        run_dir=str(tmp_path / "run"),
-        checkpoint_dir=str(tmp_path / "ckpt"),
-        data_root=str(shapes_root),
-    )
+    cfg = tiny_cfg(model="deeplabv3", backbone="resnet50", run_dir=str(tmp_path / "run"))
     out = train_step(cfg, step=1, method="mib", progress=False, print_fn=lambda *a: None)
     assert isinstance(out.model, DeepLabV3) and out.record["step"] == 1
     assert cfg.training_key(step=0, method="mib")["model"] == "deeplabv3"

@@ -160,27 +160,10 @@ def test_prototypes_are_running_means_and_survive_a_checkpoint_round_trip(tmp_pa
 
 
 # ---------------------------------------------------------------------- as methods
-def _tiny(tmp_path, shapes_root, **kw):
-    from incseg_lib.config import RunConfig
-
-    return RunConfig.from_profile(
-        "smoke",
-        task="15-1",
-        epochs=1,
-        crop_size=32,
-        max_train_images=200,
-        max_val_images=4,
-        run_dir=str(tmp_path / "run"),
-        checkpoint_dir=str(tmp_path / "ckpt"),
-        data_root=str(shapes_root),
-        **kw,
-    )
-
-
-def test_plop_and_sdr_train_steps_and_sdr_keeps_prototypes_beside_its_checkpoints(tmp_path, shapes_root):
+def test_plop_and_sdr_train_steps_and_sdr_keeps_prototypes_beside_its_checkpoints(tiny_cfg, tmp_path):
     from incseg_lib.experiment import checkpoint_file, train_step
 
-    cfg = _tiny(tmp_path, shapes_root)
+    cfg = tiny_cfg(task="15-1", max_train_images=200, run_dir=str(tmp_path / "run"))
     quiet = dict(progress=False, print_fn=lambda *a: None)
     out = train_step(cfg, step=2, method="plop", **quiet)
     assert "loss_pod" in out.history and all(math.isfinite(v) for v in out.history["loss_pod"])

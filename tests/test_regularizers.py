@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-from incseg_lib.config import RunConfig
 from incseg_lib.experiment import checkpoint_file, train_step
 from incseg_lib.regularizers import (
     PI_DAMPING,
@@ -185,31 +184,15 @@ def test_tracker_resume_is_exact(tmp_path):
             torch.testing.assert_close(other.importance()[n][k], v)
 
 
-def _cfg(tmp_path, shapes_root, **kw):
-    return RunConfig.from_profile(
-        "smoke",
-        task="15-5",
-        setting="overlapped",
-        epochs=1,
-        crop_size=32,
-        max_train_images=40,
-        max_val_images=4,
-        run_dir=str(tmp_path),
-        checkpoint_dir=str(tmp_path / "ckpt"),
-        data_root=str(shapes_root),
-        **kw,
-    )
-
-
-def test_step0_saves_importance_and_ewc_with_zero_weight_is_ft(tmp_path, shapes_root, monkeypatch):
-    cfg = _cfg(tmp_path, shapes_root)
+def test_step0_saves_importance_and_ewc_with_zero_weight_is_ft(tiny_cfg, monkeypatch):
+    cfg = tiny_cfg()
     quiet = dict(progress=False, print_fn=lambda *a: None, record=False)
     ft = train_step(cfg, step=1, method="ft", **quiet)
     imp = load_importance(checkpoint_file(cfg, 0, "ft"))
     assert set(imp) == {"fisher", "pi", "pi_zenke", "rw"} and len(imp["fisher"]) > 100
-    from incseg_lib import methods
+    from incseg_lib.methods import method_spec
 
-    monkeypatch.setitem(methods.REGULARIZER_WEIGHTS, "ewc", 0.0)
+    monkeypatch.setitem(method_spec("ewc").defaults, "reg", 0.0)
     ewc = train_step(cfg, step=1, method="ewc", **quiet)
     a, b = ft.model.state_dict(), ewc.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # same init, same data: the penalty is the only change
@@ -217,8 +200,8 @@ def test_step0_saves_importance_and_ewc_with_zero_weight_is_ft(tmp_path, shapes_
     assert not importance_file(checkpoint_file(cfg, 1, "ft")).exists()
 
 
-def test_regularizer_without_importance_names_the_file(tmp_path, shapes_root):
-    cfg = _cfg(tmp_path, shapes_root)
+def test_regularizer_without_importance_names_the_file(tiny_cfg):
+    cfg = tiny_cfg()
     train_step(cfg, step=0, method="step0", progress=False, print_fn=lambda *a: None, record=False)
     importance_file(checkpoint_file(cfg, 0, "pi")).unlink()
     with pytest.raises(FileNotFoundError, match="importance.pt does not exist.*delete the checkpoint"):

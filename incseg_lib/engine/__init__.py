@@ -17,7 +17,7 @@ from .device import (
     is_main,
 )
 from .evaluate import SizeGroupedBatchSampler, evaluate, predict
-from .fit import OPTIMIZERS, TrackerGroup, fit, log_timing, make_optimizer, poly_lr
+from .fit import OPTIMIZERS, Penalty, Tracker, TrackerGroup, fit, log_timing, make_optimizer, poly_lr
 
 __all__ = [
     "AMP_MODES",
@@ -27,6 +27,8 @@ __all__ = [
     "CheckpointMismatch",
     "RankSlice",
     "SizeGroupedBatchSampler",
+    "Penalty",
+    "Tracker",
     "TrackerGroup",
     "accel",
     "channels_last_rule",

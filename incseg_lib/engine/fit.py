@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -107,7 +108,8 @@ def fit(
     progress: bool = True,
     print_fn: Callable = print,
     stop_after_epoch: int | None = None,
-    tracker=None,
+    tracker: Tracker | None = None,
+    penalty: Penalty | None = None,
     batch_sampler_fn: Callable | None = None,
     checkpoint_every: int = 1,
     optimizer: str = "sgd",
@@ -152,11 +154,13 @@ def fit(
         checkpoint_every: write the checkpoint (and the tracker state) every this many epochs;
             the last epoch is always written; 0 = only the last (short runs, where a BiSeNet-R18
             checkpoint of ~100 MB per epoch costs more than the epoch).
-        tracker: an :class:`~incseg_lib.regularizers.ImportanceTracker` updated after every
-            optimiser step and saved after every epoch (resumed with the checkpoint). When the loss
-            dict holds a ``penalty`` (EWC/PI/RW at steps >= 1), the tracker sees the gradient of
-            ``task`` (the loss without the penalty), as MiB's ``train.py`` updates its regularizer
-            between the task loss's backward and the penalty's.
+        tracker: a :class:`Tracker` (EWC/PI/RW importance, SDR's prototypes, or a
+            :class:`TrackerGroup` of them) updated after every optimiser step and saved after every
+            epoch (resumed with the checkpoint).
+        penalty: a :class:`Penalty` added to ``loss_fn``'s total (EWC/PI/RW at steps >= 1); the
+            loss dict then also holds ``task`` (the total without it) and ``penalty``, and the
+            tracker sees the gradient of ``task`` alone, as MiB's ``train.py`` updates its
+            regularizer between the task loss's backward and the penalty's.
         batch_sampler_fn: ``generator -> batch sampler`` that composes the batches instead of
             plain shuffling (e.g. :class:`~incseg_lib.exemplars.ReplayBatchSampler`); the
             generator is seeded per epoch like the default shuffle.
@@ -215,6 +219,7 @@ def fit(
             acc=acc,
             device=device,
             tracker=tracker,
+            penalty=penalty,
             rank=rank,
             world=world,
             loss_fn=loss_fn or (lambda m, x, y, out: bisenet_loss(out, y, aux_weight=aux_weight)),
@@ -257,7 +262,8 @@ class _Training:
     scaler: torch.amp.GradScaler
     acc: Accel
     device: torch.device
-    tracker: object
+    tracker: Tracker | None
+    penalty: Penalty | None
     rank: int
     world: int
     loss_fn: Callable
@@ -395,9 +401,12 @@ def _train_iteration(run: _Training, x: torch.Tensor, y: torch.Tensor) -> dict:
     ):
         out = run.train_model(x)
         losses = run.loss_fn(run.model, x, y, out)
+        if run.penalty is not None:
+            losses["task"], losses["penalty"] = losses["loss"], run.penalty(run.model)
+            losses["loss"] = losses["task"] + losses["penalty"]
     scaler, tracker = run.scaler, run.tracker
     run.optimizer.zero_grad(set_to_none=True)
-    if tracker is not None and "penalty" in losses:
+    if tracker is not None and run.penalty is not None:
         # MiB's order: backward of the task loss, importance update, backward of the penalty
         scaler.scale(losses["task"]).backward()
         scaler.unscale_(run.optimizer)
@@ -484,6 +493,35 @@ def _save_when_due(
     if run.tracker is not None and due and run.rank == 0:
         run.tracker.save(epoch + 1, final=epoch + 1 >= epochs)
     return stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs
+
+
+class Tracker(Protocol):
+    """What :func:`fit` calls on a tracker: state that follows training (EWC/PI/RW importance,
+    :class:`~incseg_lib.regularizers.ImportanceTracker`; SDR's prototypes,
+    :class:`~incseg_lib.sdr.PrototypeMemory`) and is saved and resumed with the checkpoint."""
+
+    def start_epoch(self) -> None:
+        """An epoch begins."""
+
+    def capture_gradients(self) -> None:
+        """The task loss's gradients are in ``.grad`` (unscaled), before the penalty's are added."""
+
+    def after_step(self, skipped: bool = False) -> None:
+        """The optimiser stepped (``skipped``: the grad scaler skipped it)."""
+
+    def save(self, epoch: int, final: bool) -> None:
+        """Write the state after ``epoch`` epochs (``final``: training is over)."""
+
+    def resume(self, epoch: int) -> bool:
+        """Load the state saved after ``epoch`` epochs; False if there is none to resume."""
+
+
+class Penalty(Protocol):
+    """What :func:`fit` adds to the loss of every batch: ``model -> weighted scalar`` (float32),
+    e.g. :class:`~incseg_lib.regularizers.ParameterPenalty`."""
+
+    def __call__(self, model: nn.Module) -> torch.Tensor:
+        """The weighted penalty of ``model``'s parameters."""
 
 
 class TrackerGroup:

@@ -33,8 +33,6 @@ from .sources import (
     train_seam,
 )
 from .step import (
-    METHODS_NOW,
-    STEP0_NAMES,
     StepOutcome,
     base_datasets,
     build_model,
@@ -85,8 +83,6 @@ from .views import (
 )
 
 __all__ = [
-    "METHODS_NOW",
-    "STEP0_NAMES",
     "Masks",
     "Replay",
     "Source",

@@ -31,7 +31,7 @@ from ..engine import SizeGroupedBatchSampler, TrackerGroup, evaluate, fit, is_ma
 from ..env import provenance, show_progress
 from ..exemplars import ReplayBatchSampler, ReplayConfig
 from ..inversion import InversionConfig
-from ..methods import METHOD_NAMES, StepInputs, get_method
+from ..methods import StepInputs, get_method, is_method, method_names, method_spec, step0_loss_fn, step0_names
 from ..models import BiSeNet
 from ..models import build_model as build_network
 from ..regularizers import ImportanceTracker, ParameterPenalty, importance_file, load_importance
@@ -40,9 +40,6 @@ from ..store import CorruptCheckpoint, clean_once, key_digest, quarantine
 from ..tasks import IncrementalSplit, get_task
 from . import keys
 from .sources import Source, StepContext, StepData, find_pseudo_labels, source_for
-
-METHODS_NOW = ("offline",) + METHOD_NAMES
-STEP0_NAMES = ("step0", "step0-bce")
 
 
 @dataclass
@@ -102,10 +99,9 @@ def train_step(
 
     Args:
         method: ``offline`` (an offline task), ``step0`` (step 0 of an incremental task, shared by
-            every softmax method), ``step0-bce`` (LwF-MC's BCE step 0), or one of
-            :data:`incseg_lib.methods.METHOD_NAMES` (``ft``, ``lwf``,
-            ``lwf-mc``, ``ilt``, ``ewc``, ``pi``, ``rw``, ``mib``); a method at step 0 is its shared
-            step-0 training (:func:`~incseg_lib.config.step0_name`).
+            every softmax method), ``step0-bce`` (LwF-MC's BCE step 0), or a registered method
+            (:func:`incseg_lib.methods.method_names`: ``ft``, ``lwf``, ``mib``, ...); a method at
+            step 0 is its shared step-0 training (:func:`~incseg_lib.config.step0_name`).
         notebook: name stored in the results record (e.g. ``01_offline_bisenet_tuning``).
         evaluate_now: evaluate (and record) after training; False leaves ``record`` None.
         source: what steps >= 1 train on besides their masks (:mod:`.sources`); default their masks.
@@ -122,9 +118,9 @@ def train_step(
     Raises:
         ValueError: unknown method/task/step, more than one source, or no training image for the step.
     """
-    if method not in METHODS_NOW and not (step == 0 and method in STEP0_NAMES):
-        raise ValueError(f"method {method!r} is not available; choose one of {METHODS_NOW}")
-    if step == 0 and method in METHOD_NAMES:
+    if method != "offline" and not is_method(method) and not (step == 0 and method in step0_names()):
+        raise ValueError(f"method {method!r} is not available; choose one of {('offline',) + method_names()}")
+    if step == 0 and is_method(method):
         method = step0_name(method)
     shorthand = source_for(replay, synthetic, weak)
     source = Source() if step == 0 else (source or shorthand)  # step 0 has full masks; it stays shared
@@ -153,7 +149,7 @@ def train_step(
             IncrementalSplit(cfg.dataset, cfg.task, step - 1, cfg.setting),
             train_base,
             run_name,
-            run_name if step > 1 else get_method(method).step0,
+            run_name if step > 1 else method_spec(method).step0,
             get_method(method, protocol=cfg.protocol),
             progress,
             print_fn,
@@ -167,7 +163,7 @@ def train_step(
     model.return_maps = False  # intermediate maps were for the training losses only
     rec = None
     if evaluate_now:
-        step0 = method if step == 0 else get_method(method).step0
+        step0 = method if step == 0 else method_spec(method).step0
         rec = evaluate_step(
             cfg,
             model,
@@ -197,8 +193,8 @@ def _first_step(cfg: RunConfig, split: IncrementalSplit, method: str, ckpt: Path
     training: dict = {"loss_fn": None, "tracker": None}
     if method == "step0":  # importance for EWC/PI/RW, so step 0 stays shared by every method
         training["tracker"] = ImportanceTracker(model, importance_file(ckpt))
-    elif method == "step0-bce":  # LwF-MC's sigmoid classifier (MiB: BCE from step 0 on)
-        training["loss_fn"] = get_method("lwf-mc").step0_loss_fn(cfg.aux_weight)
+    elif method in step0_names():  # a step 0 of a method's own (LwF-MC's sigmoid classifier: BCE from step 0 on)
+        training["loss_fn"] = step0_loss_fn(method, cfg.aux_weight)
     return model, StepData(train_set), training
 
 
@@ -231,14 +227,13 @@ def _later_step(ctx: StepContext, source: Source, ckpt: Path, train_set, rerun: 
         old_model if spec.uses_old_model else None,
         sum(ctx.prev.classes_per_step),
         cfg.aux_weight,
-        penalty=penalty,
         aux=cfg.aux_next,
         distill_pixels=cfg.distill_pixels,
         ce_normalisation=cfg.ce_normalisation_at(spec.name),
         state=state,
     )
     tracker = None if not trackers else trackers[0] if len(trackers) == 1 else TrackerGroup(trackers)
-    return model, data, {"loss_fn": loss_fn, "tracker": tracker}
+    return model, data, {"loss_fn": loss_fn, "tracker": tracker, "penalty": penalty}
 
 
 def _prepare_method(ctx: StepContext, model: BiSeNet, old_model, ckpt: Path) -> dict | None:
@@ -359,6 +354,7 @@ def _fit_step(
         key=key,
         loss_fn=training["loss_fn"],
         tracker=training["tracker"],
+        penalty=training.get("penalty"),
         log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-{shown}-step{step}-{key_digest(key)}",
         progress=progress,
         print_fn=print_fn,

@@ -16,7 +16,7 @@ from dataclasses import replace
 from ..config import RunConfig, step0_name, task_methods
 from ..exemplars import ExemplarMemory, ReplayConfig
 from ..inversion import AGGREGATIONS, InversionConfig
-from ..methods import METHOD_NAMES, get_method
+from ..methods import get_method, is_method, method_names
 from ..seam import SeamConfig, seam_config
 from ..tasks import SETTINGS, IncrementalSplit, task_names
 from . import keys
@@ -47,9 +47,9 @@ def study_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
     for s in settings:
         if s not in SETTINGS:
             raise ValueError(f"setting {s!r}; choose from {SETTINGS}")
-    bad = [m for m in methods + [m for ms in extra.values() for m in ms] if m not in METHOD_NAMES]
+    bad = [m for m in methods + [m for ms in extra.values() for m in ms] if not is_method(m)]
     if bad:
-        raise ValueError(f"unknown method(s) {bad}; choose from {METHOD_NAMES} (Joint is added by joint=True)")
+        raise ValueError(f"unknown method(s) {bad}; choose from {method_names()} (Joint is added by joint=True)")
     return {"tasks": tasks, "settings": settings, "methods": methods, **({"extra": extra} if extra else {})}
 
 
@@ -173,7 +173,7 @@ def run_incremental(
     own. Finished checkpoints are reused, so a second call trains nothing.
 
     Args:
-        methods: names from :data:`incseg_lib.methods.METHOD_NAMES`.
+        methods: registered method names (:func:`incseg_lib.methods.method_names`).
         joint: also train/evaluate Joint (:func:`~.step.joint_step`) and record it at the last step.
 
     Returns:
@@ -182,9 +182,9 @@ def run_incremental(
     Raises:
         ValueError: an unknown method (before anything trains) or an offline task.
     """
-    bad = [m for m in methods if m not in METHOD_NAMES]
+    bad = [m for m in methods if not is_method(m)]
     if bad:
-        raise ValueError(f"unknown method(s) {bad}; choose from {METHOD_NAMES} (Joint: joint=True)")
+        raise ValueError(f"unknown method(s) {bad}; choose from {method_names()} (Joint: joint=True)")
     num_steps = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps
     if num_steps < 2:
         raise ValueError(f"task {cfg.task!r} has one step; run_incremental needs an incremental task")
