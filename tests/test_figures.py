@@ -328,7 +328,7 @@ def test_step_curves_one_line_per_run_on_a_full_axis():
 def test_static_viewer_names_the_method_with_its_memory(monkeypatch, widgets):
     data = _Data(3)
     recs = [{**r, "checkpoint": "ckpt.pt", "created_ns": k} for k, r in enumerate(_study()) if r["task"] == "15-1"]
-    monkeypatch.setattr(viz, "model_and_data", lambda rec, root="": (_Model(), data, PALETTE))
+    monkeypatch.setattr(viz.viewer, "model_and_data", lambda rec, root="": (_Model(), data, PALETTE))
     if widgets == "headless":
         monkeypatch.setenv("INCSEG_PROGRESS", "0")
     else:

@@ -1,0 +1,49 @@
+"""Pictures for the notebooks, one module per job: :mod:`.common` (masks, legends, sample grids,
+galleries, loss curves), :mod:`.steps` (incremental learning over steps, notebooks 02 and 06),
+:mod:`.features` (PLOP's Local POD, SDR's latent space), :mod:`.viewer` (notebook 06's results
+viewer), :mod:`.memory` (exemplars, 03), :mod:`.inversion` (DeepInversion, 04) and :mod:`.weak`
+(SEAM, 05). Each draws data that :mod:`incseg_lib.experiment` computes; none trains."""
+
+from .common import IGNORE_COLOUR, class_legend, colorize, gallery, iou_bars, loss_curves, show_samples
+from .features import latent_space, pod_profiles
+from .inversion import (
+    inversion_emergence,
+    inversion_losses,
+    object_size_histogram,
+    outcome_text,
+    scale_examples,
+    synthetic_gallery,
+    transfer_bars,
+)
+from .memory import exemplar_gallery, memory_curves
+from .steps import comparison_bars, iou_heatmap, predictions_over_steps, step_curves
+from .viewer import results_viewer
+from .weak import seam_gallery, threshold_sweep
+
+__all__ = [
+    "IGNORE_COLOUR",
+    "class_legend",
+    "colorize",
+    "comparison_bars",
+    "exemplar_gallery",
+    "gallery",
+    "inversion_emergence",
+    "inversion_losses",
+    "iou_bars",
+    "iou_heatmap",
+    "latent_space",
+    "loss_curves",
+    "memory_curves",
+    "object_size_histogram",
+    "outcome_text",
+    "pod_profiles",
+    "predictions_over_steps",
+    "results_viewer",
+    "scale_examples",
+    "seam_gallery",
+    "show_samples",
+    "step_curves",
+    "synthetic_gallery",
+    "threshold_sweep",
+    "transfer_bars",
+]

@@ -1,0 +1,68 @@
+"""The feature-space methods (notebook 02): Local POD profiles (PLOP) and the latent space (SDR)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..results import display_name
+from .common import to_rgb
+
+
+def pod_profiles(data: dict, title: str = ""):
+    """What PLOP's Local POD keeps of a feature map: its squared activations pooled over the width (one
+    value per row) and over the height (one per column), for the step-0 model and each method after the
+    last step (data of :func:`incseg_lib.experiment.pod_profiles`); the legend gives each model's POD
+    distance to step 0 on that map."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), gridspec_kw={"width_ratios": [1, 1.4, 1.4]})
+    axes[0].imshow(to_rgb(data["image"]))
+    axes[0].set_title("validation image", fontsize=10)
+    axes[0].axis("off")
+    styles = {"step 0": dict(color="k", lw=2.2, ls="--")}
+    for ax, key, what in ((axes[1], "rows", "row (top to bottom)"), (axes[2], "cols", "column (left to right)")):
+        for name, prof in data[key].items():
+            label = display_name(name) if name != "step 0" else "step 0 (old model)"
+            if name != "step 0":
+                label += f" (POD distance {data['distance'][name]:.0f})"
+            ax.plot(np.arange(len(prof)), prof, marker="o", ms=3, label=label, **styles.get(name, {}))
+        ax.set_xlabel(f"{what} of the 1/{2 ** (data['stage'] + 2)} map")
+        ax.set_ylabel("mean squared activation")
+        ax.set_title(f"pooled over the {'width' if key == 'rows' else 'height'}", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[2].legend(fontsize=8, loc="best")
+    fig.suptitle(title or f"ResNet stage {data['stage'] + 1}: what Local POD compares, step 0 against the last step")
+    fig.tight_layout()
+    return fig
+
+
+def latent_space(data: dict, title: str = ""):
+    """SDR's latent space: pixel features of validation images (dots, coloured by their class) and the
+    class prototypes (stars) on two principal axes, after step 0 and after the last step (data of
+    :func:`incseg_lib.experiment.latent_projection`)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    panels, names, palette = data["panels"], data["class_names"], np.asarray(data["palette"]) / 255
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.8), sharex=True, sharey=True)
+    classes = sorted(
+        {int(c) for p in panels for c in np.unique(p["labels"])} | {c for p in panels for c in p["prototypes"]}
+    )
+    for ax, p in zip(np.atleast_1d(axes), panels):
+        for c in classes:
+            pts = p["points"][p["labels"] == c]
+            if len(pts):
+                ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.45, color=palette[c], edgecolors="none")
+            if c in p["prototypes"]:
+                q = p["prototypes"][c]
+                ax.scatter([q[0]], [q[1]], s=180, marker="*", color=palette[c], edgecolors="k", linewidths=0.8)
+        ax.set_title(p["title"], fontsize=10)
+        ax.set_xlabel("first principal axis")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("second principal axis")
+    handles = [Line2D([], [], marker="o", ls="", color=palette[c], label=names[c]) for c in classes]
+    handles.append(Line2D([], [], marker="*", ls="", color="w", markeredgecolor="k", ms=12, label="prototype"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(8, len(handles)), fontsize=7, frameon=False)
+    fig.suptitle(title or "SDR's latent space: pixel features (dots) and class prototypes (stars)")
+    fig.tight_layout(rect=(0, 0.06 + 0.03 * (len(handles) // 8), 1, 1))
+    return fig

@@ -1,0 +1,203 @@
+"""Incremental learning over steps (notebooks 02 and 06): predictions after every step, mIoU per
+step, per-class heat maps, the comparison bars."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..results import display_name
+from .common import class_legend, colorize, to_rgb
+
+
+# ---------------------------------------------------------------------- incremental learning
+def _step_title(step: int, added: Sequence[Sequence[str]] | None) -> str:
+    """``step 0\n15 classes`` / ``step 3\n+ dark-ring`` (``+ 5 classes`` when several are added)."""
+    if not added:
+        return f"step {step}"
+    names = list(added[step])
+    if step == 0:
+        return f"step 0\n{len(names)} classes"
+    return f"step {step}\n+ {names[0]}" if len(names) == 1 else f"step {step}\n+ {len(names)} classes"
+
+
+def predictions_over_steps(pred: dict, methods: Sequence[str] | None = None, title: str = ""):
+    """One row per (image, method): image | ground truth | prediction after each step; each step's
+    column names the class(es) it added, and a prediction that is background everywhere says so in
+    the panel (it is the method forgetting, not a blank figure).
+
+    Args:
+        pred: the dict of :func:`incseg_lib.experiment.step_predictions` (``added`` optional).
+    """
+    import matplotlib.pyplot as plt
+
+    methods = list(methods or pred["steps"])
+    n_steps = len(next(iter(pred["steps"].values())))
+    rows = [(i, m) for i in range(len(pred["images"])) for m in methods]
+    fig, axes = plt.subplots(len(rows), n_steps + 2, figsize=(1.9 * (n_steps + 2), 1.8 * len(rows)), squeeze=False)
+    names = ["image", "ground truth"] + [_step_title(s, pred.get("added")) for s in range(n_steps)]
+    for r, (i, m) in enumerate(rows):
+        masks = [pred["truth"][i]] + [pred["steps"][m][s][i] for s in range(n_steps)]
+        pics = [to_rgb(pred["images"][i])] + [colorize(x, pred["palette"]) for x in masks]
+        for c, (ax, pic) in enumerate(zip(axes[r], pics)):
+            ax.imshow(pic)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(names[c], fontsize=8)
+            if c >= 2 and not np.asarray(masks[c - 1]).any():
+                ax.text(0.5, 0.5, "all\nbackground", transform=ax.transAxes, ha="center", va="center",
+                        color="white", fontsize=8)  # fmt: skip
+        axes[r, 2].set_ylabel(display_name(m), fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    shown = list(pred["truth"]) + [p for m in methods for step in pred["steps"][m] for p in step]
+    class_legend(fig, shown, pred["palette"], pred.get("class_names"))
+    return fig
+
+
+def step_curves(frame, title: str = "mIoU of all seen classes after each step"):
+    """Lines of mIoU (%) per step, one per run (rows of :func:`results.miou_by_step`, named by their
+    display labels), on a y axis from 0 to 100."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for method, row in frame.iterrows():
+        row = row.dropna()
+        ax.plot(row.index, row.values, marker="o", ms=4, label=method)
+    ax.set_xlabel("step (0: the base classes)")
+    ax.set_ylabel("mIoU (%), all seen classes")
+    ax.set_xticks(list(frame.columns))
+    ax.set_ylim(0, 100)
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncol=2 if len(frame) > 4 else 1)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _cell_text(v: float, decimals: int = 0) -> str:
+    """A heat map cell's number: ``decimals`` places, NaN empty, never ``-0``."""
+    if v != v:
+        return ""
+    text = f"{v:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def iou_heatmap(
+    frame,
+    title: str = "per-class IoU % at the last step",
+    split_at: str | None = None,
+    cmap: str = "viridis",
+    vmin: float = 0,
+    vmax: float = 100,
+    label: str = "IoU (%)",
+    xlabel: str = "class",
+    ylabel: str = "method",
+):
+    """Seaborn heatmap of a methods x classes table in % (:func:`results.class_iou`, :func:`results.forgetting`).
+
+    Each cell carries its value rounded to a whole number (``0``, never ``-0``; NaN left empty).
+    When values fall outside ``[vmin, vmax]`` the colours saturate there and the colour bar's
+    label says so; the numbers stay exact.
+
+    Args:
+        split_at: a class name; a vertical line is drawn before it (old | new classes).
+        cmap, vmin, vmax, label: colour map, its range and the colour bar's label.
+        xlabel, ylabel: the axes' labels.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    values = frame.to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    if finite.size and (finite.min() < vmin or finite.max() > vmax):
+        cap = f"±{vmax:g}" if vmin == -vmax else f"{vmin:g} and {vmax:g}"
+        label = f"{label}\ncolour scale capped at {cap} (numbers exact)"
+    fig, ax = plt.subplots(figsize=(0.5 * len(frame.columns) + 3.2, 0.42 * len(frame) + 2.0))
+    sns.heatmap(
+        frame,
+        annot=np.array([[_cell_text(v) for v in row] for row in values], dtype=object),
+        fmt="",
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        cbar_kws={"label": label},
+        annot_kws={"fontsize": 8},
+        ax=ax,
+    )
+    if split_at is not None and split_at in frame.columns:
+        ax.axvline(list(frame.columns).index(split_at), color="white", lw=2)
+    ax.tick_params(labelsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+PART_LABELS = {"old": "old classes (step 0)", "new": "new classes", "all": "all classes"}
+
+
+def comparison_bars(table, title: str = "mIoU after the last step, per task"):
+    """Grouped bars (old / new / all mIoU, %) per method, one panel per (dataset, task, setting).
+
+    Each panel holds only the methods that ran on its task (a method with no value there has no
+    slot, so nothing reads as a zero); the y axis runs from 0 to 100 with a tick every 20; one
+    legend for the figure.
+
+    Args:
+        table: :func:`incseg_lib.results.incremental_table` (rows: display labels).
+
+    Raises:
+        ValueError: the table holds no mIoU column.
+    """
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys(c[:3] for c in table.columns if c[3] in PART_LABELS))
+    if not groups:
+        raise ValueError("the table has no old/new/all mIoU column")
+    ran = {
+        g: [m for m in table.index if table.loc[m, [c for c in table.columns if c[:3] == g]].notna().any()]
+        for g in groups
+    }
+    ncols = min(2, len(groups))
+    nrows = (len(groups) + ncols - 1) // ncols
+    slots = [len(ran[g]) for g in groups]
+    ratios = [n + 2 for n in slots] if nrows == 1 else [1] * ncols  # one row: bars equally wide in every panel
+    width = sum(max(4.0, 0.55 * n + 1.2) for n in slots) if nrows == 1 else ncols * (0.55 * max(slots) + 1.2)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(width, 4.2 * nrows + 0.8),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"width_ratios": ratios},
+    )
+    bar = 0.27
+    for ax in axes.ravel()[len(groups) :]:
+        ax.axis("off")
+    for ax, g in zip(axes.ravel(), groups):
+        methods = ran[g]
+        x = np.arange(len(methods))
+        for k, part in enumerate(PART_LABELS):
+            if g + (part,) in table.columns:
+                vals = table.loc[methods, g + (part,)].to_numpy(dtype=float)
+                ax.bar(x + (k - 1) * bar, np.nan_to_num(vals), bar, color=f"C{k}", label=PART_LABELS[part])
+        ax.set_xticks(x, methods, rotation=35, ha="right", rotation_mode="anchor", fontsize=8)
+        ax.set_xlim(-0.6, len(methods) - 0.4)
+        ax.set_ylim(0, 100)
+        ax.set_yticks(range(0, 101, 20))
+        ax.set_yticks(range(0, 101, 10), minor=True)
+        ax.grid(axis="y", which="both", alpha=0.3)
+        ax.set_axisbelow(True)
+        ax.set_title(" ".join(g), fontsize=9)
+        ax.set_ylabel("mIoU (%)")
+        ax.set_xlabel("method")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    return fig
