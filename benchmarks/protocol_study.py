@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from incseg_lib import results
-from incseg_lib.config import RunConfig
+from incseg_lib.config import RunConfig, coerce_option
 from incseg_lib.experiment import train_step
 from incseg_lib.metrics import harmonic_iou
 from incseg_lib.tasks import IncrementalSplit
@@ -147,6 +147,15 @@ def main(argv=None) -> None:
     ap.add_argument("--lane", default="0/1", help="i/n: run every n-th cell starting at i")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--table", action="store_true", help="only print the table of what is done")
+    ap.add_argument(
+        "-p",
+        "--option",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a demo RunConfig field changed for every cell, e.g. -p epochs_next 8 (use its own --out)",
+    )
     args = ap.parse_args(argv)
     tasks = args.tasks.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -155,7 +164,7 @@ def main(argv=None) -> None:
     if not args.table:
         if args.threads:
             torch.set_num_threads(args.threads)
-        base = RunConfig.from_profile("demo")
+        base = RunConfig.from_profile("demo", **{k: coerce_option(k, v) for k, v in args.option})
         i, n = (int(x) for x in args.lane.split("/"))
         for k, cell in enumerate(cells(tasks, seeds, factors, methods)):
             if k % n == i:

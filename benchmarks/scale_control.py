@@ -32,7 +32,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from incseg_lib.config import RunConfig
+from incseg_lib.config import RunConfig, inversion_config
 from incseg_lib.experiment import (
     base_datasets,
     checkpoint_file,
@@ -41,7 +41,7 @@ from incseg_lib.experiment import (
     synthesis_at_scales,
 )
 from incseg_lib.experiment.sources import real_object_sizes
-from incseg_lib.inversion import InversionConfig, SyntheticMemory, inversion_config
+from incseg_lib.inversion import InversionConfig, SyntheticMemory
 from incseg_lib.tasks import IncrementalSplit
 
 

@@ -15,9 +15,11 @@ from typing import Any
 
 from .data import load_dataset, train_split
 from .env import default_checkpoint_root, default_data_root
+from .inversion import InversionConfig
 from .methods import CE_NORMALISATIONS, PROTOCOLS, get_method, is_method, method_spec
 from .models import DEEPLAB_BACKBONES, MODELS
 from .models.bisenet import ARCHITECTURE_VERSION
+from .seam import SeamConfig
 from .store import key_digest
 from .tasks import base_signature, get_task
 
@@ -694,8 +696,7 @@ def coerce_option(name: str, value: Any) -> Any:
 
 def profile_options(cls, table: dict[str, dict], profile: str, overrides: dict, what: str):
     """``cls`` (an options dataclass) sized for ``profile`` from ``table``, with ``overrides`` on top
-    (``None`` values skipped): what :func:`~incseg_lib.inversion.inversion_config` and
-    :func:`~incseg_lib.seam.seam_config` build.
+    (``None`` values skipped): what :func:`inversion_config` and :func:`seam_config` build.
 
     Raises:
         ValueError: unknown profile or option (naming ``what`` and the valid choices), or an
@@ -708,6 +709,26 @@ def profile_options(cls, table: dict[str, dict], profile: str, overrides: dict, 
     if bad:
         raise ValueError(f"unknown {what} option(s) {bad}; valid options: {sorted(names)}")
     return cls(**{**table[profile], **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def inversion_config(profile: str, **overrides) -> InversionConfig:
+    """The :class:`~incseg_lib.inversion.InversionConfig` of ``profile`` with ``overrides`` (``None``
+    values skipped), sized by :data:`INVERSION_PROFILES`.
+
+    Raises:
+        ValueError: unknown profile or option, or an invalid value (names it).
+    """
+    return profile_options(InversionConfig, INVERSION_PROFILES, profile, overrides, "DeepInversion")
+
+
+def seam_config(profile: str, **overrides) -> SeamConfig:
+    """The :class:`~incseg_lib.seam.SeamConfig` of ``profile`` with ``overrides`` (``None`` values
+    skipped), sized by :data:`SEAM_PROFILES`.
+
+    Raises:
+        ValueError: unknown profile or option, or an invalid value (names it).
+    """
+    return profile_options(SeamConfig, SEAM_PROFILES, profile, overrides, "SEAM")
 
 
 def parse_list(text: str | list, cast=str, name: str = "") -> list:

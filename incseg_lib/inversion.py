@@ -60,7 +60,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import INVERSION_PROFILES, profile_options
 from .data.common import IGNORE_INDEX, DatasetInfo, SegmentationDataset, class_id_lut
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize
 from .env import show_progress
@@ -1033,12 +1032,3 @@ def transfer_check(
     overall = {"images": len(per_image), "recognised": hits, "rate": hits / len(per_image)}
     per_class = dict(sorted(per_class.items()))
     return {"per_class": per_class, "overall": overall, "per_image": per_image, "predictions": preds}
-
-
-def inversion_config(profile: str, **overrides) -> InversionConfig:
-    """The :class:`InversionConfig` of ``profile`` with ``overrides`` (``None`` values skipped).
-
-    Raises:
-        ValueError: unknown profile or option, or an invalid value (names it).
-    """
-    return profile_options(InversionConfig, INVERSION_PROFILES, profile, overrides, "DeepInversion")

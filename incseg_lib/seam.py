@@ -39,7 +39,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import SEAM_PROFILES, profile_options
 from .data.common import IGNORE_INDEX, SegmentationDataset, class_id_lut
 from .data.transforms import eval_transforms
 from .engine import predict
@@ -177,15 +176,6 @@ class SeamConfig:
             "seed",
         )
         return {k: self.to_dict()[k] for k in keys}
-
-
-def seam_config(profile: str, **overrides) -> SeamConfig:
-    """The :class:`SeamConfig` of ``profile`` with ``overrides`` (``None`` values skipped).
-
-    Raises:
-        ValueError: unknown profile or option, or an invalid value (names it).
-    """
-    return profile_options(SeamConfig, SEAM_PROFILES, profile, overrides, "SEAM")
 
 
 # ---------------------------------------------------------------------- network

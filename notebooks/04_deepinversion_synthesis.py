@@ -108,7 +108,7 @@ from incseg_lib.config import RunConfig, parse_list
 from incseg_lib.env import notebook_run_dir, set_seed
 from incseg_lib.data import dataset_info
 from incseg_lib.experiment import inversion_plan, run_inversion_study
-from incseg_lib.inversion import inversion_config
+from incseg_lib.config import inversion_config
 
 cfg = RunConfig.from_profile(
     "smoke" if smoke else profile,

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from incseg_lib import inversion as inv
+from incseg_lib.config import inversion_config
 from incseg_lib.data import load_dataset
 from incseg_lib.exemplars import ReplayBatchSampler
 from incseg_lib.inversion import BNStatistics, InversionConfig, SyntheticMemory
@@ -200,8 +201,8 @@ def test_config_refuses_bad_values_by_name():
     with pytest.raises(ValueError, match="r_feature"):
         InversionConfig(r_feature=-1)
     with pytest.raises(ValueError, match="unknown DeepInversion option"):
-        inv.inversion_config("demo", images=3)
-    assert inv.inversion_config("smoke", adi=0.2).adi == 0.2
+        inversion_config("demo", images=3)
+    assert inversion_config("smoke", adi=0.2).adi == 0.2
 
 
 def _shapes(tmp_path):
@@ -404,9 +405,8 @@ def test_scale_aware_synthesis_makes_objects_whose_size_follows_the_scale():
 
 
 def test_the_memory_key_and_the_records_name_the_aggregation(tmp_path, shapes_root):
-    from incseg_lib.config import RunConfig
+    from incseg_lib.config import RunConfig, inversion_config
     from incseg_lib.experiment import find_synthetic_memory, synthetic_run_name
-    from incseg_lib.inversion import inversion_config
 
     cfg = RunConfig.from_profile("smoke", task="15-5", data_root=str(shapes_root), checkpoint_dir=str(tmp_path))
     lse = inversion_config("smoke")

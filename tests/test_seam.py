@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from incseg_lib.config import seam_config
 from incseg_lib.seam import (
     PseudoLabels,
     SeamConfig,
@@ -19,7 +20,6 @@ from incseg_lib.seam import (
     max_norm,
     pcm,
     scores_to_labels,
-    seam_config,
     seam_loss,
 )
 

@@ -13,11 +13,11 @@ import itertools
 from collections.abc import Callable
 from dataclasses import replace
 
-from ..config import RunConfig, step0_name, task_methods
+from ..config import RunConfig, seam_config, step0_name, task_methods
 from ..exemplars import ExemplarMemory, ReplayConfig
 from ..inversion import AGGREGATIONS, InversionConfig
 from ..methods import get_method, is_method, method_names
-from ..seam import SeamConfig, seam_config
+from ..seam import SeamConfig
 from ..tasks import SETTINGS, IncrementalSplit, task_names
 from . import keys
 from .sources import Replay, Synthetic, Weak, find_pseudo_labels, synthetic_memory

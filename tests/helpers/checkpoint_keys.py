@@ -21,9 +21,8 @@ def checkpoint_paths(data_root: Path, checkpoint_root: Path) -> dict[str, str]:
     """``{case: path relative to checkpoint_root}`` for step-0, incremental, replay, synthetic, weak and
     Joint runs of the demo, smoke and cpu profiles on the shapes."""
     from incseg_lib import experiment as ex
-    from incseg_lib.config import RunConfig
+    from incseg_lib.config import RunConfig, inversion_config
     from incseg_lib.exemplars import ReplayConfig
-    from incseg_lib.inversion import inversion_config
 
     out: dict[str, str] = {}
 
