@@ -114,7 +114,7 @@ def test_synthesis_leaves_no_hooks_even_when_it_fails(monkeypatch):
             raise FloatingPointError("nan in the image")
         return real(x)
 
-    monkeypatch.setattr(inv, "image_priors", failing_priors)
+    monkeypatch.setattr(inv.synthesis, "image_priors", failing_priors)
     with pytest.raises(FloatingPointError):
         inv.synthesize(model, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]), [1, 2, 3], cfg)
     assert all(len(m._forward_hooks) == 0 for m in model.modules())
@@ -254,13 +254,13 @@ def test_a_killed_synthesis_resumes_without_redoing_finished_batches(tmp_path, m
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(inv, "synthesize", dies_on_third)
+    monkeypatch.setattr(inv.memory, "synthesize", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         _build(tmp_path, model, [1, 2, 3], cfg)  # 6 images in 3 batches; dies in the third
     first = (tmp_path / "mem" / "images" / "00000.png").stat().st_mtime_ns
     assert not SyntheticMemory(tmp_path / "mem", {"k": 1}).complete
     calls.clear()
-    monkeypatch.setattr(inv, "synthesize", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    monkeypatch.setattr(inv.memory, "synthesize", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     mem = _build(tmp_path, model, [1, 2, 3], cfg)
     assert len(calls) == 1 and mem.complete and len(mem) == 6
     assert (tmp_path / "mem" / "images" / "00000.png").stat().st_mtime_ns == first
