@@ -183,8 +183,64 @@ for task in plan["tasks"]:
 # Every step starts from the previous step of the same method, with a frozen copy as the old
 # model. Finished checkpoints are reused: re-running this notebook trains nothing new.
 
+# %% [markdown]
+# ## One step, by hand
+#
+# What the study below does for every method and step, written out once, for MiB's step 1 of the
+# first task: the step-0 model is loaded and a frozen copy kept as the **old model**; the model
+# **grows** a head for the step's new classes, initialised as the method says (MiB: from the
+# background, Sec. 3.4); the method's **loss** reads the old model's outputs; **`fit`** trains on the
+# step's images (new classes labelled, everything else background) with the step's schedule (the
+# method's learning rate under its protocol); the model is **evaluated** on every class seen so far.
+
+# %%
+from incseg_lib.config import step0_name
+from incseg_lib.engine import fit
+from incseg_lib.experiment import base_datasets, evaluate_step, fit_options, frozen_copy, grow
+from incseg_lib.experiment import load_step_model, step_training_set, train_step
+from incseg_lib.methods import get_method
+from incseg_lib.tasks import IncrementalSplit
+
+name, one = "mib", cfg.replace(task=plan["tasks"][0], setting=plan["settings"][0])
+split = IncrementalSplit(one.dataset, one.task, 1, one.setting)  # step 1 of the first task
+train_step(one, step=0, method=step0_name(name), notebook="02_mib_incremental", progress=False)  # shared, once
+model = load_step_model(one, 0, step0_name(name))  # the model after step 0 ...
+old = frozen_copy(model, one)  # ... and its frozen copy: the old model
+method = get_method(name, protocol=one.protocol)
+grow(model, split, method, one.seed)  # heads for the new classes, MiB's initialisation
+loss_fn = method.loss_fn(
+    old,
+    sum(old.classes_per_step),
+    one.aux_weight,
+    aux=one.aux_next,
+    distill_pixels=one.distill_pixels,
+    ce_normalisation=one.ce_normalisation_at(name),
+)  # unbiased cross-entropy + unbiased distillation against the old model
+history = fit(model, step_training_set(one, split), loss_fn=loss_fn, progress=False, **fit_options(one, 1, name))
+by_hand = evaluate_step(
+    one, model, split, base_datasets(one, split)[1], method=name, notebook="02_mib_incremental", record=False
+)
+print(
+    f"by hand: {results.display_name(name)} {one.task} step 1, mIoU old {100 * by_hand['miou_old']:.1f}, "
+    f"new {100 * by_hand['miou_new']:.1f}, all {100 * by_hand['miou_all']:.1f}"
+)
+
+# %% [markdown]
+# The study trains every method of the plan the same way (its checkpoints are reused on a re-run),
+# and the step above again: the cell after it compares the two.
+
 # %%
 records = run_study(cfg, plan, notebook="02_mib_incremental", joint=joint)
+study = results.find_record(records, method=name, task=one.task, setting=one.setting, step=1, eval_protocol="full")
+if study is None:
+    print(f"the study did not train {results.display_name(name)} on {one.task}: nothing to compare")
+else:
+    same = all(study[k] == by_hand[k] for k in ("miou_old", "miou_new", "miou_all"))
+    print(
+        "the step by hand and the study's:",
+        "the same record" if same else "DIFFERENT records",
+        f"(all {100 * by_hand['miou_all']:.1f} and {100 * study['miou_all']:.1f})",
+    )
 
 # %% [markdown]
 # ## Old / new / all

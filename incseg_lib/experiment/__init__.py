@@ -37,9 +37,13 @@ from .step import (
     base_datasets,
     build_model,
     evaluate_step,
+    fit_options,
+    frozen_copy,
+    grow,
     joint_config,
     joint_step,
     load_step_model,
+    step_training_set,
     train_step,
     weak_joint_step,
 )
@@ -83,6 +87,10 @@ from .views import (
 )
 
 __all__ = [
+    "fit_options",
+    "frozen_copy",
+    "grow",
+    "step_training_set",
     "Masks",
     "Replay",
     "Source",

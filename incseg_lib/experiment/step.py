@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.data import ConcatDataset
 
 from .. import results
@@ -31,7 +32,7 @@ from ..engine import SizeGroupedBatchSampler, TrackerGroup, evaluate, fit, is_ma
 from ..env import provenance, show_progress
 from ..exemplars import ReplayBatchSampler, ReplayConfig
 from ..inversion import InversionConfig
-from ..methods import StepInputs, get_method, is_method, method_names, method_spec, step0_loss_fn, step0_names
+from ..methods import Method, StepInputs, get_method, is_method, method_names, method_spec, step0_loss_fn, step0_names
 from ..models import BiSeNet
 from ..models import build_model as build_network
 from ..regularizers import ImportanceTracker, ParameterPenalty, importance_file, load_importance
@@ -78,6 +79,59 @@ def build_model(cfg: RunConfig, split: IncrementalSplit) -> BiSeNet:
     """The run's model (``cfg.model``: BiSeNet or DeepLabV3) with heads for steps ``0..split.step``
     (pretrained backbone only at step 0)."""
     return build_network(cfg.model, split.classes_per_step, cfg.backbone, cfg.pretrained if split.step == 0 else "")
+
+
+def step_training_set(cfg: RunConfig, split: IncrementalSplit, train_base=None, *, progress: bool = False):
+    """The training images of ``split`` (a step of ``cfg.task``) labelled as that step trains (its
+    new classes; the rest background), with the profile's augmentation (``cfg.crop_size``): what
+    :func:`train_step` trains on from the step's masks. ``train_base``: the unfiltered training
+    dataset (:func:`base_datasets`; loaded when None)."""
+    if train_base is None:
+        train_base = base_datasets(cfg, split)[0]
+    return split.train_dataset(
+        train_base.with_transforms(train_transforms(cfg.crop_size)),
+        cfg.checkpoint_path / "splits",
+        progress=progress,
+        void_label=cfg.void_label,
+    )
+
+
+def frozen_copy(model: nn.Module, cfg: RunConfig) -> nn.Module:
+    """The old model of a step: a copy of ``model`` on ``cfg``'s device, in eval mode, without
+    gradients (every method that reads the step t-1 model reads this copy)."""
+    return copy.deepcopy(model).to(cfg.torch_device()).eval().requires_grad_(False)
+
+
+def grow(model: nn.Module, split: IncrementalSplit, method: Method, seed: int) -> None:
+    """Add the heads of ``split``'s new classes to ``model`` and initialise them as ``method`` does
+    (MiB's initialisation from the background, or the default); the new heads' random init is
+    seeded with ``seed + split.step``, so it does not depend on what ran before."""
+    torch.manual_seed(seed + split.step)
+    model.add_step(len(split.new_classes))
+    if method.init_new_heads is not None:
+        method.init_new_heads(model, len(split.new_classes))
+
+
+def fit_options(cfg: RunConfig, step: int, method: str = "") -> dict:
+    """The keyword arguments of :func:`~incseg_lib.engine.fit` that ``cfg`` sets for ``step`` of
+    ``method`` (epochs, learning rate by the method's protocol, batch, optimiser, device, precision,
+    seed ``cfg.seed + step``, SyncBN): the one place a :class:`RunConfig` becomes a training
+    schedule."""
+    return dict(
+        epochs=cfg.epochs_at(step),
+        batch_size=cfg.batch_size,
+        lr=cfg.lr_at(step, method),
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        aux_weight=cfg.aux_weight,
+        device=cfg.torch_device(),
+        amp=cfg.amp,
+        num_workers=cfg.num_workers,
+        seed=cfg.seed + step,
+        checkpoint_every=cfg.checkpoint_every,
+        optimizer=cfg.optimizer,
+        sync_bn=cfg.sync_bn,
+    )
 
 
 def train_step(
@@ -131,12 +185,7 @@ def train_step(
     clean_once(cfg.checkpoint_path, print_fn)  # what killed processes or a full disk left behind
     train_base, val_base = base_datasets(cfg, split)
     t0 = time.perf_counter()
-    train_set = split.train_dataset(
-        train_base.with_transforms(train_transforms(cfg.crop_size)),
-        cfg.checkpoint_path / "splits",
-        progress=progress,
-        void_label=cfg.void_label,
-    )
+    train_set = step_training_set(cfg, split, train_base, progress=progress)
     log_timing("data", time.perf_counter() - t0, what="step split")
     ckpt = keys.checkpoint_file(cfg, step, run_name)
     if step == 0:
@@ -207,15 +256,12 @@ def _later_step(ctx: StepContext, source: Source, ckpt: Path, train_set, rerun: 
     source.before_heads(ctx, data, model)
     old_model, penalty = None, None
     if spec.uses_old_model or source.needs_old_model:  # a frozen copy of step t-1
-        old_model = copy.deepcopy(model).to(cfg.torch_device()).eval().requires_grad_(False)
+        old_model = frozen_copy(model, cfg)
     if spec.regularizer is not None:
         penalty = ParameterPenalty(
             spec.regularizer, old_model, importance, spec.weights["reg"], pi_estimator=cfg.pi_estimator
         )
-    torch.manual_seed(cfg.seed + ctx.step)  # new heads' init must not depend on what ran before
-    model.add_step(len(ctx.split.new_classes))
-    if spec.init_new_heads is not None:
-        spec.init_new_heads(model, len(ctx.split.new_classes))
+    grow(model, ctx.split, spec, cfg.seed)
     trackers = []
     if spec.regularizer is not None:  # keep tracking: the next step needs this step's importance
         trackers.append(ImportanceTracker(model, importance_file(ckpt), previous=importance))
@@ -330,26 +376,18 @@ def _fit_step(
         train_set = ConcatDataset([data.train_set, data.memory])
         sampler_fn = lambda g: ReplayBatchSampler(n_new, n_mem, cfg.batch_size, share, g)  # noqa: E731
     key = keys.training_key(cfg, step, run_name)
-    epochs, lr = cfg.epochs_at(step), cfg.lr_at(step, keys.parse_run_name(run_name)[0])
+    options = fit_options(cfg, step, keys.parse_run_name(run_name)[0])
     label = " ".join(
         [cfg.dataset, cfg.task] + ([] if split.is_offline else [split.setting]) + [f"step {step}", run_name]
     )
     print_fn(
-        f"[{label}] {cfg.backbone}, {len(train_set)} training images, lr {lr}, batch {cfg.batch_size}, {epochs} epochs"
+        f"[{label}] {cfg.backbone}, {len(train_set)} training images, lr {options['lr']}, batch {cfg.batch_size}, "
+        f"{options['epochs']} epochs"
     )
     return fit(
         model,
         train_set,
-        epochs=epochs,
-        batch_size=cfg.batch_size,
-        lr=lr,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        aux_weight=cfg.aux_weight,
-        device=cfg.torch_device(),
-        amp=cfg.amp,
-        num_workers=cfg.num_workers,
-        seed=cfg.seed + step,
+        **options,
         checkpoint=ckpt,
         key=key,
         loss_fn=training["loss_fn"],
@@ -359,9 +397,6 @@ def _fit_step(
         progress=progress,
         print_fn=print_fn,
         batch_sampler_fn=sampler_fn,
-        checkpoint_every=cfg.checkpoint_every,
-        optimizer=cfg.optimizer,
-        sync_bn=cfg.sync_bn,
     )
 
 
@@ -593,32 +628,20 @@ def weak_joint_step(
     ckpt, key = keys.joint_weak_checkpoint(jcfg, labels)
     torch.manual_seed(jcfg.seed)
     model = build_model(jcfg, split)
-    epochs, lr = jcfg.epochs_at(0), jcfg.lr_at(0)
+    options = fit_options(jcfg, 0)
     print_fn(
         f"[{cfg.dataset} joint-s ({cfg.task} {cfg.setting})] {len(keep)} images with masks + {len(weak_idx)} "
-        f"with pseudo-labels, lr {lr}, {epochs} epochs"
+        f"with pseudo-labels, lr {options['lr']}, {options['epochs']} epochs"
     )
     history = fit(
         model,
         train_set,
-        epochs=epochs,
-        batch_size=jcfg.batch_size,
-        lr=lr,
-        momentum=jcfg.momentum,
-        weight_decay=jcfg.weight_decay,
-        aux_weight=jcfg.aux_weight,
-        device=jcfg.torch_device(),
-        amp=jcfg.amp,
-        num_workers=jcfg.num_workers,
-        seed=jcfg.seed,
+        **options,
         checkpoint=ckpt,
         key=key,
         log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-joint-s-{key_digest(key)}",
         progress=progress,
         print_fn=print_fn,
-        checkpoint_every=jcfg.checkpoint_every,
-        optimizer=jcfg.optimizer,
-        sync_bn=jcfg.sync_bn,  # its key says so (paper profile): train as the key says
     )
     target = IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
     extra = {
