@@ -88,51 +88,14 @@ pi_estimator: str = ""  # PI's importance: mib (MiB's code) or zenke (Zenke et a
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, parse_list, task_methods
-from incseg_lib.env import notebook_run_dir, set_seed
-from incseg_lib.experiment import example_images, run_study, step_predictions, study_plan, task_overview
+from incseg_lib.config import parse_list, task_methods
+from incseg_lib.experiment import example_images, open_notebook, run_study, step_predictions, study_plan, task_overview
 from incseg_lib.tasks import first_new_class, get_task
 
-cfg = RunConfig.from_profile(
-    "smoke" if smoke else profile,
-    dataset=dataset,
-    data_root=data_root,
-    run_dir=notebook_run_dir("02_mib_incremental", run_dir),
-    epochs=epochs or None,
-    epochs_next=epochs_next or None,
-    pretrained=pretrained,
-    model=model,
-    backbone=backbone,
-    seed=seed,
-    aux_next=aux_next,
-    protocol=protocol,
-    lr_next=lr_next or None,
-    eval_unseen=eval_unseen,
-    pi_estimator=pi_estimator,
-)
-set_seed(cfg.seed)
+cfg = open_notebook("02_mib_incremental", globals())  # the parameters above, the run folder, the seed
 plan = study_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods))
-print(
-    cfg.profile,
-    cfg.dataset,
-    "crop",
-    cfg.crop_size,
-    "epochs",
-    cfg.epochs_at(0),
-    "then",
-    cfg.epochs_at(1),
-    "lr",
-    cfg.lr_at(0),
-    "then",
-    cfg.protocol,
-    "protocol",
-    "device",
-    cfg.torch_device(),
-)
-for task in plan["tasks"]:
-    methods_here = task_methods(plan, task)
-    print(f"on {task}:", ", ".join(f"{results.display_name(m)} lr {cfg.lr_at(1, m):g}" for m in methods_here))
-print("plan:", plan)
+for task in plan["tasks"]:  # each method's learning rate after step 0, as its protocol says
+    print(f"{task}:", ", ".join(f"{results.display_name(m)} lr {cfg.lr_at(1, m):g}" for m in task_methods(plan, task)))
 
 # %% [markdown]
 # ## The protocol

@@ -79,24 +79,12 @@ seed: int = 0  # weights, data order, augmentation and random selection
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, parse_list
-from incseg_lib.env import notebook_run_dir, set_seed
+from incseg_lib.config import parse_list
 from incseg_lib.data import load_dataset, train_split
-from incseg_lib.experiment import replay_method_name, replay_plan, run_replay_study
+from incseg_lib.experiment import open_notebook, replay_method_name, replay_plan, run_replay_study
 
-cfg = RunConfig.from_profile(
-    "smoke" if smoke else profile,
-    dataset=dataset,
-    data_root=data_root,
-    run_dir=notebook_run_dir("03_exemplars_smib", run_dir),
-    epochs=epochs or None,
-    epochs_next=epochs_next or None,
-    pretrained=pretrained,
-    seed=seed,
-)
-set_seed(cfg.seed)
+cfg = open_notebook("03_exemplars_smib", globals())  # the parameters above, the run folder, the seed
 plan = replay_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(sizes, int, "sizes"), parse_list(methods))
-print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "device", cfg.torch_device())
 print("plan:", plan, "| budget", budget_mode, "| selection", strategy, "| replay share", share)
 
 # %% [markdown]

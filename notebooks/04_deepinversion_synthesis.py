@@ -104,23 +104,11 @@ seed: int = 0  # weights, data order, augmentation and synthesis noise
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, parse_list
-from incseg_lib.env import notebook_run_dir, set_seed
+from incseg_lib.config import inversion_config, parse_list
 from incseg_lib.data import dataset_info
-from incseg_lib.experiment import inversion_plan, run_inversion_study
-from incseg_lib.config import inversion_config
+from incseg_lib.experiment import inversion_plan, open_notebook, run_inversion_study
 
-cfg = RunConfig.from_profile(
-    "smoke" if smoke else profile,
-    dataset=dataset,
-    data_root=data_root,
-    run_dir=notebook_run_dir("04_deepinversion_synthesis", run_dir),
-    epochs=epochs or None,
-    epochs_next=epochs_next or None,
-    pretrained=pretrained,
-    seed=seed,
-)
-set_seed(cfg.seed)
+cfg = open_notebook("04_deepinversion_synthesis", globals())  # the parameters above, the run folder, the seed
 chosen = dict(
     images_per_class=images_per_class or None,
     iterations_low=None if iterations_low < 0 else iterations_low,
@@ -137,7 +125,6 @@ chosen = dict(
 )
 inversion = inversion_config(cfg.profile, **chosen)
 plan = inversion_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods), parse_list(aggregations))
-print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "device", cfg.torch_device())
 print("plan:", plan)
 print("synthesis:", inversion)
 

@@ -86,22 +86,11 @@ seed: int = 0  # weights, data order and augmentation
 
 # %%
 from incseg_lib import results, viz
-from incseg_lib.config import RunConfig, parse_list
-from incseg_lib.env import notebook_run_dir, set_seed
+from incseg_lib.config import parse_list
 from incseg_lib.data import dataset_info
-from incseg_lib.experiment import run_weak_study, seam_examples, weak_config, weak_plan
+from incseg_lib.experiment import open_notebook, run_weak_study, seam_examples, weak_config, weak_plan
 
-cfg = RunConfig.from_profile(
-    "smoke" if smoke else profile,
-    dataset=dataset,
-    data_root=data_root,
-    run_dir=notebook_run_dir("05_seam_weak_supervision", run_dir),
-    epochs=epochs or None,
-    epochs_next=epochs_next or None,
-    pretrained=pretrained,
-    seed=seed,
-)
-set_seed(cfg.seed)
+cfg = open_notebook("05_seam_weak_supervision", globals())  # the parameters above, the run folder, the seed
 seam = weak_config(
     cfg,
     init=seam_init,
@@ -113,7 +102,6 @@ seam = weak_config(
     fuse_old=fuse_old,
 )
 plan = weak_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods))
-print(cfg.profile, cfg.dataset, "crop", cfg.crop_size, "device", cfg.torch_device())
 print("plan:", plan)
 print("SEAM:", seam)
 

@@ -19,6 +19,7 @@ from .keys import (
     synthetic_run_name,
     weak_run_name,
 )
+from .session import notebook_overrides, open_notebook
 from .sources import (
     Masks,
     Replay,
@@ -87,6 +88,8 @@ from .views import (
 )
 
 __all__ = [
+    "notebook_overrides",
+    "open_notebook",
     "fit_options",
     "frozen_copy",
     "grow",
