@@ -66,25 +66,27 @@ from .studies import (
     weak_config,
     weak_plan,
 )
-from .views import (
-    describe_outcomes,
+from .synthetic_checks import (
     describe_transfer,
-    example_images,
     independent_step0,
-    latent_projection,
     memory_object_sizes,
-    model_and_data,
     object_size_samples,
     object_size_table,
+    synthesis_at_scales,
+    synthetic_examples,
+    transfer_checks,
+    transfer_table,
+)
+from .views import (
+    describe_outcomes,
+    example_images,
+    latent_projection,
+    model_and_data,
     pod_profiles,
     seam_examples,
     seam_outcomes,
     step_predictions,
-    synthesis_at_scales,
-    synthetic_examples,
     task_overview,
-    transfer_checks,
-    transfer_table,
 )
 
 __all__ = [
