@@ -16,7 +16,7 @@ from typing import Any
 from .data import load_dataset, train_split
 from .env import default_checkpoint_root, default_data_root
 from .inversion import InversionConfig
-from .methods import CE_NORMALISATIONS, PROTOCOLS, get_method, is_method, method_spec
+from .methods import CE_NORMALISATIONS, PROTOCOLS, get_method, is_method, method_spec, step0_names
 from .models import DEEPLAB_BACKBONES, MODELS
 from .models.bisenet import ARCHITECTURE_VERSION
 from .seam import SeamConfig
@@ -643,9 +643,9 @@ def task_methods(plan: dict, task: str) -> list[str]:
 
 def step0_name(method: str) -> str:
     """The step-0 run ``method`` starts from: ``step0`` (softmax), ``step0-bce`` (LwF-MC's BCE);
-    ``step0*`` names map to themselves, anything else (``offline``, a recorded variant such as
+    step-0 runs (``step0``, ``step0-bce``) map to themselves, anything else (``offline``, a recorded variant such as
     ``smib``) to ``step0``. A variant run's name is read by :mod:`incseg_lib.experiment.keys`."""
-    if method.startswith("step0"):
+    if method in step0_names():
         return method
     return method_spec(method).step0 if is_method(method) else "step0"
 

@@ -14,11 +14,10 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import __version__
+from . import __version__, runs
 from .config import step0_name
 from .data import dataset_info
 from .env import provenance, runs_root
-from .methods import is_method, method_spec, step0_label, step0_names
 from .metrics import harmonic_iou
 from .store import create_new
 from .tasks import get_task
@@ -222,32 +221,7 @@ def _device_name() -> str:
 
 
 # ---------------------------------------------------------------------- incremental tables
-#: Labels of the runs that are not step methods (step 0 runs: :data:`incseg_lib.methods.step0_names`).
-_RUN_LABELS = {"smib": "SMiB", "joint": "Joint", "joint-s": "Joint-S", "offline": "offline"}
-#: How a run built on a method is labelled: exemplar memory, DeepInversion replay, SEAM pseudo-labels
-#: (the run names :mod:`incseg_lib.experiment.keys` builds).
-_RUN_SUFFIXES = (("+mem", " + memory"), ("+di", "+DI"), ("-s", "-S"))
-
-
-def _label(base: str) -> str:
-    if is_method(base):
-        return method_spec(base).label
-    if base in step0_names():
-        return step0_label(base)
-    if base in _RUN_LABELS:
-        return _RUN_LABELS[base]
-    for suffix, shown in _RUN_SUFFIXES:
-        if base.endswith(suffix) and is_method(base[: -len(suffix)]):
-            return method_spec(base[: -len(suffix)]).label + shown
-    return base
-
-
-def display_name(method: str) -> str:
-    """The field's name for a method id (``mib`` -> ``MiB``; ``smib|5pc-class-balanced`` ->
-    ``SMiB (5pc-class-balanced)``); unknown ids are returned as given."""
-    base, _, variant = method.partition("|")
-    name = _label(base)
-    return f"{name} ({variant})" if variant else name
+display_name = runs.display_name  # the field's name for a recorded run (``smib`` -> ``SMiB``)
 
 
 # ---------------------------------------------------------------------- labels a person reads
@@ -361,16 +335,7 @@ def run_labels(records: list[dict], *, shown_elsewhere: Iterable[str] = ()) -> l
 
 
 def _method_rank(method: str) -> tuple:
-    """Table order: step-0 runs, the registered methods in their declared order (each method's
-    memory, DeepInversion and SEAM runs right after it), SMiB, then Joint and anything else."""
-    base = method.split("|")[0].split("+")[0]
-    if base.endswith("-s") and is_method(base[:-2]):  # SEAM runs (mib-s) right after their method
-        base = base[:-2]
-    if base in step0_names():
-        return (0, step0_names().index(base), method)
-    if is_method(base):
-        return (1, method_spec(base).order, method)
-    return (2 if base == "smib" else 3, 0, method)
+    return runs.run_rank(method)
 
 
 def latest(
@@ -598,7 +563,7 @@ def memory_table(records: list[dict], protocol: str = "full"):
     import pandas as pd
 
     rows: dict = {}
-    kept = [r for r in final_steps(records, protocol) if r["method"] in ("mib", "smib") or r["method"].endswith("+mem")]
+    kept = [r for r in final_steps(records, protocol) if r["method"] == "mib" or runs.is_replay(r["method"])]
     for r, label in zip(kept, run_labels(kept, shown_elsewhere=("memory", "selection"))):
         rep = r.get("replay") or {}
         size = "-" if not rep else (f"{rep['budget']}" if rep["mode"] == "per-class" else f"{rep['budget']} total")

@@ -9,11 +9,11 @@
 The names notebooks and tests use are importable from here.
 """
 
+from ..runs import replay_method_name
 from .keys import (
     checkpoint_file,
     find_synthetic_memory,
     pseudo_label_store,
-    replay_method_name,
     replay_run_name,
     seam_checkpoint,
     synthetic_run_name,

@@ -1,7 +1,5 @@
-"""Run identity: every run name and every checkpoint path, built and read here and nowhere else.
-
-A *run* is a method trained through the steps of a task: plain (``mib``), or a variant of it whose
-name says what it trains on besides the step's masks::
+"""Run identity: every run's tag and every checkpoint path, built here and nowhere else (run
+names themselves are built and read by :mod:`incseg_lib.runs`)::
 
     mib+mem-5pc-class-balanced    exemplar memory (ReplayConfig.tag)       recorded as  smib
     ft+mem-20tot-herding          (any other method with memory)           recorded as  ft+mem
@@ -22,55 +20,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import runs
 from ..config import RunConfig, step0_name
 from ..exemplars import ReplayConfig
 from ..inversion import InversionConfig, SyntheticMemory
+from ..runs import REPLAY, SYNTHETIC, WEAK, parse_run_name
 from ..seam import PseudoLabels, SeamConfig
 from ..store import key_digest
 from ..tasks import base_signature, get_task
-
-REPLAY, SYNTHETIC, WEAK = "+mem-", "+di-", "+seam-"
 
 
 # ---------------------------------------------------------------------- names
 def replay_run_name(method: str, replay: ReplayConfig) -> str:
     """``mib+mem-5pc-class-balanced``: ``method`` replaying an exemplar memory."""
-    return f"{method}{REPLAY}{replay.tag}"
+    return runs.run_name(method, REPLAY, replay.tag)
 
 
 def synthetic_run_name(method: str, inversion: InversionConfig) -> str:
     """``mib+di-<digest>``: ``method`` replaying DeepInversion's synthetic images."""
-    return f"{method}{SYNTHETIC}{key_digest(inversion.to_dict())}"
+    return runs.run_name(method, SYNTHETIC, key_digest(inversion.to_dict()))
 
 
 def weak_run_name(method: str, seam: SeamConfig) -> str:
     """``mib+seam-<digest>``: ``method`` trained on SEAM pseudo-labels instead of masks."""
-    return f"{method}{WEAK}{key_digest(seam.to_dict())}"
+    return runs.run_name(method, WEAK, key_digest(seam.to_dict()))
 
 
 def joint_weak_run_name(source: str, seam: SeamConfig) -> str:
     """``joint-s+mib-<digest>``: Joint on the pseudo-labels that ``source``'s weak run trained on."""
-    return f"joint-s+{source}-{key_digest(seam.to_dict())}"
-
-
-def replay_method_name(method: str) -> str:
-    """The recorded name of ``method`` with rehearsal: ``mib`` -> ``smib``, else ``<method>+mem``."""
-    return "smib" if method == "mib" else f"{method}+mem"
-
-
-def recorded_name(run_name: str) -> str:
-    """What a run is recorded (and shown) as: ``smib``, ``ft+mem``, ``mib+di``, ``mib-s`` or the method."""
-    base, variant = parse_run_name(run_name)
-    return {REPLAY: replay_method_name(base), SYNTHETIC: f"{base}+di", WEAK: f"{base}-s"}.get(variant, run_name)
-
-
-def parse_run_name(run_name: str) -> tuple[str, str]:
-    """``(method, variant)`` of a run name: ``("mib", "+mem-")`` for ``mib+mem-5pc-...``,
-    ``("mib", "")`` for ``mib``; the variant is one of :data:`REPLAY`, :data:`SYNTHETIC`, :data:`WEAK`."""
-    for variant in (REPLAY, SYNTHETIC, WEAK):
-        if variant in run_name:
-            return run_name.split(variant, 1)[0], variant
-    return run_name, ""
+    return runs.joint_weak_run_name(source, key_digest(seam.to_dict()))
 
 
 def training_key(cfg: RunConfig, step: int, run_name: str) -> dict:

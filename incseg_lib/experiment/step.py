@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset
 
-from .. import results
+from .. import results, runs
 from ..config import RunConfig, step0_name
 from ..data import eval_split, load_dataset, train_split
 from ..data.common import class_id_lut
@@ -207,7 +207,7 @@ def train_step(
             ctx, source, ckpt, train_set, dict(notebook=notebook, record=record, evaluate_now=evaluate_now)
         )
     history = _fit_step(
-        cfg, step, split, run_name, keys.recorded_name(run_name), model, data, ckpt, training, progress, print_fn
+        cfg, step, split, run_name, runs.recorded_name(run_name), model, data, ckpt, training, progress, print_fn
     )
     model.return_maps = False  # intermediate maps were for the training losses only
     rec = None
@@ -218,7 +218,7 @@ def train_step(
             model,
             split,
             val_base,
-            method=keys.recorded_name(run_name),
+            method=runs.recorded_name(run_name),
             notebook=notebook,
             history=history,
             checkpoint=ckpt,
@@ -228,7 +228,7 @@ def train_step(
             extra={
                 **data.record,
                 "step0": step0,
-                "step_protocol": cfg.step_protocol(step, keys.parse_run_name(run_name)[0]),
+                "step_protocol": cfg.step_protocol(step, runs.parse_run_name(run_name)[0]),
             },
         )
     return StepOutcome(model.eval(), split, history, rec, ckpt, cfg)
@@ -376,7 +376,7 @@ def _fit_step(
         train_set = ConcatDataset([data.train_set, data.memory])
         sampler_fn = lambda g: ReplayBatchSampler(n_new, n_mem, cfg.batch_size, share, g)  # noqa: E731
     key = keys.training_key(cfg, step, run_name)
-    options = fit_options(cfg, step, keys.parse_run_name(run_name)[0])
+    options = fit_options(cfg, step, runs.parse_run_name(run_name)[0])
     label = " ".join(
         [cfg.dataset, cfg.task] + ([] if split.is_offline else [split.setting]) + [f"step {step}", run_name]
     )
