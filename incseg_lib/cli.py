@@ -29,8 +29,7 @@ def _add_suite(sub) -> None:
     s.add_argument(
         "--dataset",
         default="",
-        choices=["", "shapes", "voc", "camvid"],
-        help="dataset for every notebook (default: the profile's)",
+        help="dataset for every notebook: a registered one, shapes, voc, camvid, ... (default: the profile's)",
     )
     s.add_argument("--data-root", default="", help="dataset folder (default: data/<dataset>)")
     s.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
@@ -102,7 +101,9 @@ def _add_step(sub) -> None:
         "notebooks' configuration and checkpoints",
     )
     t.add_argument("--profile", default="cpu", choices=PROFILE_CHOICES)
-    t.add_argument("--dataset", default="", choices=["", "shapes", "voc", "camvid"])
+    t.add_argument(
+        "--dataset", default="", help="a registered dataset: shapes, voc, camvid, ... (default: the profile's)"
+    )
     t.add_argument("--data-root", default="")
     t.add_argument("--task", required=True, help="e.g. 15-5, 15-1, 19-1, 10-1, 8-3; offline for one offline model")
     t.add_argument("--setting", default="overlapped", choices=["overlapped", "disjoint"])
@@ -140,7 +141,9 @@ def _add_data(sub) -> None:
     ck = dsub.add_parser(
         "check", help="check every file of a dataset split: exists, decodes, valid mask values and size"
     )
-    ck.add_argument("--dataset", dest="check_dataset", default="voc", choices=["voc", "camvid", "shapes"])
+    ck.add_argument(
+        "--dataset", dest="check_dataset", default="voc", help="a registered dataset: voc, camvid, shapes, ..."
+    )
     ck.add_argument("--root", required=True, help="the dataset folder")
     ck.add_argument("--split", default="", help="split(s), comma list (default: the training and evaluation lists)")
     sh = dsub.add_parser("shapes", help="generate the embedded shapes dataset")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .data import load_dataset, train_split
+from .data import dataset_names, dataset_spec, load_dataset, train_split
 from .env import default_checkpoint_root, default_data_root
 from .inversion import InversionConfig
 from .methods import CE_NORMALISATIONS, PROTOCOLS, get_method, is_method, method_spec, step0_names
@@ -24,7 +24,6 @@ from .store import key_digest
 from .tasks import base_signature, get_task
 
 PROFILES = ("demo", "smoke", "cpu", "colab", "paper")
-DATASETS = ("shapes", "voc", "camvid")
 BACKBONES = ("resnet18", "resnet50", "resnet101")
 CHOICES = {
     "optimizer": ("sgd", "sgd-mib"),
@@ -36,6 +35,24 @@ CHOICES = {
     "protocol": PROTOCOLS,
     "ce_normalisation": ("",) + CE_NORMALISATIONS,
 }
+
+
+def _check_plans(profile: str, spec, values: dict) -> None:
+    """Refuse up front a profile whose notebook plans name tasks ``spec``'s dataset does not have
+    (the demo's VOC tasks on CamVid), rather than late in a notebook.
+
+    Raises:
+        ValueError: naming the profile, the dataset, the plan and the tasks, and the way out.
+    """
+    for plan in ("incremental", "replay", "inversion", "weak"):
+        tasks = (values.get(plan) or {}).get("tasks", [])
+        missing = [t for t in tasks if t not in spec.tasks and t not in ("15-5s",)]
+        if missing:
+            raise ValueError(
+                f"profile {profile} has no plan for dataset {spec.name}: its {plan} plan trains "
+                f"{', '.join(missing)}, not a task of {spec.name} ({', '.join(sorted(spec.tasks))}); choose "
+                f"a profile that sizes {spec.name} ({', '.join(sorted(spec.profile_values)) or 'none yet'})"
+            )
 
 
 @dataclass
@@ -195,9 +212,10 @@ class RunConfig:
         values: dict[str, Any] = dict(_PROFILE_VALUES[profile])
         values["profile"] = profile
         dataset = overrides.get("dataset") or values["dataset"]
-        values.update(_DATASET_VALUES.get((profile, dataset), {}))
+        spec = dataset_spec(dataset)  # raises for an unknown dataset, naming the registered ones
+        values.update(spec.profile_values.get(profile, {}))
         # notebooks 04 and 05: one synthesis / one SEAM, on the task whose one later step adds several classes
-        one_step = "8-3" if dataset == "camvid" else "15-5"
+        one_step = spec.one_step_task
         values.setdefault(
             "inversion",
             {
@@ -216,6 +234,7 @@ class RunConfig:
             values["protocol"] = "shared"  # one lr_next for every method is the shared setting
         if overrides.get("epochs_next") and overrides.get("epochs_next_single") in (None, ""):
             values["epochs_next_single"] = 0  # an explicit epochs_next holds for every later step
+        _check_plans(profile, spec, values)
         cfg = cls(**values)
         cfg.validate()
         return cfg
@@ -228,8 +247,8 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the option and the valid choices when a value is off."""
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset={self.dataset!r} is not known; choose one of {DATASETS}")
+        if self.dataset not in dataset_names():
+            raise ValueError(f"dataset={self.dataset!r} is not known; choose one of {dataset_names()}")
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone={self.backbone!r} is not known; choose one of {BACKBONES}")
         if self.model not in MODELS:
@@ -545,66 +564,6 @@ _PROFILE_VALUES: dict[str, dict[str, Any]] = {
         },
     ),
 }
-
-# Dataset-specific values per profile (CamVid frames are 480x360, street scenes).
-_DATASET_VALUES: dict[tuple[str, str], dict[str, Any]] = {
-    ("cpu", "camvid"): dict(
-        crop_size=192,
-        batch_size=8,
-        epochs=25,
-        epochs_next=5,
-        incremental={
-            "tasks": ["8-1"],
-            "settings": ["overlapped"],
-            "methods": ["ft", "lwf", "ilt", "mib", "plop", "sdr"],
-        },
-        replay={"tasks": ["8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15], "methods": ["ft", "mib"]},
-    ),
-    ("colab", "camvid"): dict(
-        crop_size=360,
-        batch_size=16,
-        epochs=100,
-        lr=0.025,
-        incremental={
-            "tasks": ["8-3", "8-1"],
-            "settings": ["overlapped", "disjoint"],
-            "methods": ["ft", "lwf", "ilt", "ewc", "mib", "plop", "sdr"],
-        },
-        replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15, 25], "methods": ["ft", "mib"]},
-    ),
-    ("paper", "camvid"): dict(
-        crop_size=360,
-        batch_size=16,
-        epochs=100,
-        lr=0.025,
-        eval_crop=0,
-        incremental={
-            "tasks": ["8-3", "8-1"],
-            "settings": ["overlapped", "disjoint"],
-            "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "plop", "sdr"],
-        },
-        replay={
-            "tasks": ["8-3", "8-1"],
-            "settings": ["overlapped", "disjoint"],
-            "sizes": [1, 5, 15, 25, 50],
-            "methods": ["ft", "mib"],
-        },
-    ),
-    ("smoke", "voc"): dict(crop_size=96, max_train_images=64, max_val_images=32),
-    ("smoke", "camvid"): dict(
-        crop_size=96,
-        max_train_images=64,
-        max_val_images=32,
-        incremental={
-            "tasks": ["8-3", "8-1"],
-            "settings": ["overlapped"],
-            "methods": ["ft", "lwf", "ilt", "ewc", "mib"],
-        },
-        replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 4], "methods": ["ft", "mib"]},
-    ),
-    ("cpu", "shapes"): dict(crop_size=64, epochs=10),
-}
-
 
 #: Notebook 04's synthesis (:class:`~incseg_lib.inversion.InversionConfig`) sized per profile
 #: (docs/methods.md, "DeepInversion": how each was derived). smoke: every code

@@ -27,37 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import dataset_info
+from .data import dataset_info, dataset_names, dataset_spec
 from .data.common import IGNORE_INDEX, SegmentationDataset, cache_paths, read_cache, write_cache
 from .store import atomic_write_text
 
-_r = lambda a, b: list(range(a, b + 1))  # noqa: E731  inclusive range
-
-VOC_TASKS: dict[str, list[list[int]]] = {
-    "offline": [_r(0, 20)],
-    "19-1": [_r(0, 19), [20]],
-    "15-5": [_r(0, 15), _r(16, 20)],
-    "15-1": [_r(0, 15)] + [[c] for c in range(16, 21)],
-    "10-1": [_r(0, 10)] + [[c] for c in range(11, 21)],
-    "joint": [_r(0, 20)],  # Joint upper bound: every class at once (= offline for VOC)
-}
-# CamVid in incremental form: 0 = background ("not yet learned"), 1..11 = sky ... bicyclist.
-# The static scene first (sky, building, pole, road, pavement, tree, sign, fence), then the
-# moving "things" a driving model must add later (car, pedestrian, bicyclist).
-CAMVID_TASKS: dict[str, list[list[int]]] = {
-    "offline": [_r(0, 10)],  # CamVid's own 11 ids, no background (see data.camvid)
-    "8-3": [_r(0, 8), _r(9, 11)],
-    "8-1": [_r(0, 8), [9], [10], [11]],
-    "joint": [_r(0, 11)],  # Joint upper bound of 8-3 / 8-1: incremental ids, all at once
-}
-TASKS = {"voc": VOC_TASKS, "shapes": VOC_TASKS, "camvid": CAMVID_TASKS}
 ALIASES = {"15-5s": "15-1"}
 SETTINGS = ("disjoint", "overlapped")
 
 
 def task_names(dataset: str) -> list[str]:
     """Valid task names for ``dataset`` (aliases included)."""
-    names = list(TASKS[_dataset_key(dataset)])
+    names = list(_table(dataset))
     return names + [a for a, t in ALIASES.items() if t in names]
 
 
@@ -89,16 +69,15 @@ def one_class_steps(task: str) -> bool:
     ``10-1``, ``19-1``; CamVid ``8-1``), read from the protocol tables, so without a dataset;
     False for an offline or unknown task."""
     name = ALIASES.get(task, task)
-    for table in TASKS.values():
+    for table in (dataset_spec(n).tasks for n in dataset_names()):
         if name in table:
             return len(table[name]) > 1 and all(len(s) == 1 for s in table[name][1:])
     return False
 
 
-def _dataset_key(dataset: str) -> str:
-    if dataset not in TASKS:
-        raise ValueError(f"no task protocols for dataset {dataset!r}; choose one of {sorted(TASKS)}")
-    return dataset
+def _table(dataset: str) -> dict:
+    """The task table of ``dataset`` (its :class:`~incseg_lib.data.registry.DatasetSpec`)."""
+    return dataset_spec(dataset).tasks
 
 
 def get_task(dataset: str, task: str) -> list[list[int]]:
@@ -107,7 +86,7 @@ def get_task(dataset: str, task: str) -> list[list[int]]:
     Raises:
         ValueError: unknown task; the message lists the valid ones.
     """
-    table = TASKS[_dataset_key(dataset)]
+    table = _table(dataset)
     name = ALIASES.get(task, task)
     if name not in table:
         raise ValueError(f"unknown task {task!r} for {dataset}; valid tasks: {', '.join(task_names(dataset))}")

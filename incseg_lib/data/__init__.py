@@ -1,5 +1,9 @@
 """Datasets: VOC 2012, CamVid and the embedded ``shapes`` stand-in, behind one loader.
 
+Each dataset is one module that registers its :class:`~incseg_lib.data.registry.DatasetSpec`
+(classes and colours, splits, task table, how to open and fetch it, its sizes per profile);
+everything here reads the registry.
+
 >>> from incseg_lib.data import load_dataset
 >>> train = load_dataset("shapes", "train")            # generated on first use
 >>> image, mask = train[0]                              # tv_tensors.Image (3,H,W), Mask (H,W)
@@ -9,11 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..env import auto_fetch, default_data_root
-from .camvid import CAMVID_CLASSES, CAMVID_INCREMENTAL_INFO, CAMVID_INFO, camvid_dataset, fetch_camvid
+from ..env import default_data_root
+from .camvid import CAMVID_CLASSES, camvid_dataset, fetch_camvid
 from .common import IGNORE_INDEX, DatasetError, DatasetInfo, SegmentationDataset
-from .shapes import SHAPES_INFO, ensure_shapes
-from .voc import VOC_CLASSES, VOC_INFO, VOC_PALETTE, fetch_voc, resize_voc, voc_dataset
+from .registry import DatasetSpec, dataset_names, dataset_spec, register_dataset, unregister_dataset
+from .shapes import ensure_shapes
+from .voc import VOC_CLASSES, VOC_PALETTE, fetch_voc, resize_voc, voc_dataset
 
 __all__ = [
     "CAMVID_CLASSES",
@@ -22,43 +27,50 @@ __all__ = [
     "VOC_PALETTE",
     "DatasetError",
     "DatasetInfo",
+    "DatasetSpec",
     "SegmentationDataset",
     "camvid_dataset",
     "dataset_info",
+    "dataset_names",
+    "dataset_spec",
     "ensure_shapes",
     "eval_split",
     "fetch_camvid",
     "fetch_voc",
     "load_dataset",
+    "register_dataset",
     "resize_voc",
     "train_split",
+    "unregister_dataset",
     "voc_dataset",
 ]
 
 
 def train_split(dataset: str, voc_split: str = "train") -> str:
     """The training list of ``dataset``: VOC ``train``/``train_aug``, CamVid ``trainval`` (as BiSeNet)."""
-    return {"voc": voc_split, "camvid": "trainval"}.get(dataset, "train")
+    return dataset_spec(dataset).train_split(voc_split)
 
 
 def eval_split(dataset: str) -> str:
     """The split results are reported on: ``val`` (VOC, shapes), ``test`` (CamVid)."""
-    return "test" if dataset == "camvid" else "val"
+    return dataset_spec(dataset).eval_split
 
 
 def dataset_info(dataset: str, incremental: bool = True) -> DatasetInfo:
-    """Class names and palette of ``dataset`` without opening its files."""
+    """Class names and palette of ``dataset`` without opening its files (``incremental=False``: its
+    own ids, CamVid without background).
 
-    infos = {"shapes": SHAPES_INFO, "voc": VOC_INFO, "camvid": CAMVID_INCREMENTAL_INFO if incremental else CAMVID_INFO}
-    if dataset not in infos:
-        raise ValueError(f"unknown dataset {dataset!r}; choose shapes, voc or camvid")
-    return infos[dataset]
+    Raises:
+        ValueError: unknown dataset (lists the registered ones).
+    """
+    spec = dataset_spec(dataset)
+    return spec.info if incremental or spec.offline_info is None else spec.offline_info
 
 
 def load_dataset(
     dataset: str, split: str, *, root: str | Path = "", incremental: bool = True, transforms=None, max_images: int = 0
 ) -> SegmentationDataset:
-    """Open ``split`` of ``dataset`` (``shapes``, ``voc`` or ``camvid``).
+    """Open ``split`` of ``dataset`` (a registered name: ``shapes``, ``voc``, ``camvid``).
 
     Args:
         root: dataset folder; ``""`` = ``default_data_root() / dataset``. ``shapes`` is generated
@@ -69,42 +81,16 @@ def load_dataset(
     Raises:
         DatasetError: the folder or a list is missing (names the path and the fetch command).
         DownloadError: the dataset was missing, fetching was on (Colab, or ``INCSEG_FETCH=1``;
-            see :func:`~incseg_lib.config.auto_fetch`) and the download failed.
+            see :func:`~incseg_lib.env.auto_fetch`) and the download failed.
         ValueError: unknown dataset or split.
 
     A missing VOC or CamVid is downloaded into ``root`` first when
-    :func:`~incseg_lib.config.auto_fetch` says so: the official archives, checksum-verified and
+    :func:`~incseg_lib.env.auto_fetch` says so: the official archives, checksum-verified and
     resumable, with a progress bar (:func:`fetch_voc`, :func:`fetch_camvid`).
     """
+    spec = dataset_spec(dataset)
     root = Path(root).expanduser() if root else default_data_root() / dataset
-    if dataset == "shapes":
-        ds = voc_dataset(ensure_shapes(root), split, transforms)
-        ds.info = SHAPES_INFO
-    elif dataset == "voc":
-        ds = _opened(
-            lambda: voc_dataset(root, split, transforms), lambda: fetch_voc(root, aug=split == "train_aug"), "voc", root
-        )
-    elif dataset == "camvid":
-        ds = _opened(
-            lambda: camvid_dataset(root, split, background=incremental, transforms=transforms),
-            lambda: fetch_camvid(root),
-            "camvid",
-            root,
-        )
-    else:
-        raise ValueError(f"unknown dataset {dataset!r}; choose shapes, voc or camvid")
+    ds = spec.opened(root, split, incremental, transforms)
     if max_images and max_images < len(ds):
         ds = ds.subset(range(max_images))
     return ds
-
-
-def _opened(open_fn, fetch_fn, name: str, root: Path):
-    """``open_fn()``; if the dataset is missing and :func:`auto_fetch` holds, ``fetch_fn()`` then retry."""
-    try:
-        return open_fn()
-    except DatasetError:
-        if not auto_fetch():
-            raise
-    print(f"{name} is not at {root}: fetching it there (set INCSEG_FETCH=0 to stop this)")
-    fetch_fn()
-    return open_fn()

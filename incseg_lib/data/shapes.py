@@ -25,7 +25,8 @@ from PIL import Image
 
 from ..store import FULL_ERRNOS, DiskFull, _free_bytes, checkpoint_lock
 from .common import DatasetError, DatasetInfo
-from .voc import VOC_PALETTE
+from .registry import DatasetSpec, register_dataset
+from .voc import VOC_PALETTE, VOC_TASKS, voc_dataset
 
 SHAPES_VERSION = 2
 SHAPES_CLASSES = (
@@ -137,6 +138,13 @@ def _erode(m: np.ndarray) -> np.ndarray:
     return out
 
 
+def _open(root, split: str, incremental: bool, transforms):
+    """The shapes' ``split`` (generated into ``root`` on first use), in VOC's layout and ids."""
+    ds = voc_dataset(ensure_shapes(root), split, transforms)
+    ds.info = SHAPES_INFO
+    return ds
+
+
 def ensure_shapes(root: Path, *, n_train: int = 400, n_val: int = 100, size: int = 80, seed: int = 0) -> Path:
     """Generate the dataset under ``root`` if it is not there yet (seconds); return ``root``.
 
@@ -213,3 +221,18 @@ def _draw_into(tmp: Path, params: dict) -> None:
         "incseg embedded 'shapes' dataset: procedurally drawn, VOC layout, a teaching stand-in, "
         "not a benchmark. Delete this folder to regenerate it.\n"
     )
+
+
+SPEC = register_dataset(
+    DatasetSpec(
+        name="shapes",
+        label="embedded shapes",
+        info=SHAPES_INFO,
+        tasks=VOC_TASKS,  # 20 shape classes in VOC's places: VOC's protocols apply as they are
+        open=_open,
+        eval_split="val",
+        one_step_task="15-5",
+        profile_values={"cpu": dict(crop_size=64, epochs=10)},
+        source="drawn procedurally by this module (SHAPES_VERSION), generated on first use",
+    )
+)

@@ -20,6 +20,7 @@ from ..env import show_progress
 from ..store import atomic_write_text
 from .common import DatasetError, DatasetInfo, SegmentationDataset, make_lut, read_id_list
 from .download import download, extract, move_tree
+from .registry import DatasetSpec, register_dataset
 
 VOC_CLASSES = (
     "background",
@@ -62,6 +63,18 @@ def voc_colormap(n: int = 256) -> np.ndarray:
 
 VOC_PALETTE = voc_colormap()[: len(VOC_CLASSES)]
 VOC_INFO = DatasetInfo("voc", VOC_CLASSES, VOC_PALETTE, has_background=True)
+
+_r = lambda a, b: list(range(a, b + 1))  # noqa: E731  inclusive range
+#: MiB's VOC protocols (Cermelli et al., CVPR 2020, Sec. 4): ``A-B`` learns ``A`` classes at step 0,
+#: then ``B`` per step, in VOC's class order.
+VOC_TASKS: dict[str, list[list[int]]] = {
+    "offline": [_r(0, 20)],
+    "19-1": [_r(0, 19), [20]],
+    "15-5": [_r(0, 15), _r(16, 20)],
+    "15-1": [_r(0, 15)] + [[c] for c in range(16, 21)],
+    "10-1": [_r(0, 10)] + [[c] for c in range(11, 21)],
+    "joint": [_r(0, 20)],  # Joint upper bound: every class at once (= offline for VOC)
+}
 
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
 VOC_MD5 = "6cd6e144f989b92b3379bac3b3de84fd"
@@ -225,3 +238,20 @@ def resize_voc(src_root: Path, dst_root: Path, short_side: int, *, workers: int 
         for j in tqdm(jobs, desc="resizing VOC", disable=not show_progress(progress)):
             _resize_one(j)
     return dst
+
+
+SPEC = register_dataset(
+    DatasetSpec(
+        name="voc",
+        label="PASCAL VOC 2012",
+        info=VOC_INFO,
+        tasks=VOC_TASKS,
+        open=lambda root, split, incremental, transforms: voc_dataset(root, split, transforms),
+        train_split=lambda voc_split: voc_split,
+        eval_split="val",
+        fetch=lambda root, split: fetch_voc(root, aug=split == "train_aug"),
+        one_step_task="15-5",
+        profile_values={"smoke": dict(crop_size=96, max_train_images=64, max_val_images=32)},
+        source="Everingham et al., IJCV 2010; SBD masks for train_aug (Hariharan et al., ICCV 2011)",
+    )
+)
