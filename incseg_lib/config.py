@@ -19,11 +19,11 @@ from .inversion import InversionConfig
 from .methods import CE_NORMALISATIONS, PROTOCOLS, get_method, is_method, method_spec, step0_names
 from .models import DEEPLAB_BACKBONES, MODELS
 from .models.bisenet import ARCHITECTURE_VERSION
+from .profiles import INVERSION_PROFILES, PROFILE_VALUES, PROFILES, SEAM_PROFILES
 from .seam import SeamConfig
 from .store import key_digest
 from .tasks import base_signature, get_task
 
-PROFILES = ("demo", "smoke", "cpu", "colab", "paper")
 BACKBONES = ("resnet18", "resnet50", "resnet101")
 CHOICES = {
     "optimizer": ("sgd", "sgd-mib"),
@@ -209,7 +209,7 @@ class RunConfig:
         bad = sorted(set(overrides) - names)
         if bad:
             raise ValueError(f"unknown RunConfig option(s) {bad}; valid options: {sorted(names)}")
-        values: dict[str, Any] = dict(_PROFILE_VALUES[profile])
+        values: dict[str, Any] = dict(PROFILE_VALUES[profile])
         values["profile"] = profile
         dataset = overrides.get("dataset") or values["dataset"]
         spec = dataset_spec(dataset)  # raises for an unknown dataset, naming the registered ones
@@ -431,167 +431,6 @@ class RunConfig:
 
 
 _FINGERPRINTS: dict[tuple, str] = {}
-
-
-_PROFILE_VALUES: dict[str, dict[str, Any]] = {
-    # The default run: the embedded shapes, sized so the models learn within minutes on 2 CPU cores
-    # and every lesson shows beyond its run-to-run noise (incseg_lib/calibration/demo-shapes.json:
-    # each finding's gap over seeds; docs/results.md). Steps >= 1 train at lr 0.03, not MiB's 0.001:
-    # from scratch in 4 epochs the shapes' new classes are barely learned at 0.01. A step adding one
-    # class (about 40 images) trains 8 epochs: at 12, MiB's old classes after the five steps of 15-1
-    # varied from 47.7 to 76.3 over three seeds; at 8 they stay within 69.7-73.0, forgetting enough
-    # for memory and the feature-space methods to show what they keep. Notebook 03 replays on 15-1,
-    # where MiB forgets (on 15-5 it keeps nearly all); one exemplar per class already restores the
-    # old shapes, so a larger memory keeping more is not claimed (size_effect False).
-    "demo": dict(
-        dataset="shapes",
-        crop_size=64,
-        batch_size=8,
-        epochs=8,
-        epochs_next=4,
-        epochs_next_single=8,
-        lr=0.05,
-        protocol="shared",
-        lr_next=0.03,
-        num_workers=0,
-        pretrained="",
-        checkpoint_every=0,
-        grid={"backbones": ["resnet18"], "lrs": [0.05], "batch_sizes": [8]},
-        incremental={
-            "tasks": ["15-5", "15-1"],
-            "settings": ["overlapped"],
-            "methods": ["ft", "lwf", "ilt", "mib"],
-            "extra": {"15-1": ["plop", "sdr"]},
-        },
-        replay={
-            "tasks": ["15-1"],
-            "settings": ["overlapped"],
-            "sizes": [1, 5],
-            "methods": ["mib"],
-            "size_effect": False,
-        },
-    ),
-    "smoke": dict(
-        dataset="shapes",
-        crop_size=48,
-        batch_size=8,
-        epochs=2,
-        lr=0.05,
-        lr_next=0.005,
-        num_workers=0,
-        pretrained="",
-        max_train_images=64,
-        max_val_images=24,
-        checkpoint_every=0,
-        grid={"backbones": ["resnet18"], "lrs": [0.05, 0.01], "batch_sizes": [8]},
-        incremental={
-            "tasks": ["15-5", "15-1"],
-            "settings": ["overlapped"],
-            "methods": ["ft", "mib"],
-            "extra": {"15-1": ["plop", "sdr"]},
-        },
-        replay={"tasks": ["15-5"], "settings": ["overlapped"], "sizes": [1, 2], "methods": ["ft", "mib"]},
-    ),
-    "cpu": dict(
-        dataset="voc",
-        crop_size=160,
-        batch_size=8,
-        epochs=30,
-        epochs_next=10,
-        lr=0.01,
-        lr_next=0.001,
-        num_workers=2,
-        pretrained="imagenet",
-        grid={"backbones": ["resnet18"], "lrs": [0.01, 0.025], "batch_sizes": [8]},
-        incremental={
-            "tasks": ["15-5", "15-1"],
-            "settings": ["overlapped", "disjoint"],
-            "methods": ["ft", "lwf", "ilt", "mib", "plop", "sdr"],
-        },
-        replay={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "sizes": [1, 5, 15], "methods": ["ft", "mib"]},
-    ),
-    "colab": dict(
-        dataset="voc",
-        crop_size=512,
-        batch_size=16,
-        epochs=30,
-        lr=0.01,
-        lr_next=0.001,
-        num_workers=2,
-        pretrained="imagenet",
-        grid={"backbones": ["resnet18", "resnet50"], "lrs": [0.01, 0.025], "batch_sizes": [8, 16]},
-        incremental={
-            "tasks": ["15-5", "15-1"],
-            "settings": ["overlapped", "disjoint"],
-            "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "plop", "sdr"],
-        },
-        replay={
-            "tasks": ["15-5", "15-1"],
-            "settings": ["overlapped"],
-            "sizes": [1, 5, 15, 25, 50],
-            "methods": ["ft", "mib"],
-        },
-    ),
-    # MiB-faithful: Nesterov SGD with weight decay on all parameters, void trained as background,
-    # intermediate steps scored on MiB's test protocol (fcdl94/MiB run.py, dataset/voc.py).
-    "paper": dict(
-        dataset="voc",
-        voc_split="train_aug",
-        crop_size=512,
-        batch_size=24,
-        epochs=30,
-        lr=0.01,
-        optimizer="sgd-mib",
-        void_label="background",
-        eval_unseen="ignore",
-        sync_bn=True,  # MiB's argparser.py: --norm_act iabn_sync (BatchNorm synchronised across GPUs)
-        lr_next=0.001,
-        num_workers=4,
-        pretrained="imagenet",
-        eval_crop=512,
-        backbone="resnet101",
-        grid={"backbones": ["resnet50", "resnet101"], "lrs": [0.01], "batch_sizes": [24]},
-        incremental={
-            "tasks": ["19-1", "15-5", "15-1", "10-1"],
-            "settings": ["disjoint", "overlapped"],
-            "methods": ["ft", "lwf", "lwf-mc", "ilt", "ewc", "pi", "rw", "mib", "plop", "sdr"],
-        },
-        replay={
-            "tasks": ["15-5", "15-1"],
-            "settings": ["disjoint", "overlapped"],
-            "sizes": [1, 5, 15, 25, 50, 100],
-            "methods": ["ft", "mib"],
-        },
-    ),
-}
-
-#: Notebook 04's synthesis (:class:`~incseg_lib.inversion.InversionConfig`) sized per profile
-#: (docs/methods.md, "DeepInversion": how each was derived). smoke: every code
-#: path in seconds; demo: about a minute on 2 CPU cores, one image per class so that notebook 04's
-#: SMiB reuses notebook 03's one-exemplar run; cpu: the VOC subset's 15-5 memory (30 images at
-#: 160 px) within 15 minutes on 2 CPU cores; colab: VOC 15-5 (240 images at 256 px) within 30
-#: minutes on a T4 at 5% of its float16 peak (FLOPs from benchmarks/inversion_throughput.py);
-#: paper: NVlabs' own schedule (2000 + 1000 iterations at 224 px).
-INVERSION_PROFILES: dict[str, dict] = {
-    "smoke": dict(images_per_class=1, batch_size=4, resolution=48, iterations_low=2, iterations_full=2),
-    "demo": dict(images_per_class=1, batch_size=10, resolution=64, iterations_low=60, iterations_full=30),
-    "cpu": dict(images_per_class=2, batch_size=10, resolution=160, iterations_low=200, iterations_full=100),
-    "colab": dict(images_per_class=16, batch_size=48, resolution=256, iterations_low=1000, iterations_full=500),
-    "paper": dict(images_per_class=32, batch_size=64, resolution=224, iterations_low=2000, iterations_full=1000),
-}
-
-
-#: Notebook 05's SEAM (:class:`~incseg_lib.seam.SeamConfig`) sized per profile: smoke runs every code
-#: path in seconds; demo and cpu crop about the whole
-#: image (shapes: 80 px; the VOC subset's short side: 192), as SEAM's 448 crop does on VOC; colab
-#: and paper SEAM's own crop with a ResNet-50 / ResNet-101.
-SEAM_PROFILES: dict[str, dict] = {
-    "smoke": dict(epochs=1, crop_size=48, scales=(1.0,), flip=False),
-    "demo": dict(epochs=8, crop_size=80, scales=(1.0, 1.5), flip=True),
-    "cpu": dict(epochs=8, crop_size=192),
-    "colab": dict(backbone="resnet50", epochs=8, crop_size=448, init="imagenet"),
-    "paper": dict(backbone="resnet101", epochs=8, crop_size=448, init="imagenet"),
-}
 
 
 def task_methods(plan: dict, task: str) -> list[str]:

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from . import findings
-from .config import PROFILES
 from .env import provenance, runs_root, software_line
+from .profiles import PROFILES
 from .report import findings_summary, write_report
 from .store import atomic_write_json, atomic_write_text
 
