@@ -22,7 +22,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from . import findings, results
+from . import findings, results, runs
 from .env import software_line
 from .store import atomic_write_text
 
@@ -145,7 +145,7 @@ def result_tables(records: list[dict], several_datasets: bool = False) -> list[s
             k = (r["dataset"], "offline" if r.get("setting") == "offline" else r["task"], r["setting"])
             started[k] = min(started.get(k, r.get("created_ns", 0)), r.get("created_ns", 0))
         for (dataset, task, setting), recs in sorted(groups.items(), key=lambda kv: (started.get(kv[0], 0), kv[0])):
-            recs = sorted(recs, key=lambda r: results._method_rank(r["method"]))
+            recs = sorted(recs, key=lambda r: runs.run_rank(r["method"]))
             labels = row_labels(recs)
             where = f" on {html.escape(str(dataset))}" if several_datasets else ""
             how = "" if protocol == "full" else f", evaluated on {html.escape(str(protocol).replace('-', ' '))}"

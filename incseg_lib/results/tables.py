@@ -1,161 +1,16 @@
-"""The results registry: one JSON record per evaluation, under ``<run dir>/results/``.
-
-Records are written atomically and never overwritten (each gets a unique name; creating an
-existing name fails). Notebook 06 and the HTML report read them back with :func:`load`.
-"""
+"""The tables notebooks 02-06 and the report show, built from records: old / new / all / hIoU after the
+last step, mIoU per step and per class, forgetting, memory sizes, pseudo-labels, provenance."""
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import time
-import uuid
 from collections.abc import Iterable
-from pathlib import Path
 
-from . import __version__, runs
-from .config import step0_name
-from .data import dataset_info
-from .env import provenance, runs_root
-from .metrics import harmonic_iou
-from .store import create_new
-from .tasks import get_task
-
-REQUIRED = (
-    "notebook",
-    "dataset",
-    "task",
-    "setting",
-    "method",
-    "step",
-    "backbone",
-    "iou",
-    "miou_all",
-    "miou_old",
-    "miou_new",
-    "pixel_acc",
-)
-
-
-def record(run_dir: str | Path, **fields) -> Path:
-    """Append one result record to ``run_dir/results/`` and return its path.
-
-    Required fields: notebook, dataset, task, setting, method, step, backbone, iou (per-class IoU
-    by class name), miou_all, miou_old, miou_new, pixel_acc. Useful extras: config, train_seconds,
-    images_per_second, eval_images_per_second, decisions (memory layout and precision of training
-    and evaluation). Added automatically: device (if not given), ``provenance``
-    (:func:`incseg_lib.env.provenance`: incseg version and commit, Python, torch, torchvision, numpy,
-    device, threads; if not given), library version, timestamp, hostname-free platform string.
-
-    Raises:
-        ValueError: a required field is missing.
-    """
-
-    missing = [k for k in REQUIRED if k not in fields]
-    if missing:
-        raise ValueError(f"result record is missing {missing}")
-
-    rec = dict(fields)
-    rec.setdefault("device", _device_name())
-    rec.setdefault("provenance", provenance())
-    rec["version"] = __version__
-    rec["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    rec["created_ns"] = time.time_ns()  # orders records written within one second
-    rec["platform"] = f"{platform.system()} {platform.machine()} python {platform.python_version()}"
-    folder = Path(run_dir) / "results"
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = "_".join(str(rec[k]).replace("/", "-") for k in ("notebook", "dataset", "task", "setting", "method"))
-    name = f"{time.strftime('%Y%m%d-%H%M%S')}_{stem}_step{rec['step']}_{uuid.uuid4().hex[:8]}.json"
-    final = folder / name
-    create_new(final, json.dumps(rec, indent=1, sort_keys=True, default=str).encode(), what="a results record")
-    return final
-
-
-def load(run_dirs: str | Path | Iterable[str | Path]) -> list[dict]:
-    """Every record under ``run_dir/results`` (one folder or several), oldest first.
-
-    Each record gets ``_file`` (its path) and ``_run`` (its run folder's name). A file that is not
-    a readable record (truncated, edited by hand, a field of the wrong type: :func:`check_record`)
-    is skipped with a warning naming it and the field, and a run folder that does not exist is
-    named, so one bad file never stops notebook 06, the report or the findings.
-    """
-    import warnings
-
-    if isinstance(run_dirs, (str, Path)):
-        run_dirs = [run_dirs]
-    out = []
-    for rd in run_dirs:
-        if not Path(rd).is_dir():
-            warnings.warn(f"run folder {rd} does not exist; no records from it", stacklevel=2)
-            continue
-        for p in sorted((Path(rd) / "results").glob("*.json")):
-            try:
-                rec = check_record(json.loads(p.read_text()))
-            except (ValueError, OSError, UnicodeDecodeError) as e:
-                warnings.warn(f"results record {p} is unreadable ({str(e)[:100]}); skipped", stacklevel=2)
-                continue
-            rec["_file"], rec["_run"] = str(p), Path(rd).name
-            out.append(rec)
-    return sorted(out, key=lambda r: (r.get("created_ns", 0), r.get("created", ""), r["_file"]))
-
-
-_TEXT_FIELDS = ("notebook", "dataset", "task", "setting", "method", "backbone")
-_OPTIONAL_TYPES = {
-    "eval_protocol": str,
-    "checkpoint": str,
-    "config": dict,
-    "provenance": dict,
-    "variant": str,
-    "train_seconds": (int, float),
-    "created_ns": int,
-}
-
-
-def check_record(rec) -> dict:
-    """``rec`` if it has a results record's shape: an object with every :data:`REQUIRED` field, text
-    where text belongs, an integer step, mIoU and pixel accuracy numbers in [0, 1] or null, per-class
-    IoU an object, and the optional fields notebook 06 and the report read of their type or null.
-
-    Raises:
-        ValueError: naming the first field that is off and what it holds.
-    """
-    if not isinstance(rec, dict):
-        raise ValueError(f"not a record (a JSON object) but {type(rec).__name__}")
-    missing = [k for k in REQUIRED if k not in rec]
-    if missing:
-        raise ValueError(f"missing {missing}")
-    for k in _TEXT_FIELDS:
-        if not isinstance(rec[k], str):
-            raise ValueError(f"field {k} is {rec[k]!r}, not text")
-    if not isinstance(rec["step"], int) or isinstance(rec["step"], bool) or rec["step"] < 0:
-        raise ValueError(f"field step is {rec['step']!r}, not a step number")
-    for k in ("miou_all", "miou_old", "miou_new", "pixel_acc"):
-        v = rec[k]
-        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1):
-            raise ValueError(f"field {k} is {v!r}, not a number in [0, 1] or null")
-    if not isinstance(rec["iou"], dict):
-        raise ValueError(f"field iou is {type(rec['iou']).__name__}, not an object of per-class IoU")
-    if "config" in rec and not isinstance(rec["config"], dict):  # written as an object, never null
-        raise ValueError(f"field config is {rec['config']!r}, not an object")
-    for k, kind in _OPTIONAL_TYPES.items():
-        if rec.get(k) is not None and not isinstance(rec[k], kind):
-            raise ValueError(f"field {k} is {rec[k]!r}, not {getattr(kind, '__name__', 'a number')}")
-    return rec
-
-
-def find_record(records: list[dict], *, newer_than_ns: int = 0, **match) -> dict | None:
-    """The newest of ``records`` (as :func:`load` returns them) whose fields equal ``match``, or None.
-
-    ``match`` values are compared after a JSON round trip (a config dict with tuples matches its
-    stored lists). ``newer_than_ns``: ignore records created before this time (ns since the
-    epoch), e.g. before the checkpoint they evaluated was last written.
-    """
-    want = json.loads(json.dumps(match, sort_keys=True, default=str))
-    for rec in reversed(records):
-        if rec.get("created_ns", 0) >= newer_than_ns and all(rec.get(k) == v for k, v in want.items()):
-            return rec
-    return None
+from .. import runs
+from ..config import step0_name
+from ..data import dataset_info
+from ..metrics import harmonic_iou
+from .labels import display_labels, display_name, row_name, run_labels
+from .records import final_steps, latest
 
 
 def records_table(
@@ -212,158 +67,6 @@ def iou_table(records: list[dict], label_keys=("method", "task", "setting", "ste
     return df[class_order(records[0].get("dataset", ""), df.columns)] if records and len(df.columns) else df
 
 
-def _device_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-
-
-# ---------------------------------------------------------------------- incremental tables
-display_name = runs.display_name  # the field's name for a recorded run (``smib`` -> ``SMiB``)
-
-
-# ---------------------------------------------------------------------- labels a person reads
-_SKIPPED_CONFIG = {"run_dir", "data_root", "checkpoint_dir", "device", "num_workers", "profile"}
-
-
-def _describe(r: dict) -> list[tuple[str, str]]:
-    """What tells ``r`` apart from other records of its method, most telling first: ``(key, text)``."""
-    parts: list[tuple[str, str]] = []
-    rep = r.get("replay") or {}
-    if rep:
-        per_class = rep.get("mode", "per-class") == "per-class"
-        parts.append(("memory", f"{rep.get('budget')}/class" if per_class else f"{rep.get('budget')} in total"))
-        parts.append(("selection", str(rep.get("strategy", "class-balanced"))))
-        parts.append(("share", f"replay share {rep.get('share', 0.5):g}"))
-        parts.append(("old labels", "old labels kept" if rep.get("old_labels_on_new") else "new labels only"))
-    syn = (r.get("synthetic") or {}).get("settings") or {}
-    if r.get("synthetic"):
-        aggregation = syn.get("aggregation", "lse")
-        parts.append(("aggregation", "LSE" if aggregation == "lse" else aggregation))
-        parts.append(("images", f"{syn.get('images_per_class', '?')} image(s)/class"))
-        parts.append(("labels", "unlabelled" if syn.get("replay_labels") == "none" else "pseudo-labelled"))
-    seam = (r.get("weak") or {}).get("seam") or {}
-    if isinstance(seam, dict) and seam:
-        parts.append(("cams", f"{str(seam.get('cam_source', 'pcm')).upper()} labels"))
-        parts.append(("fusion", "fused with the old model" if seam.get("fuse_old", True) else "not fused"))
-        parts.append(("threshold", f"background threshold {seam.get('bg_threshold')}"))
-    backbone = str(r.get("backbone", ""))
-    parts.append(("backbone", backbone.replace("resnet", "ResNet-") if backbone.startswith("resnet") else backbone))
-    groups = {"replay": rep, "synthetic": syn, "weak": seam if isinstance(seam, dict) else {}}
-    groups["config"] = {k: v for k, v in (r.get("config") or {}).items() if k not in _SKIPPED_CONFIG}
-    for group, settings in groups.items():  # every other setting, shown only when nothing named tells apart
-        for k, v in sorted(settings.items()):
-            if isinstance(v, (int, float, str, bool)):
-                parts.append((f"{group}.{k}", f"{k.replace('_', ' ')} {f'{v:g}' if isinstance(v, float) else v}"))
-    return parts
-
-
-def display_labels(records: list[dict], *, shown_elsewhere: Iterable[str] = ()) -> list[str]:
-    """A label per record for one table or figure: the method's name (:func:`display_name`), and where
-    two records share a method what tells them apart (``SMiB (1/class)``, ``MiB+DI (scale-aware)``).
-
-    A replay run always shows its memory; other settings only when they differ between records of
-    the same method: a named setting (memory, selection, aggregation, SEAM's labels, backbone ...)
-    when the named ones tell the records apart, else every setting that differs. Internal run
-    codes (``variant``, such as ``di-1pc-60+30it-64px``) never appear. Records alike in everything
-    are numbered (``FT #1``, ``FT #2``).
-
-    Args:
-        records: results records; only ``method`` is required (``replay``, ``synthetic``, ``weak``,
-            ``backbone`` and ``config`` tell records apart).
-        shown_elsewhere: keys of :func:`_describe` the caller shows beside the label (a memory
-            column: ``("memory", "selection")``): left out of the labels, and records that differ
-            in them need not be told apart by the label.
-
-    Returns:
-        One label per record, in the order of ``records``.
-    """
-    hidden = set(shown_elsewhere)
-    described = [dict(_describe(r)) for r in records]
-    elsewhere = [tuple(str(d.get(k)) for k in sorted(hidden)) for d in described]
-    labels = []
-    for i, r in enumerate(records):
-        mine = {k: v for k, v in described[i].items() if k not in hidden}
-        same = [
-            described[j] for j, o in enumerate(records) if o["method"] == r["method"] and elsewhere[j] == elsewhere[i]
-        ]
-        differ = [k for k in mine if len({str(d.get(k)) for d in same}) > 1]
-        named = [k for k in differ if "." not in k]  # a named difference says enough; other settings if needed
-        keys = named if named and _tells_apart(same, named) else differ
-        extra = [v for k, v in mine.items() if k in keys or k == "memory"]  # a replay run always shows its memory
-        labels.append(display_name(r["method"]) + (f" ({', '.join(extra)})" if extra else ""))
-    tagged = list(zip(labels, elsewhere))
-    alike = {t for t in tagged if tagged.count(t) > 1}  # a re-run with the same settings: numbered
-    seen: dict[tuple, int] = {}
-    for i, t in enumerate(tagged):
-        if t in alike:
-            seen[t] = seen.get(t, 0) + 1
-            labels[i] = f"{labels[i]} #{seen[t]}"
-    return labels
-
-
-def _tells_apart(described: list[dict], keys: list[str]) -> bool:
-    """Whether the values of ``keys`` differ between every two of ``described``."""
-    values = [tuple(str(d.get(k)) for k in keys) for d in described]
-    return len(set(values)) == len(values)
-
-
-def run_labels(records: list[dict], *, shown_elsewhere: Iterable[str] = ()) -> list[str]:
-    """A label per record, the same for every record of one run whatever its task or step.
-
-    A run is a method with its variant (a memory, a synthetic set, SEAM's labels: ``smib`` with 1
-    and with 5 exemplars per class are two runs). Each run is labelled by :func:`display_labels`
-    of its newest record among ``records``, so a table over several tasks gets one row per run
-    (``SMiB (1/class)``), never an internal run code.
-
-    Args:
-        records: results records (``method``; ``variant`` and the fields of :func:`display_labels`).
-        shown_elsewhere: as in :func:`display_labels`.
-
-    Returns:
-        One label per record, in the order of ``records``.
-    """
-    runs = [_row_name(r) for r in records]
-    newest: dict[str, dict] = {}
-    for r, run in zip(records, runs):
-        if run not in newest or r.get("created_ns", 0) >= newest[run].get("created_ns", 0):
-            newest[run] = r
-    named = dict(zip(newest, display_labels(list(newest.values()), shown_elsewhere=shown_elsewhere)))
-    return [named[run] for run in runs]
-
-
-def _method_rank(method: str) -> tuple:
-    return runs.run_rank(method)
-
-
-def latest(
-    records: list[dict], keys=("dataset", "task", "setting", "method", "step", "backbone", "eval_protocol", "variant")
-) -> list[dict]:
-    """Keep the newest record per ``keys`` (a re-run notebook supersedes its earlier records)."""
-    out: dict = {}
-    for r in sorted(records, key=lambda r: (r.get("created_ns", 0), r.get("_file", ""))):
-        out[tuple(str(r.get(k)) for k in keys)] = r
-    return list(out.values())
-
-
-def final_steps(records: list[dict], protocol: str = "full") -> list[dict]:
-    """The newest record of each method at the last step of its task (incremental tasks only)."""
-
-    keep = []
-    for r in latest([r for r in records if r.get("eval_protocol", "full") == protocol]):
-        if r.get("setting") == "offline":
-            continue
-        try:
-            last = len(get_task(r["dataset"], r["task"])) - 1
-        except ValueError:
-            continue
-        if r["step"] == last and r["method"] != "step0":
-            keep.append(r)
-    return keep
-
-
 def record_hiou(record: dict) -> float | None:
     """A record's hIoU in [0, 1]: the harmonic mean of its old- and new-class mIoU
     (:func:`~incseg_lib.metrics.harmonic_iou`); None without both."""
@@ -389,11 +92,11 @@ def incremental_table(records: list[dict], protocol: str = "full", with_time: bo
     import pandas as pd
 
     final = final_steps(records, protocol)
-    label_of = dict(zip(map(_row_name, final), run_labels(final)))
+    label_of = dict(zip(map(row_name, final), run_labels(final)))
     rows: dict = {}
     for r in final:
         col = (r["dataset"], r["task"], r["setting"])
-        row = rows.setdefault(_row_name(r), {})
+        row = rows.setdefault(row_name(r), {})
         for part in ("old", "new", "all"):
             v = r.get(f"miou_{part}")
             row[col + (part,)] = float("nan") if v is None else round(100 * v, 1)
@@ -405,16 +108,9 @@ def incremental_table(records: list[dict], protocol: str = "full", with_time: bo
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.columns = pd.MultiIndex.from_tuples(df.columns, names=["dataset", "task", "setting", "mIoU"])
     df = df[sorted(df.columns, key=lambda c: (c[0], c[1], c[2], ["old", "new", "all", "hIoU", "train s"].index(c[3])))]
-    df = df.loc[sorted(df.index, key=_method_rank)]
+    df = df.loc[sorted(df.index, key=runs.run_rank)]
     df.index = [label_of[m] for m in df.index]
     return df
-
-
-def _row_name(r: dict) -> str:
-    """A run: a table row per method, and per memory for replay runs: ``smib`` with 1 and 5 exemplars
-    per class are two rows (``smib|1pc-class-balanced``), shown as ``SMiB (1/class)``."""
-    tagged = r.get("replay") or r.get("synthetic") or r.get("weak") or r.get("joint_weak")
-    return r["method"] + (f"|{r['variant']}" if r.get("variant") and tagged else "")
 
 
 def miou_by_step(
@@ -438,10 +134,10 @@ def miou_by_step(
     ]
     base = _step0_records(recs)
     later = [r for r in recs if r["step"] > 0]
-    label_of = dict(zip(map(_row_name, later), run_labels(later)))
+    label_of = dict(zip(map(row_name, later), run_labels(later)))
     table = {}
-    for run in sorted(label_of, key=_method_rank):
-        mine = [r for r in later if _row_name(r) == run]
+    for run in sorted(label_of, key=runs.run_rank):
+        mine = [r for r in later if row_name(r) == run]
         b = _step0_of(mine[0], base)
         row = {0: round(100 * (b[metric] or 0), 1)} if b else {}
         for r in mine:
@@ -485,7 +181,7 @@ def _final_of(records: list[dict], dataset: str, task: str, setting: str, protoc
         for r in final_steps(records, protocol)
         if r["dataset"] == dataset and r["task"] == task and r["setting"] == setting
     ]
-    return sorted(recs, key=lambda r: _method_rank(_row_name(r)))
+    return sorted(recs, key=lambda r: runs.run_rank(row_name(r)))
 
 
 def _step0_records(recs: list[dict]) -> dict[str, dict]:
@@ -541,15 +237,6 @@ def forgetting(records: list[dict], dataset: str, task: str, setting: str, proto
         rows[label] = class_forgetting({c: b[c] for c in after}, after)
     out = pd.DataFrame.from_dict(rows, orient="index")
     return (out[class_order(dataset, out.columns)].round(1) + 0.0) if len(out.columns) else out  # + 0.0: no -0.0
-
-
-def find_runs(root: str | Path = "") -> list[Path]:
-    """Run folders under ``root`` (itself included; default :func:`~incseg_lib.config.runs_root`)
-    that hold a ``results/`` folder, sorted by name."""
-
-    root = Path(root) if root else runs_root()
-    found = [p.parent for p in root.glob("**/results") if p.is_dir()]
-    return sorted(set(found))
 
 
 def memory_table(records: list[dict], protocol: str = "full"):

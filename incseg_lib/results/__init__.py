@@ -1,0 +1,61 @@
+"""The results registry: one JSON record per evaluation, under ``<run dir>/results/``.
+
+Records are written atomically and never overwritten (each gets a unique name; creating an
+existing name fails). Notebook 06 and the HTML report read them back with :func:`load`.
+
+Split by job: :mod:`.records` (write, read and check records), :mod:`.labels` (what a person
+reads: a run's name and what tells runs apart) and :mod:`.tables` (what notebooks and the report
+show).
+"""
+
+from .labels import display_labels, display_name, row_name, run_labels
+from .records import REQUIRED, check_record, final_steps, find_record, find_runs, latest, load, record
+from .tables import (
+    class_forgetting,
+    class_iou,
+    class_order,
+    forgetting,
+    hiou_percent,
+    incremental_table,
+    iou_table,
+    joint_ratio,
+    memory_table,
+    miou_by_memory,
+    miou_by_step,
+    provenance_table,
+    pseudo_label_table,
+    record_hiou,
+    records_table,
+    shown,
+)
+
+__all__ = [
+    "check_record",
+    "class_forgetting",
+    "class_iou",
+    "class_order",
+    "display_labels",
+    "display_name",
+    "final_steps",
+    "find_record",
+    "find_runs",
+    "forgetting",
+    "hiou_percent",
+    "incremental_table",
+    "iou_table",
+    "joint_ratio",
+    "latest",
+    "load",
+    "memory_table",
+    "miou_by_memory",
+    "miou_by_step",
+    "provenance_table",
+    "pseudo_label_table",
+    "record",
+    "record_hiou",
+    "records_table",
+    "REQUIRED",
+    "row_name",
+    "run_labels",
+    "shown",
+]
