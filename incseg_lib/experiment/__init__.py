@@ -10,6 +10,8 @@ The names notebooks and tests use are importable from here.
 """
 
 from ..runs import replay_method_name
+from .evaluation import evaluate_step
+from .joint import joint_step, weak_joint_step
 from .keys import (
     checkpoint_file,
     find_synthetic_memory,
@@ -37,16 +39,13 @@ from .step import (
     StepOutcome,
     base_datasets,
     build_model,
-    evaluate_step,
     fit_options,
     frozen_copy,
     grow,
     joint_config,
-    joint_step,
     load_step_model,
     step_training_set,
     train_step,
-    weak_joint_step,
 )
 from .studies import (
     check_steps,

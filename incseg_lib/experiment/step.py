@@ -23,13 +23,12 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset
 
-from .. import results, runs
+from .. import runs
 from ..config import RunConfig, step0_name
 from ..data import eval_split, load_dataset, train_split
-from ..data.common import class_id_lut
-from ..data.transforms import centre_crop_transforms, eval_transforms, train_transforms
-from ..engine import SizeGroupedBatchSampler, TrackerGroup, evaluate, fit, is_main, load_checkpoint, log_timing
-from ..env import provenance, show_progress
+from ..data.transforms import eval_transforms, train_transforms
+from ..engine import SizeGroupedBatchSampler, TrackerGroup, fit, load_checkpoint, log_timing
+from ..env import show_progress
 from ..exemplars import ReplayBatchSampler, ReplayConfig
 from ..inversion import InversionConfig
 from ..methods import Method, StepInputs, get_method, is_method, method_names, method_spec, step0_loss_fn, step0_names
@@ -40,7 +39,8 @@ from ..seam import SeamConfig
 from ..store import CorruptCheckpoint, clean_once, key_digest, quarantine
 from ..tasks import IncrementalSplit, get_task
 from . import keys
-from .sources import Source, StepContext, StepData, find_pseudo_labels, source_for
+from .evaluation import evaluate_step
+from .sources import Source, StepContext, StepData, source_for
 
 
 @dataclass
@@ -400,143 +400,6 @@ def _fit_step(
     )
 
 
-def evaluate_step(
-    cfg: RunConfig,
-    model: BiSeNet,
-    split: IncrementalSplit,
-    val_base,
-    *,
-    method: str,
-    notebook: str,
-    history: dict | None = None,
-    checkpoint: Path | None = None,
-    progress: bool = True,
-    print_fn: Callable = print,
-    record: bool = True,
-    report_as: IncrementalSplit | None = None,
-    extra: dict | None = None,
-) -> dict:
-    """Evaluate ``model`` on the validation images with the classes seen at ``split.step``.
-
-    ``cfg.eval_unseen``: ``background`` scores every validation image, unseen classes counted as
-    background; ``ignore`` is MiB's test protocol (fcdl94/MiB ``dataset/voc.py``, test split:
-    only images holding a seen class, unseen classes ignored), recorded as ``eval_unseen``.
-
-    Records one result (full images) and, if ``cfg.eval_crop``, a second one on MiB's
-    resize + centre crop (field ``eval_protocol``). Returns the full-image record.
-
-    Args:
-        report_as: record the result as this step of an incremental task (its task, setting,
-            step and old/new classes); Joint uses it to sit in the incremental tables.
-        extra: further fields for the record (e.g. the replay variant and memory size).
-    """
-    rep = report_as or split
-    # the validation files by content: a relabelled mask makes an earlier evaluation stale
-    extra = {**(extra or {}), "eval_data": val_base.content_fingerprint()}
-    protocols = [("full", eval_transforms())]
-    if cfg.eval_crop:
-        protocols.append((f"centre-crop-{cfg.eval_crop}", centre_crop_transforms(cfg.eval_crop)))
-    if record and checkpoint is not None and Path(checkpoint).is_file():
-        # a re-run reusing a finished checkpoint also reuses its evaluation (same config, same
-        # checkpoint file, recorded after the checkpoint was written): no second record, no waiting
-        prior = results.load(cfg.run_dir) if Path(cfg.run_dir).is_dir() else []  # read once for every protocol
-        found = [
-            results.find_record(
-                prior,
-                newer_than_ns=Path(checkpoint).stat().st_mtime_ns,
-                config=cfg.to_dict(),
-                checkpoint=str(checkpoint),
-                method=method,
-                task=rep.task,
-                step=rep.step,
-                eval_protocol=protocol,
-                **(extra or {}),
-            )
-            for protocol, _ in protocols
-        ]
-        if all(found):
-            print_fn(f"  eval reused from {Path(found[0]['_file']).name}: mIoU {100 * (found[0]['miou_all'] or 0):.1f}")
-            return found[0]
-    first = None
-    data = split.eval_dataset(val_base, unseen=cfg.eval_unseen, cache_dir=cfg.checkpoint_path / "splits")
-    for protocol, tf in protocols:
-        rec = _evaluate_once(
-            cfg,
-            model,
-            split,
-            rep,
-            val_base,
-            data.with_transforms(tf),
-            protocol,
-            method,
-            notebook,
-            history,
-            checkpoint,
-            progress,
-            extra,
-        )
-        images = rec.pop("_images")
-        if record and is_main():  # with several processes, rank 0 writes the record
-            rec["_file"] = str(results.record(cfg.run_dir, **rec))
-        new_txt = "" if rec["miou_new"] is None else f"  new {100 * rec['miou_new']:.1f}"
-        print_fn(
-            f"  eval ({protocol}, {images} images): mIoU {100 * (rec['miou_all'] or 0):.1f}  old "
-            f"{100 * (rec['miou_old'] or 0):.1f}{new_txt}  pixel acc {100 * (rec['pixel_acc'] or 0):.1f}"
-        )
-        first = first or rec
-    return first
-
-
-def _evaluate_once(
-    cfg, model, split, rep, val_base, data, protocol, method, notebook, history, checkpoint, progress, extra
-) -> dict:
-    """One protocol's evaluation as a results record (not yet written); ``_images`` says how many."""
-    device = cfg.torch_device()
-    order = split.class_order[: split.num_seen]
-    pos = {c: i for i, c in enumerate(order)}
-    old, new = [pos[c] for c in rep.base_classes], [pos[c] for c in rep.added_classes]
-    ev = evaluate(
-        model,
-        data,
-        split.num_seen,
-        device=device,
-        batch_size=max(1, cfg.batch_size),
-        num_workers=cfg.num_workers,
-        amp=cfg.amp,
-        progress=progress,
-        desc=f"eval {protocol}",
-    )
-    summary = ev["confusion"].summary([val_base.info.class_names[c] for c in order], old, new if new else None)
-    history = history or {}
-    return dict(
-        notebook=notebook,
-        dataset=cfg.dataset,
-        task=rep.task,
-        setting=rep.setting if not rep.is_offline else "offline",
-        method=method,
-        step=rep.step,
-        backbone=cfg.backbone,
-        lr=(extra or {}).get("step_protocol", {}).get("lr", cfg.lr_at(split.step)),
-        batch_size=cfg.batch_size,
-        eval_protocol=protocol,
-        eval_split=eval_split(cfg.dataset),
-        eval_unseen=cfg.eval_unseen,
-        config=cfg.to_dict(),
-        **summary,
-        train_seconds=history.get("train_seconds"),
-        images_per_second=history.get("images_per_second"),
-        eval_images_per_second=ev["images_per_second"],
-        eval_seconds=ev["seconds"],
-        loss_history=history.get("loss"),
-        checkpoint=str(checkpoint) if checkpoint else None,
-        provenance=provenance(str(device)),
-        decisions={"train": (history.get("decisions") or [None])[-1], "eval": ev["decisions"]},
-        _images=ev["images"],
-        **(extra or {}),
-    )
-
-
-# ---------------------------------------------------------------------- Joint
 def joint_config(cfg: RunConfig) -> RunConfig:
     """The configuration of Joint for ``cfg.task``: one step with every class, on every image.
 
@@ -547,127 +410,6 @@ def joint_config(cfg: RunConfig) -> RunConfig:
     classes = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).class_order
     task = "offline" if get_task(cfg.dataset, "offline") == [classes] else "joint"
     return cfg.replace(task=task)
-
-
-def joint_step(
-    cfg: RunConfig, *, notebook: str = "", progress: bool = True, print_fn: Callable = print, record: bool = True
-) -> StepOutcome:
-    """Joint, the upper bound: offline training on all classes of ``cfg.task`` at once.
-
-    The model is trained (or reused) once per dataset and configuration and recorded as method
-    ``joint`` at the last step of ``cfg.task`` / ``cfg.setting``, with that task's old/new classes,
-    so it sits in the same old/new/all tables as the incremental methods.
-    """
-    jcfg = joint_config(cfg)
-    out = train_step(
-        jcfg, step=0, method="offline", notebook=notebook, progress=progress, print_fn=print_fn, evaluate_now=False
-    )
-    last = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps - 1
-    target = IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
-    _, val_base = base_datasets(jcfg, out.split)
-    print_fn(f"[joint as {cfg.task} {cfg.setting}]")
-    rec = evaluate_step(
-        cfg,
-        out.model,
-        out.split,
-        val_base,
-        method="joint",
-        notebook=notebook,
-        history=out.history,
-        checkpoint=out.checkpoint,
-        progress=progress,
-        print_fn=print_fn,
-        record=record,
-        report_as=target,
-    )
-    return StepOutcome(out.model, target, out.history, rec, out.checkpoint, jcfg)
-
-
-def weak_joint_step(
-    cfg: RunConfig,
-    seam: SeamConfig,
-    *,
-    source: str = "mib",
-    notebook: str = "",
-    progress: bool = True,
-    print_fn: Callable = print,
-    record: bool = True,
-) -> StepOutcome:
-    """Joint-S, the weakly supervised upper bound of the seed project's table: Joint (offline on every
-    class of ``cfg.task`` at once) where the images of the steps >= 1 carry pseudo-labels instead of
-    masks, and every other image its mask.
-
-    The pseudo-labels are those ``source``'s weak run trained on (:func:`.sources.find_pseudo_labels`;
-    for ``mib``, SEAM's new classes fused with the old model's old classes), so Joint-S differs from
-    MiB-S only in learning every class at once; an image of a new step keeps its pseudo-label even
-    where it also belongs to an earlier step (its new-class pixels have no mask). Recorded as
-    ``joint-s`` at the last step of ``cfg.task`` (like Joint), trained as long as Joint; the
-    checkpoint is keyed by Joint's training key plus the pseudo-labels' keys.
-
-    Raises:
-        FileNotFoundError: ``source`` has not been trained on pseudo-labels yet (run its weak steps first).
-    """
-    jcfg = joint_config(cfg)
-    last = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps - 1
-    labels = {step: find_pseudo_labels(cfg, step, source, seam) for step in range(1, last + 1)}
-    masks = {n: pl.folder / "masks" / f"{n}.png" for pl in labels.values() for n in pl.manifest["ids"]}
-    split = IncrementalSplit(jcfg.dataset, jcfg.task, 0, jcfg.setting)
-    train_base, val_base = base_datasets(jcfg, split)
-    full = split.train_dataset(
-        train_base, jcfg.checkpoint_path / "splits", progress=progress, void_label=jcfg.void_label
-    )
-    keep = [i for i, n in enumerate(full.ids) if n not in masks]
-    weak_idx = [i for i, n in enumerate(train_base.ids) if n in masks]
-    weak_view = train_base.subset(weak_idx)._view(
-        mask_paths=[masks[train_base.ids[i]] for i in weak_idx],
-        raw_lut=class_id_lut(train_base.info),
-        target_lut=split.train_lut(jcfg.void_label),
-    )
-    transforms = train_transforms(jcfg.crop_size)
-    train_set = ConcatDataset([full.subset(keep).with_transforms(transforms), weak_view.with_transforms(transforms)])
-    ckpt, key = keys.joint_weak_checkpoint(jcfg, labels)
-    torch.manual_seed(jcfg.seed)
-    model = build_model(jcfg, split)
-    options = fit_options(jcfg, 0)
-    print_fn(
-        f"[{cfg.dataset} joint-s ({cfg.task} {cfg.setting})] {len(keep)} images with masks + {len(weak_idx)} "
-        f"with pseudo-labels, lr {options['lr']}, {options['epochs']} epochs"
-    )
-    history = fit(
-        model,
-        train_set,
-        **options,
-        checkpoint=ckpt,
-        key=key,
-        log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-joint-s-{key_digest(key)}",
-        progress=progress,
-        print_fn=print_fn,
-    )
-    target = IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
-    extra = {
-        "variant": seam.tag,
-        "joint_weak": {
-            "source": keys.joint_weak_run_name(source, seam),
-            "masked_images": len(keep),
-            "pseudo_images": len(weak_idx),
-        },
-    }
-    rec = evaluate_step(
-        cfg,
-        model,
-        split,
-        val_base,
-        method="joint-s",
-        notebook=notebook,
-        history=history,
-        checkpoint=ckpt,
-        progress=progress,
-        print_fn=print_fn,
-        record=record,
-        report_as=target,
-        extra=extra,
-    )
-    return StepOutcome(model.eval(), target, history, rec, ckpt, jcfg)
 
 
 def load_step_model(cfg: RunConfig, step: int, method: str) -> BiSeNet:

@@ -20,8 +20,9 @@ from ..methods import get_method, is_method, method_names
 from ..seam import SeamConfig
 from ..tasks import SETTINGS, IncrementalSplit, task_names
 from . import keys
+from .joint import joint_step, weak_joint_step
 from .sources import Replay, Synthetic, Weak, find_pseudo_labels, synthetic_memory
-from .step import StepOutcome, base_datasets, joint_step, load_step_model, train_step, weak_joint_step
+from .step import StepOutcome, base_datasets, load_step_model, train_step
 
 
 # ---------------------------------------------------------------------- plans

@@ -1,0 +1,152 @@
+"""Evaluating a step: the model on the validation images with the classes seen so far, recorded (and
+reused when the same checkpoint was already evaluated with the same configuration)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import results
+from ..config import RunConfig
+from ..data import eval_split
+from ..data.transforms import centre_crop_transforms, eval_transforms
+from ..engine import evaluate, is_main
+from ..env import provenance
+from ..models import BiSeNet
+from ..tasks import IncrementalSplit
+
+
+def evaluate_step(
+    cfg: RunConfig,
+    model: BiSeNet,
+    split: IncrementalSplit,
+    val_base,
+    *,
+    method: str,
+    notebook: str,
+    history: dict | None = None,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+    print_fn: Callable = print,
+    record: bool = True,
+    report_as: IncrementalSplit | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Evaluate ``model`` on the validation images with the classes seen at ``split.step``.
+
+    ``cfg.eval_unseen``: ``background`` scores every validation image, unseen classes counted as
+    background; ``ignore`` is MiB's test protocol (fcdl94/MiB ``dataset/voc.py``, test split:
+    only images holding a seen class, unseen classes ignored), recorded as ``eval_unseen``.
+
+    Records one result (full images) and, if ``cfg.eval_crop``, a second one on MiB's
+    resize + centre crop (field ``eval_protocol``). Returns the full-image record.
+
+    Args:
+        report_as: record the result as this step of an incremental task (its task, setting,
+            step and old/new classes); Joint uses it to sit in the incremental tables.
+        extra: further fields for the record (e.g. the replay variant and memory size).
+    """
+    rep = report_as or split
+    # the validation files by content: a relabelled mask makes an earlier evaluation stale
+    extra = {**(extra or {}), "eval_data": val_base.content_fingerprint()}
+    protocols = [("full", eval_transforms())]
+    if cfg.eval_crop:
+        protocols.append((f"centre-crop-{cfg.eval_crop}", centre_crop_transforms(cfg.eval_crop)))
+    if record and checkpoint is not None and Path(checkpoint).is_file():
+        # a re-run reusing a finished checkpoint also reuses its evaluation (same config, same
+        # checkpoint file, recorded after the checkpoint was written): no second record, no waiting
+        prior = results.load(cfg.run_dir) if Path(cfg.run_dir).is_dir() else []  # read once for every protocol
+        found = [
+            results.find_record(
+                prior,
+                newer_than_ns=Path(checkpoint).stat().st_mtime_ns,
+                config=cfg.to_dict(),
+                checkpoint=str(checkpoint),
+                method=method,
+                task=rep.task,
+                step=rep.step,
+                eval_protocol=protocol,
+                **(extra or {}),
+            )
+            for protocol, _ in protocols
+        ]
+        if all(found):
+            print_fn(f"  eval reused from {Path(found[0]['_file']).name}: mIoU {100 * (found[0]['miou_all'] or 0):.1f}")
+            return found[0]
+    first = None
+    data = split.eval_dataset(val_base, unseen=cfg.eval_unseen, cache_dir=cfg.checkpoint_path / "splits")
+    for protocol, tf in protocols:
+        rec = _evaluate_once(
+            cfg,
+            model,
+            split,
+            rep,
+            val_base,
+            data.with_transforms(tf),
+            protocol,
+            method,
+            notebook,
+            history,
+            checkpoint,
+            progress,
+            extra,
+        )
+        images = rec.pop("_images")
+        if record and is_main():  # with several processes, rank 0 writes the record
+            rec["_file"] = str(results.record(cfg.run_dir, **rec))
+        new_txt = "" if rec["miou_new"] is None else f"  new {100 * rec['miou_new']:.1f}"
+        print_fn(
+            f"  eval ({protocol}, {images} images): mIoU {100 * (rec['miou_all'] or 0):.1f}  old "
+            f"{100 * (rec['miou_old'] or 0):.1f}{new_txt}  pixel acc {100 * (rec['pixel_acc'] or 0):.1f}"
+        )
+        first = first or rec
+    return first
+
+
+def _evaluate_once(
+    cfg, model, split, rep, val_base, data, protocol, method, notebook, history, checkpoint, progress, extra
+) -> dict:
+    """One protocol's evaluation as a results record (not yet written); ``_images`` says how many."""
+    device = cfg.torch_device()
+    order = split.class_order[: split.num_seen]
+    pos = {c: i for i, c in enumerate(order)}
+    old, new = [pos[c] for c in rep.base_classes], [pos[c] for c in rep.added_classes]
+    ev = evaluate(
+        model,
+        data,
+        split.num_seen,
+        device=device,
+        batch_size=max(1, cfg.batch_size),
+        num_workers=cfg.num_workers,
+        amp=cfg.amp,
+        progress=progress,
+        desc=f"eval {protocol}",
+    )
+    summary = ev["confusion"].summary([val_base.info.class_names[c] for c in order], old, new if new else None)
+    history = history or {}
+    return dict(
+        notebook=notebook,
+        dataset=cfg.dataset,
+        task=rep.task,
+        setting=rep.setting if not rep.is_offline else "offline",
+        method=method,
+        step=rep.step,
+        backbone=cfg.backbone,
+        lr=(extra or {}).get("step_protocol", {}).get("lr", cfg.lr_at(split.step)),
+        batch_size=cfg.batch_size,
+        eval_protocol=protocol,
+        eval_split=eval_split(cfg.dataset),
+        eval_unseen=cfg.eval_unseen,
+        config=cfg.to_dict(),
+        **summary,
+        train_seconds=history.get("train_seconds"),
+        images_per_second=history.get("images_per_second"),
+        eval_images_per_second=ev["images_per_second"],
+        eval_seconds=ev["seconds"],
+        loss_history=history.get("loss"),
+        checkpoint=str(checkpoint) if checkpoint else None,
+        provenance=provenance(str(device)),
+        decisions={"train": (history.get("decisions") or [None])[-1], "eval": ev["decisions"]},
+        _images=ev["images"],
+        **(extra or {}),
+    )
