@@ -17,7 +17,8 @@ from .device import (
     is_main,
 )
 from .evaluate import SizeGroupedBatchSampler, evaluate, predict
-from .fit import OPTIMIZERS, Penalty, Tracker, TrackerGroup, fit, log_timing, make_optimizer, poly_lr
+from .fit import OPTIMIZERS, fit, log_timing, make_optimizer, poly_lr
+from .hooks import Penalty, Tracker, TrackerGroup
 
 __all__ = [
     "AMP_MODES",

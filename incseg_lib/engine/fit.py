@@ -8,7 +8,6 @@ uninterrupted one (on CPU; cuDNN kernels may differ in the last bits on GPU).
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import math
@@ -19,7 +18,6 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from torch import nn
@@ -31,6 +29,8 @@ from ..losses import bisenet_loss
 from ..store import CorruptCheckpoint, checkpoint_lock, quarantine
 from .checkpoints import load_checkpoint, save_checkpoint
 from .device import Accel, RankSlice, _barrier, accel, decisions, distributed
+from .hooks import Penalty, Tracker
+from .tensorboard import tensorboard_writer
 
 
 def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
@@ -227,7 +227,7 @@ def fit(
             epochs=epochs,
             iters_per_epoch=iters_per_epoch,
             total_iters=epochs * iters_per_epoch,
-            writer=_writer(log_dir) if rank == 0 else None,
+            writer=tensorboard_writer(log_dir) if rank == 0 else None,
             sync_every=sync_every,
             history=history,
         )
@@ -495,62 +495,6 @@ def _save_when_due(
     return stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs
 
 
-class Tracker(Protocol):
-    """What :func:`fit` calls on a tracker: state that follows training (EWC/PI/RW importance,
-    :class:`~incseg_lib.regularizers.ImportanceTracker`; SDR's prototypes,
-    :class:`~incseg_lib.sdr.PrototypeMemory`) and is saved and resumed with the checkpoint."""
-
-    def start_epoch(self) -> None:
-        """An epoch begins."""
-
-    def capture_gradients(self) -> None:
-        """The task loss's gradients are in ``.grad`` (unscaled), before the penalty's are added."""
-
-    def after_step(self, skipped: bool = False) -> None:
-        """The optimiser stepped (``skipped``: the grad scaler skipped it)."""
-
-    def save(self, epoch: int, final: bool) -> None:
-        """Write the state after ``epoch`` epochs (``final``: training is over)."""
-
-    def resume(self, epoch: int) -> bool:
-        """Load the state saved after ``epoch`` epochs; False if there is none to resume."""
-
-
-class Penalty(Protocol):
-    """What :func:`fit` adds to the loss of every batch: ``model -> weighted scalar`` (float32),
-    e.g. :class:`~incseg_lib.regularizers.ParameterPenalty`."""
-
-    def __call__(self, model: nn.Module) -> torch.Tensor:
-        """The weighted penalty of ``model``'s parameters."""
-
-
-class TrackerGroup:
-    """Several trackers given to :func:`fit` as one (e.g. EWC/PI/RW importance and SDR's prototypes):
-    every call goes to each of them, in order; ``resume`` is True only when all resumed."""
-
-    def __init__(self, trackers: list):
-        self.trackers = list(trackers)
-
-    def start_epoch(self) -> None:
-        for t in self.trackers:
-            t.start_epoch()
-
-    def capture_gradients(self) -> None:
-        for t in self.trackers:
-            t.capture_gradients()
-
-    def after_step(self, skipped: bool = False) -> None:
-        for t in self.trackers:
-            t.after_step(skipped=skipped)
-
-    def save(self, epoch: int, final: bool) -> None:
-        for t in self.trackers:
-            t.save(epoch, final=final)
-
-    def resume(self, epoch: int) -> bool:
-        return all([t.resume(epoch) for t in self.trackers])  # a list: every tracker tries to resume
-
-
 def log_timing(phase: str, seconds: float, **info) -> None:
     """Append ``{phase, seconds, time, pid, ...}`` as a JSON line to ``$INCSEG_TIMING_LOG`` if set
     (``benchmarks/suite_overhead.py`` splits a suite's wall time with it); otherwise nothing."""
@@ -584,53 +528,3 @@ def _finish_history(history: dict, resumed_from) -> dict:
     out["images_per_second"] = (sum(out.get("images", [])) / out["train_seconds"]) if out["train_seconds"] else None
     out["resumed_from"] = resumed_from
     return out
-
-
-class _TensorBoard:
-    """TensorBoard's ``SummaryWriter`` that never stops training: a log folder that cannot be made
-    or written (a full disk, a read-only run folder) turns the logging off with one warning naming
-    the folder; the curves then come only from the history in the records."""
-
-    def __init__(self, log_dir):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.log_dir, self.writer = str(log_dir), None
-        try:
-            self.writer = SummaryWriter(self.log_dir)
-        except OSError as e:
-            self._off(e)
-
-    def _off(self, e: OSError) -> None:
-        import warnings
-
-        warnings.warn(
-            f"TensorBoard is off for this step: its folder {self.log_dir} cannot be written "
-            f"({e.strerror or e}); training goes on and its losses are kept in the record",
-            stacklevel=3,
-        )
-        if self.writer is not None:
-            with contextlib.suppress(Exception):
-                self.writer.close()
-        self.writer = None
-
-    def _call(self, name: str, *args) -> None:
-        if self.writer is None:
-            return
-        try:
-            getattr(self.writer, name)(*args)
-        except OSError as e:
-            self._off(e)
-
-    def add_scalar(self, *args) -> None:
-        self._call("add_scalar", *args)
-
-    def flush(self) -> None:
-        self._call("flush")
-
-    def close(self) -> None:
-        self._call("close")
-        self.writer = None
-
-
-def _writer(log_dir):
-    return None if log_dir is None else _TensorBoard(log_dir)
