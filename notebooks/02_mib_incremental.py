@@ -420,8 +420,9 @@ found = findings.check(
 #
 # * At every new step the old classes are labelled background: FT learns that they are background.
 # * Distillation (LwF, ILT) and weight penalties (EWC, PI, RW) slow forgetting but still treat the
-#   background label as truth; MiB's unbiased losses remove that contradiction at no extra cost per
-#   iteration. PLOP and SDR constrain the features instead of (or besides) the outputs.
+#   background label as truth; MiB's unbiased losses remove that contradiction with nothing stored
+#   but the old model, as LwF (the table's train times say what each step cost here). PLOP and SDR
+#   constrain the features instead of (or besides) the outputs.
 # * Joint, trained on everything at once, is the ceiling; MiB all / Joint all says how close
 #   incremental learning gets.
 #

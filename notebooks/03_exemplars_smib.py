@@ -230,7 +230,7 @@ found = findings.check(
 # %% [markdown]
 # ## What to take away
 #
-# * A handful of real images per class is a cheap memory: the sizes in the table above are a few MB.
+# * A handful of real images per class is a small memory: the table above gives its size in MB.
 # * Rehearsal and MiB's unbiased losses act on different things (the input and the loss), so they
 #   can add up; whether they do in this run is below.
 # * Keep the protocol honest: exemplars from the step they were learned, old labels only on them.

@@ -267,7 +267,8 @@ found = findings.check(
 #
 # * Image-level labels localise the new classes only as well as the classifier has learned them:
 #   CAMs find the discriminative parts, PCM spreads them, the background score decides the extent.
-#   SEAM itself starts from ImageNet weights; here the classifier learns from scratch.
+#   SEAM itself starts from ImageNet weights; without them (the demo, smoke and cpu profiles) it
+#   starts from the step-0 model's ResNet (`seam_init`), so it sees only what step 0 learned.
 # * The old model supplies what the image-level labels cannot: where the old classes are (fusion).
 # * The step's method still matters as it does with masks: MiB-S against FT-S below.
 #

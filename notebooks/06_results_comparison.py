@@ -141,6 +141,17 @@ results.records_table(offline) if offline else print("no offline record")
 viewer = viz.results_viewer(records, images=range(gallery_images), device=cfg.torch_device(), data_root=data_root)
 
 # %% [markdown]
+# ## What to take away
+#
+# Read from the table above (every record of the runs read here; Joint is the ceiling, not a
+# candidate):
+
+# %%
+from IPython.display import Markdown
+
+Markdown("\n".join(f"* {line}" for line in results.comparison_lines(table)) or "No incremental record to compare.")
+
+# %% [markdown]
 # ## Exercises
 #
 # **1 · Old, new and all.** Every table of the suite reports three means of the per-class IoU after

@@ -235,3 +235,17 @@ def test_run_incremental_records_every_step_and_retrains_nothing(tmp_path, shape
 def test_joint_ratio():
     recs = [_rec("mib", 1, 0.5, 0.2, 0.4), _rec("joint", 1, 0.62, 0.5, 0.5)]
     assert results.joint_ratio(results.incremental_table(recs)) == {"voc 15-5 overlapped": 0.8}
+
+
+def test_comparison_lines_name_the_best_run_per_task_and_its_share_of_joint():
+    recs = [
+        _rec("step0", 0, 0.6, None, 0.6),
+        _rec("mib", 1, 0.5, 0.2, 0.4),
+        _rec("ft", 1, 0.1, 0.3, 0.15),
+        _rec("lwf", 1, 0.55, 0.1, 0.38),
+        _rec("joint", 1, 0.62, 0.5, 0.8),
+    ]
+    (line,) = results.comparison_lines(results.incremental_table(recs))
+    assert line.startswith("voc 15-5 overlapped: highest on all classes MiB (40.0), on old LwF (55.0)")
+    assert "on hIoU MiB" in line and "Joint 80.0" in line and "reaches 50% of it" in line
+    assert results.comparison_lines(results.incremental_table([])) == []

@@ -334,6 +334,34 @@ def joint_ratio(table, method: str = "MiB") -> dict:
     return out
 
 
+def comparison_lines(table) -> list[str]:
+    """Notebook 06's take-away, read from :func:`incremental_table`: per (dataset, task, setting),
+    which incremental method ends highest on all classes, on the old classes and on hIoU after the
+    last step, and how close the best comes to Joint. Joint and the step-0 rows are not candidates."""
+    lines = []
+    groups = sorted({c[:3] for c in table.columns})
+    for group in groups:
+        part = {
+            c[3]: table[c].drop(index=["Joint", "Joint-S"], errors="ignore").dropna()
+            for c in table.columns
+            if c[:3] == group
+        }
+        if part.get("all") is None or part["all"].empty:
+            continue
+        best = {
+            k: (part[k].idxmax(), float(part[k].max()))
+            for k in ("all", "old", "hIoU")
+            if k in part and not part[k].empty
+        }
+        text = f"{' '.join(group)}: highest on all classes {best['all'][0]} ({best['all'][1]:.1f})"
+        text += "".join(f", on {k} {best[k][0]} ({best[k][1]:.1f})" for k in ("old", "hIoU") if k in best)
+        joint = table.get(group + ("all",), {}).get("Joint") if "Joint" in table.index else None
+        if joint is not None and joint == joint and joint > 0:
+            text += f"; Joint {joint:.1f}, so the best incremental run reaches {best['all'][1] / joint:.0%} of it"
+        lines.append(text + ".")
+    return lines
+
+
 def pseudo_label_table(records: list[dict]):
     """Pseudo-label quality of every SEAM run (records with ``weak``): mIoU (%) of each variant against
     the masks it replaces (``cam``, ``pcm``, ``pcm+fuse``, ``chance``), new-class and background IoU.
