@@ -89,7 +89,8 @@ pi_estimator: str = ""  # PI's importance: mib (MiB's code) or zenke (Zenke et a
 # %%
 from incseg_lib import results, viz
 from incseg_lib.config import parse_list, task_methods
-from incseg_lib.experiment import example_images, open_notebook, run_study, step_predictions, study_plan, task_overview
+from incseg_lib.experiment import TrainingLog, example_images, open_notebook, run_study, step_predictions, study_plan
+from incseg_lib.experiment import task_overview
 from incseg_lib.tasks import first_new_class, get_task
 
 cfg = open_notebook("02_mib_incremental", globals())  # the parameters above, the run folder, the seed
@@ -193,7 +194,9 @@ print(
 # and the step above again: the cell after it compares the two.
 
 # %%
-records = run_study(cfg, plan, notebook="02_mib_incremental", joint=joint)
+log = TrainingLog(cfg, "02_mib_incremental")  # one line per epoch goes to a file, not here
+records = run_study(cfg, plan, notebook="02_mib_incremental", joint=joint, print_fn=log)
+print("every epoch's losses are in", log.path)
 study = results.find_record(records, method=name, task=one.task, setting=one.setting, step=1, eval_protocol="full")
 if study is None:
     print(f"the study did not train {results.display_name(name)} on {one.task}: nothing to compare")
@@ -218,6 +221,22 @@ results.shown(table)
 # %%
 print("MiB all / Joint all:", results.joint_ratio(table))
 fig = viz.comparison_bars(table)
+
+# %% [markdown]
+# ## What each method trained on
+#
+# Each method's loss, term by term, per epoch through the steps (dotted lines between steps), and
+# the old / new / all mIoU after each step: a distillation term that grows step after step, or a
+# total that does not come down within a step, is read here rather than in a log.
+
+# %%
+for task in plan["tasks"]:
+    for setting in plan["settings"]:
+        curves = results.training_curves(records, cfg.dataset, task, setting)
+        if curves:
+            fig = viz.training_curves(
+                curves, title=f"{cfg.dataset} {task} {setting}: loss terms per epoch, mIoU after each step"
+            )
 
 # %% [markdown]
 # ## Background shift, step by step

@@ -339,3 +339,24 @@ def test_static_viewer_names_the_method_with_its_memory(monkeypatch, widgets):
     assert title.startswith("SMiB (5/class) on voc 15-1 overlapped, after step 5")  # the newest record
     assert "mIoU" in title and "%" in title
     _check_common(fig)
+
+
+def test_training_curves_label_every_panel_and_term():
+    curves = {
+        "MiB": {
+            "epochs": [1, 2, 3, 4],
+            "steps": [1, 1, 2, 2],
+            "step_ids": [1, 2],
+            "terms": {"loss": [3.0, 2.0, 2.5, 1.5], "ukd": [0.2, 0.3, 0.25, 0.2]},
+            "miou": {"old": [50.0, 40.0], "new": [20.0, 10.0], "all": [40.0, 30.0]},
+        }
+    }
+    fig = viz.training_curves(curves, title="shapes 15-1: loss terms and mIoU")
+    top, bottom = fig.axes[0], fig.axes[1]
+    assert fig._suptitle.get_text() == "shapes 15-1: loss terms and mIoU" and top.get_title() == "MiB"
+    assert top.get_ylabel() and top.get_xlabel() and bottom.get_ylabel() == "mIoU (%)"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"total", "unbiased distillation", "old classes (step 0)", "new classes", "all classes"} <= set(labels)
+    assert all("10^" not in t.get_text() for t in top.get_yticklabels())  # plain numbers on the log axis
+    with pytest.raises(ValueError, match="no incremental records"):
+        viz.training_curves({})

@@ -249,3 +249,20 @@ def test_comparison_lines_name_the_best_run_per_task_and_its_share_of_joint():
     assert line.startswith("voc 15-5 overlapped: highest on all classes MiB (40.0), on old LwF (55.0)")
     assert "on hIoU MiB" in line and "Joint 80.0" in line and "reaches 50% of it" in line
     assert results.comparison_lines(results.incremental_table([])) == []
+
+
+def test_training_curves_run_the_epochs_through_the_steps_with_every_logged_term():
+    recs = [
+        _rec("mib", 1, 0.5, 0.2, 0.4, task="15-1", loss_history=[3.0, 2.0], loss_terms={"principal": [1.0, 0.5]}),
+        _rec("mib", 2, 0.4, 0.1, 0.3, task="15-1", loss_history=[2.5, 1.5], loss_terms={"ukd": [0.2, 0.3]}),
+        _rec("ft", 1, 0.1, 0.3, 0.15, task="15-1", loss_history=[4.0]),
+        _rec("joint", 1, 0.62, 0.5, 0.6, task="15-1", loss_history=[1.0]),
+    ]
+    curves = results.training_curves(recs, "voc", "15-1", "overlapped")
+    assert list(curves) == ["FT", "MiB"]  # the field's order; Joint is not an incremental run
+    mib = curves["MiB"]
+    assert mib["epochs"] == [1, 2, 3, 4] and mib["steps"] == [1, 1, 2, 2] and mib["step_ids"] == [1, 2]
+    assert mib["terms"]["loss"] == [3.0, 2.0, 2.5, 1.5]
+    assert mib["terms"]["principal"][:2] == [1.0, 0.5] and all(math.isnan(v) for v in mib["terms"]["principal"][2:])
+    assert all(math.isnan(v) for v in mib["terms"]["ukd"][:2]) and mib["terms"]["ukd"][2:] == [0.2, 0.3]
+    assert mib["miou"]["all"] == [40.0, 30.0]

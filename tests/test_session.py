@@ -44,3 +44,28 @@ def test_a_bad_value_names_the_option():
         open_notebook("02_x", dict(profile="demo", epochs="many"), print_fn=lambda *a: None)
     with pytest.raises(ValueError, match="profile"):
         open_notebook("02_x", dict(profile="huge"), print_fn=lambda *a: None)
+
+
+def test_training_log_keeps_epoch_lines_in_its_file(tmp_path):
+    from incseg_lib.config import RunConfig
+    from incseg_lib.experiment import TrainingLog
+
+    cfg = RunConfig.from_profile("smoke", run_dir=str(tmp_path))
+    said = []
+    log = TrainingLog(cfg, "02_x", print_fn=said.append)
+    log("[shapes 15-5 step 1 mib] resnet18, 40 training images")
+    log("epoch 1/2  loss 1.2345  lr 5.00e-03")
+    log("  eval (full, 4 images): mIoU 3.0")
+    assert said == ["[shapes 15-5 step 1 mib] resnet18, 40 training images", "  eval (full, 4 images): mIoU 3.0"]
+    assert log.path.read_text().splitlines()[1] == "epoch 1/2  loss 1.2345  lr 5.00e-03"
+
+
+def test_training_log_prints_everything_when_its_folder_cannot_be_written(tmp_path):
+    from incseg_lib.config import RunConfig
+    from incseg_lib.experiment import TrainingLog
+
+    (tmp_path / "logs").write_text("a file where the folder should be")
+    said = []
+    log = TrainingLog(RunConfig.from_profile("smoke", run_dir=str(tmp_path)), "02_x", print_fn=said.append)
+    log("epoch 1/2  loss 1.0")
+    assert "cannot be written" in said[0] and said[1] == "epoch 1/2  loss 1.0"

@@ -21,7 +21,7 @@ from .keys import (
     synthetic_run_name,
     weak_run_name,
 )
-from .session import notebook_overrides, open_notebook
+from .session import TrainingLog, notebook_overrides, open_notebook
 from .sources import (
     Masks,
     Replay,
@@ -89,6 +89,7 @@ from .views import (
 )
 
 __all__ = [
+    "TrainingLog",
     "notebook_overrides",
     "open_notebook",
     "fit_options",

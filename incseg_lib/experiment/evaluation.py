@@ -144,6 +144,8 @@ def _evaluate_once(
         eval_images_per_second=ev["images_per_second"],
         eval_seconds=ev["seconds"],
         loss_history=history.get("loss"),
+        # each term of the method's loss per epoch, as fit logged it (the training-curve figures)
+        loss_terms={k[len("loss_") :]: v for k, v in history.items() if k.startswith("loss_") and v} or None,
         checkpoint=str(checkpoint) if checkpoint else None,
         provenance=provenance(str(device)),
         decisions={"train": (history.get("decisions") or [None])[-1], "eval": ev["decisions"]},

@@ -52,3 +52,35 @@ def open_notebook(notebook: str, parameters: Mapping, print_fn: Callable = print
         f"{cfg.torch_device()}; results in {cfg.run_dir}"
     )
     return cfg
+
+
+class TrainingLog:
+    """A ``print_fn`` for long studies: every line goes to ``<run dir>/logs/<notebook>.log``; only the
+    lines a reader follows (each step's header, its evaluation, warnings) are printed, not one per
+    epoch, which the training-curve figures show instead (:func:`~incseg_lib.viz.training_curves`).
+
+    A log folder that cannot be written (read-only, full) prints everything instead, once said.
+    """
+
+    def __init__(self, cfg: RunConfig, notebook: str, print_fn: Callable = print):
+        from pathlib import Path
+
+        self.path = Path(cfg.run_dir) / "logs" / f"{notebook}.log"
+        self.print_fn, self.file = print_fn, None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = self.path.open("a", encoding="utf-8")  # a log grows line by line; each is flushed
+        except OSError as e:
+            print_fn(f"the training log cannot be written to {self.path} ({e.strerror or e}); printing it here")
+
+    def __call__(self, *parts) -> None:
+        line = " ".join(str(p) for p in parts)
+        if self.file is not None:
+            try:
+                self.file.write(line + "\n")
+                self.file.flush()
+            except OSError as e:
+                self.file = None
+                self.print_fn(f"the training log stopped at {self.path} ({e.strerror or e}); printing it here")
+        if self.file is None or not line.lstrip().startswith("epoch "):
+            self.print_fn(line)

@@ -28,6 +28,7 @@ from .tables import (
     record_hiou,
     records_table,
     shown,
+    training_curves,
 )
 
 __all__ = [
@@ -60,4 +61,5 @@ __all__ = [
     "row_name",
     "run_labels",
     "shown",
+    "training_curves",
 ]

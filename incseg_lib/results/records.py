@@ -104,6 +104,8 @@ _OPTIONAL_TYPES = {
     "variant": str,
     "train_seconds": (int, float),
     "created_ns": int,
+    "loss_history": list,
+    "loss_terms": dict,
 }
 
 

@@ -147,6 +147,45 @@ def miou_by_step(
     return pd.DataFrame.from_dict(table, orient="index").sort_index(axis=1)
 
 
+def training_curves(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full") -> dict:
+    """What each run of ``task`` / ``setting`` trained on, step by step (Joint and step 0 left out):
+    ``{label: {"epochs": [1, 2, ...], "terms": {term: [loss per epoch]}, "steps": [1, 1, 2, ...],
+    "miou": {"old": [...], "new": [...], "all": [...]} (%, after each step 1..T)}}``, the epochs
+    numbered through the steps. Records written before each term was kept give their total only
+    (``loss``). Runs are in the field's order, labelled by :func:`run_labels`."""
+    recs = [
+        r
+        for r in latest(records)
+        if (r["dataset"], r["task"], r["setting"]) == (dataset, task, setting)
+        and r.get("eval_protocol", "full") == protocol
+        and r["step"] > 0
+        and r["method"] != "joint"
+    ]
+    label_of = dict(zip(map(row_name, recs), run_labels(recs)))
+    out = {}
+    for run in sorted(label_of, key=runs.run_rank):
+        mine = sorted((r for r in recs if row_name(r) == run), key=lambda r: r["step"])
+        curves = {"epochs": [], "terms": {}, "steps": [], "miou": {"old": [], "new": [], "all": []}, "step_ids": []}
+        for r in mine:
+            terms = dict(r.get("loss_terms") or {})
+            terms = {"loss": r.get("loss_history") or [], **terms}
+            n = len(terms["loss"])
+            start = len(curves["epochs"])
+            for name, values in terms.items():
+                series = curves["terms"].setdefault(name, [float("nan")] * start)
+                series += [float(v) for v in values[:n]] + [float("nan")] * (n - len(values[:n]))
+            for series in curves["terms"].values():  # a term this step did not log
+                series += [float("nan")] * (start + n - len(series))
+            curves["epochs"] += list(range(start + 1, start + n + 1))
+            curves["steps"] += [r["step"]] * n
+            curves["step_ids"].append(r["step"])
+            for part in ("old", "new", "all"):
+                v = r.get(f"miou_{part}")
+                curves["miou"][part].append(float("nan") if v is None else 100 * v)
+        out[label_of[run]] = curves
+    return out
+
+
 def class_order(dataset: str, names) -> list[str]:
     """``names`` sorted by class id (records store their per-class IoU by name, keys sorted by JSON)."""
 
@@ -357,7 +396,12 @@ def comparison_lines(table) -> list[str]:
         text += "".join(f", on {k} {best[k][0]} ({best[k][1]:.1f})" for k in ("old", "hIoU") if k in best)
         joint = table.get(group + ("all",), {}).get("Joint") if "Joint" in table.index else None
         if joint is not None and joint == joint and joint > 0:
-            text += f"; Joint {joint:.1f}, so the best incremental run reaches {best['all'][1] / joint:.0%} of it"
+            ratio = best["all"][1] / joint
+            text += (
+                f"; Joint {joint:.1f}, so the best incremental run reaches {ratio:.0%} of it"
+                if ratio <= 1
+                else f"; above Joint ({joint:.1f}): Joint trained too little to be the ceiling here"
+            )
         lines.append(text + ".")
     return lines
 

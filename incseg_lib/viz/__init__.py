@@ -16,7 +16,7 @@ from .inversion import (
     transfer_bars,
 )
 from .memory import exemplar_gallery, memory_curves
-from .steps import comparison_bars, iou_heatmap, predictions_over_steps, step_curves
+from .steps import comparison_bars, iou_heatmap, predictions_over_steps, step_curves, training_curves
 from .viewer import results_viewer
 from .weak import seam_gallery, threshold_sweep
 
@@ -45,5 +45,6 @@ __all__ = [
     "step_curves",
     "synthetic_gallery",
     "threshold_sweep",
+    "training_curves",
     "transfer_bars",
 ]

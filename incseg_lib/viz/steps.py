@@ -79,6 +79,91 @@ def step_curves(frame, title: str = "mIoU of all seen classes after each step"):
     return fig
 
 
+#: How each logged loss term is shown (the terms :meth:`~incseg_lib.methods.Method.loss_fn` and
+#: :func:`~incseg_lib.engine.fit` log; anything else under its own name).
+TERM_LABELS = {
+    "loss": "total",
+    "principal": "classification (final head)",
+    "aux": "classification (auxiliary heads)",
+    "kd": "distillation",
+    "ukd": "unbiased distillation",
+    "bce_kd": "BCE distillation",
+    "feature": "feature distillation",
+    "pod": "Local POD",
+    "prototypes": "prototype matching",
+    "sparsity": "sparsification",
+    "attraction": "attraction",
+    "repulsion": "repulsion",
+    "penalty": "parameter penalty",
+}
+
+
+def training_curves(curves: dict, title: str = ""):
+    """Small multiples of what each run trained on (:func:`results.training_curves`): top row, every
+    loss term per epoch through the steps (log scale; dotted lines between steps; ``task``, the
+    total without a penalty, left out); bottom row, old / new / all mIoU (%) after each step.
+    One column per run, at most four per row of panels."""
+    import math
+
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    names = list(curves)
+    if not names:
+        raise ValueError("no incremental records to draw training curves from")
+    cols = min(4, len(names))
+    blocks = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(
+        2 * blocks,
+        cols,
+        figsize=(3.4 * cols, 4.6 * blocks),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 2] * blocks},
+        layout="constrained",
+    )
+    terms = sorted({t for c in curves.values() for t in c["terms"] if t != "task"}, key=lambda t: (t != "loss", t))
+    colour = {t: ("black" if t == "loss" else plt.cm.tab10(i % 10)) for i, t in enumerate(terms)}
+    for k, name in enumerate(names):
+        c = curves[name]
+        top, bottom = axes[2 * (k // cols), k % cols], axes[2 * (k // cols) + 1, k % cols]
+        for t in terms:
+            values = c["terms"].get(t)
+            if values and any(v == v and v > 0 for v in values):
+                top.plot(c["epochs"], values, color=colour[t], lw=2 if t == "loss" else 1, label=TERM_LABELS.get(t, t))
+        top.set_yscale("log")
+        shown = [v for t in terms for v in (c["terms"].get(t) or []) if v == v and v > 0]
+        wide = bool(shown) and max(shown) / min(shown) > 100  # over two decades: one tick per decade
+        top.yaxis.set_major_locator(LogLocator(subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+        top.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.5, 1, 2: not 5x10^-1
+        top.yaxis.set_minor_formatter(NullFormatter())
+        for i in range(1, len(c["steps"])):
+            if c["steps"][i] != c["steps"][i - 1]:
+                top.axvline(c["epochs"][i] - 0.5, color="grey", ls=":", lw=0.8)
+        top.set_title(name, fontsize=9)
+        top.set_xlabel("epoch (through the steps)", fontsize=8)
+        top.set_ylabel("training loss per epoch", fontsize=8)
+        for part, style in (("old", "s-"), ("new", "^-"), ("all", "o-")):
+            bottom.plot(c["step_ids"], c["miou"][part], style, ms=4, label=PART_LABELS[part])
+        bottom.set_ylim(0, 100)
+        bottom.set_xticks(c["step_ids"])
+        bottom.set_xlabel("after step", fontsize=8)
+        bottom.set_ylabel("mIoU (%)", fontsize=8)
+        for ax in (top, bottom):
+            ax.tick_params(labelsize=8)
+            ax.grid(alpha=0.3)
+    for k in range(len(names), blocks * cols):
+        axes[2 * (k // cols), k % cols].axis("off")
+        axes[2 * (k // cols) + 1, k % cols].axis("off")
+    handles = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.suptitle(title or "What each method trained on: its loss terms per epoch and mIoU after each step", fontsize=10)
+    ncol = max(2, min(5, cols + 1, len(handles)))
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
+    return fig
+
+
 def _cell_text(v: float, decimals: int = 0) -> str:
     """A heat map cell's number: ``decimals`` places, NaN empty, never ``-0``."""
     if v != v:
