@@ -237,6 +237,7 @@ for task in plan["tasks"]:
             fig = viz.training_curves(
                 curves, title=f"{cfg.dataset} {task} {setting}: loss terms per epoch, mIoU after each step"
             )
+            print(viz.training_reading(curves))
 
 # %% [markdown]
 # ## Background shift, step by step
@@ -306,7 +307,9 @@ from incseg_lib.experiment import latent_projection, pod_profiles
 
 feature_methods = [m for m in ("plop", "sdr") if m in task_methods(plan, long_task)]
 if "plop" in feature_methods:
-    fig = viz.pod_profiles(pod_profiles(example_cfg, ["mib", "plop"], example_images(example_cfg, 1)[0]))
+    pod = pod_profiles(example_cfg, ["mib", "plop"], example_images(example_cfg, 1)[0])
+    fig = viz.pod_profiles(pod)
+    print(viz.pod_reading(pod))
 if "sdr" in feature_methods:
     fig = viz.latent_space(latent_projection(example_cfg, "sdr"))
 

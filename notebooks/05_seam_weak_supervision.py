@@ -176,7 +176,9 @@ pd.DataFrame(outcomes["per_class"]).T.rename_axis("new class")
 results.pseudo_label_table(records)
 
 # %%
-fig = viz.threshold_sweep(labels.sweep(), chosen=seam.bg_threshold)
+sweep = labels.sweep()
+fig = viz.threshold_sweep(sweep, chosen=seam.bg_threshold)
+print(viz.sweep_reading(sweep))
 best_score, best_miou = labels.best_threshold(seam.cam_source)
 print(f"best background score (with masks, teaching only): {best_score:.2f} -> mIoU {best_miou:.1f}")
 

@@ -360,3 +360,51 @@ def test_training_curves_label_every_panel_and_term():
     assert all("10^" not in t.get_text() for t in top.get_yticklabels())  # plain numbers on the log axis
     with pytest.raises(ValueError, match="no incremental records"):
         viz.training_curves({})
+
+
+def test_readings_say_when_a_figure_contradicts_the_mechanism():
+    """The cases a reader met unremarked: PLOP further from the old model than MiB, PCM below CAM,
+    images without the BN term transferring better, a step whose loss rose."""
+    pod = {"distance": {"step 0": 0.0, "mib": 91.0, "plop": 247.0}}
+    assert "the opposite of what Local POD exists to do" in viz.pod_reading(
+        pod
+    ) and "247 against 91" in viz.pod_reading(pod)
+    pod["distance"]["plop"] = 40.0
+    assert "stay closer to the old model's than MiB's" in viz.pod_reading(pod)
+
+    sweep = [
+        {"source": s, "threshold": t, "miou": m} for t in (0.2, 0.3, 0.4) for s, m in (("cam", 40 + t), ("pcm", 30 + t))
+    ]
+    text = viz.sweep_reading(sweep)
+    assert "above CAM's at 0 of 3" in text and "opposite of what PCM is for" in text
+    sweep = [dict(r, miou=r["miou"] + (20 if r["source"] == "pcm" else 0)) for r in sweep]
+    assert "at 3 of 3" in viz.sweep_reading(sweep) and "opposite" not in viz.sweep_reading(sweep)
+
+    curves = {
+        "PLOP": {"terms": {"loss": [330.0, 320.0, 320.0, 347.0]}, "steps": [2, 2, 3, 3], "step_ids": [2, 3]},
+        "MiB": {"terms": {"loss": [2.0, 1.0, 2.0, 1.5]}, "steps": [2, 2, 3, 3], "step_ids": [2, 3]},
+    }
+    assert viz.training_reading(curves).startswith(
+        "What this figure shows: the total loss did not come down within PLOP step 3 (320 to 347)"
+    )
+    curves.pop("PLOP")
+    assert "came down" in viz.training_reading(curves)
+
+
+def test_transfer_description_says_when_the_bn_term_did_not_help():
+    from incseg_lib.experiment import describe_transfer
+
+    def result(hit, n):
+        return {"overall": {"recognised": hit, "images": n, "rate": hit / n}, "per_class": {1: {"rate": hit / n}}}
+
+    checks = {
+        "class_names": ["background", "disc"],
+        "models": ["inverted", "independent"],
+        "memories": {
+            "lse synthesis": {"inverted": result(15, 15), "independent": result(9, 15)},
+            "lse synthesis, no BN term": {"inverted": result(15, 15), "independent": result(15, 15)},
+        },
+    }
+    text = describe_transfer(checks)
+    assert "Without the BN-statistics term the independent model recognises more images (15/15 against 9/15 with it)" in text
+    assert "the opposite of DeepInversion's finding" in text

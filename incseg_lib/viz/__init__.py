@@ -5,7 +5,7 @@ viewer), :mod:`.memory` (exemplars, 03), :mod:`.inversion` (DeepInversion, 04) a
 (SEAM, 05). Each draws data that :mod:`incseg_lib.experiment` computes; none trains."""
 
 from .common import IGNORE_COLOUR, class_legend, colorize, gallery, iou_bars, loss_curves, show_samples
-from .features import latent_space, pod_profiles
+from .features import latent_space, pod_profiles, pod_reading
 from .inversion import (
     inversion_emergence,
     inversion_losses,
@@ -16,9 +16,9 @@ from .inversion import (
     transfer_bars,
 )
 from .memory import exemplar_gallery, memory_curves
-from .steps import comparison_bars, iou_heatmap, predictions_over_steps, step_curves, training_curves
+from .steps import comparison_bars, iou_heatmap, predictions_over_steps, step_curves, training_curves, training_reading
 from .viewer import results_viewer
-from .weak import seam_gallery, threshold_sweep
+from .weak import seam_gallery, sweep_reading, threshold_sweep
 
 __all__ = [
     "IGNORE_COLOUR",
@@ -37,14 +37,17 @@ __all__ = [
     "object_size_histogram",
     "outcome_text",
     "pod_profiles",
+    "pod_reading",
     "predictions_over_steps",
     "results_viewer",
     "scale_examples",
     "seam_gallery",
     "show_samples",
     "step_curves",
+    "sweep_reading",
     "synthetic_gallery",
     "threshold_sweep",
     "training_curves",
+    "training_reading",
     "transfer_bars",
 ]

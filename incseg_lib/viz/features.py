@@ -66,3 +66,30 @@ def latent_space(data: dict, title: str = ""):
     fig.suptitle(title or "SDR's latent space: pixel features (dots) and class prototypes (stars)")
     fig.tight_layout(rect=(0, 0.06 + 0.03 * (len(handles) // 8), 1, 1))
     return fig
+
+
+def pod_reading(data: dict) -> str:
+    """What :func:`pod_profiles`'s figure shows, from the same data: which method's map stays closest
+    to the old model's (POD distance), and whether PLOP, whose Local POD distils exactly these pooled
+    profiles, keeps it closer than the others, as it is meant to; said plainly when it does not."""
+    dist = {m: d for m, d in data["distance"].items() if m != "step 0"}
+    if not dist:
+        return "What this figure shows: the old model's profiles only (no method after the last step)."
+    shown = ", ".join(f"{display_name(m)} {d:.0f}" for m, d in sorted(dist.items(), key=lambda kv: kv[1]))
+    line = f"What this figure shows: POD distance to the old model's map after the last step: {shown}."
+    others = {m: d for m, d in dist.items() if m != "plop"}
+    if "plop" in dist and others:
+        rival = min(others, key=others.get)
+        if dist["plop"] < others[rival]:
+            line += (
+                f" PLOP's features stay closer to the old model's than {display_name(rival)}'s, as Local POD "
+                "(which distils these pooled profiles) is meant to keep them."
+            )
+        else:
+            line += (
+                f" PLOP's features are further from the old model's than {display_name(rival)}'s "
+                f"({dist['plop']:.0f} against {others[rival]:.0f}): the opposite of what Local POD exists to do. "
+                "On this image and run PLOP did not keep the layout it distils; its training curves show "
+                "whether its POD term came down within each step."
+            )
+    return line

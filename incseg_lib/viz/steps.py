@@ -286,3 +286,24 @@ def comparison_bars(table, title: str = "mIoU after the last step, per task"):
     fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+def training_reading(curves: dict) -> str:
+    """What :func:`training_curves`'s figure shows, from the same data: whether every step's total
+    loss came down from its first epoch to its last, naming the steps where it did not (a rising
+    total within a step is a schedule or balance problem worth a look, not noise to scroll past)."""
+    rising = []
+    for name, c in curves.items():
+        total = c["terms"].get("loss", [])
+        for step in c["step_ids"]:
+            values = [v for v, s in zip(total, c["steps"]) if s == step and v == v]
+            if len(values) > 1 and values[-1] >= values[0]:
+                rising.append(f"{name} step {step} ({values[0]:.3g} to {values[-1]:.3g})")
+    if not rising:
+        return "What this figure shows: within every step of every method the total loss came down."
+    return (
+        "What this figure shows: the total loss did not come down within "
+        + ", ".join(rising)
+        + "; the other steps' did. A step whose loss does not decrease trained at a rate or a balance of "
+        "terms that does not suit it: read its terms above."
+    )

@@ -121,3 +121,33 @@ def threshold_sweep(
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def sweep_reading(sweep: Sequence[dict]) -> str:
+    """What :func:`threshold_sweep`'s figure shows, from the same rows: at how many background scores
+    the pseudo-labels after PCM beat CAM's, and each one's best; said plainly when PCM, which SEAM
+    adds to spread each class's activation over its object, scores below CAM.
+
+    Raises:
+        ValueError: a sweep without both sources.
+    """
+    by = {}
+    for row in sweep:
+        by.setdefault(row["source"], {})[round(float(row["threshold"]), 4)] = float(row["miou"])
+    if "pcm" not in by or "cam" not in by:
+        raise ValueError("the sweep needs both sources, cam and pcm")
+    common = sorted(set(by["pcm"]) & set(by["cam"]))
+    above = sum(by["pcm"][t] > by["cam"][t] for t in common)
+    best = {s: max(by[s].items(), key=lambda kv: kv[1]) for s in ("pcm", "cam")}
+    line = (
+        f"What this figure shows: after PCM the pseudo-labels score above CAM's at {above} of {len(common)} "
+        f"background scores (best: CAM + PCM {best['pcm'][1]:.1f} at {best['pcm'][0]:g}, CAM "
+        f"{best['cam'][1]:.1f} at {best['cam'][0]:g})."
+    )
+    if above * 2 < len(common):
+        line += (
+            " That is the opposite of what PCM is for (spreading each class's activation over its whole "
+            "object): on these images its spread costs more than it adds, so the CAMs alone make the "
+            "better labels."
+        )
+    return line
