@@ -453,5 +453,5 @@ found = findings.check(
 # %%
 from incseg_lib.methods import method_names
 
-discussed = [*method_names(), "joint"]  # every registered method, and the ceiling
+discussed = [*method_names(ablations=False), "joint"]  # the field's methods (not ablations), the ceiling
 findings.takeaways(found, extra=[findings.trained_line(records, "02_mib_incremental", discussed)])

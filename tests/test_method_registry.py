@@ -68,6 +68,7 @@ def test_shipped_methods_declare_their_identity():
         built = get_method(name)
         assert built.name == name and built.step0 == spec.step0 == step0_name(name)
     assert methods_of("feature space") == ("plop", "sdr", "sdr-only")
+    assert method_names(ablations=False)[-2:] == ("plop", "sdr")  # sdr-only ablates sdr
     assert methods_of("output distillation") == ("lwf", "lwf-mc", "ilt")
     assert step0_names() == ("step0", "step0-bce") and step0_label("step0-bce") == "step 0 (BCE)"
 

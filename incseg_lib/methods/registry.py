@@ -52,6 +52,9 @@ class MethodSpec:
         step0_label: that step 0's display label (for a family of its own).
         step0_loss: ``aux_weight -> loss_fn(model, images, target, outputs)`` for a step 0 of its own.
         source: the paper and the official code the method follows.
+        ablation_of: the method this one ablates (``sdr-only``: ``sdr`` without MiB's losses), or
+            ``""``; an ablation trains and shows like any method, and lessons that list the field's
+            methods leave it out.
     """
 
     name: str
@@ -66,6 +69,7 @@ class MethodSpec:
     step0_label: str = ""
     step0_loss: Callable | None = None
     source: str = ""
+    ablation_of: str = ""
 
     def __post_init__(self):
         if not self.name or any(c in self.name for c in "|/ ") or self.name != self.name.lower():
@@ -114,9 +118,11 @@ def unregister(name: str) -> None:
         STEP0_LABELS.pop(spec.step0, None)
 
 
-def method_names() -> tuple[str, ...]:
-    """Every registered method's name, in table order."""
-    return tuple(s.name for s in sorted(_REGISTRY.values(), key=lambda s: (s.order, s.name)))
+def method_names(*, ablations: bool = True) -> tuple[str, ...]:
+    """Every registered method's name, in table order (without ``ablations``: those that are not an
+    ablation of another, :attr:`MethodSpec.ablation_of`)."""
+    specs = sorted(_REGISTRY.values(), key=lambda s: (s.order, s.name))
+    return tuple(s.name for s in specs if ablations or not s.ablation_of)
 
 
 def is_method(name: str) -> bool:

@@ -132,5 +132,6 @@ LATENT_ONLY = register(
         protocol=PROTOCOL,
         family="feature space",
         source=_SOURCE,
+        ablation_of="sdr",
     )
 )
