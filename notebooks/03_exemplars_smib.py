@@ -128,6 +128,30 @@ name = results.display_name(replay_method_name(key[2]))  # the method with memor
 fig = viz.exemplar_gallery(memory, train, title=f"{key[0]} {key[1]}, {name} ({key[3]}/class) after the last step")
 
 # %% [markdown]
+# ## One batch, by hand
+#
+# Rehearsal changes only what a batch holds. `ReplayBatchSampler` puts `round(share x batch size)`
+# stored images in every batch beside the step's new images (indices past the new images are the
+# memory's); an epoch is one pass over the new images, the memory cycles. The first batch of the
+# last step, with a memory of this size:
+
+# %%
+import torch
+
+from incseg_lib.exemplars import ReplayBatchSampler
+from incseg_lib.experiment import step_training_set
+from incseg_lib.tasks import IncrementalSplit
+
+task_cfg = cfg.replace(task=key[0], setting=key[1])
+last = IncrementalSplit(task_cfg.dataset, task_cfg.task, 0, task_cfg.setting).num_steps - 1
+new_images = step_training_set(task_cfg, IncrementalSplit(task_cfg.dataset, task_cfg.task, last, task_cfg.setting))
+sampler = ReplayBatchSampler(len(new_images), len(memory), cfg.batch_size, share, torch.Generator().manual_seed(0))
+batch = next(iter(sampler))
+n = len(new_images)
+print(f"{len(sampler)} batches per epoch over {n} new images and {len(memory)} stored ones; the first batch:")
+print("  new images:", [i for i in batch if i < n], "| from memory:", [i - n for i in batch if i >= n])
+
+# %% [markdown]
 # ## mIoU against memory size
 #
 # One figure per task: the old, new and all mIoU after the last step against the memory sizes that
