@@ -22,6 +22,9 @@ from PIL import Image
 
 from ..env import cache_folders, show_progress
 from ..store import CorruptFile, atomic_save_npy, atomic_write_text, read_side_file
+from .colours import DISPLAY_COLOURS, VOID_COLOUR, WHITE_BACKGROUND_CLASS, WHITE_COLOURS, cie_lab, colour_distance
+
+__all__ = ["VOID_COLOUR", "cie_lab", "colour_distance"]  # re-exported: figures and tests read them here too
 
 IGNORE_INDEX = 255
 
@@ -45,55 +48,6 @@ def make_lut(mapping: dict[int, int], *, default: int | None = None) -> np.ndarr
     for raw, cls in mapping.items():
         lut[raw] = cls
     return lut
-
-
-# Figure colours of the classes (background stays black, void cream): picked greedily, each the
-# candidate farthest (CIE76 Delta E) from void and those already picked, out of Kelly's 22 colours
-# of maximum contrast (Kelly 1965, "Twenty-two colors of maximum contrast") and web colours with
-# lightness L* >= 45, so every class stands out on the black background (VOC's (0, 64, 0) has
-# L* 22 and reads as black) and every pair, void included, is at least 25 Delta E apart.
-DISPLAY_COLOURS = np.array(
-    [
-        (255, 0, 255),
-        (220, 20, 60),
-        (30, 144, 255),
-        (0, 255, 127),
-        (246, 166, 0),
-        (0, 136, 86),
-        (141, 182, 0),
-        (230, 143, 172),
-        (186, 85, 211),
-        (0, 206, 209),
-        (161, 202, 241),
-        (255, 127, 80),
-        (132, 132, 130),
-        (255, 255, 102),
-        (255, 105, 180),
-        (70, 130, 180),
-        (179, 68, 108),
-        (255, 208, 224),
-        (123, 104, 238),
-        (107, 142, 35),
-    ],
-    dtype=np.uint8,
-)
-VOID_COLOUR = (224, 224, 192)  # VOC's cream for void (255)
-
-
-def cie_lab(rgb) -> np.ndarray:
-    """sRGB (``(..., 3)`` uint8 or 0-255 numbers, D65) -> CIELAB ``(..., 3)`` (L* 0-100)."""
-    c = np.asarray(rgb, dtype=np.float64) / 255
-    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
-    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
-    xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
-
-
-def colour_distance(a, b) -> np.ndarray:
-    """CIE76 colour difference Delta E*ab between sRGB colours ``a`` and ``b`` (broadcast ``(..., 3)``);
-    about 2.3 is just noticeable, above 20 two flat patches read as different colours."""
-    return np.linalg.norm(cie_lab(a) - cie_lab(b), axis=-1)
 
 
 @dataclass(frozen=True)
@@ -131,6 +85,21 @@ class DatasetInfo:
             raise ValueError(f"{self.name}: {n} classes but only {len(DISPLAY_COLOURS)} display colours")
         head = [np.zeros((1, 3), np.uint8)] if self.has_background else []
         return np.concatenate(head + [DISPLAY_COLOURS[:n]])
+
+    @property
+    def white_palette(self) -> np.ndarray:
+        """``(num_classes, 3)`` uint8 RGB colours for marks on a white background (scatter points,
+        lines): background dark grey, the classes :data:`WHITE_COLOURS` in id order. Masks drawn on
+        black use :attr:`display_palette`.
+
+        Raises:
+            ValueError: more classes than colours.
+        """
+        n = self.num_classes - int(self.has_background)
+        if n > len(WHITE_COLOURS):
+            raise ValueError(f"{self.name}: {n} classes but only {len(WHITE_COLOURS)} colours for white backgrounds")
+        head = [np.array([WHITE_BACKGROUND_CLASS], np.uint8)] if self.has_background else []
+        return np.concatenate(head + [WHITE_COLOURS[:n]])
 
 
 class SegmentationDataset(torch.utils.data.Dataset):

@@ -62,7 +62,7 @@ def latent_space(data: dict, title: str = ""):
     np.atleast_1d(axes)[0].set_ylabel("second principal axis")
     handles = [Line2D([], [], marker="o", ls="", color=palette[c], label=names[c]) for c in classes]
     handles.append(Line2D([], [], marker="*", ls="", color="w", markeredgecolor="k", ms=12, label="prototype"))
-    fig.legend(handles=handles, loc="lower center", ncol=min(8, len(handles)), fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=min(8, len(handles)), fontsize=9, frameon=False)
     fig.suptitle(title or "SDR's latent space: pixel features (dots) and class prototypes (stars)")
     fig.tight_layout(rect=(0, 0.06 + 0.03 * (len(handles) // 8), 1, 1))
     return fig
