@@ -15,16 +15,19 @@ MathML when the page is made (``latex2mathml``), which browsers draw themselves.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
+import sys
+import tempfile
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from . import findings, results, runs
-from .env import software_line
-from .store import atomic_write_text
+from .env import default_home, software_line
+from .store import atomic_write_bytes, atomic_write_text
 
 # What a finding's status looks like: (text colour, background).
 STATUS_STYLE = {
@@ -34,6 +37,12 @@ STATUS_STYLE = {
     findings.NO_DATA: ("#444", "#e8e8e8"),
 }
 MIOU_PARTS = ("old", "new", "all")
+# A notebook cell tagged REPORT_TAG gives its figures (and the lines printed under them) to the top of
+# index.html, in notebook order: notebook 02's prediction after each step, notebook 06's galleries.
+REPORT_TAG = "report"
+# Cells a reader of a finished run does not need on its page: Colab's install cell and the parameters
+# (papermill's injected cell holds this machine's paths; the headline names the profile).
+HIDDEN_TAGS = ("setup", "parameters", "injected-parameters")
 
 
 def findings_summary(found: list) -> str:
@@ -211,6 +220,9 @@ math { font-size: 1.05em; font-family: "STIX Two Math", "Latin Modern Math", "Ca
 math[display="block"] { margin: 0.6em 0; }
 .incseg-tex { font-family: var(--jp-code-font-family); background: #f4f4f4; }
 .incseg-nav { max-width: 1100px; margin: 0.5em auto; font-family: var(--jp-ui-font-family); font-size: 14px; }
+/* figures at their own size (100 dpi: 7-pt text is 9.7 px); a wide one scrolls instead of shrinking */
+.jp-RenderedImage { overflow-x: auto; }
+.jp-RenderedImage img { max-width: none; }
 </style>
 {%- endblock extra_css -%}
 {%- block body_header -%}
@@ -269,11 +281,99 @@ def _exporter():
             )
             return MarkdownWithMath(renderer=renderer).render(source)
 
+    from traitlets.config import Config
+
+    config = Config({"TagRemovePreprocessor": {"enabled": True, "remove_cell_tags": list(HIDDEN_TAGS)}})
     return OfflineHTMLExporter(
+        config=config,
         template_name="lab",
         template_file=_TEMPLATE_NAME,
         extra_loaders=[jinja2.DictLoader({_TEMPLATE_NAME: _TEMPLATE})],
     )
+
+
+# ---------------------------------------------------------------------- what a page may not show
+def private_paths(run_dir: Path) -> list[tuple[str, str]]:
+    """``(absolute path, what the report writes instead)`` for the folders of this machine a page can
+    mention (the run folder, ``$INCSEG_HOME``, the Python environment, the temporary folder, the
+    home folder), longest first so that the most specific one is replaced."""
+    places = {
+        run_dir: "<run>",
+        run_dir.resolve(): "<run>",
+        default_home(): "$INCSEG_HOME",
+        Path(sys.prefix): "<python>",
+        Path(sys.base_prefix): "<python>",
+        Path(tempfile.gettempdir()): "<tmp>",
+        Path.home(): "~",
+    }
+    out = {str(Path(p).absolute()): name for p, name in places.items() if str(p) not in ("", "/", ".")}
+    return sorted(out.items(), key=lambda kv: -len(kv[0]))
+
+
+def public(text: str, paths: list[tuple[str, str]], escaped: bool = True) -> str:
+    """``text`` with every path of :func:`private_paths` replaced by its name (HTML-escaped when
+    ``escaped``): a report moves to another machine, and this one's folders mean nothing there."""
+    for path, name in paths:
+        text = text.replace(path, html.escape(name) if escaped else name)
+    return text
+
+
+_HREF = re.compile(r'(href|src)="([^"#?][^"]*)"')
+
+
+def dangling_links(page: str, folder: Path) -> list[str]:
+    """The relative links and sources of ``page`` (a page of ``folder``) that name no file there."""
+    out = []
+    for _, target in _HREF.findall(page):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I) or target.startswith("/"):
+            continue  # http:, https:, mailto:, data: ... and absolute paths (no page writes those)
+        if not (folder / urllib.parse.unquote(target.split("#")[0])).exists():
+            out.append(target)
+    return out
+
+
+# ---------------------------------------------------------------------- the figures that open the report
+def report_figures(notebook: Path) -> list[dict]:
+    """The figures of ``notebook``'s cells tagged :data:`REPORT_TAG`, in order: ``{"suffix": ".png"
+    or ".svg", "data": bytes, "text": what the cell printed after the figure (its reading)}``."""
+    try:
+        cells = json.loads(Path(notebook).read_text()).get("cells", [])
+    except (OSError, ValueError):
+        return []
+    found: list[dict] = []
+    for cell in cells:
+        if REPORT_TAG not in cell.get("metadata", {}).get("tags", []):
+            continue
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/png" in data:
+                raw = "".join(data["image/png"]) if isinstance(data["image/png"], list) else data["image/png"]
+                found.append({"suffix": ".png", "data": base64.b64decode(raw), "text": ""})
+            elif "image/svg+xml" in data:
+                svg = data["image/svg+xml"]
+                found.append({"suffix": ".svg", "data": "".join(svg).encode(), "text": ""})
+            elif out.get("output_type") == "stream" and found:
+                found[-1]["text"] += "".join(out.get("text", ""))
+    return found
+
+
+def figures_section(run_dir: Path, rep: Path, notebooks: list[Path], titles: dict[str, str]) -> str:
+    """The report's first pictures: every :func:`report_figures` of ``notebooks``, written to
+    ``report/figures/`` and shown with the lines printed under them and a link to their notebook's page."""
+    paths = private_paths(run_dir)
+    parts = []
+    for nb in notebooks:
+        for k, fig in enumerate(report_figures(nb)):
+            name = f"figures/{nb.stem}-{k + 1}{fig['suffix']}"
+            atomic_write_bytes(rep / name, fig["data"], what="the report")
+            title = html.escape(titles.get(nb.stem, nb.stem))
+            text = html.escape(public(fig["text"].strip(), paths, escaped=False))
+            parts.append(
+                f'<figure><img src="{urllib.parse.quote(name)}" alt="a figure of {title}">'
+                f'<figcaption>{text + "<br>" if text else ""}<span class="muted">From '
+                f'<a href="{urllib.parse.quote(nb.stem)}.html">{title}</a>.</span></figcaption></figure>'
+            )
+    return "".join(parts)
 
 
 def notebook_title(path: Path) -> str:
@@ -304,6 +404,8 @@ th, td { border: 1px solid #d4d4d4; padding: 3px 8px; text-align: right; vertica
 th { background: #f3f3f3; } .l { text-align: left; } tbody tr:nth-child(even) { background: #fafafa; }
 .st { padding: 1px 6px; border-radius: 3px; white-space: nowrap; font-weight: 600; }
 ul.nbs { padding-left: 1.2em; } ul.nbs li { margin: 0.15em 0; }
+figure { margin: 0.8em 0 1.6em; overflow-x: auto; } figure img { max-width: none; display: block; }
+figcaption { font-size: 14px; margin-top: 0.3em; max-width: 900px; }
 """
 
 
@@ -391,16 +493,19 @@ def write_report(run_dir: str | Path) -> Path:
     pages: dict[str, str] = {}  # notebook stem -> its page, or why there is none
     titles: dict[str, str] = {}
     exporter = None
-    for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
+    paths = private_paths(run_dir)
+    executed = sorted((run_dir / "notebooks").glob("*.ipynb"))
+    for nb in executed:
         exporter = exporter or _exporter()
         titles[nb.stem] = notebook_title(nb)
         try:
             body, _ = exporter.from_filename(str(nb))
         except Exception as e:  # noqa: BLE001  one unreadable notebook must not cost the whole report
-            pages[nb.stem] = f"not converted: {type(e).__name__}: {e}"[:300]
+            pages[nb.stem] = public(f"not converted: {type(e).__name__}: {e}"[:300], paths, escaped=False)
             continue
-        atomic_write_text(rep / f"{nb.stem}.html", body, what="the report")
+        atomic_write_text(rep / f"{nb.stem}.html", public(body, paths), what="the report")
         pages[nb.stem] = f"{nb.stem}.html"
+    pictures = figures_section(run_dir, rep, executed, titles)
 
     recs = results.load(run_dir)
     by_notebook = records_by_notebook(recs)
@@ -448,21 +553,21 @@ def write_report(run_dir: str | Path) -> Path:
         "step 0 (background included), <i>new</i> over the classes added later, <i>all</i> over every class. "
         "Each model is listed once, under the notebook that trained it (later notebooks re-evaluate it as "
         "a reference); training is the time of its last step.</p>"
+        '<p class="muted">Folders of the machine that ran it are written &lt;run&gt; (this run\'s folder), '
+        "$INCSEG_HOME (data and checkpoints), &lt;python&gt;, &lt;tmp&gt; and ~ (the home folder).</p>"
     )
     title = f"incseg run {html.escape(run_dir.name)}"
     index = rep / "index.html"
-    atomic_write_text(
-        index,
-        f"""<!doctype html>
+    page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title><style>{_CSS}</style></head><body>
 <h1>{title}</h1>
 {_headline(run_dir, suite, recs, found, metas)}
+{"<h2>At a glance</h2>" + pictures if pictures else ""}
 <h2>Notebooks</h2><ul class="nbs">{"".join(toc) or "<li>none ran</li>"}</ul>
 {intro if (found or recs) else "<p>No results recorded.</p>"}
 {"".join(sections)}
 </body></html>
-""",
-        what="the report",
-    )
+"""
+    atomic_write_text(index, public(page, paths), what="the report")
     return index

@@ -245,7 +245,7 @@ for task in plan["tasks"]:
 # The same validation images, predicted after each step. Watch the old classes: FT turns them
 # into background or into the newest class; MiB keeps them while adding the new ones.
 
-# %%
+# %% tags=["report"]
 shown = [m for m in ("ft", "mib") if m in plan["methods"]] or plan["methods"][:2]
 long_task = max(plan["tasks"], key=lambda t: len(get_task(cfg.dataset, t)))  # the most steps
 example_cfg = cfg.replace(task=long_task, setting=plan["settings"][0])

@@ -277,3 +277,61 @@ def test_markup_planted_in_any_record_field_is_shown_as_text(tmp_path):
         (run / "suite.json").write_text(json.dumps({"profile": MARKUP, "state": MARKUP, "provenance": PROVENANCE}))
         page = write_report(run).read_text()
         assert "<img" not in page, field
+
+
+def _png(colour) -> str:
+    """A 4x3 PNG of one colour, base64 (what a notebook output holds)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 3), colour).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_the_first_page_opens_with_the_tagged_figures_and_pages_hide_setup_and_this_machines_paths(tmp_path):
+    from incseg_lib.report import dangling_links
+
+    run = tmp_path / "2026-12-07-demo"
+    (run / "notebooks").mkdir(parents=True)
+    (run / "suite.json").write_text(json.dumps({"profile": "demo", "state": "done", "status": {}}))
+
+    def notebook(name, tagged_colour, reading):
+        nb = nbformat.v4.new_notebook()
+        setup = nbformat.v4.new_code_cell("SOURCE = 'pip install'", metadata={"tags": ["setup"]})
+        params = nbformat.v4.new_code_cell("profile = 'demo'", metadata={"tags": ["parameters"]})
+        injected = nbformat.v4.new_code_cell(f"run_dir = '{run}'", metadata={"tags": ["injected-parameters"]})
+        said = nbformat.v4.new_code_cell("print(run_dir)", execution_count=1)
+        said.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"results in {run}/results\n")]
+        fig = nbformat.v4.new_code_cell("viz.figure()", execution_count=2, metadata={"tags": ["report"]})
+        fig.outputs = [
+            nbformat.v4.new_output("display_data", data={"image/png": _png(tagged_colour), "text/plain": "<Figure>"}),
+            nbformat.v4.new_output("stream", name="stdout", text=reading),
+        ]
+        untagged = nbformat.v4.new_code_cell("viz.other()", execution_count=3)
+        untagged.outputs = [nbformat.v4.new_output("display_data", data={"image/png": _png((0, 0, 255))})]
+        title = nbformat.v4.new_markdown_cell(f"# {name}\n\n[results](https://example.org/docs/results.md)")
+        nb.cells = [title, setup, params, injected, said, fig, untagged]
+        nbformat.write(nb, run / "notebooks" / f"{name}.ipynb")
+
+    notebook("06_results_comparison", (0, 255, 0), "MiB keeps 80 % of the old pixels.\n")
+    notebook("02_mib_incremental", (255, 0, 0), "")
+    index = write_report(run).read_text()
+    glance = index[index.index("At a glance") : index.index("<h2>Notebooks")]
+    figs = re.findall(r'<img src="([^"]+)"', glance)
+    assert figs == ["figures/02_mib_incremental-1.png", "figures/06_results_comparison-1.png"]  # 02 first, tagged only
+    from PIL import Image
+
+    assert Image.open(run / "report" / figs[0]).getpixel((0, 0)) == (255, 0, 0)
+    assert "MiB keeps 80 % of the old pixels." in glance  # the reading printed under the figure
+    page = (run / "report" / "02_mib_incremental.html").read_text()
+    assert "pip install" not in page and "profile = " not in page and "run_dir = " not in page  # hidden cells
+    for text in (index, page):
+        assert str(run) not in text and str(tmp_path) not in text
+    assert "results in &lt;run&gt;/results" in page  # the run folder named, not this machine's path
+    assert "max-width: none" in page  # figures at their own size: 7-pt text stays 9.7 px
+    for html_page in (index, page):
+        assert dangling_links(html_page, run / "report") == []
+    assert dangling_links('<a href="../docs/results.md">x</a>', run / "report") == ["../docs/results.md"]
