@@ -51,7 +51,7 @@ dataset: str = ""  # show only this dataset (empty: every dataset found)
 data_root: str = ""  # folder holding the dataset (the viewer reads validation images from it)
 run_dir: str = ""  # one run folder to read (the suite passes its own)
 run_dirs: str = ""  # comma list of run folders (empty: run_dir, else every run under $INCSEG_HOME/runs)
-gallery_images: int = 3  # validation images in the viewer
+gallery_images: int = 3  # validation images in the galleries and the viewer
 
 # %%
 from incseg_lib import results, viz
@@ -79,8 +79,7 @@ results.provenance_table(records)
 # its older records.
 
 # %%
-overview = results.records_table(results.latest(records))
-overview
+results.shown(results.records_table(results.latest(records)), index=False)
 
 # %% [markdown]
 # ## Incremental methods: old / new / all after the last step
@@ -122,11 +121,22 @@ for ds, task, setting in groups:
         )
 
 # %% [markdown]
+# ## Every method after the last step, on the same images
+#
+# One gallery per task: the same validation images, their ground truth, then every model after the
+# task's last step (Joint included), labelled with its mIoU on all classes. A class a model has
+# forgotten turns black (background) or takes a newer class's colour. The line under each gallery
+# counts, on the same pixels, how much of step 0's classes each model still labels right.
+
+# %% tags=["report"]
+galleries = viz.method_galleries(records, images=range(gallery_images), data_root=data_root, device=cfg.torch_device())
+
+# %% [markdown]
 # ## Offline runs (notebook 01)
 
 # %%
 offline = [r for r in results.latest(records) if r.get("setting") == "offline"]
-results.records_table(offline) if offline else print("no offline record")
+results.shown(results.records_table(offline), index=False) if offline else print("no offline record")
 
 # %% [markdown]
 # ## Look at the predictions

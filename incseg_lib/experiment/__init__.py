@@ -79,6 +79,7 @@ from .synthetic_checks import (
 from .views import (
     describe_outcomes,
     example_images,
+    last_step_predictions,
     latent_projection,
     model_and_data,
     pod_profiles,
@@ -122,6 +123,7 @@ __all__ = [
     "joint_step",
     "load_step_model",
     "memory_object_sizes",
+    "last_step_predictions",
     "model_and_data",
     "object_size_samples",
     "object_size_table",

@@ -109,6 +109,15 @@ def model_and_data(rec: dict, data_root: str = ""):
         FileNotFoundError: the record has no checkpoint, or its file is gone (names it).
         CorruptCheckpoint: the checkpoint is truncated, not incseg's, or holds code (names it).
     """
+    model, split, val_base = _record_model(rec, data_root)
+    data = split.eval_dataset(val_base).with_transforms(eval_transforms())
+    palette = val_base.info.display_palette[split.class_order[: split.num_seen]]
+    return model, data, palette
+
+
+def _record_model(rec: dict, data_root: str = ""):
+    """``(model in eval mode, its IncrementalSplit, the validation dataset)`` of a record's checkpoint;
+    raises as :func:`model_and_data`."""
     ckpt = rec.get("checkpoint")
     if not ckpt or not Path(ckpt).is_file():
         raise FileNotFoundError(
@@ -133,9 +142,64 @@ def model_and_data(rec: dict, data_root: str = ""):
         cfg = cfg.replace(task=rec["task"], setting=rec["setting"])
         split = IncrementalSplit(cfg.dataset, cfg.task, rec["step"], cfg.setting)
     _, val_base = base_datasets(cfg, split)
-    data = split.eval_dataset(val_base).with_transforms(eval_transforms())
-    palette = val_base.info.display_palette[split.class_order[: split.num_seen]]
-    return model.eval(), data, palette
+    return model.eval(), split, val_base
+
+
+def last_step_predictions(records: list[dict], indices, data_root: str = "", device="cpu") -> dict:
+    """Every model of one task after its last step on the same validation images (the data of
+    :func:`~incseg_lib.viz.method_gallery`).
+
+    Args:
+        records: final-step records of one (dataset, task, setting), one per model to show, in the
+            order to show them (:func:`incseg_lib.results.final_steps` and ``run_rank`` give it);
+            records whose checkpoint is not on this machine are left out and named in ``missing``.
+        indices: validation image indices (every model sees every image: the evaluation keeps them all).
+        data_root: read the images from here instead of the records' ``data_root``.
+        device: where the models run.
+
+    Returns:
+        ``{"images": [(3, H, W) float], "truth": [(H, W) int64 dataset class ids, 255 void],
+        "preds": [[(H, W) int64 dataset class ids per image] per shown record], "records": the
+        shown records, "missing": [(record, why)], "palette", "class_names"}``; ids are dataset class
+        ids whatever order each model learned its classes in (Joint learns them all at once).
+
+    Raises:
+        ValueError: ``records`` mix datasets, tasks or settings (names them), or none can be loaded.
+    """
+    groups = {(r["dataset"], r["task"], r["setting"]) for r in records}
+    if len(groups) != 1:
+        raise ValueError(f"last_step_predictions: one (dataset, task, setting) at a time, got {sorted(groups)}")
+    shown, preds, missing, images, truth, info = [], [], [], None, None, None
+    for rec in records:
+        try:
+            model, split, val_base = _record_model(rec, data_root)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:  # missing/corrupt checkpoint, data moved ...
+            missing.append((rec, str(e)))
+            continue
+        order = torch.as_tensor(split.class_order)
+        if images is None:  # the images and ground truth once, in dataset ids
+            val = split.eval_dataset(val_base).with_transforms(eval_transforms())
+            items = [val[i] for i in indices if i < len(val)]
+            images = [x for x, _ in items]
+            truth = [order[torch.where(y == 255, 0, y).long()].masked_fill(y == 255, 255) for _, y in items]
+            info = val_base.info
+        model = model.to(device)
+        with torch.no_grad():
+            preds.append([order[model(x[None].to(device))["out"].argmax(1)[0].cpu()] for x in images])
+        shown.append(rec)
+    if not shown:
+        raise ValueError(f"none of the {len(records)} records' checkpoints can be loaded: {missing[:1]}")
+    return {
+        "images": images,
+        "truth": truth,
+        "preds": preds,
+        "records": shown,
+        "missing": missing,
+        "palette": info.display_palette,
+        "class_names": info.class_names,
+        "old": [c for c in get_task(shown[0]["dataset"], shown[0]["task"])[0] if c != 0 or not info.has_background],
+        "title": " ".join(str(x) for x in sorted(groups)[0]),
+    }
 
 
 def seam_examples(cfg: RunConfig, pseudo: PseudoLabels, seam: SeamConfig, n: int = 4, step: int = 1) -> list[dict]:
@@ -325,4 +389,4 @@ def latent_projection(cfg: RunConfig, method: str, images: int = 6, per_class: i
     for p in panels:
         p["points"] = ((p.pop("x") - mean) @ v).numpy()
         p["prototypes"] = {c: ((t - mean) @ v).numpy() for c, t in p.pop("proto").items()}
-    return {"panels": panels, "class_names": val_base.info.class_names, "palette": val_base.info.display_palette}
+    return {"panels": panels, "class_names": val_base.info.class_names, "palette": val_base.info.white_palette}

@@ -17,7 +17,7 @@ from .inversion import (
 )
 from .memory import exemplar_gallery, memory_curves
 from .steps import comparison_bars, iou_heatmap, predictions_over_steps, step_curves, training_curves, training_reading
-from .viewer import results_viewer
+from .viewer import method_galleries, method_gallery, method_gallery_reading, results_viewer
 from .weak import seam_gallery, sweep_reading, threshold_sweep
 
 __all__ = [
@@ -39,6 +39,9 @@ __all__ = [
     "pod_profiles",
     "pod_reading",
     "predictions_over_steps",
+    "method_galleries",
+    "method_gallery",
+    "method_gallery_reading",
     "results_viewer",
     "scale_examples",
     "seam_gallery",

@@ -1,14 +1,17 @@
-"""The interactive results viewer of notebook 06: a record's model on validation images."""
+"""Notebook 06's views of recorded models: the interactive viewer (one model on validation images) and the
+method gallery (every model of a task after its last step, on the same images)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ..env import headless
 from ..experiment import model_and_data
-from ..results import latest, run_labels
-from .common import gallery
+from ..results import display_labels, latest, run_labels
+from .common import class_legend, colorize, gallery, to_rgb
 
 
 def _viewer_title(rec: dict, label: str) -> str:
@@ -115,3 +118,98 @@ def _dropdown_viewer(widgets, recs: list[dict], value, show):
     ui = widgets.VBox([widgets.HBox([boxes[f] for f in fields]), out])
     display(ui)
     return ui
+
+
+def method_gallery(data: dict, title: str = ""):
+    """Every model of one task after its last step on the same validation images: a column per
+    image; rows image, ground truth, then one per model labelled with its display name and its
+    mIoU (all) after the last step. A prediction that is background everywhere says so in the
+    panel. The data: :func:`incseg_lib.experiment.last_step_predictions`.
+    """
+    import matplotlib.pyplot as plt
+
+    recs, n = data["records"], len(data["images"])
+    labels = display_labels(recs)
+    rows = ["image", "ground truth"] + [
+        f"{lab}\nall {100 * r['miou_all']:.1f} %" if r.get("miou_all") is not None else lab
+        for lab, r in zip(labels, recs)
+    ]
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.7 * n + 1.8, 1.45 * len(rows) + 1.0), squeeze=False)
+    for j in range(n):
+        masks = [data["truth"][j]] + [p[j] for p in data["preds"]]
+        pics = [to_rgb(data["images"][j])] + [colorize(m, data["palette"]) for m in masks]
+        for i, (ax, pic) in enumerate(zip(axes[:, j], pics)):
+            ax.imshow(pic)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i >= 2 and not np.asarray(masks[i - 1]).any():
+                ax.text(0.5, 0.5, "all\nbackground", transform=ax.transAxes, ha="center", va="center",
+                        color="white", fontsize=9)  # fmt: skip
+        axes[0, j].set_title(f"image {j + 1}", fontsize=10)
+    for ax, name in zip(axes[:, 0], rows):
+        ax.set_ylabel(name, fontsize=10, rotation=0, ha="right", va="center")
+    fig.suptitle(title or f"{data['title']}: every method after the last step, on the same images", fontsize=11)
+    fig.tight_layout()
+    shown = list(data["truth"]) + [m for p in data["preds"] for m in p]
+    class_legend(fig, shown, data["palette"], data["class_names"], ncol=5)
+    return fig
+
+
+def method_gallery_reading(data: dict) -> str:
+    """What :func:`method_gallery` shows, from its own data: per model the share of the shown pixels
+    of step 0's classes it still labels as the ground truth does (the old classes kept) and of all
+    labelled pixels; the models in that order."""
+    truth = [np.asarray(t) for t in data["truth"]]
+    old = np.isin(np.concatenate([t.ravel() for t in truth]), data["old"])
+    valid = np.concatenate([t.ravel() for t in truth]) != 255
+    labels = display_labels(data["records"])
+    rows = []
+    for lab, pred in zip(labels, data["preds"]):
+        p = np.concatenate([np.asarray(x).ravel() for x in pred])
+        t = np.concatenate([x.ravel() for x in truth])
+        kept = float((p[old] == t[old]).mean()) if old.any() else float("nan")
+        rows.append((kept, float((p[valid] == t[valid]).mean()), lab))
+    rows.sort(key=lambda x: -np.nan_to_num(x[0], nan=-1))
+    if not old.any():
+        return (
+            "These images hold no pixel of step 0's classes; pixels labelled as the ground truth: "
+            + ", ".join(f"{lab} {100 * acc:.0f} %" for _, acc, lab in rows)
+            + "."
+        )
+    parts = [f"{lab} {100 * k:.0f} % (all pixels {100 * acc:.0f} %)" for k, acc, lab in rows]
+    return (
+        f"Pixels of step 0's classes on these {len(truth)} images that each model still labels as the ground "
+        f"truth does, most first: {', '.join(parts)}."
+    )
+
+
+def method_galleries(records: list[dict], images: Sequence[int] = (0, 1, 2), data_root: str = "", device="cpu"):
+    """:func:`method_gallery` for every incremental task of ``records``, each followed by its reading
+    (:func:`method_gallery_reading`), drawn in order: one model per checkpoint (a model another
+    notebook re-evaluated is shown once), in the tables' order. Models whose checkpoint is not on
+    this machine are named, not drawn. Returns the figures.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..experiment import last_step_predictions
+    from ..results import display_name, final_steps
+    from ..runs import run_rank
+
+    groups: dict[tuple, dict[str, dict]] = {}
+    for r in sorted(final_steps(records), key=lambda r: -r.get("created_ns", 0)):  # newest first: it stays
+        one = groups.setdefault((r["dataset"], r["task"], r["setting"]), {})
+        one.setdefault(str(r.get("checkpoint") or id(r)), r)
+    figs = []
+    for group in sorted(groups):
+        recs = sorted(groups[group].values(), key=lambda r: (run_rank(r["method"]), r.get("created_ns", 0)))
+        try:
+            data = last_step_predictions(recs, list(images), data_root, device)
+        except ValueError as e:
+            print(f"{' '.join(group)}: {e}")
+            continue
+        figs.append(method_gallery(data))
+        plt.show()
+        print(method_gallery_reading(data))
+        for rec, why in data["missing"]:
+            print(f"  not shown: {display_name(rec['method'])} ({why})")
+    return figs
