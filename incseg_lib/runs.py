@@ -107,6 +107,22 @@ def display_name(recorded: str) -> str:
     return f"{label} ({detail})" if detail else label
 
 
+def run_label(name: str) -> str:
+    """What a person reads for a full run name (training log lines): the display name, and for an
+    exemplar memory its size and selection (``mib+mem-5pc-class-balanced`` -> ``SMiB (memory
+    5/class, class-balanced)``, ``ft+mem-20tot-herding`` -> ``FT + memory (memory 20 in total,
+    herding)``); a synthetic or SEAM run by its name alone (its tag is a digest)."""
+    import re
+
+    base, variant = parse_run_name(name)
+    label = display_name(recorded_name(name))
+    m = re.fullmatch(r"(\d+)(pc|tot)-(.+)", name.split(REPLAY, 1)[1]) if variant == REPLAY else None
+    if m:
+        size = f"{m[1]}/class" if m[2] == "pc" else f"{m[1]} in total"
+        label += f" (memory {size}, {m[3]})"
+    return label
+
+
 def run_rank(recorded: str) -> tuple:
     """Table order of a recorded run: step-0 runs, the registered methods in their declared order
     (each method's memory, DeepInversion and SEAM runs right after it), SMiB, then Joint and

@@ -179,7 +179,7 @@ for task in plan["tasks"]:
 
 # %%
 table = results.memory_table(records)
-table
+results.shown(table)
 
 # %% [markdown]
 # ## Exercises

@@ -231,7 +231,7 @@ fig = viz.inversion_losses(memory)
 # other outputs, so the object does not flood the image. The fractions are the quartiles of the
 # real objects' sizes (small, medium, large), so the memory covers the sizes the data has.
 # Whether matching the sizes makes replay keep more is a question for the numbers: this run's
-# findings at the end say it for this run, and [docs/results.md](../docs/results.md#notebook-04-deepinversion)
+# findings at the end say it for this run, and [docs/results.md](https://github.com/incseg/incseg/blob/main/docs/results.md#notebook-04-deepinversion)
 # for three demo seeds, CamVid and VOC.
 
 # %%
@@ -241,7 +241,7 @@ from incseg_lib.experiment import object_size_samples, object_size_table, synthe
 
 sizes = object_size_samples(first_cfg, memories)
 fig = viz.object_size_histogram(sizes)
-display(object_size_table(sizes))
+display(results.shown(object_size_table(sizes)))
 example_class = memory.targets[0][0]
 fig = viz.scale_examples(synthesis_at_scales(first_cfg, inversion, example_class))
 

@@ -173,7 +173,7 @@ pd.DataFrame(outcomes["per_class"]).T.rename_axis("new class")
 # masks would be cheating, the step trains with SEAM's 0.26.
 
 # %%
-results.pseudo_label_table(records)
+results.shown(results.pseudo_label_table(records))
 
 # %%
 sweep = labels.sweep()

@@ -33,7 +33,18 @@ def test_records_are_appended_never_overwritten(tmp_path):
     assert rec["version"] and rec["device"] and rec["iou"]["disc"] == 0.5
     assert not list((tmp_path / "results").glob(".*tmp"))
     df = results.records_table(recs)
-    assert df["miou_all"].tolist() == [70.0, 10.0]
+    assert df["all (%)"].tolist() == [70.0, 10.0]
+
+
+def test_records_table_names_methods_for_a_reader_and_refuses_unknown_columns(tmp_path):
+    replay = {"budget": 5, "mode": "per-class", "strategy": "class-balanced", "share": 0.5}
+    results.record(tmp_path, **{**BASE, "method": "smib", "replay": replay, "variant": "5pc-class-balanced"})
+    results.record(tmp_path, **BASE)
+    df = results.records_table(results.load(tmp_path))
+    assert df["method"].tolist()[0] == "SMiB (5/class)" and "variant" not in df.columns
+    assert "5pc-class-balanced" not in df.to_string() and df["new (%)"].isna().all()
+    with pytest.raises(ValueError, match="variant"):
+        results.records_table(results.load(tmp_path), columns=("method", "variant"))
 
 
 def test_missing_fields_are_refused(tmp_path):

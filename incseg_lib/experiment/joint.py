@@ -103,7 +103,7 @@ def weak_joint_step(
     model = build_model(jcfg, split)
     options = fit_options(jcfg, 0)
     print_fn(
-        f"[{cfg.dataset} joint-s ({cfg.task} {cfg.setting})] {len(keep)} images with masks + {len(weak_idx)} "
+        f"[{cfg.dataset} Joint-S ({cfg.task} {cfg.setting})] {len(keep)} images with masks + {len(weak_idx)} "
         f"with pseudo-labels, lr {options['lr']}, {options['epochs']} epochs"
     )
     history = fit(

@@ -377,8 +377,11 @@ def _fit_step(
         sampler_fn = lambda g: ReplayBatchSampler(n_new, n_mem, cfg.batch_size, share, g)  # noqa: E731
     key = keys.training_key(cfg, step, run_name)
     options = fit_options(cfg, step, runs.parse_run_name(run_name)[0])
+    shown_as = runs.run_label(run_name)  # "step 0 (BCE)" says the step itself
     label = " ".join(
-        [cfg.dataset, cfg.task] + ([] if split.is_offline else [split.setting]) + [f"step {step}", run_name]
+        [cfg.dataset, cfg.task]
+        + ([] if split.is_offline else [split.setting])
+        + ([shown_as] if shown_as.startswith("step 0") else [f"step {step}", shown_as])
     )
     print_fn(
         f"[{label}] {cfg.backbone}, {len(train_set)} training images, lr {options['lr']}, batch {cfg.batch_size}, "

@@ -12,45 +12,61 @@ from ..metrics import harmonic_iou
 from .labels import display_labels, display_name, row_name, run_labels
 from .records import final_steps, latest
 
+# records_table's columns: (record key, header a reader sees); mIoU and accuracy in %.
+RECORD_COLUMNS = (
+    ("notebook", "notebook"),
+    ("dataset", "dataset"),
+    ("task", "task"),
+    ("setting", "setting"),
+    ("method", "method"),
+    ("step", "step"),
+    ("eval_protocol", "evaluated on"),
+    ("backbone", "backbone"),
+    ("lr", "learning rate"),
+    ("batch_size", "batch"),
+    ("miou_old", "old (%)"),
+    ("miou_new", "new (%)"),
+    ("miou_all", "all (%)"),
+    ("pixel_acc", "pixel accuracy (%)"),
+    ("train_seconds", "training (s)"),
+)
+_PERCENT = ("miou_old", "miou_new", "miou_all", "pixel_acc")
 
-def records_table(
-    records: list[dict],
-    columns: Iterable[str] = (
-        "notebook",
-        "dataset",
-        "task",
-        "setting",
-        "method",
-        "variant",
-        "step",
-        "eval_protocol",
-        "backbone",
-        "lr",
-        "batch_size",
-        "miou_old",
-        "miou_new",
-        "miou_all",
-        "pixel_acc",
-        "train_seconds",
-    ),
-):
-    """A pandas DataFrame of ``records`` with mIoU and accuracy as percentages (1 decimal, NaN if absent).
 
-    ``variant`` (e.g. the memory of a replay run, ``5pc-class-balanced``) and ``eval_protocol`` tell
-    apart records that share method and step; absent values are left empty.
+def records_table(records: list[dict], columns: Iterable[str] = tuple(k for k, _ in RECORD_COLUMNS)):
+    """A pandas DataFrame of ``records``, one row each, with the headers of :data:`RECORD_COLUMNS`.
+
+    ``method`` is the display label (:func:`display_labels` over the records shown: ``SMiB
+    (5/class)``, never a run code such as ``5pc-class-balanced``); mIoU and pixel accuracy are
+    percentages (1 decimal), an absent value NaN (:func:`shown` draws it as an empty cell).
+
+    Args:
+        records: results records.
+        columns: record keys to show, of :data:`RECORD_COLUMNS`.
+
+    Raises:
+        ValueError: a column that is not one of :data:`RECORD_COLUMNS` (names the choices).
     """
     import pandas as pd
 
+    header = dict(RECORD_COLUMNS)
+    unknown = [c for c in columns if c not in header]
+    if unknown:
+        raise ValueError(f"records_table: unknown column(s) {unknown}; choose from {list(header)}")
+    labels = display_labels(records)
     rows = []
-    for r in records:
-        row = {c: r.get(c) for c in columns}
-        for c in ("miou_old", "miou_new", "miou_all", "pixel_acc"):
+    for r, label in zip(records, labels):
+        row = {c: (label if c == "method" else r.get(c)) for c in columns}
+        for c in _PERCENT:
             if c in row:
                 row[c] = float("nan") if row[c] is None else round(100 * row[c], 1)
         if row.get("train_seconds") is not None:
             row["train_seconds"] = round(row["train_seconds"], 1)
+        for c in ("step", "lr", "batch_size"):  # as written (0.001, not a float rounded to 0.0); absent: empty
+            if c in row:
+                row[c] = "" if row[c] is None else f"{row[c]:g}"
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(columns))
+    return pd.DataFrame(rows, columns=list(columns)).rename(columns=header)
 
 
 def iou_table(records: list[dict], label_keys=("method", "task", "setting", "step")):
@@ -355,11 +371,13 @@ def miou_by_memory(records: list[dict], dataset: str, task: str, setting: str, p
     return pd.DataFrame(rows)
 
 
-def shown(table):
+def shown(table, index: bool = True):
     """``table`` as a notebook shows it: one decimal, an empty cell where a method did not run (a
-    pandas ``Styler``; the DataFrame itself when pandas cannot style it)."""
+    pandas ``Styler``; the DataFrame itself when pandas cannot style it); ``index=False`` leaves out
+    a row index that means nothing to a reader (:func:`records_table`'s 0, 1, 2 ...)."""
     try:
-        return table.style.format(precision=1, na_rep="")
+        styled = table.style.format(precision=1, na_rep="")
+        return styled if index else styled.hide(axis="index")
     except ImportError:  # pragma: no cover - jinja2 comes with the notebooks' dependencies
         return table
 
@@ -406,11 +424,18 @@ def comparison_lines(table) -> list[str]:
     return lines
 
 
-def pseudo_label_table(records: list[dict]):
-    """Pseudo-label quality of every SEAM run (records with ``weak``): mIoU (%) of each variant against
-    the masks it replaces (``cam``, ``pcm``, ``pcm+fuse``, ``chance``), new-class and background IoU.
+# How pseudo_label_table names the kinds of labels and what it measures of them.
+PSEUDO_LABEL_NAMES = {"cam": "CAM", "pcm": "PCM", "pcm+fuse": "PCM + old model", "chance": "chance"}
+PSEUDO_LABEL_QUANTITIES = {"miou": "mIoU (%)", "miou_new": "new classes (%)", "background": "background IoU (%)"}
 
-    Rows ``(task, setting, method, variant)``, columns ``(variant, miou|miou_new|background)``.
+
+def pseudo_label_table(records: list[dict]):
+    """Pseudo-label quality of every SEAM run (records with ``weak``): mIoU (%) of each kind of label
+    against the masks it replaces (CAM, PCM, PCM + old model, chance), new-class and background IoU.
+
+    Rows ``(task, setting, method, step)``; columns ``(labels, quantity)`` named for a reader
+    (:data:`PSEUDO_LABEL_NAMES`, :data:`PSEUDO_LABEL_QUANTITIES`); a kind a run did not make (FT-S
+    has no old model to fuse) is NaN, which :func:`shown` draws empty.
     """
     import pandas as pd
 
@@ -418,8 +443,8 @@ def pseudo_label_table(records: list[dict]):
     for r in latest([r for r in records if r.get("weak") and r.get("eval_protocol", "full") == "full"]):
         key = (r["task"], r["setting"], display_name(r["method"]), r["step"])
         for variant, q in r["weak"]["quality"].items():
-            for k in ("miou", "miou_new", "background"):
-                rows.setdefault(key, {})[(variant, k)] = q.get(k)
+            for k, quantity in PSEUDO_LABEL_QUANTITIES.items():
+                rows.setdefault(key, {})[(PSEUDO_LABEL_NAMES.get(variant, variant), quantity)] = q.get(k)
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame.from_dict(rows, orient="index")

@@ -149,6 +149,7 @@ def test_smoke_suite_end_to_end(tmp_path):
     assert q["images"] > 0 and 0 <= weak["mib-s"]["pseudo_new"] <= 1
     assert (run / "findings" / "05_seam_weak_supervision.json").is_file()
     assert "Results" in (run / "report" / "index.html").read_text()
+    _report_reads_anywhere(run, recs)
     # every record, suite.json, findings file and the report say what produced them
     fields = {"incseg", "commit", "dirty", "python", "torch", "torchvision", "numpy", "device", "threads"}
     assert all(fields <= set(r["provenance"]) for r in recs)
@@ -161,6 +162,35 @@ def test_smoke_suite_end_to_end(tmp_path):
     assert "Software and machine" in (run / "report" / "index.html").read_text()
     assert len(results.provenance_table(recs)) == 1  # one run, one software and machine
     assert not list(notebooks_dir().glob("*.ipynb.tmp"))
+
+
+def _report_reads_anywhere(run, recs):
+    """The smoke suite's report as a reader meets it: it opens with notebook 02's step figure and 06's
+    last-step galleries; no path of this machine, no "NaN", no run code; every relative link resolves."""
+    import re
+    import sys
+    from pathlib import Path
+
+    from incseg_lib.report import dangling_links
+
+    index = (run / "report" / "index.html").read_text()
+    glance = index[index.index("At a glance") : index.index("<h2>Notebooks")]
+    figs = re.findall(r'<img src="([^"]+)"', glance)
+    assert figs[0] == "figures/02_mib_incremental-1.png" and len(figs) == 3  # 02's steps; 06: 15-5 and 15-1
+    assert all((run / "report" / f).stat().st_size > 1000 for f in figs)
+    assert glance.count("Pixels of step 0") == 2  # each gallery's reading
+    codes = {r["variant"] for r in recs if r.get("variant")} | {r["method"] for r in recs} - {"offline"}
+    for page in sorted((run / "report").glob("*.html")):
+        raw = page.read_text()
+        text = re.sub(r"data:image/[^\"']+", "", raw)  # images' base64 can spell anything
+        prose = re.sub(r'<div class="highlight.*?</div>', "", text, flags=re.S)  # code cells name methods by code
+        for path in (str(run), str(Path.cwd()), str(Path.home()), sys.prefix):
+            assert path not in text, f"{page.name} shows {path}"
+        assert not re.search(r">\s*NaN\s*<", text), f"{page.name} shows NaN in a cell"
+        # a variant's code (1pc-class-balanced) anywhere, a method's code (mib) as a whole cell or label
+        leaked = sorted(c for c in codes if ("-" in c and c in prose) or f">{c}<" in prose or f" {c}]" in prose)
+        assert not leaked, f"{page.name} shows run codes {leaked}"
+        assert dangling_links(raw, run / "report") == [], page.name
 
 
 def test_failing_notebook_names_the_cell(tmp_path):
