@@ -408,3 +408,45 @@ def test_transfer_description_says_when_the_bn_term_did_not_help():
     text = describe_transfer(checks)
     assert "recognises more images (15/15 against 9/15 with it)" in text and text.count("Without the BN") == 1
     assert "the opposite of DeepInversion's finding" in text
+
+
+def _gallery_data():
+    """Two 4x4 images of a 15-x task: class 1 (old, step 0) on the top half, class 9 (new) bottom right."""
+    truth = torch.zeros(4, 4, dtype=torch.int64)
+    truth[:2] = 1
+    truth[2:, 2:] = 9
+    ft = truth.clone()
+    ft[:2] = 9  # the old class painted as the new one: forgotten
+    mib = truth.clone()
+    mib[0, :2] = 0  # a quarter of the old pixels lost to background
+    recs = [_rec("ft", 1, 0.05, 0.6, 0.2), _rec("mib", 1, 0.7, 0.5, 0.65), _rec("joint", 1, 0.8, 0.8, 0.8)]
+    return {
+        "images": [torch.rand(3, 4, 4), torch.rand(3, 4, 4)],
+        "truth": [truth, truth],
+        "preds": [[ft, ft], [mib, mib], [torch.zeros(4, 4, dtype=torch.int64)] * 2],
+        "records": recs,
+        "missing": [],
+        "palette": PALETTE,
+        "class_names": CLASSES,
+        "old": list(range(1, 9)),
+        "title": "voc 15-5 overlapped",
+    }
+
+
+def test_method_gallery_shows_every_model_on_the_same_images_with_its_miou():
+    fig = viz.method_gallery(_gallery_data())
+    _check_common(fig)
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    assert labels == ["image", "ground truth", "FT\nall 20.0 %", "MiB\nall 65.0 %", "Joint\nall 80.0 %"]
+    assert "voc 15-5 overlapped" in fig.get_suptitle() and "same images" in fig.get_suptitle()
+    assert sum("all\nbackground" in t.get_text() for t in _texts(fig)) == 2  # the empty prediction says so
+    assert {"background", "aeroplane", "chair"} <= set(_legend_labels(fig))  # class 9 is chair
+    assert len([ax for ax in fig.axes if ax.images]) == 2 * 5
+
+
+def test_method_gallery_reading_counts_the_old_pixels_each_model_still_labels_right():
+    text = viz.method_gallery_reading(_gallery_data())
+    # old pixels: the top half (16 of 32); MiB keeps 12, FT 0, the all-background "Joint" 0
+    assert "on these 2 images" in text
+    assert text.index("MiB 75 %") < text.index("FT 0 %")
+    assert "FT 0 % (all pixels 50 %)" in text and "MiB 75 % (all pixels 88 %)" in text

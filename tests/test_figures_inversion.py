@@ -170,7 +170,7 @@ def test_synthetic_gallery_names_the_target_on_every_row_and_keeps_labels_apart_
     assert "synthetic image" in titles[1] and "pseudo-label" in titles[2] and "independent" in titles[3]
     assert "real" in titles[0]
     assert axes[1, 3].get_xlabel().startswith("not recognised") and "star" in axes[1, 3].get_xlabel()
-    assert axes[0, 3].get_xlabel() == "recognised"
+    assert axes[0, 3].get_xlabel().startswith("recognised:") and "% of the image" in axes[0, 3].get_xlabel()
     assert {"background", "disc", "square", "triangle", "star", "void"} <= _legend_texts(fig)
     assert fig.get_suptitle()
 
@@ -319,7 +319,7 @@ def test_seam_gallery_has_a_labelled_colour_bar_and_a_computed_verdict_per_row()
     axes = np.asarray(_panels(fig)).reshape(2, 5)
     _assert_no_empty_panel(fig)
     assert all("star" in row[0].get_ylabel() for row in axes)
-    assert "found" in axes[0, 4].get_xlabel() and "moved onto square" in axes[1, 4].get_xlabel()
+    assert "at least 0.5" in axes[0, 4].get_xlabel() and "mostly on square" in axes[1, 4].get_xlabel()
     assert "all 0" in axes[1, 2].get_xlabel() and "> 0.26" in axes[0, 3].get_xlabel()
     assert [ax.get_title() for ax in axes[0, 2:4]] == ["CAM", "CAM + PCM"]
     assert {"background", "square", "star"} <= _legend_texts(fig)
@@ -332,3 +332,21 @@ def test_threshold_sweep_names_what_it_compares():
     assert "background score" in ax.get_xlabel() and "mIoU" in ax.get_ylabel()
     assert {"CAM", "CAM + PCM", "used for training: 0.26"} == _legend_texts(fig)
     assert "PCM" in ax.get_title()
+
+
+def test_verdicts_say_what_was_measured():
+    from incseg_lib.viz import outcome_text, transfer_verdict
+
+    base = {"class_id": 4, "old_class": None, "on_new": 1, "on_old": 0, "iou_min": 0.5}
+    near = outcome_text({**base, "outcome": "missed", "iou": 0.49, "share": 0.2}, NAMES)
+    assert near == "star:\nIoU 0.49, below 0.5"  # a correctly placed label just under the bar: no "missed"
+    tiny = outcome_text({**base, "outcome": "missed", "iou": 0.05, "share": 0.008}, NAMES)
+    assert "covers 0.8 % of the image" in tiny
+    assert "IoU 0.62, at least 0.5" in outcome_text({**base, "outcome": "found", "iou": 0.62, "share": 0.1}, NAMES)
+    pred = np.zeros((10, 10), np.int64)
+    pred[:2, :] = 2  # cross on 20 %
+    pred[5, 5] = 4  # star on 1 %
+    assert transfer_verdict(pred, 4, NAMES, False) == "not recognised: star 1 %,\nsquare 20 %"
+    assert transfer_verdict(np.zeros((10, 10)), 4, NAMES, False) == "not recognised:\nno object (star 0 %)"
+    pred[2:5, :] = 4
+    assert transfer_verdict(pred, 4, NAMES, True) == "recognised:\nstar on 31 % of the image"

@@ -231,7 +231,7 @@ def pseudo_label_outcome(
     Returns:
         ``{"class_id", "outcome" (one of :data:`OUTCOMES`), "iou", "on_new" (pixels of the class's
         label on its object), "on_old" (on old objects), "old_class" (the old class it covers most,
-        or None), "share" (fraction of the image's valid pixels labelled ``class_id``)}``.
+        or None), "share" (fraction of the image's valid pixels labelled ``class_id``), "iou_min"}``.
     """
     p, t = np.asarray(pseudo), np.asarray(truth)
     valid = t != ignore
@@ -251,6 +251,7 @@ def pseudo_label_outcome(
         "on_old": on_old,
         "old_class": top,
         "share": float(mine.sum() / max(int(valid.sum()), 1)),
+        "iou_min": float(iou_min),
     }
 
 

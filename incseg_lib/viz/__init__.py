@@ -14,6 +14,7 @@ from .inversion import (
     scale_examples,
     synthetic_gallery,
     transfer_bars,
+    transfer_verdict,
 )
 from .memory import exemplar_gallery, memory_curves
 from .steps import comparison_bars, iou_heatmap, predictions_over_steps, step_curves, training_curves, training_reading
@@ -36,6 +37,7 @@ __all__ = [
     "memory_curves",
     "object_size_histogram",
     "outcome_text",
+    "transfer_verdict",
     "pod_profiles",
     "pod_reading",
     "predictions_over_steps",

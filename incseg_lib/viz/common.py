@@ -38,7 +38,7 @@ def class_legend(fig, masks, palette: np.ndarray, class_names: Sequence[str] | N
     if handles:
         rows = (len(handles) + ncol - 1) // ncol
         fig.subplots_adjust(bottom=min(0.4, 0.03 + 0.3 * rows / max(fig.get_size_inches()[1], 1)))
-        fig.legend(handles=handles, loc="lower center", ncol=min(ncol, len(handles)), fontsize=7, frameon=False)
+        fig.legend(handles=handles, loc="lower center", ncol=min(ncol, len(handles)), fontsize=8, frameon=False)
 
 
 def class_handles(masks, palette: np.ndarray, class_names: Sequence[str]) -> list:
