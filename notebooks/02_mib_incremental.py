@@ -234,10 +234,8 @@ for task in plan["tasks"]:
     for setting in plan["settings"]:
         curves = results.training_curves(records, cfg.dataset, task, setting)
         if curves:
-            fig = viz.training_curves(
-                curves, title=f"{cfg.dataset} {task} {setting}: loss terms per epoch, mIoU after each step"
-            )
-            print(viz.training_reading(curves))
+            title = f"{cfg.dataset} {task} {setting}: loss terms per epoch, mIoU after each step"
+            viz.show(viz.training_curves(curves, title=title), viz.training_reading(curves))
 
 # %% [markdown]
 # ## Background shift, step by step
@@ -250,7 +248,8 @@ shown = [m for m in ("ft", "mib") if m in plan["methods"]] or plan["methods"][:2
 long_task = max(plan["tasks"], key=lambda t: len(get_task(cfg.dataset, t)))  # the most steps
 example_cfg = cfg.replace(task=long_task, setting=plan["settings"][0])
 pred = step_predictions(example_cfg, shown, example_images(example_cfg, examples))
-fig = viz.predictions_over_steps(pred, title=f"{long_task} {example_cfg.setting}: prediction after each step")
+title = f"{long_task} {example_cfg.setting}: prediction after each step"
+viz.show(viz.predictions_over_steps(pred, title=title), viz.steps_reading(pred))
 
 # %% [markdown]
 # ## mIoU after each step
@@ -308,10 +307,10 @@ from incseg_lib.experiment import latent_projection, pod_profiles
 feature_methods = [m for m in ("plop", "sdr") if m in task_methods(plan, long_task)]
 if "plop" in feature_methods:
     pod = pod_profiles(example_cfg, ["mib", "plop"], example_images(example_cfg, 1)[0])
-    fig = viz.pod_profiles(pod)
-    print(viz.pod_reading(pod))
+    viz.show(viz.pod_profiles(pod), viz.pod_reading(pod))
 if "sdr" in feature_methods:
-    fig = viz.latent_space(latent_projection(example_cfg, "sdr"))
+    latent = latent_projection(example_cfg, "sdr")
+    viz.show(viz.latent_space(latent), viz.latent_reading(latent))
 
 # %% [markdown]
 # ### Where PLOP and SDR keep more than MiB, and why not on this 15-1

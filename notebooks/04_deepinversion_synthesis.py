@@ -249,11 +249,14 @@ fig = viz.scale_examples(synthesis_at_scales(first_cfg, inversion, example_class
 # ## The table
 #
 # mIoU (%) after the last step: FT and MiB alone, both replaying synthetic images, and SMiB with
-# the same number of real images. Notebook 06 collects these records with the others.
+# the same number of real images. Notebook 06 collects these records with the others. The lines
+# under the table say, from its numbers, whether the synthetic images kept as much of the old
+# classes as the real ones.
 
 # %%
 table = results.incremental_table(records)
-results.shown(table)
+display(results.shown(table))
+print("\n".join(results.synthetic_vs_real_lines(table)) or "No MiB+DI and SMiB run on the same task to compare.")
 
 # %% [markdown]
 # ## Exercises

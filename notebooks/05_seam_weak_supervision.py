@@ -141,6 +141,7 @@ fig = viz.seam_gallery(
     title=f"SEAM on {plan['tasks'][0]} step 1: class activations and the pseudo-labels they make",
     threshold=seam.bg_threshold,
 )
+viz.show(fig, viz.seam_gallery_reading(examples, seam.bg_threshold))
 
 # %% [markdown]
 # ### When the activation moves onto an old object
@@ -167,8 +168,8 @@ pd.DataFrame(outcomes["per_class"]).T.rename_axis("new class")
 # ## How good are the pseudo-labels?
 #
 # Each pseudo-label against the mask it replaces (the standard CAM evaluation): mIoU over
-# background and the new classes, before (`cam`) and after (`pcm`) PCM; with fusion, over the old
-# classes too (`pcm+fuse`); `chance` draws every pixel at random among background and the image's
+# background and the new classes, before (CAM) and after PCM; with fusion, over the old classes too
+# (PCM + old model); *chance* draws every pixel at random among background and the image's
 # classes. The curve sweeps the background score — *for teaching only*: choosing it with the
 # masks would be cheating, the step trains with SEAM's 0.26.
 
@@ -177,8 +178,7 @@ results.shown(results.pseudo_label_table(records))
 
 # %%
 sweep = labels.sweep()
-fig = viz.threshold_sweep(sweep, chosen=seam.bg_threshold)
-print(viz.sweep_reading(sweep))
+viz.show(viz.threshold_sweep(sweep, chosen=seam.bg_threshold), viz.sweep_reading(sweep))
 best_score, best_miou = labels.best_threshold(seam.cam_source)
 print(f"best background score (with masks, teaching only): {best_score:.2f} -> mIoU {best_miou:.1f}")
 

@@ -450,3 +450,48 @@ def test_method_gallery_reading_counts_the_old_pixels_each_model_still_labels_ri
     assert "on these 2 images" in text
     assert text.index("MiB 75 %") < text.index("FT 0 %")
     assert "FT 0 % (all pixels 50 %)" in text and "MiB 75 % (all pixels 88 %)" in text
+
+
+def test_more_readings_name_the_contradictions_readers_met():
+    """SDR's new prototypes collapsed onto background, CAM all 0 while PCM lights up, the synthetic
+    memory above the real one, and a method losing the old classes over the steps."""
+    first = {"prototypes": {0: (0.0, 0.0), 1: (4.0, 0.0), 2: (0.0, 4.0), 3: (4.0, 4.0)}}
+    last = {"prototypes": {**first["prototypes"], 9: (0.3, 0.2)}}
+    data = {"panels": [first, last], "class_names": CLASSES}
+    text = viz.latent_reading(data)
+    assert "chair 0.4 from background's" in text and "typically 4.0 apart" in text
+    assert "chair sits on top of background" in text and "opposite of what SDR's repulsion is for" in text
+    last["prototypes"][9] = (-3.0, -3.0)
+    assert "stands apart from background" in viz.latent_reading(data)
+
+    zero, lit = np.zeros((4, 4)), np.zeros((4, 4))
+    lit[:2] = 0.9  # half the image above the background score
+    examples = [{"cam": zero, "pcm": lit}] * 3 + [{"cam": lit, "pcm": lit}]
+    text = viz.seam_gallery_reading(examples, 0.26)
+    assert "in 3 of the 4 images the CAM has no positive activation" in text
+    assert "3 of them light up (50 %, 50 %, 50 % of the image above the background score 0.26)" in text
+    assert "all 4 images" in viz.seam_gallery_reading(examples[3:] * 4, 0.26)
+
+    cols = [("shapes", "15-5", "overlapped", k) for k in ("old", "new", "all")]
+    import pandas as pd
+
+    table = pd.DataFrame([[77.9, 66.6, 75.2], [75.1, 47.4, 68.5]], index=["MiB+DI (LSE)", "SMiB (1/class)"],
+                         columns=pd.MultiIndex.from_tuples(cols))  # fmt: skip
+    (line,) = results.synthetic_vs_real_lines(table)
+    assert line.startswith("shapes 15-5 overlapped: MiB+DI (LSE) keeps 2.8 points more") and "77.9 against 75.1" in line
+    assert "at least as well as the same number of real ones" in line
+    table.iloc[0, 0] = 70.0
+    assert "keeps 5.1 points less" in results.synthetic_vs_real_lines(table)[0]
+
+    truth = torch.zeros(4, 4, dtype=torch.int64)
+    truth[:2] = 1  # aeroplane, a step-0 class
+    gone = torch.zeros(4, 4, dtype=torch.int64)
+    pred = {
+        "truth": [truth],
+        "class_names": CLASSES,
+        "added": [CLASSES[1:9], ["chair"], ["cow"]],
+        "steps": {"ft": [[truth], [truth], [gone]], "mib": [[truth], [truth], [truth]]},
+    }
+    text = viz.steps_reading(pred)
+    assert "after step 0 and after step 2: FT 100 % to 0 %, MiB 100 % to 100 %" in text
+    assert "FT loses most of them" in text and "MiB loses" not in text

@@ -28,6 +28,7 @@ from .tables import (
     record_hiou,
     records_table,
     shown,
+    synthetic_vs_real_lines,
     training_curves,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "class_iou",
     "class_order",
     "comparison_lines",
+    "synthetic_vs_real_lines",
     "display_labels",
     "display_name",
     "final_steps",

@@ -485,3 +485,32 @@ def provenance_table(records: list[dict]):
         key = (r.get("_run", ""), *row.values())
         rows.setdefault(key, {"run": r.get("_run", ""), **row, "records": 0})["records"] += 1
     return pd.DataFrame(list(rows.values())).set_index("run") if rows else pd.DataFrame()
+
+
+def synthetic_vs_real_lines(table) -> list[str]:
+    """Notebook 04's reading of its table (:func:`incremental_table`): per (dataset, task, setting),
+    each MiB+DI run's old-class mIoU against SMiB with real exemplars (the fewest per class it ran),
+    said in the direction the numbers point. Replay of real images is the course's reference for
+    synthetic replay, and where synthetic images keep as much or more the line says so, not the
+    reverse."""
+    lines = []
+    for group in sorted({c[:3] for c in table.columns}):
+        col = (*group, "old")
+        if col not in table.columns:
+            continue
+        olds = table[col].dropna()
+        real = sorted((r for r in olds.index if str(r).startswith("SMiB")), key=lambda r: (len(str(r)), str(r)))
+        synthetic = [r for r in olds.index if str(r).startswith("MiB+DI")]
+        if not real or not synthetic:
+            continue
+        ref = real[0]
+        for s in synthetic:
+            gap, numbers = olds[s] - olds[ref], f"({olds[s]:.1f} against {olds[ref]:.1f})"
+            verdict = (
+                f"keeps {gap:.1f} points more of the old classes than {ref} {numbers}: "
+                "here the synthetic images did at least as well as the same number of real ones"
+                if gap >= 0
+                else f"keeps {-gap:.1f} points less of the old classes than {ref} {numbers}"
+            )
+            lines.append(f"{' '.join(group)}: {s} {verdict}.")
+    return lines

@@ -4,8 +4,8 @@ galleries, loss curves), :mod:`.steps` (incremental learning over steps, noteboo
 viewer), :mod:`.memory` (exemplars, 03), :mod:`.inversion` (DeepInversion, 04) and :mod:`.weak`
 (SEAM, 05). Each draws data that :mod:`incseg_lib.experiment` computes; none trains."""
 
-from .common import IGNORE_COLOUR, class_legend, colorize, gallery, iou_bars, loss_curves, show_samples
-from .features import latent_space, pod_profiles, pod_reading
+from .common import IGNORE_COLOUR, class_legend, colorize, gallery, iou_bars, loss_curves, show, show_samples
+from .features import latent_reading, latent_space, pod_profiles, pod_reading
 from .inversion import (
     inversion_emergence,
     inversion_losses,
@@ -17,11 +17,23 @@ from .inversion import (
     transfer_verdict,
 )
 from .memory import exemplar_gallery, memory_curves
-from .steps import comparison_bars, iou_heatmap, predictions_over_steps, step_curves, training_curves, training_reading
+from .steps import (
+    comparison_bars,
+    iou_heatmap,
+    predictions_over_steps,
+    step_curves,
+    steps_reading,
+    training_curves,
+    training_reading,
+)
 from .viewer import method_galleries, method_gallery, method_gallery_reading, results_viewer
-from .weak import seam_gallery, sweep_reading, threshold_sweep
+from .weak import seam_gallery, seam_gallery_reading, sweep_reading, threshold_sweep
 
 __all__ = [
+    "seam_gallery_reading",
+    "steps_reading",
+    "latent_reading",
+    "show",
     "IGNORE_COLOUR",
     "class_legend",
     "colorize",

@@ -231,3 +231,16 @@ def axis_off(ax) -> None:
     """No ticks on ``ax`` (an image panel), its frame kept."""
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def show(fig, reading: str = "") -> None:
+    """Show ``fig`` now, then print its ``reading`` (what the figure shows, computed from its data) under
+    it, so the line follows its picture in the notebook and in the report. The figure is closed
+    afterwards (Jupyter would otherwise draw it a second time at the end of the cell)."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)
+    if reading:
+        print(reading)

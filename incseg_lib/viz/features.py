@@ -93,3 +93,43 @@ def pod_reading(data: dict) -> str:
                 "whether its POD term came down within each step."
             )
     return line
+
+
+def latent_reading(data: dict) -> str:
+    """What :func:`latent_space`'s figure shows, from the same projections: in the last panel, how far
+    each new class's prototype lies from background's, against the typical distance between two old
+    classes' prototypes. SDR's repulsion exists to keep class prototypes apart; a new prototype on top
+    of background's (under a quarter of that typical distance) is said plainly: the step then
+    labels the new class's pixels much as background.
+    """
+    panels = data["panels"]
+    first, last = panels[0], panels[-1]
+    old = [c for c in first["prototypes"] if c != 0]
+    new = [c for c in last["prototypes"] if c not in first["prototypes"]]
+    if 0 not in last["prototypes"] or len(old) < 2 or not new:
+        return "What this figure shows: the prototypes of the classes present (too few to compare distances)."
+    proto = {c: np.asarray(p, float) for c, p in last["prototypes"].items()}
+    pairs = [
+        np.linalg.norm(proto[a] - proto[b])
+        for i, a in enumerate(old)
+        for b in old[i + 1 :]
+        if a in proto and b in proto
+    ]
+    typical = float(np.median(pairs)) if pairs else float("nan")
+    names = data["class_names"]
+    dist = {c: float(np.linalg.norm(proto[c] - proto[0])) for c in new}
+    shown = ", ".join(f"{names[c]} {d:.1f}" for c, d in dist.items())
+    line = (
+        f"What this figure shows: after the last step, the new classes' prototypes lie at {shown} from "
+        f"background's on these axes; two old classes' prototypes are typically {typical:.1f} apart."
+    )
+    close = [names[c] for c, d in dist.items() if d < 0.25 * typical]
+    if close:
+        line += (
+            f" {', '.join(close)} {'sits' if len(close) == 1 else 'sit'} on top of background: the opposite "
+            "of what SDR's repulsion is for. The new class's features were not pulled away from background's, "
+            "so the model labels its pixels much as background (its new-class IoU says how much)."
+        )
+    else:
+        line += " Every new prototype stands apart from background, as SDR's repulsion means it to."
+    return line

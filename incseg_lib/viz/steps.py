@@ -307,3 +307,38 @@ def training_reading(curves: dict) -> str:
         + "; the other steps' did. A step whose loss does not decrease trained at a rate or a balance of "
         "terms that does not suit it: read its terms above."
     )
+
+
+def _these(n: int) -> str:
+    return "this image" if n == 1 else f"these {n} images"
+
+
+def steps_reading(pred: dict) -> str:
+    """What :func:`predictions_over_steps`'s figure shows, from the same masks: for each method, the
+    share of the shown pixels of step 0's classes (background left out) that it labels as the ground
+    truth does after step 0 and after the last step, and which methods lose most of them.
+
+    Args:
+        pred: the dict of :func:`incseg_lib.experiment.step_predictions` (with ``added`` and
+            ``class_names``: step 0's classes are ``added[0]``).
+    """
+    names = list(pred["class_names"])
+    old = [names.index(n) for n in pred["added"][0] if n in names]
+    truth = np.concatenate([np.asarray(t).ravel() for t in pred["truth"]])
+    mask = np.isin(truth, old)
+    if not mask.any():
+        return "What this figure shows: these images hold no pixel of step 0's classes (only new ones)."
+    kept = {}
+    for m, per_step in pred["steps"].items():
+        first, last = (np.concatenate([np.asarray(p).ravel() for p in per_step[s]]) for s in (0, -1))
+        kept[m] = (float((first[mask] == truth[mask]).mean()), float((last[mask] == truth[mask]).mean()))
+    n_steps = len(next(iter(pred["steps"].values()))) - 1
+    shown = ", ".join(f"{display_name(m)} {100 * a:.0f} % to {100 * b:.0f} %" for m, (a, b) in kept.items())
+    line = (
+        f"What this figure shows: pixels of step 0's classes on {_these(len(pred['truth']))} labelled as the "
+        f"ground truth does, after step 0 and after step {n_steps}: {shown}."
+    )
+    lost = [display_name(m) for m, (a, b) in kept.items() if a > 0 and b < a / 2]
+    if lost:
+        line += f" {', '.join(lost)} {'loses' if len(lost) == 1 else 'lose'} most of them: background shift at work."
+    return line

@@ -11,7 +11,7 @@ import numpy as np
 from ..env import headless
 from ..experiment import model_and_data
 from ..results import display_labels, latest, run_labels
-from .common import class_legend, colorize, gallery, to_rgb
+from .common import class_legend, colorize, gallery, show, to_rgb
 
 
 def _viewer_title(rec: dict, label: str) -> str:
@@ -189,8 +189,6 @@ def method_galleries(records: list[dict], images: Sequence[int] = (0, 1, 2), dat
     notebook re-evaluated is shown once), in the tables' order. Models whose checkpoint is not on
     this machine are named, not drawn. Returns the figures.
     """
-    import matplotlib.pyplot as plt
-
     from ..experiment import last_step_predictions
     from ..results import display_name, final_steps
     from ..runs import run_rank
@@ -208,8 +206,7 @@ def method_galleries(records: list[dict], images: Sequence[int] = (0, 1, 2), dat
             print(f"{' '.join(group)}: {e}")
             continue
         figs.append(method_gallery(data))
-        plt.show()
-        print(method_gallery_reading(data))
+        show(figs[-1], method_gallery_reading(data))
         for rec, why in data["missing"]:
             print(f"  not shown: {display_name(rec['method'])} ({why})")
     return figs

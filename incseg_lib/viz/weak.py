@@ -151,3 +151,34 @@ def sweep_reading(sweep: Sequence[dict]) -> str:
             "better labels."
         )
     return line
+
+
+def seam_gallery_reading(examples: Sequence[dict], threshold: float | None = None) -> str:
+    """What :func:`seam_gallery`'s figure shows, from the same maps: in how many images the CAM has no
+    positive activation for the labelled class (its panel says "all 0") while the map after PCM
+    does, and how much of those images the PCM map puts above the background score. Said plainly:
+    there the pseudo-label comes from PCM's revision, not from any activation the classifier had."""
+    empty, lit = [], []
+    for ex in examples:
+        cam, pcm = np.asarray(ex["cam"], float), np.asarray(ex["pcm"], float)
+        if cam.max() <= 1e-6:
+            empty.append(ex)
+            if pcm.max() > 1e-6:
+                lit.append(100 * float((pcm > (threshold or 0.0)).mean()))
+    n = len(examples)
+    if not empty:
+        return f"What this figure shows: the CAM activates for the labelled class in all {n} images."
+    line = (
+        f"What this figure shows: in {len(empty)} of the {n} images the CAM has no positive activation "
+        "for the labelled class (all 0)"
+    )
+    if lit:
+        above = f"above the background score {threshold:g}" if threshold is not None else "above 0"
+        line += (
+            f", while after PCM {len(lit)} of them light up ({', '.join(f'{v:.0f} %' for v in lit)} of the image "
+            f"{above}). There the pseudo-label is made by PCM's revision alone: the classifier itself never "
+            "scored the class, so where PCM's affinities spread the map decides what the step learns."
+        )
+    else:
+        line += ", and PCM cannot revise a map that is all 0: those images give no new-class pixels."
+    return line
