@@ -495,3 +495,16 @@ def test_more_readings_name_the_contradictions_readers_met():
     text = viz.steps_reading(pred)
     assert "after step 0 and after step 2: FT 100 % to 0 %, MiB 100 % to 100 %" in text
     assert "FT loses most of them" in text and "MiB loses" not in text
+
+
+def test_pod_profiles_tick_whole_positions_of_a_small_map():
+    prof = {"step 0": np.arange(5.0), "mib": np.arange(5.0) + 1, "plop": np.arange(5.0) + 2}
+    data = {"image": torch.rand(3, 8, 8), "rows": prof, "cols": prof, "stage": 3,
+            "distance": {"mib": 5.0, "plop": 10.0}}  # fmt: skip
+    fig = viz.pod_profiles(data)
+    _check_common(fig)
+    fig.canvas.draw()
+    for ax in fig.axes[1:]:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks  # a 5-position map: no 0.5 ticks
+    assert "POD distance 10" in " ".join(_legend_labels(fig))

@@ -14,6 +14,7 @@ def pod_profiles(data: dict, title: str = ""):
     last step (data of :func:`incseg_lib.experiment.pod_profiles`); the legend gives each model's POD
     distance to step 0 on that map."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), gridspec_kw={"width_ratios": [1, 1.4, 1.4]})
     axes[0].imshow(to_rgb(data["image"]))
@@ -26,6 +27,7 @@ def pod_profiles(data: dict, title: str = ""):
             if name != "step 0":
                 label += f" (POD distance {data['distance'][name]:.0f})"
             ax.plot(np.arange(len(prof)), prof, marker="o", ms=3, label=label, **styles.get(name, {}))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # positions of the map: no 0.5 ticks
         ax.set_xlabel(f"{what} of the 1/{2 ** (data['stage'] + 2)} map")
         ax.set_ylabel("mean squared activation")
         ax.set_title(f"pooled over the {'width' if key == 'rows' else 'height'}", fontsize=10)
