@@ -24,8 +24,19 @@ PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245
 
 @pytest.fixture(autouse=True)
 def _close_figures():
+    """After each test: every text of every figure it drew is at least 8 pt (11 px in the report,
+    which shows figures at 100 dpi and their own size), then the figures are closed."""
     yield
+    from matplotlib.text import Text
+
+    small = []
+    for n in plt.get_fignums():
+        fig = plt.figure(n)
+        fig.canvas.draw()
+        small += [(t.get_text()[:30], t.get_fontsize()) for t in fig.findobj(Text)
+                  if t.get_visible() and t.get_text().strip() and t.get_fontsize() < 8]  # fmt: skip
     plt.close("all")
+    assert not small, f"text under 8 pt: {small[:5]}"
 
 
 def _panels(fig):

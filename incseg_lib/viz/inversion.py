@@ -209,7 +209,7 @@ def inversion_losses(memory, title: str = ""):
             ax.axvline(low, color="grey", ls=":", lw=1, label="half -> full resolution")
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     band = f" (lines: mean over {batches} batches; bands: their range)" if batches > 1 else ""
     fig.suptitle(title or f"DeepInversion's objective during synthesis{band}", fontsize=10)
     return fig
@@ -249,11 +249,11 @@ def transfer_bars(checks: dict, title: str = ""):
         ax_c.bar(xs, [100 * per[c]["rate"] for c in classes], width, color=colours[k % 4], label=m)
         for x0, c in zip(xs, classes):
             if per[c]["recognised"] == 0:  # no bar: say 0, so it does not read as missing
-                ax_c.text(x0, 1.5, "0", ha="center", va="bottom", fontsize=7, color=colours[k % 4])
+                ax_c.text(x0, 1.5, "0", ha="center", va="bottom", fontsize=8, color=colours[k % 4])
         xo = np.arange(len(mems)) + (k - (len(models) - 1) / 2) * width
         over = [checks["memories"][mem][m]["overall"] for mem in mems]
         bars = ax_o.bar(xo, [100 * o["rate"] for o in over], width, color=colours[k % 4], label=m)
-        ax_o.bar_label(bars, [f"{o['recognised']}/{o['images']}" for o in over], fontsize=7)
+        ax_o.bar_label(bars, [f"{o['recognised']}/{o['images']}" for o in over], fontsize=8)
     ax_c.set_xticks(np.arange(len(classes)), [names[c] for c in classes], rotation=60, ha="right", fontsize=8)
     ax_c.set_xlabel("target class")
     ax_c.set_title(f"per class ({mems[0]} memory)", fontsize=9)

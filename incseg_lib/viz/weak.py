@@ -56,21 +56,21 @@ def seam_gallery(
                 note = f"{100 * (cell > threshold).mean():.0f}% of the image > {threshold:g}"
             else:
                 note = f"peak {cell.max():.2f}"
-            ax.set_xlabel(note, fontsize=7)
+            ax.set_xlabel(note, fontsize=8)
         row[4].imshow(colorize(ex["pseudo"], palette))
         outcomes = ex.get("outcomes") or []
         if outcomes:
             worst = max(outcomes, key=lambda o: ("found", "missed", "moved").index(o["outcome"]))
             text = "\n".join(outcome_text(o, class_names) for o in outcomes)
-            row[4].set_xlabel(text, fontsize=7, color=OUTCOME_COLOURS[worst["outcome"]])
+            row[4].set_xlabel(text, fontsize=8, color=OUTCOME_COLOURS[worst["outcome"]])
         for ax in row:
             axis_off(ax)
         row[0].set_ylabel("label:\n" + "\n".join(ex["classes"]), fontsize=8)
     for ax, h in zip(axes[0], heads):
         ax.set_title(h, fontsize=8)
     bar = fig.colorbar(heat, ax=axes[:, 2:4], location="bottom", shrink=0.9, aspect=25, pad=0.01)
-    bar.set_label("class activation, normalised per image and class (0-1)", fontsize=7)
-    bar.ax.tick_params(labelsize=7)
+    bar.set_label("class activation, normalised per image and class (0-1)", fontsize=8)
+    bar.ax.tick_params(labelsize=8)
     if threshold is not None:
         bar.ax.axvline(threshold, color="k", lw=1.5)
         bar.ax.text(
@@ -80,7 +80,7 @@ def seam_gallery(
             transform=bar.ax.get_xaxis_transform(),
             ha="left",
             va="bottom",
-            fontsize=7,
+            fontsize=8,
         )
     fig.suptitle(title or "What SEAM sees: class activations and the pseudo-labels they make", fontsize=10)
     if class_names is not None:
