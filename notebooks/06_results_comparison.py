@@ -143,9 +143,9 @@ results.shown(results.records_table(offline), index=False) if offline else print
 #
 # In Jupyter with ipywidgets, five drop-downs pick a dataset, task, setting, method (a replay run
 # once per memory size, as `SMiB (5/class)`) and step; the viewer loads that checkpoint and shows
-# validation images with their ground truth and prediction. In a headless run (the suite's) or
-# without ipywidgets there are no drop-downs: it draws one gallery, of the newest record whose
-# checkpoint is on this machine, and its title names the method (with its memory), task and step.
+# validation images with their ground truth and prediction. Without ipywidgets it draws the newest
+# model statically; in a headless run (the suite's) it draws nothing: the galleries above compare
+# the methods.
 
 # %%
 viewer = viz.results_viewer(records, images=range(gallery_images), device=cfg.torch_device(), data_root=data_root)

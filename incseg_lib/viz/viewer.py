@@ -32,10 +32,11 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
     ground truth | prediction for ``images`` of the evaluation split. Returns the widget (already
     displayed) after rendering the first choice.
 
-    In headless runs (:func:`incseg_lib.env.headless`: the suite) or without ipywidgets it draws
-    one static gallery instead, of the newest record whose checkpoint can be loaded, titled with
-    the method's display label (memory size included), task, step and mIoU, and returns that
-    figure. ``data_root`` overrides where the records' validation images are read from.
+    Without ipywidgets it draws one static gallery instead, of the newest record whose checkpoint
+    can be loaded, titled with the method's display label (memory size included), task, step and
+    mIoU, and returns that figure. In headless runs (:func:`incseg_lib.env.headless`: the suite)
+    it draws nothing and says so: :func:`method_galleries` compares the methods there.
+    ``data_root`` overrides where the records' validation images are read from.
     """
     try:
         import ipywidgets as widgets
@@ -62,7 +63,13 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
 
     if not recs:
         return say("no record with a checkpoint to show")
-    if widgets is None or headless():  # papermill: a widget kernel round-trip can hang; draw statically
+    if headless():  # papermill: a widget round-trip can hang, and one arbitrary model compares nothing
+        print(
+            "The viewer is interactive (Jupyter with ipywidgets): there it shows any recorded model. "
+            "The galleries above compare every method on the same images."
+        )
+        return None
+    if widgets is None:  # Jupyter without ipywidgets: the newest model, statically
         for rec in reversed(recs):
             fig = show(rec)
             if fig is not None:
