@@ -560,7 +560,8 @@ def test_the_viewer_names_a_record_it_cannot_show_and_shows_the_others(tmp_path,
     from incseg_lib import results, viz
     from incseg_lib.experiment import train_step
 
-    monkeypatch.setenv("INCSEG_PROGRESS", "0")  # headless: the static gallery
+    monkeypatch.setenv("INCSEG_PROGRESS", "1")
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # no widgets: the static gallery
     cfg = _tiny(tmp_path, shapes_root)
     good = train_step(cfg, step=0, method="step0", progress=False, print_fn=lambda *a: None).record
     broken = tmp_path / "broken" / "step-1.pt"

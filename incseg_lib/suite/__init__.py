@@ -17,7 +17,6 @@ Parameter names are checked against each notebook's ``parameters`` cell before a
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
@@ -26,11 +25,32 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from . import findings
-from .env import provenance, runs_root, software_line
-from .profiles import PROFILES
-from .report import findings_summary, write_report
-from .store import atomic_write_json, atomic_write_text
+from .. import findings
+from ..env import provenance, runs_root, software_line
+from ..profiles import PROFILES
+from ..report import findings_summary, write_report
+from ..store import atomic_write_json, atomic_write_text
+from .errors import SuiteError, SuiteInterrupted
+from .kernels import signal_kernels, stop_signals_interrupt
+from .parameters import coerce, declared_parameters, list_parameters, route_parameters
+
+__all__ = [
+    "SuiteError",
+    "SuiteInterrupted",
+    "coerce",
+    "declared_parameters",
+    "find_notebooks",
+    "launch_order",
+    "list_parameters",
+    "new_run_dir",
+    "notebooks_dir",
+    "print_findings",
+    "route_parameters",
+    "run_calibration",
+    "run_suite",
+    "stop_signals_interrupt",
+    "write_executed_notebook",
+]
 
 SUITE_PARAMETERS = ("profile", "dataset", "data_root", "run_dir", "smoke")
 # The kernel's own log stays quiet: its "running over TCP without encryption" warning (the kernel
@@ -58,24 +78,12 @@ def launch_order(notebooks: list[Path], jobs: int) -> list[Path]:
     return sorted(notebooks, key=lambda nb: rank.get(nb.name[:2], len(START_FIRST)))
 
 
-class SuiteError(RuntimeError):
-    """A notebook failed or a parameter does not exist (the message names notebook and cell).
-
-    Attributes:
-        notebook: the failing notebook's file name, ``""`` when no notebook ran.
-    """
-
-    def __init__(self, message: str, notebook: str = ""):
-        super().__init__(message)
-        self.notebook = notebook
-
-
 def notebooks_dir() -> Path:
     """The folder of numbered notebooks: the repository's ``notebooks/`` (or ``$INCSEG_NOTEBOOKS``)."""
     env = os.environ.get("INCSEG_NOTEBOOKS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1] / "notebooks"
+    return Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def find_notebooks(folder: Path | None = None, only: list[str] | None = None) -> list[Path]:
@@ -97,93 +105,6 @@ def find_notebooks(folder: Path | None = None, only: list[str] | None = None) ->
             )
         found = [p for p in found if p.name[:2] in want]
     return found
-
-
-def declared_parameters(notebook: Path) -> dict[str, dict]:
-    """The notebook's ``parameters`` cell as papermill reads it: name -> {inferred_type_name, default, help}.
-
-    Raises:
-        SuiteError: the notebook has no cell tagged ``parameters``.
-    """
-    import papermill as pm
-
-    declared = pm.inspect_notebook(str(notebook))
-    if not declared:
-        raise SuiteError(f"{notebook.name} has no cell tagged 'parameters'")
-    return declared
-
-
-def route_parameters(notebooks: list[Path], params: dict[str, Any]) -> dict[Path, dict[str, Any]]:
-    """The parameters each notebook gets: those of ``params`` it declares (suite-wide ``-p``).
-
-    A name no selected notebook declares is an error naming close matches and where they are
-    declared; a value whose type does not fit the declaration (``-p epochs abc``) is an error
-    naming the parameter, the notebook and the expected type.
-
-    Raises:
-        SuiteError: as above.
-    """
-    import difflib
-
-    declared = {nb: declared_parameters(nb) for nb in notebooks}
-    known = sorted({n for d in declared.values() for n in d})
-    for name in params:
-        if not any(name in d for d in declared.values()):
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-            where = "; ".join(
-                f"{c!r} in {', '.join(nb.stem[:2] for nb, d in declared.items() if c in d)}" for c in close
-            )
-            raise SuiteError(
-                f"no selected notebook declares a parameter {name!r}"
-                + (f"; did you mean {where}?" if close else "")
-                + " (`incseg suite --list-params` lists every notebook's parameters)"
-            )
-    routed = {}
-    for nb, d in declared.items():
-        mine = {}
-        for k, v in params.items():
-            if k not in d:
-                continue
-            kind = d[k].get("inferred_type_name", "")
-            if kind == "str" and not isinstance(v, str):
-                v = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
-            elif kind == "float" and isinstance(v, int) and not isinstance(v, bool):
-                v = float(v)
-            fits = {
-                "int": isinstance(v, int) and not isinstance(v, bool),
-                "float": isinstance(v, float),
-                "bool": isinstance(v, bool),
-            }.get(kind, True)
-            if not fits:
-                raise SuiteError(
-                    f"parameter {k}={v!r} does not fit {nb.name}, which declares {k}: {kind} "
-                    f"(default {d[k].get('default')}; {d[k].get('help', '')})"
-                )
-            mine[k] = v
-        routed[nb] = mine
-    return routed
-
-
-def list_parameters(notebooks: list[Path]) -> str:
-    """Every notebook's parameters (name, type, default, help) as text, for ``--list-params``."""
-    lines = []
-    for nb in notebooks:
-        lines.append(nb.stem)
-        for name, d in declared_parameters(nb).items():
-            lines.append(
-                f"  {name}: {d.get('inferred_type_name', '?')} = {d.get('default', '')}  # {d.get('help', '')}"
-            )
-    return "\n".join(lines)
-
-
-def coerce(value: str) -> Any:
-    """Parse a ``-p NAME VALUE`` string: JSON if it parses (numbers, true/false, lists), else the text."""
-    try:
-        return json.loads(value)
-    except (json.JSONDecodeError, TypeError):
-        if value in ("True", "False"):
-            return value == "True"
-        return value
 
 
 def new_run_dir(out: str | Path | None, profile: str) -> Path:
@@ -216,10 +137,6 @@ def new_run_dir(out: str | Path | None, profile: str) -> Path:
             path, k = Path(f"{base}-{k}"), k + 1
         except OSError as e:
             raise SuiteError(f"cannot create run folder {path}: {e.strerror}; pass a writable --out") from None
-
-
-class SuiteInterrupted(SuiteError):
-    """Ctrl-C stopped the suite; the message says where the run folder is and how to resume."""
 
 
 class _SuiteRun:
@@ -289,57 +206,6 @@ class _SuiteRun:
         self.print_fn(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
 
 
-def _kernels() -> list:
-    """The Jupyter kernels this process started (they run in sessions of their own, so a terminal's
-    Ctrl-C does not reach them)."""
-    import psutil
-
-    out = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if any("ipykernel" in part for part in child.cmdline()):
-                out.append(child)
-        except psutil.Error:
-            continue
-    return out
-
-
-def _signal_kernels(sig: int) -> int:
-    """Send ``sig`` to every kernel's process group (its DataLoader workers too); the number signalled."""
-    n = 0
-    for k in _kernels():
-        try:
-            os.killpg(os.getpgid(k.pid), sig)
-            n += 1
-        except OSError:  # gone already
-            continue
-    return n
-
-
-@contextlib.contextmanager
-def stop_signals_interrupt(caught: dict):
-    """SIGTERM and SIGHUP (a batch scheduler's stop, a closed SSH session) stop the suite as Ctrl-C
-    does: each raises ``KeyboardInterrupt`` in the main thread, and ``caught["signal"]`` names it.
-    The previous handlers come back on exit; outside the main thread nothing is changed."""
-    import signal
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        caught["signal"] = signal.Signals(signum).name
-        raise KeyboardInterrupt
-
-    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
-    previous = {n: signal.signal(getattr(signal, n), handler) for n in names}
-    try:
-        yield
-    finally:
-        for n, h in previous.items():
-            signal.signal(getattr(signal, n), h)
-
-
 def _run_lanes(run: _SuiteRun, order: list[Path], n_jobs: int) -> list[SuiteError]:
     """Execute ``order``, ``n_jobs`` at a time, stopping at the first failure; the failures.
 
@@ -369,11 +235,11 @@ def _run_lanes(run: _SuiteRun, order: list[Path], n_jobs: int) -> list[SuiteErro
                 what = caught.get("signal", "Ctrl-C")
                 run.info["signal"] = what
                 run.print_fn(f"\n{what}: interrupting {running or 'the suite'} (again to kill at once) ...")
-                _signal_kernels(signal.SIGINT)
+                signal_kernels(signal.SIGINT)
                 with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: kill below
                     wait(pending, timeout=60)
                 if not all(f.done() for f in pending):  # a second Ctrl-C, or a kernel deaf to SIGINT
-                    _signal_kernels(signal.SIGKILL)
+                    signal_kernels(signal.SIGKILL)
                 continue
             for fut in done:
                 pending.pop(fut)
