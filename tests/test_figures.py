@@ -455,13 +455,21 @@ def test_more_readings_name_the_contradictions_readers_met():
     """SDR's new prototypes collapsed onto background, CAM all 0 while PCM lights up, the synthetic
     memory above the real one, and a method losing the old classes over the steps."""
     first = {"prototypes": {0: (0.0, 0.0), 1: (4.0, 0.0), 2: (0.0, 4.0), 3: (4.0, 4.0)}}
-    last = {"prototypes": {**first["prototypes"], 9: (0.3, 0.2)}}
+    last = {"prototypes": {**first["prototypes"], 9: (0.3, 0.2)}, "points": np.zeros((0, 2)), "labels": []}
     data = {"panels": [first, last], "class_names": CLASSES}
     text = viz.latent_reading(data)
-    assert "chair 0.4 from background's" in text and "typically 4.0 apart" in text
-    assert "chair sits on top of background" in text and "opposite of what SDR's repulsion is for" in text
+    assert "chair 0.4 from background's prototype" in text and "typically 4.0 apart" in text
+    assert "Chair sits on top of background" in text and "SDR's repulsion is meant to push" in text
     last["prototypes"][9] = (-3.0, -3.0)
     assert "stands apart from background" in viz.latent_reading(data)
+    # no background prototype (the demo's SDR keeps none): the mean of background's pixels; new ones together
+    last["prototypes"] = {c: p for c, p in last["prototypes"].items() if c != 0} | {10: (-3.1, -3.0)}
+    last["points"], last["labels"] = np.array([[9.0, 9.0], [11.0, 9.0], [0.0, 0.0]]), np.array([0, 0, 1])
+    text = viz.latent_reading(data)
+    assert "from the mean of background's pixels" in text and "0.1 from each other" in text
+    assert "The 2 new prototypes sit on top of each other" in text and "Chair" not in text
+    last["prototypes"][10] = (-4.5, -3.0)  # 1.5 apart: crowded (38 % of 4.0), not on top
+    assert "The 2 new prototypes crowd together (38% of the old classes' typical distance)" in viz.latent_reading(data)
 
     zero, lit = np.zeros((4, 4)), np.zeros((4, 4))
     lit[:2] = 0.9  # half the image above the background score

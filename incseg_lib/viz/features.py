@@ -99,39 +99,59 @@ def pod_reading(data: dict) -> str:
 
 def latent_reading(data: dict) -> str:
     """What :func:`latent_space`'s figure shows, from the same projections: in the last panel, how far
-    each new class's prototype lies from background's, against the typical distance between two old
-    classes' prototypes. SDR's repulsion exists to keep class prototypes apart; a new prototype on top
-    of background's (under a quarter of that typical distance) is said plainly: the step then
-    labels the new class's pixels much as background.
+    each new class's prototype lies from background (its prototype, or the mean of its pixels when
+    the model keeps no background prototype) and from the other new prototypes, against the typical
+    distance between two old classes' prototypes. SDR's repulsion exists to keep class prototypes
+    apart; a new prototype on top of background, or new prototypes on top of each other (under a
+    quarter of that typical distance), are said plainly.
     """
     panels = data["panels"]
     first, last = panels[0], panels[-1]
     old = [c for c in first["prototypes"] if c != 0]
     new = [c for c in last["prototypes"] if c not in first["prototypes"]]
-    if 0 not in last["prototypes"] or len(old) < 2 or not new:
+    if len(old) < 2 or not new:
         return "What this figure shows: the prototypes of the classes present (too few to compare distances)."
     proto = {c: np.asarray(p, float) for c, p in last["prototypes"].items()}
-    pairs = [
-        np.linalg.norm(proto[a] - proto[b])
-        for i, a in enumerate(old)
-        for b in old[i + 1 :]
-        if a in proto and b in proto
-    ]
-    typical = float(np.median(pairs)) if pairs else float("nan")
     names = data["class_names"]
-    dist = {c: float(np.linalg.norm(proto[c] - proto[0])) for c in new}
-    shown = ", ".join(f"{names[c]} {d:.1f}" for c, d in dist.items())
-    line = (
-        f"What this figure shows: after the last step, the new classes' prototypes lie at {shown} from "
-        f"background's on these axes; two old classes' prototypes are typically {typical:.1f} apart."
-    )
-    close = [names[c] for c, d in dist.items() if d < 0.25 * typical]
-    if close:
+
+    def dist(a, b) -> float:
+        return float(np.linalg.norm(a - b))
+
+    typical = float(np.median([dist(proto[a], proto[b]) for i, a in enumerate(old) for b in old[i + 1 :]]))
+    bg_points = np.asarray(last["points"])[np.asarray(last["labels"]) == 0]
+    if 0 in proto:
+        bg, bg_name = proto[0], "background's prototype"
+    elif len(bg_points):
+        bg, bg_name = bg_points.mean(0), "the mean of background's pixels"
+    else:
+        bg, bg_name = None, ""
+    line = f"What this figure shows: after the last step, two old classes' prototypes are typically {typical:.1f} apart"
+    notes = []
+    if bg is not None:
+        to_bg = {c: dist(proto[c], bg) for c in new}
+        line += "; the new classes' lie at " + ", ".join(f"{names[c]} {d:.1f}" for c, d in to_bg.items())
+        line += f" from {bg_name}"
+        close = [names[c] for c, d in to_bg.items() if d < 0.25 * typical]
+        if close:
+            notes.append(f"{', '.join(close)} {'sits' if len(close) == 1 else 'sit'} on top of background")
+    if len(new) > 1:
+        spread = float(np.median([dist(proto[a], proto[b]) for i, a in enumerate(new) for b in new[i + 1 :]]))
+        line += f", and {spread:.1f} from each other (median)"
+        if spread < 0.25 * typical:
+            notes.append(f"the {len(new)} new prototypes sit on top of each other")
+        elif spread < 0.5 * typical:
+            notes.append(
+                f"the {len(new)} new prototypes crowd together ({spread / typical:.0%} of the old classes' "
+                "typical distance)"
+            )
+    line += "."
+    if notes:
+        said = "; ".join(notes)
         line += (
-            f" {', '.join(close)} {'sits' if len(close) == 1 else 'sit'} on top of background: the opposite "
-            "of what SDR's repulsion is for. The new class's features were not pulled away from background's, "
-            "so the model labels its pixels much as background (its new-class IoU says how much)."
+            f" {said[0].upper() + said[1:]}: SDR's repulsion is meant to push class prototypes apart, and here it "
+            "did not, so the model tells these classes apart less well than the old ones (their IoU after the "
+            "last step says how much)."
         )
     else:
-        line += " Every new prototype stands apart from background, as SDR's repulsion means it to."
+        line += " Every new prototype stands apart from background and from the others, as SDR's repulsion means it to."
     return line

@@ -11,7 +11,7 @@ import numpy as np
 from ..env import headless
 from ..experiment import model_and_data
 from ..results import display_labels, latest, run_labels
-from .common import class_legend, colorize, gallery, show, to_rgb
+from .common import class_handles, colorize, gallery, legend_below, show, to_rgb
 
 
 def _viewer_title(rec: dict, label: str) -> str:
@@ -141,7 +141,10 @@ def method_gallery(data: dict, title: str = ""):
         f"{lab}\nall {100 * r['miou_all']:.1f} %" if r.get("miou_all") is not None else lab
         for lab, r in zip(labels, recs)
     ]
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.7 * n + 1.8, 1.45 * len(rows) + 1.0), squeeze=False)
+    import textwrap
+
+    size = (1.7 * n + 1.8, 1.45 * len(rows) + 1.4)
+    fig, axes = plt.subplots(len(rows), n, figsize=size, squeeze=False, layout="constrained")
     for j in range(n):
         masks = [data["truth"][j]] + [p[j] for p in data["preds"]]
         pics = [to_rgb(data["images"][j])] + [colorize(m, data["palette"]) for m in masks]
@@ -155,10 +158,10 @@ def method_gallery(data: dict, title: str = ""):
         axes[0, j].set_title(f"image {j + 1}", fontsize=10)
     for ax, name in zip(axes[:, 0], rows):
         ax.set_ylabel(name, fontsize=10, rotation=0, ha="right", va="center")
-    fig.suptitle(title or f"{data['title']}: every method after the last step, on the same images", fontsize=11)
-    fig.tight_layout()
+    title = title or f"{data['title']}: every method after the last step, on the same images"
+    fig.suptitle(textwrap.fill(title, int(11 * size[0])), fontsize=11)  # about 11 characters per inch at 11 pt
     shown = list(data["truth"]) + [m for p in data["preds"] for m in p]
-    class_legend(fig, shown, data["palette"], data["class_names"], ncol=5)
+    legend_below(fig, class_handles(shown, data["palette"], data["class_names"]), ncol=4, title="classes")
     return fig
 
 
