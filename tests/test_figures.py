@@ -20,6 +20,8 @@ from matplotlib.text import Text  # noqa: E402
 from incseg_lib import results, viz  # noqa: E402
 from incseg_lib.exemplars import Exemplar, ExemplarMemory, ReplayConfig  # noqa: E402
 
+from .helpers.records import make_record  # noqa: E402
+
 RUN_CODE = re.compile(r"\d+ep|-r18-|\dit-|\dpx|\dpc-|class-balanced")
 CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow"]
 PALETTE = np.array([(0, 0, 0)] + [(25 * k, 255 - 20 * k, 40 + 15 * k) for k in range(1, len(CLASSES))], np.uint8)
@@ -78,24 +80,9 @@ def _plots(fig):
 
 # ---------------------------------------------------------------------- records and data made by hand
 def _rec(method, step, old, new, all_, task="15-5", created=0, iou=None, setting="overlapped", **kw):
-    return dict(
-        notebook="02_x",
-        dataset="voc",
-        task=task,
-        setting=setting,
-        method=method,
-        step=step,
-        backbone="resnet18",
-        eval_protocol="full",
-        miou_old=old,
-        miou_new=new,
-        miou_all=all_,
-        pixel_acc=0.9,
-        created_ns=created,
-        iou=iou or {"background": old, "aeroplane": old, "bicycle": old, "cat": new},
-        train_seconds=10.0,
-        **kw,
-    )
+    iou = iou or {"background": old, "aeroplane": old, "bicycle": old, "cat": new}
+    return make_record(method, step, old, new, all_, task=task, setting=setting, created=created, iou=iou,
+                       notebook="02_x", **kw)  # fmt: skip
 
 
 def _smib(step, old, size, task="15-1", **kw):

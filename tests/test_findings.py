@@ -7,23 +7,12 @@ import pytest
 from incseg_lib import findings
 from incseg_lib.findings import NO_DATA, NOT_REPRODUCED, REPRODUCED, Finding, Metric
 
+from .helpers.records import make_record
+
 
 def rec(method, step, old, new=None, task="15-1", setting="overlapped", ns=0, **extra):
-    return {
-        "dataset": "shapes",
-        "task": task,
-        "setting": setting,
-        "method": method,
-        "step": step,
-        "backbone": "resnet18",
-        "miou_old": old,
-        "miou_new": new,
-        "miou_all": old,
-        "pixel_acc": 0.9,
-        "created_ns": ns,
-        "_file": f"{method}{step}{ns}",
-        **extra,
-    }
+    return make_record(method, step, old, new, dataset="shapes", task=task, setting=setting, created=ns,
+                       **{"_file": f"{method}{step}{ns}", **extra})  # fmt: skip
 
 
 RECORDS = [

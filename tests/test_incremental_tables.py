@@ -10,24 +10,12 @@ from incseg_lib.experiment import checkpoint_file, joint_config, run_incremental
 from incseg_lib.methods import get_method
 from incseg_lib.tasks import base_signature, first_new_class
 
+from .helpers.records import make_record
+
 
 def _rec(method, step, old, new, all_, task="15-5", setting="overlapped", iou=None, created=0, **kw):
-    return dict(
-        dataset="voc",
-        task=task,
-        setting=setting,
-        method=method,
-        step=step,
-        backbone="resnet18",
-        eval_protocol="full",
-        miou_old=old,
-        miou_new=new,
-        miou_all=all_,
-        created_ns=created,
-        iou=iou or {"background": old, "cat": old, "sheep": new},
-        train_seconds=10.0,
-        **kw,
-    )
+    iou = iou or {"background": old, "cat": old, "sheep": new}
+    return make_record(method, step, old, new, all_, task=task, setting=setting, created=created, iou=iou, **kw)
 
 
 def test_incremental_table_is_mib_shaped():
@@ -210,7 +198,7 @@ def test_run_incremental_records_every_step_and_retrains_nothing(tmp_path, shape
         got = r["step_protocol"]
         assert got["protocol"] == "official" and got["ce_normalisation"] == declared.ce_normalisation == "all"
         assert got["lr"] == r["lr"] == pytest.approx(cfg.lr * declared.lr_factor)
-    assert any("step 1 mib]" in str(x) and f"lr {cfg.lr * 0.1:g}," in str(x) for x in lines)  # what fit got
+    assert any("step 1 MiB]" in str(x) and f"lr {cfg.lr * 0.1:g}," in str(x) for x in lines)  # what fit got
     assert recs[-1]["miou_new"] is not None and len(recs[-1]["iou"]) == 21
     assert all(len(r["iou"]) == 16 + r["step"] for r in recs[:-1])  # every seen class, none more
     trained = sum("epoch 1/1" in str(x) for x in lines)
