@@ -182,14 +182,13 @@ def method_gallery_reading(data: dict) -> str:
     rows.sort(key=lambda x: -np.nan_to_num(x[0], nan=-1))
     if not old.any():
         return (
-            "These images hold no pixel of step 0's classes; pixels labelled as the ground truth: "
-            + ", ".join(f"{lab} {100 * acc:.0f} %" for _, acc, lab in rows)
-            + "."
+            "What this figure shows: no pixel of step 0's classes in these images; pixels labelled as the "
+            "ground truth: " + ", ".join(f"{lab} {100 * acc:.0f} %" for _, acc, lab in rows) + "."
         )
     parts = [f"{lab} {100 * k:.0f} % (all pixels {100 * acc:.0f} %)" for k, acc, lab in rows]
     return (
-        f"Pixels of step 0's classes on these {len(truth)} images that each model still labels as the ground "
-        f"truth does, most first: {', '.join(parts)}."
+        f"What this figure shows: pixels of step 0's classes on these {len(truth)} images that each model still "
+        f"labels as the ground truth does, most first: {', '.join(parts)}."
     )
 
 

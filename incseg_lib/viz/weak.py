@@ -175,7 +175,8 @@ def seam_gallery_reading(examples: Sequence[dict], threshold: float | None = Non
     if lit:
         above = f"above the background score {threshold:g}" if threshold is not None else "above 0"
         line += (
-            f", while after PCM {len(lit)} of them light up ({', '.join(f'{v:.0f} %' for v in lit)} of the image "
+            f", while after PCM {len(lit)} of them light{'s' if len(lit) == 1 else ''} up "
+            f"({', '.join(f'{v:.0f} %' for v in lit)} of the image "
             f"{above}). There the pseudo-label is made by PCM's revision alone: the classifier itself never "
             "scored the class, so where PCM's affinities spread the map decides what the step learns."
         )
