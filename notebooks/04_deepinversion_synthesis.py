@@ -160,6 +160,7 @@ print(memory.summary())
 from incseg_lib.experiment import (
     describe_transfer,
     independent_step0,
+    synthesis_label,
     synthesis_variant,
     synthetic_examples,
     transfer_checks,
@@ -175,10 +176,10 @@ if transfer_check:
         f"{'trained' if checker['trained_now'] else 'reused'} and evaluated in {checker['seconds']:.0f} s"
     )
     here = (first_cfg.task, first_cfg.setting)
-    checked = {f"{key[2]} synthesis": m for key, m in memories.items() if key[:2] == here and len(key) == 3}
+    checked = {synthesis_label(key[2]): m for key, m in memories.items() if key[:2] == here and len(key) == 3}
     if bn_ablation:  # one image per class, LSE, the BN-statistics term off (made once, then reused)
         no_bn = dict(r_feature=0.0, images_per_class=1, aggregation="lse")
-        checked["lse synthesis, no BN term"] = synthesis_variant(first_cfg, inversion, **no_bn)
+        checked[synthesis_label("lse", bn_term=False)] = synthesis_variant(first_cfg, inversion, **no_bn)
     checks = transfer_checks(first_cfg, checked, independent=checker)
     print(describe_transfer(checks))
     fig = viz.transfer_bars(checks)

@@ -387,8 +387,8 @@ def test_transfer_description_says_when_the_bn_term_did_not_help():
         "class_names": ["background", "disc"],
         "models": ["inverted", "independent"],
         "memories": {
-            "lse synthesis": {"inverted": result(15, 15), "independent": result(9, 15)},
-            "lse synthesis, no BN term": {"inverted": result(15, 15), "independent": result(15, 15)},
+            "LSE synthesis": {"inverted": result(15, 15), "independent": result(9, 15)},
+            "LSE synthesis, no BN term": {"inverted": result(15, 15), "independent": result(15, 15)},
         },
     }
     text = describe_transfer(checks)

@@ -265,8 +265,8 @@ def _checks():
     models = ["inverted step-0 model (seed 0)", "independent step-0 model (seed 1)"]
     return {
         "memories": {
-            "lse synthesis": dict(zip(models, (result([1, 1, 0]), result([1, 0, 0])))),
-            "lse synthesis, no BN term": dict(zip(models, (result([1, 1, 1]), result([0, 0, 0])))),
+            "LSE synthesis": dict(zip(models, (result([1, 1, 0]), result([1, 0, 0])))),
+            "LSE synthesis, no BN term": dict(zip(models, (result([1, 1, 1]), result([0, 0, 0])))),
         },
         "models": models,
         "min_fraction": 0.01,
@@ -282,7 +282,7 @@ def test_transfer_bars_label_axes_classes_models_and_memories():
     for ax in (per_class, overall):
         assert "recognised (%)" in ax.get_ylabel() and ax.get_xlabel() and ax.get_title()
     assert [t.get_text() for t in per_class.get_xticklabels()] == ["disc", "square", "triangle"]
-    assert [t.get_text() for t in overall.get_xticklabels()] == ["lse synthesis", "lse synthesis, no BN term"]
+    assert [t.get_text() for t in overall.get_xticklabels()] == ["LSE synthesis", "LSE synthesis, no BN term"]
     assert set(_checks()["models"]) <= _legend_texts(fig)
     assert "2/3" in {t.get_text() for t in overall.texts}  # bars say recognised/images
     assert "majority" in fig.get_suptitle()
@@ -292,7 +292,7 @@ def test_transfer_check_in_words_gives_the_counts_of_each_memory():
     from incseg_lib.experiment import describe_transfer
 
     text = describe_transfer(_checks()).splitlines()
-    assert text[0].startswith("lse synthesis: the independent model recognises 1 of 3 images (33%)")
+    assert text[0].startswith("LSE synthesis: the independent model recognises 1 of 3 images (33%)")
     assert "the inverted model 2 (67%)" in text[0] and "mostly missed: square, triangle" in text[0]
     assert "0 of 3" in text[1]
 

@@ -25,6 +25,15 @@ from . import keys
 from .sources import real_object_sizes
 from .step import base_datasets, load_step_model, train_step
 
+# How figures and tables name a synthetic memory by its class-target aggregation.
+AGGREGATION_LABELS = {"lse": "LSE", "scale-aware": "scale-aware"}
+
+
+def synthesis_label(aggregation: str, bn_term: bool = True) -> str:
+    """``"LSE synthesis"``, ``"scale-aware synthesis"``, ``"LSE synthesis, no BN term"``: a synthetic
+    memory as figures and tables name it (never the option's code, ``lse``)."""
+    return f"{AGGREGATION_LABELS.get(aggregation, aggregation)} synthesis" + ("" if bn_term else ", no BN term")
+
 
 def object_size_samples(cfg: RunConfig, memories: dict) -> dict[str, np.ndarray]:
     """The sizes (fraction of the image) of the objects of the old classes: in the real step-0
@@ -39,10 +48,9 @@ def object_size_samples(cfg: RunConfig, memories: dict) -> dict[str, np.ndarray]
     train_base, _ = base_datasets(cfg, split0)
     old = [c for c in split0.seen_classes if c != 0]
     out = {"real step-0 objects": real_object_sizes(cfg, split0, train_base, old)}
-    names = {"lse": "LSE synthesis", "scale-aware": "scale-aware synthesis"}
     for (task, setting, *agg), memory in memories.items():
         if agg and (task, setting) == (cfg.task, cfg.setting) and memory.complete:
-            out[names.get(agg[0], agg[0])] = memory_object_sizes(memory, train_base.info)
+            out[synthesis_label(agg[0])] = memory_object_sizes(memory, train_base.info)
     return out
 
 
