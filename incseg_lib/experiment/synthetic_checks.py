@@ -20,19 +20,17 @@ from ..inversion import (
     synthesize,
     transfer_check,
 )
+from ..results import aggregation_label
 from ..tasks import IncrementalSplit
 from . import keys
 from .sources import real_object_sizes
 from .step import base_datasets, load_step_model, train_step
 
-# How figures and tables name a synthetic memory by its class-target aggregation.
-AGGREGATION_LABELS = {"lse": "LSE", "scale-aware": "scale-aware"}
-
 
 def synthesis_label(aggregation: str, bn_term: bool = True) -> str:
     """``"LSE synthesis"``, ``"scale-aware synthesis"``, ``"LSE synthesis, no BN term"``: a synthetic
     memory as figures and tables name it (never the option's code, ``lse``)."""
-    return f"{AGGREGATION_LABELS.get(aggregation, aggregation)} synthesis" + ("" if bn_term else ", no BN term")
+    return f"{aggregation_label(aggregation)} synthesis" + ("" if bn_term else ", no BN term")
 
 
 def object_size_samples(cfg: RunConfig, memories: dict) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..results import display_name, latest
+from ..results import aggregation_label, display_name, latest
 from ..tasks import get_task
 
 REPRODUCED, NOT_REPRODUCED, NO_DATA, VARIES = "reproduced", "not reproduced", "no data", "varies"
@@ -54,7 +54,7 @@ class Metric:
         if self.exemplars is not None:
             name += f" (memory {self.exemplars})"
         if self.aggregation is not None:
-            name += f" ({self.aggregation})"
+            name += f" ({aggregation_label(self.aggregation)})"
         where = " ".join(x for x in (self.task, self.setting) if x)
         step = "" if self.step is None else f" step {self.step}"
         part = self.part if self.part in ("old", "new", "all") else _PART_WORDS.get(self.part, self.part)
@@ -67,7 +67,7 @@ class Metric:
         if self.exemplars is not None:
             name += f" ({self.exemplars}/class)"
         if self.aggregation is not None:
-            name += f" ({self.aggregation})"
+            name += f" ({aggregation_label(self.aggregation)})"
         part = _PART_WORDS.get(self.part, self.part)
         step = "" if self.step is None else f" after step {self.step}"
         return f"{name}'s {part}{step}"

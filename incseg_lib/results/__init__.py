@@ -8,7 +8,7 @@ reads: a run's name and what tells runs apart) and :mod:`.tables` (what notebook
 show).
 """
 
-from .labels import display_labels, display_name, row_name, run_labels
+from .labels import AGGREGATION_LABELS, aggregation_label, display_labels, display_name, row_name, run_labels
 from .records import REQUIRED, check_record, final_steps, find_record, find_runs, latest, load, record
 from .tables import (
     class_forgetting,
@@ -33,6 +33,8 @@ from .tables import (
 )
 
 __all__ = [
+    "AGGREGATION_LABELS",
+    "aggregation_label",
     "check_record",
     "class_forgetting",
     "class_iou",

@@ -15,6 +15,15 @@ display_name = runs.display_name  # the field's name for a recorded run (``smib`
 _SKIPPED_CONFIG = {"run_dir", "data_root", "checkpoint_dir", "device", "num_workers", "profile"}
 
 
+# How tables, figures and findings name DeepInversion's class-target aggregations (never the code ``lse``).
+AGGREGATION_LABELS = {"lse": "LSE", "scale-aware": "scale-aware"}
+
+
+def aggregation_label(aggregation: str) -> str:
+    """``"LSE"`` for ``lse``; other aggregations as named."""
+    return AGGREGATION_LABELS.get(aggregation, aggregation)
+
+
 def _describe(r: dict) -> list[tuple[str, str]]:
     """What tells ``r`` apart from other records of its method, most telling first: ``(key, text)``."""
     parts: list[tuple[str, str]] = []
@@ -28,7 +37,7 @@ def _describe(r: dict) -> list[tuple[str, str]]:
     syn = (r.get("synthetic") or {}).get("settings") or {}
     if r.get("synthetic"):
         aggregation = syn.get("aggregation", "lse")
-        parts.append(("aggregation", "LSE" if aggregation == "lse" else aggregation))
+        parts.append(("aggregation", aggregation_label(aggregation)))
         parts.append(("images", f"{syn.get('images_per_class', '?')} image(s)/class"))
         parts.append(("labels", "unlabelled" if syn.get("replay_labels") == "none" else "pseudo-labelled"))
     seam = (r.get("weak") or {}).get("seam") or {}
