@@ -35,7 +35,7 @@ def predictions_over_steps(pred: dict, methods: Sequence[str] | None = None, tit
     methods = list(methods or pred["steps"])
     n_steps = len(next(iter(pred["steps"].values())))
     rows = [(i, m) for i in range(len(pred["images"])) for m in methods]
-    fig, axes = plt.subplots(len(rows), n_steps + 2, figsize=(1.9 * (n_steps + 2), 1.8 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), n_steps + 2, figsize=(1.3 * (n_steps + 2), 1.3 * len(rows) + 0.6), squeeze=False)
     names = ["image", "ground truth"] + [_step_title(s, pred.get("added")) for s in range(n_steps)]
     for r, (i, m) in enumerate(rows):
         masks = [pred["truth"][i]] + [pred["steps"][m][s][i] for s in range(n_steps)]
