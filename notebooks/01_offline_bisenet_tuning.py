@@ -150,14 +150,15 @@ table = grid_table(outcomes)
 table
 
 # %%
-fig = viz.loss_curves({f"{o.config.backbone} lr={o.config.lr} bs={o.config.batch_size}": o.history for o in outcomes})
+histories = {f"{o.config.backbone} lr={o.config.lr} bs={o.config.batch_size}": o.history for o in outcomes}
+viz.show(viz.loss_curves(histories), viz.loss_reading(histories))
 
 # %% [markdown]
 # ## Per-class IoU and predictions of the best run
 
 # %%
 best = max(outcomes, key=lambda o: o.record["miou_all"] or 0)
-fig = viz.iou_bars(best.record)
+viz.show(viz.iou_bars(best.record), viz.iou_reading(best.record))
 
 # %%
 from incseg_lib.data import eval_split

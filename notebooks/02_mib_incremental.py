@@ -220,7 +220,7 @@ results.shown(table)
 
 # %%
 print("MiB all / Joint all:", results.joint_ratio(table))
-fig = viz.comparison_bars(table)
+viz.show(viz.comparison_bars(table), viz.comparison_reading(table))
 
 # %% [markdown]
 # ## What each method trained on
@@ -263,7 +263,8 @@ for task in plan["tasks"]:
         curves = results.miou_by_step(records, cfg.dataset, task, setting)
         if curves.shape[1] > 2:
             display(curves)
-            fig = viz.step_curves(curves, title=f"{task} {setting}: mIoU of all seen classes")
+            title = f"{task} {setting}: mIoU of all seen classes"
+            viz.show(viz.step_curves(curves, title=title), viz.step_curves_reading(curves))
 
 # %% [markdown]
 # ## Which classes are kept?
@@ -274,9 +275,9 @@ for task in plan["tasks"]:
 for task in plan["tasks"]:
     for setting in plan["settings"]:
         heat = results.class_iou(records, cfg.dataset, task, setting)
-        fig = viz.iou_heatmap(
-            heat, title=f"{task} {setting}: IoU % after the last step", split_at=first_new_class(cfg.dataset, task)
-        )
+        title = f"{task} {setting}: IoU % after the last step"
+        fig = viz.iou_heatmap(heat, title=title, split_at=first_new_class(cfg.dataset, task))
+        viz.show(fig, viz.heatmap_reading(heat))
 
 # %% [markdown]
 # ## Beyond the output: distilling features (PLOP) and shaping the latent space (SDR)

@@ -170,7 +170,7 @@ for task in plan["tasks"]:
         runs = curves[curves["exemplars"] > 0]
         sizes = ", ".join(map(str, sorted(set(runs["exemplars"]))))
         print(f"{task} {setting}: {', '.join(dict.fromkeys(runs['method']))} at {sizes} exemplars per class")
-        fig = viz.memory_curves(curves, title=f"{task} {setting}")
+        viz.show(viz.memory_curves(curves, title=f"{task} {setting}"), viz.memory_reading(curves))
 
 # %% [markdown]
 # ## The table

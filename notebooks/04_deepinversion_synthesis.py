@@ -241,7 +241,7 @@ from IPython.display import display
 from incseg_lib.experiment import object_size_samples, object_size_table, synthesis_at_scales
 
 sizes = object_size_samples(first_cfg, memories)
-fig = viz.object_size_histogram(sizes)
+viz.show(viz.object_size_histogram(sizes), viz.size_reading(sizes))
 display(results.shown(object_size_table(sizes)))
 example_class = memory.targets[0][0]
 fig = viz.scale_examples(synthesis_at_scales(first_cfg, inversion, example_class))

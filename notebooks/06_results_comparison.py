@@ -96,7 +96,7 @@ results.shown(table)
 
 # %%
 if not table.empty:
-    fig = viz.comparison_bars(table)
+    viz.show(viz.comparison_bars(table), viz.comparison_reading(table))
 
 # %% [markdown]
 # ## Forgetting per class
@@ -119,6 +119,7 @@ for ds, task, setting in groups:
             label="IoU after step 0 − IoU after the last step (points)",
             xlabel="class learned at step 0",
         )
+        viz.show(fig, viz.heatmap_reading(forgot, what="forgetting"))
 
 # %% [markdown]
 # ## Every method after the last step, on the same images

@@ -502,3 +502,38 @@ def test_pod_profiles_tick_whole_positions_of_a_small_map():
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks  # a 5-position map: no 0.5 ticks
     assert "POD distance 10" in " ".join(_legend_labels(fig))
+
+
+def test_every_comparison_figure_has_a_reading_from_its_own_data():
+    import pandas as pd
+
+    steps = pd.DataFrame({0: [82.0, 82.0], 1: [6.0, 77.0], 2: [7.0, 65.0]}, index=["FT", "MiB"])
+    text = viz.step_curves_reading(steps)
+    assert "from step 0 to step 2: MiB 82 to 65, FT 82 to 7" in text and "FT at step 1 (76 points)" in text
+
+    table = results.incremental_table(_study())
+    assert viz.comparison_reading(table).startswith("What this figure shows: voc 15-1 overlapped: highest on all")
+
+    heat = pd.DataFrame({"aeroplane": [0.0, 80.0], "cat": [60.0, 55.0]}, index=["FT", "MiB"])
+    assert "FT 30 on average, lowest on aeroplane (0)" in viz.heatmap_reading(heat)
+    assert "FT forgot 30 points on average, most on cat (60)" in viz.heatmap_reading(heat, what="forgetting")
+
+    rows = [("SMiB", 1, "old", 70.0), ("SMiB", 5, "old", 65.0), ("MiB", 0, "old", 60.0), ("SMiB", 1, "new", 9.0)]
+    frame = pd.DataFrame(rows, columns=["method", "exemplars", "part", "mIoU %"])
+    text = viz.memory_reading(frame)
+    assert "SMiB 70.0 with 1/class to 65.0 with 5/class (without memory: MiB 60.0)" in text
+    assert "SMiB kept less with the larger memory" in text
+
+    text = viz.loss_reading({"lr 0.05": {"loss": [5.0, 1.2]}, "lr 0.5": {"loss": [5.0, 7.0]}})
+    assert "lr 0.05 5.00 to 1.20, lr 0.5 5.00 to 7.00" in text and "lr 0.5 ended above where it started" in text
+    assert "reused" in viz.loss_reading({"a": {"loss": []}})
+
+    rec = {"iou": {"background": 0.95, "cat": 0.4, "bus": None, "cow": 0.7}, "miou_all": 0.68}
+    text = viz.iou_reading(rec)
+    assert text.startswith("What this figure shows: mIoU 68.0; highest IoU background 95, cow 70, cat 40;")
+    assert text.endswith("lowest cat 40, cow 70, background 95.") and "bus" not in text
+
+    sizes = {"real step-0 objects": [0.1, 0.1], "LSE synthesis": [0.05], "scale-aware synthesis": []}
+    text = viz.size_reading(sizes)
+    assert "real step-0 objects 10.0 %; LSE synthesis 5.0 % (0.5 times the real median)" in text
+    assert "scale-aware synthesis: no object the old model is sure of" in text

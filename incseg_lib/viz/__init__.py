@@ -4,7 +4,18 @@ galleries, loss curves), :mod:`.steps` (incremental learning over steps, noteboo
 viewer), :mod:`.memory` (exemplars, 03), :mod:`.inversion` (DeepInversion, 04) and :mod:`.weak`
 (SEAM, 05). Each draws data that :mod:`incseg_lib.experiment` computes; none trains."""
 
-from .common import IGNORE_COLOUR, class_legend, colorize, gallery, iou_bars, loss_curves, show, show_samples
+from .common import (
+    IGNORE_COLOUR,
+    class_legend,
+    colorize,
+    gallery,
+    iou_bars,
+    iou_reading,
+    loss_curves,
+    loss_reading,
+    show,
+    show_samples,
+)
 from .features import latent_reading, latent_space, pod_profiles, pod_reading
 from .inversion import (
     inversion_emergence,
@@ -12,16 +23,20 @@ from .inversion import (
     object_size_histogram,
     outcome_text,
     scale_examples,
+    size_reading,
     synthetic_gallery,
     transfer_bars,
     transfer_verdict,
 )
-from .memory import exemplar_gallery, memory_curves
+from .memory import exemplar_gallery, memory_curves, memory_reading
 from .steps import (
     comparison_bars,
+    comparison_reading,
+    heatmap_reading,
     iou_heatmap,
     predictions_over_steps,
     step_curves,
+    step_curves_reading,
     steps_reading,
     training_curves,
     training_reading,
@@ -30,6 +45,13 @@ from .viewer import method_galleries, method_gallery, method_gallery_reading, re
 from .weak import seam_gallery, seam_gallery_reading, sweep_reading, threshold_sweep
 
 __all__ = [
+    "step_curves_reading",
+    "heatmap_reading",
+    "comparison_reading",
+    "size_reading",
+    "memory_reading",
+    "loss_reading",
+    "iou_reading",
     "seam_gallery_reading",
     "steps_reading",
     "latent_reading",

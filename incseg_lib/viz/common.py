@@ -244,3 +244,31 @@ def show(fig, reading: str = "") -> None:
     plt.close(fig)
     if reading:
         print(reading)
+
+
+def loss_reading(histories: dict[str, dict]) -> str:
+    """What :func:`loss_curves`'s figure shows, from the same histories: each run's loss at its first
+    and last epoch, lowest last first; a run whose loss ended above where it started is named."""
+    ends = [(h["loss"][-1], label, h["loss"][0]) for label, h in histories.items() if h.get("loss")]
+    if not ends:
+        return "What this figure shows: no epoch trained (every run was reused from its checkpoint)."
+    line = "What this figure shows: loss at the first and the last epoch, "
+    line += ", ".join(f"{label} {a:.2f} to {b:.2f}" for b, label, a in sorted(ends)) + "."
+    rose = [label for b, label, a in ends if b > a]
+    if rose:
+        line += f" {', '.join(rose)} ended above where {'it' if len(rose) == 1 else 'they'} started: not training."
+    return line
+
+
+def iou_reading(record: dict) -> str:
+    """What :func:`iou_bars`'s figure shows, from the same record: the mIoU, and the classes with the
+    highest and the lowest IoU."""
+    vals = {n: 100 * v for n, v in record["iou"].items() if v is not None}
+    if not vals:
+        return "What this figure shows: no class has an IoU."
+    ranked = sorted(vals, key=vals.get)
+    low = ", ".join(f"{n} {vals[n]:.0f}" for n in ranked[:3])
+    high = ", ".join(f"{n} {vals[n]:.0f}" for n in ranked[::-1][:3])
+    miou = record.get("miou_all")
+    head = f"mIoU {100 * miou:.1f}; " if miou is not None else ""
+    return f"What this figure shows: {head}highest IoU {high}; lowest {low}."

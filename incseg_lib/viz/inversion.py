@@ -355,3 +355,25 @@ def object_size_histogram(sizes: dict, title: str = ""):
     ax.set_title(title or "Object sizes of the old classes: real images against synthetic memories", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def size_reading(sizes: dict) -> str:
+    """What :func:`object_size_histogram`'s figure shows, from the same sizes: each synthetic memory's
+    median object size against the real step-0 objects', and whether it is smaller or larger."""
+    real = sizes.get("real step-0 objects")
+    if real is None or not len(real):
+        return "What this figure shows: no real object to compare with."
+    ref = float(np.median(real))
+    parts = []
+    for name, values in sizes.items():
+        if name == "real step-0 objects":
+            continue
+        if not len(values):
+            parts.append(f"{name}: no object the old model is sure of")
+            continue
+        med = float(np.median(values))
+        ratio = med / ref if ref else float("nan")
+        parts.append(f"{name} {100 * med:.1f} % ({ratio:.1f} times the real median)")
+    return (
+        f"What this figure shows: median object size, real step-0 objects {100 * ref:.1f} %; " + "; ".join(parts) + "."
+    )

@@ -145,3 +145,26 @@ def exemplar_gallery(memory, dataset, per_class: int = 5, title: str = "", max_w
     handles = [h for h in class_handles(masks, palette, names) if h.get_label() != names[0]]  # 0 is not painted
     legend_below(fig, handles, ncol=8, title="ground truth kept with the exemplars (unlabelled pixels dimmed)")
     return fig
+
+
+def memory_reading(frame) -> str:
+    """What :func:`memory_curves`'s figure shows, from the same rows: per method with memory, its
+    old-class mIoU at the smallest and the largest memory against the run without memory, and
+    whether more memory kept more of the old classes (said plainly when it did not)."""
+    old = frame[frame["part"] == "old"] if len(frame) else frame
+    refs = old[old["exemplars"] == 0]
+    ref = f" (without memory: {', '.join(f'{m} {v:.1f}' for m, v in zip(refs['method'], refs['mIoU %']))})"
+    parts, fewer = [], []
+    for method, g in old[old["exemplars"] > 0].groupby("method", sort=False):
+        g = g.sort_values("exemplars")
+        lo, hi = g.iloc[0], g.iloc[-1]
+        parts.append(f"{method} {lo['mIoU %']:.1f} with {int(lo['exemplars'])}/class to {hi['mIoU %']:.1f} with "
+                     f"{int(hi['exemplars'])}/class")  # fmt: skip
+        if len(g) > 1 and hi["mIoU %"] < lo["mIoU %"]:
+            fewer.append(str(method))
+    if not parts:
+        return "What this figure shows: no run with memory."
+    line = "What this figure shows: old-class mIoU " + "; ".join(parts) + (ref if len(refs) else "") + "."
+    if fewer:
+        line += f" {', '.join(fewer)} kept less with the larger memory: here more stored images did not help."
+    return line

@@ -35,7 +35,9 @@ def predictions_over_steps(pred: dict, methods: Sequence[str] | None = None, tit
     methods = list(methods or pred["steps"])
     n_steps = len(next(iter(pred["steps"].values())))
     rows = [(i, m) for i in range(len(pred["images"])) for m in methods]
-    fig, axes = plt.subplots(len(rows), n_steps + 2, figsize=(1.3 * (n_steps + 2), 1.3 * len(rows) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), n_steps + 2, figsize=(1.3 * (n_steps + 2), 1.3 * len(rows) + 0.6), squeeze=False
+    )
     names = ["image", "ground truth"] + [_step_title(s, pred.get("added")) for s in range(n_steps)]
     for r, (i, m) in enumerate(rows):
         masks = [pred["truth"][i]] + [pred["steps"][m][s][i] for s in range(n_steps)]
@@ -342,3 +344,55 @@ def steps_reading(pred: dict) -> str:
     if lost:
         line += f" {', '.join(lost)} {'loses' if len(lost) == 1 else 'lose'} most of them: background shift at work."
     return line
+
+
+def step_curves_reading(frame) -> str:
+    """What :func:`step_curves`'s figure shows, from the same table: each run's mIoU of all seen classes
+    at its first and last step, best first, and the one step where a run lost most at once."""
+    if frame is None or not len(frame):
+        return "What this figure shows: no run to compare."
+    ends, worst = [], (0.0, "", 0)
+    for method, row in frame.iterrows():
+        row = row.dropna()
+        if not len(row):
+            continue
+        ends.append((float(row.iloc[-1]), f"{method} {row.iloc[0]:.0f} to {row.iloc[-1]:.0f}"))
+        drops = -row.diff().dropna()
+        if len(drops) and float(drops.max()) > worst[0]:
+            worst = (float(drops.max()), str(method), drops.idxmax())
+    first, last = frame.columns[0], frame.columns[-1]
+    line = f"What this figure shows: mIoU of all seen classes from step {first} to step {last}: "
+    line += ", ".join(text for _, text in sorted(ends, key=lambda e: -e[0])) + "."
+    if worst[1]:
+        line += f" The largest loss in one step: {worst[1]} at step {worst[2]} ({worst[0]:.0f} points)."
+    return line
+
+
+def comparison_reading(table) -> str:
+    """What :func:`comparison_bars`'s figure shows, from the same table (:func:`incseg_lib.results.
+    incremental_table`): per task, which run ends highest on all, old and hIoU, and how close it
+    comes to Joint (:func:`incseg_lib.results.comparison_lines`)."""
+    from ..results import comparison_lines
+
+    lines = comparison_lines(table)
+    return "What this figure shows: " + (" ".join(lines) if lines else "no incremental run to compare.")
+
+
+def heatmap_reading(frame, what: str = "IoU") -> str:
+    """What :func:`iou_heatmap`'s figure shows, from the same table (rows runs, columns classes,
+    values in points): per row, its mean and the class with the lowest value (``what="IoU"``) or,
+    for a forgetting map (``what="forgetting"``), the class it forgot most."""
+    import pandas as pd
+
+    if frame is None or not len(frame):
+        return "What this figure shows: nothing to compare."
+    parts = []
+    for name, row in frame.iterrows():
+        row = pd.to_numeric(row, errors="coerce").dropna()
+        if not len(row):
+            continue
+        if what == "forgetting":
+            parts.append(f"{name} forgot {row.mean():.0f} points on average, most on {row.idxmax()} ({row.max():.0f})")
+        else:
+            parts.append(f"{name} {row.mean():.0f} on average, lowest on {row.idxmin()} ({row.min():.0f})")
+    return "What this figure shows: " + "; ".join(parts) + "."
