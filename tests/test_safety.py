@@ -607,3 +607,26 @@ def test_corrupt_side_files_are_named_moved_aside_and_rebuilt(tmp_path):
         (folder / "manifest.json").write_text("[1, 2]")  # valid JSON, not a manifest
         with pytest.warns(UserWarning, match="not a manifest"):
             cls(folder, {"a": 1})
+
+
+def test_a_model_reused_by_another_notebook_is_recorded_for_it_too(tmp_path, shapes_root):
+    """Two notebooks of one run reuse a model: whichever evaluates first, each keeps its own record
+    (the same numbers, copied), so the report lists the model under the lowest-numbered notebook."""
+    from incseg_lib import results
+    from incseg_lib.experiment import train_step
+    from incseg_lib.report import records_by_notebook
+
+    cfg = _tiny(tmp_path, shapes_root)
+    quiet = dict(progress=False, print_fn=lambda *a: None)
+    first = train_step(cfg, step=0, method="step0", notebook="05_weak", **quiet).record
+    lines = []
+    copy = train_step(cfg, step=0, method="step0", notebook="02_steps", progress=False, print_fn=lines.append).record
+    assert any("eval reused" in str(x) for x in lines)  # not evaluated again
+    assert copy["notebook"] == "02_steps" and copy["reused_from"] == Path(first["_file"]).name
+    assert copy["miou_all"] == first["miou_all"] and copy["iou"] == first["iou"] and copy["_file"] != first["_file"]
+    again = train_step(cfg, step=0, method="step0", notebook="02_steps", **quiet).record
+    assert again["_file"] == copy["_file"]  # the notebook's own record is reused, not copied again
+    back = train_step(cfg, step=0, method="step0", notebook="05_weak", **quiet).record
+    assert back["_file"] == first["_file"]  # and so is the first notebook's, though a copy is newer
+    recs = results.load(cfg.run_dir)
+    assert len(recs) == 2 and list(records_by_notebook(recs)) == ["02_steps"]

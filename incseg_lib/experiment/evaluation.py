@@ -56,22 +56,21 @@ def evaluate_step(
         # a re-run reusing a finished checkpoint also reuses its evaluation (same config, same
         # checkpoint file, recorded after the checkpoint was written): no second record, no waiting
         prior = results.load(cfg.run_dir) if Path(cfg.run_dir).is_dir() else []  # read once for every protocol
-        found = [
-            results.find_record(
-                prior,
-                newer_than_ns=Path(checkpoint).stat().st_mtime_ns,
-                config=cfg.to_dict(),
-                checkpoint=str(checkpoint),
-                method=method,
-                task=rep.task,
-                step=rep.step,
-                eval_protocol=protocol,
-                **(extra or {}),
-            )
+        match = dict(config=cfg.to_dict(), checkpoint=str(checkpoint), method=method, task=rep.task, step=rep.step)
+        match.update(extra or {})
+        since = Path(checkpoint).stat().st_mtime_ns
+        found = [  # this notebook's own record first, else another notebook's
+            results.find_record(prior, newer_than_ns=since, eval_protocol=protocol, notebook=notebook, **match)
+            or results.find_record(prior, newer_than_ns=since, eval_protocol=protocol, **match)
             for protocol, _ in protocols
         ]
         if all(found):
             print_fn(f"  eval reused from {Path(found[0]['_file']).name}: mIoU {100 * (found[0]['miou_all'] or 0):.1f}")
+            if found[0].get("notebook") != notebook:
+                # another notebook of this run evaluated it first: this one keeps a copy of its own, so
+                # that its tables and the report (the lowest-numbered notebook that uses a model lists
+                # it) do not depend on which notebook of two lanes got there first
+                return [_copy_record(rec, notebook, cfg.run_dir) for rec in found][0]
             return found[0]
     first = None
     data = split.eval_dataset(val_base, unseen=cfg.eval_unseen, cache_dir=cfg.checkpoint_path / "splits")
@@ -152,3 +151,14 @@ def _evaluate_once(
         _images=ev["images"],
         **(extra or {}),
     )
+
+
+def _copy_record(rec: dict, notebook: str, run_dir) -> dict:
+    """``rec`` recorded again under ``notebook`` (the same numbers, no evaluation), naming the file it
+    copies in ``reused_from``; returned as :func:`incseg_lib.results.load` reads it."""
+    import json
+
+    automatic = ("version", "created", "created_ns", "platform")
+    fields = {k: v for k, v in rec.items() if not k.startswith("_") and k not in automatic}
+    path = results.record(run_dir, **{**fields, "notebook": notebook, "reused_from": Path(rec["_file"]).name})
+    return {**json.loads(path.read_text()), "_file": str(path), "_run": Path(run_dir).name}
