@@ -284,7 +284,7 @@ def train_and_test(
 
     from incseg_lib.data import load_dataset
     from incseg_lib.data.transforms import eval_transforms, train_transforms
-    from incseg_lib.engine import evaluate, fit
+    from incseg_lib.engine import Saving, Schedule, evaluate, fit
 
     train = load_dataset("camvid", "trainval", root=data_root, incremental=False, transforms=train_transforms(crop))
     test = load_dataset("camvid", "test", root=data_root, incremental=False, transforms=eval_transforms())
@@ -303,11 +303,11 @@ def train_and_test(
         return {"miou": round(100 * cm.miou(), 2), "pixel_acc": round(100 * cm.pixel_accuracy(), 2)}
 
     per_epoch = []
-    kw = dict(batch_size=batch, lr=lr, device="cpu", seed=seed, progress=False, print_fn=log)
+    schedule = Schedule(epochs=epochs, batch_size=batch, lr=lr, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "run.pt" if track_epochs else None
         for stop in range(1, epochs + 1) if track_epochs else [epochs]:
-            hist = fit(model, train, epochs=epochs, checkpoint=ckpt, stop_after_epoch=stop, **kw)
+            hist = fit(model, train, schedule, saving=Saving(ckpt, stop_after_epoch=stop), progress=False, print_fn=log)
             if not track_epochs:
                 break
             row = {"epoch": stop, **test_scores(model)}

@@ -30,7 +30,7 @@ import torch
 def main() -> None:
     from incseg_lib.config import RunConfig
     from incseg_lib.data.transforms import eval_transforms, train_transforms
-    from incseg_lib.engine import fit
+    from incseg_lib.engine import Hooks, Schedule, fit
     from incseg_lib.experiment import base_datasets, step_image_labels, train_step, weak_config
     from incseg_lib.seam import ImageLabelDataset, SeamNet, seam_loss
     from incseg_lib.tasks import IncrementalSplit
@@ -78,14 +78,8 @@ def main() -> None:
     hist = fit(
         model,
         data,
-        epochs=seam.epochs,
-        batch_size=seam.batch_size,
-        lr=seam.lr,
-        momentum=0.9,
-        weight_decay=seam.weight_decay,
-        device="cpu",
-        seed=seam.seed,
-        loss_fn=loss_fn,
+        Schedule(seam.epochs, seam.batch_size, seam.lr, momentum=0.9, weight_decay=seam.weight_decay, seed=seam.seed),
+        hooks=Hooks(loss_fn=loss_fn),
         progress=False,
         print_fn=lambda *a: None,
     )

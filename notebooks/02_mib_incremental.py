@@ -155,11 +155,12 @@ for task in plan["tasks"]:
 # **grows** a head for the step's new classes, initialised as the method says (MiB: from the
 # background, Sec. 3.4); the method's **loss** reads the old model's outputs; **`fit`** trains on the
 # step's images (new classes labelled, everything else background) with the step's schedule (the
-# method's learning rate under its protocol); the model is **evaluated** on every class seen so far.
+# method's learning rate under its protocol: `fit_options` gives the `Schedule` and the `Hardware`,
+# and the loss goes in as a hook); the model is **evaluated** on every class seen so far.
 
 # %%
 from incseg_lib.config import step0_name
-from incseg_lib.engine import fit
+from incseg_lib.engine import Hooks, fit
 from incseg_lib.experiment import base_datasets, evaluate_step, fit_options, frozen_copy, grow
 from incseg_lib.experiment import load_step_model, step_training_set, train_step
 from incseg_lib.methods import get_method
@@ -180,7 +181,7 @@ loss_fn = method.loss_fn(
     distill_pixels=one.distill_pixels,
     ce_normalisation=one.ce_normalisation_at(name),
 )  # unbiased cross-entropy + unbiased distillation against the old model
-history = fit(model, step_training_set(one, split), loss_fn=loss_fn, progress=False, **fit_options(one, 1, name))
+history = fit(model, step_training_set(one, split), **fit_options(one, 1, name), hooks=Hooks(loss_fn), progress=False)
 by_hand = evaluate_step(
     one, model, split, base_datasets(one, split)[1], method=name, notebook="02_mib_incremental", record=False
 )

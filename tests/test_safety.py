@@ -39,7 +39,7 @@ def plant(path: Path, marker: Path, **entries) -> Path:
 
 
 def test_a_planted_pickle_never_runs_at_any_path_the_library_loads(tmp_path):
-    from incseg_lib.engine import fit, load_checkpoint
+    from incseg_lib.engine import Saving, Schedule, fit, load_checkpoint
     from incseg_lib.experiment import model_and_data
     from incseg_lib.regularizers import ImportanceTracker, importance_file, load_importance
 
@@ -57,16 +57,8 @@ def test_a_planted_pickle_never_runs_at_any_path_the_library_loads(tmp_path):
     # training finds the planted file where its checkpoint should be: moved aside, trained afresh
     data = [(torch.randn(3, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(4)]
     said = []
-    fit(
-        BiSeNet([3], "resnet18"),
-        data,
-        epochs=1,
-        batch_size=2,
-        lr=0.01,
-        checkpoint=ckpt,
-        progress=False,
-        print_fn=said.append,
-    )
+    fit(BiSeNet([3], "resnet18"), data, Schedule(epochs=1, batch_size=2, lr=0.01), saving=Saving(ckpt),
+        progress=False, print_fn=said.append)  # fmt: skip
     assert any("moved aside" in s for s in said) and list(ckpt.parent.glob("step-0.pt.corrupt-*"))
     assert load_checkpoint(ckpt)["epoch"] == 1
     assert not marker.exists()  # the payload never ran

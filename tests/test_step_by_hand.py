@@ -3,7 +3,7 @@ one at a time give the record train_step gives."""
 
 import pytest
 
-from incseg_lib.engine import fit
+from incseg_lib.engine import Hooks, fit
 from incseg_lib.experiment import (
     base_datasets,
     evaluate_step,
@@ -32,7 +32,9 @@ def test_step_by_hand_gives_the_study_record(tiny_cfg, name):
     loss_fn = method.loss_fn(
         old, sum(old.classes_per_step), cfg.aux_weight, ce_normalisation=cfg.ce_normalisation_at(name)
     )
-    history = fit(model, step_training_set(cfg, split), loss_fn=loss_fn, progress=False, **fit_options(cfg, 1, name))
+    history = fit(
+        model, step_training_set(cfg, split), **fit_options(cfg, 1, name), hooks=Hooks(loss_fn), progress=False
+    )
     val = base_datasets(cfg, split)[1]
     by_hand = evaluate_step(cfg, model, split, val, method=name, notebook="test", record=False, **quiet)
 

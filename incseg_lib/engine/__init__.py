@@ -19,8 +19,13 @@ from .device import (
 from .evaluate import SizeGroupedBatchSampler, evaluate, predict
 from .fit import OPTIMIZERS, fit, log_timing, make_optimizer, poly_lr
 from .hooks import Penalty, Tracker, TrackerGroup
+from .options import Hardware, Hooks, Saving, Schedule
 
 __all__ = [
+    "Hardware",
+    "Hooks",
+    "Saving",
+    "Schedule",
     "AMP_MODES",
     "CPU_CHANNELS_LAST_MIN_SIDE",
     "OPTIMIZERS",

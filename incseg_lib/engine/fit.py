@@ -30,6 +30,7 @@ from ..store import CorruptCheckpoint, checkpoint_lock, quarantine
 from .checkpoints import load_checkpoint, save_checkpoint
 from .device import Accel, RankSlice, _barrier, accel, decisions, distributed
 from .hooks import Penalty, Tracker
+from .options import Hardware, Hooks, Saving, Schedule
 from .tensorboard import tensorboard_writer
 
 
@@ -85,56 +86,33 @@ def _read_back(pending: list, epoch: int, iters_per_epoch: int, total_iters: int
     bar.set_postfix(loss=f"{values[-1]:.3f}", lr=f"{poly_lr(lr, pending[-1][0], total_iters):.2e}")
 
 
-# Long for its signature and docstring (every option documented); the body calls named parts:
-# _resume, _epoch_loader, _train_epoch (-> _train_iteration), _log_epoch, _save_when_due.
+# Long for its docstring and the lock's scope; the body calls named parts: _resume, _epoch_loader,
+# _train_epoch (-> _train_iteration), _log_epoch, _save_when_due.
 def fit(
     model: nn.Module,
     train_set,
+    schedule: Schedule,
+    hardware: Hardware | None = None,
+    saving: Saving | None = None,
+    hooks: Hooks | None = None,
     *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    momentum: float = 0.9,
-    weight_decay: float = 1e-4,
-    aux_weight: float = 1.0,
-    device: torch.device | str = "cpu",
-    amp: bool | str = True,
-    num_workers: int = 0,
-    seed: int = 0,
-    checkpoint: Path | None = None,
-    key: dict | None = None,
-    loss_fn: Callable | None = None,
     log_dir: Path | None = None,
     progress: bool = True,
     print_fn: Callable = print,
-    stop_after_epoch: int | None = None,
-    tracker: Tracker | None = None,
-    penalty: Penalty | None = None,
-    batch_sampler_fn: Callable | None = None,
-    checkpoint_every: int = 1,
-    optimizer: str = "sgd",
-    channels_last: bool | None = None,
-    pin_memory: bool | None = None,
-    sync_every: int = 20,
-    sync_bn: bool = False,
 ) -> dict:
-    """Train ``model`` on ``train_set``; resume from ``checkpoint`` when it holds the same ``key``.
+    """Train ``model`` on ``train_set``; resume from ``saving.checkpoint`` when it holds the same key.
 
     Args:
         model: a :class:`~incseg_lib.models.BiSeNet` (or any module returning ``{"out", "aux"}``).
         train_set: dataset yielding ``(image (3,H,W) float, mask (H,W) int64)`` crops of equal size.
-        epochs, batch_size, lr, momentum, weight_decay: SGD with poly LR (power 0.9), per iteration.
-        optimizer: ``sgd`` or ``sgd-mib`` (see :func:`make_optimizer`).
-        aux_weight: weight of each auxiliary loss.
-        device: where to train.
-        amp, channels_last, pin_memory: see :func:`accel` (default: float16 AMP and pinned batches on
-            CUDA only, channels_last by :func:`channels_last_rule`; each can be forced on a CPU).
-        sync_every: iterations between reads of the loss back to the host (progress bar, TensorBoard,
-            the non-finite-loss check): loss terms are summed on the device, so a GPU is not stalled
-            by a sync every iteration. A NaN/inf loss still stops training with the iteration it
-            appeared at, at most ``sync_every`` iterations later.
-        sync_bn: with several processes (``torchrun``), SyncBatchNorm (CUDA only) instead of
-            per-process batch statistics.
+        schedule: the optimisation (:class:`Schedule`).
+        hardware: device, precision, memory layout, workers (:class:`Hardware`; default: its defaults, CPU).
+        saving: the checkpoint and its key (:class:`Saving`; default: nothing saved).
+        hooks: the method's loss, tracker, penalty and batch composition (:class:`Hooks`; default:
+            BiSeNet's cross-entropy, plain shuffling).
+        log_dir: TensorBoard folder (scalars per iteration and per epoch); None = no logging.
+        progress: a progress bar per epoch.
+        print_fn: where the epoch lines go.
 
     Several processes: inside a ``torch.distributed`` process group (``incseg step`` under
     ``torchrun``) the model is wrapped in DistributedDataParallel; every rank draws the same global
@@ -142,28 +120,6 @@ def fit(
     (:class:`RankSlice`), so the batches are those of one process; only rank 0 takes the checkpoint
     lock and writes checkpoints, importance and TensorBoard logs; the reported loss and images/s
     are over all ranks; every rank returns when the last checkpoint is written.
-        checkpoint: file written atomically after every epoch; if it exists with the same ``key``
-            training resumes after its last epoch (a finished run returns at once); training holds
-            :func:`checkpoint_lock` on it, so a second process waits and then reuses it. The last
-            epoch's file keeps the weights only (no optimizer state: about half the size).
-        key: what determines the weights (see ``RunConfig.training_key``).
-        loss_fn: ``(model, images, targets, outputs) -> dict`` with a ``loss`` entry; default
-            :func:`~incseg_lib.losses.bisenet_loss` with cross-entropy.
-        log_dir: TensorBoard folder (scalars per iteration and per epoch); None = no logging.
-        stop_after_epoch: stop (as if killed) after this epoch; for tests and demonstrations.
-        checkpoint_every: write the checkpoint (and the tracker state) every this many epochs;
-            the last epoch is always written; 0 = only the last (short runs, where a BiSeNet-R18
-            checkpoint of ~100 MB per epoch costs more than the epoch).
-        tracker: a :class:`Tracker` (EWC/PI/RW importance, SDR's prototypes, or a
-            :class:`TrackerGroup` of them) updated after every optimiser step and saved after every
-            epoch (resumed with the checkpoint).
-        penalty: a :class:`Penalty` added to ``loss_fn``'s total (EWC/PI/RW at steps >= 1); the
-            loss dict then also holds ``task`` (the total without it) and ``penalty``, and the
-            tracker sees the gradient of ``task`` alone, as MiB's ``train.py`` updates its
-            regularizer between the task loss's backward and the penalty's.
-        batch_sampler_fn: ``generator -> batch sampler`` that composes the batches instead of
-            plain shuffling (e.g. :class:`~incseg_lib.exemplars.ReplayBatchSampler`); the
-            generator is seeded per epoch like the default shuffle.
 
     Returns:
         History dict: ``loss`` (mean per epoch), ``lr``, ``epoch_seconds``, ``train_seconds``,
@@ -174,6 +130,13 @@ def fit(
         ValueError: fewer than 2 training images (BatchNorm needs 2). CheckpointMismatch: see
             :func:`load_checkpoint`.
     """
+    hardware, saving, hooks = hardware or Hardware(), saving or Saving(), hooks or Hooks()
+    epochs, batch_size, lr, seed = schedule.epochs, schedule.batch_size, schedule.lr, schedule.seed
+    device, amp, channels_last, pin_memory = hardware.device, hardware.amp, hardware.channels_last, hardware.pin_memory
+    num_workers, sync_bn, sync_every = hardware.num_workers, hardware.sync_bn, hardware.sync_every
+    checkpoint, key, checkpoint_every = saving.checkpoint, saving.key, saving.every
+    stop_after_epoch = saving.stop_after_epoch
+    loss_fn, tracker, penalty, batch_sampler_fn = hooks.loss_fn, hooks.tracker, hooks.penalty, hooks.batch_sampler_fn
     rank, world = distributed()
     if world > 1 and batch_size % world:
         raise ValueError(
@@ -190,7 +153,7 @@ def fit(
         batch_size = min(batch_size, len(train_set))
         batch_size -= batch_size % world
         model.to(device)
-        opt = make_optimizer(model, lr, momentum, weight_decay, optimizer)
+        opt = make_optimizer(model, lr, schedule.momentum, schedule.weight_decay, schedule.optimizer)
         # the grad scaler is needed before a resume restores it; the layout is decided once training is certain
         scaler = torch.amp.GradScaler(device.type, enabled=accel(device, amp, False, pin_memory).grad_scaler)
         history, resumed_from = _resume(checkpoint, model, key, device, opt, scaler, tracker, epochs, print_fn)
@@ -222,7 +185,7 @@ def fit(
             penalty=penalty,
             rank=rank,
             world=world,
-            loss_fn=loss_fn or (lambda m, x, y, out: bisenet_loss(out, y, aux_weight=aux_weight)),
+            loss_fn=loss_fn or (lambda m, x, y, out: bisenet_loss(out, y, aux_weight=schedule.aux_weight)),
             lr=lr,
             epochs=epochs,
             iters_per_epoch=iters_per_epoch,

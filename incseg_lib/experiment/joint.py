@@ -19,7 +19,7 @@ from ..tasks import IncrementalSplit
 from . import keys
 from .evaluation import evaluate_step
 from .sources import find_pseudo_labels
-from .step import StepOutcome, base_datasets, build_model, fit_options, joint_config, train_step
+from .step import StepOutcome, base_datasets, build_model, fit_options, joint_config, saving, train_step
 
 
 def joint_step(
@@ -104,14 +104,13 @@ def weak_joint_step(
     options = fit_options(jcfg, 0)
     print_fn(
         f"[{cfg.dataset} Joint-S ({cfg.task} {cfg.setting})] {len(keep)} images with masks + {len(weak_idx)} "
-        f"with pseudo-labels, lr {options['lr']}, {options['epochs']} epochs"
+        f"with pseudo-labels, lr {options['schedule'].lr}, {options['schedule'].epochs} epochs"
     )
     history = fit(
         model,
         train_set,
         **options,
-        checkpoint=ckpt,
-        key=key,
+        saving=saving(jcfg, ckpt, key),
         log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-joint-s-{key_digest(key)}",
         progress=progress,
         print_fn=print_fn,

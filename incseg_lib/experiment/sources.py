@@ -28,7 +28,7 @@ import torch
 
 from ..config import RunConfig
 from ..data.transforms import train_transforms
-from ..engine import fit
+from ..engine import Hardware, Hooks, Saving, Schedule, fit
 from ..exemplars import ExemplarMemory, ReplayConfig, annotated_lut
 from ..inversion import InversionConfig, SyntheticMemory, measured_scales, object_sizes
 from ..methods import Method, get_method
@@ -391,22 +391,13 @@ def train_seam(
     history = fit(
         model,
         data,
-        epochs=seam.epochs,
-        batch_size=seam.batch_size,
-        lr=seam.lr,
-        momentum=0.9,
-        weight_decay=seam.weight_decay,
-        device=cfg.torch_device(),
-        amp=cfg.amp,
-        num_workers=cfg.num_workers,
-        seed=seam.seed,
-        checkpoint=ckpt,
-        key=key,
-        loss_fn=lambda m, x, y, out: seam_loss(m, x, y, out, seam),
+        Schedule(seam.epochs, seam.batch_size, seam.lr, momentum=0.9, weight_decay=seam.weight_decay, seed=seam.seed),
+        Hardware(device=cfg.torch_device(), amp=cfg.amp, num_workers=cfg.num_workers),
+        Saving(checkpoint=ckpt, key=key, every=cfg.checkpoint_every),
+        Hooks(loss_fn=lambda m, x, y, out: seam_loss(m, x, y, out, seam)),
         log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-seam-step{step}-{key_digest(key)}",
         progress=progress,
         print_fn=print_fn,
-        checkpoint_every=cfg.checkpoint_every,
     )
     return model.eval(), history, ckpt
 

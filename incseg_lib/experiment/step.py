@@ -27,7 +27,17 @@ from .. import runs
 from ..config import RunConfig, step0_name
 from ..data import eval_split, load_dataset, train_split
 from ..data.transforms import eval_transforms, train_transforms
-from ..engine import SizeGroupedBatchSampler, TrackerGroup, fit, load_checkpoint, log_timing
+from ..engine import (
+    Hardware,
+    Hooks,
+    Saving,
+    Schedule,
+    SizeGroupedBatchSampler,
+    TrackerGroup,
+    fit,
+    load_checkpoint,
+    log_timing,
+)
 from ..env import show_progress
 from ..exemplars import ReplayBatchSampler, ReplayConfig
 from ..inversion import InversionConfig
@@ -113,25 +123,29 @@ def grow(model: nn.Module, split: IncrementalSplit, method: Method, seed: int) -
 
 
 def fit_options(cfg: RunConfig, step: int, method: str = "") -> dict:
-    """The keyword arguments of :func:`~incseg_lib.engine.fit` that ``cfg`` sets for ``step`` of
-    ``method`` (epochs, learning rate by the method's protocol, batch, optimiser, device, precision,
-    seed ``cfg.seed + step``, SyncBN): the one place a :class:`RunConfig` becomes a training
-    schedule."""
-    return dict(
+    """What ``cfg`` tells :func:`~incseg_lib.engine.fit` for ``step`` of ``method``: ``{"schedule":
+    Schedule (epochs, learning rate by the method's protocol, batch, optimiser, seed ``cfg.seed +
+    step``), "hardware": Hardware (device, precision, workers, SyncBN)}``, to pass as
+    ``fit(model, data, **fit_options(...), saving=..., hooks=...)``: the one place a
+    :class:`RunConfig` becomes a training schedule (:func:`saving` gives the checkpoint's)."""
+    schedule = Schedule(
         epochs=cfg.epochs_at(step),
         batch_size=cfg.batch_size,
         lr=cfg.lr_at(step, method),
         momentum=cfg.momentum,
         weight_decay=cfg.weight_decay,
-        aux_weight=cfg.aux_weight,
-        device=cfg.torch_device(),
-        amp=cfg.amp,
-        num_workers=cfg.num_workers,
-        seed=cfg.seed + step,
-        checkpoint_every=cfg.checkpoint_every,
         optimizer=cfg.optimizer,
-        sync_bn=cfg.sync_bn,
+        aux_weight=cfg.aux_weight,
+        seed=cfg.seed + step,
     )
+    hardware = Hardware(device=cfg.torch_device(), amp=cfg.amp, num_workers=cfg.num_workers, sync_bn=cfg.sync_bn)
+    return {"schedule": schedule, "hardware": hardware}
+
+
+def saving(cfg: RunConfig, checkpoint: Path, key: dict) -> Saving:
+    """The :class:`~incseg_lib.engine.Saving` of a step: its checkpoint file and key, written every
+    ``cfg.checkpoint_every`` epochs."""
+    return Saving(checkpoint=checkpoint, key=key, every=cfg.checkpoint_every)
 
 
 def train_step(
@@ -383,23 +397,20 @@ def _fit_step(
         + ([] if split.is_offline else [split.setting])
         + ([shown_as] if shown_as.startswith("step 0") else [f"step {step}", shown_as])
     )
+    schedule = options["schedule"]
     print_fn(
-        f"[{label}] {cfg.backbone}, {len(train_set)} training images, lr {options['lr']}, batch {cfg.batch_size}, "
-        f"{options['epochs']} epochs"
+        f"[{label}] {cfg.backbone}, {len(train_set)} training images, lr {schedule.lr}, batch {cfg.batch_size}, "
+        f"{schedule.epochs} epochs"
     )
     return fit(
         model,
         train_set,
         **options,
-        checkpoint=ckpt,
-        key=key,
-        loss_fn=training["loss_fn"],
-        tracker=training["tracker"],
-        penalty=training.get("penalty"),
+        saving=saving(cfg, ckpt, key),
+        hooks=Hooks(training["loss_fn"], training["tracker"], training.get("penalty"), sampler_fn),
         log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-{shown}-step{step}-{key_digest(key)}",
         progress=progress,
         print_fn=print_fn,
-        batch_sampler_fn=sampler_fn,
     )
 
 

@@ -140,7 +140,7 @@ class Method:
 
         The returned dict holds ``loss`` (the total), ``principal``, ``aux`` and each distillation
         term. A method with a :attr:`regularizer` gets its penalty from :func:`engine.fit`
-        (``penalty=``, a :class:`~incseg_lib.engine.Penalty`), which adds it to this total.
+        (``Hooks.penalty``, a :class:`~incseg_lib.engine.Penalty`), which adds it to this total.
 
         Args:
             aux: what BiSeNet's auxiliary heads learn at this step: ``ce`` (the method's

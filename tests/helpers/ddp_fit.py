@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from incseg_lib.engine import distributed, fit
+from incseg_lib.engine import Hooks, Saving, Schedule, distributed, fit
 from incseg_lib.launch import init_distributed
 
 
@@ -38,15 +38,11 @@ def main(out: Path) -> None:
     hist = fit(
         model,
         data,
-        epochs=3,
-        batch_size=8,
-        lr=0.5,
-        seed=1,
-        loss_fn=ce,
+        Schedule(epochs=3, batch_size=8, lr=0.5, seed=1),
+        saving=Saving(out / "ckpt.pt", {"k": 1}),
+        hooks=Hooks(loss_fn=ce),
         progress=False,
         print_fn=lambda *a: None,
-        checkpoint=out / "ckpt.pt",
-        key={"k": 1},
     )
     digest = hashlib.sha1(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
     out.mkdir(parents=True, exist_ok=True)
