@@ -167,14 +167,9 @@ from incseg_lib.data.transforms import eval_transforms
 val = load_dataset(
     cfg.dataset, eval_split(cfg.dataset), root=cfg.data_root, incremental=False, transforms=eval_transforms()
 )
-fig = viz.gallery(
-    best.model,
-    val,
-    range(gallery_images),
-    val.info.display_palette,
-    device=cfg.torch_device(),
-    title=f"{best.config.backbone}, lr {best.config.lr}: image | ground truth | prediction",
-)
+title = f"{best.config.backbone}, lr {best.config.lr}: image | ground truth | prediction"
+fig = viz.gallery(best.model, val, range(gallery_images), val.info.display_palette, cfg.torch_device(), title)
+viz.show(fig, viz.gallery_reading(best.model, val, range(gallery_images), cfg.torch_device()))
 
 # %% [markdown]
 # ## Exercises

@@ -196,10 +196,9 @@ transfer_table(checks) if checks else "transfer check off"
 # independent model predicts, with its verdict. The colours of the label panels are in the legend.
 
 # %%
-fig = viz.synthetic_gallery(
-    synthetic_examples(first_cfg, memory, checks),
-    title=f"{plan['tasks'][0]}: synthetic images from the step-0 model beside real ones",
-)
+examples = synthetic_examples(first_cfg, memory, checks)
+title = f"{plan['tasks'][0]}: synthetic images from the step-0 model beside real ones"
+viz.show(viz.synthetic_gallery(examples, title=title), viz.synthetic_reading(examples))
 
 # %% [markdown]
 # ## From noise to an image
@@ -213,7 +212,7 @@ fig = viz.synthetic_gallery(
 # %%
 info = dataset_info(cfg.dataset)  # class names and colours, without opening the data
 fig = viz.inversion_emergence(memory, info.class_names)
-fig = viz.inversion_losses(memory)
+viz.show(viz.inversion_losses(memory), viz.inversion_reading(memory))
 
 # %% [markdown]
 # ## How big should a synthetic object be?
@@ -244,7 +243,8 @@ sizes = object_size_samples(first_cfg, memories)
 viz.show(viz.object_size_histogram(sizes), viz.size_reading(sizes))
 display(results.shown(object_size_table(sizes)))
 example_class = memory.targets[0][0]
-fig = viz.scale_examples(synthesis_at_scales(first_cfg, inversion, example_class))
+scales = synthesis_at_scales(first_cfg, inversion, example_class)
+viz.show(viz.scale_examples(scales), viz.scale_reading(scales))
 
 # %% [markdown]
 # ## The table

@@ -537,3 +537,10 @@ def test_every_comparison_figure_has_a_reading_from_its_own_data():
     text = viz.size_reading(sizes)
     assert "real step-0 objects 10.0 %; LSE synthesis 5.0 % (0.5 times the real median)" in text
     assert "scale-aware synthesis: no object the old model is sure of" in text
+
+
+def test_prediction_gallery_reading_counts_right_pixels_and_missed_classes():
+    data = _Data(2)
+    text = viz.gallery_reading(_Model(), data, [0, 1])  # the model predicts class 3 (bird) everywhere
+    assert text.startswith("What this figure shows: pixels labelled as the ground truth does, image 0 0 %")
+    assert "(misses aeroplane, boat)" in text and "image 1 " in text

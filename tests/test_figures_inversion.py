@@ -361,3 +361,22 @@ def test_verdicts_say_what_was_measured():
     assert transfer_verdict(np.zeros((10, 10)), 4, NAMES, False) == "not recognised:\nno object (star 0 %)"
     pred[2:5, :] = 4
     assert transfer_verdict(pred, 4, NAMES, True) == "recognised:\nstar on 31 % of the image"
+
+
+def test_the_pictures_of_notebook_04_have_readings_from_their_data(tmp_path):
+    memory = _fake_memory(tmp_path)
+    text = viz.inversion_reading(memory)  # mean of batches 0 and 1: probability 0.045 (float: 0.04499...) to 0.805
+    assert "goes from 0.04 to 0.81 over 20 iterations" in text
+    assert "the total loss from 49.5 to 30.5" in text and "(iteration 10) the probability is 0.41" in text
+
+    assert viz.synthetic_reading(_gallery_data()) == (
+        "What this figure shows: the independent model recognises 2 of 3 targets; not square."
+    )
+    assert "the old model labels the target in 3 of 3" in viz.synthetic_reading(_gallery_data(checked=False))
+
+    scales = {"asked": [0.05, 0.15, 0.4], "got": [0.07, 0.15, 0.34], "class_names": NAMES, "class_id": 1}
+    text = viz.scale_reading(scales)
+    assert "disc: asked 5 %, covers 7 %, asked 15 %, covers 15 %, asked 40 %, covers 34 %" in text
+    assert "grows with the size asked for" in text
+    scales["got"] = [0.2, 0.15, 0.34]
+    assert "does not grow with every size" in viz.scale_reading(scales)

@@ -9,6 +9,7 @@ from .common import (
     class_legend,
     colorize,
     gallery,
+    gallery_reading,
     iou_bars,
     iou_reading,
     loss_curves,
@@ -20,11 +21,14 @@ from .features import latent_reading, latent_space, pod_profiles, pod_reading
 from .inversion import (
     inversion_emergence,
     inversion_losses,
+    inversion_reading,
     object_size_histogram,
     outcome_text,
     scale_examples,
+    scale_reading,
     size_reading,
     synthetic_gallery,
+    synthetic_reading,
     transfer_bars,
     transfer_verdict,
 )
@@ -45,6 +49,10 @@ from .viewer import method_galleries, method_gallery, method_gallery_reading, re
 from .weak import seam_gallery, seam_gallery_reading, sweep_reading, threshold_sweep
 
 __all__ = [
+    "synthetic_reading",
+    "scale_reading",
+    "inversion_reading",
+    "gallery_reading",
     "step_curves_reading",
     "heatmap_reading",
     "comparison_reading",

@@ -272,3 +272,23 @@ def iou_reading(record: dict) -> str:
     miou = record.get("miou_all")
     head = f"mIoU {100 * miou:.1f}; " if miou is not None else ""
     return f"What this figure shows: {head}highest IoU {high}; lowest {low}."
+
+
+def gallery_reading(model, dataset, indices: Sequence[int], device="cpu") -> str:
+    """What :func:`gallery`'s figure shows, from the same predictions: for each image, the share of
+    its labelled pixels the prediction gets right and the classes of its ground truth the
+    prediction misses entirely."""
+    names = getattr(getattr(dataset, "info", None), "class_names", None)
+    parts = []
+    for i in indices:
+        image, mask = dataset[i]
+        pred = predict(model, image[None], device)[0].numpy()
+        truth = np.asarray(mask)
+        valid = truth != 255
+        right = float((pred[valid] == truth[valid]).mean()) if valid.any() else float("nan")
+        missed = [int(c) for c in np.unique(truth[valid]) if c != 0 and not (pred == c).any()]
+        text = f"image {i} {100 * right:.0f} %"
+        if missed:
+            text += " (misses " + ", ".join(names[c] if names else str(c) for c in missed) + ")"
+        parts.append(text)
+    return "What this figure shows: pixels labelled as the ground truth does, " + ", ".join(parts) + "."

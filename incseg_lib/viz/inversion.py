@@ -377,3 +377,55 @@ def size_reading(sizes: dict) -> str:
     return (
         f"What this figure shows: median object size, real step-0 objects {100 * ref:.1f} %; " + "; ".join(parts) + "."
     )
+
+
+def scale_reading(data: dict) -> str:
+    """What :func:`scale_examples`'s figure shows, from the same data: for each target size, the share
+    of the image the class covers, and whether the covered sizes grow with the sizes asked for."""
+    pairs = list(zip(data["asked"], data["got"]))
+    shown = ", ".join(f"asked {100 * a:.0f} %, covers {100 * g:.0f} %" for a, g in pairs)
+    grows = all(b[1] > a[1] for a, b in zip(pairs, pairs[1:]))
+    line = f"What this figure shows: {data['class_names'][data['class_id']]}: {shown}."
+    if len(pairs) > 1:
+        line += (
+            " The object grows with the size asked for, as the scale-aware target means it to."
+            if grows
+            else " The object does not grow with every size asked for: the target did not control its size here."
+        )
+    return line
+
+
+def synthetic_reading(data: dict) -> str:
+    """What :func:`synthetic_gallery`'s figure shows, from the same rows: how many targets the
+    independent model recognises, and which it does not (or, without a transfer check, how many
+    synthetic images the old model's pseudo-label gives their target at all)."""
+    rows, names = data["rows"], data["class_names"]
+    if any(r.get("check") is not None for r in rows):
+        missed = [names[r["class_id"]] for r in rows if not r.get("recognised")]
+        line = (
+            f"What this figure shows: the independent model recognises {len(rows) - len(missed)} of {len(rows)} targets"
+        )
+        return line + (f"; not {', '.join(missed)}." if missed else ".")
+    has = sum(bool((np.asarray(r["pseudo"]) == r["class_id"]).any()) for r in rows)
+    return f"What this figure shows: the old model labels the target in {has} of {len(rows)} synthetic images."
+
+
+def inversion_reading(memory) -> str:
+    """What :func:`inversion_losses`'s figure shows, from the same curves: the old model's probability
+    of the target class and the total loss at the first and the last iteration (means over the
+    batches), and the probability just before and after the switch to full resolution."""
+    import pandas as pd
+
+    df = pd.DataFrame(memory.loss_curves())
+    if df.empty:
+        return "What this figure shows: no loss curve was kept."
+    mean = df.groupby("iteration").mean(numeric_only=True)
+    p, total = mean["target_prob"], mean["total"]
+    line = (
+        f"What this figure shows: the old model's probability of the target class goes from {p.iloc[0]:.2f} to "
+        f"{p.iloc[-1]:.2f} over {len(p)} iterations, the total loss from {total.iloc[0]:.3g} to {total.iloc[-1]:.3g}"
+    )
+    low = int((memory.manifest.get("config") or {}).get("iterations_low", 0))
+    if 0 < low < len(p):
+        line += f"; at the switch to full resolution (iteration {low}) the probability is {p.iloc[low - 1]:.2f}"
+    return line + "."
