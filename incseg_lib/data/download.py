@@ -36,6 +36,9 @@ def file_digest(path: Path, algorithm: str = "md5") -> str:
     return h.hexdigest()
 
 
+# Longer than the house limit: the resume, the request, the streaming write and the checksum each
+# handle their own failures, and keeping them in order in one place keeps the .part file's life easy
+# to check (it is renamed only after the checksum, kept on a network error, removed on a bad sum).
 def download(
     url: str,
     dest: Path,

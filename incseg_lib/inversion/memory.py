@@ -60,6 +60,9 @@ class SyntheticMemory:
     def _save(self) -> None:
         atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=1))
 
+    # Longer than the house limit: one loop over the batches that resumes where a stopped run left
+    # off, synthesises, pseudo-labels and writes each batch, then the manifest; the per-batch work
+    # itself is in synthesize and the memory's writers.
     def build(
         self,
         model: nn.Module,

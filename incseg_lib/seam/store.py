@@ -57,6 +57,9 @@ class PseudoLabels:
     def complete(self) -> bool:
         return self.manifest is not None
 
+    # Longer than the house limit: one pass over the images that makes each pseudo-label (CAM, PCM,
+    # the old model's fusion) and the threshold sweep's counts together, so every image is run once;
+    # the per-image steps are the functions of seam.labels.
     def build(
         self,
         model: SeamNet,
