@@ -144,7 +144,8 @@ results.shown(results.records_table(offline), index=False) if offline else print
 #
 # In Jupyter with ipywidgets, five drop-downs pick a dataset, task, setting, method (a replay run
 # once per memory size, as `SMiB (5/class)`) and step; the viewer loads that checkpoint and shows
-# validation images with their ground truth and prediction. Without ipywidgets it draws the newest
+# validation images with their ground truth and prediction. The method drop-down's first choice,
+# *every method*, shows every model of that task and step on the same images, as the galleries above. Without ipywidgets it draws the newest
 # model statically; in a headless run (the suite's) it draws nothing: the galleries above compare
 # the methods.
 

@@ -544,3 +544,28 @@ def test_prediction_gallery_reading_counts_right_pixels_and_missed_classes():
     text = viz.gallery_reading(_Model(), data, [0, 1])  # the model predicts class 3 (bird) everywhere
     assert text.startswith("What this figure shows: pixels labelled as the ground truth does, image 0 0 %")
     assert "(misses aeroplane, boat)" in text and "image 1 " in text
+
+
+def test_the_interactive_viewer_offers_every_method_of_a_task_and_step(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    recs = [
+        {**r, "checkpoint": f"{r['method']}-{r.get('variant', '')}-{r['step']}.pt", "created_ns": k}
+        for k, r in enumerate(_study())
+        if r["task"] == "15-1"
+    ]
+    drawn = []
+    monkeypatch.setenv("INCSEG_PROGRESS", "1")  # interactive
+    monkeypatch.setattr(viz.viewer, "model_and_data", lambda rec, root="": (_Model(), _Data(3), PALETTE))
+    monkeypatch.setattr(
+        "incseg_lib.experiment.last_step_predictions",
+        lambda chosen, idx, root, device: {"title": "voc 15-1 overlapped", "methods": [r["method"] for r in chosen]},
+    )
+    monkeypatch.setattr(viz.viewer, "method_gallery", lambda data, title="": drawn.append((data["methods"], title)))
+    ui = viz.results_viewer(recs, images=[0])
+    dataset, task, setting, method, step = ui.children[0].children
+    assert method.options[0] == "every method" and "SMiB (5/class)" in method.options
+    method.value = "every method"
+    step.value = "5"
+    methods, title = drawn[-1]
+    assert methods == ["ft", "mib", "smib", "smib"]  # one per model, in the tables' order
+    assert title == "voc 15-1 overlapped, step 5: every method on the same images"

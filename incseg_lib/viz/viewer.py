@@ -11,6 +11,7 @@ import numpy as np
 from ..env import headless
 from ..experiment import model_and_data
 from ..results import display_labels, latest, run_labels
+from ..runs import run_rank
 from .common import class_handles, colorize, gallery, legend_below, show, to_rgb
 
 
@@ -27,7 +28,8 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
     """Predictions of any recorded model: pick dataset / task / setting / method / step, see its gallery.
 
     With ipywidgets in an interactive kernel: five drop-downs (the method's choices are display
-    labels such as ``SMiB (5/class)``, one per run, so each memory size can be picked); each choice
+    labels such as ``SMiB (5/class)``, one per run, so each memory size can be picked, and first
+    :data:`EVERY_METHOD`, which draws :func:`method_gallery` of the chosen task and step); each choice
     loads the record's checkpoint (:func:`incseg_lib.experiment.model_and_data`) and draws image |
     ground truth | prediction for ``images`` of the evaluation split. Returns the widget (already
     displayed) after rendering the first choice.
@@ -75,13 +77,32 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
             if fig is not None:
                 return fig
         return say("none of the records' checkpoints can be shown (see the lines above)")
-    return _dropdown_viewer(widgets, recs, lambda r, f: label_of[id(r)] if f == "method" else str(r[f]), show)
+
+    def show_all(chosen: list[dict]):
+        """Every method's model of one task and step on the same images, or None after saying why."""
+        from ..experiment import last_step_predictions
+
+        try:
+            data = last_step_predictions(sorted(chosen, key=lambda r: run_rank(r["method"])), images, data_root, device)
+        except ValueError as e:
+            print(e)
+            return None
+        return method_gallery(data, title=f"{data['title']}, step {chosen[0]['step']}: every method on the same images")
+
+    return _dropdown_viewer(
+        widgets, recs, lambda r, f: label_of[id(r)] if f == "method" else str(r[f]), show, show_all=show_all
+    )
 
 
-def _dropdown_viewer(widgets, recs: list[dict], value, show):
+#: The method drop-down's first choice: every method of the chosen task and step, on the same images.
+EVERY_METHOD = "every method"
+
+
+def _dropdown_viewer(widgets, recs: list[dict], value, show, show_all=None):
     """Five linked drop-downs (dataset, task, setting, method, step) over ``recs`` and an output area
     where ``show(record)`` draws the chosen one; ``value(record, field)`` is what a drop-down lists.
-    Displays the widget and returns it."""
+    With ``show_all(records)`` the method drop-down starts with :data:`EVERY_METHOD`, which draws
+    every method's record of the chosen step (one per checkpoint). Displays the widget and returns it."""
     import matplotlib.pyplot as plt
     from IPython.display import display
 
@@ -91,7 +112,11 @@ def _dropdown_viewer(widgets, recs: list[dict], value, show):
     busy = [False]  # set while refresh() changes the boxes, so their observers do not redraw
 
     def matching(upto: int) -> list[dict]:
-        return [r for r in recs if all(value(r, f) == str(boxes[f].value) for f in fields[:upto])]
+        return [
+            r
+            for r in recs
+            if all(value(r, f) == str(boxes[f].value) or boxes[f].value == EVERY_METHOD for f in fields[:upto])
+        ]
 
     def refresh(level: int = 0) -> None:
         if busy[0]:
@@ -101,6 +126,8 @@ def _dropdown_viewer(widgets, recs: list[dict], value, show):
             for k in range(level, len(fields)):
                 opts = {value(r, fields[k]) for r in matching(k)}
                 opts = sorted(opts, key=lambda o: (len(o), o) if fields[k] == "step" else (o.lower(), o))
+                if fields[k] == "method" and show_all is not None and len(opts) > 1:
+                    opts = [EVERY_METHOD, *opts]
                 box = boxes[fields[k]]
                 box.options = opts
                 if box.value not in opts:
@@ -114,7 +141,8 @@ def _dropdown_viewer(widgets, recs: list[dict], value, show):
         out.clear_output(wait=True)
         if chosen:
             with out:
-                fig = show(chosen[-1])
+                every = boxes["method"].value == EVERY_METHOD
+                fig = show_all(list({str(r["checkpoint"]): r for r in chosen}.values())) if every else show(chosen[-1])
                 if fig is not None:  # display, not plt.show(fig): that is no backend's signature
                     display(fig)
                     plt.close(fig)
@@ -200,7 +228,6 @@ def method_galleries(records: list[dict], images: Sequence[int] = (0, 1, 2), dat
     """
     from ..experiment import last_step_predictions
     from ..results import display_name, final_steps
-    from ..runs import run_rank
 
     groups: dict[tuple, dict[str, dict]] = {}
     for r in sorted(final_steps(records), key=lambda r: -r.get("created_ns", 0)):  # newest first: it stays
