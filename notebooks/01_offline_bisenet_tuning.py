@@ -168,8 +168,10 @@ val = load_dataset(
     cfg.dataset, eval_split(cfg.dataset), root=cfg.data_root, incremental=False, transforms=eval_transforms()
 )
 title = f"{best.config.backbone}, lr {best.config.lr}: image | ground truth | prediction"
-fig = viz.gallery(best.model, val, range(gallery_images), val.info.display_palette, cfg.torch_device(), title)
-viz.show(fig, viz.gallery_reading(best.model, val, range(gallery_images), cfg.torch_device()))
+shown = range(gallery_images)
+preds = viz.predict_images(best.model, val, shown, cfg.torch_device())
+fig = viz.gallery(best.model, val, shown, val.info.display_palette, title=title, predictions=preds)
+viz.show(fig, viz.gallery_reading(val, shown, preds))
 
 # %% [markdown]
 # ## Exercises

@@ -541,7 +541,8 @@ def test_every_comparison_figure_has_a_reading_from_its_own_data():
 
 def test_prediction_gallery_reading_counts_right_pixels_and_missed_classes():
     data = _Data(2)
-    text = viz.gallery_reading(_Model(), data, [0, 1])  # the model predicts class 3 (bird) everywhere
+    preds = viz.predict_images(_Model(), data, [0, 1])  # the model predicts class 3 (bird) everywhere
+    text = viz.gallery_reading(data, [0, 1], preds)
     assert text.startswith("What this figure shows: pixels labelled as the ground truth does, image 0 0 %")
     assert "(misses aeroplane, boat)" in text and "image 1 " in text
 
@@ -557,7 +558,8 @@ def test_the_interactive_viewer_offers_every_method_of_a_task_and_step(monkeypat
     monkeypatch.setenv("INCSEG_PROGRESS", "1")  # interactive
     monkeypatch.setattr(viz.viewer, "model_and_data", lambda rec, root="": (_Model(), _Data(3), PALETTE))
     monkeypatch.setattr(
-        "incseg_lib.experiment.last_step_predictions",
+        viz.viewer,
+        "last_step_predictions",
         lambda chosen, idx, root, device: {"title": "voc 15-1 overlapped", "methods": [r["method"] for r in chosen]},
     )
     monkeypatch.setattr(viz.viewer, "method_gallery", lambda data, title="": drawn.append((data["methods"], title)))

@@ -80,11 +80,7 @@ class DatasetInfo:
         Raises:
             ValueError: more classes than display colours.
         """
-        n = self.num_classes - int(self.has_background)
-        if n > len(DISPLAY_COLOURS):
-            raise ValueError(f"{self.name}: {n} classes but only {len(DISPLAY_COLOURS)} display colours")
-        head = [np.zeros((1, 3), np.uint8)] if self.has_background else []
-        return np.concatenate(head + [DISPLAY_COLOURS[:n]])
+        return self._palette(DISPLAY_COLOURS, (0, 0, 0), "display colours")
 
     @property
     def white_palette(self) -> np.ndarray:
@@ -95,11 +91,15 @@ class DatasetInfo:
         Raises:
             ValueError: more classes than colours.
         """
+        return self._palette(WHITE_COLOURS, WHITE_BACKGROUND_CLASS, "colours for white backgrounds")
+
+    def _palette(self, colours: np.ndarray, background, what: str) -> np.ndarray:
+        """``background`` for id 0 (when the dataset has one), then ``colours`` in id order."""
         n = self.num_classes - int(self.has_background)
-        if n > len(WHITE_COLOURS):
-            raise ValueError(f"{self.name}: {n} classes but only {len(WHITE_COLOURS)} colours for white backgrounds")
-        head = [np.array([WHITE_BACKGROUND_CLASS], np.uint8)] if self.has_background else []
-        return np.concatenate(head + [WHITE_COLOURS[:n]])
+        if n > len(colours):
+            raise ValueError(f"{self.name}: {n} classes but only {len(colours)} {what}")
+        head = [np.array([background], np.uint8)] if self.has_background else []
+        return np.concatenate(head + [colours[:n]])
 
 
 class SegmentationDataset(torch.utils.data.Dataset):

@@ -3,6 +3,7 @@ reused when the same checkpoint was already evaluated with the same configuratio
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def evaluate_step(
                 # another notebook of this run evaluated it first: this one keeps a copy of its own, so
                 # that its tables and the report (the lowest-numbered notebook that uses a model lists
                 # it) do not depend on which notebook of two lanes got there first
-                return [_copy_record(rec, notebook, cfg.run_dir) for rec in found][0]
+                return [_copy_record(rec, notebook, cfg.run_dir) for rec in found][0]  # every protocol's
             return found[0]
     first = None
     data = split.eval_dataset(val_base, unseen=cfg.eval_unseen, cache_dir=cfg.checkpoint_path / "splits")
@@ -156,8 +157,6 @@ def _evaluate_once(
 def _copy_record(rec: dict, notebook: str, run_dir) -> dict:
     """``rec`` recorded again under ``notebook`` (the same numbers, no evaluation), naming the file it
     copies in ``reused_from``; returned as :func:`incseg_lib.results.load` reads it."""
-    import json
-
     automatic = ("version", "created", "created_ns", "platform")
     fields = {k: v for k, v in rec.items() if not k.startswith("_") and k not in automatic}
     path = results.record(run_dir, **{**fields, "notebook": notebook, "reused_from": Path(rec["_file"]).name})

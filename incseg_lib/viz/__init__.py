@@ -14,6 +14,7 @@ from .common import (
     iou_reading,
     loss_curves,
     loss_reading,
+    predict_images,
     show,
     show_samples,
 )
@@ -49,6 +50,7 @@ from .viewer import method_galleries, method_gallery, method_gallery_reading, re
 from .weak import seam_gallery, seam_gallery_reading, sweep_reading, threshold_sweep
 
 __all__ = [
+    "predict_images",
     "synthetic_reading",
     "scale_reading",
     "inversion_reading",

@@ -90,6 +90,17 @@ def to_rgb(image) -> np.ndarray:
     return t.permute(1, 2, 0).cpu().numpy()
 
 
+def agreement(preds, truths, classes=None) -> float:
+    """The share of pixels a prediction labels as the ground truth does, over several images:
+    ``preds``, ``truths`` are sequences of ``(H, W)`` class-id masks (the same ids; 255 in a truth is
+    void and left out); ``classes`` restricts the count to the truth's pixels of those ids (step 0's
+    classes, for what a model kept). NaN when no pixel counts."""
+    t = np.concatenate([np.asarray(x).ravel() for x in truths])
+    p = np.concatenate([np.asarray(x).ravel() for x in preds])
+    mask = np.isin(t, list(classes)) if classes is not None else t != 255
+    return float((p[mask] == t[mask]).mean()) if mask.any() else float("nan")
+
+
 def show_samples(
     dataset,
     indices: Sequence[int],
@@ -125,6 +136,12 @@ def show_samples(
     return fig
 
 
+def predict_images(model, dataset, indices: Sequence[int], device="cpu") -> list[np.ndarray]:
+    """``model``'s ``(H, W)`` class-id prediction of each of ``indices`` of ``dataset`` (items
+    ``(image, mask)``): what :func:`gallery` draws and :func:`gallery_reading` counts, made once."""
+    return [predict(model, dataset[i][0][None], device)[0].numpy() for i in indices]
+
+
 def gallery(
     model,
     dataset,
@@ -133,11 +150,13 @@ def gallery(
     device="cpu",
     title: str = "",
     class_names: Sequence[str] | None = None,
+    predictions: Sequence[np.ndarray] | None = None,
 ):
     """image | ground truth | prediction rows for ``indices`` of an evaluation dataset, with a class legend.
 
     Each row is labelled with the classes of its ground truth; ``class_names`` default to
-    ``dataset.info.class_names`` when the dataset has them.
+    ``dataset.info.class_names`` when the dataset has them. ``predictions``: those of
+    :func:`predict_images` when the caller made them already (``model`` is then not run).
     """
     import matplotlib.pyplot as plt
 
@@ -147,11 +166,12 @@ def gallery(
     fig, axes = plt.subplots(
         len(indices), 3, figsize=(7.5, 2.2 * len(indices) + 1.2), squeeze=False, layout="constrained"
     )
+    if predictions is None:
+        predictions = predict_images(model, dataset, indices, device)
     shown = []
-    for row, i in zip(axes, indices):
+    for row, i, pred in zip(axes, indices, predictions):
         image, mask = dataset[i]
-        pred = predict(model, image[None], device)[0]
-        shown += [np.asarray(mask), pred.numpy()]
+        shown += [np.asarray(mask), np.asarray(pred)]
         for ax, pic in zip(row, (to_rgb(image), colorize(mask, palette), colorize(pred, palette))):
             ax.imshow(pic)
             ax.set_xticks([])
@@ -274,20 +294,16 @@ def iou_reading(record: dict) -> str:
     return f"What this figure shows: {head}highest IoU {high}; lowest {low}."
 
 
-def gallery_reading(model, dataset, indices: Sequence[int], device="cpu") -> str:
-    """What :func:`gallery`'s figure shows, from the same predictions: for each image, the share of
-    its labelled pixels the prediction gets right and the classes of its ground truth the
-    prediction misses entirely."""
+def gallery_reading(dataset, indices: Sequence[int], predictions: Sequence[np.ndarray]) -> str:
+    """What :func:`gallery`'s figure shows, from the same predictions (:func:`predict_images`): for
+    each image, the share of its labelled pixels the prediction gets right and the classes of its
+    ground truth the prediction misses entirely."""
     names = getattr(getattr(dataset, "info", None), "class_names", None)
     parts = []
-    for i in indices:
-        image, mask = dataset[i]
-        pred = predict(model, image[None], device)[0].numpy()
-        truth = np.asarray(mask)
-        valid = truth != 255
-        right = float((pred[valid] == truth[valid]).mean()) if valid.any() else float("nan")
-        missed = [int(c) for c in np.unique(truth[valid]) if c != 0 and not (pred == c).any()]
-        text = f"image {i} {100 * right:.0f} %"
+    for i, pred in zip(indices, predictions):
+        truth, pred = np.asarray(dataset[i][1]), np.asarray(pred)
+        missed = [int(c) for c in np.unique(truth) if c not in (0, 255) and not (pred == c).any()]
+        text = f"image {i} {100 * agreement([pred], [truth]):.0f} %"
         if missed:
             text += " (misses " + ", ".join(names[c] if names else str(c) for c in missed) + ")"
         parts.append(text)

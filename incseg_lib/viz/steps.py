@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..results import display_name
-from .common import class_legend, colorize, to_rgb
+from .common import agreement, class_legend, colorize, to_rgb
 
 
 # ---------------------------------------------------------------------- incremental learning
@@ -326,14 +326,11 @@ def steps_reading(pred: dict) -> str:
     """
     names = list(pred["class_names"])
     old = [names.index(n) for n in pred["added"][0] if n in names]
-    truth = np.concatenate([np.asarray(t).ravel() for t in pred["truth"]])
-    mask = np.isin(truth, old)
-    if not mask.any():
+    if not np.isin(np.concatenate([np.asarray(t).ravel() for t in pred["truth"]]), old).any():
         return "What this figure shows: these images hold no pixel of step 0's classes (only new ones)."
-    kept = {}
-    for m, per_step in pred["steps"].items():
-        first, last = (np.concatenate([np.asarray(p).ravel() for p in per_step[s]]) for s in (0, -1))
-        kept[m] = (float((first[mask] == truth[mask]).mean()), float((last[mask] == truth[mask]).mean()))
+    kept = {
+        m: tuple(agreement(per_step[s], pred["truth"], old) for s in (0, -1)) for m, per_step in pred["steps"].items()
+    }
     n_steps = len(next(iter(pred["steps"].values()))) - 1
     shown = ", ".join(f"{display_name(m)} {100 * a:.0f} % to {100 * b:.0f} %" for m, (a, b) in kept.items())
     line = (

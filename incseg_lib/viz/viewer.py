@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from ..env import headless
-from ..experiment import model_and_data
-from ..results import display_labels, latest, run_labels
+from ..experiment import last_step_predictions, model_and_data
+from ..results import display_labels, display_name, final_steps, latest, run_labels
 from ..runs import run_rank
-from .common import class_handles, colorize, gallery, legend_below, show, to_rgb
+from .common import agreement, class_handles, colorize, gallery, legend_below, show, to_rgb
 
 
 def _viewer_title(rec: dict, label: str) -> str:
@@ -53,7 +53,7 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
         print(text)
         return widgets.HTML(text) if widgets is not None else None
 
-    def show(rec):
+    def show_one(rec):
         """The gallery of ``rec``, or None after saying why it cannot be shown."""
         try:
             model, data, palette = model_and_data(rec, data_root)
@@ -73,15 +73,13 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
         return None
     if widgets is None:  # Jupyter without ipywidgets: the newest model, statically
         for rec in reversed(recs):
-            fig = show(rec)
+            fig = show_one(rec)
             if fig is not None:
                 return fig
         return say("none of the records' checkpoints can be shown (see the lines above)")
 
     def show_all(chosen: list[dict]):
         """Every method's model of one task and step on the same images, or None after saying why."""
-        from ..experiment import last_step_predictions
-
         try:
             data = last_step_predictions(sorted(chosen, key=lambda r: run_rank(r["method"])), images, data_root, device)
         except ValueError as e:
@@ -90,7 +88,7 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
         return method_gallery(data, title=f"{data['title']}, step {chosen[0]['step']}: every method on the same images")
 
     return _dropdown_viewer(
-        widgets, recs, lambda r, f: label_of[id(r)] if f == "method" else str(r[f]), show, show_all=show_all
+        widgets, recs, lambda r, f: label_of[id(r)] if f == "method" else str(r[f]), show_one, show_all=show_all
     )
 
 
@@ -161,6 +159,8 @@ def method_gallery(data: dict, title: str = ""):
     mIoU (all) after the last step. A prediction that is background everywhere says so in the
     panel. The data: :func:`incseg_lib.experiment.last_step_predictions`.
     """
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     recs, n = data["records"], len(data["images"])
@@ -169,8 +169,6 @@ def method_gallery(data: dict, title: str = ""):
         f"{lab}\nall {100 * r['miou_all']:.1f} %" if r.get("miou_all") is not None else lab
         for lab, r in zip(labels, recs)
     ]
-    import textwrap
-
     size = (1.7 * n + 1.8, 1.45 * len(rows) + 1.4)
     fig, axes = plt.subplots(len(rows), n, figsize=size, squeeze=False, layout="constrained")
     for j in range(n):
@@ -197,18 +195,14 @@ def method_gallery_reading(data: dict) -> str:
     """What :func:`method_gallery` shows, from its own data: per model the share of the shown pixels
     of step 0's classes it still labels as the ground truth does (the old classes kept) and of all
     labelled pixels; the models in that order."""
-    truth = [np.asarray(t) for t in data["truth"]]
-    old = np.isin(np.concatenate([t.ravel() for t in truth]), data["old"])
-    valid = np.concatenate([t.ravel() for t in truth]) != 255
-    labels = display_labels(data["records"])
-    rows = []
-    for lab, pred in zip(labels, data["preds"]):
-        p = np.concatenate([np.asarray(x).ravel() for x in pred])
-        t = np.concatenate([x.ravel() for x in truth])
-        kept = float((p[old] == t[old]).mean()) if old.any() else float("nan")
-        rows.append((kept, float((p[valid] == t[valid]).mean()), lab))
+    truth = data["truth"]
+    has_old = np.isin(np.concatenate([np.asarray(t).ravel() for t in truth]), data["old"]).any()
+    rows = [
+        (agreement(pred, truth, data["old"]), agreement(pred, truth), lab)
+        for lab, pred in zip(display_labels(data["records"]), data["preds"])
+    ]
     rows.sort(key=lambda x: -np.nan_to_num(x[0], nan=-1))
-    if not old.any():
+    if not has_old:
         return (
             "What this figure shows: no pixel of step 0's classes in these images; pixels labelled as the "
             "ground truth: " + ", ".join(f"{lab} {100 * acc:.0f} %" for _, acc, lab in rows) + "."
@@ -226,9 +220,6 @@ def method_galleries(records: list[dict], images: Sequence[int] = (0, 1, 2), dat
     notebook re-evaluated is shown once), in the tables' order. Models whose checkpoint is not on
     this machine are named, not drawn. Returns the figures.
     """
-    from ..experiment import last_step_predictions
-    from ..results import display_name, final_steps
-
     groups: dict[tuple, dict[str, dict]] = {}
     for r in sorted(final_steps(records), key=lambda r: -r.get("created_ns", 0)):  # newest first: it stays
         one = groups.setdefault((r["dataset"], r["task"], r["setting"]), {})
