@@ -75,6 +75,16 @@ def one_class_steps(task: str) -> bool:
     return False
 
 
+def task_steps(task: str) -> int:
+    """How many steps ``task`` has, step 0 included (``15-1``: 6, ``10-1``: 11), read from the
+    protocol tables, so without a dataset; 0 for an unknown task."""
+    name = ALIASES.get(task, task)
+    for table in (dataset_spec(n).tasks for n in dataset_names()):
+        if name in table:
+            return len(table[name])
+    return 0
+
+
 def _table(dataset: str) -> dict:
     """The task table of ``dataset`` (its :class:`~incseg_lib.data.registry.DatasetSpec`)."""
     return dataset_spec(dataset).tasks

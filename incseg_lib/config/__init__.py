@@ -436,9 +436,9 @@ _FINGERPRINTS: dict[tuple, str] = {}
 
 
 def task_methods(plan: dict, task: str) -> list[str]:
-    """The methods a study ``plan`` runs on ``task``: its ``methods``, and its ``extra`` ones for that
-    task (the demo runs PLOP and SDR on 15-1 only)."""
-    return list(plan["methods"]) + [m for m in plan.get("extra", {}).get(task, []) if m not in plan["methods"]]
+    """The methods a study ``plan`` runs on ``task``: its ``task_methods`` entry for that task if it
+    has one (the demo runs FT, MiB, PLOP and SDR on 10-1), else its ``methods``."""
+    return list((plan.get("task_methods") or {}).get(task) or plan["methods"])
 
 
 def step0_name(method: str) -> str:

@@ -28,8 +28,8 @@ from .step import StepOutcome, base_datasets, load_step_model, train_step
 # ---------------------------------------------------------------------- plans
 def study_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
     """Notebook 02's plan: tasks x settings x methods, the profile's where an argument is empty; a
-    profile's ``extra`` methods run on the tasks it names only (the demo runs PLOP and SDR on 15-1),
-    unless ``methods`` is given.
+    profile's ``task_methods`` name the methods of the tasks they list instead (the demo runs FT,
+    MiB, PLOP and SDR on 10-1), unless ``methods`` is given.
 
     Raises:
         ValueError: an unknown task, setting or method (names it and the valid ones).
@@ -37,7 +37,7 @@ def study_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
     plan = cfg.incremental or {}
     tasks = list(tasks or plan.get("tasks") or ["15-5"])
     settings = list(settings or plan.get("settings") or ["overlapped"])
-    extra = {} if methods else {t: list(ms) for t, ms in (plan.get("extra") or {}).items() if t in tasks}
+    per_task = {} if methods else {t: list(ms) for t, ms in (plan.get("task_methods") or {}).items() if t in tasks}
     methods = list(methods or plan.get("methods") or ["ft", "mib"])
     for t in tasks:
         if t not in task_names(cfg.dataset) or t in ("offline", "joint"):
@@ -48,10 +48,15 @@ def study_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
     for s in settings:
         if s not in SETTINGS:
             raise ValueError(f"setting {s!r}; choose from {SETTINGS}")
-    bad = [m for m in methods + [m for ms in extra.values() for m in ms] if not is_method(m)]
+    bad = [m for m in methods + [m for ms in per_task.values() for m in ms] if not is_method(m)]
     if bad:
         raise ValueError(f"unknown method(s) {bad}; choose from {method_names()} (Joint is added by joint=True)")
-    return {"tasks": tasks, "settings": settings, "methods": methods, **({"extra": extra} if extra else {})}
+    return {
+        "tasks": tasks,
+        "settings": settings,
+        "methods": methods,
+        **({"task_methods": per_task} if per_task else {}),
+    }
 
 
 def replay_plan(cfg: RunConfig, tasks=None, settings=None, sizes=None, methods=None) -> dict:
