@@ -48,8 +48,6 @@ def cell_config(base: RunConfig, task: str, seed: int, factor: float, method: st
     """The configuration and library method of one study cell; its records go to ``out/<cell>``."""
     name = f"{task}-seed{seed}-f{factor:.3f}-{method}"
     cfg = base.replace(task=task, seed=seed, run_dir=str(out / name))
-    if method == "sdr-kd10":  # the shared setting's SDR (KD 10) at this cell's learning rate, official normalisation
-        return cfg.replace(protocol="shared", lr_next=base.lr * factor, ce_normalisation="all"), "sdr"
     return cfg.replace(protocol="official", lr_factor=factor), method
 
 

@@ -222,7 +222,7 @@ class ExemplarMemory:
             pool = [i for i in candidates if presence[i, c] and i not in taken]
             if not pool or quota[c] <= 0:
                 continue
-            feats = class_features(model, dataset, pool, c, device=device, progress=progress)
+            feats = herding_features(model, dataset, pool, c, device=device, progress=progress)
             for k in herding_order(feats, quota[c]):
                 taken.add(pool[k])
                 chosen.append((c, pool[k]))
@@ -294,7 +294,7 @@ class ExemplarMemory:
 
 # ---------------------------------------------------------------------- herding
 @torch.no_grad()
-def class_features(
+def herding_features(
     model, dataset: SegmentationDataset, indices: list[int], cls: int, *, device="cpu", progress: bool = False
 ) -> torch.Tensor:
     """Class-pooled encoder features: for each image, the mean of the model's 1/32 features over

@@ -72,7 +72,7 @@ data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default da
 run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/02_mib_incremental, docs/teaching.md)
 tasks: str = ""  # comma list, e.g. 15-5,15-1 (empty: the plan of the profile)
 settings: str = ""  # comma list of overlapped, disjoint (empty: the plan of the profile)
-methods: str = ""  # comma list of ft, lwf, lwf-mc, ilt, ewc, pi, rw, mib, plop, sdr, sdr-only (empty: the profile's)
+methods: str = ""  # comma list of ft, lwf, lwf-mc, ilt, ewc, pi, rw, mib, plop, sdr, sdr-kd10, sdr-only (empty: the profile's)
 joint: bool = True  # also train the Joint upper bound (offline, all classes)
 epochs: int = 0  # epochs of step 0 and Joint (0: as the profile says)
 epochs_next: int = 0  # epochs of each later step (0: as the profile says)
@@ -316,13 +316,13 @@ for task in plan["tasks"]:
 # POD compares for one image, and the latent space SDR shapes.
 
 # %%
-from incseg_lib.experiment import latent_projection, pod_profiles
+from incseg_lib.experiment import latent_projection, measure_pod
 
 feature_task = next((t for t in plan["tasks"] if {"plop", "sdr"} & set(task_methods(plan, t))), None)
 feature_methods = [m for m in ("plop", "sdr") if feature_task and m in task_methods(plan, feature_task)]
 feature_cfg = cfg.replace(task=feature_task or plan["tasks"][0], setting=plan["settings"][0])
 if "plop" in feature_methods:
-    pod = pod_profiles(feature_cfg, ["mib", "plop"], example_images(feature_cfg, 1)[0])
+    pod = measure_pod(feature_cfg, ["mib", "plop"], example_images(feature_cfg, 1)[0])
     viz.show(viz.pod_profiles(pod), viz.pod_reading(pod))
 if "sdr" in feature_methods:
     latent = latent_projection(feature_cfg, "sdr")

@@ -60,15 +60,15 @@ def toy_method():
 
 def test_shipped_methods_declare_their_identity():
     names = method_names()
-    assert names[:3] == ("ft", "lwf", "lwf-mc") and names[-3:] == ("plop", "sdr", "sdr-only")
+    assert names[:3] == ("ft", "lwf", "lwf-mc") and names[-4:] == ("plop", "sdr", "sdr-kd10", "sdr-only")
     for name in names:
         spec = method_spec(name)
         assert spec.family in FAMILIES and spec.label and spec.source
         assert results.display_name(name) == spec.label
         built = get_method(name)
         assert built.name == name and built.step0 == spec.step0 == step0_name(name)
-    assert methods_of("feature space") == ("plop", "sdr", "sdr-only")
-    assert method_names(ablations=False)[-2:] == ("plop", "sdr")  # sdr-only ablates sdr
+    assert methods_of("feature space") == ("plop", "sdr", "sdr-kd10", "sdr-only")
+    assert method_names(ablations=False)[-2:] == ("plop", "sdr")  # sdr-kd10 and sdr-only vary sdr
     assert methods_of("output distillation") == ("lwf", "lwf-mc", "ilt")
     assert step0_names() == ("step0", "step0-bce") and step0_label("step0-bce") == "step 0 (BCE)"
 
@@ -77,6 +77,8 @@ def test_protocol_weights_replace_only_weights_a_method_has():
     assert get_method("sdr").weights["ukd"] == 100.0  # LTTM/SDR argparser.py L53
     assert get_method("sdr", protocol="shared").weights["ukd"] == 10.0
     assert "ukd" not in get_method("sdr-only").weights  # shares SDR's protocol, not its KD
+    kd10 = get_method("sdr-kd10")  # the README's weight, at SDR's official rate and normalisation
+    assert kd10.weights["ukd"] == 10.0 and kd10.protocol.lr_factor == 0.1 and kd10.protocol.ce_normalisation == "all"
     assert get_method("sdr", kd_weight=5).weights["ukd"] == 5.0
     assert get_method("plop", kd_weight=5).weights == get_method("plop").weights  # nothing to override
 

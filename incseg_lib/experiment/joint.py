@@ -19,7 +19,7 @@ from ..tasks import IncrementalSplit
 from . import keys
 from .evaluation import evaluate_step
 from .sources import find_pseudo_labels
-from .step import StepOutcome, base_datasets, build_model, fit_options, joint_config, saving, train_step
+from .step import StepOutcome, base_datasets, fit_options, joint_config, saving, step_network, train_step
 
 
 def joint_step(
@@ -100,7 +100,7 @@ def weak_joint_step(
     train_set = ConcatDataset([full.subset(keep).with_transforms(transforms), weak_view.with_transforms(transforms)])
     ckpt, key = keys.joint_weak_checkpoint(jcfg, labels)
     torch.manual_seed(jcfg.seed)
-    model = build_model(jcfg, split)
+    model = step_network(jcfg, split)
     options = fit_options(jcfg, 0)
     print_fn(
         f"[{cfg.dataset} Joint-S ({cfg.task} {cfg.setting})] {len(keep)} images with masks + {len(weak_idx)} "

@@ -85,7 +85,7 @@ def base_datasets(cfg: RunConfig, split: IncrementalSplit):
     return train, val
 
 
-def build_model(cfg: RunConfig, split: IncrementalSplit) -> BiSeNet:
+def step_network(cfg: RunConfig, split: IncrementalSplit) -> BiSeNet:
     """The run's model (``cfg.model``: BiSeNet or DeepLabV3) with heads for steps ``0..split.step``
     (pretrained backbone only at step 0)."""
     return build_network(cfg.model, split.classes_per_step, cfg.backbone, cfg.pretrained if split.step == 0 else "")
@@ -252,7 +252,7 @@ def _first_step(cfg: RunConfig, split: IncrementalSplit, method: str, ckpt: Path
     """Step 0's model, data and training options: a fresh model, EWC/PI/RW importance tracked for
     the methods that need it (so step 0 stays shared), LwF-MC's BCE for its own step 0."""
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, split)
+    model = step_network(cfg, split)
     training: dict = {"loss_fn": None, "tracker": None}
     if method == "step0":  # importance for EWC/PI/RW, so step 0 stays shared by every method
         training["tracker"] = ImportanceTracker(model, importance_file(ckpt))

@@ -304,7 +304,7 @@ def describe_outcomes(outcomes: dict) -> str:
 
 
 @torch.no_grad()
-def pod_profiles(cfg: RunConfig, methods: list[str], index: int, stage: int = 2) -> dict:
+def measure_pod(cfg: RunConfig, methods: list[str], index: int, stage: int = 2) -> dict:
     """What PLOP's Local POD compares, for one validation image: a ResNet stage's squared features of
     the step-0 model and of each method's last-step model, pooled over the width (one value per row)
     and over the height (one per column) at scale 1, averaged over the channels, with each model's

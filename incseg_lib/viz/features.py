@@ -11,7 +11,7 @@ from .common import to_rgb
 def pod_profiles(data: dict, title: str = ""):
     """What PLOP's Local POD keeps of a feature map: its squared activations pooled over the width (one
     value per row) and over the height (one per column), for the step-0 model and each method after the
-    last step (data of :func:`incseg_lib.experiment.pod_profiles`); the legend gives each model's POD
+    last step (data of :func:`incseg_lib.experiment.measure_pod`); the legend gives each model's POD
     distance to step 0 on that map."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator

@@ -286,19 +286,29 @@ def test_parallel_lanes_leave_papermill_no_stale_folder(tmp_path):
 @pytest.mark.notebooks
 @pytest.mark.demo
 def test_demo_notebook_02_tells_its_story(tmp_path):
-    """The default run teaches: notebook 02 in the demo profile on 15-5 reproduces every expected finding."""
+    """The default run teaches: notebook 02 in the demo profile on 15-5, at two threads (what it gets
+    run alone on 2 cores), reproduces every expected finding its calibration says holds; a finding
+    the calibration found inside the noise is reported as varying, never as reproduced or failed."""
 
-    # two threads, as notebook 02 run alone gets on 2 cores: the thread count moves the numbers (it is
-    # in every record), so the calibration's range may not hold them, but every claim must still hold
     run = run_suite("demo", only=["02"], out=tmp_path / "run", extra={"tasks": "15-5"}, threads=2, print_fn=print)
     found = findings.load(run)
-    assert len(found) == 8  # FT, MiB (old, new), Joint, LwF and ILT against FT and MiB
-    failed = [line for r, line in zip(found, findings.format_lines(found)) if r.status != findings.REPRODUCED]
+    # FT forgets; MiB keeps 70%, more than FT, learns more new than FT; Joint; LwF and ILT between FT and MiB
+    assert len(found) == 9
+    calibration = findings.load_calibration("demo", "shapes")["findings"]
+    verdict = {r.text: calibration[findings.calibration_key(r.notebook, r.key or r.text)]["verdict"] for r in found}
+    failed = [
+        line
+        for r, line in zip(found, findings.format_lines(found))
+        if r.status != {"holds": findings.REPRODUCED, "varies": findings.VARIES}.get(verdict[r.text], r.status)
+    ]
     assert not failed, "\n".join(failed)
+    held = sum(v == "holds" for v in verdict.values())
+    assert held >= 6, verdict  # FT's forgetting, MiB against FT and step 0, Joint: the lab's spine
     # the take-away a student reads is the findings' own sentences, and names what did not run
     nb = json.loads((run / "notebooks" / "02_mib_incremental.ipynb").read_text())
     last = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in nb["cells"][-1].get("outputs", []))
-    assert last.count("**Reproduced**") == 8 and "This run trained FT, LwF, ILT, MiB and Joint." in last
+    assert last.count("**Reproduced**") == sum(r.status == findings.REPRODUCED for r in found) >= held
+    assert "This run trained FT, LwF, ILT, MiB and Joint." in last
     assert "EWC, PI, RW, PLOP and SDR are described above but not in this profile's plan" in last
 
 
