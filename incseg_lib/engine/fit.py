@@ -201,6 +201,8 @@ def fit(
             del loader
             _collect_loader_garbage(num_workers)
             _log_epoch(run, epoch, sums, n_img, seconds, cur_lr, print_fn)
+            if hooks.finish is not None and epoch + 1 >= epochs:  # once, before the final checkpoint
+                hooks.finish(run.model)
             if _save_when_due(run, epoch, checkpoint, key, checkpoint_every, stop_after_epoch):
                 break
         if run.writer is not None:

@@ -100,9 +100,14 @@ class Hooks:
             the task loss's backward and the penalty's.
         batch_sampler_fn: ``generator -> batch sampler`` that composes the batches instead of plain
             shuffling (e.g. :class:`~incseg_lib.exemplars.ReplayBatchSampler`), seeded per epoch.
+        finish: ``model -> None`` applied in place once, when the last epoch ends and before the
+            final checkpoint is written (EWF's weight fusion), so the checkpoint, a later reuse of
+            it and the next step all see the finished model; never applied to a loaded finished
+            checkpoint.
     """
 
     loss_fn: Callable | None = None
     tracker: Tracker | None = None
     penalty: Penalty | None = None
     batch_sampler_fn: Callable | None = None
+    finish: Callable | None = None

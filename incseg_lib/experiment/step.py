@@ -293,7 +293,11 @@ def _later_step(ctx: StepContext, source: Source, ckpt: Path, train_set, rerun: 
         state=state,
     )
     tracker = None if not trackers else trackers[0] if len(trackers) == 1 else TrackerGroup(trackers)
-    return model, data, {"loss_fn": loss_fn, "tracker": tracker, "penalty": penalty}
+    finish = None
+    if spec.finish is not None:  # EWF: the step's end point fused with the old model
+        num_old, num_new = sum(ctx.prev.classes_per_step), len(ctx.split.new_classes)
+        finish = lambda m: spec.finish(m, old_model, num_old, num_new)  # noqa: E731
+    return model, data, {"loss_fn": loss_fn, "tracker": tracker, "penalty": penalty, "finish": finish}
 
 
 def _prepare_method(ctx: StepContext, model: BiSeNet, old_model, ckpt: Path) -> dict | None:
@@ -407,7 +411,9 @@ def _fit_step(
         train_set,
         **options,
         saving=saving(cfg, ckpt, key),
-        hooks=Hooks(training["loss_fn"], training["tracker"], training.get("penalty"), sampler_fn),
+        hooks=Hooks(
+            training["loss_fn"], training["tracker"], training.get("penalty"), sampler_fn, training.get("finish")
+        ),
         log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-{shown}-step{step}-{key_digest(key)}",
         progress=progress,
         print_fn=print_fn,

@@ -101,6 +101,9 @@ class Method:
         protocol: what the method's official scripts do after step 0 (:class:`StepProtocol`): the
             learning rate relative to step 0's, the loss normalisation and any weights of its own;
             :meth:`~incseg_lib.config.RunConfig.lr_at` reads it under ``protocol="official"``.
+        finish: ``(model, old_model, num_old, num_new) -> None`` applied once, in place, when the
+            step's last epoch ends and before its checkpoint is written (EWF's weight fusion);
+            ``num_old``/``num_new``: output classes before the step (background included) / added.
     """
 
     name: str
@@ -116,13 +119,21 @@ class Method:
     extra_terms: Callable | None = None
     needs_maps: bool = False
     protocol: StepProtocol = MIB_TRAINER_PROTOCOL
+    finish: Callable | None = None
 
     @property
     def uses_old_model(self) -> bool:
         """Whether the frozen step t-1 model is needed (its outputs or its weights)."""
         return any(
             f is not None
-            for f in (self.distillation, self.feature_distillation, self.regularizer, self.relabel, self.extra_terms)
+            for f in (
+                self.distillation,
+                self.feature_distillation,
+                self.regularizer,
+                self.relabel,
+                self.extra_terms,
+                self.finish,
+            )
         )
 
     def loss_fn(

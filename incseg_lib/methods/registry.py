@@ -106,6 +106,7 @@ def register(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     if spec.name in STEP0_LABELS or spec.name in ("joint", "offline") or spec.name.startswith("step0"):
         raise ValueError(f"method name {spec.name!r} is a run name of the course; choose another")
     _REGISTRY[spec.name] = spec
+    _DERIVED.clear()  # a variant is rebuilt from the spec now registered
     if spec.step0 != "step0":
         STEP0_LABELS[spec.step0] = spec.step0_label or f"step 0 ({spec.step0})"
     return spec
@@ -114,6 +115,7 @@ def register(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
 def unregister(name: str) -> None:
     """Remove a method registered with :func:`register` (a test's toy method)."""
     spec = _REGISTRY.pop(name, None)
+    _DERIVED.clear()
     if spec is not None and spec.step0 != "step0" and not any(s.step0 == spec.step0 for s in _REGISTRY.values()):
         STEP0_LABELS.pop(spec.step0, None)
 
@@ -125,21 +127,53 @@ def method_names(*, ablations: bool = True) -> tuple[str, ...]:
     return tuple(s.name for s in specs if ablations or not s.ablation_of)
 
 
+#: Method variants that apply on top of any registered method, by name suffix (``+ewf``): the suffix
+#: and ``base spec -> variant spec``. A variant is not listed by :func:`method_names`; its name
+#: (``mib+ewf``) is resolved on first use and kept.
+_SUFFIXES: dict[str, Callable[[MethodSpec], MethodSpec]] = {}
+_DERIVED: dict[str, MethodSpec] = {}
+
+
+def register_suffix(suffix: str, make: Callable[[MethodSpec], MethodSpec]) -> None:
+    """Declare a variant of every method: ``<method><suffix>`` is ``make(method's spec)``.
+
+    Raises:
+        ValueError: ``suffix`` does not start with ``+``, or is taken.
+    """
+    if not suffix.startswith("+") or suffix in _SUFFIXES:
+        raise ValueError(f"method suffix {suffix!r}: it must start with '+' and be new")
+    _SUFFIXES[suffix] = make
+
+
+def _derived(name: str) -> MethodSpec | None:
+    """The spec of a suffixed variant ``name`` (``mib+ewf``), or None when ``name`` is not one."""
+    if name in _DERIVED:
+        return _DERIVED[name]
+    for suffix, make in _SUFFIXES.items():
+        base = name[: -len(suffix)]
+        if name.endswith(suffix) and base in _REGISTRY:
+            _DERIVED[name] = make(_REGISTRY[base])
+            return _DERIVED[name]
+    return None
+
+
 def is_method(name: str) -> bool:
-    """Whether ``name`` is a registered step method (not ``step0``, ``joint`` or a variant run)."""
-    return name in _REGISTRY
+    """Whether ``name`` is a registered step method or a variant of one (``mib+ewf``), not ``step0``,
+    ``joint`` or a variant run."""
+    return name in _REGISTRY or _derived(name) is not None
 
 
 def method_spec(name: str) -> MethodSpec:
-    """The registered :class:`MethodSpec` of ``name``.
+    """The registered :class:`MethodSpec` of ``name`` (or of a suffixed variant, ``mib+ewf``).
 
     Raises:
         ValueError: unknown name, listing the registered ones.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; choose one of {method_names()}") from None
+    spec = _REGISTRY.get(name) or _derived(name)
+    if spec is None:
+        suffixes = f" (and any of them with {', '.join(_SUFFIXES)})" if _SUFFIXES else ""
+        raise ValueError(f"unknown method {name!r}; choose one of {method_names()}{suffixes}")
+    return spec
 
 
 def methods_of(family: str) -> tuple[str, ...]:
