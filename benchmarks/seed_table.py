@@ -5,7 +5,7 @@ docs/results.md, "Demo profile".
     python benchmarks/seed_table.py runs/demo-calibration/seed-* runs/threads-2
 
 Each run is a suite folder (``incseg suite --out``); a run that did not train a row shows ``-``.
-A model one notebook reuses from another is listed once, under the notebook that trained it.
+A model several notebooks evaluate is listed once, under the lowest-numbered of them.
 """
 
 from __future__ import annotations
@@ -19,12 +19,20 @@ from incseg_lib.metrics import harmonic_iou
 
 
 def rows(run: Path) -> dict[tuple, dict]:
-    """``{(notebook, task, display label): record}`` of ``run``'s last steps."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in results.final_steps(results.load(run)):
-        if not r.get("reused_from"):
-            groups.setdefault((str(r.get("notebook", ""))[:2], r["task"]), []).append(r)
-    return {(*where, label): r for where, rs in groups.items() for r, label in zip(rs, results.display_labels(rs))}
+    """``{(notebook, task, display label): record}`` of ``run``'s last steps; a model several notebooks
+    evaluate (MiB on 15-5 in 02, 04 and 05) is listed once, under the lowest-numbered of them."""
+    records = results.load(run)
+    out: dict[tuple, dict] = {}
+    seen: set[tuple] = set()
+    for notebook in sorted({str(r.get("notebook", "")) for r in records}):
+        finals = results.final_steps([r for r in records if r.get("notebook") == notebook])
+        for task in sorted({r["task"] for r in finals}):
+            rs = [r for r in finals if r["task"] == task]
+            for r, label in zip(rs, results.display_labels(rs)):
+                if (task, label) not in seen:
+                    seen.add((task, label))
+                    out[(notebook[:2], task, label)] = r
+    return out
 
 
 def _pct(r: dict, part: str) -> float | None:

@@ -15,6 +15,8 @@ with 10), a learning rate SDR's scripts never use.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from .. import losses
@@ -126,21 +128,16 @@ SPEC = register(
 #: official protocol otherwise: on the demo's 10-1 at a tenth of step 0's rate it kept more old-class
 #: mIoU than KD 100 (63.1 against 55.3, seeds 0-2; docs/results.md, "The protocol study").
 KD10 = register(
-    MethodSpec(
+    dataclasses.replace(
+        SPEC,
         name="sdr-kd10",
         label="SDR (KD 10)",
         order=105,
-        build=build,
-        defaults={"ukd": 10.0, **_LATENT_WEIGHTS},
-        protocol=StepProtocol(
-            0.1,
-            "all",
+        protocol=dataclasses.replace(
+            PROTOCOL,
             weights={"ukd": 10.0},
             source="LTTM/SDR README.md (the distillation weight's kick-start: KD 10); otherwise as SDR",
         ),
-        main_weight="ukd",
-        family="feature space",
-        source=_SOURCE,
         ablation_of="sdr",
     )
 )
