@@ -11,7 +11,10 @@ prints old-class mIoU per run and the spread per seed, per thread count and over
     python benchmarks/step0_stability.py --profile cpu --dataset camvid --data-root ../shared/data/camvid \\
         --task 8-1 -p pretrained none --seeds 0 --threads 1,2
 
-Checkpoints go under ``$INCSEG_HOME`` (set it to a scratch folder: every run trains its own step 0).
+Every (seed, thread count) trains its own step 0 under ``--out``/seed<k>-threads<n>/: a checkpoint
+key does not hold the thread count, so runs sharing a checkpoint folder would reuse the first one's
+model and agree to the decimal whatever the threads (an earlier version of this script did, and
+reported step 0 as thread-independent).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def spread(values: list[float]) -> float:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="demo")
+    ap.add_argument("--out", default="runs/step0-stability", help="a folder per (seed, threads) under it")
     ap.add_argument("--dataset", default="")
     ap.add_argument("--data-root", default="")
     ap.add_argument("--task", default="15-1")
@@ -63,7 +67,7 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=0.0, help="step-0 learning rate (0: the profile's)")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="a RunConfig field")
     args = ap.parse_args(argv)
-    base = {"profile": args.profile, "task": args.task, "run_dir": "runs/step0-stability"}
+    base = {"profile": args.profile, "task": args.task}
     base.update({k: v for k, v in (("dataset", args.dataset), ("data_root", args.data_root)) if v})
     base.update({k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v})
     base.update(dict(args.p))
@@ -72,7 +76,8 @@ def main(argv=None) -> None:
     table: dict[tuple[int, int], float] = {}
     for seed in seeds:
         for t in threads:
-            got = run_one({**base, "seed": seed}, t)
+            cell = f"{args.out}/seed{seed}-threads{t}"
+            got = run_one({**base, "seed": seed, "run_dir": cell, "checkpoint_dir": f"{cell}/checkpoints"}, t)
             table[(seed, t)] = got["old"]
             print(f"seed {seed} threads {got['threads']}: step-0 old-class mIoU {got['old']:.1f}", flush=True)
     print("\n| seed | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in threads) + " | spread |")
