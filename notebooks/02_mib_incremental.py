@@ -72,9 +72,7 @@ data_root: str = ""  # folder holding VOCdevkit or CamVid (empty: the default da
 run_dir: str = ""  # where results go (empty: $INCSEG_HOME/runs/02_mib_incremental, docs/teaching.md)
 tasks: str = ""  # comma list, e.g. 15-5,15-1 (empty: the plan of the profile)
 settings: str = ""  # comma list of overlapped, disjoint (empty: the plan of the profile)
-methods: str = (
-    ""  # comma list of ft, lwf, lwf-mc, ilt, ewc, pi, rw, mib, plop, sdr, sdr-kd10, sdr-only (empty: the profile's)
-)
+methods: str = ""  # comma list: ft, lwf, lwf-mc, ilt, ewc, pi, rw, mib, plop, sdr, ... (empty: the profile's)
 joint: bool = True  # also train the Joint upper bound (offline, all classes)
 epochs: int = 0  # epochs of step 0 and Joint (0: as the profile says)
 epochs_next: int = 0  # epochs of each later step (0: as the profile says)
