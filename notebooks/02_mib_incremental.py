@@ -91,8 +91,8 @@ pi_estimator: str = ""  # PI's importance: mib (MiB's code) or zenke (Zenke et a
 from incseg_lib import results, viz
 from incseg_lib.config import parse_list, task_methods
 from incseg_lib.experiment import TrainingLog, example_images, open_notebook, run_study, step_predictions, study_plan
-from incseg_lib.experiment import task_overview
-from incseg_lib.tasks import first_new_class, one_class_steps, task_steps
+from incseg_lib.experiment import step_figure_task, task_overview
+from incseg_lib.tasks import first_new_class
 
 cfg = open_notebook("02_mib_incremental", globals())  # the parameters above, the run folder, the seed
 plan = study_plan(cfg, parse_list(tasks), parse_list(settings), parse_list(methods))
@@ -255,9 +255,7 @@ for task in plan["tasks"]:
 # into background or into the newest class; MiB keeps them while adding the new ones.
 
 # %% tags=["report"]
-singles = [t for t in plan["tasks"] if one_class_steps(t)] or plan["tasks"]  # one class per step shows most
-shown_task = min(singles, key=task_steps)  # the shortest: every step fits the page
-shown = [m for m in ("ft", "mib") if m in task_methods(plan, shown_task)] or task_methods(plan, shown_task)[:2]
+shown_task, shown = step_figure_task(plan)  # the shortest one-class-step task, FT and MiB
 example_cfg = cfg.replace(task=shown_task, setting=plan["settings"][0])
 pred = step_predictions(example_cfg, shown, example_images(example_cfg, examples))
 title = f"{shown_task} {example_cfg.setting}: prediction after each step"
@@ -316,11 +314,10 @@ for task in plan["tasks"]:
 # POD compares for one image, and the latent space SDR shapes.
 
 # %%
-from incseg_lib.experiment import latent_projection, measure_pod
+from incseg_lib.experiment import feature_task, latent_projection, measure_pod
 
-feature_task = next((t for t in plan["tasks"] if {"plop", "sdr"} & set(task_methods(plan, t))), None)
-feature_methods = [m for m in ("plop", "sdr") if feature_task and m in task_methods(plan, feature_task)]
-feature_cfg = cfg.replace(task=feature_task or plan["tasks"][0], setting=plan["settings"][0])
+where, feature_methods = feature_task(plan)  # the task PLOP and SDR ran on (10-1 in the demo)
+feature_cfg = cfg.replace(task=where or plan["tasks"][0], setting=plan["settings"][0])
 if "plop" in feature_methods:
     pod = measure_pod(feature_cfg, ["mib", "plop"], example_images(feature_cfg, 1)[0])
     viz.show(viz.pod_profiles(pod), viz.pod_reading(pod))

@@ -262,3 +262,14 @@ def test_training_curves_run_the_epochs_through_the_steps_with_every_logged_term
     assert mib["terms"]["principal"][:2] == [1.0, 0.5] and all(math.isnan(v) for v in mib["terms"]["principal"][2:])
     assert all(math.isnan(v) for v in mib["terms"]["ukd"][:2]) and mib["terms"]["ukd"][2:] == [0.2, 0.3]
     assert mib["miou"]["all"] == [40.0, 30.0]
+
+
+def test_notebook_02_shows_steps_on_the_shortest_one_class_task_and_features_where_plop_ran():
+    from incseg_lib.experiment import feature_task, step_figure_task, study_plan
+
+    demo = study_plan(RunConfig.from_profile("demo"))
+    assert step_figure_task(demo) == ("15-1", ["ft", "mib"])  # 6 steps fit the page; 10-1 has 11
+    assert feature_task(demo) == ("10-1", ["plop", "sdr"])
+    five = {"tasks": ["15-5"], "settings": ["overlapped"], "methods": ["lwf", "ilt"]}
+    assert step_figure_task(five) == ("15-5", ["lwf", "ilt"])  # no one-class task, no FT or MiB
+    assert feature_task(five) == (None, [])

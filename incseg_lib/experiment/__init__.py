@@ -49,6 +49,7 @@ from .step import (
 )
 from .studies import (
     check_steps,
+    feature_task,
     for_each_task,
     grid_configs,
     grid_table,
@@ -60,6 +61,7 @@ from .studies import (
     run_replay_study,
     run_study,
     run_weak_study,
+    step_figure_task,
     study_plan,
     synthesis_variant,
     weak_config,
@@ -151,6 +153,8 @@ __all__ = [
     "step_predictions",
     "step_pseudo_labels",
     "study_plan",
+    "step_figure_task",
+    "feature_task",
     "synthetic_memory",
     "synthetic_run_name",
     "task_overview",

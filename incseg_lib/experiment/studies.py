@@ -18,7 +18,7 @@ from ..exemplars import ExemplarMemory, ReplayConfig
 from ..inversion import AGGREGATIONS, InversionConfig
 from ..methods import get_method, is_method, method_names
 from ..seam import SeamConfig
-from ..tasks import SETTINGS, IncrementalSplit, task_names
+from ..tasks import SETTINGS, IncrementalSplit, one_class_steps, task_names, task_steps
 from . import keys
 from .joint import joint_step, weak_joint_step
 from .sources import Replay, Synthetic, Weak, find_pseudo_labels, synthetic_memory
@@ -57,6 +57,26 @@ def study_plan(cfg: RunConfig, tasks=None, settings=None, methods=None) -> dict:
         "methods": methods,
         **({"task_methods": per_task} if per_task else {}),
     }
+
+
+def step_figure_task(plan: dict, methods=("ft", "mib")) -> tuple[str, list[str]]:
+    """Where notebook 02 shows the prediction after each step: the shortest one-class-step task of
+    ``plan`` (one class per step shows forgetting most; the shortest fits every step on the page),
+    else its shortest task; and the ``methods`` it runs there (else its first two methods)."""
+    singles = [t for t in plan["tasks"] if one_class_steps(t)] or plan["tasks"]
+    task = min(singles, key=task_steps)
+    runs = task_methods(plan, task)
+    return task, [m for m in methods if m in runs] or runs[:2]
+
+
+def feature_task(plan: dict, methods=("plop", "sdr")) -> tuple[str | None, list[str]]:
+    """The first task of ``plan`` that runs any of ``methods`` (the feature-space methods whose maps
+    notebook 02 draws) and which of them it runs; ``(None, [])`` when none does."""
+    for task in plan["tasks"]:
+        found = [m for m in methods if m in task_methods(plan, task)]
+        if found:
+            return task, found
+    return None, []
 
 
 def replay_plan(cfg: RunConfig, tasks=None, settings=None, sizes=None, methods=None) -> dict:
