@@ -119,19 +119,18 @@ def test_protocols_official_per_method_and_shared_for_every_method(shapes_root):
             RunConfig.from_profile("cpu", **bad)
 
 
-def test_demo_trains_every_step_as_step_0_at_each_methods_protocol():
-    """demo: every step after step 0 as long as step 0 (the papers' scripts), each method at its
+def test_demo_trains_step_0_to_its_plateau_and_later_steps_at_each_methods_protocol():
+    """demo: step 0 16 epochs (from scratch, to its plateau), every later step 8, each method at its
     official protocol (a tenth of step 0's rate); a config's epochs_next_single gives one-class
     steps their own length, followed by the checkpoint key; an explicit epochs_next holds for
     every later step."""
     d = RunConfig.from_profile("demo")
-    assert (d.protocol, d.epochs, d.epochs_next) == ("official", 8, 8)
-    assert [d.replace(task="15-1").epochs_at(s) for s in range(6)] == [8] * 6 and d.replace(task="15-5").epochs_at(
-        1
-    ) == 8
+    assert (d.protocol, d.epochs, d.epochs_next) == ("official", 16, 8)
+    assert [d.replace(task="15-1").epochs_at(s) for s in range(6)] == [16] + [8] * 5
+    assert d.replace(task="15-5").epochs_at(1) == 8
     assert d.lr_at(1, "mib") == d.lr_at(1, "plop") == d.lr_at(1, "ft") == 0.005 and d.lr_at(0, "mib") == 0.05
     assert RunConfig.from_profile("demo", protocol="shared").lr_at(1, "mib") == 0.03  # the course's shared rate
-    single = d.replace(epochs_next=4, epochs_next_single=8)
+    single = d.replace(epochs=8, epochs_next=4, epochs_next_single=8)
     one, five = single.replace(task="15-1"), single.replace(task="15-5")
     assert [one.epochs_at(s) for s in range(6)] == [8, 8, 8, 8, 8, 8]
     assert [five.epochs_at(s) for s in range(2)] == [8, 4]

@@ -60,7 +60,14 @@ def toy_method():
 
 def test_shipped_methods_declare_their_identity():
     names = method_names()
-    assert names[:3] == ("ft", "lwf", "lwf-mc") and names[-4:] == ("plop", "sdr", "sdr-kd10", "sdr-only")
+    assert names[:3] == ("ft", "lwf", "lwf-mc") and names[-6:] == (
+        "plop",
+        "sdr",
+        "sdr-kd10",
+        "sdr-only",
+        "dft",
+        "dft-nopre",
+    )
     for name in names:
         spec = method_spec(name)
         assert spec.family in FAMILIES and spec.label and spec.source
@@ -68,9 +75,9 @@ def test_shipped_methods_declare_their_identity():
         built = get_method(name)
         assert built.name == name and built.step0 == spec.step0 == step0_name(name)
     assert methods_of("feature space") == ("plop", "sdr", "sdr-kd10", "sdr-only")
-    assert method_names(ablations=False)[-2:] == ("plop", "sdr")  # sdr-kd10 and sdr-only vary sdr
+    assert method_names(ablations=False)[-3:] == ("plop", "sdr", "dft")  # sdr-kd10, sdr-only, dft-nopre vary others
     assert methods_of("output distillation") == ("lwf", "lwf-mc", "ilt")
-    assert step0_names() == ("step0", "step0-bce") and step0_label("step0-bce") == "step 0 (BCE)"
+    assert set(step0_names()) == {"step0", "step0-bce", "step0-prealloc"} and step0_label("step0-bce") == "step 0 (BCE)"
 
 
 def test_protocol_weights_replace_only_weights_a_method_has():

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..data import dataset_names, dataset_spec, load_dataset, train_split
 from ..env import default_checkpoint_root, default_data_root
-from ..methods import CE_NORMALISATIONS, PROTOCOLS, get_method, is_method, method_spec, step0_names
+from ..methods import CE_NORMALISATIONS, PROTOCOLS, get_method, is_method, method_spec, preallocates, step0_names
 from ..models import DEEPLAB_BACKBONES, MODELS
 from ..models.bisenet import ARCHITECTURE_VERSION
 from ..profiles import PROFILE_VALUES, PROFILES
@@ -369,6 +369,15 @@ class RunConfig:
             _FINGERPRINTS[cache_key] = ds.content_fingerprint()
         return _FINGERPRINTS[cache_key]
 
+    def key_task(self, step: int, method: str) -> str:
+        """The task part of the key and folder of ``method``'s step ``step``: the task after step 0;
+        at step 0 its base signature (``0-15of21``, shared by the tasks with the same first
+        classes), unless that step 0 builds every step's heads at once (DFT*'s pre-allocation,
+        :func:`~incseg_lib.methods.preallocates`): then the task itself."""
+        if step > 0 or preallocates(step0_name(method)):
+            return self.task
+        return base_signature(self.dataset, self.task)
+
     def training_key(self, *, step: int, method: str, base: str = "", replayed: bool = False) -> dict[str, Any]:
         """What determines the weights of ``step``: the checkpoint's identity.
 
@@ -395,7 +404,7 @@ class RunConfig:
             "dataset": self.dataset,
             "data": self.data_fingerprint(),
             "voc_split": self.voc_split if self.dataset == "voc" else "",
-            "task": self.task if step > 0 else base_signature(self.dataset, self.task),
+            "task": self.key_task(step, base),
             "setting": self.setting if self.task != "offline" else "",
             "method": method if step > 0 else step0_name(base),
             "step": step,

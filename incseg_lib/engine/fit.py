@@ -326,9 +326,23 @@ def _distributed_model(
     return model, DistributedDataParallel(model, device_ids=ids)
 
 
+def keep_frozen_statistics(model: nn.Module) -> None:
+    """Put back in eval mode every BatchNorm layer whose affine parameters are all frozen (after
+    ``model.train()``): a frozen layer must not move either, and in train mode BatchNorm would still
+    normalise by the batch and update its running statistics. DFT*'s frozen backbone is such a
+    layer (RevisitingCSS ``train.py`` L423-438: ``body.eval()``, ``head.eval()`` after
+    ``model.train()``); a method that freezes nothing is unaffected."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            params = list(m.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                m.eval()
+
+
 def _train_epoch(run: _Training, loader, epoch: int, progress: bool) -> tuple[dict, int, float, float]:
     """One pass over ``loader``; ``(summed loss terms, images, seconds, last learning rate)``."""
     run.model.train()
+    keep_frozen_statistics(run.model)
     if run.tracker is not None:
         run.tracker.start_epoch()
     t0, n_img, sums = time.perf_counter(), 0, {}

@@ -27,7 +27,7 @@ from ..inversion import InversionConfig, SyntheticMemory
 from ..runs import REPLAY, SYNTHETIC, WEAK, parse_run_name
 from ..seam import PseudoLabels, SeamConfig
 from ..store import key_digest
-from ..tasks import base_signature, get_task
+from ..tasks import get_task
 
 
 # ---------------------------------------------------------------------- names
@@ -66,7 +66,7 @@ def checkpoint_file(cfg: RunConfig, step: int, method: str) -> Path:
     key = training_key(cfg, step, method)
     single = len(get_task(cfg.dataset, cfg.task)) == 1
     setting = cfg.setting if not single else "all"
-    task = cfg.task if step > 0 else base_signature(cfg.dataset, cfg.task)
+    task = cfg.key_task(step, parse_run_name(method)[0])
     folder = step0_name(parse_run_name(method)[0]) if step == 0 else method
     return (
         cfg.checkpoint_path

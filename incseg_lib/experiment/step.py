@@ -41,8 +41,18 @@ from ..engine import (
 from ..env import show_progress
 from ..exemplars import ReplayBatchSampler, ReplayConfig
 from ..inversion import InversionConfig
-from ..methods import Method, StepInputs, get_method, is_method, method_names, method_spec, step0_loss_fn, step0_names
-from ..models import BiSeNet
+from ..methods import (
+    Method,
+    StepInputs,
+    get_method,
+    is_method,
+    method_names,
+    method_spec,
+    preallocates,
+    step0_loss_fn,
+    step0_names,
+)
+from ..models import BiSeNet, limit_to_seen
 from ..models import build_model as build_network
 from ..regularizers import ImportanceTracker, ParameterPenalty, importance_file, load_importance
 from ..seam import SeamConfig
@@ -85,10 +95,17 @@ def base_datasets(cfg: RunConfig, split: IncrementalSplit):
     return train, val
 
 
-def step_network(cfg: RunConfig, split: IncrementalSplit) -> BiSeNet:
+def step_network(cfg: RunConfig, split: IncrementalSplit, step0: str = "step0") -> BiSeNet:
     """The run's model (``cfg.model``: BiSeNet or DeepLabV3) with heads for steps ``0..split.step``
-    (pretrained backbone only at step 0)."""
-    return build_network(cfg.model, split.classes_per_step, cfg.backbone, cfg.pretrained if split.step == 0 else "")
+    (pretrained backbone only at step 0), untrained. ``step0``: the step-0 run the method starts
+    from; one that pre-allocates (DFT*'s ``step0-prealloc``) gets the heads of every step of the
+    task, those after ``split.step`` left out at inference (:func:`~incseg_lib.models.limit_to_seen`)."""
+    heads = split.classes_per_step
+    if preallocates(step0):
+        heads = IncrementalSplit(cfg.dataset, cfg.task, len(get_task(cfg.dataset, cfg.task)) - 1).classes_per_step
+    model = build_network(cfg.model, heads, cfg.backbone, cfg.pretrained if split.step == 0 else "")
+    limit_to_seen(model, split.step + 1)
+    return model
 
 
 def step_training_set(cfg: RunConfig, split: IncrementalSplit, train_base=None, *, progress: bool = False):
@@ -117,6 +134,9 @@ def grow(model: nn.Module, split: IncrementalSplit, method: Method, seed: int) -
     (MiB's initialisation from the background, or the default); the new heads' random init is
     seeded with ``seed + split.step``, so it does not depend on what ran before."""
     torch.manual_seed(seed + split.step)
+    if preallocates(method.step0):  # the step's heads exist since step 0; they now count at inference
+        limit_to_seen(model, split.step + 1)
+        return
     model.add_step(len(split.new_classes))
     if method.init_new_heads is not None:
         method.init_new_heads(model, len(split.new_classes))
@@ -252,7 +272,7 @@ def _first_step(cfg: RunConfig, split: IncrementalSplit, method: str, ckpt: Path
     """Step 0's model, data and training options: a fresh model, EWC/PI/RW importance tracked for
     the methods that need it (so step 0 stays shared), LwF-MC's BCE for its own step 0."""
     torch.manual_seed(cfg.seed)
-    model = step_network(cfg, split)
+    model = step_network(cfg, split, method)
     training: dict = {"loss_fn": None, "tracker": None}
     if method == "step0":  # importance for EWC/PI/RW, so step 0 stays shared by every method
         training["tracker"] = ImportanceTracker(model, importance_file(ckpt))
@@ -343,7 +363,7 @@ def _previous_model(ctx: StepContext, source: Source, rerun: dict) -> tuple[BiSe
     is accumulated while that step trains)."""
     cfg, step, spec = ctx.cfg, ctx.step, ctx.spec
     prev_ckpt = keys.checkpoint_file(cfg, step - 1, ctx.prev_run)
-    model = build_network(cfg.model, ctx.prev.classes_per_step, cfg.backbone, "")
+    model = step_network(cfg.replace(pretrained=""), ctx.prev, spec.step0)
     for attempt in range(2):
         if not prev_ckpt.is_file():
             ctx.print_fn(f"step {step - 1} is not trained yet; training it first")
@@ -445,6 +465,7 @@ def load_step_model(cfg: RunConfig, step: int, method: str) -> BiSeNet:
     else:
         split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
         ckpt = keys.checkpoint_file(cfg, step, method)
-    model = build_network(cfg.model, split.classes_per_step, cfg.backbone, "")
+    step0 = step0_name(runs.parse_run_name(method)[0]) if method != "joint" else "step0"
+    model = step_network(cfg.replace(pretrained=""), split, step0)
     load_checkpoint(ckpt, model)
     return model.eval()

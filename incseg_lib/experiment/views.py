@@ -14,6 +14,7 @@ from ..config import RunConfig, step0_name
 from ..data.transforms import eval_transforms
 from ..engine import load_checkpoint
 from ..models import build_model as build_network
+from ..models import limit_to_seen
 from ..seam import PseudoLabels, SeamConfig, SeamNet, cam_scores, count_outcomes, pseudo_label_outcome
 from ..store import CorruptCheckpoint, load_torch
 from ..tasks import IncrementalSplit, get_task
@@ -141,6 +142,7 @@ def _record_model(rec: dict, data_root: str = ""):
     else:
         cfg = cfg.replace(task=rec["task"], setting=rec["setting"])
         split = IncrementalSplit(cfg.dataset, cfg.task, rec["step"], cfg.setting)
+    limit_to_seen(model, split.step + 1)  # pre-allocated heads of later steps (DFT*) are not predicted
     _, val_base = base_datasets(cfg, split)
     return model.eval(), split, val_base
 

@@ -17,13 +17,15 @@ from .base import MIB_TRAINER_PROTOCOL, PROTOCOLS, Method, StepProtocol
 #: The role a method plays in the course's lessons, read by the expected findings (notebook 02):
 #: ``fine-tuning`` (the lower bound), ``output distillation`` (LwF, LwF-MC, ILT: keep more than FT,
 #: less than MiB), ``parameter regularisation`` (EWC, PI, RW), ``unbiased distillation`` (MiB, the
-#: course's reference) and ``feature space`` (PLOP, SDR: compared with MiB where MiB forgets).
+#: course's reference), ``feature space`` (PLOP, SDR: compared with MiB where MiB forgets) and
+#: ``frozen features`` (DFT*: the backbone frozen after step 0, only new classifiers learn).
 FAMILIES = (
     "fine-tuning",
     "output distillation",
     "parameter regularisation",
     "unbiased distillation",
     "feature space",
+    "frozen features",
 )
 #: Step-0 runs and their display labels: softmax cross-entropy (``step0``, shared by every softmax
 #: method) and the families a method declares with :attr:`MethodSpec.step0`.
@@ -55,6 +57,11 @@ class MethodSpec:
         ablation_of: the method this one ablates (``sdr-only``: ``sdr`` without MiB's losses), or
             ``""``; an ablation trains and shows like any method, and lessons that list the field's
             methods leave it out.
+        preallocate: the method's step 0 (a family of its own) builds the classifier heads of every
+            step of the task at once, and later steps add none (DFT*'s ``--pre_allocate``): the
+            future heads train as negatives until their step, and are left out at inference until
+            then (:attr:`~incseg_lib.models.IncrementalClassifier.seen_steps`). Such a step 0
+            depends on the whole task, not only on its first classes.
     """
 
     name: str
@@ -70,6 +77,7 @@ class MethodSpec:
     step0_loss: Callable | None = None
     source: str = ""
     ablation_of: str = ""
+    preallocate: bool = False
 
     def __post_init__(self):
         if not self.name or any(c in self.name for c in "|/ ") or self.name != self.name.lower():
@@ -80,6 +88,8 @@ class MethodSpec:
             raise ValueError(f"method {self.name}: main_weight {self.main_weight!r} is not one of its defaults")
         if self.step0 != "step0" and self.step0_loss is None:
             raise ValueError(f"method {self.name}: a step 0 of its own ({self.step0}) needs step0_loss")
+        if self.preallocate and self.step0 == "step0":
+            raise ValueError(f"method {self.name}: pre-allocated heads need a step 0 of its own, not the shared step0")
 
     def weights(self, protocol: str = "official", kd_weight: float | None = None) -> dict:
         """The loss weights under ``protocol``, with ``kd_weight`` replacing :attr:`main_weight`."""
@@ -197,6 +207,12 @@ def step0_label(step0: str) -> str:
     if step0 not in STEP0_LABELS:
         raise ValueError(f"unknown step-0 run {step0!r}; choose one of {step0_names()}")
     return STEP0_LABELS[step0]
+
+
+def preallocates(step0: str) -> bool:
+    """Whether the step-0 run ``step0`` builds the heads of every step of its task at once
+    (:attr:`MethodSpec.preallocate`); False for ``step0`` and for an unknown name."""
+    return any(spec.step0 == step0 and spec.preallocate for spec in _REGISTRY.values())
 
 
 def step0_loss_fn(step0: str, aux_weight: float = 1.0) -> Callable | None:

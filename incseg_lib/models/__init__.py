@@ -30,6 +30,15 @@ def build_model(name: str, classes_per_step: list[int], backbone: str, pretraine
     raise ValueError(f"unknown model {name!r}; choose one of {MODELS}")
 
 
+def limit_to_seen(model: nn.Module, steps_seen: int) -> None:
+    """Leave out at inference the heads beyond the first ``steps_seen`` on every incremental
+    classifier of ``model`` (pre-allocated heads of steps not reached yet:
+    :attr:`IncrementalClassifier.seen_steps`); a classifier without such heads is left as it is."""
+    for m in model.modules():
+        if isinstance(m, IncrementalClassifier):
+            m.seen_steps = steps_seen if len(m.heads) > steps_seen else None
+
+
 __all__ = [
     "DEEPLAB_BACKBONES",
     "MODELS",
@@ -43,4 +52,5 @@ __all__ = [
     "build_model",
     "build_resnet",
     "count_parameters",
+    "limit_to_seen",
 ]

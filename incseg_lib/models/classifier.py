@@ -18,7 +18,14 @@ class IncrementalClassifier(nn.Module):
         classes_per_step: output classes of each step so far, e.g. ``[16, 1, 1]`` for 15-1 at step 2.
 
     Shapes:
-        input ``(B, in_channels, H, W)`` -> output ``(B, sum(classes_per_step), H, W)``.
+        input ``(B, in_channels, H, W)`` -> output ``(B, sum(classes_per_step), H, W)``; in eval mode
+        with :attr:`seen_steps` set, ``(B, sum(classes_per_step[:seen_steps]), H, W)``.
+
+    Attributes:
+        seen_steps: None (every head, the default) or the number of leading heads whose classes
+            have been seen: heads allocated ahead for future steps (DFT*'s pre-allocation,
+            :mod:`incseg_lib.methods.dft`) train as negatives but are left out at inference, so a
+            pixel is never predicted as a class not learnt yet. Not part of the state dict.
     """
 
     def __init__(self, in_channels: int, classes_per_step: list[int]):
@@ -27,6 +34,7 @@ class IncrementalClassifier(nn.Module):
             raise ValueError(f"classes_per_step must be positive counts, got {classes_per_step}")
         self.in_channels = in_channels
         self.heads = nn.ModuleList(nn.Conv2d(in_channels, int(n), 1) for n in classes_per_step)
+        self.seen_steps: int | None = None
 
     @property
     def classes_per_step(self) -> list[int]:
@@ -44,4 +52,5 @@ class IncrementalClassifier(nn.Module):
         return head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([h(x) for h in self.heads], dim=1)
+        heads = self.heads if self.training or self.seen_steps is None else self.heads[: self.seen_steps]
+        return torch.cat([h(x) for h in heads], dim=1)
