@@ -26,7 +26,7 @@ def test_parameters_named_like_fields_override_the_profile_and_sentinels_keep_it
     )  # tasks, methods, joint: the notebook's own; seed 0 is a seed
     said = []
     cfg = open_notebook("02_x", params, print_fn=said.append)
-    assert cfg.profile == "demo" and cfg.epochs_next == 3 and cfg.epochs == 8 and cfg.run_dir == str(tmp_path)
+    assert cfg.profile == "demo" and cfg.epochs_next == 3 and cfg.epochs == 16 and cfg.run_dir == str(tmp_path)
     assert cfg.protocol == "shared" and cfg.lr_next == 0.03  # the profile's rate kept
     assert len(said) == 1 and said[0].startswith("02_x: demo profile, shapes") and str(tmp_path) in said[0]
     first = torch.rand(3)
