@@ -132,3 +132,34 @@ def test_a_step_of_mib_ewf_keeps_the_old_heads_and_fuses_the_rest(tiny_cfg):
     name = next(k for k in old if k.startswith("ffm.") and k.endswith("weight"))
     assert not torch.equal(fused[name], old[name]) and not torch.equal(fused[name], mib.state_dict()[name])
     assert out.record["method"] == "mib+ewf" and results.display_name(out.record["method"]) == "MiB+EWF"
+
+
+def test_refusing_moves_along_the_line_from_the_old_model_to_the_end_point():
+    from incseg_lib.experiment.fusion import refuse
+
+    old, new = _pair(3)
+    end = {k: v.clone() for k, v in new.state_dict().items()}
+    w0 = fusion_weight(2, 3)
+    fuse_endpoints(new, old, w0)
+    back = refuse(new, old, 1.0, w0).state_dict()  # w = 1: the trained end point again
+    start = refuse(new, old, 0.0, w0).state_dict()  # w = 0: the old model's tensors, new heads kept
+    half = refuse(new, old, 0.5, w0).state_dict()
+    for k, t in old.state_dict().items():
+        if t.is_floating_point():
+            assert torch.allclose(back[k], end[k], atol=1e-5) and torch.equal(start[k], t)
+            assert torch.allclose(half[k], 0.5 * t + 0.5 * end[k], atol=1e-5)
+    assert torch.equal(start["head.heads.1.weight"], end["head.heads.1.weight"])
+    with pytest.raises(ValueError, match="w must lie"):
+        refuse(new, old, 1.5, w0)
+
+
+def test_ewf_sweep_records_one_evaluation_per_weight_with_ewfs_own(tiny_cfg):
+    from incseg_lib.experiment.fusion import ewf_sweep
+
+    cfg = tiny_cfg(max_train_images=24)
+    recs = ewf_sweep(cfg, "mib", (0.0, 1.0), notebook="test", progress=False, print_fn=lambda *a: None)
+    w0 = fusion_weight(5, 16)
+    assert [r["ewf_w"] for r in recs] == sorted([0.0, w0, 1.0]) and [r["ewf_default"] for r in recs] == [0, 1, 0]
+    assert recs[1]["method"] == "mib+ewf|w0.49" and results.display_name(recs[1]["method"]) == "MiB+EWF (w0.49)"
+    own = train_step(cfg, step=1, method="mib+ewf", notebook="test", progress=False, print_fn=lambda *a: None)
+    assert recs[1]["miou_all"] == pytest.approx(own.record["miou_all"], abs=1e-6)  # w0 is the run itself

@@ -3,6 +3,7 @@
 - :mod:`.keys`: run identity, every run name and checkpoint path (one owner);
 - :mod:`.sources`: what a step trains on besides its masks (exemplars, synthetic images, pseudo-labels);
 - :mod:`.step`: one step (split -> model -> fit -> evaluate -> record), Joint and Joint-S;
+- :mod:`.probing`: linear probes of a step's frozen features; :mod:`.fusion`: EWF's weight re-fused;
 - :mod:`.studies`: each notebook's plan and one loop over its tasks and settings;
 - :mod:`.views`: the data behind the pictures.
 
@@ -11,6 +12,7 @@ The names notebooks and tests use are importable from here.
 
 from ..runs import replay_method_name
 from .evaluation import evaluate_step
+from .fusion import ewf_sweep
 from .joint import joint_step, weak_joint_step
 from .keys import (
     checkpoint_file,
@@ -21,6 +23,7 @@ from .keys import (
     synthetic_run_name,
     weak_run_name,
 )
+from .probing import is_probe, probe_name, probe_step
 from .session import TrainingLog, notebook_overrides, open_notebook
 from .sources import (
     Masks,
@@ -93,6 +96,10 @@ from .views import (
 )
 
 __all__ = [
+    "ewf_sweep",
+    "is_probe",
+    "probe_name",
+    "probe_step",
     "TrainingLog",
     "notebook_overrides",
     "open_notebook",
