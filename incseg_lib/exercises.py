@@ -16,6 +16,8 @@ check), on seeded random inputs, to float32 tolerance.
 
 from __future__ import annotations
 
+import copy
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -221,6 +223,43 @@ def _forgetting(fn: Callable) -> None:
     _close("forgetting", [got[c] for c in names], [want[c] for c in names], f"the forgetting of {names}")
 
 
+def _probe_logits(fn: Callable) -> None:
+    """07: a linear probe's logits by hand, a 1x1 convolution (weights ``(C, D)``, bias ``(C,)``) on
+    features ``(B, D, h, w)`` upsampled bilinearly to the image (ref. :class:`~incseg_lib.models.probe.LinearProbe`)."""
+
+    g = torch.Generator().manual_seed(11)
+    feats, w, b = torch.randn(2, 5, 4, 6, generator=g), torch.randn(3, 5, generator=g), torch.randn(3, generator=g)
+    conv = torch.nn.Conv2d(5, 3, 1)
+    with torch.no_grad():
+        conv.weight.copy_(w[:, :, None, None])
+        conv.bias.copy_(b)
+        want = torch.nn.functional.interpolate(conv(feats), size=(8, 12), mode="bilinear", align_corners=False)
+    _close("probe_logits", fn(feats, w, b, (8, 12)), want, "the logits (B, C, H, W)")
+
+
+def _ewf_fuse(fn: Callable) -> None:
+    """07: EWF's fusion of two state dicts, ``(1 - w) old + w new`` with ``w = sqrt(N_new / (N_new +
+    N_old))`` on the floating tensors both hold, the new model's value elsewhere
+    (ref. :func:`incseg_lib.methods.ewf.fuse_endpoints`)."""
+    from .methods.ewf import fuse_endpoints
+
+    torch.manual_seed(12)
+    old = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4), IncrementalClassifier(4, [3]))
+    new = copy.deepcopy(old)
+    new[2].add_step(2)
+    with torch.no_grad():
+        for p in new.parameters():
+            p.add_(torch.randn_like(p))
+    old_state = {k: v.clone() for k, v in old.state_dict().items()}
+    new_state = {k: v.clone() for k, v in new.state_dict().items()}
+    fuse_endpoints(new, old, math.sqrt(2 / 5))
+    got, want = fn(old_state, new_state, 2, 3), new.state_dict()
+    if set(got) != set(want):
+        raise ExerciseWrong(f"ewf_fuse: keys {sorted(set(got) ^ set(want))} differ: keep every key of the new model")
+    for k in want:
+        _close("ewf_fuse", got[k], want[k], k)
+
+
 EXERCISES: dict[str, Callable] = {
     "iou_from_confusion": _iou_from_confusion,
     "poly_lr": _poly_lr,
@@ -235,6 +274,8 @@ EXERCISES: dict[str, Callable] = {
     "fuse_old": _fuse_old,
     "old_new_all": _old_new_all,
     "forgetting": _forgetting,
+    "probe_logits": _probe_logits,
+    "ewf_fuse": _ewf_fuse,
 }
 
 

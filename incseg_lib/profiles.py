@@ -59,6 +59,17 @@ PROFILE_VALUES: dict[str, dict[str, Any]] = {
             "methods": ["mib"],
             "size_effect": False,
         },
+        # Notebook 07: FT and MiB probed after every step of 15-1 and of the longest task, 10-1 (the
+        # probe's lesson in RevisitingCSS is on 15-1 and 10-1); DFT* and MiB+EWF on 15-1; EWF's
+        # weight slider on 15-5, whose single step makes the slider the whole story.
+        probing={
+            "tasks": ["15-1", "10-1"],
+            "settings": ["overlapped"],
+            "methods": ["ft", "mib", "dft", "mib+ewf"],
+            "task_methods": {"10-1": ["ft", "mib"]},
+            "probe": ["ft", "mib"],
+            "sweep": "15-5",
+        },
     ),
     "smoke": dict(
         dataset="shapes",
@@ -80,6 +91,13 @@ PROFILE_VALUES: dict[str, dict[str, Any]] = {
             "task_methods": {"15-1": ["ft", "mib", "plop", "sdr"]},
         },
         replay={"tasks": ["15-5"], "settings": ["overlapped"], "sizes": [1, 2], "methods": ["ft", "mib"]},
+        probing={
+            "tasks": ["15-1"],
+            "settings": ["overlapped"],
+            "methods": ["ft", "mib", "dft", "mib+ewf"],
+            "probe": ["ft", "mib"],
+            "sweep": "15-5",
+        },
     ),
     "cpu": dict(
         dataset="voc",
@@ -98,6 +116,13 @@ PROFILE_VALUES: dict[str, dict[str, Any]] = {
             "methods": ["ft", "lwf", "ilt", "mib", "plop", "sdr"],
         },
         replay={"tasks": ["15-5", "15-1"], "settings": ["overlapped"], "sizes": [1, 5, 15], "methods": ["ft", "mib"]},
+        probing={
+            "tasks": ["15-1"],
+            "settings": ["overlapped"],
+            "methods": ["ft", "mib", "dft", "mib+ewf"],
+            "probe": ["ft", "mib"],
+            "sweep": "15-5",
+        },
     ),
     "colab": dict(
         dataset="voc",
@@ -119,6 +144,13 @@ PROFILE_VALUES: dict[str, dict[str, Any]] = {
             "settings": ["overlapped"],
             "sizes": [1, 5, 15, 25, 50],
             "methods": ["ft", "mib"],
+        },
+        probing={
+            "tasks": ["15-1", "10-1"],
+            "settings": ["overlapped"],
+            "methods": ["ft", "mib", "dft", "mib+ewf"],
+            "probe": ["ft", "mib"],
+            "sweep": "15-5",
         },
     ),
     # MiB-faithful: Nesterov SGD with weight decay on all parameters, void trained as background,
@@ -150,6 +182,13 @@ PROFILE_VALUES: dict[str, dict[str, Any]] = {
             "settings": ["disjoint", "overlapped"],
             "sizes": [1, 5, 15, 25, 50, 100],
             "methods": ["ft", "mib"],
+        },
+        probing={
+            "tasks": ["15-1", "10-1"],
+            "settings": ["overlapped"],
+            "methods": ["ft", "mib", "dft", "plop", "mib+ewf", "plop+ewf"],
+            "probe": ["ft", "mib"],
+            "sweep": "15-5",
         },
     ),
 }

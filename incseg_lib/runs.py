@@ -46,6 +46,21 @@ def run_name(method: str, variant: str = "", tag: str = "") -> str:
     return f"{method}{variant}{tag}"
 
 
+#: The detail of a linear probe's recorded name (``ft|probe``, shown ``FT (probe)``): the probe of a
+#: run's model after a step (:mod:`incseg_lib.experiment.probing`).
+PROBE = "probe"
+
+
+def probe_name(recorded: str) -> str:
+    """The recorded name of the probe of a recorded run: ``ft`` -> ``ft|probe``."""
+    return f"{recorded}|{PROBE}"
+
+
+def is_probe(recorded: str) -> bool:
+    """Whether a recorded name is a probe's (``ft|probe``)."""
+    return recorded.partition("|")[2] == PROBE
+
+
 def joint_weak_run_name(source: str, tag: str) -> str:
     """``joint-s+mib-<tag>``: Joint on the pseudo-labels that ``source``'s weak run trained on."""
     return f"joint-s+{source}-{tag}"

@@ -70,7 +70,8 @@ def test_the_probe_refuses_what_it_cannot_probe():
 
 def test_probe_step_records_the_probe_beside_the_run_and_reuses_its_file(tiny_cfg):
     from incseg_lib import results
-    from incseg_lib.experiment.probing import is_probe, probe_file, probe_step
+    from incseg_lib.experiment.probing import probe_file, probe_step
+    from incseg_lib.runs import is_probe
 
     cfg = tiny_cfg(max_train_images=24)
     said = []

@@ -46,7 +46,7 @@ def _check_plans(profile: str, spec, values: dict) -> None:
     Raises:
         ValueError: naming the profile, the dataset, the plan and the tasks, and the way out.
     """
-    for plan in ("incremental", "replay", "inversion", "weak"):
+    for plan in ("incremental", "replay", "inversion", "weak", "probing"):
         tasks = (values.get(plan) or {}).get("tasks", [])
         missing = [t for t in tasks if t not in spec.tasks and t not in ("15-5s",)]
         if missing:
@@ -139,6 +139,9 @@ class RunConfig:
             (``15-5``, CamVid ``8-3``: one synthesis from the step-0 model), MiB and FT.
         weak: notebook 05's plan (methods trained on SEAM pseudo-labels), default as ``inversion``
             with FT and MiB.
+        probing: notebook 07's plan (``tasks``, ``settings``, ``methods`` trained, ``task_methods``,
+            ``probe``: the runs whose features are probed after every step, ``sweep``: the task
+            whose last step EWF's weight slider re-fuses).
     """
 
     profile: str = "smoke"
@@ -185,6 +188,7 @@ class RunConfig:
     replay: dict[str, list] = field(default_factory=dict)
     inversion: dict[str, list] = field(default_factory=dict)
     weak: dict[str, list] = field(default_factory=dict)
+    probing: dict = field(default_factory=dict)
 
     def __post_init__(self):
         # Folders are stored absolute: a record or a checkpoint path written from one working folder

@@ -145,6 +145,13 @@ _PROFILE_VALUES = {
             "methods": ["ft", "lwf", "ilt", "mib", "plop", "sdr"],
         },
         replay={"tasks": ["8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15], "methods": ["ft", "mib"]},
+        probing={
+            "tasks": ["8-1"],
+            "settings": ["overlapped"],
+            "methods": ["ft", "mib", "dft", "mib+ewf"],
+            "probe": ["ft", "mib"],
+            "sweep": "8-3",
+        },
     ),
     "colab": dict(
         crop_size=360,
@@ -157,6 +164,13 @@ _PROFILE_VALUES = {
             "methods": ["ft", "lwf", "ilt", "ewc", "mib", "plop", "sdr"],
         },
         replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15, 25], "methods": ["ft", "mib"]},
+        probing={
+            "tasks": ["8-1"],
+            "settings": ["overlapped"],
+            "methods": ["ft", "mib", "dft", "mib+ewf"],
+            "probe": ["ft", "mib"],
+            "sweep": "8-3",
+        },
     ),
     "paper": dict(
         crop_size=360,
@@ -175,6 +189,13 @@ _PROFILE_VALUES = {
             "sizes": [1, 5, 15, 25, 50],
             "methods": ["ft", "mib"],
         },
+        probing={
+            "tasks": ["8-1"],
+            "settings": ["overlapped"],
+            "methods": ["ft", "mib", "dft", "mib+ewf"],
+            "probe": ["ft", "mib"],
+            "sweep": "8-3",
+        },
     ),
     "smoke": dict(
         crop_size=96,
@@ -186,6 +207,13 @@ _PROFILE_VALUES = {
             "methods": ["ft", "lwf", "ilt", "ewc", "mib"],
         },
         replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 4], "methods": ["ft", "mib"]},
+        probing={
+            "tasks": ["8-1"],
+            "settings": ["overlapped"],
+            "methods": ["ft", "mib", "dft", "mib+ewf"],
+            "probe": ["ft", "mib"],
+            "sweep": "8-3",
+        },
     ),
 }
 

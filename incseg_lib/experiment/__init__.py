@@ -23,7 +23,7 @@ from .keys import (
     synthetic_run_name,
     weak_run_name,
 )
-from .probing import is_probe, probe_name, probe_step
+from .probing import probe_step, probing_plan, run_probing_study
 from .session import TrainingLog, notebook_overrides, open_notebook
 from .sources import (
     Masks,
@@ -97,9 +97,9 @@ from .views import (
 
 __all__ = [
     "ewf_sweep",
-    "is_probe",
-    "probe_name",
     "probe_step",
+    "probing_plan",
+    "run_probing_study",
     "TrainingLog",
     "notebook_overrides",
     "open_notebook",

@@ -1,6 +1,7 @@
-"""Linear probes of a step's model: what its frozen features still know, whatever its own classifier
-now predicts (the diagnostic of "Revisiting Continual Semantic Segmentation with Pre-trained Vision
-Models", arXiv 2508.04267; BladeDancer957/RevisitingCSS ``run_probing.py``, ``train_probing.py``).
+"""Notebook 07's study: linear probes of a step's model, what its frozen features still know
+whatever its own classifier now predicts (the diagnostic of "Revisiting Continual Semantic
+Segmentation with Pre-trained Vision Models", arXiv 2508.04267; BladeDancer957/RevisitingCSS
+``run_probing.py``, ``train_probing.py``), beside DFT* and EWF (:mod:`.fusion`).
 
 After step t of a run, a fresh 1x1 classifier (:class:`~incseg_lib.models.probe.LinearProbe`) is
 fitted on the features the model's main classifier reads, with the full labels of every class seen
@@ -27,30 +28,19 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import runs
-from ..config import RunConfig, step0_name
+from ..config import RunConfig, step0_name, task_methods
 from ..data.transforms import eval_transforms
 from ..engine import SizeGroupedBatchSampler, poly_lr
 from ..env import show_progress
 from ..losses import IGNORE_INDEX
 from ..models.probe import LinearProbe
 from ..store import key_digest, load_torch, save_torch
-from ..tasks import IncrementalSplit
+from ..tasks import IncrementalSplit, get_task, task_names
 from . import keys
 from .evaluation import evaluate_step
+from .fusion import ewf_sweep
 from .step import base_datasets, load_step_model, train_step
-
-#: The detail a probe's recorded name carries after ``|`` (``ft|probe``, shown ``FT (probe)``).
-PROBE = "probe"
-
-
-def probe_name(run: str) -> str:
-    """The recorded name of the probe of ``run`` (a recorded run name): ``ft`` -> ``ft|probe``."""
-    return f"{run}|{PROBE}"
-
-
-def is_probe(recorded: str) -> bool:
-    """Whether a recorded name is a probe's (``ft|probe``)."""
-    return recorded.partition("|")[2] == PROBE
+from .studies import for_each_task, run_incremental, study_plan
 
 
 def probe_key(cfg: RunConfig, step: int, run: str) -> dict:
@@ -174,7 +164,7 @@ def probe_step(
         probe,
         split,
         val_base,
-        method=probe_name(probed),
+        method=runs.probe_name(probed),
         notebook=notebook,
         history=history,
         checkpoint=path,
@@ -183,3 +173,55 @@ def probe_step(
         record=record,
         extra={"probe_of": str(ckpt)},
     )
+
+
+# ---------------------------------------------------------------------- notebook 07's study
+def probing_plan(cfg: RunConfig, tasks=None, settings=None, methods=None, probe=None, sweep=None) -> dict:
+    """Notebook 07's plan (the profile's ``probing`` where an argument is empty): tasks x settings x
+    methods trained (``task_methods`` per task as notebook 02's), ``probe``: the runs probed after
+    every step, ``sweep``: the task whose last step EWF's weight slider re-fuses (``none``: no
+    sweep).
+
+    Raises:
+        ValueError: an unknown task, setting or method, a probed run not trained on any task, or a
+            sweep task of one step.
+    """
+    own = cfg.probing or {}
+    plan = study_plan(
+        cfg.replace(incremental={"methods": ["ft", "mib", "dft", "mib+ewf"], **own}), tasks, settings, methods
+    )
+    probed = list(probe or own.get("probe") or ["ft", "mib"])
+    trained = {m for t in plan["tasks"] for m in task_methods(plan, t)}
+    if set(probed) - trained:
+        raise ValueError(f"probe {sorted(set(probed) - trained)}: not trained by the plan ({sorted(trained)})")
+    sweep = own.get("sweep", "") if not sweep else "" if sweep == "none" else sweep
+    if sweep and (sweep not in task_names(cfg.dataset) or len(get_task(cfg.dataset, sweep)) < 2):
+        raise ValueError(f"sweep task {sweep!r}: choose an incremental task of {cfg.dataset}, or '' for none")
+    return {**plan, "probe": probed, "sweep": sweep}
+
+
+def run_probing_study(
+    cfg: RunConfig, plan: dict, *, notebook: str = "", progress: bool = True, print_fn: Callable = print
+) -> list[dict]:
+    """Notebook 07: every method of ``plan`` (:func:`probing_plan`) through every step of its tasks
+    (checkpoints shared with the other notebooks), the probes of ``plan["probe"]``'s runs after
+    every step (step 0's once per task), and EWF's weight slider on ``plan["sweep"]``'s task.
+
+    Returns:
+        the records, in training order.
+    """
+    kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
+
+    def body(tcfg: RunConfig, last: int) -> list[dict]:
+        ms = task_methods(plan, tcfg.task)
+        recs = run_incremental(tcfg, ms, joint=False, **kw)
+        probed = [m for m in plan["probe"] if m in ms]
+        if probed:
+            recs.append(probe_step(tcfg, 0, probed[0], **kw))
+        recs += [probe_step(tcfg, step, m, **kw) for m in probed for step in range(1, last + 1)]
+        return recs
+
+    records = for_each_task(cfg, plan, body)
+    if plan.get("sweep"):
+        records += ewf_sweep(cfg.replace(task=plan["sweep"], setting=plan["settings"][0]), "mib", **kw)
+    return records

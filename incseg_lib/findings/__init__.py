@@ -59,7 +59,7 @@ from .claims import (
     Metric,
     synthetic_aggregation,
 )
-from .expected import incremental_findings, inversion_findings, replay_findings, weak_findings
+from .expected import incremental_findings, inversion_findings, probing_findings, replay_findings, weak_findings
 from .text import (
     findings_table,
     format_lines,
@@ -98,6 +98,7 @@ __all__ = [
     "load_file",
     "Metric",
     "OUTSIDE",
+    "probing_findings",
     "replay_findings",
     "save",
     "synthetic_aggregation",

@@ -1,4 +1,4 @@
-"""Each lab's expected findings (notebooks 02-05), from its plan: the claims a run of the notebook is
+"""Each lab's expected findings (notebooks 02-05 and 07), from its plan: the claims a run of the notebook is
 checked against."""
 
 from __future__ import annotations
@@ -192,4 +192,57 @@ def weak_findings(plan: dict) -> list[Finding]:
                 ]
                 if "ft" in plan["methods"]:
                     out.append(Finding(f"{where}: MiB-S is above FT-S (all)", m("mib-s"), ">", m("ft-s")))
+    return out
+
+
+def probing_findings(plan: dict) -> list[Finding]:
+    """Notebook 07's story per task and setting of ``plan``
+    (:func:`~incseg_lib.experiment.probing_plan`), each a claim of its paper:
+
+    - The probe of FT's features after the last step keeps more old-class mIoU than FT itself, and
+      at least half of step 0's: much of what FT "forgets" is still in its features, its classifier
+      has drifted (RevisitingCSS, Fig. 1: VOC 15-1, the probe 71 to 57 while FT falls 80 to 4).
+    - DFT* keeps more old-class mIoU than FT and than MiB (RevisitingCSS, Table 1: 10-1, DFT* 44.4
+      all against MiB's and PLOP's lower rows).
+    - MiB+EWF keeps more old-class mIoU than MiB, and learns less of the new classes (Xiao et al.,
+      CVPR 2023, Table 1: EWF's fusion trades plasticity for stability).
+    """
+    out = []
+    for task in plan["tasks"]:
+        ms = task_methods(plan, task)
+        for setting in plan["settings"]:
+            where = f"{task} {setting}"
+            m = lambda method, part="old", task=task, setting=setting: Metric(method, part, task, setting)  # noqa: E731
+            if "ft" in plan.get("probe", []) and "ft" in ms:
+                out += [
+                    Finding(
+                        f"{where}: the probe of FT's features keeps more old-class mIoU than FT",
+                        m("ft|probe"),
+                        ">",
+                        m("ft"),
+                    ),
+                    Finding(
+                        f"{where}: the probe of FT's features keeps at least half of step 0's old-class mIoU",
+                        m("ft|probe"),
+                        ">=",
+                        m("step0"),
+                        0.5,
+                    ),
+                ]
+            if "dft" in ms:
+                out += [
+                    Finding(f"{where}: DFT* keeps more old-class mIoU than {display_name(b)}", m("dft"), ">", m(b))
+                    for b in ("ft", "mib")
+                    if b in ms
+                ]
+            if "mib+ewf" in ms and "mib" in ms:
+                out += [
+                    Finding(f"{where}: MiB+EWF keeps more old-class mIoU than MiB", m("mib+ewf"), ">", m("mib")),
+                    Finding(
+                        f"{where}: MiB+EWF learns less of the new classes than MiB",
+                        m("mib+ewf", "new"),
+                        "<",
+                        m("mib", "new"),
+                    ),
+                ]
     return out

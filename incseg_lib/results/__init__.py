@@ -4,11 +4,12 @@ Records are written atomically and never overwritten (each gets a unique name; c
 existing name fails). Notebook 06 and the HTML report read them back with :func:`load`.
 
 Split by job: :mod:`.records` (write, read and check records), :mod:`.labels` (what a person
-reads: a run's name and what tells runs apart) and :mod:`.tables` (what notebooks and the report
-show).
+reads: a run's name and what tells runs apart), :mod:`.tables` (what notebooks and the report
+show) and :mod:`.probing` (notebook 07's probe and fusion tables).
 """
 
 from .labels import AGGREGATION_LABELS, aggregation_label, display_labels, display_name, row_name, run_labels
+from .probing import fusion_frame, probe_frame
 from .records import REQUIRED, check_record, final_steps, find_record, find_runs, latest, load, record
 from .tables import (
     class_forgetting,
@@ -33,6 +34,8 @@ from .tables import (
 )
 
 __all__ = [
+    "fusion_frame",
+    "probe_frame",
     "AGGREGATION_LABELS",
     "aggregation_label",
     "check_record",

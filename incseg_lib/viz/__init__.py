@@ -1,8 +1,9 @@
 """Pictures for the notebooks, one module per job: :mod:`.common` (masks, legends, sample grids,
 galleries, loss curves), :mod:`.steps` (incremental learning over steps, notebooks 02 and 06),
 :mod:`.features` (PLOP's Local POD, SDR's latent space), :mod:`.viewer` (notebook 06's results
-viewer), :mod:`.memory` (exemplars, 03), :mod:`.inversion` (DeepInversion, 04) and :mod:`.weak`
-(SEAM, 05). Each draws data that :mod:`incseg_lib.experiment` computes; none trains."""
+viewer), :mod:`.memory` (exemplars, 03), :mod:`.inversion` (DeepInversion, 04), :mod:`.weak`
+(SEAM, 05) and :mod:`.probing` (probes and weight fusion, 07). Each draws data that
+:mod:`incseg_lib.experiment` computes; none trains."""
 
 from .common import (
     IGNORE_COLOUR,
@@ -34,6 +35,7 @@ from .inversion import (
     transfer_verdict,
 )
 from .memory import exemplar_gallery, memory_curves, memory_reading
+from .probing import fusion_curve, fusion_reading, probe_curves, probe_reading
 from .steps import (
     comparison_bars,
     comparison_reading,
@@ -50,6 +52,10 @@ from .viewer import method_galleries, method_gallery, method_gallery_reading, re
 from .weak import seam_gallery, seam_gallery_reading, sweep_reading, threshold_sweep
 
 __all__ = [
+    "fusion_curve",
+    "fusion_reading",
+    "probe_curves",
+    "probe_reading",
     "predict_images",
     "synthetic_reading",
     "scale_reading",
