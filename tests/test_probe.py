@@ -80,9 +80,9 @@ def test_probe_step_records_the_probe_beside_the_run_and_reuses_its_file(tiny_cf
         rec["method"] == "ft|probe" and is_probe(rec["method"]) and results.display_name(rec["method"]) == "FT (probe)"
     )
     assert rec["step"] == 1 and rec["miou_old"] is not None and rec["miou_new"] is not None
-    assert probe_file(cfg, 1, "ft").is_file() and any("fitted" in s for s in said)
+    assert probe_file(cfg, 1, "ft").is_file() and any("probe fitted" in s for s in said)
     said.clear()
     again = probe_step(cfg, 1, "ft", notebook="test", progress=False, print_fn=said.append)
-    assert not any("fitted" in s for s in said) and again["miou_all"] == rec["miou_all"]  # the probe's file reused
+    assert any("probe reused" in s for s in said) and again["miou_all"] == rec["miou_all"]  # the probe's file reused
     first = probe_step(cfg, 0, "ft", notebook="test", progress=False, print_fn=said.append)
     assert first["method"] == "step0|probe" and first["miou_new"] is None

@@ -76,6 +76,10 @@ def ewf_sweep(
     out = []
     for w in sorted({float(x) for x in weights} | {w0}):
         model = refuse(outcome.model, old, w, w0)
+        mark = " (EWF's own)" if w == w0 else ""
+        print_fn(
+            f"[{cfg.dataset} {cfg.task} {cfg.setting} step {last} {runs.display_name(run)} re-fused at w={w:.2f}{mark}]"
+        )
         rec = evaluate_step(
             cfg,
             model,

@@ -145,9 +145,14 @@ def probe_step(
     path, key = probe_file(cfg, step, run), probe_key(cfg, step, run)
     train_base, val_base = base_datasets(cfg, split)
     history = None
+    probed = runs.recorded_name(run) if step > 0 else step0_name(runs.parse_run_name(run)[0])
+    print_fn(
+        f"[{cfg.dataset} {cfg.task} {cfg.setting} step {step} {runs.display_name(probed)} (probe)] a linear probe "
+        f"on the frozen features, every seen class's labels, lr {cfg.lr}, {cfg.epochs} epochs"
+    )
     if path.is_file():
-        state = load_torch(path)
-        probe.classifier.load_state_dict(state["classifier"])
+        probe.classifier.load_state_dict(load_torch(path)["classifier"])
+        print_fn(f"  probe reused from {path.name}")
     else:
         torch.manual_seed(cfg.seed + step)
         probe.classifier.reset_parameters()
@@ -156,9 +161,8 @@ def probe_step(
         losses = fit_probe(probe, feats, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, seed=cfg.seed)
         history = {"loss": losses}
         save_torch(path, {"classifier": probe.classifier.state_dict(), "key": key}, what=f"probe {path.name}")
-        print_fn(f"  probe of {runs.display_name(runs.recorded_name(run))} step {step}: fitted, loss {losses[-1]:.3f}")
+        print_fn(f"  probe fitted on {sum(len(y) for _, y in feats)} images, last epoch's loss {losses[-1]:.3f}")
     probe.classifier.to(device)
-    probed = runs.recorded_name(run) if step > 0 else step0_name(runs.parse_run_name(run)[0])
     return evaluate_step(
         cfg,
         probe,

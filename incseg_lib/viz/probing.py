@@ -85,7 +85,7 @@ def fusion_curve(frame, title: str = ""):
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.set_title(title or "EWF: old against new classes as the weight of the new model grows", fontsize=10)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

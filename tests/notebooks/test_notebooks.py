@@ -148,6 +148,12 @@ def test_smoke_suite_end_to_end(tmp_path):
     assert q["used"] == "pcm+fuse" and weak["ft-s"]["weak"]["used"] == "pcm"  # fusion needs an old model
     assert q["images"] > 0 and 0 <= weak["mib-s"]["pseudo_new"] <= 1
     assert (run / "findings" / "05_seam_weak_supervision.json").is_file()
+    probing = [r for r in recs if r["notebook"] == "07_probes_frozen_fusion"]
+    probes = {(r["method"], r["step"]) for r in probing if r["method"].endswith("|probe")}
+    assert {("step0|probe", 0)} | {(f"{m}|probe", s) for m in ("ft", "mib") for s in range(1, 6)} == probes
+    last = {r["method"] for r in results.final_steps(probing)}
+    assert {"dft", "mib+ewf", "step0-prealloc"} <= last and {r["ewf_w"] for r in probing if "ewf_w" in r} >= {0.0, 1.0}
+    assert (run / "findings" / "07_probes_frozen_fusion.json").is_file()
     assert "Results" in (run / "report" / "index.html").read_text()
     _report_reads_anywhere(run, recs)
     # every record, suite.json, findings file and the report say what produced them
