@@ -1,0 +1,94 @@
+"""Notebook 07's tables, figures and findings on hand-made records: the probe beside its run per
+step, EWF's slider in order of the weight, and the claims of RevisitingCSS and EWF."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from incseg_lib import findings, results, viz  # noqa: E402
+from incseg_lib.config import RunConfig  # noqa: E402
+from incseg_lib.experiment import probing_plan  # noqa: E402
+
+from .helpers.records import make_record  # noqa: E402
+
+
+def rec(method, step, old, new=None, task="15-1", **kw):
+    return make_record(method, step, old, new, dataset="shapes", task=task, **kw)
+
+
+RECORDS = [
+    rec("step0", 0, 0.80),
+    rec("step0|probe", 0, 0.78),
+    *[rec("ft", s, 0.80 - 0.15 * s, 0.1) for s in range(1, 6)],
+    *[rec("ft|probe", s, 0.75 - 0.03 * s, 0.3) for s in range(1, 6)],
+    *[rec("mib", s, 0.78 - 0.03 * s, 0.2) for s in range(1, 6)],
+    rec("dft", 5, 0.74, 0.15),
+    rec("mib+ewf", 5, 0.70, 0.10),
+    *[
+        rec(f"mib+ewf|w{w:.2f}", 1, 0.8 - 0.3 * w, 0.1 + 0.4 * w, task="15-5", ewf_w=w, ewf_default=w == 0.49)
+        for w in (1.0, 0.0, 0.49, 0.5)
+    ],
+]
+
+
+def test_probe_frame_puts_each_probe_under_its_run_with_step_0_shared():
+    frame = results.probe_frame(RECORDS, "shapes", "15-1", "overlapped", ["ft", "mib"])
+    assert list(frame.index) == ["FT", "FT (probe)", "MiB"]  # MiB was not probed: no probe row
+    assert list(frame.columns) == [0, 1, 2, 3, 4, 5]
+    assert frame.loc["FT", 0] == pytest.approx(80.0) and frame.loc["FT (probe)", 0] == pytest.approx(78.0)
+    assert frame.loc["FT", 5] == pytest.approx(5.0) and frame.loc["FT (probe)", 5] == pytest.approx(60.0)
+    assert math.isnan(results.probe_frame(RECORDS, "shapes", "15-1", "overlapped", ["ft"], "new").loc["FT", 0])
+    with pytest.raises(ValueError, match="part"):
+        results.probe_frame(RECORDS, "shapes", "15-1", "overlapped", ["ft"], "mean")
+
+
+def test_fusion_frame_orders_the_weights_and_marks_ewfs_own():
+    frame = results.fusion_frame(RECORDS, "shapes", "15-5", "overlapped")
+    assert list(frame["w"]) == [0.0, 0.49, 0.5, 1.0] and list(frame["default"]) == [False, True, False, False]
+    assert frame.loc[0, "old"] == pytest.approx(80.0) and frame.loc[3, "new"] == pytest.approx(50.0)
+    assert results.fusion_frame(RECORDS, "shapes", "15-1", "overlapped").empty
+
+
+def test_probe_and_fusion_figures_label_what_they_compare():
+    frame = results.probe_frame(RECORDS, "shapes", "15-1", "overlapped", ["ft", "mib"])
+    fig = viz.probe_curves(frame, title="15-1: models against probes")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() and ax.get_ylabel() == "old-class mIoU (%)" and ax.get_ylim() == (0, 100)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["FT: the model", "FT: probe of its features", "MiB: the model"]
+    lines = ax.get_lines()
+    assert lines[0].get_color() == lines[1].get_color() and lines[1].get_linestyle() == "--"
+    assert "FT 80 to 5, its probe 78 to 60 (+55 over the model at the end)" in viz.probe_reading(frame)
+    plt.close(fig)
+    sweep = results.fusion_frame(RECORDS, "shapes", "15-5", "overlapped")
+    fig = viz.fusion_curve(sweep, title="15-5: MiB+EWF per weight")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "new-class mIoU (%)" and ax.get_ylabel() == "old-class mIoU (%)"
+    assert any("EWF's weight w=0.49" in t.get_text() for t in ax.get_legend().get_texts())
+    assert "EWF's own w=0.49: old 65 / new 30" in viz.fusion_reading(sweep)
+    plt.close(fig)
+
+
+def test_probing_findings_follow_the_plan_and_read_the_records():
+    plan = probing_plan(RunConfig.from_profile("demo"))
+    texts = [f.text for f in findings.probing_findings(plan)]
+    assert len(texts) == 8  # 15-1: probe x2, DFT* x2, EWF x2; 10-1 (FT and MiB only): probe x2
+    assert texts[0] == "15-1 overlapped: the probe of FT's features keeps more old-class mIoU than FT"
+    assert not [t for t in texts if t.startswith("10-1") and ("DFT" in t or "EWF" in t)]
+    res = {f.text: f.check(RECORDS) for f in findings.probing_findings({**plan, "tasks": ["15-1"]})}
+    holds = {name.split(": ", 1)[1]: r.gap > 0 for name, r in res.items()}
+    assert holds == {
+        "the probe of FT's features keeps more old-class mIoU than FT": True,  # 60 > 5
+        "the probe of FT's features keeps at least half of step 0's old-class mIoU": True,  # 60 >= 40
+        "DFT* keeps more old-class mIoU than FT": True,
+        "DFT* keeps more old-class mIoU than MiB": True,  # 74 > 63
+        "MiB+EWF keeps more old-class mIoU than MiB": True,  # 70 > 63
+        "MiB+EWF learns less of the new classes than MiB": True,  # 10 < 20
+    }
