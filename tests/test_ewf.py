@@ -2,6 +2,7 @@
 and the engine hook that fuses once, before the step's checkpoint."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -160,6 +161,8 @@ def test_ewf_sweep_records_one_evaluation_per_weight_with_ewfs_own(tiny_cfg):
     recs = ewf_sweep(cfg, "mib", (0.0, 1.0), notebook="test", progress=False, print_fn=lambda *a: None)
     w0 = fusion_weight(5, 16)
     assert [r["ewf_w"] for r in recs] == sorted([0.0, w0, 1.0]) and [r["ewf_default"] for r in recs] == [0, 1, 0]
-    assert recs[1]["method"] == "mib+ewf|w0.49" and results.display_name(recs[1]["method"]) == "MiB+EWF (w0.49)"
+    assert recs[1]["method"] == "mib+ewf|w=0.49" and results.display_name(recs[1]["method"]) == "MiB+EWF (w=0.49)"
+    names = [p.name for p in Path(cfg.run_dir, "results").glob("*.json")]
+    assert names and not [n for n in names if "|" in n]  # a name Windows and Drive take
     own = train_step(cfg, step=1, method="mib+ewf", notebook="test", progress=False, print_fn=lambda *a: None)
     assert recs[1]["miou_all"] == pytest.approx(own.record["miou_all"], abs=1e-6)  # w0 is the run itself

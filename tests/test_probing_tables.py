@@ -32,7 +32,7 @@ RECORDS = [
     rec("dft", 5, 0.74, 0.15),
     rec("mib+ewf", 5, 0.70, 0.10),
     *[
-        rec(f"mib+ewf|w{w:.2f}", 1, 0.8 - 0.3 * w, 0.1 + 0.4 * w, task="15-5", ewf_w=w, ewf_default=w == 0.49)
+        rec(f"mib+ewf|w={w:.2f}", 1, 0.8 - 0.3 * w, 0.1 + 0.4 * w, task="15-5", ewf_w=w, ewf_default=w == 0.49)
         for w in (1.0, 0.0, 0.49, 0.5)
     ],
 ]

@@ -58,7 +58,7 @@ def ewf_sweep(
     record: bool = True,
 ) -> list[dict]:
     """Evaluate ``<method>+ewf`` after the last step of ``cfg.task`` re-fused at each of ``weights``
-    (and at EWF's own weight); one record per weight, recorded as ``<method>+ewf|w0.25`` with the
+    (and at EWF's own weight); one record per weight, recorded as ``<method>+ewf|w=0.25`` with the
     weight in ``ewf_w``. On a one-step task (15-5) this is the whole slider; on a longer one, the
     last fusion's (the earlier steps keep EWF's weight).
 
@@ -85,7 +85,7 @@ def ewf_sweep(
             model,
             split,
             val_base,
-            method=f"{runs.recorded_name(run)}|w{w:.2f}",
+            method=f"{runs.recorded_name(run)}|w={w:.2f}",
             notebook=notebook,
             progress=progress,
             print_fn=print_fn,

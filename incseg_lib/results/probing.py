@@ -52,7 +52,7 @@ def fusion_frame(records: list[dict], dataset: str, task: str, setting: str, met
     sweep ran."""
     import pandas as pd
 
-    prefix = f"{method}+ewf|w"
+    prefix = f"{method}+ewf|w="
     recs = [r for r in _full(records, dataset, task, setting) if str(r.get("method", "")).startswith(prefix)]
     rows = [
         {

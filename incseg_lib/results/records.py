@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -60,7 +61,11 @@ def record(run_dir: str | Path, **fields) -> Path:
     rec["platform"] = f"{platform.system()} {platform.machine()} python {platform.python_version()}"
     folder = Path(run_dir) / "results"
     folder.mkdir(parents=True, exist_ok=True)
-    stem = "_".join(str(rec[k]).replace("/", "-") for k in ("notebook", "dataset", "task", "setting", "method"))
+    # a file name every file system takes (Windows and Drive refuse "|", ":" ...): the name is for a
+    # person listing the folder; the record's fields, not its name, are what is read back
+    stem = "_".join(
+        re.sub(r"[^A-Za-z0-9.+=-]", "-", str(rec[k])) for k in ("notebook", "dataset", "task", "setting", "method")
+    )
     name = f"{time.strftime('%Y%m%d-%H%M%S')}_{stem}_step{rec['step']}_{uuid.uuid4().hex[:8]}.json"
     final = folder / name
     create_new(final, json.dumps(rec, indent=1, sort_keys=True, default=str).encode(), what="a results record")
