@@ -132,6 +132,16 @@ def fetch_camvid(root: Path, *, progress: bool = True) -> Path:
     return cam
 
 
+# Notebook 07 on CamVid, every profile: FT, MiB, DFT* and MiB+EWF on 8-1, FT and MiB probed after
+# every step, EWF's weight slider on 8-3 (one step of three classes).
+_PROBING = {
+    "tasks": ["8-1"],
+    "settings": ["overlapped"],
+    "methods": ["ft", "mib", "dft", "mib+ewf"],
+    "probe": ["ft", "mib"],
+    "sweep": "8-3",
+}
+
 # The course's profiles on CamVid (480x360 street scenes): crops, epochs and the notebooks' plans.
 _PROFILE_VALUES = {
     "cpu": dict(
@@ -145,13 +155,7 @@ _PROFILE_VALUES = {
             "methods": ["ft", "lwf", "ilt", "mib", "plop", "sdr"],
         },
         replay={"tasks": ["8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15], "methods": ["ft", "mib"]},
-        probing={
-            "tasks": ["8-1"],
-            "settings": ["overlapped"],
-            "methods": ["ft", "mib", "dft", "mib+ewf"],
-            "probe": ["ft", "mib"],
-            "sweep": "8-3",
-        },
+        probing=_PROBING,
     ),
     "colab": dict(
         crop_size=360,
@@ -164,13 +168,7 @@ _PROFILE_VALUES = {
             "methods": ["ft", "lwf", "ilt", "ewc", "mib", "plop", "sdr"],
         },
         replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 5, 15, 25], "methods": ["ft", "mib"]},
-        probing={
-            "tasks": ["8-1"],
-            "settings": ["overlapped"],
-            "methods": ["ft", "mib", "dft", "mib+ewf"],
-            "probe": ["ft", "mib"],
-            "sweep": "8-3",
-        },
+        probing=_PROBING,
     ),
     "paper": dict(
         crop_size=360,
@@ -189,13 +187,7 @@ _PROFILE_VALUES = {
             "sizes": [1, 5, 15, 25, 50],
             "methods": ["ft", "mib"],
         },
-        probing={
-            "tasks": ["8-1"],
-            "settings": ["overlapped"],
-            "methods": ["ft", "mib", "dft", "mib+ewf"],
-            "probe": ["ft", "mib"],
-            "sweep": "8-3",
-        },
+        probing=_PROBING,
     ),
     "smoke": dict(
         crop_size=96,
@@ -207,13 +199,7 @@ _PROFILE_VALUES = {
             "methods": ["ft", "lwf", "ilt", "ewc", "mib"],
         },
         replay={"tasks": ["8-3", "8-1"], "settings": ["overlapped"], "sizes": [1, 4], "methods": ["ft", "mib"]},
-        probing={
-            "tasks": ["8-1"],
-            "settings": ["overlapped"],
-            "methods": ["ft", "mib", "dft", "mib+ewf"],
-            "probe": ["ft", "mib"],
-            "sweep": "8-3",
-        },
+        probing=_PROBING,
     ),
 }
 
