@@ -142,7 +142,16 @@ for task in plan["tasks"]:
 # ## DFT\*: what stays frozen
 #
 # From step 1 on, DFT\* trains only the classifier heads of the current and future steps; the
-# backbone keeps step 0's weights and BatchNorm statistics. The share of parameters it trains:
+# backbone keeps step 0's weights and BatchNorm statistics.
+#
+# It trains at its scripts' rate, 1/40 of step 0's (0.0005 after 0.02 on VOC, 30 epochs of
+# hundreds of images per step). A one-class step of the demo has a few dozen images, so its head
+# gets a few dozen small updates: on the demo's 15-1 DFT\* keeps all of step 0's old classes and
+# learns almost none of the new ones (new 0.0 at seed 0). At step 0's own rate it learns them
+# (25.1 new, 74.8 old) and without pre-allocation more still (31.8 new, 79.3 old): a head trained
+# as "not this class" since step 0 starts far below a fresh one (docs/results.md, "Notebook 07";
+# `python benchmarks/dft_rate.py`; `-p protocol shared -p lr_next 0.05` runs the table here).
+# The share of parameters it trains at step 1:
 
 # %%
 from incseg_lib.methods.dft import freeze_all_but_heads_from
