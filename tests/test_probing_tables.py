@@ -72,6 +72,7 @@ def test_probe_and_fusion_figures_label_what_they_compare():
     ax = fig.axes[0]
     assert ax.get_xlabel() == "new-class mIoU (%)" and ax.get_ylabel() == "old-class mIoU (%)"
     assert any("EWF's weight w=0.49" in t.get_text() for t in ax.get_legend().get_texts())
+    assert fig.axes[1].get_ylabel() == "weight w of the new model"  # the colour bar
     assert "EWF's own w=0.49: old 65 / new 30" in viz.fusion_reading(sweep)
     plt.close(fig)
 

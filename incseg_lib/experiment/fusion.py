@@ -24,8 +24,8 @@ from ..tasks import IncrementalSplit
 from .evaluation import evaluate_step
 from .step import base_datasets, load_step_model, train_step
 
-#: The sweep's default weights of the new model; EWF's own weight is added to them.
-SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: The sweep's default weights of the new model, 0 to 1 by 0.1; EWF's own weight is added to them.
+SWEEP = tuple(k / 10 for k in range(11))
 
 
 @torch.no_grad()

@@ -69,23 +69,28 @@ def probe_reading(frame) -> str:
 
 def fusion_curve(frame, title: str = ""):
     """EWF's slider: old against new mIoU (%) after the step, one point per weight ``w`` of the new
-    model (rows of :func:`~incseg_lib.results.fusion_frame`), joined in order of ``w`` and labelled
-    with it; EWF's own weight is the star."""
+    model (rows of :func:`~incseg_lib.results.fusion_frame`), joined in order of ``w`` and coloured
+    by it (colour bar); EWF's own weight is the star."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    ax.plot(frame["new"], frame["old"], "-o", ms=5, color="C0", label="re-fused at weight w")
-    for _, r in frame.iterrows():
-        ax.annotate(f"w={r['w']:.2f}", (r["new"], r["old"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    ax.plot(frame["new"], frame["old"], "-", color="0.6", lw=1, zorder=1)
+    points = ax.scatter(
+        frame["new"], frame["old"], c=frame["w"], cmap="viridis", vmin=0, vmax=1, s=30, zorder=2,
+        label="re-fused at weight w (colour)",
+    )  # fmt: skip
     own = frame[frame["default"]]
     if len(own):
-        ax.plot(own["new"], own["old"], "*", ms=14, color="C3", label=f"EWF's weight w={own['w'].iloc[0]:.2f}")
+        ax.plot(
+            own["new"], own["old"], "*", ms=15, color="C3", zorder=3, label=f"EWF's weight w={own['w'].iloc[0]:.2f}"
+        )
+    fig.colorbar(points, ax=ax, label="weight w of the new model")
     ax.set_xlabel("new-class mIoU (%)")
     ax.set_ylabel("old-class mIoU (%)")
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.set_title(title or "EWF: old against new classes as the weight of the new model grows", fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="lower left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
