@@ -146,12 +146,12 @@ for task in plan["tasks"]:
 #
 # It trains at its scripts' rate, 1/40 of step 0's (0.0005 after 0.02 on VOC, 30 epochs of
 # hundreds of images per step). A one-class step of the demo has a few dozen images, so its head
-# gets a few dozen small updates: on the demo's 15-1 DFT\* keeps all of step 0's old classes and
-# learns almost none of the new ones (new 0.0 at seed 0). At step 0's own rate it learns them
-# (25.1 new, 74.8 old) and without pre-allocation more still (31.8 new, 79.3 old): a head trained
-# as "not this class" since step 0 starts far below a fresh one (docs/results.md, "Notebook 07";
-# `python benchmarks/dft_rate.py`; `-p protocol shared -p lr_next 0.05` runs the table here).
-# The share of parameters it trains at step 1:
+# gets a few dozen small updates. In the demo's calibration (docs/results.md, "Notebook 07") DFT\*
+# keeps all of step 0's old classes on 15-1 and learns almost none of the new ones; at step 0's own
+# rate it learns them, and without pre-allocation more still: a head trained as "not this class"
+# since step 0 starts far below a fresh one (`python benchmarks/dft_rate.py`; `-p protocol shared
+# -p lr_next 0.05` trains this notebook at step 0's rate). The share of parameters it trains at
+# step 1, and what this run's DFT\* kept and learnt:
 
 # %%
 from incseg_lib.methods.dft import freeze_all_but_heads_from
@@ -161,6 +161,10 @@ freeze_all_but_heads_from(dft_model, 1)
 train_n = sum(p.numel() for p in dft_model.parameters() if p.requires_grad)
 total_n = sum(p.numel() for p in dft_model.parameters())
 print(f"DFT* trains {train_n} of {total_n} parameters ({100 * train_n / total_n:.2f} %) at step 1")
+for r in results.final_steps(records):
+    if r["method"] in ("dft", "dft-nopre"):
+        shown = results.display_name(r["method"])
+        print(f"{r['task']} {r['setting']}: {shown} old {100 * r['miou_old']:.1f}, new {100 * r['miou_new']:.1f}")
 
 # %% [markdown]
 # ## The table
