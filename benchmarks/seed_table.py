@@ -3,9 +3,11 @@ mIoU after the last step (old / new / all) in every run, then mean +- sd with hI
 docs/results.md, "Demo profile".
 
     python benchmarks/seed_table.py runs/demo-calibration/seed-* runs/threads-2
+    python benchmarks/seed_table.py --sweep runs/demo-calibration/seed-*
 
 Each run is a suite folder (``incseg suite --out``); a run that did not train a row shows ``-``.
-A model several notebooks evaluate is listed once, under the lowest-numbered of them.
+A model several notebooks evaluate is listed once, under the lowest-numbered of them; the models
+EWF's slider re-fuses (notebook 07) are left to ``--sweep``, which prints old / new per weight.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from incseg_lib.metrics import harmonic_iou
 def rows(run: Path) -> dict[tuple, dict]:
     """``{(notebook, task, display label): record}`` of ``run``'s last steps; a model several notebooks
     evaluate (MiB on 15-5 in 02, 04 and 05) is listed once, under the lowest-numbered of them."""
-    records = results.load(run)
+    records = [r for r in results.load(run) if "ewf_w" not in r]  # EWF's slider: a table of its own
     out: dict[tuple, dict] = {}
     seen: set[tuple] = set()
     for notebook in sorted({str(r.get("notebook", "")) for r in records}):
@@ -77,14 +79,30 @@ def tables(runs: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def sweep_table(runs: list[Path]) -> str:
+    """Markdown: EWF's slider (notebook 07), old / new mIoU per weight of the new model in every run."""
+    frames = []
+    for run in runs:
+        recs = results.load(run)
+        tasks = sorted({r["task"] for r in recs if "ewf_w" in r})
+        frames += [(run.name, t, results.fusion_frame(recs, recs[0]["dataset"], t, "overlapped")) for t in tasks]
+    weights = sorted({round(w, 2) for _, _, f in frames for w in f["w"]})
+    lines = ["| run | task | " + " | ".join(f"w={w:.2f}" for w in weights) + " |", "|" + "---|" * (2 + len(weights))]
+    for name, task, f in frames:
+        cell = {round(r.w, 2): f"{r.old:.1f} / {r.new:.1f}" + (" *" if r.default else "") for r in f.itertuples()}
+        lines.append(f"| {name} | {task} | " + " | ".join(cell.get(w, "-") for w in weights) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="suite run folders")
+    parser.add_argument("--sweep", action="store_true", help="EWF's slider per run instead (notebook 07)")
     args = parser.parse_args(argv)
     missing = [str(r) for r in args.runs if not (r / "results").is_dir()]
     if missing:
         parser.error(f"not a suite run folder (no results/ inside): {', '.join(missing)}")
-    print(tables(args.runs))
+    print(sweep_table(args.runs) if args.sweep else tables(args.runs))
 
 
 if __name__ == "__main__":
