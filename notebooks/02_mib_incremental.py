@@ -330,10 +330,10 @@ if "sdr" in feature_methods:
 #
 # Both methods protect what MiB's output distillation lets drift, so they can only show a gain
 # where MiB forgets. On the shapes MiB hardly does over 15-1's five one-class steps (it keeps about
-# 76 of step 0's 80 old-class mIoU at the official rate), over 10-1's ten it does (about 58 of 81):
-# that is why this profile trains PLOP and SDR on 10-1. The course's protocol study
-# (docs/results.md, "The protocol study": FT, MiB, PLOP and SDR at 0.1, 1/3 and 0.6 of step 0's
-# rate, two or three seeds) measured what they add there at the official rate: SDR with MiB's
+# 77 of step 0's 83 old-class mIoU at the official rate in the demo's calibration), over 10-1's ten
+# it does (about 60 of 83): that is why this profile trains PLOP and SDR on 10-1. The course's
+# protocol study (docs/results.md, "The protocol study", on the earlier 8-epoch step 0: FT, MiB,
+# PLOP and SDR at 0.1, 1/3 and 0.6 of step 0's rate, two or three seeds) measured what they add there at the official rate: SDR with MiB's
 # distillation weight 10 keeps 2-7 points more old-class mIoU than MiB in every seed, with SDR's
 # own weight 100 (this run's) between 9 points less and 2 more; PLOP ties MiB on the old classes
 # (-1.7 to +0.8) and learns the new ones far less (3.5 new-class mIoU against MiB's 10.8): Local
