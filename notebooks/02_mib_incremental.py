@@ -466,7 +466,8 @@ found = findings.check(
 # What this run showed, written from its records and findings:
 
 # %%
-from incseg_lib.methods import method_names
+from incseg_lib.methods import method_names, method_spec
 
-discussed = [*method_names(ablations=False), "joint"]  # the field's methods (not ablations), the ceiling
+# the methods this notebook describes (not ablations, not notebook 07's frozen-feature methods), the ceiling
+discussed = [*(m for m in method_names(ablations=False) if method_spec(m).family != "frozen features"), "joint"]
 findings.takeaways(found, extra=[findings.trained_line(records, "02_mib_incremental", discussed)])

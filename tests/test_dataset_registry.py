@@ -67,6 +67,7 @@ def toy_dataset(tmp_path):
                     crop_size=32,
                     incremental={"tasks": ["2-1"], "settings": ["overlapped"], "methods": ["ft", "mib"]},
                     replay={"tasks": ["2-1"], "settings": ["overlapped"], "sizes": [1], "methods": ["mib"]},
+                    probing={"tasks": ["2-1"], "settings": ["overlapped"], "methods": ["ft"], "probe": ["ft"]},
                 )
             },
             source="this test",

@@ -5,7 +5,7 @@ import torch
 
 from incseg_lib import losses
 from incseg_lib.experiment import train_step
-from incseg_lib.methods import get_method, method_names, mib_init
+from incseg_lib.methods import get_method, method_names, method_spec, mib_init
 from incseg_lib.models import BiSeNet
 
 
@@ -100,4 +100,4 @@ def test_step1_trains_and_records(method, tiny_cfg, tmp_path):
     assert r["miou_new"] is not None and out.model.classes_per_step == [16, 5]
     # step 0 is shared: exactly one step-0 checkpoint whatever the method; LwF-MC's is its BCE step 0
     (step0,) = list((tmp_path / "ckpt").rglob("step-0.pt"))
-    assert step0.parent.parent.name == ("step0-bce" if method == "lwf-mc" else "step0")
+    assert step0.parent.parent.name == method_spec(method).step0  # step0, LwF-MC's step0-bce, DFT*'s step0-prealloc
