@@ -64,7 +64,7 @@ def record(run_dir: str | Path, **fields) -> Path:
     # a file name every file system takes (Windows and Drive refuse "|", ":" ...): the name is for a
     # person listing the folder; the record's fields, not its name, are what is read back
     stem = "_".join(
-        re.sub(r"[^A-Za-z0-9.+=-]", "-", str(rec[k])) for k in ("notebook", "dataset", "task", "setting", "method")
+        re.sub(r"[^A-Za-z0-9._+=-]", "-", str(rec[k])) for k in ("notebook", "dataset", "task", "setting", "method")
     )
     name = f"{time.strftime('%Y%m%d-%H%M%S')}_{stem}_step{rec['step']}_{uuid.uuid4().hex[:8]}.json"
     final = folder / name
