@@ -55,12 +55,11 @@ def probe_reading(frame) -> str:
         model, feats = row.dropna(), frame.loc[probe].dropna()
         if not len(model) or not len(feats):
             continue
+        lead = feats.iloc[-1] - model.iloc[-1]
+        end = f"+{lead:.0f} over the model at the end" if lead >= 0 else "below the model at the end"
         parts.append(
             f"{name} {model.iloc[0]:.0f} to {model.iloc[-1]:.0f}, its probe {feats.iloc[0]:.0f} to "
-            f"{feats.iloc[-1]:.0f} (+{feats.iloc[-1] - model.iloc[-1]:.0f} over the model at the end)"
-            if feats.iloc[-1] >= model.iloc[-1]
-            else f"{name} {model.iloc[0]:.0f} to {model.iloc[-1]:.0f}, its probe {feats.iloc[0]:.0f} to "
-            f"{feats.iloc[-1]:.0f} (below the model at the end)"
+            f"{feats.iloc[-1]:.0f} ({end})"
         )
     if not parts:
         return "What this figure shows: no run with its probe."
