@@ -86,8 +86,62 @@ def _read_back(pending: list, epoch: int, iters_per_epoch: int, total_iters: int
     bar.set_postfix(loss=f"{values[-1]:.3f}", lr=f"{poly_lr(lr, pending[-1][0], total_iters):.2e}")
 
 
-# Long for its docstring and the lock's scope; the body calls named parts: _resume, _epoch_loader,
-# _train_epoch (-> _train_iteration), _log_epoch, _save_when_due.
+def _prepare(model, train_set, schedule, hardware, saving, hooks, log_dir, print_fn, rank, world):
+    """The optimiser, scaler, resumed history and memory layout of a :func:`fit` call, as a
+    :class:`_Training`; returns ``(run, history, start_epoch, resumed_from)``, ``run`` None when the
+    checkpoint is already finished (``start_epoch >= epochs``)."""
+    device = torch.device(hardware.device)
+    requested_batch = schedule.batch_size
+    batch_size = min(requested_batch, len(train_set))
+    batch_size -= batch_size % world
+    model.to(device)
+    opt = make_optimizer(model, schedule.lr, schedule.momentum, schedule.weight_decay, schedule.optimizer)
+    # the grad scaler is needed before a resume restores it; the layout is decided once training is certain
+    scaling = accel(device, hardware.amp, False, hardware.pin_memory).grad_scaler
+    scaler = torch.amp.GradScaler(device.type, enabled=scaling)
+    history, resumed_from = _resume(
+        saving.checkpoint, model, saving.key, device, opt, scaler, hooks.tracker, schedule.epochs, print_fn
+    )
+    start_epoch = resumed_from or 0
+    if start_epoch >= schedule.epochs:
+        return None, history, start_epoch, resumed_from
+    acc = accel(
+        device,
+        hardware.amp,
+        hardware.channels_last,
+        hardware.pin_memory,
+        shape=(max(requested_batch // world, 1), *tuple(train_set[0][0].shape)),
+    )
+    history["decisions"].append(decisions(acc, device))
+    model.to(memory_format=torch.channels_last if acc.channels_last else torch.contiguous_format)
+    sampler_fn = hooks.batch_sampler_fn
+    iters_per_epoch = len(sampler_fn(torch.Generator())) if sampler_fn is not None else len(train_set) // batch_size
+    model, train_model = _distributed_model(model, device, world, hardware.sync_bn)
+    run = _Training(
+        model=model,
+        train_model=train_model,
+        optimizer=opt,
+        scaler=scaler,
+        acc=acc,
+        device=device,
+        tracker=hooks.tracker,
+        penalty=hooks.penalty,
+        rank=rank,
+        world=world,
+        loss_fn=hooks.loss_fn or (lambda m, x, y, out: bisenet_loss(out, y, aux_weight=schedule.aux_weight)),
+        lr=schedule.lr,
+        epochs=schedule.epochs,
+        iters_per_epoch=iters_per_epoch,
+        total_iters=schedule.epochs * iters_per_epoch,
+        writer=tensorboard_writer(log_dir) if rank == 0 else None,
+        sync_every=hardware.sync_every,
+        history=history,
+    )
+    return run, history, start_epoch, resumed_from
+
+
+# The body calls named parts: _prepare (-> _resume), _epoch_loader, _train_epoch (-> _train_iteration),
+# _log_epoch, _save_when_due.
 def fit(
     model: nn.Module,
     train_set,
@@ -131,79 +185,38 @@ def fit(
             :func:`load_checkpoint`.
     """
     hardware, saving, hooks = hardware or Hardware(), saving or Saving(), hooks or Hooks()
-    epochs, batch_size, lr, seed = schedule.epochs, schedule.batch_size, schedule.lr, schedule.seed
-    device, amp, channels_last, pin_memory = hardware.device, hardware.amp, hardware.channels_last, hardware.pin_memory
-    num_workers, sync_bn, sync_every = hardware.num_workers, hardware.sync_bn, hardware.sync_every
-    checkpoint, key, checkpoint_every = saving.checkpoint, saving.key, saving.every
-    stop_after_epoch = saving.stop_after_epoch
-    loss_fn, tracker, penalty, batch_sampler_fn = hooks.loss_fn, hooks.tracker, hooks.penalty, hooks.batch_sampler_fn
     rank, world = distributed()
-    if world > 1 and batch_size % world:
+    if world > 1 and schedule.batch_size % world:
         raise ValueError(
-            f"batch_size {batch_size} must be a multiple of the {world} processes (each trains on "
+            f"batch_size {schedule.batch_size} must be a multiple of the {world} processes (each trains on "
             f"batch_size / {world} images per iteration)"
         )
+    checkpoint, epochs, seed = saving.checkpoint, schedule.epochs, schedule.seed
     lock = checkpoint_lock(checkpoint, print_fn) if rank == 0 else nullcontext()
     with lock:  # one process trains a checkpoint; others wait, then reuse it (ranks > 0 follow rank 0)
         _barrier(world)  # ranks > 0 read the checkpoint only once rank 0 holds the lock
-        device = torch.device(device)
         if len(train_set) < 2:
             raise ValueError(f"the training set holds {len(train_set)} image(s); BatchNorm training needs at least 2")
-        requested_batch = batch_size
-        batch_size = min(batch_size, len(train_set))
-        batch_size -= batch_size % world
-        model.to(device)
-        opt = make_optimizer(model, lr, schedule.momentum, schedule.weight_decay, schedule.optimizer)
-        # the grad scaler is needed before a resume restores it; the layout is decided once training is certain
-        scaler = torch.amp.GradScaler(device.type, enabled=accel(device, amp, False, pin_memory).grad_scaler)
-        history, resumed_from = _resume(checkpoint, model, key, device, opt, scaler, tracker, epochs, print_fn)
-        start_epoch = resumed_from or 0
-        if start_epoch >= epochs:  # a finished checkpoint: nothing to train
+        run, history, start_epoch, resumed_from = _prepare(
+            model, train_set, schedule, hardware, saving, hooks, log_dir, print_fn, rank, world
+        )
+        if run is None:  # a finished checkpoint: nothing to train
             _barrier(world)
             return _finish_history(history, resumed_from)
-        acc = accel(
-            device,
-            amp,
-            channels_last,
-            pin_memory,
-            shape=(max(requested_batch // world, 1), *tuple(train_set[0][0].shape)),
-        )
-        history["decisions"].append(decisions(acc, device))
-        model.to(memory_format=torch.channels_last if acc.channels_last else torch.contiguous_format)
-        iters_per_epoch = (
-            len(batch_sampler_fn(torch.Generator())) if batch_sampler_fn is not None else len(train_set) // batch_size
-        )
-        model, train_model = _distributed_model(model, device, world, sync_bn)
-        run = _Training(
-            model=model,
-            train_model=train_model,
-            optimizer=opt,
-            scaler=scaler,
-            acc=acc,
-            device=device,
-            tracker=tracker,
-            penalty=penalty,
-            rank=rank,
-            world=world,
-            loss_fn=loss_fn or (lambda m, x, y, out: bisenet_loss(out, y, aux_weight=schedule.aux_weight)),
-            lr=lr,
-            epochs=epochs,
-            iters_per_epoch=iters_per_epoch,
-            total_iters=epochs * iters_per_epoch,
-            writer=tensorboard_writer(log_dir) if rank == 0 else None,
-            sync_every=sync_every,
-            history=history,
-        )
+        batch_size = min(schedule.batch_size, len(train_set))
+        batch_size -= batch_size % world
         for epoch in range(start_epoch, epochs):
             torch.manual_seed(_epoch_seed(seed, epoch))
-            loader = _epoch_loader(train_set, epoch, seed, batch_sampler_fn, batch_size, rank, world, num_workers, acc)
+            loader = _epoch_loader(
+                train_set, epoch, seed, hooks.batch_sampler_fn, batch_size, rank, world, hardware.num_workers, run.acc
+            )
             sums, n_img, seconds, cur_lr = _train_epoch(run, loader, epoch, progress)
             del loader
-            _collect_loader_garbage(num_workers)
+            _collect_loader_garbage(hardware.num_workers)
             _log_epoch(run, epoch, sums, n_img, seconds, cur_lr, print_fn)
             if hooks.finish is not None and epoch + 1 >= epochs:  # once, before the final checkpoint
                 hooks.finish(run.model)
-            if _save_when_due(run, epoch, checkpoint, key, checkpoint_every, stop_after_epoch):
+            if _save_when_due(run, epoch, checkpoint, saving.key, saving.every, saving.stop_after_epoch):
                 break
         if run.writer is not None:
             run.writer.close()
