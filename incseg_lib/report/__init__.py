@@ -148,27 +148,30 @@ def _headline(run_dir: Path, suite: dict, recs: list[dict], found: list, metas: 
     return out
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write ``<run_dir>/report/``: each executed notebook as HTML and ``index.html`` (headline, the
-    notebooks with their status, per notebook its expected findings and result tables). The whole
-    folder is readable offline and can be moved anywhere (relative links only).
+_INTRO = (
+    "<p>Each notebook's <b>expected findings</b> are comparisons on its own records. A finding is "
+    "<b>reproduced</b> when its claim holds in this run and its calibration (the profile run over "
+    "several seeds, thread counts and versions) found the effect bigger than the run-to-run noise; "
+    "<b>not reproduced</b> when the claim does not hold here; <b>varies</b> when the calibration found it "
+    "inside the noise, so one run cannot settle it; <b>no data</b> when its records are missing. "
+    "Beside each gap the <b>calibrated</b> range is shown, and a gap outside it is flagged (information: "
+    "another machine, thread count or version moved the number).</p>"
+    "<p><b>Results</b> are mIoU (%) after the last step of each task: <i>old</i> over the classes of "
+    "step 0 (background included), <i>new</i> over the classes added later, <i>all</i> over every class. "
+    "Each model is listed once, under the notebook that trained it (later notebooks re-evaluate it as "
+    "a reference); training is the time of its last step.</p>"
+    '<p class="muted">Folders of the machine that ran it are written &lt;run&gt; (this run\'s folder), '
+    "$INCSEG_HOME (data and checkpoints), &lt;python&gt;, &lt;tmp&gt; and ~ (the home folder).</p>"
+)
 
-    Returns:
-        The path of ``index.html``.
-    """
-    # One function, longer than the house limit: it reads the page top to bottom (headline,
-    # notebook list, per-notebook sections, pages) in the order a reader sees it; the pieces it
-    # composes (_headline, findings_table, result_tables, the exporter) are the parts worth reusing.
-    run_dir = Path(run_dir)
-    rep = run_dir / "report"
-    rep.mkdir(exist_ok=True)
-    suite = json.loads((run_dir / "suite.json").read_text()) if (run_dir / "suite.json").is_file() else {}
-    status = suite.get("status") or {}
 
-    pages: dict[str, str] = {}  # notebook stem -> its page, or why there is none
+def _notebook_pages(run_dir: Path, rep: Path, paths) -> tuple[dict, dict, list]:
+    """Export each executed notebook of ``run_dir`` to ``rep/<stem>.html``; returns ``(pages,
+    titles, executed)``: notebook stem -> its page's file name (or why there is none), stem ->
+    title, the executed notebooks' paths."""
+    pages: dict[str, str] = {}
     titles: dict[str, str] = {}
     exporter = None
-    paths = private_paths(run_dir)
     executed = sorted((run_dir / "notebooks").glob("*.ipynb"))
     for nb in executed:
         exporter = exporter or offline_exporter()
@@ -180,6 +183,41 @@ def write_report(run_dir: str | Path) -> Path:
             continue
         atomic_write_text(rep / f"{nb.stem}.html", public(body, paths), what="the report")
         pages[nb.stem] = f"{nb.stem}.html"
+    return pages, titles, executed
+
+
+def _notebook_section(name: str, title: str, page: str, state: str, mine: list, tables: list) -> tuple[str, str]:
+    """One notebook's line in the list and its section (findings table, result tables), as HTML."""
+    if page.endswith(".html"):
+        link = f'<a href="{urllib.parse.quote(page)}">{html.escape(title)}</a>'
+    else:
+        link = html.escape(title) + (f' <span class="muted">({html.escape(page)})</span>' if page else "")
+    file = f' <span class="muted">{html.escape(name)}</span>' if title != name else ""
+    body = f'<h2 id="{html.escape(name)}">{link} {state}</h2>'
+    if mine:
+        body += f"<h3>Expected findings: {html.escape(findings_summary(mine))}</h3>{findings_table(mine)}"
+    if tables:
+        body += "<h3>Results of the models this notebook trained</h3>" + "".join(tables)
+    if not mine and not tables:
+        body += '<p class="muted">No expected findings and no results of its own.</p>'
+    return f"<li>{link}{file} {state}</li>", body
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``<run_dir>/report/``: each executed notebook as HTML and ``index.html`` (headline, the
+    notebooks with their status, per notebook its expected findings and result tables). The whole
+    folder is readable offline and can be moved anywhere (relative links only).
+
+    Returns:
+        The path of ``index.html``.
+    """
+    run_dir = Path(run_dir)
+    rep = run_dir / "report"
+    rep.mkdir(exist_ok=True)
+    suite = json.loads((run_dir / "suite.json").read_text()) if (run_dir / "suite.json").is_file() else {}
+    status = suite.get("status") or {}
+    paths = private_paths(run_dir)
+    pages, titles, executed = _notebook_pages(run_dir, rep, paths)
     pictures = figures_section(run_dir, rep, executed, titles)
 
     recs = results.load(run_dir)
@@ -193,44 +231,19 @@ def write_report(run_dir: str | Path) -> Path:
         | {r.notebook for r in found if r.notebook}
     )
     several_datasets = len({r["dataset"] for r in recs}) > 1
-
     toc, sections = [], []
     for name in names:
-        title = html.escape(titles.get(name, name))
-        page = pages.get(name, "")
-        state = _status_span(str(status.get(f"{name}.ipynb", "")))
-        if page.endswith(".html"):
-            link = f'<a href="{urllib.parse.quote(page)}">{title}</a>'
-        else:
-            link = title + (f' <span class="muted">({html.escape(page)})</span>' if page else "")
-        file = f' <span class="muted">{html.escape(name)}</span>' if titles.get(name, name) != name else ""
-        toc.append(f"<li>{link}{file} {state}</li>")
-        mine = [r for r in found if r.notebook == name]
-        tables = result_tables(by_notebook.get(name, []), several_datasets)
-        body = f'<h2 id="{html.escape(name)}">{link} {state}</h2>'
-        if mine:
-            body += f"<h3>Expected findings: {html.escape(findings_summary(mine))}</h3>{findings_table(mine)}"
-        if tables:
-            body += "<h3>Results of the models this notebook trained</h3>" + "".join(tables)
-        if not mine and not tables:
-            body += '<p class="muted">No expected findings and no results of its own.</p>'
+        line, body = _notebook_section(
+            name,
+            titles.get(name, name),
+            pages.get(name, ""),
+            _status_span(str(status.get(f"{name}.ipynb", ""))),
+            [r for r in found if r.notebook == name],
+            result_tables(by_notebook.get(name, []), several_datasets),
+        )
+        toc.append(line)
         sections.append(body)
 
-    intro = (
-        "<p>Each notebook's <b>expected findings</b> are comparisons on its own records. A finding is "
-        "<b>reproduced</b> when its claim holds in this run and its calibration (the profile run over "
-        "several seeds, thread counts and versions) found the effect bigger than the run-to-run noise; "
-        "<b>not reproduced</b> when the claim does not hold here; <b>varies</b> when the calibration found it "
-        "inside the noise, so one run cannot settle it; <b>no data</b> when its records are missing. "
-        "Beside each gap the <b>calibrated</b> range is shown, and a gap outside it is flagged (information: "
-        "another machine, thread count or version moved the number).</p>"
-        "<p><b>Results</b> are mIoU (%) after the last step of each task: <i>old</i> over the classes of "
-        "step 0 (background included), <i>new</i> over the classes added later, <i>all</i> over every class. "
-        "Each model is listed once, under the notebook that trained it (later notebooks re-evaluate it as "
-        "a reference); training is the time of its last step.</p>"
-        '<p class="muted">Folders of the machine that ran it are written &lt;run&gt; (this run\'s folder), '
-        "$INCSEG_HOME (data and checkpoints), &lt;python&gt;, &lt;tmp&gt; and ~ (the home folder).</p>"
-    )
     title = f"incseg run {html.escape(run_dir.name)}"
     index = rep / "index.html"
     page = f"""<!doctype html>
@@ -240,7 +253,7 @@ def write_report(run_dir: str | Path) -> Path:
 {_headline(run_dir, suite, recs, found, metas)}
 {"<h2>At a glance</h2>" + pictures if pictures else ""}
 <h2>Notebooks</h2><ul class="nbs">{"".join(toc) or "<li>none ran</li>"}</ul>
-{intro if (found or recs) else "<p>No results recorded.</p>"}
+{_INTRO if (found or recs) else "<p>No results recorded.</p>"}
 {"".join(sections)}
 </body></html>
 """
