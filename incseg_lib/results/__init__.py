@@ -10,7 +10,7 @@ show) and :mod:`.probing` (notebook 07's probe and fusion tables).
 
 from .labels import AGGREGATION_LABELS, aggregation_label, display_labels, display_name, row_name, run_labels
 from .probing import fusion_frame, probe_frame
-from .records import REQUIRED, check_record, final_steps, find_record, find_runs, latest, load, record
+from .records import REQUIRED, check_record, final_steps, find_record, find_runs, latest, load, record, select
 from .tables import (
     class_forgetting,
     class_iou,
@@ -66,6 +66,7 @@ __all__ = [
     "records_table",
     "REQUIRED",
     "row_name",
+    "select",
     "run_labels",
     "shown",
     "training_curves",

@@ -7,18 +7,7 @@ from collections.abc import Sequence
 
 from ..runs import probe_name
 from .labels import display_name
-from .records import latest
-
-
-def _full(records: list[dict], dataset: str, task: str, setting: str) -> list[dict]:
-    return [
-        r
-        for r in latest(records)
-        if r.get("dataset") == dataset
-        and r.get("task") == task
-        and r.get("setting") == setting
-        and r.get("eval_protocol", "full") == "full"
-    ]
+from .records import select
 
 
 def probe_frame(records: list[dict], dataset: str, task: str, setting: str, methods: Sequence[str], part: str = "old"):
@@ -34,7 +23,7 @@ def probe_frame(records: list[dict], dataset: str, task: str, setting: str, meth
 
     if part not in ("old", "new", "all"):
         raise ValueError(f"part {part!r}; choose old, new or all")
-    recs = _full(records, dataset, task, setting)
+    recs = select(records, dataset, task, setting)
     value = {(r["method"], r["step"]): r.get(f"miou_{part}") for r in recs}
     steps = sorted({r["step"] for r in recs})
     rows = {}
@@ -53,7 +42,7 @@ def fusion_frame(records: list[dict], dataset: str, task: str, setting: str, met
     import pandas as pd
 
     prefix = f"{method}+ewf|w="
-    recs = [r for r in _full(records, dataset, task, setting) if str(r.get("method", "")).startswith(prefix)]
+    recs = [r for r in select(records, dataset, task, setting) if str(r.get("method", "")).startswith(prefix)]
     rows = [
         {
             "w": float(r["ewf_w"]),

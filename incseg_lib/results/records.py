@@ -178,6 +178,18 @@ def latest(
     return list(out.values())
 
 
+def select(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full") -> list[dict]:
+    """The newest records (:func:`latest`) of one ``dataset`` / ``task`` / ``setting`` evaluated
+    under ``protocol`` (``full`` or ``crop``; records without one are ``full``): every table of a
+    task starts from these."""
+    return [
+        r
+        for r in latest(records)
+        if (r.get("dataset"), r.get("task"), r.get("setting")) == (dataset, task, setting)
+        and r.get("eval_protocol", "full") == protocol
+    ]
+
+
 def final_steps(records: list[dict], protocol: str = "full") -> list[dict]:
     """The newest record of each method at the last step of its task (incremental tasks only)."""
 

@@ -10,7 +10,7 @@ from ..config import step0_name
 from ..data import dataset_info
 from ..metrics import harmonic_iou
 from .labels import display_labels, display_name, row_name, run_labels
-from .records import final_steps, latest
+from .records import final_steps, latest, select
 
 # records_table's columns: (record key, header a reader sees); mIoU and accuracy in %.
 RECORD_COLUMNS = (
@@ -139,15 +139,7 @@ def miou_by_step(
     """
     import pandas as pd
 
-    recs = [
-        r
-        for r in latest(records)
-        if r["dataset"] == dataset
-        and r["task"] == task
-        and r["setting"] == setting
-        and r.get("eval_protocol", "full") == protocol
-        and r["method"] != "joint"
-    ]
+    recs = [r for r in select(records, dataset, task, setting, protocol) if r["method"] != "joint"]
     base = _step0_records(recs)
     later = [r for r in recs if r["step"] > 0]
     label_of = dict(zip(map(row_name, later), run_labels(later)))
@@ -169,14 +161,7 @@ def training_curves(records: list[dict], dataset: str, task: str, setting: str, 
     "miou": {"old": [...], "new": [...], "all": [...]} (%, after each step 1..T)}}``, the epochs
     numbered through the steps. Records written before each term was kept give their total only
     (``loss``). Runs are in the field's order, labelled by :func:`run_labels`."""
-    recs = [
-        r
-        for r in latest(records)
-        if (r["dataset"], r["task"], r["setting"]) == (dataset, task, setting)
-        and r.get("eval_protocol", "full") == protocol
-        and r["step"] > 0
-        and r["method"] != "joint"
-    ]
+    recs = [r for r in select(records, dataset, task, setting, protocol) if r["step"] > 0 and r["method"] != "joint"]
     label_of = dict(zip(map(row_name, recs), run_labels(recs)))
     out = {}
     for run in sorted(label_of, key=runs.run_rank):
@@ -273,14 +258,7 @@ def forgetting(records: list[dict], dataset: str, task: str, setting: str, proto
     """
     import pandas as pd
 
-    recs = [
-        r
-        for r in latest(records)
-        if r["dataset"] == dataset
-        and r["task"] == task
-        and r["setting"] == setting
-        and r.get("eval_protocol", "full") == protocol
-    ]
+    recs = select(records, dataset, task, setting, protocol)
     base = _step0_records(recs)
     if not base:
         return pd.DataFrame()
