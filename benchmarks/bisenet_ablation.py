@@ -307,7 +307,7 @@ def train_and_test(
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "run.pt" if track_epochs else None
         for stop in range(1, epochs + 1) if track_epochs else [epochs]:
-            hist = fit(model, train, schedule, saving=Saving(ckpt, stop_after_epoch=stop), progress=False, print_fn=log)
+            hist = fit(model, train, schedule, saving=Saving(ckpt, stop_after_epoch=stop), progress=False)
             if not track_epochs:
                 break
             row = {"epoch": stop, **test_scores(model)}

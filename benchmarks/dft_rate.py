@@ -13,18 +13,21 @@ step 0 of DFT*, ``step0-prealloc``, is notebook 07's); nothing is recorded in a 
 from __future__ import annotations
 
 import argparse
+import logging
 
 from incseg_lib.config import RunConfig
 from incseg_lib.experiment import train_step
 from incseg_lib.methods import method_spec
 from incseg_lib.tasks import IncrementalSplit
 
+logging.getLogger("incseg_lib").setLevel(logging.WARNING)  # the figures only, not each step's lines
+
 
 def last_step(cfg: RunConfig, method: str, rate: float | None) -> dict:
     """The record after the last step of ``method`` at ``rate`` after step 0 (None: its official protocol)."""
     if rate is not None:
         cfg = cfg.replace(protocol="shared", lr_next=rate)
-    quiet = dict(notebook="dft-rate", progress=False, print_fn=lambda *a: None, record=False)
+    quiet = dict(notebook="dft-rate", progress=False, record=False)
     last = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps - 1
     out = None
     for step in range(1, last + 1):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import statistics
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from incseg_lib.config import RunConfig, coerce_option
 from incseg_lib.experiment import train_step
 from incseg_lib.metrics import harmonic_iou
 from incseg_lib.tasks import IncrementalSplit
+
+logging.getLogger("incseg_lib").setLevel(logging.WARNING)  # the figures only, not each step's lines
 
 FACTORS = (0.1, 1 / 3, 0.6)
 METHODS = ("ft", "mib", "plop", "sdr", "sdr-kd10")
@@ -61,11 +64,9 @@ def run_cell(base: RunConfig, cell, out: Path) -> None:
     cfg, lib_method = cell_config(base, task, seed, factor, method, out)
     last = IncrementalSplit(cfg.dataset, task, 0, cfg.setting).num_steps - 1
     print(f"== {task} seed {seed} factor {factor:.3f} {method}", flush=True)
-    train_step(cfg, step=0, method="step0", notebook="protocol-study", progress=False, print_fn=lambda *a: None)
+    train_step(cfg, step=0, method="step0", notebook="protocol-study", progress=False)
     for step in range(1, last + 1):
-        train_step(
-            cfg, step=step, method=lib_method, notebook="protocol-study", progress=False, print_fn=lambda *a: None
-        )
+        train_step(cfg, step=step, method=lib_method, notebook="protocol-study", progress=False)
 
 
 def _fmt(values: list[float]) -> str:

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 
 import numpy as np
 import torch
+
+logging.getLogger("incseg_lib").setLevel(logging.WARNING)  # the figures only, not each step's lines
 
 
 def main() -> None:
@@ -81,7 +84,6 @@ def main() -> None:
         Schedule(seam.epochs, seam.batch_size, seam.lr, momentum=0.9, weight_decay=seam.weight_decay, seed=seam.seed),
         hooks=Hooks(loss_fn=loss_fn),
         progress=False,
-        print_fn=lambda *a: None,
     )
     seconds = time.perf_counter() - t0
     images = train_base.subset(idx).with_transforms(eval_transforms())

@@ -26,13 +26,14 @@ import subprocess
 import sys
 
 CHILD = """
-import json, sys, torch
+import json, logging, sys, torch
+logging.getLogger("incseg_lib").setLevel(logging.WARNING)
 torch.set_num_threads({threads})
 from incseg_lib.config import RunConfig
 from incseg_lib.experiment import train_step
 opts = json.loads(sys.argv[1])
 cfg = RunConfig.from_profile(opts.pop("profile"), **opts)
-quiet = dict(notebook="step0-stability", progress=False, print_fn=lambda *a: None)
+quiet = dict(notebook="step0-stability", progress=False)
 rec = train_step(cfg, step=0, method="step0", **quiet).record
 print(json.dumps({{"old": 100 * rec["miou_old"], "threads": torch.get_num_threads()}}))
 """

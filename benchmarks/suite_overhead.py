@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -36,6 +37,8 @@ def main() -> None:
     os.environ.update(INCSEG_HOME=str(home), INCSEG_TIMING_LOG=str(log))
     from incseg_lib.suite import run_suite, write_report
 
+    lib = logging.getLogger("incseg_lib")  # the suite's lines to stderr, the figures alone on stdout
+    lib.handlers[:] = [logging.StreamHandler(sys.stderr)]
     t0 = time.time()
     run = run_suite(
         a.profile,
@@ -43,7 +46,6 @@ def main() -> None:
         only=[o for o in a.only.split(",") if o] or None,
         jobs=1,
         threads=a.threads,
-        print_fn=lambda *x: print(*x, file=sys.stderr),
     )
     wall = time.time() - t0
     t1 = time.perf_counter()

@@ -14,14 +14,17 @@ records, and evaluation is split across ranks (:func:`~incseg_lib.engine.evaluat
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
 from typing import Any
 
 from .config import RunConfig
 from .env import notebook_run_dir
 from .experiment import train_step
+from .log import get_logger
 from .tasks import IncrementalSplit
+
+log = get_logger(__name__)
 
 
 def init_distributed() -> tuple[int, int, str]:
@@ -79,7 +82,6 @@ def run_steps(
     step: int | None = None,
     options: dict[str, Any] | None = None,
     notebook: str = "incseg-step",
-    print_fn: Callable = print,
 ) -> list[dict]:
     """Train ``method``'s steps of ``task`` (all, or only ``step`` and what it needs) and record them.
 
@@ -115,9 +117,10 @@ def run_steps(
     n = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps
     if step is not None and not 0 <= step < n:
         raise ValueError(f"--step {step}: task {task} has steps 0..{n - 1}")
-    out = print_fn if rank == 0 else (lambda *a, **k: None)
+    if rank != 0:  # one process speaks for the launch
+        logging.getLogger("incseg_lib").setLevel(logging.WARNING)
     if world > 1:
-        out(
+        log.info(
             f"{world} processes ({'NCCL, one GPU each' if device.startswith('cuda') else 'gloo on CPU'}), "
             f"global batch {cfg.batch_size} ({cfg.batch_size // world} per process)"
         )
@@ -127,8 +130,5 @@ def run_steps(
         check_steps(cfg, [cfg.task], [cfg.setting])  # an empty later step is named before step 0 trains
     steps = [step] if step is not None else list(range(n))
     run_method = "offline" if cfg.task == "offline" else method
-    records = [
-        train_step(cfg, step=s, method=run_method, notebook=notebook, progress=rank == 0, print_fn=out).record
-        for s in steps
-    ]
+    records = [train_step(cfg, step=s, method=run_method, notebook=notebook, progress=rank == 0).record for s in steps]
     return records

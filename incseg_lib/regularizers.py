@@ -39,7 +39,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .log import get_logger
 from .store import CorruptCheckpoint, load_torch, quarantine, save_torch
+
+log = get_logger(__name__)
 
 EPS = 1e-8
 PI_DAMPING = 1e-3  # xi of Zenke et al. 2017
@@ -266,7 +269,7 @@ class ImportanceTracker:
         try:
             state = load_torch(self.path)
         except CorruptCheckpoint as e:  # the step resumes without it: importance over the remaining epochs
-            print(f"{e}\n  moved aside to {_quarantine(self.path).name}")
+            log.warning(f"{e}\n  moved aside to {_quarantine(self.path).name}")
             return False
         if state.get("epoch") != epoch or state.get("final") or "tracker" not in state:
             return False

@@ -28,6 +28,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from .log import get_logger
+
+log = get_logger(__name__)
+
 FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", 122)}
 _TMP = re.compile(r"^\..+\.(\d+)\.tmp(\.[A-Za-z0-9]+)?(-new)?$")
 # A temporary file whose writer is alive is kept, unless nothing touched it for this long (its pid may
@@ -326,7 +330,7 @@ def remove_stale_temporaries(root: str | Path) -> list[Path]:
 _CLEANED: set[str] = set()
 
 
-def clean_once(root: str | Path, print_fn: Callable = print) -> None:
+def clean_once(root: str | Path) -> None:
     """:func:`remove_stale_temporaries` of ``root`` once per process (saying what it freed)."""
     key = str(Path(root).resolve())
     if key in _CLEANED:
@@ -334,7 +338,7 @@ def clean_once(root: str | Path, print_fn: Callable = print) -> None:
     _CLEANED.add(key)
     removed = remove_stale_temporaries(root)
     if removed:
-        print_fn(f"removed {len(removed)} temporary file(s) left under {root} by processes that stopped")
+        log.info(f"removed {len(removed)} temporary file(s) left under {root} by processes that stopped")
 
 
 def key_digest(key: dict[str, Any]) -> str:
@@ -343,7 +347,7 @@ def key_digest(key: dict[str, Any]) -> str:
 
 
 @contextmanager
-def checkpoint_lock(path: Path | None, print_fn: Callable = print) -> Iterator[None]:
+def checkpoint_lock(path: Path | None) -> Iterator[None]:
     """Hold an exclusive lock on ``<path>.lock`` while ``path`` is made (POSIX ``flock``).
 
     Two processes that need the same checkpoint (two notebooks of a parallel suite, two students
@@ -375,7 +379,7 @@ def checkpoint_lock(path: Path | None, print_fn: Callable = print) -> Iterator[N
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print_fn(f"waiting for another process making {Path(path).name} ({lock.parent})")
+            log.info(f"waiting for another process making {Path(path).name} ({lock.parent})")
             fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -205,8 +205,8 @@ print(
 # and the step above again: the cell after it compares the two.
 
 # %%
-log = TrainingLog(cfg, "02_mib_incremental")  # one line per epoch goes to a file, not here
-records = run_study(cfg, plan, notebook="02_mib_incremental", joint=joint, print_fn=log)
+log = TrainingLog(cfg, "02_mib_incremental")  # from here on, the lines of every epoch go to a file, not here
+records = run_study(cfg, plan, notebook="02_mib_incremental", joint=joint)
 print("every epoch's losses are in", log.path)
 study = results.find_record(records, method=name, task=one.task, setting=one.setting, step=1, eval_protocol="full")
 if study is None:

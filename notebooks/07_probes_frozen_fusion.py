@@ -92,8 +92,8 @@ print("plan:", plan)
 # beside the checkpoints they probe, so a second run fits nothing.
 
 # %%
-log = TrainingLog(cfg, "07_probes_frozen_fusion")  # one line per epoch goes to a file, not here
-records = run_probing_study(cfg, plan, notebook="07_probes_frozen_fusion", print_fn=log)
+log = TrainingLog(cfg, "07_probes_frozen_fusion")  # from here on, the lines of every epoch go to a file, not here
+records = run_probing_study(cfg, plan, notebook="07_probes_frozen_fusion")
 
 # %% [markdown]
 # ## One probe, by hand

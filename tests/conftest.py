@@ -1,3 +1,4 @@
+import logging
 import os
 from pathlib import Path
 
@@ -72,3 +73,18 @@ def write_voc(root: Path, masks: dict, size=(8, 8), split="train"):
         Image.fromarray(m).save(voc / "SegmentationClass" / f"{i}.png")
     (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(masks) + "\n")
     return voc
+
+
+@pytest.fixture
+def said():
+    """The library's messages (``incseg_lib`` loggers, INFO and above) during the test, one string each."""
+    lines: list[str] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler, lib = _Keep(logging.INFO), logging.getLogger("incseg_lib")
+    lib.addHandler(handler)
+    yield lines
+    lib.removeHandler(handler)

@@ -108,7 +108,7 @@ def test_toy_dataset_trains_a_step_through_the_same_path(toy_dataset, tmp_path):
     )
     assert cfg.crop_size == 32 and cfg.incremental["tasks"] == ["2-1"] and cfg.weak["tasks"] == ["2-1"]
     assert one_class_steps("2-1")
-    out = train_step(cfg, step=1, method="mib", notebook="test", progress=False, print_fn=lambda *a: None)
+    out = train_step(cfg, step=1, method="mib", notebook="test", progress=False)
     rec = out.record
     assert rec["dataset"] == "toy" and rec["step"] == 1 and set(rec["iou"]) == set(TOY_INFO.class_names)
     assert out.model.classes_per_step == [3, 1]

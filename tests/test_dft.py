@@ -14,7 +14,7 @@ from incseg_lib.methods import get_method, method_spec, preallocates
 from incseg_lib.methods.dft import freeze_all_but_heads_from
 from incseg_lib.models import BiSeNet, IncrementalClassifier, limit_to_seen
 
-QUIET = dict(notebook="test", progress=False, print_fn=lambda *a: None)
+QUIET = dict(notebook="test", progress=False)
 
 
 def test_dft_declares_its_protocol_and_pre_allocated_step0():

@@ -108,7 +108,7 @@ def test_step_command_under_torchrun_resumes_after_a_kill(tmp_path):
         assert load_checkpoint(ckpt)["epoch"] == 4
         records = list((home / "runs" / "incseg-step" / "results").glob("*.json"))
         assert len(records) == 1  # rank 0 only; the killed run never reached its evaluation
-        out = train_step(cfg, step=0, method="step0", progress=False, print_fn=lambda *a: None, record=False)
+        out = train_step(cfg, step=0, method="step0", progress=False, record=False)
         assert out.history["resumed_from"] == 4 and out.checkpoint == ckpt  # a notebook reuses it as is
     finally:
         if old_home is None:

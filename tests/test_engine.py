@@ -39,7 +39,6 @@ def _fit(model, ds, ckpt, stop_after_epoch=None, log_dir=None):
         saving=Saving(ckpt, {"k": 1}, stop_after_epoch=stop_after_epoch),
         log_dir=log_dir,
         progress=False,
-        print_fn=lambda *a: None,
     )
 
 
@@ -79,7 +78,7 @@ def test_training_lowers_the_loss_and_evaluates(shapes_root):
     torch.manual_seed(0)
     train = load_dataset("shapes", "train", root=shapes_root, transforms=train_transforms(48)).subset(range(96))
     model = BiSeNet([21], "resnet18")
-    h = fit(model, train, Schedule(epochs=3, batch_size=8, lr=0.05), progress=False, print_fn=lambda *a: None)
+    h = fit(model, train, Schedule(epochs=3, batch_size=8, lr=0.05), progress=False)
     assert h["loss"][-1] < h["loss"][0]
     val = load_dataset("shapes", "val", root=shapes_root, transforms=eval_transforms()).subset(range(10))
     ev = evaluate(model, val, 21, progress=False)
@@ -91,7 +90,7 @@ def test_too_few_images(tiny_train):
         fit(BiSeNet([21]), tiny_train.subset([0]), Schedule(epochs=1, batch_size=4, lr=0.01), progress=False)
 
 
-def test_a_truncated_checkpoint_is_named_moved_aside_and_retrained(tmp_path):
+def test_a_truncated_checkpoint_is_named_moved_aside_and_retrained(tmp_path, said):
     from incseg_lib.engine import Saving, Schedule, fit, load_checkpoint
     from incseg_lib.store import CorruptCheckpoint
 
@@ -99,14 +98,13 @@ def test_a_truncated_checkpoint_is_named_moved_aside_and_retrained(tmp_path):
     data = [(torch.randn(3, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(4)]
     model = BiSeNet([3], "resnet18")
     ckpt = tmp_path / "step-0.pt"
-    fit(model, data, Schedule(epochs=1, batch_size=2, lr=0.01), saving=Saving(ckpt, {"k": 1}), progress=False,
-        print_fn=lambda *a: None)  # fmt: skip
+    fit(model, data, Schedule(epochs=1, batch_size=2, lr=0.01), saving=Saving(ckpt, {"k": 1}), progress=False)
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # a copy that did not finish
     with pytest.raises(CorruptCheckpoint, match="step-0.pt is unreadable"):
         load_checkpoint(ckpt, model)
-    said = []
+    said.clear()
     hist = fit(BiSeNet([3], "resnet18"), data, Schedule(epochs=1, batch_size=2, lr=0.01),
-               saving=Saving(ckpt, {"k": 1}), progress=False, print_fn=said.append)  # fmt: skip
+               saving=Saving(ckpt, {"k": 1}), progress=False)  # fmt: skip
     assert hist["epochs_done"] == 1 and hist["resumed_from"] is None  # trained again from the start
     assert any("step-0.pt is unreadable" in s and "moved aside to step-0.pt.corrupt-" in s for s in said)
     assert len(list(tmp_path.glob("step-0.pt.corrupt-*"))) == 1 and load_checkpoint(ckpt)["epoch"] == 1
@@ -128,7 +126,7 @@ def test_mib_optimizer_is_nesterov_with_weight_decay_everywhere():
         make_optimizer(model, 0.01, kind="adam")
 
 
-def test_checkpoint_lock_makes_a_second_process_wait(tmp_path):
+def test_checkpoint_lock_makes_a_second_process_wait(tmp_path, said):
     """Two notebooks needing one checkpoint: the second waits for the first instead of training it too."""
     import subprocess
     import sys
@@ -143,12 +141,12 @@ def test_checkpoint_lock_makes_a_second_process_wait(tmp_path):
     )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    said, t0 = [], time.perf_counter()
-    with checkpoint_lock(ck, said.append):
+    t0 = time.perf_counter()
+    with checkpoint_lock(ck):
         waited = time.perf_counter() - t0
     holder.wait()
     assert waited > 0.5 and said and "waiting for another process making step-0.pt" in said[0]
-    with checkpoint_lock(ck, said.append):  # free now: no wait, nothing said
+    with checkpoint_lock(ck):  # free now: no wait, nothing said
         pass
     assert len(said) == 1
 
@@ -185,7 +183,7 @@ def test_gpu_code_path_runs_on_cpu(amp, monkeypatch):
         torch.amp.GradScaler, "scale", lambda self, x: scaled.append(self.is_enabled()) or real_scale(self, x)
     )
     hist = fit(model, data, Schedule(epochs=2, batch_size=2, lr=0.01), Hardware(amp=amp, channels_last=True),
-               progress=False, print_fn=lambda *a: None)  # fmt: skip
+               progress=False)  # fmt: skip
     want = accel("cpu", amp).autocast_dtype
     assert seen and all(dt == want and nhwc for dt, nhwc in seen)
     assert all(scaled) == (amp == "fp16") and scaled
@@ -212,7 +210,7 @@ def test_a_non_finite_loss_stops_training_naming_its_iteration():
 
     with pytest.raises(FloatingPointError, match="at epoch 1, iteration 4; lower the learning rate"):
         fit(BiSeNet([3], "resnet18"), data, Schedule(epochs=1, batch_size=2, lr=0.01), Hardware(sync_every=3),
-            hooks=Hooks(loss_fn=loss_fn), progress=False, print_fn=lambda *a: None)  # fmt: skip
+            hooks=Hooks(loss_fn=loss_fn), progress=False)  # fmt: skip
     assert len(calls) == 6  # read back after iterations 0-2 and 3-5: stopped at the second sync
 
 
@@ -244,7 +242,7 @@ def test_fit_and_evaluate_record_their_decisions():
     torch.manual_seed(0)
     data = [(torch.randn(3, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(4)]
     model = BiSeNet([3], "resnet18")
-    hist = fit(model, data, Schedule(1, 2, 0.01), Hardware(amp="bf16"), progress=False, print_fn=lambda *a: None)
+    hist = fit(model, data, Schedule(1, 2, 0.01), Hardware(amp="bf16"), progress=False)
     assert hist["decisions"] == [
         {"device": "cpu", "threads": torch.get_num_threads(), "channels_last": False, "autocast": "bfloat16"}
     ]

@@ -119,7 +119,7 @@ def test_fit_finishes_once_before_the_final_checkpoint(tmp_path):
 
 def test_a_step_of_mib_ewf_keeps_the_old_heads_and_fuses_the_rest(tiny_cfg):
     cfg = tiny_cfg(max_train_images=24)
-    quiet = dict(notebook="test", progress=False, print_fn=lambda *a: None)
+    quiet = dict(notebook="test", progress=False)
     out = train_step(cfg, step=1, method="mib+ewf", **quiet)
     step0 = load_step_model(cfg, 0, "step0")
     mib = train_step(cfg, step=1, method="mib", **quiet).model
@@ -158,11 +158,11 @@ def test_ewf_sweep_records_one_evaluation_per_weight_with_ewfs_own(tiny_cfg):
     from incseg_lib.experiment.fusion import ewf_sweep
 
     cfg = tiny_cfg(max_train_images=24)
-    recs = ewf_sweep(cfg, "mib", (0.0, 1.0), notebook="test", progress=False, print_fn=lambda *a: None)
+    recs = ewf_sweep(cfg, "mib", (0.0, 1.0), notebook="test", progress=False)
     w0 = fusion_weight(5, 16)
     assert [r["ewf_w"] for r in recs] == sorted([0.0, w0, 1.0]) and [r["ewf_default"] for r in recs] == [0, 1, 0]
     assert recs[1]["method"] == "mib+ewf|w=0.49" and results.display_name(recs[1]["method"]) == "MiB+EWF (w=0.49)"
     names = [p.name for p in Path(cfg.run_dir, "results").glob("*.json")]
     assert names and not [n for n in names if "|" in n]  # a name Windows and Drive take
-    own = train_step(cfg, step=1, method="mib+ewf", notebook="test", progress=False, print_fn=lambda *a: None)
+    own = train_step(cfg, step=1, method="mib+ewf", notebook="test", progress=False)
     assert recs[1]["miou_all"] == pytest.approx(own.record["miou_all"], abs=1e-6)  # w0 is the run itself

@@ -116,22 +116,22 @@ def test_replay_share_per_batch():
         ReplayConfig(strategy="kmeans")
 
 
-def test_smib_step_records_memory_and_reuses_it(tiny_cfg, tmp_path):
+def test_smib_step_records_memory_and_reuses_it(tiny_cfg, tmp_path, said):
     from incseg_lib.experiment import checkpoint_file, train_step
 
     cfg = tiny_cfg(task="15-1", max_train_images=60, run_dir=str(tmp_path / "run"))
     replay = ReplayConfig(budget=1, strategy="herding")
-    lines = []
-    out = train_step(cfg, step=2, method="mib", replay=replay, progress=False, print_fn=lines.append)
+    said.clear()
+    out = train_step(cfg, step=2, method="mib", replay=replay, progress=False)
     rec = out.record
     assert rec["method"] == "smib" and rec["variant"] == "1pc-herding" and rec["memory"]["images"] == 16
     assert (checkpoint_file(cfg, 2, "mib+mem-1pc-herding").parent / "memory.json").is_file()
-    assert any("memory: 16 images" in str(x) for x in lines)
-    plain = train_step(cfg, step=2, method="mib", progress=False, print_fn=lambda *a: None, record=False)
+    assert any("memory: 16 images" in str(x) for x in said)
+    plain = train_step(cfg, step=2, method="mib", progress=False, record=False)
     assert plain.checkpoint != out.checkpoint  # SMiB and MiB never share a checkpoint after step 0
-    lines.clear()
-    train_step(cfg, step=2, method="mib", replay=replay, progress=False, print_fn=lines.append, record=False)
-    assert not any("epoch 1/1" in str(x) for x in lines)  # reused
+    said.clear()
+    train_step(cfg, step=2, method="mib", replay=replay, progress=False, record=False)
+    assert not any("epoch 1/1" in str(x) for x in said)  # reused
 
 
 def test_a_bad_replay_share_is_refused_before_step_0_trains(tmp_path):
@@ -141,5 +141,5 @@ def test_a_bad_replay_share_is_refused_before_step_0_trains(tmp_path):
     cfg = RunConfig.from_profile("smoke", run_dir=str(tmp_path / "run"), checkpoint_dir=str(tmp_path / "ck"))
     plan = {"tasks": ["15-5"], "settings": ["overlapped"], "sizes": [1], "methods": ["mib"]}
     with pytest.raises(ValueError, match=r"replay share must be in \(0, 1\).*1.5"):
-        run_replay_study(cfg, plan, share=1.5, progress=False, print_fn=lambda *a: None)
+        run_replay_study(cfg, plan, share=1.5, progress=False)
     assert not (tmp_path / "ck").exists()  # nothing trained

@@ -70,14 +70,14 @@ def test_replay_records_are_told_apart_by_memory_size():
     assert r.status == REPRODUCED and (r.left, r.right) == (56.0, 52.0)
 
 
-def test_check_saves_and_load_reads_back_and_skips_a_corrupt_file(tmp_path, recwarn):
+def test_check_saves_and_load_reads_back_and_skips_a_corrupt_file(tmp_path, recwarn, said):
     fs = [
         Finding("FT forgets", Metric("ft", "old"), "<=", Metric("step0", "old"), factor=0.5),
         Finding("MiB above FT", Metric("mib", "old"), ">", Metric("ft", "old")),
     ]
-    lines = []
-    out = findings.check(fs, RECORDS, notebook="02_mib_incremental", run_dir=tmp_path, print_fn=lines.append)
-    assert [r.status for r in out] == [REPRODUCED, REPRODUCED] and len(lines) == 2
+    said.clear()
+    out = findings.check(fs, RECORDS, notebook="02_mib_incremental", run_dir=tmp_path)
+    assert [r.status for r in out] == [REPRODUCED, REPRODUCED] and len(said) == 2
     saved = json.loads((tmp_path / "findings" / "02_mib_incremental.json").read_text())
     assert saved["findings"][1]["text"] == "MiB above FT" and saved["findings"][1]["notebook"] == "02_mib_incremental"
     assert saved["provenance"]["torch"] and "threads" in saved["provenance"]  # what produced them
@@ -91,7 +91,7 @@ def test_check_saves_and_load_reads_back_and_skips_a_corrupt_file(tmp_path, recw
 
 def test_each_labs_findings_follow_its_plan_and_decide_on_records():
     plan = {"tasks": ["15-1"], "settings": ["overlapped"], "methods": ["ft", "lwf", "mib"]}
-    found = findings.check(findings.incremental_findings(plan), RECORDS, print_fn=lambda *a: None)
+    found = findings.check(findings.incremental_findings(plan), RECORDS)
     status = {r.text.split(": ", 1)[1]: r.status for r in found}
     assert status == {
         "FT forgets at least half of step 0's old-class mIoU": REPRODUCED,  # 20 <= 30
@@ -283,17 +283,13 @@ def test_calibration_ships_a_margin_only_above_the_spread_and_marks_the_rest_var
     monkeypatch.setenv("INCSEG_CALIBRATION", str(path))
     recs = [rec("mib", 5, 0.45), rec("ft", 5, 0.30), rec("step0", 0, 0.6)]
     fs = [Finding("robust", Metric("mib"), ">", Metric("ft")), Finding("noisy", Metric("mib"), ">", Metric("ft"))]
-    out = findings.check(
-        fs, recs, notebook="02_mib_incremental", profile="demo", dataset="shapes", print_fn=lambda *a: None
-    )
+    out = findings.check(fs, recs, notebook="02_mib_incremental", profile="demo", dataset="shapes")
     # the robust one holds here (gap 15 > 0), under its calibrated range: reproduced, flagged
     assert [r.status for r in out] == [REPRODUCED, findings.VARIES] and [r.outside for r in out] == [True, True]
     assert out[0].calibrated_range() == "gap +27.0 to +34.0 over 3 runs (spread 7.0)"
     assert "inside the run-to-run noise: gap -1.0 to +6.0" in findings.format_lines(out)[1]
     # another profile's calibration is not applied
-    other = findings.check(
-        fs, recs, notebook="02_mib_incremental", profile="cpu", dataset="voc", print_fn=lambda *a: None
-    )
+    other = findings.check(fs, recs, notebook="02_mib_incremental", profile="cpu", dataset="voc")
     assert [(r.status, r.margin) for r in other] == [(REPRODUCED, 0.0), (REPRODUCED, 0.0)]
 
 
@@ -383,9 +379,9 @@ def test_calibration_inputs_are_checked_before_anything_runs(tmp_path, monkeypat
         findings.calibrate([run, tmp_path / "seed-0"])
     for seeds, match in (([0, 0], "seed 0 twice"), ([0], "at least two runs")):
         with pytest.raises(SuiteError, match=match):
-            run_calibration("smoke", seeds, out=tmp_path / "cal", print_fn=lambda *a: None)
+            run_calibration("smoke", seeds, out=tmp_path / "cal")
     with pytest.raises(SuiteError, match="no selected notebook declares a parameter 'epochz'"):
-        run_calibration("smoke", [0, 1], out=tmp_path / "cal", extra={"epochz": 3}, print_fn=lambda *a: None)
+        run_calibration("smoke", [0, 1], out=tmp_path / "cal", extra={"epochz": 3})
     assert not (tmp_path / "cal").exists()  # refused before any folder
     listed = tmp_path / "list.json"
     listed.write_text("[1, 2]")

@@ -180,7 +180,7 @@ def test_joint_is_offline_for_voc_and_incremental_ids_for_camvid():
     assert joint_config(RunConfig.from_profile("smoke", dataset="camvid", task="8-1")).task == "joint"
 
 
-def test_run_incremental_records_every_step_and_retrains_nothing(tmp_path, shapes_root):
+def test_run_incremental_records_every_step_and_retrains_nothing(tmp_path, shapes_root, said):
     cfg = RunConfig.from_profile(
         "smoke",
         task="15-1",
@@ -192,8 +192,8 @@ def test_run_incremental_records_every_step_and_retrains_nothing(tmp_path, shape
         data_root=str(shapes_root),
         checkpoint_dir=str(tmp_path / "ckpt"),
     )
-    lines = []
-    recs = run_incremental(cfg, ["ft", "mib"], notebook="t", progress=False, print_fn=lines.append)
+    said.clear()
+    recs = run_incremental(cfg, ["ft", "mib"], notebook="t", progress=False)
     assert [(r["method"], r["step"]) for r in recs] == (
         [("step0", 0)] + [("ft", s) for s in range(1, 6)] + [("mib", s) for s in range(1, 6)] + [("joint", 5)]
     )
@@ -205,23 +205,21 @@ def test_run_incremental_records_every_step_and_retrains_nothing(tmp_path, shape
         got = r["step_protocol"]
         assert got["protocol"] == "official" and got["ce_normalisation"] == declared.ce_normalisation == "all"
         assert got["lr"] == r["lr"] == pytest.approx(cfg.lr * declared.lr_factor)
-    assert any("step 1 MiB]" in str(x) and f"lr {cfg.lr * 0.1:g}," in str(x) for x in lines)  # what fit got
+    assert any("step 1 MiB]" in str(x) and f"lr {cfg.lr * 0.1:g}," in str(x) for x in said)  # what fit got
     assert recs[-1]["miou_new"] is not None and len(recs[-1]["iou"]) == 21
     assert all(len(r["iou"]) == 16 + r["step"] for r in recs[:-1])  # every seen class, none more
-    trained = sum("epoch 1/1" in str(x) for x in lines)
+    trained = sum("epoch 1/1" in str(x) for x in said)
     assert trained == 1 + 10 + 1
-    lines.clear()
-    again = run_incremental(cfg, ["ft", "mib"], notebook="t", progress=False, print_fn=lines.append)
-    assert not any("epoch 1/1" in str(x) for x in lines)  # checkpoints reused: nothing retrained
-    assert not any("eval (full" in str(x) for x in lines)  # ... and nothing re-evaluated
+    said.clear()
+    again = run_incremental(cfg, ["ft", "mib"], notebook="t", progress=False)
+    assert not any("epoch 1/1" in str(x) for x in said)  # checkpoints reused: nothing retrained
+    assert not any("eval (full" in str(x) for x in said)  # ... and nothing re-evaluated
     assert [r["_file"] for r in again] == [r["_file"] for r in recs]  # the same records, none added
     assert len(results.load(cfg.run_dir)) == len(recs)
-    lines.clear()  # another evaluation setting (more validation images) is evaluated anew
-    more = run_incremental(
-        cfg.replace(max_val_images=9), ["ft"], joint=False, notebook="t", progress=False, print_fn=lines.append
-    )
-    assert sum("eval (full" in str(x) for x in lines) == 6 and len(results.load(cfg.run_dir)) == len(recs) + 6
-    assert not any("epoch 1/1" in str(x) for x in lines)  # training does not depend on validation images
+    said.clear()  # another evaluation setting (more validation images) is evaluated anew
+    more = run_incremental(cfg.replace(max_val_images=9), ["ft"], joint=False, notebook="t", progress=False)
+    assert sum("eval (full" in str(x) for x in said) == 6 and len(results.load(cfg.run_dir)) == len(recs) + 6
+    assert not any("epoch 1/1" in str(x) for x in said)  # training does not depend on validation images
     assert more[-1]["_file"] != recs[5]["_file"]
     with pytest.raises(ValueError, match="unknown method"):
         run_incremental(cfg, ["icarl"])

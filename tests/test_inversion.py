@@ -213,9 +213,7 @@ def _build(tmp_path, model, classes, cfg, key=None):
     split = IncrementalSplit("shapes", "15-5", 0, "overlapped")
     out_index = {c: i for i, c in enumerate(split.class_order[: split.num_seen])}
     mem = SyntheticMemory(tmp_path / "mem", key or {"k": 1})
-    return mem.build(
-        model, classes, out_index, split.class_order[: split.num_seen], cfg, progress=False, print_fn=lambda *a: None
-    )
+    return mem.build(model, classes, out_index, split.class_order[: split.num_seen], cfg, progress=False)
 
 
 def test_memory_masks_hold_only_old_class_ids_and_train_as_annotated_background(tmp_path):

@@ -115,7 +115,7 @@ def test_toy_method_loss_is_its_formula(toy_method):
 
 def test_toy_method_trains_records_and_shows_with_its_label(toy_method, tiny_cfg, tmp_path):
     cfg = tiny_cfg(max_train_images=24)
-    out = train_step(cfg, step=1, method="toy-l2", notebook="test", progress=False, print_fn=lambda *a: None)
+    out = train_step(cfg, step=1, method="toy-l2", notebook="test", progress=False)
     rec = out.record
     assert rec["method"] == "toy-l2" and rec["step_protocol"]["weights"] == {"l2": 1.0}
     assert rec["step_protocol"]["lr"] == pytest.approx(cfg.lr * 0.1)  # MiB's trainer protocol by default

@@ -83,7 +83,7 @@ def test_distillation_ignores_padding_by_default():
 def test_lwf_mc_trains_its_own_bce_step0(tiny_cfg):
     """MiB trains LwF-MC's step 0 with BCE (train.py: self.bce = opts.bce or opts.icarl)."""
     cfg = tiny_cfg(max_train_images=24)
-    quiet = dict(progress=False, print_fn=lambda *a: None, record=False)
+    quiet = dict(progress=False, record=False)
     bce = train_step(cfg, step=0, method="step0-bce", **quiet)
     ce = train_step(cfg, step=0, method="step0", **quiet)
     assert bce.checkpoint != ce.checkpoint and bce.checkpoint.parent.parent.name == "step0-bce"
@@ -94,7 +94,7 @@ def test_lwf_mc_trains_its_own_bce_step0(tiny_cfg):
 @pytest.mark.parametrize("method", method_names())
 def test_step1_trains_and_records(method, tiny_cfg, tmp_path):
     cfg = tiny_cfg(max_val_images=8)
-    out = train_step(cfg, step=1, method=method, notebook="test", progress=False, print_fn=lambda *a: None)
+    out = train_step(cfg, step=1, method=method, notebook="test", progress=False)
     r = out.record
     assert r["method"] == method and r["step"] == 1 and len(r["iou"]) == 21
     assert r["miou_new"] is not None and out.model.classes_per_step == [16, 5]

@@ -138,7 +138,7 @@ def test_deeplabv3_grows_takes_mib_init_and_runs_a_step(tiny_cfg, tmp_path):
     with pytest.raises(ValueError, match="resnet50 or resnet101"):
         DeepLabV3([16], "resnet18")
     cfg = tiny_cfg(model="deeplabv3", backbone="resnet50", run_dir=str(tmp_path / "run"))
-    out = train_step(cfg, step=1, method="mib", progress=False, print_fn=lambda *a: None)
+    out = train_step(cfg, step=1, method="mib", progress=False)
     assert isinstance(out.model, DeepLabV3) and out.record["step"] == 1
     assert cfg.training_key(step=0, method="mib")["model"] == "deeplabv3"
     assert "model" not in cfg.replace(model="bisenet", backbone="resnet18").training_key(step=0, method="mib")

@@ -164,7 +164,7 @@ def test_plop_and_sdr_train_steps_and_sdr_keeps_prototypes_beside_its_checkpoint
     from incseg_lib.experiment import checkpoint_file, train_step
 
     cfg = tiny_cfg(task="15-1", max_train_images=200, run_dir=str(tmp_path / "run"))
-    quiet = dict(progress=False, print_fn=lambda *a: None)
+    quiet = dict(progress=False)
     out = train_step(cfg, step=2, method="plop", **quiet)
     assert "loss_pod" in out.history and all(math.isfinite(v) for v in out.history["loss_pod"])
     assert out.record["method"] == "plop" and out.record["step"] == 2

@@ -68,21 +68,21 @@ def test_the_probe_refuses_what_it_cannot_probe():
         LinearProbe(nn.Conv2d(3, 3, 1), 3)
 
 
-def test_probe_step_records_the_probe_beside_the_run_and_reuses_its_file(tiny_cfg):
+def test_probe_step_records_the_probe_beside_the_run_and_reuses_its_file(tiny_cfg, said):
     from incseg_lib import results
     from incseg_lib.experiment.probing import probe_file, probe_step
     from incseg_lib.runs import is_probe
 
     cfg = tiny_cfg(max_train_images=24)
-    said = []
-    rec = probe_step(cfg, 1, "ft", notebook="test", progress=False, print_fn=said.append)
+    said.clear()
+    rec = probe_step(cfg, 1, "ft", notebook="test", progress=False)
     assert (
         rec["method"] == "ft|probe" and is_probe(rec["method"]) and results.display_name(rec["method"]) == "FT (probe)"
     )
     assert rec["step"] == 1 and rec["miou_old"] is not None and rec["miou_new"] is not None
     assert probe_file(cfg, 1, "ft").is_file() and any("probe fitted" in s for s in said)
     said.clear()
-    again = probe_step(cfg, 1, "ft", notebook="test", progress=False, print_fn=said.append)
+    again = probe_step(cfg, 1, "ft", notebook="test", progress=False)
     assert any("probe reused" in s for s in said) and again["miou_all"] == rec["miou_all"]  # the probe's file reused
-    first = probe_step(cfg, 0, "ft", notebook="test", progress=False, print_fn=said.append)
+    first = probe_step(cfg, 0, "ft", notebook="test", progress=False)
     assert first["method"] == "step0|probe" and first["miou_new"] is None

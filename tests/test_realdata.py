@@ -36,7 +36,7 @@ def test_short_real_training_run(dataset, name, task, tmp_path):
         run_dir=str(tmp_path),
         checkpoint_dir=str(tmp_path / "ckpt"),
     )
-    out = train_step(cfg, step=0, method="offline", notebook="test", progress=False, print_fn=lambda *a: None)
+    out = train_step(cfg, step=0, method="offline", notebook="test", progress=False)
     assert out.history["epochs_done"] == 1 and np.isfinite(out.history["loss"][0])
     rec = out.record
     assert rec["dataset"] == dataset and 0 <= rec["pixel_acc"] <= 1
@@ -63,7 +63,7 @@ def test_short_real_incremental_step(dataset, name, task, method, tmp_path):
         run_dir=str(tmp_path),
         checkpoint_dir=str(tmp_path / "ckpt"),
     )
-    out = train_step(cfg, step=1, method=method, notebook="test", progress=False, print_fn=lambda *a: None)
+    out = train_step(cfg, step=1, method=method, notebook="test", progress=False)
     split = out.split
     assert split.new_classes == ([16, 17, 18, 19, 20] if dataset == "voc" else [9])
     base = load_dataset(dataset, "trainval" if dataset == "camvid" else "train", root=root, max_images=80)

@@ -186,7 +186,7 @@ def test_tracker_resume_is_exact(tmp_path):
 
 def test_step0_saves_importance_and_ewc_with_zero_weight_is_ft(tiny_cfg, monkeypatch):
     cfg = tiny_cfg()
-    quiet = dict(progress=False, print_fn=lambda *a: None, record=False)
+    quiet = dict(progress=False, record=False)
     ft = train_step(cfg, step=1, method="ft", **quiet)
     imp = load_importance(checkpoint_file(cfg, 0, "ft"))
     assert set(imp) == {"fisher", "pi", "pi_zenke", "rw"} and len(imp["fisher"]) > 100
@@ -202,7 +202,7 @@ def test_step0_saves_importance_and_ewc_with_zero_weight_is_ft(tiny_cfg, monkeyp
 
 def test_regularizer_without_importance_names_the_file(tiny_cfg):
     cfg = tiny_cfg()
-    train_step(cfg, step=0, method="step0", progress=False, print_fn=lambda *a: None, record=False)
+    train_step(cfg, step=0, method="step0", progress=False, record=False)
     importance_file(checkpoint_file(cfg, 0, "pi")).unlink()
     with pytest.raises(FileNotFoundError, match="importance.pt does not exist.*delete the checkpoint"):
-        train_step(cfg, step=1, method="pi", progress=False, print_fn=lambda *a: None, record=False)
+        train_step(cfg, step=1, method="pi", progress=False, record=False)

@@ -38,7 +38,7 @@ def plant(path: Path, marker: Path, **entries) -> Path:
     return path
 
 
-def test_a_planted_pickle_never_runs_at_any_path_the_library_loads(tmp_path):
+def test_a_planted_pickle_never_runs_at_any_path_the_library_loads(tmp_path, said):
     from incseg_lib.engine import Saving, Schedule, fit, load_checkpoint
     from incseg_lib.experiment import model_and_data
     from incseg_lib.regularizers import ImportanceTracker, importance_file, load_importance
@@ -56,9 +56,9 @@ def test_a_planted_pickle_never_runs_at_any_path_the_library_loads(tmp_path):
         model_and_data({"checkpoint": str(ckpt), "config": {}, "method": "ft", "task": "15-5", "step": 0})
     # training finds the planted file where its checkpoint should be: moved aside, trained afresh
     data = [(torch.randn(3, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(4)]
-    said = []
+    said.clear()
     fit(BiSeNet([3], "resnet18"), data, Schedule(epochs=1, batch_size=2, lr=0.01), saving=Saving(ckpt),
-        progress=False, print_fn=said.append)  # fmt: skip
+        progress=False)  # fmt: skip
     assert any("moved aside" in s for s in said) and list(ckpt.parent.glob("step-0.pt.corrupt-*"))
     assert load_checkpoint(ckpt)["epoch"] == 1
     assert not marker.exists()  # the payload never ran
@@ -166,7 +166,7 @@ def _relabel_same_size(mask_path: Path) -> None:
     os.utime(mask_path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
 
 
-def test_a_same_size_relabelled_mask_changes_the_data_check_key_and_eval_reuse(tmp_path, shapes_root):
+def test_a_same_size_relabelled_mask_changes_the_data_check_key_and_eval_reuse(tmp_path, shapes_root, said):
     """The content fingerprint reads the files: a mask relabelled at the same byte size is a new
     dataset for the data check, the checkpoint key and the evaluation reuse."""
     import shutil
@@ -180,21 +180,21 @@ def test_a_same_size_relabelled_mask_changes_the_data_check_key_and_eval_reuse(t
     for p in masks.glob("*.png"):  # uncompressed, so a relabelled mask keeps its size
         Image.open(p).save(p, compress_level=0)
     cfg = _tiny(tmp_path, root)
-    quiet = dict(progress=False, print_fn=lambda *a: None)
+    quiet = dict(progress=False)
     first = train_step(cfg, step=0, method="step0", **quiet).record
     val = load_dataset("shapes", "val", root=root, incremental=True, max_images=4)
     before, key = val.content_fingerprint(), cfg.training_key(step=0, method="step0")
-    lines = []
-    train_step(cfg, step=0, method="step0", progress=False, print_fn=lines.append)
-    assert any("eval reused" in str(x) for x in lines)  # unchanged data: reused
+    said.clear()
+    train_step(cfg, step=0, method="step0", progress=False)
+    assert any("eval reused" in str(x) for x in said)  # unchanged data: reused
     for i in range(4):
         size = val.mask_paths[i].stat().st_size
         _relabel_same_size(val.mask_paths[i])
         assert val.mask_paths[i].stat().st_size == size
     assert val.content_fingerprint() != before
-    lines.clear()
-    again = train_step(cfg, step=0, method="step0", progress=False, print_fn=lines.append).record
-    assert not any("eval reused" in str(x) for x in lines) and again["_file"] != first["_file"]
+    said.clear()
+    again = train_step(cfg, step=0, method="step0", progress=False).record
+    assert not any("eval reused" in str(x) for x in said) and again["_file"] != first["_file"]
     assert again["eval_data"] != first["eval_data"]
     train = load_dataset("shapes", "train", root=root, incremental=True, max_images=40)
     _relabel_same_size(train.mask_paths[0])
@@ -465,7 +465,7 @@ def test_a_full_disk_while_writing_an_executed_notebook_leaves_a_whole_file_stat
 
     monkeypatch.setattr(suite_mod, "write_executed_notebook", full_after_two)
     with pytest.raises(suite_mod.SuiteError, match="no space left in"):
-        suite_mod.run_suite("smoke", out=run, notebooks=folder, jobs=1, threads=1, print_fn=lambda *a: None)
+        suite_mod.run_suite("smoke", out=run, notebooks=folder, jobs=1, threads=1)
     json.loads((run / "notebooks" / "01_small.ipynb").read_text())  # the last whole copy, valid JSON
     assert not list((run / "notebooks").glob("*.tmp*"))
     suite = json.loads((run / "suite.json").read_text())
@@ -490,7 +490,7 @@ def test_finished_steps_in_a_read_only_folder_are_reused(tmp_path, shapes_root):
     there, and the caches go to a writable folder."""
     from incseg_lib.experiment import train_step
 
-    quiet = dict(progress=False, print_fn=lambda *a: None)
+    quiet = dict(progress=False)
     cfg = _tiny(tmp_path, shapes_root)
     want = [
         train_step(cfg, step=s, method=m, **quiet).record["miou_all"] for s, m in ((0, "step0"), (1, "mib"), (1, "sdr"))
@@ -527,17 +527,17 @@ def _tiny(tmp_path, shapes_root, **kw):
     )
 
 
-def test_a_corrupt_importance_file_is_named_moved_aside_and_rebuilt(tmp_path, shapes_root):
+def test_a_corrupt_importance_file_is_named_moved_aside_and_rebuilt(tmp_path, shapes_root, said):
     from incseg_lib.experiment import checkpoint_file, train_step
     from incseg_lib.regularizers import importance_file, load_importance
 
     cfg = _tiny(tmp_path, shapes_root)
     quiet = dict(progress=False, record=False)
-    train_step(cfg, step=0, method="step0", print_fn=lambda *a: None, **quiet)
+    train_step(cfg, step=0, method="step0", **quiet)
     imp = importance_file(checkpoint_file(cfg, 0, "ewc"))
     imp.write_bytes(imp.read_bytes()[:1000])  # truncated: a copy or a full disk
-    said = []
-    train_step(cfg, step=1, method="ewc", print_fn=said.append, **quiet)
+    said.clear()
+    train_step(cfg, step=1, method="ewc", **quiet)
     text = "\n".join(said)
     assert f"checkpoint {imp} is unreadable" in text and "moved aside" in text
     assert list(imp.parent.glob("step-0.importance.pt.corrupt-*"))
@@ -555,7 +555,7 @@ def test_the_viewer_names_a_record_it_cannot_show_and_shows_the_others(tmp_path,
     monkeypatch.setenv("INCSEG_PROGRESS", "1")
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # no widgets: the static gallery
     cfg = _tiny(tmp_path, shapes_root)
-    good = train_step(cfg, step=0, method="step0", progress=False, print_fn=lambda *a: None).record
+    good = train_step(cfg, step=0, method="step0", progress=False).record
     broken = tmp_path / "broken" / "step-1.pt"
     broken.parent.mkdir()
     broken.write_bytes(Path(good["checkpoint"]).read_bytes()[:5000])  # truncated
@@ -601,7 +601,7 @@ def test_corrupt_side_files_are_named_moved_aside_and_rebuilt(tmp_path):
             cls(folder, {"a": 1})
 
 
-def test_a_model_reused_by_another_notebook_is_recorded_for_it_too(tmp_path, shapes_root):
+def test_a_model_reused_by_another_notebook_is_recorded_for_it_too(tmp_path, shapes_root, said):
     """Two notebooks of one run reuse a model: whichever evaluates first, each keeps its own record
     (the same numbers, copied), so the report lists the model under the lowest-numbered notebook."""
     from incseg_lib import results
@@ -609,11 +609,11 @@ def test_a_model_reused_by_another_notebook_is_recorded_for_it_too(tmp_path, sha
     from incseg_lib.report import records_by_notebook
 
     cfg = _tiny(tmp_path, shapes_root)
-    quiet = dict(progress=False, print_fn=lambda *a: None)
+    quiet = dict(progress=False)
     first = train_step(cfg, step=0, method="step0", notebook="05_weak", **quiet).record
-    lines = []
-    copy = train_step(cfg, step=0, method="step0", notebook="02_steps", progress=False, print_fn=lines.append).record
-    assert any("eval reused" in str(x) for x in lines)  # not evaluated again
+    said.clear()
+    copy = train_step(cfg, step=0, method="step0", notebook="02_steps", progress=False).record
+    assert any("eval reused" in str(x) for x in said)  # not evaluated again
     assert copy["notebook"] == "02_steps" and copy["reused_from"] == Path(first["_file"]).name
     assert copy["miou_all"] == first["miou_all"] and copy["iou"] == first["iou"] and copy["_file"] != first["_file"]
     again = train_step(cfg, step=0, method="step0", notebook="02_steps", **quiet).record

@@ -213,7 +213,7 @@ def test_weak_step_records_mib_s_with_fusion(shapes_root, tmp_path):
     )
     seam = weak_config(cfg)
     assert seam.init == "step0"  # no ImageNet weights in the smoke profile
-    out = train_step(cfg, step=1, method="mib", weak=seam, progress=False, print_fn=lambda *a: None)
+    out = train_step(cfg, step=1, method="mib", weak=seam, progress=False)
     rec = out.record
     assert rec["method"] == "mib-s" and rec["variant"] == seam.tag and rec["weak"]["used"] == "pcm+fuse"
     labels = find_pseudo_labels(cfg, 1, "mib", seam)

@@ -21,7 +21,7 @@ from incseg_lib.tasks import IncrementalSplit
 @pytest.mark.parametrize("name", ["mib", "lwf"])
 def test_step_by_hand_gives_the_study_record(tiny_cfg, name):
     cfg = tiny_cfg(max_val_images=6)
-    quiet = dict(progress=False, print_fn=lambda *a: None)
+    quiet = dict(progress=False)
     train_step(cfg, step=0, method="step0", notebook="test", **quiet)
     split = IncrementalSplit(cfg.dataset, cfg.task, 1, cfg.setting)
 

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..log import get_logger
 from .common import DatasetInfo
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class DatasetSpec:
         except DatasetError:
             if self.fetch is None or not auto_fetch():
                 raise
-        print(f"{self.name} is not at {root}: fetching it there (set INCSEG_FETCH=0 to stop this)")
+        log.info(f"{self.name} is not at {root}: fetching it there (set INCSEG_FETCH=0 to stop this)")
         self.fetch(root, split)
         return self.open(root, split, incremental, transforms)
 

@@ -25,6 +25,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
 from ..env import show_progress
+from ..log import get_logger
 from ..losses import bisenet_loss
 from ..store import CorruptCheckpoint, checkpoint_lock, quarantine
 from .checkpoints import load_checkpoint, save_checkpoint
@@ -32,6 +33,8 @@ from .device import Accel, RankSlice, _barrier, accel, decisions, distributed
 from .hooks import Penalty, Tracker
 from .options import Hardware, Hooks, Saving, Schedule
 from .tensorboard import tensorboard_writer
+
+log = get_logger(__name__)
 
 
 def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
@@ -86,7 +89,7 @@ def _read_back(pending: list, epoch: int, iters_per_epoch: int, total_iters: int
     bar.set_postfix(loss=f"{values[-1]:.3f}", lr=f"{poly_lr(lr, pending[-1][0], total_iters):.2e}")
 
 
-def _prepare(model, train_set, schedule, hardware, saving, hooks, log_dir, print_fn, rank, world):
+def _prepare(model, train_set, schedule, hardware, saving, hooks, log_dir, rank, world):
     """The optimiser, scaler, resumed history and memory layout of a :func:`fit` call, as a
     :class:`_Training`; returns ``(run, history, start_epoch, resumed_from)``, ``run`` None when the
     checkpoint is already finished (``start_epoch >= epochs``)."""
@@ -100,7 +103,7 @@ def _prepare(model, train_set, schedule, hardware, saving, hooks, log_dir, print
     scaling = accel(device, hardware.amp, False, hardware.pin_memory).grad_scaler
     scaler = torch.amp.GradScaler(device.type, enabled=scaling)
     history, resumed_from = _resume(
-        saving.checkpoint, model, saving.key, device, opt, scaler, hooks.tracker, schedule.epochs, print_fn
+        saving.checkpoint, model, saving.key, device, opt, scaler, hooks.tracker, schedule.epochs
     )
     start_epoch = resumed_from or 0
     if start_epoch >= schedule.epochs:
@@ -152,7 +155,6 @@ def fit(
     *,
     log_dir: Path | None = None,
     progress: bool = True,
-    print_fn: Callable = print,
 ) -> dict:
     """Train ``model`` on ``train_set``; resume from ``saving.checkpoint`` when it holds the same key.
 
@@ -166,7 +168,6 @@ def fit(
             BiSeNet's cross-entropy, plain shuffling).
         log_dir: TensorBoard folder (scalars per iteration and per epoch); None = no logging.
         progress: a progress bar per epoch.
-        print_fn: where the epoch lines go.
 
     Several processes: inside a ``torch.distributed`` process group (``incseg step`` under
     ``torchrun``) the model is wrapped in DistributedDataParallel; every rank draws the same global
@@ -192,13 +193,13 @@ def fit(
             f"batch_size / {world} images per iteration)"
         )
     checkpoint, epochs, seed = saving.checkpoint, schedule.epochs, schedule.seed
-    lock = checkpoint_lock(checkpoint, print_fn) if rank == 0 else nullcontext()
+    lock = checkpoint_lock(checkpoint) if rank == 0 else nullcontext()
     with lock:  # one process trains a checkpoint; others wait, then reuse it (ranks > 0 follow rank 0)
         _barrier(world)  # ranks > 0 read the checkpoint only once rank 0 holds the lock
         if len(train_set) < 2:
             raise ValueError(f"the training set holds {len(train_set)} image(s); BatchNorm training needs at least 2")
         run, history, start_epoch, resumed_from = _prepare(
-            model, train_set, schedule, hardware, saving, hooks, log_dir, print_fn, rank, world
+            model, train_set, schedule, hardware, saving, hooks, log_dir, rank, world
         )
         if run is None:  # a finished checkpoint: nothing to train
             _barrier(world)
@@ -213,7 +214,7 @@ def fit(
             sums, n_img, seconds, cur_lr = _train_epoch(run, loader, epoch, progress)
             del loader
             _collect_loader_garbage(hardware.num_workers)
-            _log_epoch(run, epoch, sums, n_img, seconds, cur_lr, print_fn)
+            _log_epoch(run, epoch, sums, n_img, seconds, cur_lr)
             if hooks.finish is not None and epoch + 1 >= epochs:  # once, before the final checkpoint
                 hooks.finish(run.model)
             if _save_when_due(run, epoch, checkpoint, saving.key, saving.every, saving.stop_after_epoch):
@@ -287,9 +288,7 @@ def _epoch_loader(
     )
 
 
-def _resume(
-    checkpoint, model, key, device, optimizer, scaler, tracker, epochs: int, print_fn
-) -> tuple[dict, int | None]:
+def _resume(checkpoint, model, key, device, optimizer, scaler, tracker, epochs: int) -> tuple[dict, int | None]:
     """``(history, epoch to resume after or None)``: ``checkpoint``'s weights, optimiser and scaler state
     when it holds this ``key`` (a corrupt file is moved aside and training starts over)."""
     history: dict = defaultdict(list)
@@ -299,7 +298,7 @@ def _resume(
             state = load_checkpoint(checkpoint, model, key=key, map_location=device)
         except CorruptCheckpoint as e:
             moved = quarantine(checkpoint)
-            print_fn(f"{e}\n  moved aside to {moved.name}; training this step from the start")
+            log.info(f"{e}\n  moved aside to {moved.name}; training this step from the start")
     if state is None:
         return history, None
     history.update({k: list(v) for k, v in state["history"].items()})
@@ -309,9 +308,9 @@ def _resume(
     optimizer.load_state_dict(state["optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
-    print_fn(f"resuming {Path(checkpoint).name} after epoch {start_epoch}/{epochs}")
+    log.info(f"resuming {Path(checkpoint).name} after epoch {start_epoch}/{epochs}")
     if tracker is not None and not tracker.resume(start_epoch):
-        print_fn(
+        log.info(
             f"  no importance state saved after epoch {start_epoch}; EWC/PI/RW importance of this "
             "step covers the remaining epochs only"
         )
@@ -435,9 +434,7 @@ def _reduce_over_ranks(run: _Training, sums: dict, n_img: int) -> tuple[dict, in
     return {k: float(v) for k, v in sums.items()}, n_img
 
 
-def _log_epoch(
-    run: _Training, epoch: int, sums: dict, n_img: int, seconds: float, cur_lr: float, print_fn: Callable
-) -> None:
+def _log_epoch(run: _Training, epoch: int, sums: dict, n_img: int, seconds: float, cur_lr: float) -> None:
     """The epoch's mean losses, learning rate and speed into the history, TensorBoard and one printed line."""
     history = run.history
     n_it = max(run.iters_per_epoch, 1)
@@ -451,7 +448,7 @@ def _log_epoch(
     if run.writer is not None:
         run.writer.add_scalar("train/loss_epoch", history["loss"][-1], epoch + 1)
         run.writer.flush()
-    print_fn(
+    log.info(
         f"epoch {epoch + 1}/{run.epochs}  loss {history['loss'][-1]:.4f}  lr {cur_lr:.2e}  "
         f"{seconds:.1f}s  {n_img / max(seconds, 1e-9):.1f} img/s"
     )

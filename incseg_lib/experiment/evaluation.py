@@ -4,7 +4,6 @@ reused when the same checkpoint was already evaluated with the same configuratio
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 from .. import results
@@ -13,8 +12,11 @@ from ..data import eval_split
 from ..data.transforms import centre_crop_transforms, eval_transforms
 from ..engine import evaluate, is_main
 from ..env import provenance
+from ..log import get_logger
 from ..models import BiSeNet
 from ..tasks import IncrementalSplit
+
+log = get_logger(__name__)
 
 
 def evaluate_step(
@@ -28,7 +30,6 @@ def evaluate_step(
     history: dict | None = None,
     checkpoint: Path | None = None,
     progress: bool = True,
-    print_fn: Callable = print,
     record: bool = True,
     report_as: IncrementalSplit | None = None,
     extra: dict | None = None,
@@ -66,7 +67,7 @@ def evaluate_step(
             for protocol, _ in protocols
         ]
         if all(found):
-            print_fn(f"  eval reused from {Path(found[0]['_file']).name}: mIoU {100 * (found[0]['miou_all'] or 0):.1f}")
+            log.info(f"  eval reused from {Path(found[0]['_file']).name}: mIoU {100 * (found[0]['miou_all'] or 0):.1f}")
             if found[0].get("notebook") != notebook:
                 # another notebook of this run evaluated it first: this one keeps a copy of its own, so
                 # that its tables and the report (the lowest-numbered notebook that uses a model lists
@@ -95,7 +96,7 @@ def evaluate_step(
         if record and is_main():  # with several processes, rank 0 writes the record
             rec["_file"] = str(results.record(cfg.run_dir, **rec))
         new_txt = "" if rec["miou_new"] is None else f"  new {100 * rec['miou_new']:.1f}"
-        print_fn(
+        log.info(
             f"  eval ({protocol}, {images} images): mIoU {100 * (rec['miou_all'] or 0):.1f}  old "
             f"{100 * (rec['miou_old'] or 0):.1f}{new_txt}  pixel acc {100 * (rec['pixel_acc'] or 0):.1f}"
         )

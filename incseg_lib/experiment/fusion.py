@@ -12,17 +12,20 @@ step trained with its old heads frozen and no fusion.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 
 from .. import runs
 from ..config import RunConfig
+from ..log import get_logger
 from ..methods import method_spec
 from ..methods.ewf import fusion_weight
 from ..tasks import IncrementalSplit
 from .evaluation import evaluate_step
 from .step import base_datasets, load_step_model, train_step
+
+log = get_logger(__name__)
 
 #: The sweep's default weights of the new model, 0 to 1 by 0.1; EWF's own weight is added to them.
 SWEEP = tuple(k / 10 for k in range(11))
@@ -54,7 +57,6 @@ def ewf_sweep(
     *,
     notebook: str = "",
     progress: bool = True,
-    print_fn: Callable = print,
     record: bool = True,
 ) -> list[dict]:
     """Evaluate ``<method>+ewf`` after the last step of ``cfg.task`` re-fused at each of ``weights``
@@ -69,7 +71,7 @@ def ewf_sweep(
     method_spec(run)  # an unknown method is named here, before any training
     last = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps - 1
     split = IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
-    outcome = train_step(cfg, step=last, method=run, notebook=notebook, progress=progress, print_fn=print_fn)
+    outcome = train_step(cfg, step=last, method=run, notebook=notebook, progress=progress)
     old = load_step_model(cfg, last - 1, run)
     w0 = fusion_weight(len(split.new_classes), sum(split.classes_per_step[:-1]))
     _, val_base = base_datasets(cfg, split)
@@ -77,7 +79,7 @@ def ewf_sweep(
     for w in sorted({float(x) for x in weights} | {w0}):
         model = refuse(outcome.model, old, w, w0)
         mark = " (EWF's own)" if w == w0 else ""
-        print_fn(
+        log.info(
             f"[{cfg.dataset} {cfg.task} {cfg.setting} step {last} {runs.display_name(run)} re-fused at w={w:.2f}{mark}]"
         )
         rec = evaluate_step(
@@ -88,7 +90,6 @@ def ewf_sweep(
             method=f"{runs.recorded_name(run)}|w={w:.2f}",
             notebook=notebook,
             progress=progress,
-            print_fn=print_fn,
             record=record,
             extra={"ewf_w": w, "ewf_default": w == w0, "refused_from": str(outcome.checkpoint)},
         )

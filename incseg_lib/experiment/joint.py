@@ -3,7 +3,6 @@ where the task's classes are the dataset's), and Joint-S (Joint on the weak run'
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -13,6 +12,7 @@ from ..config import RunConfig
 from ..data.common import class_id_lut
 from ..data.transforms import train_transforms
 from ..engine import fit
+from ..log import get_logger
 from ..seam import SeamConfig
 from ..store import key_digest
 from ..tasks import IncrementalSplit
@@ -21,10 +21,10 @@ from .evaluation import evaluate_step
 from .sources import find_pseudo_labels
 from .step import StepOutcome, base_datasets, fit_options, joint_config, saving, step_network, train_step
 
+log = get_logger(__name__)
 
-def joint_step(
-    cfg: RunConfig, *, notebook: str = "", progress: bool = True, print_fn: Callable = print, record: bool = True
-) -> StepOutcome:
+
+def joint_step(cfg: RunConfig, *, notebook: str = "", progress: bool = True, record: bool = True) -> StepOutcome:
     """Joint, the upper bound: offline training on all classes of ``cfg.task`` at once.
 
     The model is trained (or reused) once per dataset and configuration and recorded as method
@@ -32,13 +32,11 @@ def joint_step(
     so it sits in the same old/new/all tables as the incremental methods.
     """
     jcfg = joint_config(cfg)
-    out = train_step(
-        jcfg, step=0, method="offline", notebook=notebook, progress=progress, print_fn=print_fn, evaluate_now=False
-    )
+    out = train_step(jcfg, step=0, method="offline", notebook=notebook, progress=progress, evaluate_now=False)
     last = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps - 1
     target = IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
     _, val_base = base_datasets(jcfg, out.split)
-    print_fn(f"[joint as {cfg.task} {cfg.setting}]")
+    log.info(f"[joint as {cfg.task} {cfg.setting}]")
     rec = evaluate_step(
         cfg,
         out.model,
@@ -49,7 +47,6 @@ def joint_step(
         history=out.history,
         checkpoint=out.checkpoint,
         progress=progress,
-        print_fn=print_fn,
         record=record,
         report_as=target,
     )
@@ -63,7 +60,6 @@ def weak_joint_step(
     source: str = "mib",
     notebook: str = "",
     progress: bool = True,
-    print_fn: Callable = print,
     record: bool = True,
 ) -> StepOutcome:
     """Joint-S, the weakly supervised upper bound of the seed project's table: Joint (offline on every
@@ -102,7 +98,7 @@ def weak_joint_step(
     torch.manual_seed(jcfg.seed)
     model = step_network(jcfg, split)
     options = fit_options(jcfg, 0)
-    print_fn(
+    log.info(
         f"[{cfg.dataset} Joint-S ({cfg.task} {cfg.setting})] {len(keep)} images with masks + {len(weak_idx)} "
         f"with pseudo-labels, lr {options['schedule'].lr}, {options['schedule'].epochs} epochs"
     )
@@ -113,7 +109,6 @@ def weak_joint_step(
         saving=saving(jcfg, ckpt, key),
         log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-joint-s-{key_digest(key)}",
         progress=progress,
-        print_fn=print_fn,
     )
     target = IncrementalSplit(cfg.dataset, cfg.task, last, cfg.setting)
     extra = {
@@ -134,7 +129,6 @@ def weak_joint_step(
         history=history,
         checkpoint=ckpt,
         progress=progress,
-        print_fn=print_fn,
         record=record,
         report_as=target,
         extra=extra,

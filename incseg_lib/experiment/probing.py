@@ -20,7 +20,6 @@ augmentation, and minutes instead of a full training on a CPU).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -32,6 +31,7 @@ from ..config import RunConfig, step0_name, task_methods
 from ..data.transforms import eval_transforms
 from ..engine import SizeGroupedBatchSampler, poly_lr
 from ..env import show_progress
+from ..log import get_logger
 from ..losses import IGNORE_INDEX
 from ..models.probe import LinearProbe
 from ..store import key_digest, load_torch, save_torch
@@ -41,6 +41,8 @@ from .evaluation import evaluate_step
 from .fusion import ewf_sweep
 from .step import base_datasets, load_step_model, train_step
 from .studies import for_each_task, run_incremental, study_plan
+
+log = get_logger(__name__)
 
 
 def probe_key(cfg: RunConfig, step: int, run: str) -> dict:
@@ -119,7 +121,6 @@ def probe_step(
     *,
     notebook: str = "",
     progress: bool = True,
-    print_fn: Callable = print,
     record: bool = True,
 ) -> dict:
     """Probe ``run``'s model after ``step`` (trained first if missing) and record the probe's
@@ -138,7 +139,7 @@ def probe_step(
     split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
     ckpt = keys.checkpoint_file(cfg, step, run)
     if not ckpt.is_file():
-        train_step(cfg, step=step, method=run, notebook=notebook, progress=progress, print_fn=print_fn)
+        train_step(cfg, step=step, method=run, notebook=notebook, progress=progress)
     model = load_step_model(cfg, step, run)
     device = cfg.torch_device()
     probe = LinearProbe(model.to(device), split.num_seen)
@@ -146,13 +147,13 @@ def probe_step(
     train_base, val_base = base_datasets(cfg, split)
     history = None
     probed = runs.recorded_name(run) if step > 0 else step0_name(runs.parse_run_name(run)[0])
-    print_fn(
+    log.info(
         f"[{cfg.dataset} {cfg.task} {cfg.setting} step {step} {runs.display_name(probed)} (probe)] a linear probe "
         f"on the frozen features, every seen class's labels, lr {cfg.lr}, {cfg.epochs} epochs"
     )
     if path.is_file():
         probe.classifier.load_state_dict(load_torch(path)["classifier"])
-        print_fn(f"  probe reused from {path.name}")
+        log.info(f"  probe reused from {path.name}")
     else:
         torch.manual_seed(cfg.seed + step)
         probe.classifier.reset_parameters()
@@ -161,7 +162,7 @@ def probe_step(
         losses = fit_probe(probe, feats, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, seed=cfg.seed)
         history = {"loss": losses}
         save_torch(path, {"classifier": probe.classifier.state_dict(), "key": key}, what=f"probe {path.name}")
-        print_fn(f"  probe fitted on {sum(len(y) for _, y in feats)} images, last epoch's loss {losses[-1]:.3f}")
+        log.info(f"  probe fitted on {sum(len(y) for _, y in feats)} images, last epoch's loss {losses[-1]:.3f}")
     probe.classifier.to(device)
     return evaluate_step(
         cfg,
@@ -173,7 +174,6 @@ def probe_step(
         history=history,
         checkpoint=path,
         progress=progress,
-        print_fn=print_fn,
         record=record,
         extra={"probe_of": str(ckpt)},
     )
@@ -204,9 +204,7 @@ def probing_plan(cfg: RunConfig, tasks=None, settings=None, methods=None, probe=
     return {**plan, "probe": probed, "sweep": sweep}
 
 
-def run_probing_study(
-    cfg: RunConfig, plan: dict, *, notebook: str = "", progress: bool = True, print_fn: Callable = print
-) -> list[dict]:
+def run_probing_study(cfg: RunConfig, plan: dict, *, notebook: str = "", progress: bool = True) -> list[dict]:
     """Notebook 07: every method of ``plan`` (:func:`probing_plan`) through every step of its tasks
     (checkpoints shared with the other notebooks), the probes of ``plan["probe"]``'s runs after
     every step (step 0's once per task), and EWF's weight slider on ``plan["sweep"]``'s task.
@@ -214,7 +212,7 @@ def run_probing_study(
     Returns:
         the records, in training order.
     """
-    kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
+    kw = dict(notebook=notebook, progress=progress)
 
     def body(tcfg: RunConfig, last: int) -> list[dict]:
         ms = task_methods(plan, tcfg.task)

@@ -19,7 +19,6 @@ and the fields the results record gets. The kinds here: :class:`Masks` (the defa
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +30,15 @@ from ..data.transforms import train_transforms
 from ..engine import Hardware, Hooks, Saving, Schedule, fit
 from ..exemplars import ExemplarMemory, ReplayConfig, annotated_lut
 from ..inversion import InversionConfig, SyntheticMemory, measured_scales, object_sizes
+from ..log import get_logger
 from ..methods import Method, get_method
 from ..models import BiSeNet
 from ..seam import ImageLabelDataset, PseudoLabels, SeamConfig, SeamNet, image_labels, seam_loss
 from ..store import CorruptFile, checkpoint_lock, key_digest
 from ..tasks import IncrementalSplit
 from . import keys
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -60,7 +62,6 @@ class StepContext:
     prev_run: str
     spec: Method
     progress: bool = True
-    print_fn: Callable = print
 
 
 @dataclass
@@ -119,7 +120,7 @@ class Replay(Source):
         data.memory = memory.dataset(ctx.split, ctx.train_base, train_transforms(ctx.cfg.crop_size))
         data.share = self.config.share
         data.record = {"variant": self.config.tag, "replay": self.config.to_dict(), "memory": info}
-        ctx.print_fn(
+        log.info(
             f"  memory: {info['images']} images, {info['bytes'] / 1e6:.2f} MB, "
             f"{self.config.share:.0%} of each batch replayed"
         )
@@ -148,7 +149,6 @@ class Synthetic(Source):
             student=model.to(cfg.torch_device()),
             student_run=ctx.run_name,
             progress=ctx.progress,
-            print_fn=ctx.print_fn,
             train_base=ctx.train_base,
         )
         data.memory = memory.dataset(
@@ -156,7 +156,7 @@ class Synthetic(Source):
         )
         data.share = self.config.share
         data.record = {"variant": self.config.tag, "synthetic": {**memory.summary(), "settings": self.config.to_dict()}}
-        ctx.print_fn(f"  synthetic memory: {len(data.memory)} images, {data.share:.0%} of each batch replayed")
+        log.info(f"  synthetic memory: {len(data.memory)} images, {data.share:.0%} of each batch replayed")
 
 
 @dataclass
@@ -182,7 +182,6 @@ class Weak(Source):
             ctx.prev_run,
             fuse=seam.fuse_old and ctx.spec.uses_old_model,
             progress=ctx.progress,
-            print_fn=ctx.print_fn,
         )
         data.train_set = pseudo.dataset(data.train_set, ctx.split.eval_lut())
         info = {**pseudo.summary(), "seam": seam.to_dict()}
@@ -274,7 +273,6 @@ def synthetic_memory(
     student: BiSeNet | None = None,
     student_run: str = "",
     progress: bool = True,
-    print_fn: Callable = print,
     train_base=None,
 ) -> SyntheticMemory:
     """The synthetic memory replayed at ``step``: DeepInversion of the step ``step - 1`` model.
@@ -288,7 +286,7 @@ def synthetic_memory(
     memory = keys.find_synthetic_memory(cfg, step, prev_run, inversion, student_run=student_run)
     if memory.complete:
         return memory
-    with checkpoint_lock(memory.manifest_path, print_fn):  # another notebook may be making it
+    with checkpoint_lock(memory.manifest_path):  # another notebook may be making it
         memory = keys.find_synthetic_memory(cfg, step, prev_run, inversion, student_run=student_run)
         if memory.complete:
             return memory
@@ -298,8 +296,8 @@ def synthetic_memory(
         scales = ()
         if inversion.scale_aware and not inversion.scales:
             scales = measured_scales(real_object_sizes(cfg, prev, train_base, classes))
-            print_fn(f"  target object sizes (quartiles of the real step-{step - 1} objects): {scales}")
-        print_fn(
+            log.info(f"  target object sizes (quartiles of the real step-{step - 1} objects): {scales}")
+        log.info(
             f"  DeepInversion of step {step - 1}: {n} images of {len(classes)} old classes at "
             f"{inversion.resolution} px, {inversion.iterations_low}+{inversion.iterations_full} iterations"
         )
@@ -312,11 +310,10 @@ def synthetic_memory(
             student=student,
             device=cfg.torch_device(),
             progress=progress,
-            print_fn=print_fn,
             scales=scales,
         )
         info = memory.summary()
-        print_fn(
+        log.info(
             f"  synthesised in {info['seconds']:.0f} s ({info['seconds_per_image']:.2f} s/image, "
             f"{info['image_iterations_per_second']:.1f} image-iterations/s)"
         )
@@ -352,7 +349,6 @@ def train_seam(
     prev_run: str,
     *,
     progress: bool = True,
-    print_fn: Callable = print,
 ) -> tuple[SeamNet, dict, Path]:
     """Train (or reuse) SEAM on step ``step``'s training images with their image-level labels of the new classes.
 
@@ -384,7 +380,7 @@ def train_seam(
     data = ImageLabelDataset(
         train_base.subset(idx).with_transforms(train_transforms(seam.crop_size, seam.scale_range)), labels
     )
-    print_fn(
+    log.info(
         f"[SEAM step {step}] {seam.backbone} OS{seam.output_stride} from {seam.init}, {len(data)} images with "
         f"image-level labels of {len(new)} classes, lr {seam.lr}, {seam.epochs} epochs"
     )
@@ -397,7 +393,6 @@ def train_seam(
         Hooks(loss_fn=lambda m, x, y, out: seam_loss(m, x, y, out, seam)),
         log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-seam-step{step}-{key_digest(key)}",
         progress=progress,
-        print_fn=print_fn,
     )
     return model.eval(), history, ckpt
 
@@ -414,7 +409,6 @@ def step_pseudo_labels(
     *,
     fuse: bool,
     progress: bool = True,
-    print_fn: Callable = print,
 ) -> PseudoLabels:
     """The SEAM pseudo-labels of step ``step``'s training images (SEAM trained first if needed).
 
@@ -423,12 +417,10 @@ def step_pseudo_labels(
     """
     labels = keys.pseudo_label_store(cfg, step, seam, prev_run, fuse)
     if not labels.complete:
-        with checkpoint_lock(labels.manifest_path, print_fn):  # another notebook may be making them
+        with checkpoint_lock(labels.manifest_path):  # another notebook may be making them
             labels = keys.pseudo_label_store(cfg, step, seam, prev_run, fuse)
             if not labels.complete:
-                model, _, _ = train_seam(
-                    cfg, step, seam, split, train_base, prev_model, prev_run, progress=progress, print_fn=print_fn
-                )
+                model, _, _ = train_seam(cfg, step, seam, split, train_base, prev_model, prev_run, progress=progress)
                 idx, new, tags = step_image_labels(cfg, split, train_base)
                 labels.build(
                     model,
@@ -444,7 +436,7 @@ def step_pseudo_labels(
                 )
     q = labels.quality()
     shown = "  ".join(f"{v} {q[v]['miou']:.1f}" for v in q)
-    print_fn(f"  pseudo-labels of {labels.manifest['images']} images, mIoU against the masks they replace: {shown}")
+    log.info(f"  pseudo-labels of {labels.manifest['images']} images, mIoU against the masks they replace: {shown}")
     return labels
 
 

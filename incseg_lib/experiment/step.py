@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from ..engine import (
 from ..env import show_progress
 from ..exemplars import ReplayBatchSampler, ReplayConfig
 from ..inversion import InversionConfig
+from ..log import get_logger
 from ..methods import (
     Method,
     StepInputs,
@@ -61,6 +61,8 @@ from ..tasks import IncrementalSplit, get_task
 from . import keys
 from .evaluation import evaluate_step
 from .sources import Source, StepContext, StepData, source_for
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -175,7 +177,6 @@ def train_step(
     method: str = "offline",
     notebook: str = "",
     progress: bool = True,
-    print_fn: Callable = print,
     record: bool = True,
     evaluate_now: bool = True,
     source: Source | None = None,
@@ -216,7 +217,7 @@ def train_step(
     split = IncrementalSplit(cfg.dataset, cfg.task, step, cfg.setting)
     if split.is_offline and method != "offline":
         raise ValueError(f"task {cfg.task} is offline; use method='offline'")
-    clean_once(cfg.checkpoint_path, print_fn)  # what killed processes or a full disk left behind
+    clean_once(cfg.checkpoint_path)  # what killed processes or a full disk left behind
     train_base, val_base = base_datasets(cfg, split)
     t0 = time.perf_counter()
     train_set = step_training_set(cfg, split, train_base, progress=progress)
@@ -235,14 +236,11 @@ def train_step(
             run_name if step > 1 else method_spec(method).step0,
             get_method(method, protocol=cfg.protocol),
             progress,
-            print_fn,
         )
         model, data, training = _later_step(
             ctx, source, ckpt, train_set, dict(notebook=notebook, record=record, evaluate_now=evaluate_now)
         )
-    history = _fit_step(
-        cfg, step, split, run_name, runs.recorded_name(run_name), model, data, ckpt, training, progress, print_fn
-    )
+    history = _fit_step(cfg, step, split, run_name, runs.recorded_name(run_name), model, data, ckpt, training, progress)
     model.return_maps = False  # intermediate maps were for the training losses only
     rec = None
     if evaluate_now:
@@ -257,7 +255,6 @@ def train_step(
             history=history,
             checkpoint=ckpt,
             progress=progress,
-            print_fn=print_fn,
             record=record,
             extra={
                 **data.record,
@@ -366,13 +363,12 @@ def _previous_model(ctx: StepContext, source: Source, rerun: dict) -> tuple[BiSe
     model = step_network(cfg.replace(pretrained=""), ctx.prev, spec.step0)
     for attempt in range(2):
         if not prev_ckpt.is_file():
-            ctx.print_fn(f"step {step - 1} is not trained yet; training it first")
+            log.info(f"step {step - 1} is not trained yet; training it first")
             train_step(
                 cfg,
                 step=step - 1,
                 method=spec.name,
                 progress=ctx.progress,
-                print_fn=ctx.print_fn,
                 source=source,
                 **rerun,
             )
@@ -386,10 +382,10 @@ def _previous_model(ctx: StepContext, source: Source, rerun: dict) -> tuple[BiSe
                 if not bad.is_file():
                     continue
                 if bad == (e.path or prev_ckpt):
-                    ctx.print_fn(f"{e}\n  moved aside to {quarantine(bad).name}")
+                    log.info(f"{e}\n  moved aside to {quarantine(bad).name}")
                 else:  # healthy, but useless without its importance: removed, not kept forever
                     bad.unlink()
-                    ctx.print_fn(f"  {bad.name} removed: it is retrained with its importance")
+                    log.info(f"  {bad.name} removed: it is retrained with its importance")
     raise AssertionError("unreachable")  # the second attempt returns or raises
 
 
@@ -404,7 +400,6 @@ def _fit_step(
     ckpt: Path,
     training: dict,
     progress: bool,
-    print_fn: Callable,
 ) -> dict:
     """Train ``model`` on ``data`` (replayed images in a fixed share of every batch) with the step's
     schedule; the history (:func:`~incseg_lib.engine.fit`)."""
@@ -422,7 +417,7 @@ def _fit_step(
         + ([shown_as] if shown_as.startswith("step 0") else [f"step {step}", shown_as])
     )
     schedule = options["schedule"]
-    print_fn(
+    log.info(
         f"[{label}] {cfg.backbone}, {len(train_set)} training images, lr {schedule.lr}, batch {cfg.batch_size}, "
         f"{schedule.epochs} epochs"
     )
@@ -436,7 +431,6 @@ def _fit_step(
         ),
         log_dir=Path(cfg.run_dir) / "tensorboard" / f"{cfg.dataset}-{cfg.task}-{shown}-step{step}-{key_digest(key)}",
         progress=progress,
-        print_fn=print_fn,
     )
 
 

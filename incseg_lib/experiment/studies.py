@@ -16,6 +16,7 @@ from dataclasses import replace
 from ..config import RunConfig, seam_config, step0_name, task_methods
 from ..exemplars import ExemplarMemory, ReplayConfig
 from ..inversion import AGGREGATIONS, InversionConfig
+from ..log import get_logger
 from ..methods import get_method, is_method, method_names
 from ..seam import SeamConfig
 from ..tasks import SETTINGS, IncrementalSplit, one_class_steps, task_names, task_steps
@@ -23,6 +24,8 @@ from . import keys
 from .joint import joint_step, weak_joint_step
 from .sources import Replay, Synthetic, Weak, find_pseudo_labels, synthetic_memory
 from .step import StepOutcome, base_datasets, load_step_model, train_step
+
+log = get_logger(__name__)
 
 
 # ---------------------------------------------------------------------- plans
@@ -190,7 +193,6 @@ def run_incremental(
     notebook: str = "",
     joint: bool = True,
     progress: bool = True,
-    print_fn: Callable = print,
 ) -> list[dict]:
     """Every step of ``cfg.task`` / ``cfg.setting`` for each method, plus Joint; one record per step.
 
@@ -214,7 +216,7 @@ def run_incremental(
     num_steps = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting).num_steps
     if num_steps < 2:
         raise ValueError(f"task {cfg.task!r} has one step; run_incremental needs an incremental task")
-    kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
+    kw = dict(notebook=notebook, progress=progress)
     families = list(dict.fromkeys(step0_name(m) for m in methods)) or ["step0"]
     records = [train_step(cfg, step=0, method=f, **kw).record for f in families]
     for m in methods:
@@ -232,14 +234,13 @@ def run_study(
     notebook: str = "",
     joint: bool = True,
     progress: bool = True,
-    print_fn: Callable = print,
 ) -> list[dict]:
     """Notebook 02: :func:`run_incremental` for every task and setting of ``plan`` (:func:`study_plan`)."""
     return for_each_task(
         cfg,
         plan,
         lambda tcfg, last: run_incremental(
-            tcfg, task_methods(plan, tcfg.task), notebook=notebook, joint=joint, progress=progress, print_fn=print_fn
+            tcfg, task_methods(plan, tcfg.task), notebook=notebook, joint=joint, progress=progress
         ),
     )
 
@@ -254,7 +255,6 @@ def run_replay_study(
     old_labels_on_new: bool = False,
     notebook: str = "",
     progress: bool = True,
-    print_fn: Callable = print,
 ) -> tuple[list[dict], dict]:
     """Notebook 03: MiB without memory (the reference) and every method with every memory size of ``plan``.
 
@@ -267,7 +267,7 @@ def run_replay_study(
             anything trains.
     """
     memories = {}
-    kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
+    kw = dict(notebook=notebook, progress=progress)
     replays = {  # built (and so checked) before step 0 trains
         size: ReplayConfig(budget=size, mode=mode, strategy=strategy, share=share, old_labels_on_new=old_labels_on_new)
         for size in plan["sizes"]
@@ -295,7 +295,6 @@ def run_inversion_study(
     smib: bool = True,
     notebook: str = "",
     progress: bool = True,
-    print_fn: Callable = print,
 ) -> tuple[list[dict], dict]:
     """Notebook 04: each method of ``plan`` and MiB without memory (the references), each method with
     DeepInversion replay (``inversion`` with the plan's first aggregation), MiB with each further
@@ -308,7 +307,7 @@ def run_inversion_study(
         ``(task, setting, aggregation)``.
     """
     memories = {}
-    kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
+    kw = dict(notebook=notebook, progress=progress)
 
     def body(tcfg: RunConfig, last: int) -> list[dict]:
         references = ["mib"] + [m for m in plan["methods"] if m != "mib"]  # each method without memory
@@ -340,9 +339,7 @@ def run_inversion_study(
     return for_each_task(cfg, plan, body), memories
 
 
-def synthesis_variant(
-    cfg: RunConfig, inversion: InversionConfig, *, progress: bool = True, print_fn: Callable = print, **changes
-):
+def synthesis_variant(cfg: RunConfig, inversion: InversionConfig, *, progress: bool = True, **changes):
     """A synthetic memory of ``cfg.task``'s step-0 model made with ``changes`` to ``inversion`` (e.g.
     ``r_feature=0.0``: without the BN-statistics term; ``images_per_class=1``), for a comparison no
     step trains on: made once (:func:`~.sources.synthetic_memory`) and cached beside the step-0
@@ -356,9 +353,7 @@ def synthesis_variant(
     old = load_step_model(cfg, 0, "step0").to(cfg.torch_device())
     train_base, _ = base_datasets(cfg, split0)
     variant = replace(inversion, **changes)
-    return synthetic_memory(
-        cfg, 1, "step0", split0, old, variant, progress=progress, print_fn=print_fn, train_base=train_base
-    )
+    return synthetic_memory(cfg, 1, "step0", split0, old, variant, progress=progress, train_base=train_base)
 
 
 def run_weak_study(
@@ -368,7 +363,6 @@ def run_weak_study(
     *,
     notebook: str = "",
     progress: bool = True,
-    print_fn: Callable = print,
     joint_weak: bool = True,
 ) -> tuple[list[dict], dict]:
     """Notebook 05: each method of ``plan`` with masks (the references, and Joint) and on SEAM
@@ -380,7 +374,7 @@ def run_weak_study(
         the first method trained on, per ``(task, setting)``.
     """
     pseudo = {}
-    kw = dict(notebook=notebook, progress=progress, print_fn=print_fn)
+    kw = dict(notebook=notebook, progress=progress)
 
     def body(tcfg: RunConfig, last: int) -> list[dict]:
         records = run_incremental(tcfg, plan["methods"], joint=True, **kw)
@@ -408,14 +402,9 @@ def grid_configs(cfg: RunConfig, backbones=None, lrs=None, batch_sizes=None) -> 
     ]
 
 
-def run_grid(
-    configs: list[RunConfig], *, notebook: str, progress: bool = True, print_fn: Callable = print
-) -> list[StepOutcome]:
+def run_grid(configs: list[RunConfig], *, notebook: str, progress: bool = True) -> list[StepOutcome]:
     """Train and evaluate each offline configuration (reusing finished checkpoints)."""
-    return [
-        train_step(c, step=0, method="offline", notebook=notebook, progress=progress, print_fn=print_fn)
-        for c in configs
-    ]
+    return [train_step(c, step=0, method="offline", notebook=notebook, progress=progress) for c in configs]
 
 
 def grid_table(outcomes: list[StepOutcome]):

@@ -20,11 +20,14 @@ from ..inversion import (
     synthesize,
     transfer_check,
 )
+from ..log import get_logger
 from ..results import aggregation_label
 from ..tasks import IncrementalSplit
 from . import keys
 from .sources import real_object_sizes
 from .step import base_datasets, load_step_model, train_step
+
+log = get_logger(__name__)
 
 
 def synthesis_label(aggregation: str, bn_term: bool = True) -> str:
@@ -127,7 +130,7 @@ def synthesis_at_scales(cfg: RunConfig, inversion: InversionConfig, class_id: in
 
 
 # ---------------------------------------------------------------------- the transfer check (notebook 04)
-def independent_step0(cfg: RunConfig, *, notebook: str = "", progress: bool = True, print_fn=print) -> dict:
+def independent_step0(cfg: RunConfig, *, notebook: str = "", progress: bool = True) -> dict:
     """The transfer check's independent network: step 0 of ``cfg.task`` as every notebook trains it
     (:func:`~.step.train_step`, method ``step0``), with seed ``cfg.seed + 1`` (other initial weights,
     data order and augmentation; same data, architecture and schedule). Its checkpoint is cached like
@@ -143,7 +146,7 @@ def independent_step0(cfg: RunConfig, *, notebook: str = "", progress: bool = Tr
     ckpt = keys.checkpoint_file(ccfg, 0, "step0")
     existed = ckpt.is_file()
     t0 = time.perf_counter()
-    kw = dict(notebook=notebook, record=False, progress=progress, print_fn=print_fn)
+    kw = dict(notebook=notebook, record=False, progress=progress)
     out = train_step(ccfg, step=0, method="step0", **kw)
     return {
         "model": out.model,
@@ -163,7 +166,6 @@ def transfer_checks(
     min_fraction: float = TRANSFER_MIN_FRACTION,
     notebook: str = "",
     progress: bool = True,
-    print_fn=print,
 ) -> dict:
     """DeepInversion's transfer check (:func:`~incseg_lib.inversion.transfer_check`) of synthetic
     memories made from ``cfg.task``'s step-0 model: which synthetic images the inverted model itself and
@@ -186,7 +188,7 @@ def transfer_checks(
     split0 = IncrementalSplit(cfg.dataset, cfg.task, 0, cfg.setting)
     train_base, _ = base_datasets(cfg, split0)
     order = list(split0.class_order[: split0.num_seen])
-    independent = independent or independent_step0(cfg, notebook=notebook, progress=progress, print_fn=print_fn)
+    independent = independent or independent_step0(cfg, notebook=notebook, progress=progress)
     models = {
         f"inverted step-0 model (seed {cfg.seed})": load_step_model(cfg, 0, "step0"),
         f"independent step-0 model (seed {independent['seed']})": independent["model"],

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..log import get_logger
 from .calibration import calibration_key, calibration_line, load_calibration
 from .claims import Finding, FindingResult
 from .text import format_lines, save
+
+log = get_logger(__name__)
 
 
 def check(
@@ -18,7 +21,6 @@ def check(
     run_dir: str | Path | None = None,
     profile: str = "",
     dataset: str = "",
-    print_fn=print,
 ) -> list[FindingResult]:
     """Evaluate ``findings`` on ``records``; print them, and save them to ``run_dir/findings/<notebook>.json``.
 
@@ -37,9 +39,9 @@ def check(
         res.notebook = notebook
         out.append(res)
     for line in format_lines(out):
-        print_fn(line)
+        log.info(line)
     if profile:
-        print_fn(f"({calibration_line(calibration)})")
+        log.info(f"({calibration_line(calibration)})")
     if run_dir is not None and notebook:
         save(
             out,

@@ -15,9 +15,12 @@ from ..data.common import IGNORE_INDEX, DatasetInfo, SegmentationDataset, class_
 from ..data.transforms import denormalize
 from ..env import show_progress
 from ..exemplars import annotated_lut
+from ..log import get_logger
 from ..store import atomic_write_png, atomic_write_text, read_manifest
 from .options import InversionConfig
 from .synthesis import image_targets, pseudo_labels, snapshot_iterations, synthesize
+
+log = get_logger(__name__)
 
 
 # ---------------------------------------------------------------------- the synthetic memory
@@ -74,7 +77,6 @@ class SyntheticMemory:
         student: nn.Module | None = None,
         device=None,
         progress: bool = True,
-        print_fn: Callable = print,
         scales: tuple[float, ...] = (),
     ) -> SyntheticMemory:
         """Synthesise every image not made yet (batch by batch) and write it.
@@ -110,7 +112,7 @@ class SyntheticMemory:
         (self.folder / "masks").mkdir(parents=True, exist_ok=True)
         self.manifest.update(config=config.to_dict(), classes=fg_ids, num_images=len(targets), scales=list(pool))
         if todo and done:
-            print_fn(f"  synthesis resumed: {len(done)} of {len(batches)} batches already made")
+            log.info(f"  synthesis resumed: {len(done)} of {len(batches)} batches already made")
         to_class_id = torch.full((256,), IGNORE_INDEX, dtype=torch.uint8)  # output index -> class id
         to_class_id[: len(class_order)] = torch.as_tensor(class_order, dtype=torch.uint8)
         bar = tqdm(total=len(todo) * per_batch, desc="DeepInversion", unit="it", disable=not show_progress(progress))

@@ -20,19 +20,21 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from .. import findings
 from ..env import provenance, runs_root, software_line
+from ..log import get_logger
 from ..profiles import PROFILES
 from ..report import findings_summary, write_report
 from ..store import atomic_write_json, atomic_write_text
 from .errors import SuiteError, SuiteInterrupted
 from .kernels import signal_kernels, stop_signals_interrupt
 from .parameters import coerce, declared_parameters, list_parameters, route_parameters
+
+log = get_logger(__name__)
 
 __all__ = [
     "SuiteError",
@@ -143,8 +145,8 @@ class _SuiteRun:
     """One suite run: its folder, its ``suite.json`` (state, provenance, each notebook's status) and
     the papermill call that executes a notebook into it."""
 
-    def __init__(self, run_dir: Path, info: dict, parameters: dict[Path, dict], print_fn: Callable):
-        self.run_dir, self.info, self.parameters, self.print_fn = run_dir, info, parameters, print_fn
+    def __init__(self, run_dir: Path, info: dict, parameters: dict[Path, dict]):
+        self.run_dir, self.info, self.parameters = run_dir, info, parameters
         self.lock = threading.Lock()
         self.stop = threading.Event()  # set by Ctrl-C: running notebooks are reported as interrupted
 
@@ -166,7 +168,7 @@ class _SuiteRun:
 
         target = self.run_dir / "notebooks" / nb.name
         t0 = time.perf_counter()
-        self.print_fn(f"running {nb.name} ({self.info['profile']}) ...")
+        log.info(f"running {nb.name} ({self.info['profile']}) ...")
         self.set_status(nb.name, "running")
         try:
             pm.execute_notebook(
@@ -203,7 +205,7 @@ class _SuiteRun:
                 nb.name,
             ) from None
         self.set_status(nb.name, f"done in {time.perf_counter() - t0:.0f}s")
-        self.print_fn(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
+        log.info(f"  {nb.name} done in {time.perf_counter() - t0:.0f}s")
 
 
 def _run_lanes(run: _SuiteRun, order: list[Path], n_jobs: int) -> list[SuiteError]:
@@ -234,7 +236,7 @@ def _run_lanes(run: _SuiteRun, order: list[Path], n_jobs: int) -> list[SuiteErro
                 running = ", ".join(nb.name for nb in pending.values())
                 what = caught.get("signal", "Ctrl-C")
                 run.info["signal"] = what
-                run.print_fn(f"\n{what}: interrupting {running or 'the suite'} (again to kill at once) ...")
+                log.info(f"\n{what}: interrupting {running or 'the suite'} (again to kill at once) ...")
                 signal_kernels(signal.SIGINT)
                 with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: kill below
                     wait(pending, timeout=60)
@@ -306,7 +308,6 @@ def run_suite(
     report: bool = True,
     threads: int = 0,
     jobs: int = 0,
-    print_fn: Callable = print,
 ) -> Path:
     """Run the numbered notebooks headlessly; return the run folder.
 
@@ -353,13 +354,13 @@ def run_suite(
         "status": {nb.name: "pending" for nb in nbs},
         "provenance": {**provenance(), "threads": n_threads, "jobs": n_jobs},
     }
-    run = _SuiteRun(run_dir, info, per_notebook, print_fn)
+    run = _SuiteRun(run_dir, info, per_notebook)
     run.set_status()
-    print_fn(
+    log.info(
         f"{len(nbs)} notebook(s), profile {profile}, {n_jobs} at a time, {n_threads} PyTorch thread(s) "
         f"per kernel ({os.cpu_count() or 1} CPU cores; --jobs, --threads or OMP_NUM_THREADS to change)"
     )
-    print_fn(f"software and machine: {software_line(info['provenance'])}")
+    log.info(f"software and machine: {software_line(info['provenance'])}")
     home = os.getcwd()
     previous = {k: os.environ.get(k) for k in ("INCSEG_PROGRESS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     os.environ["INCSEG_PROGRESS"] = "0"  # headless: one-line summaries instead of empty tqdm widgets
@@ -412,7 +413,7 @@ def _finish(run: _SuiteRun, failures: list[SuiteError], seconds: float, report: 
         run.set_status(state=state, seconds=round(seconds, 1))
         index = write_report(run.run_dir) if report else None
     except OSError as e:  # a full disk: say so, and still say how the suite ended
-        run.print_fn(f"could not write the suite's final state or report: {e}")
+        log.info(f"could not write the suite's final state or report: {e}")
         if not failures:
             raise
     if interrupted:
@@ -425,10 +426,10 @@ def _finish(run: _SuiteRun, failures: list[SuiteError], seconds: float, report: 
         )
     if failures:
         raise failures[0]
-    run.print_fn(f"suite done in {seconds:.0f}s")
+    log.info(f"suite done in {seconds:.0f}s")
     if index:
-        run.print_fn(f"report: {index}")
-    print_findings(run.run_dir, run.print_fn)
+        log.info(f"report: {index}")
+    print_findings(run.run_dir)
     return run.run_dir
 
 
@@ -438,7 +439,6 @@ def run_calibration(
     *,
     out: str | Path | None = None,
     extra: dict[str, Any] | None = None,
-    print_fn: Callable = print,
     **suite_options,
 ) -> dict:
     """The profile's whole plan once per seed (``<out>/seed-<k>/``, each a full suite run), then the
@@ -470,13 +470,12 @@ def run_calibration(
     base = new_run_dir(out, f"{profile}-calibration").resolve()
     runs = []
     for seed in seeds:
-        print_fn(f"=== calibration run, seed {seed} ===")
+        log.info(f"=== calibration run, seed {seed} ===")
         runs.append(
             run_suite(
                 profile,
                 out=base / f"seed-{seed}",
                 extra={**extra, "seed": int(seed)},
-                print_fn=print_fn,
                 **suite_options,
             )
         )
@@ -484,21 +483,21 @@ def run_calibration(
     atomic_write_json(base / "calibration.json", cal, indent=1)
     text = findings.calibration_table(cal)
     atomic_write_text(base / "calibration.md", text + "\n")
-    print_fn(text)
-    print_fn(f"calibration of {len(runs)} runs: {base / 'calibration.json'}")
+    log.info(text)
+    log.info(f"calibration of {len(runs)} runs: {base / 'calibration.json'}")
     return cal
 
 
-def print_findings(run_dir: Path, print_fn: Callable = print) -> None:
+def print_findings(run_dir: Path) -> None:
     """Print every notebook's expected findings (reproduced or not, with their numbers and calibrated ranges)."""
 
     found = findings.load(run_dir)
     if not found:
         return
-    print_fn(findings_summary(found))
+    log.info(findings_summary(found))
     notebook = None
     for r, line in zip(found, findings.format_lines(found)):
         if r.notebook != notebook:
             notebook = r.notebook
-            print_fn(f"  {notebook}")
-        print_fn(f"    {line}")
+            log.info(f"  {notebook}")
+        log.info(f"    {line}")

@@ -42,7 +42,6 @@ def main(out: Path) -> None:
         saving=Saving(out / "ckpt.pt", {"k": 1}),
         hooks=Hooks(loss_fn=ce),
         progress=False,
-        print_fn=lambda *a: None,
     )
     digest = hashlib.sha1(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
     out.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ def test_every_parameter_line_is_read_by_papermill(nb):
 
 def test_unknown_parameter_is_refused_before_running(tmp_path):
     with pytest.raises(SuiteError, match="declares a parameter 'epoch'; did you mean 'epochs' in 01, 02, 03"):
-        run_suite("smoke", out=tmp_path / "run", extra={"epoch": 3}, print_fn=lambda *a: None)
+        run_suite("smoke", out=tmp_path / "run", extra={"epoch": 3})
     assert not (tmp_path / "run").exists()  # no empty run folder left behind
 
 
@@ -55,12 +55,12 @@ def test_suite_parameters_go_to_the_notebooks_that_declare_them():
 
 def test_conflicting_suite_options_are_refused(tmp_path):
     with pytest.raises(SuiteError, match="-p profile would silently override the suite's --profile"):
-        run_suite("smoke", out=tmp_path / "a", extra={"profile": "cpu"}, print_fn=lambda *a: None)
+        run_suite("smoke", out=tmp_path / "a", extra={"profile": "cpu"})
     with pytest.raises(SuiteError, match="both --data-root and -p data_root"):
-        run_suite("smoke", data_root="x", out=tmp_path / "b", extra={"data_root": "y"}, print_fn=lambda *a: None)
+        run_suite("smoke", data_root="x", out=tmp_path / "b", extra={"data_root": "y"})
     (tmp_path / "file").write_text("x")
     with pytest.raises(SuiteError, match="is a file"):
-        run_suite("smoke", out=tmp_path / "file", only=["06"], print_fn=lambda *a: None)
+        run_suite("smoke", out=tmp_path / "file", only=["06"])
 
 
 def test_run_folders_are_created_exclusively(tmp_path, monkeypatch):
@@ -112,7 +112,7 @@ def test_smoke_suite_end_to_end(tmp_path):
     import os
 
     here = os.getcwd()
-    run = run_suite("smoke", out=tmp_path / "run", print_fn=print)
+    run = run_suite("smoke", out=tmp_path / "run")
     assert os.getcwd() == here  # two notebooks at a time leave the caller where it was
     for nb in NOTEBOOKS:
         assert (run / "notebooks" / nb.name).is_file()
@@ -206,11 +206,11 @@ def test_failing_notebook_names_the_cell(tmp_path):
     folder = tmp_path / "nbs"
     write_notebook(folder / "01_broken.ipynb", "x = 1", "raise ValueError('boom')")
     with pytest.raises(SuiteError, match="01_broken.ipynb failed in cell .*ValueError: boom"):
-        run_suite("smoke", out=tmp_path / "run", notebooks=folder, print_fn=lambda *a: None)
+        run_suite("smoke", out=tmp_path / "run", notebooks=folder)
     assert (tmp_path / "run" / "notebooks" / "01_broken.ipynb").is_file()
 
 
-def test_thread_setting_reaches_the_notebook_kernels(tmp_path):
+def test_thread_setting_reaches_the_notebook_kernels(tmp_path, said):
     import nbformat
 
     folder = tmp_path / "nbs"
@@ -224,8 +224,8 @@ def test_thread_setting_reaches_the_notebook_kernels(tmp_path):
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "01_threads.ipynb")
-    said = []
-    run = run_suite("smoke", out=tmp_path / "run", notebooks=folder, threads=1, report=False, print_fn=said.append)
+    said.clear()
+    run = run_suite("smoke", out=tmp_path / "run", notebooks=folder, threads=1, report=False)
     assert (run / "threads.txt").read_text() == "1"
     assert any("1 PyTorch thread(s) per kernel" in s for s in said)
 
@@ -246,7 +246,7 @@ def test_a_killed_kernel_is_named_and_the_report_still_written(tmp_path):
     with pytest.raises(
         SuiteError, match="02_killed.ipynb did not finish: its kernel died, most likely killed for lack of memory"
     ):
-        run_suite("smoke", out=tmp_path / "run", notebooks=folder, print_fn=lambda *a: None)
+        run_suite("smoke", out=tmp_path / "run", notebooks=folder)
     index = (tmp_path / "run" / "report" / "index.html").read_text()
     assert "01_fine" in index and "died" in index
     status = json.loads((tmp_path / "run" / "suite.json").read_text())["status"]
@@ -282,7 +282,7 @@ def test_parallel_lanes_leave_papermill_no_stale_folder(tmp_path):
     gone = str(tmp_path / "deleted-run")
     before = handler.cwd(gone)
     try:
-        run = run_suite("smoke", out=tmp_path / "run", notebooks=folder, jobs=2, report=False, print_fn=lambda *a: None)
+        run = run_suite("smoke", out=tmp_path / "run", notebooks=folder, jobs=2, report=False)
         assert handler.cwd(gone) == gone  # the caller's value is back, not a run folder
     finally:
         handler.cwd(before)
@@ -299,7 +299,7 @@ def test_demo_notebook_02_tells_its_story(tmp_path):
     that held by less than 5 points in every calibration run are reported, not asserted: the
     calibration ran on one CPU vendor, and this test must pass on any x86 machine."""
 
-    run = run_suite("demo", only=["02"], out=tmp_path / "run", extra={"tasks": "15-5"}, threads=2, print_fn=print)
+    run = run_suite("demo", only=["02"], out=tmp_path / "run", extra={"tasks": "15-5"}, threads=2)
     found = findings.load(run)
     # FT forgets; MiB keeps 70%, more than FT, learns more new than FT; Joint; LwF and ILT between FT and MiB
     assert len(found) == 9
