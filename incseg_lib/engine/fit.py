@@ -89,14 +89,13 @@ def _read_back(pending: list, epoch: int, iters_per_epoch: int, total_iters: int
     bar.set_postfix(loss=f"{values[-1]:.3f}", lr=f"{poly_lr(lr, pending[-1][0], total_iters):.2e}")
 
 
-def _prepare(model, train_set, schedule, hardware, saving, hooks, log_dir, rank, world):
+def _prepare(model, train_set, schedule, hardware, saving, hooks, log_dir, rank, world, batch_size):
     """The optimiser, scaler, resumed history and memory layout of a :func:`fit` call, as a
     :class:`_Training`; returns ``(run, history, start_epoch, resumed_from)``, ``run`` None when the
-    checkpoint is already finished (``start_epoch >= epochs``)."""
+    checkpoint is already finished (``start_epoch >= epochs``). ``batch_size``: the global batch
+    :func:`fit` draws (the schedule's, capped by the data and a multiple of ``world``)."""
     device = torch.device(hardware.device)
     requested_batch = schedule.batch_size
-    batch_size = min(requested_batch, len(train_set))
-    batch_size -= batch_size % world
     model.to(device)
     opt = make_optimizer(model, schedule.lr, schedule.momentum, schedule.weight_decay, schedule.optimizer)
     # the grad scaler is needed before a resume restores it; the layout is decided once training is certain
@@ -198,14 +197,14 @@ def fit(
         _barrier(world)  # ranks > 0 read the checkpoint only once rank 0 holds the lock
         if len(train_set) < 2:
             raise ValueError(f"the training set holds {len(train_set)} image(s); BatchNorm training needs at least 2")
+        batch_size = min(schedule.batch_size, len(train_set))
+        batch_size -= batch_size % world
         run, history, start_epoch, resumed_from = _prepare(
-            model, train_set, schedule, hardware, saving, hooks, log_dir, rank, world
+            model, train_set, schedule, hardware, saving, hooks, log_dir, rank, world, batch_size
         )
         if run is None:  # a finished checkpoint: nothing to train
             _barrier(world)
             return _finish_history(history, resumed_from)
-        batch_size = min(schedule.batch_size, len(train_set))
-        batch_size -= batch_size % world
         for epoch in range(start_epoch, epochs):
             torch.manual_seed(_epoch_seed(seed, epoch))
             loader = _epoch_loader(
