@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .data import dataset_info, dataset_names, dataset_spec
-from .data.common import IGNORE_INDEX, SegmentationDataset, cache_paths, read_cache, write_cache
+from .data.cache import cache_paths, read_cache, write_cache
+from .data.common import IGNORE_INDEX, SegmentationDataset
 from .store import atomic_write_text
 
 ALIASES = {"15-5s": "15-1"}

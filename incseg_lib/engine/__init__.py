@@ -17,8 +17,9 @@ from .device import (
     is_main,
 )
 from .evaluate import SizeGroupedBatchSampler, evaluate, predict
-from .fit import OPTIMIZERS, fit, log_timing, make_optimizer, poly_lr
+from .fit import fit, log_timing
 from .hooks import Penalty, Tracker, TrackerGroup
+from .optim import OPTIMIZERS, make_optimizer, poly_lr
 from .options import Hardware, Hooks, Saving, Schedule
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Training: SGD with the poly learning rate, AMP, progress bars, TensorBoard, checkpoints after
+"""Training: SGD with the poly learning rate (:mod:`.optim`), AMP, progress bars, TensorBoard, checkpoints after
 every epoch and exact resume.
 
 Determinism: the data order and augmentation of epoch ``e`` depend only on ``(seed, e)``, so a
@@ -31,46 +31,11 @@ from ..store import CorruptCheckpoint, checkpoint_lock, quarantine
 from .checkpoints import load_checkpoint, save_checkpoint
 from .device import Accel, RankSlice, _barrier, accel, decisions, distributed
 from .hooks import Penalty, Tracker
+from .optim import make_optimizer, poly_lr
 from .options import Hardware, Hooks, Saving, Schedule
 from .tensorboard import tensorboard_writer
 
 log = get_logger(__name__)
-
-
-def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
-    """Poly schedule ``base_lr * (1 - iteration/total) ** power`` (DeepLab, used by BiSeNet and MiB)."""
-    return base_lr * (1 - min(iteration, total) / max(total, 1)) ** power
-
-
-OPTIMIZERS = ("sgd", "sgd-mib")
-
-
-def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 1e-4, kind: str = "sgd"):
-    """The training optimiser.
-
-    ``sgd``: SGD with momentum; no weight decay on BatchNorm parameters and biases (the usual
-    practice for BiSeNet-style training). A model with a ``parameter_groups(weight_decay)`` method
-    (:class:`~incseg_lib.seam.SeamNet`) gets its own groups, each with an ``lr_mult`` that
-    :func:`fit` applies to the poly learning rate. ``sgd-mib``: MiB's (fcdl94/MiB ``run.py``): SGD with
-    Nesterov momentum and weight decay on every parameter.
-
-    Raises:
-        ValueError: unknown ``kind``.
-    """
-    if kind in OPTIMIZERS and hasattr(model, "parameter_groups"):  # e.g. SEAM's per-group multipliers
-        return torch.optim.SGD(model.parameter_groups(weight_decay), lr=lr, momentum=momentum)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if kind == "sgd-mib":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
-    if kind != "sgd":
-        raise ValueError(f"optimizer {kind!r}; choose one of {OPTIMIZERS}")
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    return torch.optim.SGD(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr,
-        momentum=momentum,
-    )
 
 
 def _read_back(pending: list, epoch: int, iters_per_epoch: int, total_iters: int, lr: float, bar, writer) -> None:
