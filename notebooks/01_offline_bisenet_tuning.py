@@ -157,7 +157,7 @@ viz.show(viz.loss_curves(histories), viz.loss_reading(histories))
 # ## Per-class IoU and predictions of the best run
 
 # %%
-best = max(outcomes, key=lambda o: o.record["miou_all"] or 0)
+best = max(outcomes, key=lambda o: o.record.miou_all or 0)
 viz.show(viz.iou_bars(best.record), viz.iou_reading(best.record))
 
 # %%

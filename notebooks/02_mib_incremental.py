@@ -196,8 +196,8 @@ by_hand = evaluate_step(
     one, model, split, base_datasets(one, split)[1], method=name, notebook="02_mib_incremental", record=False
 )
 print(
-    f"by hand: {results.display_name(name)} {one.task} step 1, mIoU old {100 * by_hand['miou_old']:.1f}, "
-    f"new {100 * by_hand['miou_new']:.1f}, all {100 * by_hand['miou_all']:.1f}"
+    f"by hand: {results.display_name(name)} {one.task} step 1, mIoU old {100 * by_hand.miou_old:.1f}, "
+    f"new {100 * by_hand.miou_new:.1f}, all {100 * by_hand.miou_all:.1f}"
 )
 
 # %% [markdown]
@@ -212,11 +212,11 @@ study = results.find_record(records, method=name, task=one.task, setting=one.set
 if study is None:
     print(f"the study did not train {results.display_name(name)} on {one.task}: nothing to compare")
 else:
-    same = all(study[k] == by_hand[k] for k in ("miou_old", "miou_new", "miou_all"))
+    same = (study.miou_old, study.miou_new, study.miou_all) == (by_hand.miou_old, by_hand.miou_new, by_hand.miou_all)
     print(
         "the step by hand and the study's:",
         "the same record" if same else "DIFFERENT records",
-        f"(all {100 * by_hand['miou_all']:.1f} and {100 * study['miou_all']:.1f})",
+        f"(all {100 * by_hand.miou_all:.1f} and {100 * study.miou_all:.1f})",
     )
 
 # %% [markdown]

@@ -60,7 +60,7 @@ from incseg_lib.env import runs_root
 
 cfg = RunConfig.from_profile("smoke" if smoke else profile)
 folders = parse_list(run_dirs) or ([run_dir] if run_dir else results.find_runs(runs_root()))
-records = [r for r in results.load(folders) if not dataset or r["dataset"] == dataset]
+records = [r for r in results.load(folders) if not dataset or r.dataset == dataset]
 print(f"{len(records)} records from {len(folders)} run folder(s):", ", ".join(map(str, folders)))
 
 # %% [markdown]
@@ -106,7 +106,7 @@ if not table.empty:
 # bar says so when a cell goes beyond); the numbers in the cells are the exact values.
 
 # %%
-groups = sorted({(r["dataset"], r["task"], r["setting"]) for r in results.final_steps(records)})
+groups = sorted({(r.dataset, r.task, r.setting) for r in results.final_steps(records)})
 for ds, task, setting in groups:
     forgot = results.forgetting(records, ds, task, setting)
     if not forgot.empty:
@@ -136,7 +136,7 @@ galleries = viz.method_galleries(records, images=range(gallery_images), data_roo
 # ## Offline runs (notebook 01)
 
 # %%
-offline = [r for r in results.latest(records) if r.get("setting") == "offline"]
+offline = [r for r in results.latest(records) if r.setting == "offline"]
 results.shown(results.records_table(offline), index=False) if offline else print("no offline record")
 
 # %% [markdown]

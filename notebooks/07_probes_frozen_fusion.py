@@ -162,9 +162,9 @@ train_n = sum(p.numel() for p in dft_model.parameters() if p.requires_grad)
 total_n = sum(p.numel() for p in dft_model.parameters())
 print(f"DFT* trains {train_n} of {total_n} parameters ({100 * train_n / total_n:.2f} %) at step 1")
 for r in results.final_steps(records):
-    if r["method"] in ("dft", "dft-nopre"):
-        shown = results.display_name(r["method"])
-        print(f"{r['task']} {r['setting']}: {shown} old {100 * r['miou_old']:.1f}, new {100 * r['miou_new']:.1f}")
+    if r.method in ("dft", "dft-nopre"):
+        shown = results.display_name(r.method)
+        print(f"{r.task} {r.setting}: {shown} old {100 * r.miou_old:.1f}, new {100 * r.miou_new:.1f}")
 
 # %% [markdown]
 # ## The table

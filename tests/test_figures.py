@@ -528,7 +528,7 @@ def test_every_comparison_figure_has_a_reading_from_its_own_data():
     assert "lr 0.05 5.00 to 1.20, lr 0.5 5.00 to 7.00" in text and "lr 0.5 ended above where it started" in text
     assert "reused" in viz.loss_reading({"a": {"loss": []}})
 
-    rec = {"iou": {"background": 0.95, "cat": 0.4, "bus": None, "cow": 0.7}, "miou_all": 0.68}
+    rec = make_record("mib", 1, 0.7, all_=0.68, iou={"background": 0.95, "cat": 0.4, "bus": None, "cow": 0.7})
     text = viz.iou_reading(rec)
     assert text.startswith("What this figure shows: mIoU 68.0; highest IoU background 95, cow 70, cat 40;")
     assert text.endswith("lowest cat 40, cow 70, background 95.") and "bus" not in text

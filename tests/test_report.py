@@ -11,6 +11,8 @@ from incseg_lib import findings, results
 from incseg_lib.findings import FindingResult
 from incseg_lib.report import findings_table, records_by_notebook, row_labels, tex_to_mathml, write_report
 
+from .helpers.records import make_record
+
 PROVENANCE = {
     "incseg": "0.1.0",
     "commit": "0123456789abcdef0123456789abcdef01234567",
@@ -231,12 +233,14 @@ def test_notebook_status_next_to_its_link(run):
 
 
 def test_records_by_notebook_keeps_the_lowest_numbered_notebook():
-    rec = {"checkpoint": "a.pt", "task": "15-1", "setting": "overlapped", "step": 5, "eval_protocol": "full"}
+    def rec(notebook, method, **fields):
+        return make_record(method, 5, 0.5, task="15-1", notebook=notebook, **fields)
+
     recs = [
-        {**rec, "notebook": "03_x", "method": "mib"},
-        {**rec, "notebook": "02_y", "method": "mib"},
-        {**rec, "notebook": "03_x", "method": "ft"},  # another method on the same file: its own model
-        {"notebook": "04_z", "method": "mib", "_file": "1.json"},  # no checkpoint: kept where it is
+        rec("03_x", "mib", checkpoint="a.pt"),
+        rec("02_y", "mib", checkpoint="a.pt"),
+        rec("03_x", "ft", checkpoint="a.pt"),  # another method on the same file: its own model
+        rec("04_z", "mib", _file="1.json"),  # no checkpoint: kept where it is
     ]
     out = records_by_notebook(recs)
     assert [r["method"] for r in out["02_y"]] == ["mib"] and [r["method"] for r in out["03_x"]] == ["ft"]
@@ -244,13 +248,15 @@ def test_records_by_notebook_keeps_the_lowest_numbered_notebook():
 
 
 def test_row_labels_say_what_tells_two_records_of_a_method_apart():
-    base = {"backbone": "resnet18", "config": {"lr": 0.03, "epochs": 4}}
-    smib = [{**base, "method": "smib", "replay": {"budget": b, "mode": "per-class"}} for b in (1, 5)]
-    assert row_labels([*smib, {**base, "method": "mib"}]) == ["SMiB (1/class)", "SMiB (5/class)", "MiB"]
+    def rec(method, **fields):
+        return make_record(method, 1, 0.5, **{"config": {"lr": 0.03, "epochs": 4}, **fields})
+
+    smib = [rec("smib", replay={"budget": b, "mode": "per-class"}) for b in (1, 5)]
+    assert row_labels([*smib, rec("mib")]) == ["SMiB (1/class)", "SMiB (5/class)", "MiB"]
     assert row_labels(smib[:1]) == ["SMiB (1/class)"]  # a memory is always shown
-    lrs = [{**base, "method": "offline", "config": {"lr": lr, "epochs": 4}} for lr in (0.01, 0.05)]
+    lrs = [rec("offline", config={"lr": lr, "epochs": 4}) for lr in (0.01, 0.05)]
     assert row_labels(lrs) == ["offline (lr 0.01)", "offline (lr 0.05)"]
-    assert row_labels([{**base, "method": "ft"}, {**base, "method": "ft"}]) == ["FT #1", "FT #2"]
+    assert row_labels([rec("ft"), rec("ft")]) == ["FT #1", "FT #2"]
 
 
 def test_findings_table_leaves_out_the_calibration_column_when_nothing_is_calibrated():

@@ -7,6 +7,8 @@ import pytest
 from incseg_lib import results
 from incseg_lib.config import RunConfig
 
+from .helpers.records import make_record
+
 BASE = dict(
     notebook="01",
     dataset="shapes",
@@ -21,6 +23,39 @@ BASE = dict(
     miou_new=None,
     pixel_acc=0.95,
 )
+
+
+def test_a_loaded_record_is_typed_and_still_reads_as_its_json_fields(tmp_path):
+    path = results.record(tmp_path / "run-a", **{**BASE, "miou_new": 0.3, "pseudo_new": 0.25})
+    (rec,) = results.load(tmp_path / "run-a")
+    assert isinstance(rec, results.Record)
+    assert (rec.method, rec.step, rec.miou_old, rec.miou_new) == ("offline", 0, 0.7, 0.3)
+    assert rec.hiou == pytest.approx(2 * 0.7 * 0.3 / (0.7 + 0.3))
+    # fields the file does not hold read as their defaults; fields Record does not type, with get
+    assert rec.eval_protocol == "full" and rec.variant is None and rec.loss_terms is None
+    assert rec.get("pseudo_new") == 0.25 and rec.get("replay") is None
+    assert (rec.file, rec.run) == (str(path), "run-a")
+    # the mapping view is the JSON object as written, plus where it was read from
+    assert rec["miou_old"] == 0.7 and rec["_file"] == str(path) and rec["_run"] == "run-a"
+    assert "eval_protocol" not in rec and dict(rec) == {
+        **json.loads(path.read_text()),
+        "_file": str(path),
+        "_run": "run-a",
+    }
+    assert json.loads(json.dumps(rec.to_dict()))["pseudo_new"] == 0.25
+
+
+def test_readers_take_records_or_their_dictionaries_and_name_a_bad_one():
+    made = make_record("mib", 1, 0.5, 0.2)
+    (typed,) = results.as_records([made])
+    assert typed.hiou == pytest.approx(2 * 0.5 * 0.2 / 0.7) and results.as_records([typed])[0] is typed
+    assert results.Record.from_dict(make_record("mib", 0, 0.5)).hiou is None  # no new classes at step 0
+    with pytest.raises(ValueError, match="missing \\['notebook'\\]"):
+        results.as_records([{k: v for k, v in made.items() if k != "notebook"}])
+    with pytest.raises(ValueError, match="field step is '1'"):
+        results.Record.from_dict({**made, "step": "1"})
+    with pytest.raises(ValueError, match="not a record"):
+        results.Record.from_dict([made])
 
 
 def test_records_are_appended_never_overwritten(tmp_path):
@@ -112,23 +147,7 @@ def test_class_iou_columns_follow_class_ids_not_the_json_key_order():
 
     # records store iou by name with JSON-sorted keys: alphabetical, not class-id order
     iou = {"aeroplane": 0.5, "background": 0.9, "bicycle": 0.2, "tvmonitor": 0.1, "person": 0.3}
-    recs = [
-        dict(
-            dataset="voc",
-            task="15-5",
-            setting="overlapped",
-            method=m,
-            step=1,
-            backbone="resnet18",
-            iou=iou,
-            miou_old=0.5,
-            miou_new=0.1,
-            miou_all=0.4,
-            pixel_acc=0.9,
-            created_ns=i,
-        )
-        for i, m in enumerate(["mib", "ft", "joint"])
-    ]
+    recs = [make_record(m, 1, 0.5, 0.1, 0.4, iou=iou, created=i) for i, m in enumerate(["mib", "ft", "joint"])]
     df = class_iou(recs, "voc", "15-5", "overlapped")
     assert list(df.columns) == ["background", "aeroplane", "bicycle", "person", "tvmonitor"]
     assert list(df.index) == ["FT", "MiB", "Joint"]
@@ -194,10 +213,10 @@ def test_provenance_table_has_one_row_per_run_and_software():
         "eval": {"channels_last": False, "autocast": "float32"},
     }
     recs = [
-        {"_run": "a", "provenance": prov, "decisions": nchw},
-        {"_run": "a", "provenance": prov, "decisions": nchw},
-        {"_run": "b", "provenance": {**prov, "torch": "2.9.1"}, "decisions": nchw},
-        {"_run": "c", "version": "0.0.9"},
+        make_record("mib", 0, 0.5, _run="a", provenance=prov, decisions=nchw),
+        make_record("mib", 1, 0.5, _run="a", provenance=prov, decisions=nchw),
+        make_record("mib", 0, 0.5, _run="b", provenance={**prov, "torch": "2.9.1"}, decisions=nchw),
+        make_record("mib", 0, 0.5, _run="c", version="0.0.9"),
     ]  # a record made before provenance was recorded
     t = results.provenance_table(recs)
     assert list(t.index) == ["a", "b", "c"] and list(t["records"]) == [2, 1, 1]

@@ -19,6 +19,7 @@ from incseg_lib.store import DiskFull, UnsafeCheckpoint
 
 from .conftest import REPO, write_voc
 from .helpers.notebook_files import write_notebook
+from .helpers.records import make_record
 
 
 class Payload:
@@ -53,7 +54,7 @@ def test_a_planted_pickle_never_runs_at_any_path_the_library_loads(tmp_path, sai
     tracker = ImportanceTracker(BiSeNet([3], "resnet18"), importance_file(ckpt))
     assert tracker.resume(1) is False  # moved aside; the step's importance restarts
     with pytest.raises(UnsafeCheckpoint, match="step-0.pt"):  # notebook 06's viewer
-        model_and_data({"checkpoint": str(ckpt), "config": {}, "method": "ft", "task": "15-5", "step": 0})
+        model_and_data(make_record("ft", 0, 0.5, checkpoint=str(ckpt), config={}))
     # training finds the planted file where its checkpoint should be: moved aside, trained afresh
     data = [(torch.randn(3, 32, 32), torch.randint(0, 3, (32, 32))) for _ in range(4)]
     said.clear()

@@ -33,7 +33,7 @@ def evaluate_step(
     record: bool = True,
     report_as: IncrementalSplit | None = None,
     extra: dict | None = None,
-) -> dict:
+) -> results.Record:
     """Evaluate ``model`` on the validation images with the classes seen at ``split.step``.
 
     ``cfg.eval_unseen``: ``background`` scores every validation image, unseen classes counted as
@@ -41,7 +41,8 @@ def evaluate_step(
     only images holding a seen class, unseen classes ignored), recorded as ``eval_unseen``.
 
     Records one result (full images) and, if ``cfg.eval_crop``, a second one on MiB's
-    resize + centre crop (field ``eval_protocol``). Returns the full-image record.
+    resize + centre crop (field ``eval_protocol``). Returns the full-image record (a
+    :class:`~incseg_lib.results.Record`, as :func:`~incseg_lib.results.load` reads it back).
 
     Args:
         report_as: record the result as this step of an incremental task (its task, setting,
@@ -67,8 +68,8 @@ def evaluate_step(
             for protocol, _ in protocols
         ]
         if all(found):
-            log.info(f"  eval reused from {Path(found[0]['_file']).name}: mIoU {100 * (found[0]['miou_all'] or 0):.1f}")
-            if found[0].get("notebook") != notebook:
+            log.info(f"  eval reused from {Path(found[0].file).name}: mIoU {100 * (found[0].miou_all or 0):.1f}")
+            if found[0].notebook != notebook:
                 # another notebook of this run evaluated it first: this one keeps a copy of its own, so
                 # that its tables and the report (the lowest-numbered notebook that uses a model lists
                 # it) do not depend on which notebook of two lanes got there first
@@ -94,11 +95,13 @@ def evaluate_step(
         )
         images = rec.pop("_images")
         if record and is_main():  # with several processes, rank 0 writes the record
-            rec["_file"] = str(results.record(cfg.run_dir, **rec))
-        new_txt = "" if rec["miou_new"] is None else f"  new {100 * rec['miou_new']:.1f}"
+            rec = _as_written(results.record(cfg.run_dir, **rec), cfg.run_dir)
+        else:
+            rec = results.Record.from_dict(rec)
+        new_txt = "" if rec.miou_new is None else f"  new {100 * rec.miou_new:.1f}"
         log.info(
-            f"  eval ({protocol}, {images} images): mIoU {100 * (rec['miou_all'] or 0):.1f}  old "
-            f"{100 * (rec['miou_old'] or 0):.1f}{new_txt}  pixel acc {100 * (rec['pixel_acc'] or 0):.1f}"
+            f"  eval ({protocol}, {images} images): mIoU {100 * (rec.miou_all or 0):.1f}  old "
+            f"{100 * (rec.miou_old or 0):.1f}{new_txt}  pixel acc {100 * (rec.pixel_acc or 0):.1f}"
         )
         first = first or rec
     return first
@@ -155,10 +158,15 @@ def _evaluate_once(
     )
 
 
-def _copy_record(rec: dict, notebook: str, run_dir) -> dict:
+def _copy_record(rec: results.Record, notebook: str, run_dir) -> results.Record:
     """``rec`` recorded again under ``notebook`` (the same numbers, no evaluation), naming the file it
     copies in ``reused_from``; returned as :func:`incseg_lib.results.load` reads it."""
     automatic = ("version", "created", "created_ns", "platform")
-    fields = {k: v for k, v in rec.items() if not k.startswith("_") and k not in automatic}
-    path = results.record(run_dir, **{**fields, "notebook": notebook, "reused_from": Path(rec["_file"]).name})
-    return {**json.loads(path.read_text()), "_file": str(path), "_run": Path(run_dir).name}
+    fields = {k: v for k, v in rec.data.items() if k not in automatic}
+    path = results.record(run_dir, **{**fields, "notebook": notebook, "reused_from": Path(rec.file).name})
+    return _as_written(path, run_dir)
+
+
+def _as_written(path: Path, run_dir) -> results.Record:
+    """The record just written to ``path``, as :func:`incseg_lib.results.load` reads it."""
+    return results.Record.from_dict(json.loads(path.read_text()), file=str(path), run=Path(run_dir).name)

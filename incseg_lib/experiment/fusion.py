@@ -21,6 +21,7 @@ from ..config import RunConfig
 from ..log import get_logger
 from ..methods import method_spec
 from ..methods.ewf import fusion_weight
+from ..results import Record
 from ..tasks import IncrementalSplit
 from .evaluation import evaluate_step
 from .step import base_datasets, load_step_model, train_step
@@ -58,7 +59,7 @@ def ewf_sweep(
     notebook: str = "",
     progress: bool = True,
     record: bool = True,
-) -> list[dict]:
+) -> list[Record]:
     """Evaluate ``<method>+ewf`` after the last step of ``cfg.task`` re-fused at each of ``weights``
     (and at EWF's own weight); one record per weight, recorded as ``<method>+ewf|w=0.25`` with the
     weight in ``ewf_w``. On a one-step task (15-5) this is the whole slider; on a longer one, the

@@ -34,6 +34,7 @@ from ..env import show_progress
 from ..log import get_logger
 from ..losses import IGNORE_INDEX
 from ..models.probe import LinearProbe
+from ..results import Record
 from ..store import key_digest, load_torch, save_torch
 from ..tasks import IncrementalSplit, get_task, task_names
 from . import keys
@@ -204,7 +205,7 @@ def probing_plan(cfg: RunConfig, tasks=None, settings=None, methods=None, probe=
     return {**plan, "probe": probed, "sweep": sweep}
 
 
-def run_probing_study(cfg: RunConfig, plan: dict, *, notebook: str = "", progress: bool = True) -> list[dict]:
+def run_probing_study(cfg: RunConfig, plan: dict, *, notebook: str = "", progress: bool = True) -> list[Record]:
     """Notebook 07: every method of ``plan`` (:func:`probing_plan`) through every step of its tasks
     (checkpoints shared with the other notebooks), the probes of ``plan["probe"]``'s runs after
     every step (step 0's once per task), and EWF's weight slider on ``plan["sweep"]``'s task.
@@ -214,7 +215,7 @@ def run_probing_study(cfg: RunConfig, plan: dict, *, notebook: str = "", progres
     """
     kw = dict(notebook=notebook, progress=progress)
 
-    def body(tcfg: RunConfig, last: int) -> list[dict]:
+    def body(tcfg: RunConfig, last: int) -> list[Record]:
         ms = task_methods(plan, tcfg.task)
         recs = run_incremental(tcfg, ms, joint=False, **kw)
         probed = [m for m in plan["probe"] if m in ms]

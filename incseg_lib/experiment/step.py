@@ -55,6 +55,7 @@ from ..methods import (
 from ..models import BiSeNet, limit_to_seen
 from ..models import build_model as build_network
 from ..regularizers import ImportanceTracker, ParameterPenalty, importance_file, load_importance
+from ..results import Record
 from ..seam import SeamConfig
 from ..store import CorruptCheckpoint, clean_once, key_digest, quarantine
 from ..tasks import IncrementalSplit, get_task
@@ -67,12 +68,14 @@ log = get_logger(__name__)
 
 @dataclass
 class StepOutcome:
-    """What :func:`train_step` returns."""
+    """What :func:`train_step` returns: the trained model (eval mode), its split, the training
+    history, the results record of its evaluation (None when not evaluated), its checkpoint and
+    the configuration it trained with."""
 
     model: BiSeNet
     split: IncrementalSplit
     history: dict
-    record: dict
+    record: Record | None
     checkpoint: Path
     config: RunConfig
 

@@ -18,6 +18,7 @@ from ..exemplars import ExemplarMemory, ReplayConfig
 from ..inversion import AGGREGATIONS, InversionConfig
 from ..log import get_logger
 from ..methods import get_method, is_method, method_names
+from ..results import Record
 from ..seam import SeamConfig
 from ..tasks import SETTINGS, IncrementalSplit, one_class_steps, task_names, task_steps
 from . import keys
@@ -181,7 +182,7 @@ def for_each_task(cfg: RunConfig, plan: dict, body: Callable[[RunConfig, int], l
     return records
 
 
-def _steps(cfg: RunConfig, method: str, last: int, **kw) -> list[dict]:
+def _steps(cfg: RunConfig, method: str, last: int, **kw) -> list[Record]:
     """Steps 1..``last`` of ``method`` (its step 0 is the shared one); their records."""
     return [train_step(cfg, step=step, method=method, **kw).record for step in range(1, last + 1)]
 
@@ -193,7 +194,7 @@ def run_incremental(
     notebook: str = "",
     joint: bool = True,
     progress: bool = True,
-) -> list[dict]:
+) -> list[Record]:
     """Every step of ``cfg.task`` / ``cfg.setting`` for each method, plus Joint; one record per step.
 
     Step 0 is trained and evaluated once per step-0 family (recorded as method ``step0``, and
@@ -234,7 +235,7 @@ def run_study(
     notebook: str = "",
     joint: bool = True,
     progress: bool = True,
-) -> list[dict]:
+) -> list[Record]:
     """Notebook 02: :func:`run_incremental` for every task and setting of ``plan`` (:func:`study_plan`)."""
     return for_each_task(
         cfg,
@@ -273,7 +274,7 @@ def run_replay_study(
         for size in plan["sizes"]
     }
 
-    def body(tcfg: RunConfig, last: int) -> list[dict]:
+    def body(tcfg: RunConfig, last: int) -> list[Record]:
         records = run_incremental(tcfg, ["mib"], joint=False, **kw)
         for size in plan["sizes"]:
             replay = replays[size]
@@ -309,7 +310,7 @@ def run_inversion_study(
     memories = {}
     kw = dict(notebook=notebook, progress=progress)
 
-    def body(tcfg: RunConfig, last: int) -> list[dict]:
+    def body(tcfg: RunConfig, last: int) -> list[Record]:
         references = ["mib"] + [m for m in plan["methods"] if m != "mib"]  # each method without memory
         records = run_incremental(tcfg, references, joint=False, **kw)
         variants = [replace(inversion, aggregation=a) for a in plan.get("aggregations", [inversion.aggregation])]
@@ -376,7 +377,7 @@ def run_weak_study(
     pseudo = {}
     kw = dict(notebook=notebook, progress=progress)
 
-    def body(tcfg: RunConfig, last: int) -> list[dict]:
+    def body(tcfg: RunConfig, last: int) -> list[Record]:
         records = run_incremental(tcfg, plan["methods"], joint=True, **kw)
         for m in plan["methods"]:
             records += _steps(tcfg, m, last, source=Weak(seam), **kw)
@@ -416,13 +417,13 @@ def grid_table(outcomes: list[StepOutcome]):
         r = o.record
         rows.append(
             {
-                "backbone": r["backbone"],
+                "backbone": r.backbone,
                 "lr": r["lr"],
                 "batch_size": r["batch_size"],
                 "epochs": o.config.epochs,
-                "mIoU %": round(100 * (r["miou_all"] or 0), 1),
-                "pixel acc %": round(100 * (r["pixel_acc"] or 0), 1),
-                "train s": round(r["train_seconds"] or 0, 1),
+                "mIoU %": round(100 * (r.miou_all or 0), 1),
+                "pixel acc %": round(100 * (r.pixel_acc or 0), 1),
+                "train s": round(r.train_seconds or 0, 1),
                 "train img/s": round(r["images_per_second"] or 0, 1),
             }
         )

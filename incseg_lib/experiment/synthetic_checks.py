@@ -151,7 +151,7 @@ def independent_step0(cfg: RunConfig, *, notebook: str = "", progress: bool = Tr
     return {
         "model": out.model,
         "seed": ccfg.seed,
-        "miou": round(100 * (out.record["miou_all"] or 0), 1),
+        "miou": round(100 * (out.record.miou_all or 0), 1),
         "seconds": round(time.perf_counter() - t0, 1),
         "trained_now": not existed,
         "checkpoint": str(out.checkpoint),

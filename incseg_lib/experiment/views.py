@@ -4,6 +4,7 @@ checkpoints and images and return arrays; incseg_lib.viz draws them. Nothing her
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from ..data.transforms import eval_transforms
 from ..engine import load_checkpoint
 from ..models import build_model as build_network
 from ..models import limit_to_seen
+from ..results import Record, as_records
 from ..seam import PseudoLabels, SeamConfig, SeamNet, cam_scores, count_outcomes, pseudo_label_outcome
 from ..store import CorruptCheckpoint, load_torch
 from ..tasks import IncrementalSplit, get_task
@@ -95,14 +97,15 @@ def example_images(cfg: RunConfig, n: int = 2) -> list[int]:
     return picks or list(range(min(n, len(val))))
 
 
-def model_and_data(rec: dict, data_root: str = ""):
+def model_and_data(rec: Mapping, data_root: str = ""):
     """The model, evaluation images and palette behind a results record (for galleries/viewers).
 
     Args:
+        rec: a results record (:class:`~incseg_lib.results.Record` or its dictionary).
         data_root: read the images from here instead of the record's ``data_root``.
 
     Returns:
-        ``(model, dataset, palette)``: the model of ``rec["checkpoint"]`` in eval mode; the
+        ``(model, dataset, palette)``: the model of ``rec.checkpoint`` in eval mode; the
         evaluation split labelled with the model's output indices (full images, normalised); the
         palette reordered to those indices.
 
@@ -110,16 +113,16 @@ def model_and_data(rec: dict, data_root: str = ""):
         FileNotFoundError: the record has no checkpoint, or its file is gone (names it).
         CorruptCheckpoint: the checkpoint is truncated, not incseg's, or holds code (names it).
     """
-    model, split, val_base = _record_model(rec, data_root)
+    model, split, val_base = _record_model(Record.from_dict(rec), data_root)
     data = split.eval_dataset(val_base).with_transforms(eval_transforms())
     palette = val_base.info.display_palette[split.class_order[: split.num_seen]]
     return model, data, palette
 
 
-def _record_model(rec: dict, data_root: str = ""):
+def _record_model(rec: Record, data_root: str = ""):
     """``(model in eval mode, its IncrementalSplit, the validation dataset)`` of a record's checkpoint;
     raises as :func:`model_and_data`."""
-    ckpt = rec.get("checkpoint")
+    ckpt = rec.checkpoint
     if not ckpt or not Path(ckpt).is_file():
         raise FileNotFoundError(
             f"the checkpoint of this record ({ckpt}) is not on this machine; "
@@ -130,24 +133,24 @@ def _record_model(rec: dict, data_root: str = ""):
         raise CorruptCheckpoint(f"checkpoint {ckpt} is not an incseg checkpoint (no model, classes or backbone)", ckpt)
     model = build_network(state.get("model_name") or "bisenet", state["classes_per_step"], state["backbone"], "")
     model.load_state_dict(state["model"])
-    cfg = RunConfig(**{k: v for k, v in rec["config"].items() if k in RunConfig.__dataclass_fields__})
+    cfg = RunConfig(**{k: v for k, v in rec.config.items() if k in RunConfig.__dataclass_fields__})
     if data_root:
         cfg = cfg.replace(data_root=data_root)
-    if rec["method"] == "joint":
-        cfg = joint_config(cfg.replace(task=rec["task"]))
+    if rec.method == "joint":
+        cfg = joint_config(cfg.replace(task=rec.task))
         split = IncrementalSplit(cfg.dataset, cfg.task, 0, "overlapped")
-    elif rec.get("setting") == "offline":
-        split = IncrementalSplit(cfg.dataset, rec["task"], 0, "overlapped")
-        cfg = cfg.replace(task=rec["task"])
+    elif rec.setting == "offline":
+        split = IncrementalSplit(cfg.dataset, rec.task, 0, "overlapped")
+        cfg = cfg.replace(task=rec.task)
     else:
-        cfg = cfg.replace(task=rec["task"], setting=rec["setting"])
-        split = IncrementalSplit(cfg.dataset, cfg.task, rec["step"], cfg.setting)
+        cfg = cfg.replace(task=rec.task, setting=rec.setting)
+        split = IncrementalSplit(cfg.dataset, cfg.task, rec.step, cfg.setting)
     limit_to_seen(model, split.step + 1)  # pre-allocated heads of later steps (DFT*) are not predicted
     _, val_base = base_datasets(cfg, split)
     return model.eval(), split, val_base
 
 
-def last_step_predictions(records: list[dict], indices, data_root: str = "", device="cpu") -> dict:
+def last_step_predictions(records: Iterable[Mapping], indices, data_root: str = "", device="cpu") -> dict:
     """Every model of one task after its last step on the same validation images (the data of
     :func:`~incseg_lib.viz.method_gallery`).
 
@@ -168,7 +171,8 @@ def last_step_predictions(records: list[dict], indices, data_root: str = "", dev
     Raises:
         ValueError: ``records`` mix datasets, tasks or settings (names them), or none can be loaded.
     """
-    groups = {(r["dataset"], r["task"], r["setting"]) for r in records}
+    records = as_records(records)
+    groups = {(r.dataset, r.task, r.setting) for r in records}
     if len(groups) != 1:
         raise ValueError(f"last_step_predictions: one (dataset, task, setting) at a time, got {sorted(groups)}")
     shown, preds, missing, images, truth, info = [], [], [], None, None, None

@@ -3,9 +3,10 @@ compared, or one against a bar) and FindingResult (its verdict against the calib
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..results import aggregation_label, display_name, latest
+from ..results import aggregation_label, as_records, display_name, latest
 from ..tasks import get_task
 
 REPRODUCED, NOT_REPRODUCED, NO_DATA, VARIES = "reproduced", "not reproduced", "no data", "varies"
@@ -72,15 +73,17 @@ class Metric:
         step = "" if self.step is None else f" after step {self.step}"
         return f"{name}'s {part}{step}"
 
-    def value(self, records: list[dict]) -> float | None:
+    def value(self, records: Iterable[Mapping]) -> float | None:
         """The metric in % (2 decimals) from the newest matching full-image record, or None if there is none."""
 
         key = self.part if self.part == "pixel_acc" or self.part.startswith("pseudo") else f"miou_{self.part}"
         best = None
-        for r in latest([r for r in records if r.get("eval_protocol", "full") == "full"]):
-            if r.get("method") != self.method:
+        for r in latest(records):
+            if r.eval_protocol != "full":
                 continue
-            if (self.task and r.get("task") != self.task) or (self.setting and r.get("setting") != self.setting):
+            if r.method != self.method:
+                continue
+            if (self.task and r.task != self.task) or (self.setting and r.setting != self.setting):
                 continue
             if self.exemplars is not None and (r.get("replay") or {}).get("budget") != self.exemplars:
                 continue
@@ -89,12 +92,12 @@ class Metric:
             step = self.step
             if step is None:
                 try:
-                    step = 0 if self.method in ("step0", "offline") else len(get_task(r["dataset"], r["task"])) - 1
+                    step = 0 if self.method in ("step0", "offline") else len(get_task(r.dataset, r.task)) - 1
                 except (KeyError, ValueError):
                     continue
-            if r.get("step") != step or r.get(key) is None:
+            if r.step != step or r.get(key) is None:
                 continue
-            if best is None or r.get("created_ns", 0) >= best.get("created_ns", 0):
+            if best is None or r.created_ns >= best.created_ns:
                 best = r
         # rounded only to absorb float noise (0.6 * 100): rounding to 2 decimals here made the
         # 1-decimal display round twice (0.80853 -> 80.85 -> "80.8")
@@ -140,9 +143,10 @@ class Finding:
         bound = self.factor * b
         return a - bound if self.op in (">", ">=") else bound - a
 
-    def check(self, records: list[dict], calibration: dict | None = None) -> FindingResult:
+    def check(self, records: Iterable[Mapping], calibration: dict | None = None) -> FindingResult:
         """Evaluate on ``records``; ``calibration`` is this finding's entry of a profile's calibration
         (``{"margin", "verdict", "gaps", ...}``, see :func:`calibrate`), or None."""
+        records = as_records(records)
         a = self.left.value(records)
         if isinstance(self.right, Metric):
             b, b_label = self.right.value(records), self.right.label()

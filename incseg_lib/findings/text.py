@@ -4,11 +4,12 @@ verdicts and the records; saving and loading a notebook's findings."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
 from ..env import provenance
-from ..results import display_name
+from ..results import as_records, display_name
 from ..store import atomic_write_json
 from .claims import NO_DATA, NOT_REPRODUCED, OUTSIDE, REPRODUCED, VARIES, FindingResult
 
@@ -96,7 +97,7 @@ def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def trained_line(records: list[dict], notebook: str, methods: list[str]) -> str:
+def trained_line(records: Iterable[Mapping], notebook: str, methods: list[str]) -> str:
     """Which of the ``methods`` (ids) a notebook discusses this run trained, and which it did not,
     so a take-away never speaks of a method as if it had run.
 
@@ -104,7 +105,7 @@ def trained_line(records: list[dict], notebook: str, methods: list[str]) -> str:
         records: results records; those of ``notebook`` count.
         methods: method ids in the order the notebook presents them (``ft``, ``lwf`` ...).
     """
-    ran = {r.get("method") for r in records if r.get("notebook") == notebook}
+    ran = {r.method for r in as_records(records) if r.notebook == notebook}
     done = [display_name(m) for m in methods if m in ran]
     missing = [display_name(m) for m in methods if m not in ran]
     if not done:
@@ -125,7 +126,7 @@ _GRID_KNOBS = (
 )
 
 
-def grid_takeaway_lines(records: list[dict]) -> list[str]:
+def grid_takeaway_lines(records: Iterable[Mapping]) -> list[str]:
     """What an offline grid's records say about its hyperparameters, generated so that it matches
     them: with one configuration, that the grid cannot rank anything; otherwise, per varied knob
     (backbone, learning rate, batch size), the best mIoU (all classes, %) at each value and the spread.
@@ -133,13 +134,13 @@ def grid_takeaway_lines(records: list[dict]) -> list[str]:
     Args:
         records: offline results records (``method == "offline"``); others are ignored.
     """
-    recs = [r for r in records if r.get("method") == "offline" and r.get("miou_all") is not None]
+    recs = [r for r in as_records(records) if r.method == "offline" and r.miou_all is not None]
     if not recs:
         return ["**Not in this run**: no offline model was trained."]
-    best = max(recs, key=lambda r: r["miou_all"])
+    best = max(recs, key=lambda r: r.miou_all)
     where = ", ".join(f"{word} {fmt(best[k])}" for k, word, fmt in _GRID_KNOBS if k in best)
     lines = [
-        f"The best configuration ({where}) reaches {100 * best['miou_all']:.1f} mIoU; "
+        f"The best configuration ({where}) reaches {100 * best.miou_all:.1f} mIoU; "
         "its checkpoint is the offline reference."
     ]
     varied = [(k, word, fmt) for k, word, fmt in _GRID_KNOBS if len({r.get(k) for r in recs}) > 1]
@@ -154,7 +155,7 @@ def grid_takeaway_lines(records: list[dict]) -> list[str]:
     for k, word, fmt in varied:
         by_value = {}
         for r in recs:
-            by_value[r.get(k)] = max(by_value.get(r.get(k), 0.0), 100 * r["miou_all"])
+            by_value[r.get(k)] = max(by_value.get(r.get(k), 0.0), 100 * r.miou_all)
         values = sorted(by_value.items(), key=lambda kv: -kv[1])
         spread = values[0][1] - values[-1][1]
         spreads.append((spread, word))

@@ -3,9 +3,11 @@ saved."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..log import get_logger
+from ..results import as_records
 from .calibration import calibration_key, calibration_line, load_calibration
 from .claims import Finding, FindingResult
 from .text import format_lines, save
@@ -15,7 +17,7 @@ log = get_logger(__name__)
 
 def check(
     findings: list[Finding],
-    records: list[dict],
+    records: Iterable[Mapping],
     *,
     notebook: str = "",
     run_dir: str | Path | None = None,
@@ -31,6 +33,7 @@ def check(
     Returns the results in declaration order. Never raises for a finding that does not hold: it is
     reported as ``not reproduced``, ``varies`` or ``no data`` with its numbers.
     """
+    records = as_records(records)
     calibration = load_calibration(profile, dataset) if profile and dataset else None
     entries = (calibration or {}).get("findings", {})
     out = []

@@ -112,9 +112,9 @@ def _load_findings(run_dir: Path) -> tuple[list, list[dict]]:
     return found, metas
 
 
-def _headline(run_dir: Path, suite: dict, recs: list[dict], found: list, metas: list[dict]) -> str:
+def _headline(run_dir: Path, suite: dict, recs: list[results.Record], found: list, metas: list[dict]) -> str:
     profile = str(suite.get("profile") or next((m.get("profile") for m in metas if m.get("profile")), "?"))
-    datasets = sorted({str(r["dataset"]) for r in recs} | {str(m["dataset"]) for m in metas if m.get("dataset")})
+    datasets = sorted({r.dataset for r in recs} | {str(m["dataset"]) for m in metas if m.get("dataset")})
     if not datasets and (suite.get("parameters") or {}).get("dataset"):
         datasets = [str(suite["parameters"]["dataset"])]
     state = str(suite.get("state", ""))
@@ -230,7 +230,7 @@ def write_report(run_dir: str | Path) -> Path:
         | set(by_notebook)
         | {r.notebook for r in found if r.notebook}
     )
-    several_datasets = len({r["dataset"] for r in recs}) > 1
+    several_datasets = len({r.dataset for r in recs}) > 1
     toc, sections = [], []
     for name in names:
         line, body = _notebook_section(

@@ -5,6 +5,7 @@ goes under which notebook."""
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import findings, results, runs
@@ -39,7 +40,7 @@ def findings_summary(found: list) -> str:
 
 
 # ---------------------------------------------------------------------- which record goes where
-def records_by_notebook(records: list[dict]) -> dict[str, list[dict]]:
+def records_by_notebook(records: Iterable[Mapping]) -> dict[str, list[results.Record]]:
     """``records`` grouped by the notebook that trained their model: notebook name -> records.
 
     A notebook reusing another's checkpoint re-evaluates it and writes a record of its own with the
@@ -48,19 +49,20 @@ def records_by_notebook(records: list[dict]) -> dict[str, list[dict]]:
     without a checkpoint is kept where it is.
     """
 
-    def key(r: dict) -> tuple:
-        if not r.get("checkpoint"):
-            return ("file", r.get("_file", id(r)))
-        return tuple(str(r.get(k)) for k in ("checkpoint", "task", "setting", "step", "eval_protocol", "method"))
+    def key(r: results.Record) -> tuple:
+        if not r.checkpoint:
+            return ("file", r.file or id(r))
+        return (r.checkpoint, r.task, r.setting, r.step, r.eval_protocol, r.method)
 
+    records = results.as_records(records)
     first: dict[tuple, str] = {}
     for r in records:
-        nb = str(r.get("notebook", ""))
+        nb = r.notebook
         first[key(r)] = min(first.get(key(r), nb), nb)
-    out: dict[str, list[dict]] = {}
+    out: dict[str, list[results.Record]] = {}
     for r in records:
-        if str(r.get("notebook", "")) == first[key(r)]:
-            out.setdefault(str(r.get("notebook", "")), []).append(r)
+        if r.notebook == first[key(r)]:
+            out.setdefault(r.notebook, []).append(r)
     return out
 
 
@@ -105,29 +107,30 @@ def _drop_empty(header: list[str], rows: list[list[str]]) -> tuple[list, list]:
     return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
 
 
-def result_tables(records: list[dict], several_datasets: bool = False) -> list[str]:
+def result_tables(records: Iterable[Mapping], several_datasets: bool = False) -> list[str]:
     """One notebook's result tables as HTML: one per (dataset, task, setting, evaluation), rows the
     methods after the task's last step, columns old / new / all mIoU (%) and the last step's
     training time; offline models (notebook 01) in a table of their own."""
     out = []
-    protocols = sorted({r.get("eval_protocol", "full") for r in records}, key=lambda p: (p != "full", p))
+    records = results.as_records(records)
+    protocols = sorted({r.eval_protocol for r in records}, key=lambda p: (p != "full", p))
     for protocol in protocols:
         final = results.final_steps(records, protocol)
-        groups: dict[tuple, list[dict]] = {}
+        groups: dict[tuple, list[results.Record]] = {}
         for r in final:
-            groups.setdefault((r["dataset"], r["task"], r["setting"]), []).append(r)
+            groups.setdefault((r.dataset, r.task, r.setting), []).append(r)
         offline = results.latest(
-            [r for r in records if r.get("setting") == "offline" and r.get("eval_protocol", "full") == protocol],
+            [r for r in records if r.setting == "offline" and r.eval_protocol == protocol],
             keys=("dataset", "method", "checkpoint", "eval_protocol"),
         )
         for r in offline:
-            groups.setdefault((r["dataset"], "offline", "offline"), []).append(r)
+            groups.setdefault((r.dataset, "offline", "offline"), []).append(r)
         started: dict[tuple, int] = {}  # tasks in the order the notebook trained them
         for r in records:
-            k = (r["dataset"], "offline" if r.get("setting") == "offline" else r["task"], r["setting"])
-            started[k] = min(started.get(k, r.get("created_ns", 0)), r.get("created_ns", 0))
+            k = (r.dataset, "offline" if r.setting == "offline" else r.task, r.setting)
+            started[k] = min(started.get(k, r.created_ns), r.created_ns)
         for (dataset, task, setting), recs in sorted(groups.items(), key=lambda kv: (started.get(kv[0], 0), kv[0])):
-            recs = sorted(recs, key=lambda r: runs.run_rank(r["method"]))
+            recs = sorted(recs, key=lambda r: runs.run_rank(r.method))
             labels = row_labels(recs)
             where = f" on {html.escape(str(dataset))}" if several_datasets else ""
             how = "" if protocol == "full" else f", evaluated on {html.escape(str(protocol).replace('-', ' '))}"
@@ -137,14 +140,14 @@ def result_tables(records: list[dict], several_datasets: bool = False) -> list[s
                 rows = [
                     [
                         html.escape(lab),
-                        _pct(r.get("miou_all")),
-                        _pct(r.get("pixel_acc")),
-                        duration(r.get("train_seconds")),
+                        _pct(r.miou_all),
+                        _pct(r.pixel_acc),
+                        duration(r.train_seconds),
                     ]
                     for lab, r in zip(labels, recs)
                 ]
             else:
-                last = max(r["step"] for r in recs)
+                last = max(r.step for r in recs)
                 caption = (
                     f"{html.escape(str(task))} {html.escape(str(setting))}{where}: mIoU (%) after step "
                     f"{html.escape(str(last))}, the last{how}"
@@ -155,7 +158,7 @@ def result_tables(records: list[dict], several_datasets: bool = False) -> list[s
                         html.escape(lab),
                         *(_pct(r.get(f"miou_{p}")) for p in MIOU_PARTS),
                         _pct(results.record_hiou(r)),
-                        duration(r.get("train_seconds")),
+                        duration(r.train_seconds),
                     ]
                     for lab, r in zip(labels, recs)
                 ]

@@ -3,14 +3,27 @@
 Records are written atomically and never overwritten (each gets a unique name; creating an
 existing name fails). Notebook 06 and the HTML report read them back with :func:`load`.
 
-Split by job: :mod:`.records` (write, read and check records), :mod:`.labels` (what a person
+Split by job: :mod:`.records` (write, read and check records; :class:`Record`, the typed record,
+and the queries :func:`select`, :func:`latest`, :func:`final_steps`), :mod:`.labels` (what a person
 reads: a run's name and what tells runs apart), :mod:`.tables` (what notebooks and the report
 show) and :mod:`.probing` (notebook 07's probe and fusion tables).
 """
 
 from .labels import AGGREGATION_LABELS, aggregation_label, display_labels, display_name, row_name, run_labels
 from .probing import fusion_frame, probe_frame
-from .records import REQUIRED, check_record, final_steps, find_record, find_runs, latest, load, record, select
+from .records import (
+    REQUIRED,
+    Record,
+    as_records,
+    check_record,
+    final_steps,
+    find_record,
+    find_runs,
+    latest,
+    load,
+    record,
+    select,
+)
 from .tables import (
     class_forgetting,
     class_iou,
@@ -38,6 +51,7 @@ __all__ = [
     "probe_frame",
     "AGGREGATION_LABELS",
     "aggregation_label",
+    "as_records",
     "check_record",
     "class_forgetting",
     "class_iou",
@@ -62,6 +76,7 @@ __all__ = [
     "provenance_table",
     "pseudo_label_table",
     "record",
+    "Record",
     "record_hiou",
     "records_table",
     "REQUIRED",

@@ -3,9 +3,10 @@ apart (memory, selection, aggregation, ...) in a table's row names."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from .. import runs
+from .records import Record, as_records
 
 # ---------------------------------------------------------------------- incremental tables
 display_name = runs.display_name  # the field's name for a recorded run (``smib`` -> ``SMiB``)
@@ -24,7 +25,7 @@ def aggregation_label(aggregation: str) -> str:
     return AGGREGATION_LABELS.get(aggregation, aggregation)
 
 
-def _describe(r: dict) -> list[tuple[str, str]]:
+def _describe(r: Record) -> list[tuple[str, str]]:
     """What tells ``r`` apart from other records of its method, most telling first: ``(key, text)``."""
     parts: list[tuple[str, str]] = []
     rep = r.get("replay") or {}
@@ -45,10 +46,10 @@ def _describe(r: dict) -> list[tuple[str, str]]:
         parts.append(("cams", f"{str(seam.get('cam_source', 'pcm')).upper()} labels"))
         parts.append(("fusion", "fused with the old model" if seam.get("fuse_old", True) else "not fused"))
         parts.append(("threshold", f"background threshold {seam.get('bg_threshold')}"))
-    backbone = str(r.get("backbone", ""))
+    backbone = str(r.backbone)
     parts.append(("backbone", backbone.replace("resnet", "ResNet-") if backbone.startswith("resnet") else backbone))
     groups = {"replay": rep, "synthetic": syn, "weak": seam if isinstance(seam, dict) else {}}
-    groups["config"] = {k: v for k, v in (r.get("config") or {}).items() if k not in _SKIPPED_CONFIG}
+    groups["config"] = {k: v for k, v in (r.config or {}).items() if k not in _SKIPPED_CONFIG}
     for group, settings in groups.items():  # every other setting, shown only when nothing named tells apart
         for k, v in sorted(settings.items()):
             if isinstance(v, (int, float, str, bool)):
@@ -56,7 +57,7 @@ def _describe(r: dict) -> list[tuple[str, str]]:
     return parts
 
 
-def display_labels(records: list[dict], *, shown_elsewhere: Iterable[str] = ()) -> list[str]:
+def display_labels(records: Iterable[Mapping], *, shown_elsewhere: Iterable[str] = ()) -> list[str]:
     """A label per record for one table or figure: the method's name (:func:`display_name`), and where
     two records share a method what tells them apart (``SMiB (1/class)``, ``MiB+DI (scale-aware)``).
 
@@ -67,8 +68,8 @@ def display_labels(records: list[dict], *, shown_elsewhere: Iterable[str] = ()) 
     are numbered (``FT #1``, ``FT #2``).
 
     Args:
-        records: results records; only ``method`` is required (``replay``, ``synthetic``, ``weak``,
-            ``backbone`` and ``config`` tell records apart).
+        records: results records (:class:`~incseg_lib.results.Record`, or their dictionaries):
+            ``replay``, ``synthetic``, ``weak``, ``backbone`` and ``config`` tell them apart.
         shown_elsewhere: keys of :func:`_describe` the caller shows beside the label (a memory
             column: ``("memory", "selection")``): left out of the labels, and records that differ
             in them need not be told apart by the label.
@@ -76,20 +77,19 @@ def display_labels(records: list[dict], *, shown_elsewhere: Iterable[str] = ()) 
     Returns:
         One label per record, in the order of ``records``.
     """
+    records = as_records(records)
     hidden = set(shown_elsewhere)
     described = [dict(_describe(r)) for r in records]
     elsewhere = [tuple(str(d.get(k)) for k in sorted(hidden)) for d in described]
     labels = []
     for i, r in enumerate(records):
         mine = {k: v for k, v in described[i].items() if k not in hidden}
-        same = [
-            described[j] for j, o in enumerate(records) if o["method"] == r["method"] and elsewhere[j] == elsewhere[i]
-        ]
+        same = [described[j] for j, o in enumerate(records) if o.method == r.method and elsewhere[j] == elsewhere[i]]
         differ = [k for k in mine if len({str(d.get(k)) for d in same}) > 1]
         named = [k for k in differ if "." not in k]  # a named difference says enough; other settings if needed
         keys = named if named and _tells_apart(same, named) else differ
         extra = [v for k, v in mine.items() if k in keys or k == "memory"]  # a replay run always shows its memory
-        labels.append(display_name(r["method"]) + (f" ({', '.join(extra)})" if extra else ""))
+        labels.append(display_name(r.method) + (f" ({', '.join(extra)})" if extra else ""))
     tagged = list(zip(labels, elsewhere))
     alike = {t for t in tagged if tagged.count(t) > 1}  # a re-run with the same settings: numbered
     seen: dict[tuple, int] = {}
@@ -106,7 +106,7 @@ def _tells_apart(described: list[dict], keys: list[str]) -> bool:
     return len(set(values)) == len(values)
 
 
-def run_labels(records: list[dict], *, shown_elsewhere: Iterable[str] = ()) -> list[str]:
+def run_labels(records: Iterable[Mapping], *, shown_elsewhere: Iterable[str] = ()) -> list[str]:
     """A label per record, the same for every record of one run whatever its task or step.
 
     A run is a method with its variant (a memory, a synthetic set, SEAM's labels: ``smib`` with 1
@@ -121,17 +121,19 @@ def run_labels(records: list[dict], *, shown_elsewhere: Iterable[str] = ()) -> l
     Returns:
         One label per record, in the order of ``records``.
     """
+    records = as_records(records)
     runs = [row_name(r) for r in records]
-    newest: dict[str, dict] = {}
+    newest: dict[str, Record] = {}
     for r, run in zip(records, runs):
-        if run not in newest or r.get("created_ns", 0) >= newest[run].get("created_ns", 0):
+        if run not in newest or r.created_ns >= newest[run].created_ns:
             newest[run] = r
     named = dict(zip(newest, display_labels(list(newest.values()), shown_elsewhere=shown_elsewhere)))
     return [named[run] for run in runs]
 
 
-def row_name(r: dict) -> str:
+def row_name(r: Mapping) -> str:
     """A run: a table row per method, and per memory for replay runs: ``smib`` with 1 and 5 exemplars
     per class are two rows (``smib|1pc-class-balanced``), shown as ``SMiB (1/class)``."""
+    r = Record.from_dict(r)
     tagged = r.get("replay") or r.get("synthetic") or r.get("weak") or r.get("joint_weak")
-    return r["method"] + (f"|{r['variant']}" if r.get("variant") and tagged else "")
+    return r.method + (f"|{r.variant}" if r.variant and tagged else "")

@@ -3,14 +3,16 @@ every step, and EWF's weight slider (old against new mIoU per weight)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..runs import probe_name
 from .labels import display_name
 from .records import select
 
 
-def probe_frame(records: list[dict], dataset: str, task: str, setting: str, methods: Sequence[str], part: str = "old"):
+def probe_frame(
+    records: Iterable[Mapping], dataset: str, task: str, setting: str, methods: Sequence[str], part: str = "old"
+):
     """``part`` mIoU (%) after every step of each of ``methods`` and of its probe: DataFrame, rows
     ``FT``, ``FT (probe)``, ... (display names), columns the steps (ints); step 0 is the step-0
     model (``step0``) and its probe (``step0|probe``) for every method; NaN where a step has no
@@ -24,8 +26,8 @@ def probe_frame(records: list[dict], dataset: str, task: str, setting: str, meth
     if part not in ("old", "new", "all"):
         raise ValueError(f"part {part!r}; choose old, new or all")
     recs = select(records, dataset, task, setting)
-    value = {(r["method"], r["step"]): r.get(f"miou_{part}") for r in recs}
-    steps = sorted({r["step"] for r in recs})
+    value = {(r.method, r.step): r.get(f"miou_{part}") for r in recs}
+    steps = sorted({r.step for r in recs})
     rows = {}
     for m in methods:
         for name, step0 in ((m, "step0"), (probe_name(m), probe_name("step0"))):
@@ -35,20 +37,20 @@ def probe_frame(records: list[dict], dataset: str, task: str, setting: str, meth
     return pd.DataFrame.from_dict(rows, orient="index", columns=steps)
 
 
-def fusion_frame(records: list[dict], dataset: str, task: str, setting: str, method: str = "mib"):
+def fusion_frame(records: Iterable[Mapping], dataset: str, task: str, setting: str, method: str = "mib"):
     """EWF's slider on ``<method>+ewf``: one row per weight of the new model ``w`` (ascending), columns
     ``w``, ``old``, ``new``, ``all`` (mIoU %) and ``default`` (EWF's own weight); empty when no
     sweep ran."""
     import pandas as pd
 
     prefix = f"{method}+ewf|w="
-    recs = [r for r in select(records, dataset, task, setting) if str(r.get("method", "")).startswith(prefix)]
+    recs = [r for r in select(records, dataset, task, setting) if str(r.method).startswith(prefix)]
     rows = [
         {
             "w": float(r["ewf_w"]),
-            "old": 100 * (r.get("miou_old") or 0.0),
-            "new": 100 * (r.get("miou_new") or 0.0),
-            "all": 100 * (r.get("miou_all") or 0.0),
+            "old": 100 * (r.miou_old or 0.0),
+            "new": 100 * (r.miou_new or 0.0),
+            "all": 100 * (r.miou_all or 0.0),
             "default": bool(r.get("ewf_default")),
         }
         for r in recs

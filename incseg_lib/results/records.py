@@ -1,6 +1,6 @@
 """Results records: one JSON record per evaluation under <run dir>/results/, written atomically and
-never overwritten; read back defensively (a malformed record is named and skipped); the newest per
-run and the last step of each."""
+never overwritten; read back defensively (a malformed record is named and skipped) as typed
+:class:`Record` objects; the newest per run, one task's records, the last step of each."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ import platform
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..env import provenance, runs_root
+from ..metrics import harmonic_iou
 from ..store import create_new
 from ..tasks import get_task
 
@@ -32,6 +36,123 @@ REQUIRED = (
     "miou_new",
     "pixel_acc",
 )
+
+
+_TEXT_FIELDS = ("notebook", "dataset", "task", "setting", "method", "backbone")
+_OPTIONAL_TYPES = {
+    "eval_protocol": str,
+    "checkpoint": str,
+    "config": dict,
+    "provenance": dict,
+    "variant": str,
+    "train_seconds": (int, float),
+    "created_ns": int,
+    "loss_history": list,
+    "loss_terms": dict,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Record(Mapping):
+    """One evaluation of one model: the typed form of a results record (:func:`load`,
+    :func:`as_records`).
+
+    The readers use the attributes: the run's identity (``notebook`` that recorded it, ``dataset``,
+    ``task`` such as ``15-5``, ``setting`` overlapped / disjoint / offline, ``method`` its run name,
+    ``step`` 0..n-1, ``backbone``, ``variant`` or None), the mIoU fractions in [0, 1] or None
+    (``miou_all``, ``miou_old``, ``miou_new``, ``pixel_acc``; ``iou`` per class name), how it was
+    evaluated (``eval_protocol`` ``full`` or ``crop``, ``checkpoint``), and what produced it
+    (``config``, ``provenance``, ``train_seconds``, ``created_ns``, the training curves). Every other
+    field a notebook recorded (``pseudo_new``, ``probe_of``, ``ewf_weight`` ...) is read with
+    :meth:`get`, as is the whole record: a Record is also a read-only mapping over the fields as
+    written in the JSON file (plus ``_file`` and ``_run``), so code written for the dictionaries
+    keeps working.
+    """
+
+    notebook: str
+    dataset: str
+    task: str
+    setting: str
+    method: str
+    step: int
+    backbone: str
+    iou: dict
+    miou_all: float | None
+    miou_old: float | None
+    miou_new: float | None
+    pixel_acc: float | None
+    eval_protocol: str = "full"
+    variant: str | None = None
+    checkpoint: str | None = None
+    config: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    train_seconds: float | None = None
+    created: str = ""
+    created_ns: int = 0
+    loss_history: list | None = None
+    loss_terms: dict | None = None
+    file: str = ""  # the JSON file it was read from ("" for one not written)
+    run: str = ""  # the name of its run folder
+    data: dict = field(default_factory=dict, repr=False)  # every field as written
+
+    @classmethod
+    def from_dict(cls, rec: Mapping, *, file: str = "", run: str = "") -> Record:
+        """The Record of a record's JSON object (``_file`` / ``_run`` in it, or given).
+
+        Raises:
+            ValueError: ``rec`` is not a record (:func:`check_record` names the field).
+        """
+        if isinstance(rec, Record):
+            return rec
+        rec = check_record(dict(rec) if isinstance(rec, Mapping) else rec)
+        data = {k: v for k, v in rec.items() if k not in ("_file", "_run")}
+        typed = {k: data[k] for k in REQUIRED}
+        typed.update((k, data[k]) for k in _TYPED if k in data and k not in typed and data[k] is not None)
+        return cls(
+            **typed,
+            file=str(rec.get("_file", file) or ""),
+            run=str(rec.get("_run", run) or ""),
+            data=data,
+        )
+
+    @property
+    def hiou(self) -> float | None:
+        """hIoU in [0, 1]: the harmonic mean of old- and new-class mIoU
+        (:func:`~incseg_lib.metrics.harmonic_iou`); None without both."""
+        return harmonic_iou(self.miou_old, self.miou_new)
+
+    def to_dict(self) -> dict:
+        """The record as its JSON object (with ``_file`` and ``_run`` where known)."""
+        return dict(self)
+
+    # the mapping view: the fields as written, then where it was read from
+    def _view(self) -> dict:
+        extra = {k: v for k, v in (("_file", self.file), ("_run", self.run)) if v}
+        return {**self.data, **extra}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._view()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._view())
+
+    def __len__(self) -> int:
+        return len(self._view())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._view()
+
+
+_TYPED = {f.name for f in dataclass_fields(Record)} - {"data", "file", "run"}
+
+
+def as_records(records: Iterable[Mapping]) -> list[Record]:
+    """``records`` as :class:`Record` objects (dictionaries are checked and converted, Records kept).
+
+    Raises:
+        ValueError: one of them is not a record; the message names the field.
+    """
+    return [Record.from_dict(r) for r in records]
 
 
 def record(run_dir: str | Path, **fields) -> Path:
@@ -72,10 +193,11 @@ def record(run_dir: str | Path, **fields) -> Path:
     return final
 
 
-def load(run_dirs: str | Path | Iterable[str | Path]) -> list[dict]:
-    """Every record under ``run_dir/results`` (one folder or several), oldest first.
+def load(run_dirs: str | Path | Iterable[str | Path]) -> list[Record]:
+    """Every record under ``run_dir/results`` (one folder or several), oldest first, as
+    :class:`Record` objects.
 
-    Each record gets ``_file`` (its path) and ``_run`` (its run folder's name). A file that is not
+    Each record knows its ``file`` (its path) and ``run`` (its run folder's name). A file that is not
     a readable record (truncated, edited by hand, a field of the wrong type: :func:`check_record`)
     is skipped with a warning naming it and the field, and a run folder that does not exist is
     named, so one bad file never stops notebook 06, the report or the findings.
@@ -91,27 +213,12 @@ def load(run_dirs: str | Path | Iterable[str | Path]) -> list[dict]:
             continue
         for p in sorted((Path(rd) / "results").glob("*.json")):
             try:
-                rec = check_record(json.loads(p.read_text()))
+                rec = Record.from_dict(json.loads(p.read_text()), file=str(p), run=Path(rd).name)
             except (ValueError, OSError, UnicodeDecodeError) as e:
                 warnings.warn(f"results record {p} is unreadable ({str(e)[:100]}); skipped", stacklevel=2)
                 continue
-            rec["_file"], rec["_run"] = str(p), Path(rd).name
             out.append(rec)
-    return sorted(out, key=lambda r: (r.get("created_ns", 0), r.get("created", ""), r["_file"]))
-
-
-_TEXT_FIELDS = ("notebook", "dataset", "task", "setting", "method", "backbone")
-_OPTIONAL_TYPES = {
-    "eval_protocol": str,
-    "checkpoint": str,
-    "config": dict,
-    "provenance": dict,
-    "variant": str,
-    "train_seconds": (int, float),
-    "created_ns": int,
-    "loss_history": list,
-    "loss_terms": dict,
-}
+    return sorted(out, key=lambda r: (r.created_ns, r.created, r.file))
 
 
 def check_record(rec) -> dict:
@@ -146,7 +253,7 @@ def check_record(rec) -> dict:
     return rec
 
 
-def find_record(records: list[dict], *, newer_than_ns: int = 0, **match) -> dict | None:
+def find_record(records: Iterable[Mapping], *, newer_than_ns: int = 0, **match) -> Record | None:
     """The newest of ``records`` (as :func:`load` returns them) whose fields equal ``match``, or None.
 
     ``match`` values are compared after a JSON round trip (a config dict with tuples matches its
@@ -154,8 +261,8 @@ def find_record(records: list[dict], *, newer_than_ns: int = 0, **match) -> dict
     epoch), e.g. before the checkpoint they evaluated was last written.
     """
     want = json.loads(json.dumps(match, sort_keys=True, default=str))
-    for rec in reversed(records):
-        if rec.get("created_ns", 0) >= newer_than_ns and all(rec.get(k) == v for k, v in want.items()):
+    for rec in reversed(as_records(records)):
+        if rec.created_ns >= newer_than_ns and all(rec.get(k) == v for k, v in want.items()):
             return rec
     return None
 
@@ -169,39 +276,46 @@ def _device_name() -> str:
 
 
 def latest(
-    records: list[dict], keys=("dataset", "task", "setting", "method", "step", "backbone", "eval_protocol", "variant")
-) -> list[dict]:
-    """Keep the newest record per ``keys`` (a re-run notebook supersedes its earlier records)."""
+    records: Iterable[Mapping],
+    keys=("dataset", "task", "setting", "method", "step", "backbone", "eval_protocol", "variant"),
+) -> list[Record]:
+    """Keep the newest record per ``keys`` (Record attributes or other recorded fields): a re-run
+    notebook supersedes its earlier records."""
     out: dict = {}
-    for r in sorted(records, key=lambda r: (r.get("created_ns", 0), r.get("_file", ""))):
-        out[tuple(str(r.get(k)) for k in keys)] = r
+    for r in sorted(as_records(records), key=lambda r: (r.created_ns, r.file)):
+        out[tuple(str(_field(r, k)) for k in keys)] = r
     return list(out.values())
 
 
-def select(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full") -> list[dict]:
+def _field(r: Record, key: str):
+    """``r``'s attribute ``key`` (with its default) or, for a field Record does not type, the
+    recorded value or None."""
+    return getattr(r, key) if key in _TYPED else r.get(key)
+
+
+def select(records: Iterable[Mapping], dataset: str, task: str, setting: str, protocol: str = "full") -> list[Record]:
     """The newest records (:func:`latest`) of one ``dataset`` / ``task`` / ``setting`` evaluated
     under ``protocol`` (``full`` or ``crop``; records without one are ``full``): every table of a
     task starts from these."""
     return [
         r
         for r in latest(records)
-        if (r.get("dataset"), r.get("task"), r.get("setting")) == (dataset, task, setting)
-        and r.get("eval_protocol", "full") == protocol
+        if (r.dataset, r.task, r.setting, r.eval_protocol) == (dataset, task, setting, protocol)
     ]
 
 
-def final_steps(records: list[dict], protocol: str = "full") -> list[dict]:
+def final_steps(records: Iterable[Mapping], protocol: str = "full") -> list[Record]:
     """The newest record of each method at the last step of its task (incremental tasks only)."""
 
     keep = []
-    for r in latest([r for r in records if r.get("eval_protocol", "full") == protocol]):
-        if r.get("setting") == "offline":
+    for r in latest(records):
+        if r.setting == "offline" or r.eval_protocol != protocol:
             continue
         try:
-            last = len(get_task(r["dataset"], r["task"])) - 1
+            last = len(get_task(r.dataset, r.task)) - 1
         except ValueError:
             continue
-        if r["step"] == last and r["method"] != "step0":
+        if r.step == last and r.method != "step0":
             keep.append(r)
     return keep
 

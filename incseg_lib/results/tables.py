@@ -3,14 +3,13 @@ last step, mIoU per step and per class, forgetting, memory sizes, pseudo-labels,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from .. import runs
 from ..config import step0_name
 from ..data import dataset_info
-from ..metrics import harmonic_iou
 from .labels import display_labels, display_name, row_name, run_labels
-from .records import final_steps, latest, select
+from .records import Record, as_records, final_steps, latest, select
 
 # records_table's columns: (record key, header a reader sees); mIoU and accuracy in %.
 RECORD_COLUMNS = (
@@ -33,7 +32,7 @@ RECORD_COLUMNS = (
 _PERCENT = ("miou_old", "miou_new", "miou_all", "pixel_acc")
 
 
-def records_table(records: list[dict], columns: Iterable[str] = tuple(k for k, _ in RECORD_COLUMNS)):
+def records_table(records: Iterable[Mapping], columns: Iterable[str] = tuple(k for k, _ in RECORD_COLUMNS)):
     """A pandas DataFrame of ``records``, one row each, with the headers of :data:`RECORD_COLUMNS`.
 
     ``method`` is the display label (:func:`display_labels` over the records shown: ``SMiB
@@ -53,6 +52,7 @@ def records_table(records: list[dict], columns: Iterable[str] = tuple(k for k, _
     unknown = [c for c in columns if c not in header]
     if unknown:
         raise ValueError(f"records_table: unknown column(s) {unknown}; choose from {list(header)}")
+    records = as_records(records)
     labels = display_labels(records)
     rows = []
     for r, label in zip(records, labels):
@@ -69,33 +69,34 @@ def records_table(records: list[dict], columns: Iterable[str] = tuple(k for k, _
     return pd.DataFrame(rows, columns=list(columns)).rename(columns=header)
 
 
-def iou_table(records: list[dict], label_keys=("method", "task", "setting", "step")):
+def iou_table(records: Iterable[Mapping], label_keys=("method", "task", "setting", "step")):
     """Per-class IoU (%) as a DataFrame: one row per record, one column per class."""
     import pandas as pd
 
+    records = as_records(records)
     rows = {
         " ".join(str(r.get(k)) for k in label_keys): {
-            c: (None if v is None else round(100 * v, 1)) for c, v in r["iou"].items()
+            c: (None if v is None else round(100 * v, 1)) for c, v in r.iou.items()
         }
         for r in records
     }
     df = pd.DataFrame.from_dict(rows, orient="index")
-    return df[class_order(records[0].get("dataset", ""), df.columns)] if records and len(df.columns) else df
+    return df[class_order(records[0].dataset, df.columns)] if records and len(df.columns) else df
 
 
-def record_hiou(record: dict) -> float | None:
+def record_hiou(record: Mapping) -> float | None:
     """A record's hIoU in [0, 1]: the harmonic mean of its old- and new-class mIoU
     (:func:`~incseg_lib.metrics.harmonic_iou`); None without both."""
-    return harmonic_iou(record.get("miou_old"), record.get("miou_new"))
+    return Record.from_dict(record).hiou
 
 
-def hiou_percent(record: dict) -> float:
+def hiou_percent(record: Mapping) -> float:
     """:func:`record_hiou` in % (1 decimal; NaN without both old and new mIoU), as the tables show it."""
     h = record_hiou(record)
     return float("nan") if h is None else round(100 * h, 1)
 
 
-def incremental_table(records: list[dict], protocol: str = "full", with_time: bool = False):
+def incremental_table(records: Iterable[Mapping], protocol: str = "full", with_time: bool = False):
     """The old/new/all table of MiB's papers: mIoU (%) at the last step, methods x (task, setting).
 
     Rows are methods in the field's order (FT ... MiB, SMiB, Joint last; runs of a method with a
@@ -111,14 +112,14 @@ def incremental_table(records: list[dict], protocol: str = "full", with_time: bo
     label_of = dict(zip(map(row_name, final), run_labels(final)))
     rows: dict = {}
     for r in final:
-        col = (r["dataset"], r["task"], r["setting"])
+        col = (r.dataset, r.task, r.setting)
         row = rows.setdefault(row_name(r), {})
         for part in ("old", "new", "all"):
             v = r.get(f"miou_{part}")
             row[col + (part,)] = float("nan") if v is None else round(100 * v, 1)
         row[col + ("hIoU",)] = hiou_percent(r)
         if with_time:
-            row[col + ("train s",)] = round(r.get("train_seconds") or 0.0, 1)
+            row[col + ("train s",)] = round(r.train_seconds or 0.0, 1)
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame.from_dict(rows, orient="index")
@@ -130,7 +131,7 @@ def incremental_table(records: list[dict], protocol: str = "full", with_time: bo
 
 
 def miou_by_step(
-    records: list[dict], dataset: str, task: str, setting: str, metric: str = "miou_all", protocol: str = "full"
+    records: Iterable[Mapping], dataset: str, task: str, setting: str, metric: str = "miou_all", protocol: str = "full"
 ):
     """mIoU (%) after every step, one row per run (step 0 shared, Joint left out): DataFrame.
 
@@ -139,9 +140,9 @@ def miou_by_step(
     """
     import pandas as pd
 
-    recs = [r for r in select(records, dataset, task, setting, protocol) if r["method"] != "joint"]
+    recs = [r for r in select(records, dataset, task, setting, protocol) if r.method != "joint"]
     base = _step0_records(recs)
-    later = [r for r in recs if r["step"] > 0]
+    later = [r for r in recs if r.step > 0]
     label_of = dict(zip(map(row_name, later), run_labels(later)))
     table = {}
     for run in sorted(label_of, key=runs.run_rank):
@@ -150,26 +151,26 @@ def miou_by_step(
         row = {0: round(100 * (b[metric] or 0), 1)} if b else {}
         for r in mine:
             if r.get(metric) is not None:
-                row[r["step"]] = round(100 * r[metric], 1)
+                row[r.step] = round(100 * r[metric], 1)
         table[label_of[run]] = row
     return pd.DataFrame.from_dict(table, orient="index").sort_index(axis=1)
 
 
-def training_curves(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full") -> dict:
+def training_curves(records: Iterable[Mapping], dataset: str, task: str, setting: str, protocol: str = "full") -> dict:
     """What each run of ``task`` / ``setting`` trained on, step by step (Joint and step 0 left out):
     ``{label: {"epochs": [1, 2, ...], "terms": {term: [loss per epoch]}, "steps": [1, 1, 2, ...],
     "miou": {"old": [...], "new": [...], "all": [...]} (%, after each step 1..T)}}``, the epochs
     numbered through the steps. Records written before each term was kept give their total only
     (``loss``). Runs are in the field's order, labelled by :func:`run_labels`."""
-    recs = [r for r in select(records, dataset, task, setting, protocol) if r["step"] > 0 and r["method"] != "joint"]
+    recs = [r for r in select(records, dataset, task, setting, protocol) if r.step > 0 and r.method != "joint"]
     label_of = dict(zip(map(row_name, recs), run_labels(recs)))
     out = {}
     for run in sorted(label_of, key=runs.run_rank):
-        mine = sorted((r for r in recs if row_name(r) == run), key=lambda r: r["step"])
+        mine = sorted((r for r in recs if row_name(r) == run), key=lambda r: r.step)
         curves = {"epochs": [], "terms": {}, "steps": [], "miou": {"old": [], "new": [], "all": []}, "step_ids": []}
         for r in mine:
-            terms = dict(r.get("loss_terms") or {})
-            terms = {"loss": r.get("loss_history") or [], **terms}
+            terms = dict(r.loss_terms or {})
+            terms = {"loss": r.loss_history or [], **terms}
             n = len(terms["loss"])
             start = len(curves["epochs"])
             for name, values in terms.items():
@@ -178,8 +179,8 @@ def training_curves(records: list[dict], dataset: str, task: str, setting: str, 
             for series in curves["terms"].values():  # a term this step did not log
                 series += [float("nan")] * (start + n - len(series))
             curves["epochs"] += list(range(start + 1, start + n + 1))
-            curves["steps"] += [r["step"]] * n
-            curves["step_ids"].append(r["step"])
+            curves["steps"] += [r.step] * n
+            curves["step_ids"].append(r.step)
             for part in ("old", "new", "all"):
                 v = r.get(f"miou_{part}")
                 curves["miou"][part].append(float("nan") if v is None else 100 * v)
@@ -197,7 +198,7 @@ def class_order(dataset: str, names) -> list[str]:
     return sorted(names, key=lambda n: (ids.get(n, len(ids)), n))
 
 
-def class_iou(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
+def class_iou(records: Iterable[Mapping], dataset: str, task: str, setting: str, protocol: str = "full"):
     """Per-class IoU (%) at the last step: one row per run (Joint included), one column per class.
 
     Rows in the field's method order, named by :func:`display_labels` (one row per memory size:
@@ -207,31 +208,29 @@ def class_iou(records: list[dict], dataset: str, task: str, setting: str, protoc
 
     recs = _final_of(records, dataset, task, setting, protocol)
     rows = {
-        label: {c: (float("nan") if v is None else round(100 * v, 1)) for c, v in r["iou"].items()}
+        label: {c: (float("nan") if v is None else round(100 * v, 1)) for c, v in r.iou.items()}
         for label, r in zip(display_labels(recs), recs)
     }
     df = pd.DataFrame.from_dict(rows, orient="index")
     return df[class_order(dataset, df.columns)] if len(df.columns) else df
 
 
-def _final_of(records: list[dict], dataset: str, task: str, setting: str, protocol: str) -> list[dict]:
+def _final_of(records: Iterable[Mapping], dataset: str, task: str, setting: str, protocol: str) -> list[Record]:
     """The last-step records of one (dataset, task, setting), in the field's method order."""
     recs = [
-        r
-        for r in final_steps(records, protocol)
-        if r["dataset"] == dataset and r["task"] == task and r["setting"] == setting
+        r for r in final_steps(records, protocol) if r.dataset == dataset and r.task == task and r.setting == setting
     ]
     return sorted(recs, key=lambda r: runs.run_rank(row_name(r)))
 
 
-def _step0_records(recs: list[dict]) -> dict[str, dict]:
+def _step0_records(recs: list[Record]) -> dict[str, Record]:
     """The step-0 record of each step-0 family (``step0``, ``step0-bce``) among ``recs``."""
-    return {r["method"]: r for r in recs if r["step"] == 0}
+    return {r.method: r for r in recs if r.step == 0}
 
 
-def _step0_of(rec: dict, base: dict[str, dict]) -> dict | None:
+def _step0_of(rec: Record, base: dict[str, Record]) -> Record | None:
     """The step-0 record ``rec`` started from (its ``step0`` field; LwF-MC: its BCE step 0), else any step 0."""
-    family = rec.get("step0") or step0_name(rec["method"])  # records made before the field: by method name
+    family = rec.get("step0") or step0_name(rec.method)  # records made before the field: by method name
     return base.get(family) or base.get("step0") or next(iter(base.values()), None)
 
 
@@ -249,7 +248,7 @@ def class_forgetting(before: dict, after: dict) -> dict:
     return out
 
 
-def forgetting(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
+def forgetting(records: Iterable[Mapping], dataset: str, task: str, setting: str, protocol: str = "full"):
     """Forgetting per old class: IoU after step 0 minus IoU at the last step (points), per method.
 
     Only the step-0 classes (background included) are shown; a positive value is what the
@@ -265,14 +264,15 @@ def forgetting(records: list[dict], dataset: str, task: str, setting: str, proto
     final = _final_of(records, dataset, task, setting, protocol)
     rows = {}
     for label, r in zip(display_labels(final), final):
-        b = (_step0_of(r, base) or {}).get("iou", {})
-        after = {c: r["iou"][c] for c in b if c in r["iou"]}
+        start = _step0_of(r, base)
+        b = start.iou if start else {}
+        after = {c: r.iou[c] for c in b if c in r.iou}
         rows[label] = class_forgetting({c: b[c] for c in after}, after)
     out = pd.DataFrame.from_dict(rows, orient="index")
     return (out[class_order(dataset, out.columns)].round(1) + 0.0) if len(out.columns) else out  # + 0.0: no -0.0
 
 
-def memory_table(records: list[dict], protocol: str = "full"):
+def memory_table(records: Iterable[Mapping], protocol: str = "full"):
     """Rehearsal results after the last step (like the SMiB report's Table III).
 
     Rows ``(method, exemplars per class or total)``, MiB without memory first, the method named by
@@ -283,7 +283,7 @@ def memory_table(records: list[dict], protocol: str = "full"):
     import pandas as pd
 
     rows: dict = {}
-    kept = [r for r in final_steps(records, protocol) if r["method"] == "mib" or runs.is_replay(r["method"])]
+    kept = [r for r in final_steps(records, protocol) if r.method == "mib" or runs.is_replay(r.method)]
     for r, label in zip(kept, run_labels(kept, shown_elsewhere=("memory", "selection"))):
         rep = r.get("replay") or {}
         size = "-" if not rep else (f"{rep['budget']}" if rep["mode"] == "per-class" else f"{rep['budget']} total")
@@ -291,7 +291,7 @@ def memory_table(records: list[dict], protocol: str = "full"):
             size += f" ({rep['strategy']})"
         key = (label, size)
         row = rows.setdefault(key, {})
-        col = (r["dataset"], r["task"], r["setting"])
+        col = (r.dataset, r.task, r.setting)
         for part in ("old", "new", "all"):
             v = r.get(f"miou_{part}")
             row[col + (part,)] = float("nan") if v is None else round(100 * v, 1)
@@ -315,7 +315,7 @@ def memory_table(records: list[dict], protocol: str = "full"):
     return df
 
 
-def miou_by_memory(records: list[dict], dataset: str, task: str, setting: str, protocol: str = "full"):
+def miou_by_memory(records: Iterable[Mapping], dataset: str, task: str, setting: str, protocol: str = "full"):
     """Long DataFrame for the mIoU-vs-memory plot: method, exemplars, part (old/new/all), mIoU %.
 
     The MiB record without memory comes with ``exemplars`` 0 (the reference line). ``method`` is
@@ -326,10 +326,10 @@ def miou_by_memory(records: list[dict], dataset: str, task: str, setting: str, p
 
     kept = []
     for r in final_steps(records, protocol):
-        if (r["dataset"], r["task"], r["setting"]) != (dataset, task, setting):
+        if (r.dataset, r.task, r.setting) != (dataset, task, setting):
             continue
         rep = r.get("replay") or {}
-        if r["method"] == "mib" and not rep:
+        if r.method == "mib" and not rep:
             kept.append((r, 0))
         elif rep and rep.get("mode") == "per-class":
             kept.append((r, rep["budget"]))
@@ -407,7 +407,7 @@ PSEUDO_LABEL_NAMES = {"cam": "CAM", "pcm": "PCM", "pcm+fuse": "PCM + old model",
 PSEUDO_LABEL_QUANTITIES = {"miou": "mIoU (%)", "miou_new": "new classes (%)", "background": "background IoU (%)"}
 
 
-def pseudo_label_table(records: list[dict]):
+def pseudo_label_table(records: Iterable[Mapping]):
     """Pseudo-label quality of every SEAM run (records with ``weak``): mIoU (%) of each kind of label
     against the masks it replaces (CAM, PCM, PCM + old model, chance), new-class and background IoU.
 
@@ -418,8 +418,8 @@ def pseudo_label_table(records: list[dict]):
     import pandas as pd
 
     rows = {}
-    for r in latest([r for r in records if r.get("weak") and r.get("eval_protocol", "full") == "full"]):
-        key = (r["task"], r["setting"], display_name(r["method"]), r["step"])
+    for r in latest(r for r in as_records(records) if r.get("weak") and r.eval_protocol == "full"):
+        key = (r.task, r.setting, display_name(r.method), r.step)
         for variant, q in r["weak"]["quality"].items():
             for k, quantity in PSEUDO_LABEL_QUANTITIES.items():
                 rows.setdefault(key, {})[(PSEUDO_LABEL_NAMES.get(variant, variant), quantity)] = q.get(k)
@@ -430,7 +430,7 @@ def pseudo_label_table(records: list[dict]):
     return df
 
 
-def provenance_table(records: list[dict]):
+def provenance_table(records: Iterable[Mapping]):
     """Where the numbers of each run folder come from: one row per run and software/machine, with the
     incseg version and commit, Python, torch, torchvision, numpy, device, threads, and the memory
     layout and precision its training and evaluation chose (records made before provenance was
@@ -442,8 +442,8 @@ def provenance_table(records: list[dict]):
     import pandas as pd
 
     rows: dict[tuple, dict] = {}
-    for r in records:
-        p = r.get("provenance") or {}
+    for r in as_records(records):
+        p = r.provenance or {}
         d = r.get("decisions") or {}
         layouts = sorted({"NHWC" if (x or {}).get("channels_last") else "NCHW" for x in d.values() if x})
         precisions = sorted({(x or {}).get("autocast", "") for x in d.values() if x})
@@ -460,8 +460,8 @@ def provenance_table(records: list[dict]):
             "layout": ", ".join(layouts),
             "precision": ", ".join(precisions),
         }
-        key = (r.get("_run", ""), *row.values())
-        rows.setdefault(key, {"run": r.get("_run", ""), **row, "records": 0})["records"] += 1
+        key = (r.run, *row.values())
+        rows.setdefault(key, {"run": r.run, **row, "records": 0})["records"] += 1
     return pd.DataFrame(list(rows.values())).set_index("run") if rows else pd.DataFrame()
 
 

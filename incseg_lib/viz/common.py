@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -10,7 +10,7 @@ import torch
 from ..data.common import VOID_COLOUR
 from ..data.transforms import denormalize
 from ..engine import predict
-from ..results import class_order, display_labels
+from ..results import Record, class_order, display_labels
 
 IGNORE_COLOUR = VOID_COLOUR  # VOC's cream for void
 
@@ -206,7 +206,7 @@ def loss_curves(histories: dict[str, dict], title: str = "training loss per epoc
     return fig
 
 
-def iou_bars(record: dict, title: str = ""):
+def iou_bars(record: Mapping, title: str = ""):
     """Horizontal bars of per-class IoU (%) from a results record, classes in id order.
 
     The default title names the model (method, backbone, learning rate and batch size when the
@@ -215,8 +215,9 @@ def iou_bars(record: dict, title: str = ""):
     """
     import matplotlib.pyplot as plt
 
-    names = class_order(record.get("dataset", ""), record["iou"])
-    vals = [record["iou"][n] for n in names]
+    record = Record.from_dict(record)
+    names = class_order(record.dataset, record.iou)
+    vals = [record.iou[n] for n in names]
     fig, ax = plt.subplots(figsize=(6, 0.24 * len(names) + 1.3))
     ax.barh(names, [100 * v if v is not None else 0 for v in vals], color="tab:blue")
     for k, v in enumerate(vals):
@@ -233,13 +234,13 @@ def iou_bars(record: dict, title: str = ""):
             str(x)
             for x in (
                 display_labels([record])[0],
-                record.get("backbone"),
+                record.backbone,
                 f"lr {record['lr']}" if record.get("lr") is not None else None,
                 f"batch {record['batch_size']}" if record.get("batch_size") is not None else None,
             )
             if x
         )
-        miou = record.get("miou_all")
+        miou = record.miou_all
         miou_text = f"{100 * miou:.1f}%" if miou is not None else "n/a"
         title = f"{record.get('dataset', '')} {model}: IoU per class (mIoU {miou_text})"
     ax.set_title(title, fontsize=10)
@@ -280,16 +281,17 @@ def loss_reading(histories: dict[str, dict]) -> str:
     return line
 
 
-def iou_reading(record: dict) -> str:
+def iou_reading(record: Mapping) -> str:
     """What :func:`iou_bars`'s figure shows, from the same record: the mIoU, and the classes with the
     highest and the lowest IoU."""
-    vals = {n: 100 * v for n, v in record["iou"].items() if v is not None}
+    record = Record.from_dict(record)
+    vals = {n: 100 * v for n, v in record.iou.items() if v is not None}
     if not vals:
         return "What this figure shows: no class has an IoU."
     ranked = sorted(vals, key=vals.get)
     low = ", ".join(f"{n} {vals[n]:.0f}" for n in ranked[:3])
     high = ", ".join(f"{n} {vals[n]:.0f}" for n in ranked[::-1][:3])
-    miou = record.get("miou_all")
+    miou = record.miou_all
     head = f"mIoU {100 * miou:.1f}; " if miou is not None else ""
     return f"What this figure shows: {head}highest IoU {high}; lowest {low}."
 

@@ -3,28 +3,28 @@ method gallery (every model of a task after its last step, on the same images)."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..env import headless
 from ..experiment import last_step_predictions, model_and_data
-from ..results import display_labels, display_name, final_steps, latest, run_labels
+from ..results import Record, as_records, display_labels, display_name, final_steps, latest, run_labels
 from ..runs import run_rank
 from .common import agreement, class_handles, colorize, gallery, legend_below, show, to_rgb
 
 
-def _viewer_title(rec: dict, label: str) -> str:
+def _viewer_title(rec: Record, label: str) -> str:
     """``SMiB (5/class) on shapes 15-1 overlapped, after step 5 (the last): mIoU 73.4%``."""
-    miou = rec.get("miou_all")
+    miou = rec.miou_all
     return (
-        f"{label} on {rec['dataset']} {rec['task']} {rec['setting']}, after step {rec['step']}: "
+        f"{label} on {rec.dataset} {rec.task} {rec.setting}, after step {rec.step}: "
         f"mIoU {'n/a' if miou is None else f'{100 * miou:.1f}%'}"
     )
 
 
-def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), device="cpu", data_root: str = ""):
+def results_viewer(records: Iterable[Mapping], images: Sequence[int] = (0, 1, 2), device="cpu", data_root: str = ""):
     """Predictions of any recorded model: pick dataset / task / setting / method / step, see its gallery.
 
     With ipywidgets in an interactive kernel: five drop-downs (the method's choices are display
@@ -45,8 +45,8 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
     except ImportError:  # the static gallery does without
         widgets = None
 
-    recs = [r for r in latest(records) if r.get("checkpoint") and r.get("eval_protocol", "full") == "full"]
-    recs = sorted(recs, key=lambda r: (r.get("created_ns", 0), r.get("_file", "")))
+    recs = [r for r in latest(records) if r.checkpoint and r.eval_protocol == "full"]
+    recs = sorted(recs, key=lambda r: (r.created_ns, r.file))
     label_of = {id(r): label for r, label in zip(recs, run_labels(recs))}
 
     def say(text: str):
@@ -58,7 +58,7 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
         try:
             model, data, palette = model_and_data(rec, data_root)
         except (OSError, ValueError, KeyError, RuntimeError) as e:  # missing/corrupt checkpoint, data moved ...
-            print(f"cannot show {Path(rec.get('_file', '?')).name} ({label_of[id(rec)]} step {rec['step']}): {e}")
+            print(f"cannot show {Path(rec.file or '?').name} ({label_of[id(rec)]} step {rec.step}): {e}")
             return None
         idx = [i for i in images if i < len(data)]
         return gallery(model, data, idx, palette, device=device, title=_viewer_title(rec, label_of[id(rec)]))
@@ -81,7 +81,7 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
     def show_all(chosen: list[dict]):
         """Every method's model of one task and step on the same images, or None after saying why."""
         try:
-            data = last_step_predictions(sorted(chosen, key=lambda r: run_rank(r["method"])), images, data_root, device)
+            data = last_step_predictions(sorted(chosen, key=lambda r: run_rank(r.method)), images, data_root, device)
         except ValueError as e:
             print(e)
             return None
@@ -96,7 +96,7 @@ def results_viewer(records: list[dict], images: Sequence[int] = (0, 1, 2), devic
 EVERY_METHOD = "every method"
 
 
-def _dropdown_viewer(widgets, recs: list[dict], value, show, show_all=None):
+def _dropdown_viewer(widgets, recs: list[Record], value, show, show_all=None):
     """Five linked drop-downs (dataset, task, setting, method, step) over ``recs`` and an output area
     where ``show(record)`` draws the chosen one; ``value(record, field)`` is what a drop-down lists.
     With ``show_all(records)`` the method drop-down starts with :data:`EVERY_METHOD`, which draws
@@ -140,7 +140,7 @@ def _dropdown_viewer(widgets, recs: list[dict], value, show, show_all=None):
         if chosen:
             with out:
                 every = boxes["method"].value == EVERY_METHOD
-                fig = show_all(list({str(r["checkpoint"]): r for r in chosen}.values())) if every else show(chosen[-1])
+                fig = show_all(list({str(r.checkpoint): r for r in chosen}.values())) if every else show(chosen[-1])
                 if fig is not None:  # display, not plt.show(fig): that is no backend's signature
                     display(fig)
                     plt.close(fig)
@@ -163,11 +163,10 @@ def method_gallery(data: dict, title: str = ""):
 
     import matplotlib.pyplot as plt
 
-    recs, n = data["records"], len(data["images"])
+    recs, n = as_records(data["records"]), len(data["images"])
     labels = display_labels(recs)
     rows = ["image", "ground truth"] + [
-        f"{lab}\nall {100 * r['miou_all']:.1f} %" if r.get("miou_all") is not None else lab
-        for lab, r in zip(labels, recs)
+        f"{lab}\nall {100 * r.miou_all:.1f} %" if r.miou_all is not None else lab for lab, r in zip(labels, recs)
     ]
     size = (1.7 * n + 1.8, 1.45 * len(rows) + 1.4)
     fig, axes = plt.subplots(len(rows), n, figsize=size, squeeze=False, layout="constrained")
@@ -214,19 +213,19 @@ def method_gallery_reading(data: dict) -> str:
     )
 
 
-def method_galleries(records: list[dict], images: Sequence[int] = (0, 1, 2), data_root: str = "", device="cpu"):
+def method_galleries(records: Iterable[Mapping], images: Sequence[int] = (0, 1, 2), data_root: str = "", device="cpu"):
     """:func:`method_gallery` for every incremental task of ``records``, each followed by its reading
     (:func:`method_gallery_reading`), drawn in order: one model per checkpoint (a model another
     notebook re-evaluated is shown once), in the tables' order. Models whose checkpoint is not on
     this machine are named, not drawn. Returns the figures.
     """
     groups: dict[tuple, dict[str, dict]] = {}
-    for r in sorted(final_steps(records), key=lambda r: -r.get("created_ns", 0)):  # newest first: it stays
-        one = groups.setdefault((r["dataset"], r["task"], r["setting"]), {})
-        one.setdefault(str(r.get("checkpoint") or id(r)), r)
+    for r in sorted(final_steps(records), key=lambda r: -r.created_ns):  # newest first: it stays
+        one = groups.setdefault((r.dataset, r.task, r.setting), {})
+        one.setdefault(str(r.checkpoint or id(r)), r)
     figs = []
     for group in sorted(groups):
-        recs = sorted(groups[group].values(), key=lambda r: (run_rank(r["method"]), r.get("created_ns", 0)))
+        recs = sorted(groups[group].values(), key=lambda r: (run_rank(r.method), r.created_ns))
         try:
             data = last_step_predictions(recs, list(images), data_root, device)
         except ValueError as e:
@@ -235,5 +234,5 @@ def method_galleries(records: list[dict], images: Sequence[int] = (0, 1, 2), dat
         figs.append(method_gallery(data))
         show(figs[-1], method_gallery_reading(data))
         for rec, why in data["missing"]:
-            print(f"  not shown: {display_name(rec['method'])} ({why})")
+            print(f"  not shown: {display_name(rec.method)} ({why})")
     return figs

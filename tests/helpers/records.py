@@ -21,6 +21,7 @@ def make_record(
     fractions (``all_`` defaults to ``old``), ``created_ns`` for ordering, IoU per class (default:
     background at ``old``); ``fields`` add or replace any other (``notebook``, ``replay``, ``_file`` ...)."""
     return {
+        "notebook": "02_mib_incremental",
         "dataset": dataset,
         "task": task,
         "setting": setting,
