@@ -167,7 +167,7 @@ def _relabel_same_size(mask_path: Path) -> None:
     os.utime(mask_path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
 
 
-def test_a_same_size_relabelled_mask_changes_the_data_check_key_and_eval_reuse(tmp_path, shapes_root, said):
+def test_a_same_size_relabelled_mask_changes_the_data_check_key_and_eval_reuse(tmp_path, shapes_root, said, tiny_cfg):
     """The content fingerprint reads the files: a mask relabelled at the same byte size is a new
     dataset for the data check, the checkpoint key and the evaluation reuse."""
     import shutil
@@ -180,7 +180,7 @@ def test_a_same_size_relabelled_mask_changes_the_data_check_key_and_eval_reuse(t
     masks = root / "VOCdevkit" / "VOC2012" / "SegmentationClass"
     for p in masks.glob("*.png"):  # uncompressed, so a relabelled mask keeps its size
         Image.open(p).save(p, compress_level=0)
-    cfg = _tiny(tmp_path, root)
+    cfg = tiny_cfg(data_root=str(root), run_dir=str(tmp_path / "run"))
     quiet = dict(progress=False)
     first = train_step(cfg, step=0, method="step0", **quiet).record
     val = load_dataset("shapes", "val", root=root, incremental=True, max_images=4)
@@ -485,14 +485,14 @@ def _read_only_view(src: Path, dst: Path) -> bool:
     return ok
 
 
-def test_finished_steps_in_a_read_only_folder_are_reused(tmp_path, shapes_root):
+def test_finished_steps_in_a_read_only_folder_are_reused(tmp_path, shapes_root, tiny_cfg):
     """A lab hands students a read-only folder of trained steps: step 0, MiB and SDR (whose step-0
     prototypes are made beside step 0 the first time) are reused and evaluated, nothing is written
     there, and the caches go to a writable folder."""
     from incseg_lib.experiment import train_step
 
     quiet = dict(progress=False)
-    cfg = _tiny(tmp_path, shapes_root)
+    cfg = tiny_cfg(run_dir=str(tmp_path / "run"))
     want = [
         train_step(cfg, step=s, method=m, **quiet).record["miou_all"] for s, m in ((0, "step0"), (1, "mib"), (1, "sdr"))
     ]
@@ -510,29 +510,11 @@ def test_finished_steps_in_a_read_only_folder_are_reused(tmp_path, shapes_root):
         subprocess.run(["umount", str(ro)], capture_output=True)
 
 
-def _tiny(tmp_path, shapes_root, **kw):
-    from incseg_lib.config import RunConfig
-
-    return RunConfig.from_profile(
-        "smoke",
-        task="15-5",
-        setting="overlapped",
-        epochs=1,
-        crop_size=32,
-        max_train_images=40,
-        max_val_images=4,
-        run_dir=str(tmp_path / "run"),
-        checkpoint_dir=str(tmp_path / "ckpt"),
-        data_root=str(shapes_root),
-        **kw,
-    )
-
-
-def test_a_corrupt_importance_file_is_named_moved_aside_and_rebuilt(tmp_path, shapes_root, said):
+def test_a_corrupt_importance_file_is_named_moved_aside_and_rebuilt(tmp_path, shapes_root, said, tiny_cfg):
     from incseg_lib.experiment import checkpoint_file, train_step
     from incseg_lib.regularizers import importance_file, load_importance
 
-    cfg = _tiny(tmp_path, shapes_root)
+    cfg = tiny_cfg(run_dir=str(tmp_path / "run"))
     quiet = dict(progress=False, record=False)
     train_step(cfg, step=0, method="step0", **quiet)
     imp = importance_file(checkpoint_file(cfg, 0, "ewc"))
@@ -546,7 +528,9 @@ def test_a_corrupt_importance_file_is_named_moved_aside_and_rebuilt(tmp_path, sh
     assert set(load_importance(checkpoint_file(cfg, 0, "ewc"))) == {"fisher", "pi", "pi_zenke", "rw"}  # rebuilt
 
 
-def test_the_viewer_names_a_record_it_cannot_show_and_shows_the_others(tmp_path, shapes_root, monkeypatch, capsys):
+def test_the_viewer_names_a_record_it_cannot_show_and_shows_the_others(
+    tmp_path, shapes_root, monkeypatch, capsys, tiny_cfg
+):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -555,7 +539,7 @@ def test_the_viewer_names_a_record_it_cannot_show_and_shows_the_others(tmp_path,
 
     monkeypatch.setenv("INCSEG_PROGRESS", "1")
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # no widgets: the static gallery
-    cfg = _tiny(tmp_path, shapes_root)
+    cfg = tiny_cfg(run_dir=str(tmp_path / "run"))
     good = train_step(cfg, step=0, method="step0", progress=False).record
     broken = tmp_path / "broken" / "step-1.pt"
     broken.parent.mkdir()
@@ -602,14 +586,14 @@ def test_corrupt_side_files_are_named_moved_aside_and_rebuilt(tmp_path):
             cls(folder, {"a": 1})
 
 
-def test_a_model_reused_by_another_notebook_is_recorded_for_it_too(tmp_path, shapes_root, said):
+def test_a_model_reused_by_another_notebook_is_recorded_for_it_too(tmp_path, shapes_root, said, tiny_cfg):
     """Two notebooks of one run reuse a model: whichever evaluates first, each keeps its own record
     (the same numbers, copied), so the report lists the model under the lowest-numbered notebook."""
     from incseg_lib import results
     from incseg_lib.experiment import train_step
     from incseg_lib.report import records_by_notebook
 
-    cfg = _tiny(tmp_path, shapes_root)
+    cfg = tiny_cfg(run_dir=str(tmp_path / "run"))
     quiet = dict(progress=False)
     first = train_step(cfg, step=0, method="step0", notebook="05_weak", **quiet).record
     said.clear()
