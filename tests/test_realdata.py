@@ -39,9 +39,9 @@ def test_short_real_training_run(dataset, name, task, tmp_path):
     out = train_step(cfg, step=0, method="offline", notebook="test", progress=False)
     assert out.history["epochs_done"] == 1 and np.isfinite(out.history["loss"][0])
     rec = out.record
-    assert rec["dataset"] == dataset and 0 <= rec["pixel_acc"] <= 1
-    if dataset == "camvid":  # incremental form: background + 8 classes at step 0
-        assert list(rec["iou"])[:2] == ["background", "sky"] and len(rec["iou"]) == 9
+    assert rec.dataset == dataset and 0 <= rec.pixel_acc <= 1
+    if dataset == "camvid":  # incremental form: background + 8 classes at step 0, in class-id order
+        assert list(rec.iou)[:2] == ["background", "sky"] and len(rec.iou) == 9
 
 
 @pytest.mark.parametrize(

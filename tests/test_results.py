@@ -26,7 +26,8 @@ BASE = dict(
 
 
 def test_a_loaded_record_is_typed_and_still_reads_as_its_json_fields(tmp_path):
-    path = results.record(tmp_path / "run-a", **{**BASE, "miou_new": 0.3, "pseudo_new": 0.25})
+    iou = {"background": 0.9, "diamond": 0.6, "triangle": 0.5}
+    path = results.record(tmp_path / "run-a", **{**BASE, "iou": iou, "miou_new": 0.3, "pseudo_new": 0.25})
     (rec,) = results.load(tmp_path / "run-a")
     assert isinstance(rec, results.Record)
     assert (rec.method, rec.step, rec.miou_old, rec.miou_new) == ("offline", 0, 0.7, 0.3)
@@ -34,6 +35,8 @@ def test_a_loaded_record_is_typed_and_still_reads_as_its_json_fields(tmp_path):
     # fields the file does not hold read as their defaults; fields Record does not type, with get
     assert rec.eval_protocol == "full" and rec.variant is None and rec.loss_terms is None
     assert rec.get("pseudo_new") == 0.25 and rec.get("replay") is None
+    # per-class IoU in class-id order; the JSON file (and the mapping view) sorts it by name
+    assert list(rec.iou) == ["background", "triangle", "diamond"] and list(rec["iou"])[1] == "diamond"
     assert (rec.file, rec.run) == (str(path), "run-a")
     # the mapping view is the JSON object as written, plus where it was read from
     assert rec["miou_old"] == 0.7 and rec["_file"] == str(path) and rec["_run"] == "run-a"

@@ -16,6 +16,7 @@ from .records import (
     Record,
     as_records,
     check_record,
+    class_order,
     final_steps,
     find_record,
     find_runs,
@@ -27,7 +28,6 @@ from .records import (
 from .tables import (
     class_forgetting,
     class_iou,
-    class_order,
     comparison_lines,
     forgetting,
     hiou_percent,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..data import dataset_info
 from ..env import provenance, runs_root
 from ..metrics import harmonic_iou
 from ..store import create_new
@@ -60,7 +61,8 @@ class Record(Mapping):
     The readers use the attributes: the run's identity (``notebook`` that recorded it, ``dataset``,
     ``task`` such as ``15-5``, ``setting`` overlapped / disjoint / offline, ``method`` its run name,
     ``step`` 0..n-1, ``backbone``, ``variant`` or None), the mIoU fractions in [0, 1] or None
-    (``miou_all``, ``miou_old``, ``miou_new``, ``pixel_acc``; ``iou`` per class name), how it was
+    (``miou_all``, ``miou_old``, ``miou_new``, ``pixel_acc``; ``iou`` per class name, in class-id
+    order: :func:`class_order`), how it was
     evaluated (``eval_protocol`` ``full`` or ``crop``, ``checkpoint``), and what produced it
     (``config``, ``provenance``, ``train_seconds``, ``created_ns``, the training curves). Every other
     field a notebook recorded (``pseudo_new``, ``probe_of``, ``ewf_weight`` ...) is read with
@@ -107,6 +109,7 @@ class Record(Mapping):
         rec = check_record(dict(rec) if isinstance(rec, Mapping) else rec)
         data = {k: v for k, v in rec.items() if k not in ("_file", "_run")}
         typed = {k: data[k] for k in REQUIRED}
+        typed["iou"] = {n: data["iou"][n] for n in class_order(data["dataset"], data["iou"])}  # JSON sorts by name
         typed.update((k, data[k]) for k in _TYPED if k in data and k not in typed and data[k] is not None)
         return cls(
             **typed,
@@ -144,6 +147,16 @@ class Record(Mapping):
 
 
 _TYPED = {f.name for f in dataclass_fields(Record)} - {"data", "file", "run"}
+
+
+def class_order(dataset: str, names) -> list[str]:
+    """``names`` sorted by class id (records store their per-class IoU by name, keys sorted by JSON);
+    names the dataset does not have come last, and an unknown dataset keeps the given order."""
+    try:
+        ids = {n: i for i, n in enumerate(dataset_info(dataset, incremental=True).class_names)}
+    except ValueError:
+        return list(names)
+    return sorted(names, key=lambda n: (ids.get(n, len(ids)), n))
 
 
 def as_records(records: Iterable[Mapping]) -> list[Record]:

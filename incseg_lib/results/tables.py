@@ -7,9 +7,8 @@ from collections.abc import Iterable, Mapping
 
 from .. import runs
 from ..config import step0_name
-from ..data import dataset_info
 from .labels import display_labels, display_name, row_name, run_labels
-from .records import Record, as_records, final_steps, latest, select
+from .records import Record, as_records, class_order, final_steps, latest, select
 
 # records_table's columns: (record key, header a reader sees); mIoU and accuracy in %.
 RECORD_COLUMNS = (
@@ -186,16 +185,6 @@ def training_curves(records: Iterable[Mapping], dataset: str, task: str, setting
                 curves["miou"][part].append(float("nan") if v is None else 100 * v)
         out[label_of[run]] = curves
     return out
-
-
-def class_order(dataset: str, names) -> list[str]:
-    """``names`` sorted by class id (records store their per-class IoU by name, keys sorted by JSON)."""
-
-    try:
-        ids = {n: i for i, n in enumerate(dataset_info(dataset, incremental=True).class_names)}
-    except ValueError:
-        return list(names)
-    return sorted(names, key=lambda n: (ids.get(n, len(ids)), n))
 
 
 def class_iou(records: Iterable[Mapping], dataset: str, task: str, setting: str, protocol: str = "full"):
