@@ -11,8 +11,9 @@ each line twice. To take them over::
     lib.handlers.clear()       # no printing of our own
     lib.propagate = True       # the application's handlers receive them
 
-Quieter: ``logging.getLogger("incseg_lib").setLevel(logging.WARNING)`` (what ranks > 0 of a
-``torchrun`` launch do). Progress bars stay tqdm's, on stderr.
+Quieter: ``logging.getLogger("incseg_lib").setLevel(logging.WARNING)``, before or after importing
+the library (what ranks > 0 of a ``torchrun`` launch and the benchmarks do). Progress bars stay
+tqdm's, on stderr.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def _install() -> logging.Logger:
         handler = _CurrentStdout()
         handler.setFormatter(logging.Formatter("%(message)s"))
         root.addHandler(handler)
-        root.setLevel(logging.INFO)
+        if root.level == logging.NOTSET:  # a level the caller set before importing the library stands
+            root.setLevel(logging.INFO)
         root.propagate = False
     return root
 

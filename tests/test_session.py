@@ -85,3 +85,24 @@ def test_training_log_prints_everything_when_its_folder_cannot_be_written(tmp_pa
         get_logger("incseg_lib.x").info("epoch 1/2  loss 1.0")
     printed = capsys.readouterr().out.splitlines()
     assert "cannot be written" in printed[0] and printed[1] == "epoch 1/2  loss 1.0"
+
+
+def test_a_log_level_set_before_the_library_is_imported_stands():
+    """The benchmarks quiet the library before importing it: its import must not reset the level."""
+    import subprocess
+    import sys
+
+    code = (
+        "import logging; logging.getLogger('incseg_lib').setLevel(logging.WARNING)\n"
+        "from incseg_lib.log import get_logger\n"
+        "get_logger('incseg_lib.x').info('INFO-LINE'); get_logger('incseg_lib.x').warning('WARNING-LINE')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "WARNING-LINE" in out and "INFO-LINE" not in out
+    default = subprocess.run(
+        [sys.executable, "-c", "from incseg_lib.log import get_logger; get_logger('incseg_lib.x').info('INFO-LINE')"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert default == "INFO-LINE\n"  # by default: the bare message, on stdout
