@@ -433,8 +433,8 @@ class RunConfig:
         if step > 0:
             key["previous"] = key_digest(self.training_key(step=step - 1, method=method, base=base, replayed=replayed))
             key.update(aux_next=self.aux_next, distill_pixels=self.distill_pixels)
-            if base == "pi":
-                key["pi_estimator"] = self.pi_estimator
+            for option in method_spec(base).key_options if is_method(base) else ():
+                key[option] = getattr(self, option)
             # entered only when not the shared setting, so its checkpoints keep their keys
             if self.protocol != "shared":
                 key["protocol"] = self.protocol

@@ -62,6 +62,8 @@ class MethodSpec:
             future heads train as negatives until their step, and are left out at inference until
             then (:attr:`~incseg_lib.models.IncrementalClassifier.seen_steps`). Such a step 0
             depends on the whole task, not only on its first classes.
+        key_options: :class:`~incseg_lib.config.RunConfig` fields that change what this method
+            trains after step 0 and so enter its checkpoint key (PI: ``pi_estimator``).
     """
 
     name: str
@@ -78,6 +80,7 @@ class MethodSpec:
     source: str = ""
     ablation_of: str = ""
     preallocate: bool = False
+    key_options: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not self.name or any(c in self.name for c in "|/ ") or self.name != self.name.lower():

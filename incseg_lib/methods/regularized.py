@@ -15,7 +15,7 @@ def build(name: str, weights: dict) -> Method:
     return Method(name, plain_ce, regularizer=name, weights=weights)
 
 
-def _spec(name: str, label: str, order: int, weight: float, paper: str) -> MethodSpec:
+def _spec(name: str, label: str, order: int, weight: float, paper: str, key_options=()) -> MethodSpec:
     return register(
         MethodSpec(
             name=name,
@@ -25,6 +25,7 @@ def _spec(name: str, label: str, order: int, weight: float, paper: str) -> Metho
             defaults={"reg": weight},
             main_weight="reg",
             family="parameter regularisation",
+            key_options=key_options,
             source=f"{paper}; fcdl94/MiB argparser.py (--method {label}: reg_importance {weight:g}), "
             "utils/regularizer.py",
         )
@@ -32,5 +33,5 @@ def _spec(name: str, label: str, order: int, weight: float, paper: str) -> Metho
 
 
 EWC = _spec("ewc", "EWC", 50, 500.0, "Kirkpatrick et al., PNAS 2017")
-PI = _spec("pi", "PI", 60, 500.0, "Zenke et al., ICML 2017")
+PI = _spec("pi", "PI", 60, 500.0, "Zenke et al., ICML 2017", key_options=("pi_estimator",))  # which PI score
 RW = _spec("rw", "RW", 70, 100.0, "Chaudhry et al., ECCV 2018")
