@@ -62,13 +62,12 @@ class Record(Mapping):
     ``task`` such as ``15-5``, ``setting`` overlapped / disjoint / offline, ``method`` its run name,
     ``step`` 0..n-1, ``backbone``, ``variant`` or None), the mIoU fractions in [0, 1] or None
     (``miou_all``, ``miou_old``, ``miou_new``, ``pixel_acc``; ``iou`` per class name, in class-id
-    order: :func:`class_order`), how it was
-    evaluated (``eval_protocol`` ``full`` or ``crop``, ``checkpoint``), and what produced it
-    (``config``, ``provenance``, ``train_seconds``, ``created_ns``, the training curves). Every other
-    field a notebook recorded (``pseudo_new``, ``probe_of``, ``ewf_weight`` ...) is read with
-    :meth:`get`, as is the whole record: a Record is also a read-only mapping over the fields as
-    written in the JSON file (plus ``_file`` and ``_run``), so code written for the dictionaries
-    keeps working.
+    order: :func:`class_order`), how it was evaluated (``eval_protocol``: ``full`` images or MiB's
+    ``centre-crop-<size>``; ``checkpoint``), and what produced it (``config``, ``provenance``,
+    ``train_seconds``, ``created_ns``, the training curves). Every other field a notebook recorded
+    (``pseudo_new``, ``probe_of``, ``ewf_w`` ...) is read with :meth:`get`, as is the whole record:
+    a Record is also a read-only mapping over the fields as written in the JSON file (plus
+    ``_file`` and ``_run``), so code written for the dictionaries keeps working.
     """
 
     notebook: str
