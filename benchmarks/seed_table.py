@@ -20,16 +20,16 @@ from incseg_lib import results
 from incseg_lib.metrics import harmonic_iou
 
 
-def rows(run: Path) -> dict[tuple, dict]:
+def rows(run: Path) -> dict[tuple, results.Record]:
     """``{(notebook, task, display label): record}`` of ``run``'s last steps; a model several notebooks
     evaluate (MiB on 15-5 in 02, 04 and 05) is listed once, under the lowest-numbered of them."""
     records = [r for r in results.load(run) if "ewf_w" not in r]  # EWF's slider: a table of its own
-    out: dict[tuple, dict] = {}
+    out: dict[tuple, results.Record] = {}
     seen: set[tuple] = set()
-    for notebook in sorted({str(r.get("notebook", "")) for r in records}):
-        finals = results.final_steps([r for r in records if r.get("notebook") == notebook])
-        for task in sorted({r["task"] for r in finals}):
-            rs = [r for r in finals if r["task"] == task]
+    for notebook in sorted({r.notebook for r in records}):
+        finals = results.final_steps([r for r in records if r.notebook == notebook])
+        for task in sorted({r.task for r in finals}):
+            rs = [r for r in finals if r.task == task]
             for r, label in zip(rs, results.display_labels(rs)):
                 if (task, label) not in seen:
                     seen.add((task, label))
@@ -37,7 +37,7 @@ def rows(run: Path) -> dict[tuple, dict]:
     return out
 
 
-def _pct(r: dict, part: str) -> float | None:
+def _pct(r: results.Record, part: str) -> float | None:
     v = r.get(f"miou_{part}")
     return None if v is None else 100 * float(v)
 
@@ -84,8 +84,8 @@ def sweep_table(runs: list[Path]) -> str:
     frames = []
     for run in runs:
         recs = results.load(run)
-        tasks = sorted({r["task"] for r in recs if "ewf_w" in r})
-        frames += [(run.name, t, results.fusion_frame(recs, recs[0]["dataset"], t, "overlapped")) for t in tasks]
+        tasks = sorted({r.task for r in recs if "ewf_w" in r})
+        frames += [(run.name, t, results.fusion_frame(recs, recs[0].dataset, t, "overlapped")) for t in tasks]
     weights = sorted({round(w, 2) for _, _, f in frames for w in f["w"]})
     lines = ["| run | task | " + " | ".join(f"w={w:.2f}" for w in weights) + " |", "|" + "---|" * (2 + len(weights))]
     for name, task, f in frames:
