@@ -324,7 +324,7 @@ def test_launch_order_starts_the_longest_notebooks_first():
 
     from incseg_lib.suite import launch_order
 
-    nbs = [Path(f"{i:02d}_x.ipynb") for i in range(1, 6)]
-    assert [p.name[:2] for p in launch_order(nbs, 2)] == ["02", "01", "05", "03", "04"]
+    nbs = [Path(f"{i:02d}_x.ipynb") for i in range(1, 8)]
+    assert [p.name[:2] for p in launch_order(nbs, 2)] == ["02", "01", "05", "03", "07", "04", "06"]
     assert launch_order(nbs, 1) == nbs  # one lane: numeric order
     assert [p.name[:2] for p in launch_order(nbs[2:4], 2)] == ["03", "04"]  # --only 03,04
