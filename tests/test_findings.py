@@ -39,6 +39,19 @@ def test_the_numbers_shown_are_rounded_once():
     assert r.left == 80.853 and "80.9 >= 70.0" in r.detail
 
 
+def test_two_numbers_that_differ_never_read_as_equal():
+    """A claim that holds by 0.04 points (MiB+EWF 42.737 against MiB 42.702, CamVid 8-1) shows the
+    decimals that tell the numbers apart, in the detail and in the take-away."""
+    recs = [rec("mib+ewf", 5, 0.427371, 0.16), rec("mib", 5, 0.427016, 0.17)]
+    r = Finding("MiB+EWF keeps more", Metric("mib+ewf"), ">", Metric("mib")).check(recs)
+    assert r.status == REPRODUCED and "42.74 > 42.70" in r.detail and "gap +0.04" in r.detail
+    line = findings.takeaway_lines([r])[0]
+    assert "(42.74) is above MiB's old-class mIoU (42.70) by 0.04 points" in line
+    same = Finding("MiB keeps more", Metric("mib"), ">", Metric("mib")).check(recs)
+    assert same.status == NOT_REPRODUCED and "42.7 > 42.7" in same.detail  # equal: one decimal, and it fails
+    assert "equals" in findings.takeaway_lines([same])[0]
+
+
 def test_a_finding_that_holds_is_reproduced_with_its_numbers():
     f = Finding("FT forgets", Metric("ft", "old"), "<=", Metric("step0", "old"), factor=0.5)
     r = f.check(RECORDS)

@@ -168,12 +168,13 @@ class Finding:
         bound = self.factor * b
         gap = round(self.gap(a, b), 6)
         holds = _OPS[self.op](a, bound) and gap > margin
-        scaled = f"{self.factor:g} x {b:.1f} = {bound:.1f}" if self.factor != 1 else f"{b:.1f}"
-        rhs = scaled if isinstance(self.right, Metric) else f"{bound:.1f}"
-        detail = f"{self.left.label()} {a:.1f} {self.op} {rhs}" + (
+        d = decimals(a, bound)  # 42.74 > 42.70, never "42.7 > 42.7"
+        scaled = f"{self.factor:g} x {b:.{d}f} = {bound:.{d}f}" if self.factor != 1 else f"{b:.{d}f}"
+        rhs = scaled if isinstance(self.right, Metric) else f"{bound:.{d}f}"
+        detail = f"{self.left.label()} {a:.{d}f} {self.op} {rhs}" + (
             f" ({b_label})" if isinstance(self.right, Metric) else ""
         )
-        detail += f"; gap {gap:+.1f}" + (f" (needs more than {margin:g})" if margin else "")
+        detail += f"; gap {gap:+.{d}f}" + (f" (needs more than {margin:g})" if margin else "")
         verdict = (calibration or {}).get("verdict")
         if verdict == VARIES or (verdict == "fails" and holds):
             status = VARIES
@@ -184,6 +185,15 @@ class Finding:
             lo, hi = min(result.calibration_gaps), max(result.calibration_gaps)
             result.detail += f"; calibrated {lo:+.1f} to {hi:+.1f}" + (f" ({OUTSIDE})" if result.outside else "")
         return result
+
+
+def decimals(a: float, b: float) -> int:
+    """Decimals to print two numbers (points of mIoU) with: 1, or as many (up to 3) as it takes for
+    two different numbers not to read as equal (42.74 and 42.70, not 42.7 and 42.7)."""
+    for d in (1, 2, 3):
+        if f"{a:.{d}f}" != f"{b:.{d}f}":
+            return d
+    return 1
 
 
 @dataclass

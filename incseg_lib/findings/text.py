@@ -11,7 +11,7 @@ from pathlib import Path
 from ..env import provenance
 from ..results import as_records, display_name
 from ..store import atomic_write_json
-from .claims import NO_DATA, NOT_REPRODUCED, OUTSIDE, REPRODUCED, VARIES, FindingResult
+from .claims import NO_DATA, NOT_REPRODUCED, OUTSIDE, REPRODUCED, VARIES, FindingResult, decimals
 
 
 def format_lines(results: list[FindingResult]) -> list[str]:
@@ -34,17 +34,18 @@ def format_lines(results: list[FindingResult]) -> list[str]:
 def _measured(r: FindingResult) -> str:
     """What the numbers say, in the direction they point: ``MiB's ... (73.0) is above FT's ... (5.1)``."""
     a, b = r.left, r.right
-    left = f"{r.left_phrase or 'the measured value'} ({a:.1f})"
+    d = decimals(a, b) if r.factor == 1 else 1
+    left = f"{r.left_phrase or 'the measured value'} ({a:.{d}f})"
     if not r.right_phrase:  # a constant bound
         rel = "reaches" if a >= b else "stays below"
-        return f"{left} {rel} {b:.1f}"
-    right = f"{r.right_phrase} ({b:.1f})"
+        return f"{left} {rel} {b:.{d}f}"
+    right = f"{r.right_phrase} ({b:.{d}f})"
     if r.factor != 1:
         share = 100 * a / b if b else float("inf")
         return f"{left} is {share:.0f}% of {right}"
-    if abs(a - b) < 0.05:
+    if a == b:
         return f"{left} equals {right}"
-    return f"{left} is {'above' if a > b else 'below'} {right} by {abs(a - b):.1f} points"
+    return f"{left} is {'above' if a > b else 'below'} {right} by {abs(a - b):.{d}f} points"
 
 
 def takeaway_lines(results: list[FindingResult]) -> list[str]:
