@@ -49,6 +49,13 @@ def test_probe_frame_puts_each_probe_under_its_run_with_step_0_shared():
         results.probe_frame(RECORDS, "shapes", "15-1", "overlapped", ["ft"], "mean")
 
 
+def test_probe_frame_starts_each_run_from_its_own_step_0():
+    """DFT*'s curve starts at its own step 0 (every head pre-allocated), not at the shared one."""
+    frame = results.probe_frame([*RECORDS, rec("step0-prealloc", 0, 0.82)], "shapes", "15-1", "overlapped", ["dft"])
+    assert list(frame.index) == ["DFT*"]
+    assert frame.loc["DFT*", 0] == pytest.approx(82.0) and frame.loc["DFT*", 5] == pytest.approx(74.0)
+
+
 def test_fusion_frame_orders_the_weights_and_marks_ewfs_own():
     frame = results.fusion_frame(RECORDS, "shapes", "15-5", "overlapped")
     assert list(frame["w"]) == [0.0, 0.49, 0.5, 1.0] and list(frame["default"]) == [False, True, False, False]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from ..config import step0_name
 from ..runs import probe_name
 from .labels import display_name
 from .records import select
@@ -15,8 +16,8 @@ def probe_frame(
 ):
     """``part`` mIoU (%) after every step of each of ``methods`` and of its probe: DataFrame, rows
     ``FT``, ``FT (probe)``, ... (display names), columns the steps (ints); step 0 is the step-0
-    model (``step0``) and its probe (``step0|probe``) for every method; NaN where a step has no
-    record. ``part``: ``old``, ``new`` or ``all``.
+    model the method started from (``step0``; DFT\*'s own) and its probe (``step0|probe``); NaN
+    where a step has no record. ``part``: ``old``, ``new`` or ``all``.
 
     Raises:
         ValueError: an unknown ``part``.
@@ -30,7 +31,8 @@ def probe_frame(
     steps = sorted({r.step for r in recs})
     rows = {}
     for m in methods:
-        for name, step0 in ((m, "step0"), (probe_name(m), probe_name("step0"))):
+        first = step0_name(m)  # the step 0 the run started from (DFT*'s has every head pre-allocated)
+        for name, step0 in ((m, first), (probe_name(m), probe_name(first))):
             row = {s: value.get((name if s > 0 else step0, s)) for s in steps}
             if any(v is not None for k, v in row.items() if k > 0):
                 rows[display_name(name)] = {s: (100 * v if v is not None else float("nan")) for s, v in row.items()}
