@@ -16,7 +16,7 @@ def probe_frame(
 ):
     """``part`` mIoU (%) after every step of each of ``methods`` and of its probe: DataFrame, rows
     ``FT``, ``FT (probe)``, ... (display names), columns the steps (ints); step 0 is the step-0
-    model the method started from (``step0``; DFT\*'s own) and its probe (``step0|probe``); NaN
+    model the method started from (``step0``; DFT*'s own) and its probe (``step0|probe``); NaN
     where a step has no record. ``part``: ``old``, ``new`` or ``all``.
 
     Raises:
