@@ -81,7 +81,13 @@ def test_probe_and_fusion_figures_label_what_they_compare():
     assert any("EWF's weight w=0.49" in t.get_text() for t in ax.get_legend().get_texts())
     assert fig.axes[1].get_ylabel() == "weight w of the new model"  # the colour bar
     assert "EWF's own w=0.49: old 65 / new 30" in viz.fusion_reading(sweep)
+    assert ax.get_xlim() == (0, 100) and ax.get_ylim() == (0, 100)  # the shapes' slider spans 30 and 40 points
     plt.close(fig)
+    # a slider that hardly moves (CamVid 8-1: old 42.6 to 43.0) is drawn around its points, not as one dot
+    flat = sweep.assign(old=[42.6, 42.7, 42.8, 43.0], new=[15.7, 16.3, 16.5, 17.6])
+    ax = viz.fusion_curve(flat).axes[0]
+    assert ax.get_ylim() == pytest.approx((41.6, 44.0)) and ax.get_xlim() == pytest.approx((14.7, 18.6))
+    plt.close("all")
 
 
 def test_probing_findings_follow_the_plan_and_read_the_records():
